@@ -1,0 +1,19 @@
+//! Domain values that can only hold valid data. Parsing is the only way in, so a value of one of these types
+//! is proof that the input was checked. No I/O and no web framework here: services depend on this crate,
+//! never the other way round.
+
+mod colour;
+mod error;
+mod id_number;
+mod person;
+mod phone;
+mod region;
+mod temperature;
+
+pub use colour::Colour;
+pub use error::InvalidValue;
+pub use id_number::{IdNumber, Sex};
+pub use person::{PersonId, PersonName};
+pub use phone::Phone;
+pub use region::{RegionCode, RegionLevel};
+pub use temperature::Temperature;

@@ -1,0 +1,470 @@
+//! Access tokens: EdDSA-signed JWTs issued by the identity service and verified locally by every service
+//! against the issuer's published keys (JWKS), and the extractors that hand handlers an authenticated,
+//! scoped caller.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use anyhow::{Context, anyhow};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use futures_util::future::LocalBoxFuture;
+use hc_domain::{PersonId, RegionCode};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::defences::Defences;
+use crate::error::ApiError;
+use crate::settings::AuthSettings;
+
+/// Who a token speaks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubjectKind {
+    Citizen,
+    Client,
+}
+
+/// The claims of an access token. `sub` is an opaque person id or an API client id, never personal data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    /// Space-separated scopes (RFC 8693 style).
+    pub scope: String,
+    pub kind: SubjectKind,
+    /// An official client's region scope (GB/T 2260 code); absent for citizens and nationwide clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+impl AccessClaims {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scope.split(' ').any(|s| s == scope)
+    }
+}
+
+struct SigningKey {
+    kid: String,
+    encoding: EncodingKey,
+    public: Vec<u8>,
+}
+
+/// The issuer's Ed25519 keys: the first signs, all are published until their tokens have expired.
+pub struct KeyRing {
+    keys: Vec<SigningKey>,
+}
+
+impl KeyRing {
+    /// `spec` is `kid:base64-pkcs8[,kid:base64-pkcs8…]`; the first key signs.
+    pub fn from_spec(spec: &SecretString) -> anyhow::Result<Self> {
+        let mut keys = Vec::new();
+        for entry in spec
+            .expose_secret()
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let (kid, der) = entry
+                .split_once(':')
+                .ok_or_else(|| anyhow!("a signing key must be kid:base64-pkcs8"))?;
+            let der = STANDARD
+                .decode(der)
+                .with_context(|| format!("signing key {kid} is not base64"))?;
+            let pair = Ed25519KeyPair::from_pkcs8(&der)
+                .map_err(|_| anyhow!("signing key {kid} is not Ed25519 PKCS#8"))?;
+            keys.push(SigningKey {
+                kid: kid.to_owned(),
+                encoding: EncodingKey::from_ed_der(&der),
+                public: pair.public_key().as_ref().to_vec(),
+            });
+        }
+        anyhow::ensure!(!keys.is_empty(), "no signing key configured");
+        Ok(Self { keys })
+    }
+
+    /// A fresh key as `kid:base64-pkcs8`, for `identity generate-secrets` and tests.
+    pub fn generate_spec(kid: &str) -> anyhow::Result<String> {
+        let der = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+            .map_err(|_| anyhow!("key generation failed"))?;
+        Ok(format!("{kid}:{}", STANDARD.encode(der.as_ref())))
+    }
+
+    pub fn sign(&self, claims: &AccessClaims) -> anyhow::Result<String> {
+        let key = &self.keys[0];
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, claims, &key.encoding).context("signing an access token")
+    }
+
+    /// The public keys as a JWKS document (RFC 7517, OKP keys of RFC 8037).
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys: Vec<_> = self
+            .keys
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
+                    "kid": k.kid, "x": URL_SAFE_NO_PAD.encode(&k.public),
+                })
+            })
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+
+    /// A verifier that trusts exactly these keys (the issuer verifies its own tokens without a network call).
+    pub fn verifier(&self, settings: &AuthSettings) -> anyhow::Result<TokenVerifier> {
+        let keys = self
+            .keys
+            .iter()
+            .map(|k| {
+                Ok((
+                    k.kid.clone(),
+                    DecodingKey::from_ed_components(&URL_SAFE_NO_PAD.encode(&k.public))?,
+                ))
+            })
+            .collect::<anyhow::Result<HashMap<_, _>>>()?;
+        Ok(TokenVerifier::new(keys, None, settings))
+    }
+}
+
+/// Why a token was refused. Kept apart from `ApiError` so the reason can be logged while the client only
+/// sees "invalid token".
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no bearer token")]
+    Missing,
+    #[error("token signed by unknown key")]
+    UnknownKey,
+    #[error("invalid token: {0}")]
+    Invalid(#[from] jsonwebtoken::errors::Error),
+}
+
+/// Verifies access tokens locally. Keys come from the issuer's key ring or from its JWKS URL, fetched on
+/// first use and again when a token names a key id not seen yet (at most every 30 s, so a flood of forged
+/// key ids cannot turn into a flood of fetches).
+pub struct TokenVerifier {
+    keys: RwLock<HashMap<String, DecodingKey>>,
+    jwks_url: Option<String>,
+    last_fetch: Mutex<Option<Instant>>,
+    validation: Validation,
+}
+
+const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+
+impl TokenVerifier {
+    fn new(
+        keys: HashMap<String, DecodingKey>,
+        jwks_url: Option<String>,
+        settings: &AuthSettings,
+    ) -> Self {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = settings.leeway_seconds;
+        Self {
+            keys: RwLock::new(keys),
+            jwks_url,
+            last_fetch: Mutex::new(None),
+            validation,
+        }
+    }
+
+    /// A verifier for services that do not issue tokens: keys from `auth.jwks_url`.
+    pub fn from_jwks_url(settings: &AuthSettings) -> Self {
+        Self::new(HashMap::new(), Some(settings.jwks_url.clone()), settings)
+    }
+
+    /// Verifies with the keys already known, without any I/O (the hot path, and what the benchmark measures).
+    pub fn verify_cached(&self, token: &str) -> Result<AccessClaims, AuthError> {
+        let header = jsonwebtoken::decode_header(token)?;
+        let kid = header.kid.unwrap_or_default();
+        let keys = self
+            .keys
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = keys.get(&kid).ok_or(AuthError::UnknownKey)?;
+        Ok(jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)?.claims)
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<AccessClaims, AuthError> {
+        match self.verify_cached(token) {
+            Err(AuthError::UnknownKey) if self.should_refetch() => {
+                if let Err(err) = self.refetch().await {
+                    tracing::warn!(error = %err, "fetching the issuer's public keys failed");
+                }
+                self.verify_cached(token)
+            }
+            other => other,
+        }
+    }
+
+    fn should_refetch(&self) -> bool {
+        if self.jwks_url.is_none() {
+            return false;
+        }
+        let mut last = self
+            .last_fetch
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let due = last.is_none_or(|at| at.elapsed() >= JWKS_REFETCH_INTERVAL);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
+    }
+
+    async fn refetch(&self) -> anyhow::Result<()> {
+        let url = self.jwks_url.as_deref().unwrap_or_default();
+        let set: JwkSet = reqwest::Client::new()
+            .get(url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let mut fresh = HashMap::new();
+        for jwk in &set.keys {
+            if let Some(kid) = &jwk.common.key_id {
+                fresh.insert(kid.clone(), DecodingKey::from_jwk(jwk)?);
+            }
+        }
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
+        Ok(())
+    }
+}
+
+async fn authenticate(req: &HttpRequest) -> Result<AccessClaims, ApiError> {
+    let verifier = req
+        .app_data::<web::Data<TokenVerifier>>()
+        .ok_or_else(|| ApiError::Internal(anyhow!("no TokenVerifier registered")))?;
+    let token = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::unauthorized("a bearer access token is required"))?;
+    verifier.verify(token.trim()).await.map_err(|err| {
+        tracing::info!(reason = %err, "access token refused");
+        ApiError::unauthorized("the access token is invalid or expired")
+    })
+}
+
+/// A signed-in citizen: the handler gets the opaque person id, nothing else.
+#[derive(Debug, Clone, Copy)]
+pub struct Citizen(pub PersonId);
+
+impl FromRequest for Citizen {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let claims = authenticate(&req).await?;
+            if claims.kind != SubjectKind::Citizen {
+                return Err(ApiError::forbidden("this endpoint is for citizens"));
+            }
+            let id = claims
+                .sub
+                .parse()
+                .map_err(|_| ApiError::unauthorized("the access token is invalid"))?;
+            Ok(Citizen(PersonId(id)))
+        })
+    }
+}
+
+/// A scope an official client can hold. Each scope is a type, so a handler states what it needs in its
+/// signature: `Official<PersonRead>`.
+pub trait Scope {
+    const NAME: &'static str;
+}
+
+macro_rules! scopes {
+    ($($ty:ident => $name:literal),* $(,)?) => {
+        $(
+            #[doc = concat!("The `", $name, "` scope.")]
+            pub struct $ty;
+            impl Scope for $ty { const NAME: &'static str = $name; }
+        )*
+        /// Every scope an official client may be granted.
+        pub const ALL_SCOPES: &[&str] = &[$($name),*];
+    };
+}
+
+scopes! {
+    ImportNat => "import:nat",
+    ImportCases => "import:cases",
+    ImportVisits => "import:visits",
+    RiskWrite => "risk:write",
+    RulesWrite => "rules:write",
+    Verify => "verify",
+    VerifyId => "verify:id",
+    PersonRead => "person:read",
+    TraceRead => "trace:read",
+    AppealsResolve => "appeals:resolve",
+    StaffRead => "staff:read",
+    Admin => "admin",
+}
+
+/// An official API client holding scope `S`, with its region scope.
+#[derive(Debug)]
+pub struct Official<S> {
+    pub client_id: String,
+    pub region: Option<RegionCode>,
+    _scope: PhantomData<S>,
+}
+
+impl<S: Scope> Official<S> {
+    /// Whether `region` lies inside this client's region scope (a nationwide client sees everything).
+    pub fn covers(&self, region: RegionCode) -> bool {
+        self.region.is_none_or(|own| own.contains(region))
+    }
+}
+
+impl<S: Scope + 'static> FromRequest for Official<S> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let claims = authenticate(&req).await?;
+            if claims.kind != SubjectKind::Client {
+                return Err(ApiError::forbidden("this endpoint is for official clients"));
+            }
+            if let Some(defences) = req.app_data::<web::Data<Defences>>() {
+                defences.check_key(&claims.sub)?;
+            }
+            if !claims.has_scope(S::NAME) {
+                return Err(ApiError::forbidden(format!(
+                    "this endpoint needs the scope {}",
+                    S::NAME
+                )));
+            }
+            let region = claims
+                .region
+                .as_deref()
+                .map(RegionCode::parse)
+                .transpose()
+                .map_err(|_| {
+                    ApiError::unauthorized("the access token carries an invalid region")
+                })?;
+            Ok(Official {
+                client_id: claims.sub,
+                region,
+                _scope: PhantomData,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> AuthSettings {
+        AuthSettings {
+            issuer: "hc-identity".into(),
+            audience: "hc-platform".into(),
+            jwks_url: String::new(),
+            leeway_seconds: 0,
+        }
+    }
+
+    fn claims(exp_in: i64) -> AccessClaims {
+        let now = chrono::Utc::now().timestamp();
+        AccessClaims {
+            iss: "hc-identity".into(),
+            aud: "hc-platform".into(),
+            sub: uuid::Uuid::new_v4().to_string(),
+            iat: now,
+            exp: now + exp_in,
+            jti: uuid::Uuid::new_v4().to_string(),
+            scope: "citizen".into(),
+            kind: SubjectKind::Citizen,
+            region: None,
+        }
+    }
+
+    fn ring(kid: &str) -> KeyRing {
+        KeyRing::from_spec(&SecretString::from(
+            KeyRing::generate_spec(kid).expect("keygen"),
+        ))
+        .expect("ring")
+    }
+
+    #[test]
+    fn a_signed_token_verifies_and_carries_its_claims() {
+        let ring = ring("k1");
+        let original = claims(300);
+        let token = ring.sign(&original).expect("sign");
+        let verified = ring
+            .verifier(&settings())
+            .expect("verifier")
+            .verify_cached(&token)
+            .expect("valid");
+        assert_eq!(verified.sub, original.sub);
+        assert!(verified.has_scope("citizen") && !verified.has_scope("admin"));
+    }
+
+    #[test]
+    fn expired_foreign_and_tampered_tokens_are_refused() {
+        let ring1 = ring("k1");
+        let verifier = ring1.verifier(&settings()).expect("verifier");
+        let expired = ring1.sign(&claims(-60)).expect("sign");
+        assert!(matches!(
+            verifier.verify_cached(&expired),
+            Err(AuthError::Invalid(_))
+        ));
+        // Same key id, different key: the signature must fail.
+        let forged = ring("k1").sign(&claims(300)).expect("sign");
+        assert!(matches!(
+            verifier.verify_cached(&forged),
+            Err(AuthError::Invalid(_))
+        ));
+        let unknown = ring("k9").sign(&claims(300)).expect("sign");
+        assert!(matches!(
+            verifier.verify_cached(&unknown),
+            Err(AuthError::UnknownKey)
+        ));
+        let mut tampered = ring1.sign(&claims(300)).expect("sign");
+        tampered.insert(tampered.len() / 2, 'A');
+        assert!(verifier.verify_cached(&tampered).is_err());
+    }
+
+    #[test]
+    fn the_jwks_publishes_every_key_of_the_ring() {
+        let spec = format!(
+            "{},{}",
+            KeyRing::generate_spec("new").expect("k"),
+            KeyRing::generate_spec("old").expect("k")
+        );
+        let ring = KeyRing::from_spec(&SecretString::from(spec)).expect("ring");
+        let jwks: JwkSet = serde_json::from_value(ring.jwks()).expect("valid JWKS");
+        let kids: Vec<_> = jwks
+            .keys
+            .iter()
+            .filter_map(|k| k.common.key_id.clone())
+            .collect();
+        assert_eq!(kids, ["new", "old"]);
+        assert!(jwks.keys.iter().all(|k| DecodingKey::from_jwk(k).is_ok()));
+    }
+}

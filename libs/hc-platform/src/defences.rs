@@ -1,0 +1,158 @@
+//! The defences of architecture section 4 that live in every service, each a config switch so that the
+//! naive profile can turn it off and a load test can show what it prevents: admission control, a request
+//! timeout, and per-IP and per-key rate limits.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::Semaphore;
+
+use crate::error::ApiError;
+use crate::settings::PlatformSettings;
+
+pub struct Defences {
+    admission: Option<Arc<Semaphore>>,
+    retry_after: u64,
+    timeout: Option<Duration>,
+    ip_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    key_limiter: Option<DefaultKeyedRateLimiter<String>>,
+}
+
+fn limiter<K: std::hash::Hash + Eq + Clone>(
+    per_second: u32,
+    burst: u32,
+) -> Option<DefaultKeyedRateLimiter<K>> {
+    let rate = NonZeroU32::new(per_second)?;
+    let burst = NonZeroU32::new(burst.max(per_second)).unwrap_or(rate);
+    Some(RateLimiter::keyed(
+        Quota::per_second(rate).allow_burst(burst),
+    ))
+}
+
+impl Defences {
+    pub fn from_settings(settings: &PlatformSettings) -> Self {
+        let max = settings.admission.max_inflight;
+        Self {
+            admission: (max > 0).then(|| Arc::new(Semaphore::new(max))),
+            retry_after: settings.admission.retry_after_seconds.max(1),
+            timeout: (settings.timeouts.request_ms > 0)
+                .then(|| Duration::from_millis(settings.timeouts.request_ms)),
+            ip_limiter: limiter(
+                settings.rate_limit.per_ip_per_second,
+                settings.rate_limit.per_ip_burst,
+            ),
+            key_limiter: limiter(
+                settings.rate_limit.per_key_per_second,
+                settings.rate_limit.per_key_burst,
+            ),
+        }
+    }
+
+    /// Charges one request to an API key's bucket (called by the `Official` extractor once the key is known).
+    pub fn check_key(&self, key: &str) -> Result<(), ApiError> {
+        match &self.key_limiter {
+            Some(limiter) => {
+                limiter
+                    .check_key(&key.to_owned())
+                    .map_err(|not_until| ApiError::TooManyRequests {
+                        retry_after: not_until
+                            .wait_time_from(DefaultClock::default().now())
+                            .as_secs()
+                            .max(1),
+                    })
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
+        match &self.ip_limiter {
+            Some(limiter) => {
+                limiter
+                    .check_key(&ip)
+                    .map_err(|not_until| ApiError::TooManyRequests {
+                        retry_after: not_until
+                            .wait_time_from(DefaultClock::default().now())
+                            .as_secs()
+                            .max(1),
+                    })
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets idle buckets so that the keyed limiters do not grow with every address ever seen.
+    pub fn forget_idle_buckets(&self) {
+        if let Some(l) = &self.ip_limiter {
+            l.retain_recent();
+        }
+        if let Some(l) = &self.key_limiter {
+            l.retain_recent();
+        }
+    }
+}
+
+/// Health and metrics stay reachable under any load: an orchestrator must be able to see an overloaded pod.
+fn exempt(path: &str) -> bool {
+    path.starts_with("/health/") || path == "/metrics"
+}
+
+fn defences_of(req: &ServiceRequest) -> Option<web::Data<Defences>> {
+    req.app_data::<web::Data<Defences>>().cloned()
+}
+
+/// Beyond `admission.max_inflight` requests in flight, answer 503 + Retry-After at once: a fast "no" keeps
+/// latency bounded for the requests that are admitted, where a queue would make every request slow.
+pub async fn admission(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let _permit =
+        match defences_of(&req) {
+            Some(d) if !exempt(req.path()) => match &d.admission {
+                Some(semaphore) => Some(semaphore.clone().try_acquire_owned().map_err(|_| {
+                    ApiError::Overloaded {
+                        retry_after: d.retry_after,
+                    }
+                })?),
+                None => None,
+            },
+            _ => None,
+        };
+    next.call(req).await
+}
+
+/// Bounds one request's handling time; past it the client gets 503 rather than waiting on a stuck dependency.
+pub async fn timeout(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    match defences_of(&req).and_then(|d| d.timeout) {
+        Some(limit) => tokio::time::timeout(limit, next.call(req))
+            .await
+            .map_err(|_| ApiError::Timeout)?,
+        None => next.call(req).await,
+    }
+}
+
+/// Per-client-IP token bucket. The peer address is used, not X-Forwarded-For, which any client can forge;
+/// behind a proxy, the proxy's own limit applies per client.
+pub async fn rate_limit_by_ip(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if let (Some(d), Some(peer)) = (defences_of(&req), req.peer_addr())
+        && !exempt(req.path())
+    {
+        d.check_ip(peer.ip())?;
+    }
+    next.call(req).await
+}

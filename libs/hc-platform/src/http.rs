@@ -1,0 +1,197 @@
+//! The HTTP server every service runs: middleware in a fixed order, health and metrics routes, a JSON body
+//! extractor whose errors name the field, and request telemetry (span with W3C parent, metrics, access log).
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{CONTENT_TYPE, HeaderMap};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, FromRequest, HttpRequest, HttpServer, web};
+use futures_util::future::LocalBoxFuture;
+use opentelemetry::propagation::Extractor;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::auth::TokenVerifier;
+use crate::defences::{self, Defences};
+use crate::error::ApiError;
+use crate::health::{self, Dependencies};
+use crate::metrics;
+
+/// What the platform hands every service's HTTP app.
+#[derive(Clone)]
+pub struct Platform {
+    pub defences: web::Data<Defences>,
+    pub verifier: web::Data<TokenVerifier>,
+    pub dependencies: web::Data<Dependencies>,
+    pub json_body_bytes: usize,
+    pub workers: usize,
+}
+
+/// Runs the service's routes (`configure`) behind the platform's middleware on an already bound listener.
+pub fn serve<F>(listener: TcpListener, platform: Platform, configure: F) -> std::io::Result<Server>
+where
+    F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+{
+    let _ = metrics::handle();
+    let sweeper = platform.defences.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            sweeper.forget_idle_buckets();
+        }
+    });
+    let workers = platform.workers;
+    let mut server = HttpServer::new(move || {
+        // `wrap` nests outwards: observe sees everything, then rate limit, admission, timeout, the handler.
+        App::new()
+            .app_data(platform.defences.clone())
+            .app_data(platform.verifier.clone())
+            .app_data(platform.dependencies.clone())
+            .app_data(web::PayloadConfig::new(platform.json_body_bytes))
+            .configure(health::routes)
+            .configure(metrics::routes)
+            .configure(configure.clone())
+            .default_service(web::to(|| async {
+                Err::<actix_web::HttpResponse, _>(ApiError::NotFound { what: "route" })
+            }))
+            .wrap(from_fn(defences::timeout))
+            .wrap(from_fn(defences::admission))
+            .wrap(from_fn(defences::rate_limit_by_ip))
+            .wrap(from_fn(observe))
+    })
+    .shutdown_timeout(10)
+    .listen(listener)?;
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    Ok(server.run())
+}
+
+struct HeaderCarrier<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderCarrier<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// One span per request (child of the caller's `traceparent`), the request metrics, and an access log line.
+/// Only the route template is recorded, never the raw path or query, which may hold personal data.
+async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let parent = opentelemetry::global::get_text_map_propagator(|p| {
+        p.extract(&HeaderCarrier(req.headers()))
+    });
+    let span = tracing::info_span!(
+        "http.request",
+        http.method = %method,
+        http.route = %route,
+        http.status = tracing::field::Empty,
+        otel.kind = "server"
+    );
+    let _ = span.set_parent(parent);
+    let result = next.call(req).instrument(span.clone()).await;
+    let status = match &result {
+        Ok(response) => response.status().as_u16(),
+        Err(err) => err.as_response_error().status_code().as_u16(),
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    span.record("http.status", status);
+    metrics::record_request(&method, &route, status, elapsed);
+    span.in_scope(|| {
+        if status >= 400 {
+            tracing::info!(target: "access", method, route, status, latency_ms = elapsed * 1e3, "request");
+        } else {
+            tracing::debug!(target: "access", method, route, status, latency_ms = elapsed * 1e3, "request");
+        }
+    });
+    result
+}
+
+/// A JSON body. Errors are problem+json: 415 for another media type, 413 past the size limit, 400 for
+/// malformed JSON and 422 naming the field (`field` is the path, e.g. `scopes[2]`) for a wrong shape.
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|ct| ct.split(';').next())
+            .is_some_and(|mime| {
+                mime.trim() == "application/json" || mime.trim().ends_with("+json")
+            });
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            if !is_json {
+                return Err(ApiError::UnsupportedMediaType {
+                    detail: "the body must be application/json".into(),
+                });
+            }
+            let bytes = body.await.map_err(|err| {
+                if err.as_response_error().status_code()
+                    == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE
+                {
+                    ApiError::PayloadTooLarge {
+                        detail: "the body is larger than this endpoint accepts".into(),
+                    }
+                } else {
+                    ApiError::BadRequest {
+                        detail: "the body could not be read".into(),
+                    }
+                }
+            })?;
+            let mut de = serde_json::Deserializer::from_slice(&bytes);
+            serde_path_to_error::deserialize(&mut de)
+                .map(Json)
+                .map_err(|err| {
+                    let path = err.path().to_string();
+                    let inner = err.into_inner();
+                    if inner.is_syntax() || inner.is_eof() {
+                        return ApiError::BadRequest {
+                            detail: format!("malformed JSON: {inner}"),
+                        };
+                    }
+                    let message = inner.to_string();
+                    let reason = message
+                        .split(" at line ")
+                        .next()
+                        .unwrap_or(&message)
+                        .to_owned();
+                    let field = if path == "." {
+                        missing_field(&reason).unwrap_or_else(|| "body".to_owned())
+                    } else {
+                        path
+                    };
+                    ApiError::Unprocessable { field, reason }
+                })
+        })
+    }
+}
+
+/// serde reports a missing field at the parent's path; the field's name is in the message.
+fn missing_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("missing field `")?;
+    Some(rest.split('`').next()?.to_owned())
+}

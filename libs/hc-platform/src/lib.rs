@@ -1,0 +1,18 @@
+//! Runtime plumbing shared by every service, and no domain logic: typed settings, telemetry, Prometheus
+//! metrics, health probes, the PostgreSQL pool and migrations, the prefixed Redis handle, problem+json
+//! errors, access-token verification and scope extractors, and the load defences of architecture section 4.
+
+pub mod auth;
+pub mod db;
+pub mod defences;
+pub mod error;
+pub mod health;
+pub mod http;
+pub mod metrics;
+pub mod privacy;
+pub mod settings;
+pub mod store;
+pub mod telemetry;
+pub mod testing;
+
+pub use error::ApiError;

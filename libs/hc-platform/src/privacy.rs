@@ -1,0 +1,176 @@
+//! Personal data at rest: AES-256-GCM field encryption with a key ring (the key id is stored beside the
+//! ciphertext, so keys can rotate), and the HMAC-SHA256 blind index that lets services find and key facts by
+//! an ID number or phone without storing it.
+
+use anyhow::{Context, anyhow, bail};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::hmac;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hc_domain::{IdNumber, Phone};
+use secrecy::{ExposeSecret, SecretString};
+
+/// Keyed hash of an identifier. Domain-separated so an ID number and a phone never share an index value.
+#[derive(Clone)]
+pub struct BlindIndex(hmac::Key);
+
+impl BlindIndex {
+    /// `key` is base64 of at least 32 random bytes.
+    pub fn from_secret(key: &SecretString) -> anyhow::Result<Self> {
+        let bytes = STANDARD
+            .decode(key.expose_secret().trim())
+            .context("privacy.blind_index_key is not base64")?;
+        anyhow::ensure!(
+            bytes.len() >= 32,
+            "privacy.blind_index_key must hold at least 32 bytes"
+        );
+        Ok(Self(hmac::Key::new(hmac::HMAC_SHA256, &bytes)))
+    }
+
+    pub fn id_number(&self, id: &IdNumber) -> Vec<u8> {
+        self.tagged(b"id-number:", id.expose().as_bytes())
+    }
+
+    pub fn phone(&self, phone: &Phone) -> Vec<u8> {
+        self.tagged(b"phone:", phone.expose().as_bytes())
+    }
+
+    /// Any other value that must not be stored or used as a key in the clear (client IPs in rate-limit keys).
+    pub fn other(&self, kind: &str, value: &[u8]) -> Vec<u8> {
+        self.tagged(format!("{kind}:").as_bytes(), value)
+    }
+
+    fn tagged(&self, tag: &[u8], value: &[u8]) -> Vec<u8> {
+        let mut ctx = hmac::Context::with_key(&self.0);
+        ctx.update(tag);
+        ctx.update(value);
+        ctx.sign().as_ref().to_vec()
+    }
+}
+
+/// Field encryption with a key ring: the first key encrypts, every key decrypts.
+pub struct FieldCipher {
+    keys: Vec<(String, LessSafeKey)>,
+}
+
+impl FieldCipher {
+    /// `spec` is `kid:base64key[,kid:base64key…]`, each key 32 bytes; the first one encrypts.
+    pub fn from_spec(spec: &SecretString) -> anyhow::Result<Self> {
+        let mut keys = Vec::new();
+        for entry in spec
+            .expose_secret()
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let (kid, key) = entry
+                .split_once(':')
+                .ok_or_else(|| anyhow!("a data key must be kid:base64"))?;
+            let bytes = STANDARD
+                .decode(key)
+                .with_context(|| format!("data key {kid} is not base64"))?;
+            let unbound = UnboundKey::new(&AES_256_GCM, &bytes)
+                .map_err(|_| anyhow!("data key {kid} must be 32 bytes"))?;
+            keys.push((kid.to_owned(), LessSafeKey::new(unbound)));
+        }
+        if keys.is_empty() {
+            bail!("no data encryption key configured");
+        }
+        Ok(Self { keys })
+    }
+
+    pub fn active_key_id(&self) -> &str {
+        &self.keys[0].0
+    }
+
+    /// Encrypts `plaintext`, bound to `context` (for example the row id and column name, so a ciphertext
+    /// copied to another row or column no longer decrypts). Output: nonce || ciphertext || tag.
+    pub fn encrypt(&self, plaintext: &[u8], context: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let mut nonce = [0u8; NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| anyhow!("no randomness"))?;
+        let mut out = plaintext.to_vec();
+        self.keys[0]
+            .1
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context),
+                &mut out,
+            )
+            .map_err(|_| anyhow!("encryption failed"))?;
+        let mut sealed = nonce.to_vec();
+        sealed.extend_from_slice(&out);
+        Ok(sealed)
+    }
+
+    pub fn decrypt(&self, key_id: &str, sealed: &[u8], context: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let key = &self
+            .keys
+            .iter()
+            .find(|(kid, _)| kid == key_id)
+            .ok_or_else(|| anyhow!("unknown data key {key_id}"))?
+            .1;
+        anyhow::ensure!(sealed.len() > NONCE_LEN, "ciphertext too short");
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| anyhow!("bad nonce"))?;
+        let mut buf = body.to_vec();
+        let plain = key
+            .open_in_place(nonce, Aad::from(context), &mut buf)
+            .map_err(|_| anyhow!("decryption failed"))?;
+        Ok(plain.to_vec())
+    }
+}
+
+/// Fresh random bytes, base64: for generated keys and secrets.
+pub fn random_base64(len: usize) -> anyhow::Result<String> {
+    let mut bytes = vec![0u8; len];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| anyhow!("no randomness"))?;
+    Ok(STANDARD.encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cipher() -> FieldCipher {
+        let spec = format!(
+            "k2:{},k1:{}",
+            random_base64(32).expect("rand"),
+            random_base64(32).expect("rand")
+        );
+        FieldCipher::from_spec(&SecretString::from(spec)).expect("cipher")
+    }
+
+    #[test]
+    fn a_field_round_trips_and_is_bound_to_its_context() {
+        let c = cipher();
+        let sealed = c.encrypt("张三".as_bytes(), b"row1/name").expect("encrypt");
+        assert!(!sealed.windows(6).any(|w| w == "张三".as_bytes()));
+        assert_eq!(
+            c.decrypt("k2", &sealed, b"row1/name").expect("decrypt"),
+            "张三".as_bytes()
+        );
+        assert!(
+            c.decrypt("k2", &sealed, b"row2/name").is_err(),
+            "moved ciphertext must not decrypt"
+        );
+        assert!(
+            c.decrypt("k1", &sealed, b"row1/name").is_err(),
+            "wrong key must not decrypt"
+        );
+    }
+
+    #[test]
+    fn the_blind_index_is_keyed_and_domain_separated() {
+        let a = BlindIndex::from_secret(&SecretString::from(random_base64(32).expect("rand")))
+            .expect("key");
+        let b = BlindIndex::from_secret(&SecretString::from(random_base64(32).expect("rand")))
+            .expect("key");
+        let phone = Phone::parse("13800138000").expect("phone");
+        assert_eq!(a.phone(&phone), a.phone(&phone));
+        assert_ne!(a.phone(&phone), b.phone(&phone));
+        assert_ne!(
+            a.phone(&phone),
+            a.other("id-number", phone.expose().as_bytes())
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! The one handle to Redis: a single node or a Redis Cluster, chosen by settings, with every key built
+//! through [`Store::key`] so that it carries the service's prefix.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+use secrecy::ExposeSecret;
+
+use crate::settings::RedisSettings;
+
+#[derive(Clone)]
+pub struct Store {
+    conn: Conn,
+    prefix: Arc<str>,
+}
+
+/// A connection that reconnects by itself: a multiplexed manager on one node, or a cluster connection.
+#[derive(Clone)]
+pub enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Store {
+    pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
+        let timeout = Duration::from_millis(settings.response_timeout_ms);
+        let conn = if settings.cluster_urls.trim().is_empty() {
+            let client = redis::Client::open(settings.url.expose_secret()).context("redis.url")?;
+            let config = ConnectionManagerConfig::new()
+                .set_response_timeout(Some(timeout))
+                .set_connection_timeout(Some(timeout));
+            Conn::Single(
+                ConnectionManager::new_with_config(client, config)
+                    .await
+                    .context("connecting to Redis")?,
+            )
+        } else {
+            let nodes: Vec<String> = settings
+                .cluster_urls
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .collect();
+            let client = ClusterClientBuilder::new(nodes)
+                .response_timeout(timeout)
+                .connection_timeout(timeout)
+                .build()
+                .context("redis.cluster_urls")?;
+            Conn::Cluster(
+                client
+                    .get_async_connection()
+                    .await
+                    .context("connecting to Redis Cluster")?,
+            )
+        };
+        Ok(Self {
+            conn,
+            prefix: settings.key_prefix.as_str().into(),
+        })
+    }
+
+    /// The full key for `suffix`, e.g. `hc:otp:…`. The only place keys are built.
+    pub fn key(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.prefix)
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A connection for one or more commands (cheap: clones share the underlying connection).
+    pub fn conn(&self) -> Conn {
+        self.conn.clone()
+    }
+
+    pub async fn ping(&self) -> redis::RedisResult<()> {
+        redis::cmd("PING")
+            .query_async::<String>(&mut self.conn())
+            .await
+            .map(|_| ())
+    }
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}

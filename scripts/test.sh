@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# `make test`: formatting, lints, then every test against a real PostgreSQL and Redis. Servers this script
+# started are stopped again when it ends, whatever the outcome.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+
+scripts/toolchain.sh
+started_here=0
+if [ ! -f .run/started-postgres ] && [ ! -f .run/started-redis ]; then started_here=1; fi
+scripts/infra.sh up
+if [ "$started_here" = 1 ]; then trap 'scripts/infra.sh down' EXIT; fi
+eval "$(scripts/infra.sh env)"
+
+echo "== cargo fmt --check"
+cargo fmt --all --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --all-targets --locked
+echo "== make test took $(( $(date +%s) - start )) s"
