@@ -1,0 +1,110 @@
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use uuid::Uuid;
+
+pub struct ClientRow {
+    pub id: Uuid,
+    pub name: String,
+    pub secret_hash: Vec<u8>,
+    pub scopes: Vec<String>,
+    pub region: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, name, secret_hash, scopes, region, created_at, revoked_at";
+
+fn client_row(row: &tokio_postgres::Row) -> ClientRow {
+    ClientRow {
+        id: row.get(0),
+        name: row.get(1),
+        secret_hash: row.get(2),
+        scopes: row.get(3),
+        region: row.get(4),
+        created_at: row.get(5),
+        revoked_at: row.get(6),
+    }
+}
+
+pub struct NewClient<'a> {
+    pub id: Uuid,
+    pub name: &'a str,
+    pub secret_hash: &'a [u8],
+    pub scopes: &'a [String],
+    pub region: Option<&'a str>,
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// Inserts the client, or returns the one created earlier with the same idempotency key (`false`).
+pub async fn insert(
+    client: &impl GenericClient,
+    c: &NewClient<'_>,
+) -> Result<(ClientRow, bool), tokio_postgres::Error> {
+    let inserted = client
+        .query_opt(
+            &format!(
+                "INSERT INTO api_clients (id, name, secret_hash, scopes, region, idempotency_key)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (idempotency_key) DO NOTHING
+                 RETURNING {COLUMNS}"
+            ),
+            &[
+                &c.id,
+                &c.name,
+                &c.secret_hash,
+                &c.scopes,
+                &c.region,
+                &c.idempotency_key,
+            ],
+        )
+        .await?;
+    if let Some(row) = inserted {
+        return Ok((client_row(&row), true));
+    }
+    let row = client
+        .query_one(
+            &format!("SELECT {COLUMNS} FROM api_clients WHERE idempotency_key = $1"),
+            &[&c.idempotency_key],
+        )
+        .await?;
+    Ok((client_row(&row), false))
+}
+
+pub async fn by_id(
+    client: &impl GenericClient,
+    id: Uuid,
+) -> Result<Option<ClientRow>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM api_clients WHERE id = $1"),
+            &[&id],
+        )
+        .await?;
+    Ok(row.as_ref().map(client_row))
+}
+
+/// One page in id order, starting after `after`.
+pub async fn page(
+    client: &impl GenericClient,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<ClientRow>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            &format!("SELECT {COLUMNS} FROM api_clients WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2"),
+            &[&after, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(client_row).collect())
+}
+
+/// Marks the client revoked; `false` when there is no such client.
+pub async fn revoke(client: &impl GenericClient, id: Uuid) -> Result<bool, tokio_postgres::Error> {
+    let n = client
+        .execute(
+            "UPDATE api_clients SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(n == 1)
+}

@@ -1,0 +1,71 @@
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use hc_domain::PersonId;
+use uuid::Uuid;
+
+pub struct RefreshRow {
+    pub family_id: Uuid,
+    pub person_id: PersonId,
+    pub expires_at: DateTime<Utc>,
+    pub rotated: bool,
+    pub revoked: bool,
+}
+
+pub async fn insert(
+    client: &impl GenericClient,
+    token_hash: &[u8],
+    family_id: Uuid,
+    person: PersonId,
+    expires_at: DateTime<Utc>,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "INSERT INTO refresh_tokens (token_hash, family_id, person_id, expires_at) VALUES ($1, $2, $3, $4)",
+            &[&token_hash, &family_id, &person.0, &expires_at],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Locks the token's row for the rest of the transaction.
+pub async fn lock(
+    client: &impl GenericClient,
+    token_hash: &[u8],
+) -> Result<Option<RefreshRow>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT family_id, person_id, expires_at, rotated_at IS NOT NULL, revoked_at IS NOT NULL
+             FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+            &[&token_hash],
+        )
+        .await?;
+    Ok(row.map(|r| RefreshRow {
+        family_id: r.get(0),
+        person_id: PersonId(r.get(1)),
+        expires_at: r.get(2),
+        rotated: r.get(3),
+        revoked: r.get(4),
+    }))
+}
+
+pub async fn mark_rotated(
+    client: &impl GenericClient,
+    token_hash: &[u8],
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE refresh_tokens SET rotated_at = now() WHERE token_hash = $1",
+            &[&token_hash],
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn revoke_family(
+    client: &impl GenericClient,
+    family_id: Uuid,
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL", &[&family_id])
+        .await
+}

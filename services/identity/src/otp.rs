@@ -1,0 +1,109 @@
+//! One-time sign-in codes in Redis: stored as a keyed hash (never the code itself), expiring, single use,
+//! burnt after `max_attempts` wrong tries. The check is one Lua script so concurrent tries cannot both win.
+
+use std::sync::LazyLock;
+
+use anyhow::anyhow;
+use hc_platform::privacy::BlindIndex;
+use hc_platform::store::Store;
+
+/// The Redis key (without prefix) of the code for a phone, by the phone's blind index.
+pub fn otp_key(phone_index: &[u8]) -> String {
+    format!("otp:{}", hex(phone_index))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Check {
+    Accepted,
+    /// No code: never sent, expired, used or burnt.
+    Missing,
+    Wrong {
+        remaining: i64,
+    },
+    /// This wrong try was the last one allowed; the code is gone.
+    Burnt,
+}
+
+static CHECK_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local mac = redis.call('HGET', KEYS[1], 'mac')
+        if not mac then return {-1, 0} end
+        if mac == ARGV[1] then
+            redis.call('DEL', KEYS[1])
+            return {1, 0}
+        end
+        local tries = redis.call('HINCRBY', KEYS[1], 'tries', 1)
+        local allowed = tonumber(ARGV[2])
+        if tries >= allowed then
+            redis.call('DEL', KEYS[1])
+            return {-2, 0}
+        end
+        return {0, allowed - tries}
+        ",
+    )
+});
+
+fn mac(index: &BlindIndex, phone_index: &[u8], code: &str) -> String {
+    let mut input = phone_index.to_vec();
+    input.extend_from_slice(code.as_bytes());
+    hex(&index.other("otp", &input))
+}
+
+/// Creates a fresh six-digit code for the phone, replacing any earlier one.
+pub async fn issue(
+    store: &Store,
+    index: &BlindIndex,
+    phone_index: &[u8],
+    ttl_seconds: u64,
+) -> anyhow::Result<String> {
+    let code = random_code()?;
+    let key = store.key(&otp_key(phone_index));
+    let mut conn = store.conn();
+    redis::pipe()
+        .atomic()
+        .del(&key)
+        .hset(&key, "mac", mac(index, phone_index, &code))
+        .hset(&key, "tries", 0)
+        .expire(&key, ttl_seconds as i64)
+        .query_async::<()>(&mut conn)
+        .await?;
+    Ok(code)
+}
+
+pub async fn check(
+    store: &Store,
+    index: &BlindIndex,
+    phone_index: &[u8],
+    code: &str,
+    max_attempts: u32,
+) -> anyhow::Result<Check> {
+    let (outcome, remaining): (i64, i64) = CHECK_SCRIPT
+        .key(store.key(&otp_key(phone_index)))
+        .arg(mac(index, phone_index, code))
+        .arg(max_attempts)
+        .invoke_async(&mut store.conn())
+        .await?;
+    Ok(match outcome {
+        1 => Check::Accepted,
+        -2 => Check::Burnt,
+        0 => Check::Wrong { remaining },
+        _ => Check::Missing,
+    })
+}
+
+/// A uniformly distributed six-digit code (rejection sampling avoids the modulo bias).
+fn random_code() -> anyhow::Result<String> {
+    loop {
+        let mut bytes = [0u8; 4];
+        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| anyhow!("no randomness"))?;
+        let n = u32::from_le_bytes(bytes);
+        if n < 4_294_000_000 {
+            return Ok(format!("{:06}", n % 1_000_000));
+        }
+    }
+}

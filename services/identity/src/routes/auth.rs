@@ -1,0 +1,330 @@
+use actix_web::{HttpRequest, HttpResponse, web};
+use aws_lc_rs::digest::{SHA256, digest};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{Duration, Utc};
+use hc_domain::{PersonId, Phone};
+use hc_platform::ApiError;
+use hc_platform::auth::{AccessClaims, SubjectKind};
+use hc_platform::http::Json;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::invalid;
+use crate::db::{clients, persons, refresh_tokens};
+use crate::otp::{self, Check, hex};
+use crate::rate_limit;
+use crate::state::AppState;
+
+const ADMIN_CLIENT_ID: &str = "admin";
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OtpRequest {
+    #[schema(example = "13800138000")]
+    pub phone: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OtpSent {
+    /// Seconds the code stays valid.
+    pub expires_in: u64,
+}
+
+/// Send a six-digit sign-in code to a registered phone. The answer is the same whether or not the phone is
+/// registered, so the endpoint cannot be used to find out who is.
+#[utoipa::path(post, path = "/v1/auth/otp", tag = "auth", request_body = OtpRequest,
+    responses(
+        (status = 202, description = "A code was sent if the phone is registered", body = OtpSent),
+        (status = 422, description = "Invalid phone", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many codes for this phone or client IP; see Retry-After", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn request_otp(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Json(body): Json<OtpRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let phone = Phone::parse(&body.phone).map_err(invalid("phone"))?;
+    let limits = &state.settings.otp;
+    let phone_index = state.index.phone(&phone);
+    if let Some(peer) = req.peer_addr() {
+        let ip = hex(&state.index.other("ip", peer.ip().to_string().as_bytes()));
+        rate_limit::hit(
+            &state.store,
+            &format!("ratelimit:otp-ip:{ip}"),
+            limits.per_ip_per_hour,
+            3600,
+        )
+        .await?;
+    }
+    rate_limit::hit(
+        &state.store,
+        &format!("ratelimit:otp-phone:{}", hex(&phone_index)),
+        limits.per_phone_per_hour,
+        3600,
+    )
+    .await?;
+
+    let client = state.db.get().await?;
+    if persons::id_by_phone_index(&client, &phone_index)
+        .await?
+        .is_some()
+    {
+        let code = otp::issue(&state.store, &state.index, &phone_index, limits.ttl_seconds).await?;
+        state
+            .sms
+            .send_code(&phone, &code, limits.ttl_seconds)
+            .await?;
+    }
+    Ok(HttpResponse::Accepted().json(OtpSent {
+        expires_in: limits.ttl_seconds,
+    }))
+}
+
+/// One endpoint for the three grants. Fields beyond `grant_type` depend on it.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TokenRequest {
+    /// `otp` (citizen: phone + code), `refresh_token`, or `client_credentials` (official: client_id + client_secret).
+    #[schema(example = "otp")]
+    pub grant_type: String,
+    pub phone: Option<String>,
+    pub code: Option<String>,
+    pub refresh_token: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: String,
+    pub expires_in: i64,
+    /// Only for citizens; rotates on every use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    pub scope: String,
+}
+
+fn required<'a>(
+    value: &'a Option<String>,
+    field: &'static str,
+    grant: &str,
+) -> Result<&'a str, ApiError> {
+    value.as_deref().filter(|v| !v.is_empty()).ok_or_else(|| {
+        ApiError::unprocessable(field, format!("is required for grant_type {grant}"))
+    })
+}
+
+/// Exchange a one-time code, a refresh token or client credentials for an access token.
+#[utoipa::path(post, path = "/v1/auth/token", tag = "auth", request_body = TokenRequest,
+    responses(
+        (status = 200, description = "Tokens issued", body = TokenResponse),
+        (status = 401, description = "Wrong, expired, burnt or reused credential", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing or invalid field", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn token(
+    state: web::Data<AppState>,
+    Json(body): Json<TokenRequest>,
+) -> Result<web::Json<TokenResponse>, ApiError> {
+    let grant = body.grant_type.as_str();
+    match grant {
+        "otp" => {
+            let phone =
+                Phone::parse(required(&body.phone, "phone", grant)?).map_err(invalid("phone"))?;
+            let code = required(&body.code, "code", grant)?;
+            otp_grant(&state, &phone, code).await
+        }
+        "refresh_token" => {
+            refresh_grant(
+                &state,
+                required(&body.refresh_token, "refresh_token", grant)?,
+            )
+            .await
+        }
+        "client_credentials" => {
+            let id = required(&body.client_id, "client_id", grant)?;
+            client_grant(
+                &state,
+                id,
+                required(&body.client_secret, "client_secret", grant)?,
+            )
+            .await
+        }
+        _ => Err(ApiError::unprocessable(
+            "grant_type",
+            "must be otp, refresh_token or client_credentials",
+        )),
+    }
+    .map(web::Json)
+}
+
+async fn otp_grant(state: &AppState, phone: &Phone, code: &str) -> Result<TokenResponse, ApiError> {
+    let phone_index = state.index.phone(phone);
+    let max = state.settings.otp.max_attempts;
+    match otp::check(&state.store, &state.index, &phone_index, code, max).await? {
+        Check::Accepted => {}
+        Check::Wrong { remaining } => {
+            return Err(ApiError::unauthorized(format!(
+                "wrong code; {remaining} tries left"
+            )));
+        }
+        Check::Burnt => {
+            return Err(ApiError::unauthorized(
+                "wrong code; the code is burnt, request a new one",
+            ));
+        }
+        Check::Missing => {
+            return Err(ApiError::unauthorized(
+                "no valid code for this phone; request a new one",
+            ));
+        }
+    }
+    let client = state.db.get().await?;
+    let person = persons::id_by_phone_index(&client, &phone_index)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("no valid code for this phone; request a new one"))?;
+    let refresh = new_refresh_token(state, &client, person, Uuid::new_v4()).await?;
+    citizen_tokens(state, person, refresh)
+}
+
+async fn refresh_grant(state: &AppState, presented: &str) -> Result<TokenResponse, ApiError> {
+    let hash = digest(&SHA256, presented.as_bytes()).as_ref().to_vec();
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    let Some(row) = refresh_tokens::lock(&tx, &hash).await? else {
+        return Err(ApiError::unauthorized("unknown refresh token"));
+    };
+    if row.rotated && !row.revoked {
+        // A rotated token presented again means two parties hold the family: revoke all of it.
+        let revoked = refresh_tokens::revoke_family(&tx, row.family_id).await?;
+        tx.commit().await?;
+        tracing::warn!(person = %row.person_id, revoked, "refresh token reuse detected; family revoked");
+        return Err(ApiError::unauthorized(
+            "refresh token reuse detected; sign in again",
+        ));
+    }
+    if row.revoked || row.rotated {
+        return Err(ApiError::unauthorized(
+            "refresh token revoked; sign in again",
+        ));
+    }
+    if row.expires_at <= Utc::now() {
+        return Err(ApiError::unauthorized(
+            "refresh token expired; sign in again",
+        ));
+    }
+    refresh_tokens::mark_rotated(&tx, &hash).await?;
+    let refresh = new_refresh_token(state, &tx, row.person_id, row.family_id).await?;
+    tx.commit().await?;
+    citizen_tokens(state, row.person_id, refresh)
+}
+
+async fn client_grant(
+    state: &AppState,
+    client_id: &str,
+    secret: &str,
+) -> Result<TokenResponse, ApiError> {
+    let refused = || ApiError::unauthorized("unknown client or wrong secret");
+    let presented = digest(&SHA256, secret.as_bytes());
+    let (scopes, region) = if client_id == ADMIN_CLIENT_ID {
+        let admin = state.settings.admin_key.expose_secret();
+        if admin.is_empty() || digest(&SHA256, admin.as_bytes()).as_ref() != presented.as_ref() {
+            return Err(refused());
+        }
+        (vec!["admin".to_owned()], None)
+    } else {
+        let id: Uuid = client_id.parse().map_err(|_| refused())?;
+        let db = state.db.get().await?;
+        let row = clients::by_id(&db, id).await?.ok_or_else(refused)?;
+        if row.revoked_at.is_some() || row.secret_hash != presented.as_ref() {
+            return Err(refused());
+        }
+        (row.scopes, row.region)
+    };
+    let ttl = state.settings.client_token_ttl_seconds;
+    let scope = scopes.join(" ");
+    let access_token = sign(
+        state,
+        client_id.to_owned(),
+        SubjectKind::Client,
+        scope.clone(),
+        region,
+        ttl,
+    )?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in: ttl,
+        refresh_token: None,
+        scope,
+    })
+}
+
+fn citizen_tokens(
+    state: &AppState,
+    person: PersonId,
+    refresh: String,
+) -> Result<TokenResponse, ApiError> {
+    let ttl = state.settings.citizen_token_ttl_seconds;
+    let access_token = sign(
+        state,
+        person.to_string(),
+        SubjectKind::Citizen,
+        "citizen".into(),
+        None,
+        ttl,
+    )?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in: ttl,
+        refresh_token: Some(refresh),
+        scope: "citizen".into(),
+    })
+}
+
+fn sign(
+    state: &AppState,
+    sub: String,
+    kind: SubjectKind,
+    scope: String,
+    region: Option<String>,
+    ttl: i64,
+) -> Result<String, ApiError> {
+    let now = Utc::now().timestamp();
+    let claims = AccessClaims {
+        iss: state.auth.issuer.clone(),
+        aud: state.auth.audience.clone(),
+        sub,
+        iat: now,
+        exp: now + ttl,
+        jti: Uuid::new_v4().to_string(),
+        scope,
+        kind,
+        region: region.map(|r| r.trim().to_owned()),
+    };
+    Ok(state.keys.sign(&claims)?)
+}
+
+async fn new_refresh_token(
+    state: &AppState,
+    client: &impl deadpool_postgres::GenericClient,
+    person: PersonId,
+    family: Uuid,
+) -> Result<String, ApiError> {
+    let mut raw = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut raw).map_err(|_| anyhow::anyhow!("no randomness"))?;
+    let token = URL_SAFE_NO_PAD.encode(raw);
+    let expires = Utc::now() + Duration::days(state.settings.refresh_token_ttl_days);
+    refresh_tokens::insert(
+        client,
+        digest(&SHA256, token.as_bytes()).as_ref(),
+        family,
+        person,
+        expires,
+    )
+    .await?;
+    Ok(token)
+}

@@ -1,0 +1,222 @@
+use actix_web::{HttpRequest, HttpResponse, web};
+use aws_lc_rs::digest::{SHA256, digest};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use hc_domain::RegionCode;
+use hc_platform::ApiError;
+use hc_platform::auth::{ALL_SCOPES, Admin, Official};
+use hc_platform::http::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::invalid;
+use crate::db::clients::{self, ClientRow, NewClient};
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NewClientRequest {
+    #[schema(example = "Guangzhou CDC lab import")]
+    pub name: String,
+    #[schema(example = json!(["import:nat"]))]
+    pub scopes: Vec<String>,
+    /// GB/T 2260 code the client is limited to; absent for a nationwide client.
+    #[schema(example = "440100")]
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ClientView {
+    pub client_id: Uuid,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub region: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ClientCreated {
+    #[serde(flatten)]
+    pub client: ClientView,
+    /// Shown once, at creation. A replay with the same Idempotency-Key returns the client without it.
+    pub client_secret: Option<String>,
+}
+
+impl From<ClientRow> for ClientView {
+    fn from(row: ClientRow) -> Self {
+        ClientView {
+            client_id: row.id,
+            name: row.name,
+            scopes: row.scopes,
+            region: row.region,
+            created_at: row.created_at,
+            revoked_at: row.revoked_at,
+        }
+    }
+}
+
+/// Create an official API client (scope `admin`). `Idempotency-Key` makes a retry return the same client.
+#[utoipa::path(post, path = "/v1/clients", tag = "clients", request_body = NewClientRequest, security(("bearer" = ["admin"])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the client created first")),
+    responses(
+        (status = 201, description = "Created; the secret is shown only now", body = ClientCreated),
+        (status = 200, description = "Replay of an earlier request with the same Idempotency-Key", body = ClientCreated),
+        (status = 401, description = "No valid token", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create(
+    state: web::Data<AppState>,
+    _admin: Official<Admin>,
+    req: HttpRequest,
+    Json(body): Json<NewClientRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::unprocessable(
+            "name",
+            "must be 1 to 100 characters",
+        ));
+    }
+    if body.scopes.is_empty() {
+        return Err(ApiError::unprocessable(
+            "scopes",
+            "at least one scope is required",
+        ));
+    }
+    for (i, scope) in body.scopes.iter().enumerate() {
+        if !ALL_SCOPES.contains(&scope.as_str()) {
+            return Err(ApiError::unprocessable(
+                format!("scopes[{i}]"),
+                format!("unknown scope {scope:?}"),
+            ));
+        }
+    }
+    let region = body
+        .region
+        .as_deref()
+        .map(RegionCode::parse)
+        .transpose()
+        .map_err(invalid("region"))?;
+    let idempotency_key = match req.headers().get("Idempotency-Key") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .filter(|k| (1..=200).contains(&k.len()))
+                .ok_or_else(|| {
+                    ApiError::unprocessable(
+                        "Idempotency-Key",
+                        "must be 1 to 200 visible ASCII characters",
+                    )
+                })?,
+        ),
+        None => None,
+    };
+
+    let mut raw = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut raw).map_err(|_| anyhow::anyhow!("no randomness"))?;
+    let secret = URL_SAFE_NO_PAD.encode(raw);
+    let mut scopes = body.scopes.clone();
+    scopes.sort();
+    scopes.dedup();
+    let region_text = region.map(|r| r.to_string());
+    let db = state.db.get().await?;
+    let (row, created) = clients::insert(
+        &db,
+        &NewClient {
+            id: Uuid::new_v4(),
+            name,
+            secret_hash: digest(&SHA256, secret.as_bytes()).as_ref(),
+            scopes: &scopes,
+            region: region_text.as_deref(),
+            idempotency_key,
+        },
+    )
+    .await?;
+    let body = ClientCreated {
+        client: row.into(),
+        client_secret: created.then_some(secret),
+    };
+    Ok(if created {
+        HttpResponse::Created().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PageQuery {
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ClientPage {
+    pub items: Vec<ClientView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// List API clients, a page at a time (scope `admin`).
+#[utoipa::path(get, path = "/v1/clients", tag = "clients", security(("bearer" = ["admin"])), params(PageQuery),
+    responses(
+        (status = 200, description = "One page of clients", body = ClientPage),
+        (status = 403, description = "Not an admin", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid limit or cursor", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(
+    state: web::Data<AppState>,
+    _admin: Official<Admin>,
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<ClientPage>, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::unprocessable("limit", "must be 1 to 200"));
+    }
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|c| c.parse::<Uuid>())
+        .transpose()
+        .map_err(|_| ApiError::unprocessable("cursor", "is not a cursor this endpoint returned"))?;
+    let db = state.db.get().await?;
+    let rows = clients::page(&db, after, limit + 1).await?;
+    let more = rows.len() as i64 > limit;
+    let items: Vec<ClientView> = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(ClientView::from)
+        .collect();
+    let next_cursor = more
+        .then(|| items.last().map(|c| c.client_id.to_string()))
+        .flatten();
+    Ok(web::Json(ClientPage { items, next_cursor }))
+}
+
+/// Revoke an API client (scope `admin`): it can no longer get tokens; tokens it holds expire within
+/// `identity.client_token_ttl_seconds`.
+#[utoipa::path(delete, path = "/v1/clients/{id}", tag = "clients", security(("bearer" = ["admin"])),
+    params(("id" = Uuid, Path, description = "client_id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such client", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn revoke(
+    state: web::Data<AppState>,
+    admin: Official<Admin>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: Uuid = path
+        .parse()
+        .map_err(|_| ApiError::unprocessable("id", "is not a client id"))?;
+    let db = state.db.get().await?;
+    if !clients::revoke(&db, id).await? {
+        return Err(ApiError::NotFound { what: "client" });
+    }
+    tracing::info!(client = %id, by = %admin.client_id, "API client revoked");
+    Ok(HttpResponse::NoContent().finish())
+}

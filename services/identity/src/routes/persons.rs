@@ -1,0 +1,236 @@
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, FixedOffset, Utc};
+use hc_domain::{IdNumber, PersonId, PersonName, Phone, RegionCode};
+use hc_platform::ApiError;
+use hc_platform::auth::{Citizen, Official, PersonRead};
+use hc_platform::error::ConflictOnUnique;
+use hc_platform::http::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::invalid;
+use crate::db::audit::{self, AuditEntry};
+use crate::db::persons::{self, NewPerson, StoredPerson};
+use crate::state::AppState;
+use crate::vault::{self, Field};
+
+/// China Standard Time: birth dates on ID numbers are local dates.
+fn today_in_china() -> chrono::NaiveDate {
+    let cst =
+        FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).expect("UTC"));
+    Utc::now().with_timezone(&cst).date_naive()
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegisterPerson {
+    /// Full name as on the resident ID card.
+    #[schema(example = "张三")]
+    pub name: String,
+    /// 18-character resident ID number (GB 11643-1999).
+    #[schema(example = "11010519491231002X")]
+    pub id_number: String,
+    /// Mainland mobile number.
+    #[schema(example = "13800138000")]
+    pub phone: String,
+    /// GB/T 2260 code of the home region.
+    #[schema(example = "440106")]
+    pub home_region: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PersonCreated {
+    /// The person's opaque id: what tokens and other services use.
+    pub id: Uuid,
+}
+
+/// Register a citizen. The same ID number again returns the existing person (200), never a duplicate.
+#[utoipa::path(post, path = "/v1/persons", tag = "persons", request_body = RegisterPerson,
+    responses(
+        (status = 201, description = "Registered", body = PersonCreated),
+        (status = 200, description = "Already registered: the existing person", body = PersonCreated),
+        (status = 409, description = "The phone is registered to another person", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid; `field` names it", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn register(
+    state: web::Data<AppState>,
+    Json(body): Json<RegisterPerson>,
+) -> Result<HttpResponse, ApiError> {
+    let name = PersonName::parse(&body.name).map_err(invalid("name"))?;
+    let id_number =
+        IdNumber::parse(&body.id_number, today_in_china()).map_err(invalid("id_number"))?;
+    let phone = Phone::parse(&body.phone).map_err(invalid("phone"))?;
+    let region = RegionCode::parse(&body.home_region).map_err(invalid("home_region"))?;
+
+    let id = PersonId::new();
+    let id_number_index = state.index.id_number(&id_number);
+    let phone_index = state.index.phone(&phone);
+    let cipher = &state.cipher;
+    let new = NewPerson {
+        id,
+        id_number_index: &id_number_index,
+        phone_index: &phone_index,
+        name_ct: &vault::seal(cipher, id, Field::Name, name.expose())?,
+        id_number_ct: &vault::seal(cipher, id, Field::IdNumber, id_number.expose())?,
+        phone_ct: &vault::seal(cipher, id, Field::Phone, phone.expose())?,
+        data_key_id: cipher.active_key_id(),
+        home_region: &region.to_string(),
+    };
+    let client = state.db.get().await?;
+    let inserted = persons::insert(&client, &new).await.conflict_on(&[(
+        "persons_phone_index_key",
+        "phone",
+        "this phone number is registered to another person",
+    )])?;
+    match inserted {
+        Some(id) => {
+            tracing::info!(person = %id, "person registered");
+            Ok(HttpResponse::Created().json(PersonCreated { id: id.0 }))
+        }
+        None => {
+            let existing = persons::id_by_id_number_index(&client, &id_number_index)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("person vanished between insert and select"))?;
+            Ok(HttpResponse::Ok().json(PersonCreated { id: existing.0 }))
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MaskedPerson {
+    pub id: Uuid,
+    #[schema(example = "张*")]
+    pub name: String,
+    #[schema(example = "1101**********002X")]
+    pub id_number: String,
+    #[schema(example = "138****8000")]
+    pub phone: String,
+    pub home_region: String,
+    pub registered_at: DateTime<Utc>,
+}
+
+struct Plain {
+    name: PersonName,
+    id_number: IdNumber,
+    phone: Phone,
+}
+
+fn unseal(state: &AppState, p: &StoredPerson) -> Result<Plain, ApiError> {
+    let open = |field, ct: &[u8]| vault::open(&state.cipher, p.id, &p.data_key_id, field, ct);
+    // What was valid when sealed stays valid; a parse failure here means corrupted data, an internal error.
+    let corrupt = |what: &str| anyhow::anyhow!("stored {what} of a person does not parse");
+    Ok(Plain {
+        name: PersonName::parse(&open(Field::Name, &p.name_ct)?).map_err(|_| corrupt("name"))?,
+        id_number: IdNumber::parse(
+            &open(Field::IdNumber, &p.id_number_ct)?,
+            chrono::NaiveDate::MAX,
+        )
+        .map_err(|_| corrupt("ID number"))?,
+        phone: Phone::parse(&open(Field::Phone, &p.phone_ct)?).map_err(|_| corrupt("phone"))?,
+    })
+}
+
+/// The signed-in citizen's own record, masked.
+#[utoipa::path(get, path = "/v1/persons/me", tag = "persons", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The citizen's own record, masked", body = MaskedPerson),
+        (status = 401, description = "No valid citizen token", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a citizen token", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn me(
+    state: web::Data<AppState>,
+    Citizen(id): Citizen,
+) -> Result<web::Json<MaskedPerson>, ApiError> {
+    let client = state.db.get().await?;
+    let stored = persons::by_id(&client, id)
+        .await?
+        .ok_or(ApiError::NotFound { what: "person" })?;
+    let plain = unseal(&state, &stored)?;
+    Ok(web::Json(MaskedPerson {
+        id: stored.id.0,
+        name: plain.name.masked(),
+        id_number: plain.id_number.masked(),
+        phone: plain.phone.masked(),
+        home_region: stored.home_region,
+        registered_at: stored.created_at,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AccessReason {
+    /// Why the caller needs this record (3 to 200 characters); written to the audit log.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OfficialPersonView {
+    pub id: Uuid,
+    pub name: String,
+    pub id_number: String,
+    pub phone: String,
+    pub home_region: String,
+    pub registered_at: DateTime<Utc>,
+}
+
+/// Look a person up by ID number (scope `person:read`). Every call, found or not, is audited with the
+/// caller, the reason it gives and the outcome; a person outside the client's region scope is not found.
+#[utoipa::path(get, path = "/v1/persons/by-id-number/{id_number}", tag = "persons", security(("bearer" = ["person:read"])),
+    params(("id_number" = String, Path, description = "18-character resident ID number"), AccessReason),
+    responses(
+        (status = 200, description = "The person's record", body = OfficialPersonView),
+        (status = 401, description = "No valid token", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The client lacks `person:read`", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such person in the client's region", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid ID number or missing reason", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn by_id_number(
+    state: web::Data<AppState>,
+    official: Official<PersonRead>,
+    path: web::Path<String>,
+    query: web::Query<AccessReason>,
+) -> Result<web::Json<OfficialPersonView>, ApiError> {
+    let id_number = IdNumber::parse(&path, today_in_china()).map_err(invalid("id_number"))?;
+    let reason = query.reason.as_deref().map(str::trim).unwrap_or_default();
+    if !(3..=200).contains(&reason.chars().count()) {
+        return Err(ApiError::unprocessable(
+            "reason",
+            "a reason of 3 to 200 characters is required for the audit log",
+        ));
+    }
+    let client = state.db.get().await?;
+    let found = persons::by_id_number_index(&client, &state.index.id_number(&id_number)).await?;
+    let covered = found
+        .as_ref()
+        .is_some_and(|p| RegionCode::parse(&p.home_region).is_ok_and(|r| official.covers(r)));
+    let outcome = match (&found, covered) {
+        (Some(_), true) => "found",
+        (Some(_), false) => "out_of_region",
+        (None, _) => "not_found",
+    };
+    // The audit row is written before any personal data leaves; if it cannot be written, nothing is shown.
+    audit::record(
+        &client,
+        &AuditEntry {
+            actor: &official.client_id,
+            action: "person.read_by_id_number",
+            subject: found.as_ref().map(|p| p.id),
+            reason,
+            outcome,
+        },
+    )
+    .await?;
+    let stored = found
+        .filter(|_| covered)
+        .ok_or(ApiError::NotFound { what: "person" })?;
+    let plain = unseal(&state, &stored)?;
+    Ok(web::Json(OfficialPersonView {
+        id: stored.id.0,
+        name: plain.name.expose().to_owned(),
+        id_number: plain.id_number.expose().to_owned(),
+        phone: plain.phone.expose().to_owned(),
+        home_region: stored.home_region,
+        registered_at: stored.created_at,
+    }))
+}

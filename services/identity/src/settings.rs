@@ -1,0 +1,54 @@
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The `[identity]` section (documented in config/default.toml).
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdentitySettings {
+    pub signing_keys: SecretString,
+    pub data_keys: SecretString,
+    pub admin_key: SecretString,
+    pub citizen_token_ttl_seconds: i64,
+    pub client_token_ttl_seconds: i64,
+    pub refresh_token_ttl_days: i64,
+    pub sms_gateway: String,
+    pub otp: OtpSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OtpSettings {
+    pub ttl_seconds: u64,
+    pub max_attempts: u32,
+    pub per_phone_per_hour: u32,
+    pub per_ip_per_hour: u32,
+}
+
+impl IdentitySettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.citizen_token_ttl_seconds > 0,
+            "identity.citizen_token_ttl_seconds must be positive"
+        );
+        anyhow::ensure!(
+            self.client_token_ttl_seconds > 0,
+            "identity.client_token_ttl_seconds must be positive"
+        );
+        anyhow::ensure!(
+            self.refresh_token_ttl_days > 0,
+            "identity.refresh_token_ttl_days must be positive"
+        );
+        anyhow::ensure!(
+            self.otp.max_attempts > 0,
+            "identity.otp.max_attempts must be positive"
+        );
+        anyhow::ensure!(
+            (60..=3600).contains(&self.otp.ttl_seconds),
+            "identity.otp.ttl_seconds must be 60 to 3600"
+        );
+        let admin = self.admin_key.expose_secret();
+        anyhow::ensure!(
+            admin.is_empty() || admin.len() >= 16,
+            "identity.admin_key must be at least 16 characters"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,100 @@
+use std::net::SocketAddr;
+
+use hc_platform::testing::{TcpProxy, redis_url};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{spawn_app, spawn_app_with, unique_person};
+
+#[tokio::test]
+async fn readiness_names_redis_when_it_becomes_unreachable() {
+    let redis: SocketAddr = redis_url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("HC_TEST_REDIS_URL as redis://host:port");
+    let proxy = TcpProxy::start(redis).await.expect("proxy");
+    let via_proxy = format!("redis://{}", proxy.addr);
+    let app = spawn_app_with(|b| b.set_override("redis.url", via_proxy).expect("override")).await;
+
+    let ready = app
+        .http
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .expect("ready");
+    assert_eq!(ready.status(), StatusCode::OK);
+
+    proxy.cut();
+    let ready = app
+        .http
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .expect("ready");
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = ready.json().await.expect("json");
+    assert_eq!(body["checks"]["redis"], "unreachable");
+    assert_eq!(body["checks"]["postgres"], "ok");
+    let live = app
+        .http
+        .get(app.url("/health/live"))
+        .send()
+        .await
+        .expect("live");
+    assert_eq!(live.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template_not_raw_path() {
+    let app = spawn_app().await;
+    let (id, _) = unique_person();
+    app.http
+        .get(app.url(&format!("/v1/persons/by-id-number/{id}")))
+        .send()
+        .await
+        .expect("request");
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("http_requests_total"), "{metrics}");
+    assert!(metrics.contains(r#"route="/v1/persons/by-id-number/{id_number}""#));
+    assert!(metrics.contains("http_request_duration_seconds_bucket"));
+    assert!(!metrics.contains(&id));
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_endpoint() {
+    let app = spawn_app().await;
+    let doc: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("openapi")
+        .json()
+        .await
+        .expect("json");
+    for path in [
+        "/v1/persons",
+        "/v1/persons/me",
+        "/v1/persons/by-id-number/{id_number}",
+        "/v1/auth/otp",
+        "/v1/auth/token",
+        "/v1/auth/keys",
+        "/v1/clients",
+        "/v1/clients/{id}",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from OpenAPI"
+        );
+    }
+    assert!(doc["paths"]["/v1/persons"]["post"]["responses"]["422"].is_object());
+}

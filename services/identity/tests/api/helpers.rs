@@ -1,0 +1,244 @@
+use std::sync::LazyLock;
+
+use hc_domain::Phone;
+use hc_platform::privacy::{BlindIndex, random_base64};
+use hc_platform::settings::{Settings, load_with};
+use hc_platform::testing::{CapturedLog, TestDatabase, TestRedis};
+use identity::{Application, DEFAULT_CONFIG, IdentitySettings};
+use redis::AsyncCommands;
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+/// Everything the services log during the tests, at debug level, for the privacy assertions.
+pub static LOG: LazyLock<CapturedLog> = LazyLock::new(|| {
+    let log = CapturedLog::default();
+    let settings = hc_platform::settings::TelemetrySettings {
+        log_filter: "info,identity=trace,hc_platform=trace,access=debug,tokio_postgres=debug"
+            .into(),
+        otlp_endpoint: String::new(),
+    };
+    std::mem::forget(hc_platform::telemetry::init_with_writer(
+        "identity-tests",
+        &settings,
+        log.clone(),
+    ));
+    log
+});
+
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    /// Dropped with the app: the database goes with it.
+    pub _db: TestDatabase,
+    pub redis: TestRedis,
+    pub pool: deadpool_postgres::Pool,
+    pub store: redis::aio::MultiplexedConnection,
+    pub admin_key: String,
+    pub index: BlindIndex,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|b| b).await
+}
+
+type Builder = config::ConfigBuilder<config::builder::DefaultState>;
+
+/// Starts the real application with a fresh database and key prefix; `tweak` adds setting overrides.
+pub async fn spawn_app_with(tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
+    LazyLock::force(&LOG);
+    let db = TestDatabase::create().await.expect("test database");
+    let redis = TestRedis::new();
+    let admin_key = random_base64(24).expect("rand");
+    let blind_key = random_base64(32).expect("rand");
+    let signing = hc_platform::auth::KeyRing::generate_spec("test-key").expect("keygen");
+    let data = format!("d1:{}", random_base64(32).expect("rand"));
+    let settings: Settings<IdentitySettings> = load_with(DEFAULT_CONFIG, "identity", None, |b| {
+        let b = b
+            .set_override("database.url", db.url.clone())
+            .and_then(|b| b.set_override("redis.url", redis.url.clone()))
+            .and_then(|b| b.set_override("redis.key_prefix", redis.prefix.clone()))
+            .and_then(|b| b.set_override("server.port", 0))
+            .and_then(|b| b.set_override("server.workers", 2))
+            .and_then(|b| b.set_override("database.pool_max_size", 4))
+            .and_then(|b| b.set_override("identity.admin_key", admin_key.clone()))
+            .and_then(|b| b.set_override("identity.signing_keys", signing.clone()))
+            .and_then(|b| b.set_override("identity.data_keys", data.clone()))
+            .and_then(|b| b.set_override("privacy.blind_index_key", blind_key.clone()))
+            .expect("overrides");
+        tweak(b)
+    })
+    .expect("settings");
+    let pool = hc_platform::db::pool(&settings.platform.database, identity::SCHEMA).expect("pool");
+    let app = Application::build(settings)
+        .await
+        .expect("application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let store = redis::Client::open(redis.url.as_str())
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    TestApp {
+        address,
+        http: reqwest::Client::new(),
+        _db: db,
+        redis,
+        pool,
+        store,
+        admin_key,
+        index: BlindIndex::from_secret(&SecretString::from(blind_key)).expect("index"),
+    }
+}
+
+/// A valid ID number (correct check character) from its first 17 characters.
+pub fn id_number(first17: &str) -> String {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = first17
+        .bytes()
+        .zip(WEIGHTS)
+        .map(|(d, w)| u32::from(d - b'0') * w)
+        .sum();
+    format!("{first17}{}", b"10X98765432"[(sum % 11) as usize] as char)
+}
+
+/// A unique valid ID number and phone for one test (Tianhe district, born 1990).
+pub fn unique_person() -> (String, String) {
+    let n = uuid::Uuid::new_v4().as_u128();
+    let seq = n % 1000;
+    let day = 1 + (n / 1000 % 28) as u32;
+    let id = id_number(&format!(
+        "4401061990{:02}{:02}{:03}",
+        1 + (n / 100_000 % 12) as u32,
+        day,
+        seq
+    ));
+    let phone = format!("139{:08}", n / 7 % 100_000_000);
+    (id, phone)
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_with_token(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Registers a person and returns the id, asserting 201.
+    pub async fn register(&self, name: &str, id_number: &str, phone: &str) -> String {
+        let response = self
+            .post_json("/v1/persons", &json!({"name": name, "id_number": id_number, "phone": phone, "home_region": "440106"}))
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json::<Value>().await.expect("json")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    }
+
+    /// The code the development SMS gateway left in Redis for `phone`.
+    pub async fn sent_code(&self, phone: &str) -> Option<String> {
+        let key = format!("{}{}", self.redis.prefix, identity::dev_sms_key(phone));
+        self.store.clone().get(key).await.expect("redis get")
+    }
+
+    /// The Redis key holding the OTP state for `phone`.
+    pub fn otp_key(&self, phone: &str) -> String {
+        let phone = Phone::parse(phone).expect("phone");
+        format!(
+            "{}{}",
+            self.redis.prefix,
+            identity::otp_key(&self.index.phone(&phone))
+        )
+    }
+
+    pub async fn request_otp(&self, phone: &str) -> reqwest::Response {
+        self.post_json("/v1/auth/otp", &json!({"phone": phone}))
+            .await
+    }
+
+    /// Full citizen sign-in: request a code, read it from the dev gateway, exchange it. Returns the token body.
+    pub async fn sign_in(&self, phone: &str) -> Value {
+        assert_eq!(self.request_otp(phone).await.status(), StatusCode::ACCEPTED);
+        let code = self.sent_code(phone).await.expect("a code was sent");
+        let response = self
+            .post_json(
+                "/v1/auth/token",
+                &json!({"grant_type": "otp", "phone": phone, "code": code}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("json")
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.client_token("admin", &self.admin_key.clone()).await
+    }
+
+    pub async fn client_token(&self, client_id: &str, secret: &str) -> String {
+        let response = self
+            .post_json(
+                "/v1/auth/token",
+                &json!({"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "client_credentials for {client_id}"
+        );
+        response.json::<Value>().await.expect("json")["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    }
+
+    /// Creates an API client with `scopes` (and optional region) and returns (client_id, secret).
+    pub async fn create_client(&self, scopes: &[&str], region: Option<&str>) -> (String, String) {
+        let admin = self.admin_token().await;
+        let response = self
+            .http
+            .post(self.url("/v1/clients"))
+            .bearer_auth(admin)
+            .json(&json!({"name": "test client", "scopes": scopes, "region": region}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.expect("json");
+        (
+            body["client_id"].as_str().expect("id").to_owned(),
+            body["client_secret"].as_str().expect("secret").to_owned(),
+        )
+    }
+}
+
+/// Asserts a problem+json response with `status`, and returns its body.
+pub async fn problem(response: reqwest::Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status);
+    let ctype = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert_eq!(ctype, "application/problem+json");
+    response.json().await.expect("problem body")
+}

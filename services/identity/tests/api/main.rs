@@ -1,0 +1,12 @@
+//! The identity service end to end, against a real PostgreSQL and Redis: each test gets its own database and
+//! Redis key prefix and runs the production `Application` on a free port.
+
+mod clients;
+mod health;
+mod helpers;
+mod jwks;
+mod lookup;
+mod otp;
+mod privacy;
+mod refresh;
+mod registration;

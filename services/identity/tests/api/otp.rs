@@ -1,0 +1,162 @@
+use redis::AsyncCommands;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{problem, spawn_app, spawn_app_with, unique_person};
+
+#[tokio::test]
+async fn a_code_signs_the_citizen_in_once_and_expires_within_five_minutes() {
+    let app = spawn_app().await;
+    let (id, phone) = unique_person();
+    app.register("孙八", &id, &phone).await;
+
+    assert_eq!(app.request_otp(&phone).await.status(), StatusCode::ACCEPTED);
+    let ttl: i64 = app
+        .store
+        .clone()
+        .ttl(app.otp_key(&phone))
+        .await
+        .expect("ttl");
+    assert!((1..=300).contains(&ttl), "OTP TTL {ttl}");
+    let code = app.sent_code(&phone).await.expect("code sent");
+    assert_eq!(code.len(), 6);
+
+    let exchange = json!({"grant_type": "otp", "phone": phone, "code": code});
+    let response = app.post_json("/v1/auth/token", &exchange).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert!(tokens["refresh_token"].is_string());
+
+    // Single use.
+    problem(
+        app.post_json("/v1/auth/token", &exchange).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_expired_code_is_refused() {
+    let app = spawn_app().await;
+    let (id, phone) = unique_person();
+    app.register("周九", &id, &phone).await;
+    app.request_otp(&phone).await;
+    let code = app.sent_code(&phone).await.expect("code");
+
+    // Let Redis expire the code now instead of waiting five minutes.
+    let key = app.otp_key(&phone);
+    let mut redis = app.store.clone();
+    let _: bool = redis.pexpire(&key, 1).await.expect("pexpire");
+    for _ in 0..200 {
+        if !redis.exists::<_, bool>(&key).await.expect("exists") {
+            break;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let response = app
+        .post_json(
+            "/v1/auth/token",
+            &json!({"grant_type": "otp", "phone": phone, "code": code}),
+        )
+        .await;
+    let body = problem(response, StatusCode::UNAUTHORIZED).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no valid code"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn five_wrong_tries_burn_the_code() {
+    let app = spawn_app().await;
+    let (id, phone) = unique_person();
+    app.register("吴十", &id, &phone).await;
+    app.request_otp(&phone).await;
+    let code = app.sent_code(&phone).await.expect("code");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+
+    for left in (1..=4).rev() {
+        let r = app
+            .post_json(
+                "/v1/auth/token",
+                &json!({"grant_type": "otp", "phone": phone, "code": wrong}),
+            )
+            .await;
+        let body = problem(r, StatusCode::UNAUTHORIZED).await;
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains(&format!("{left} tries left")),
+            "{body}"
+        );
+    }
+    let fifth = app
+        .post_json(
+            "/v1/auth/token",
+            &json!({"grant_type": "otp", "phone": phone, "code": wrong}),
+        )
+        .await;
+    assert!(
+        problem(fifth, StatusCode::UNAUTHORIZED).await["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("burnt")
+    );
+
+    // Even the right code no longer works.
+    let right = app
+        .post_json(
+            "/v1/auth/token",
+            &json!({"grant_type": "otp", "phone": phone, "code": code}),
+        )
+        .await;
+    problem(right, StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn sends_are_rate_limited_per_phone() {
+    let app = spawn_app().await;
+    let (id, phone) = unique_person();
+    app.register("郑一", &id, &phone).await;
+    for _ in 0..5 {
+        assert_eq!(app.request_otp(&phone).await.status(), StatusCode::ACCEPTED);
+    }
+    let sixth = app.request_otp(&phone).await;
+    let retry_after: u64 = sixth
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=3600).contains(&retry_after));
+    problem(sixth, StatusCode::TOO_MANY_REQUESTS).await;
+}
+
+#[tokio::test]
+async fn sends_are_rate_limited_per_ip_across_phones() {
+    let app = spawn_app_with(|b| {
+        b.set_override("identity.otp.per_ip_per_hour", 3)
+            .expect("override")
+    })
+    .await;
+    for _ in 0..3 {
+        let (_, phone) = unique_person();
+        assert_eq!(app.request_otp(&phone).await.status(), StatusCode::ACCEPTED);
+    }
+    let (_, phone) = unique_person();
+    problem(app.request_otp(&phone).await, StatusCode::TOO_MANY_REQUESTS).await;
+}
+
+#[tokio::test]
+async fn an_unregistered_phone_gets_the_same_answer_but_no_code() {
+    let app = spawn_app().await;
+    let (_, phone) = unique_person();
+    assert_eq!(app.request_otp(&phone).await.status(), StatusCode::ACCEPTED);
+    assert_eq!(app.sent_code(&phone).await, None);
+}
