@@ -1,0 +1,219 @@
+//! The load defences through the real server: admission control sheds with 503 + Retry-After, the request
+//! timeout answers 503 instead of hanging, and the per-IP limit answers 429. A handler that waits on a
+//! `Notify` holds requests in flight for exactly as long as the test wants, without sleeps.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::{HttpResponse, web};
+use hc_platform::auth::KeyRing;
+use hc_platform::defences::Defences;
+use hc_platform::health::Dependencies;
+use hc_platform::http::{Platform, serve};
+use hc_platform::settings::{PlatformSettings, load_with};
+use secrecy::SecretString;
+use tokio::sync::Notify;
+
+fn settings(overrides: &[(&str, i64)]) -> PlatformSettings {
+    load_with::<serde_json::Value>("[demo]\nx = 1\n", "demo", None, |mut b| {
+        for (key, value) in overrides {
+            b = b.set_override(*key, *value).expect("override");
+        }
+        b
+    })
+    .expect("settings")
+    .platform
+}
+
+/// Serves `/hold` (waits for the gate), `/fast`, on a free port; returns the base URL.
+async fn start(settings: &PlatformSettings, gate: Arc<Notify>) -> String {
+    let ring = KeyRing::from_spec(&SecretString::from(
+        KeyRing::generate_spec("k").expect("keygen"),
+    ))
+    .expect("ring");
+    let platform = Platform {
+        defences: web::Data::new(Defences::from_settings(settings)),
+        verifier: web::Data::new(ring.verifier(&settings.auth).expect("verifier")),
+        dependencies: web::Data::new(Dependencies {
+            db: None,
+            redis: None,
+        }),
+        json_body_bytes: 1024,
+        workers: 2,
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = serve(listener, platform, move |cfg| {
+        let gate = gate.clone();
+        cfg.route(
+            "/hold",
+            web::get().to(move || {
+                let gate = gate.clone();
+                async move {
+                    gate.notified().await;
+                    HttpResponse::Ok().finish()
+                }
+            }),
+        )
+        .route(
+            "/fast",
+            web::get().to(|| async { HttpResponse::Ok().finish() }),
+        );
+    })
+    .expect("serve");
+    tokio::spawn(server);
+    format!("http://127.0.0.1:{port}")
+}
+
+#[tokio::test]
+async fn beyond_max_inflight_requests_are_shed_at_once_with_retry_after() {
+    let gate = Arc::new(Notify::new());
+    let base = start(
+        &settings(&[("admission.max_inflight", 1), ("timeouts.request_ms", 0)]),
+        gate.clone(),
+    )
+    .await;
+    let http = reqwest::Client::new();
+
+    let held = tokio::spawn({
+        let (http, url) = (http.clone(), format!("{base}/hold"));
+        async move { http.get(url).send().await.map(|r| r.status()) }
+    });
+    // Wait until the first request is really in flight: then the only permit is taken.
+    let mut shed = None;
+    for _ in 0..500 {
+        let r = http
+            .get(format!("{base}/fast"))
+            .send()
+            .await
+            .expect("request");
+        if r.status() == 503 {
+            shed = Some(r);
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let shed = shed.expect("a second request is shed while the first holds the only permit");
+    assert_eq!(
+        shed.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    assert_eq!(
+        shed.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json")
+    );
+    // Health stays reachable under overload.
+    assert_eq!(
+        http.get(format!("{base}/health/live"))
+            .send()
+            .await
+            .expect("live")
+            .status(),
+        200
+    );
+
+    gate.notify_waiters();
+    assert_eq!(held.await.expect("join").expect("response"), 200);
+    assert_eq!(
+        http.get(format!("{base}/fast"))
+            .send()
+            .await
+            .expect("request")
+            .status(),
+        200,
+        "permit returned"
+    );
+}
+
+#[tokio::test]
+async fn with_admission_off_the_same_load_is_queued_not_shed() {
+    let gate = Arc::new(Notify::new());
+    let base = start(
+        &settings(&[("admission.max_inflight", 0), ("timeouts.request_ms", 0)]),
+        gate.clone(),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let held = tokio::spawn({
+        let (http, url) = (http.clone(), format!("{base}/hold"));
+        async move { http.get(url).send().await.map(|r| r.status()) }
+    });
+    for _ in 0..20 {
+        assert_eq!(
+            http.get(format!("{base}/fast"))
+                .send()
+                .await
+                .expect("request")
+                .status(),
+            200
+        );
+    }
+    // notify_one stores a permit if the held request has not reached its wait yet.
+    gate.notify_one();
+    assert_eq!(held.await.expect("join").expect("response"), 200);
+}
+
+#[tokio::test]
+async fn a_stuck_request_times_out_with_503() {
+    let gate = Arc::new(Notify::new());
+    let base = start(&settings(&[("timeouts.request_ms", 50)]), gate).await;
+    let r = reqwest::get(format!("{base}/hold")).await.expect("request");
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.expect("problem");
+    assert_eq!(body["type"], "/problems/timeout");
+}
+
+#[tokio::test]
+async fn the_per_ip_bucket_answers_429_when_empty() {
+    let gate = Arc::new(Notify::new());
+    let base = start(
+        &settings(&[
+            ("rate_limit.per_ip_per_second", 1),
+            ("rate_limit.per_ip_burst", 2),
+        ]),
+        gate,
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(
+            http.get(format!("{base}/fast"))
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(&statuses[..2], &[200, 200]);
+    assert!(statuses[2..].contains(&429), "{statuses:?}");
+    // Metrics are exempt from the limit.
+    assert_eq!(
+        http.get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_are_problem_json_404() {
+    let base = start(&settings(&[]), Arc::new(Notify::new())).await;
+    let r = reqwest::get(format!("{base}/nowhere"))
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json")
+    );
+}

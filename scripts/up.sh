@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# `make up`: PostgreSQL and Redis (ours or the ones already answering), a build, every service started with
+# its migrations, demo data seeded, and where to look printed at the end. Safe to run again: it restarts
+# the services and re-seeds idempotently.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+run="$root/.run"
+mkdir -p "$run/logs"
+
+command -v curl >/dev/null || { echo "[up] installing curl"; apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
+command -v python3 >/dev/null || { echo "[up] installing python3"; apt-get update -qq && apt-get install -y -qq python3 >/dev/null; }
+
+scripts/infra.sh up
+eval "$(scripts/infra.sh env)"
+
+echo "[up] building the services (debug profile; the first build takes a few minutes)"
+cargo build --workspace --bins --locked -q
+
+if [ ! -f "$run/secrets.env" ]; then
+  echo "[up] generating development secrets into .run/secrets.env"
+  (umask 077; target/debug/identity generate-secrets > "$run/secrets.env")
+fi
+set -a
+# shellcheck disable=SC1091
+. "$run/secrets.env"
+set +a
+export HC__DATABASE__URL="$HC_TEST_DATABASE_URL"
+export HC__REDIS__URL="$HC_TEST_REDIS_URL"
+
+# Service name and port; later services join this list.
+services=("identity 8081")
+
+scripts/down.sh --services-only
+for entry in "${services[@]}"; do
+  read -r name port <<<"$entry"
+  if curl -s -o /dev/null "http://127.0.0.1:$port/health/live"; then
+    echo "[up] port $port is taken by something that is not ours; stop it first" >&2
+    exit 1
+  fi
+  HC__SERVER__PORT="$port" nohup "target/debug/$name" >"$run/logs/$name.log" 2>&1 &
+  echo $! >"$run/$name.pid"
+done
+for entry in "${services[@]}"; do
+  read -r name port <<<"$entry"
+  for _ in $(seq 120); do
+    curl -sf -o /dev/null "http://127.0.0.1:$port/health/ready" && break
+    kill -0 "$(cat "$run/$name.pid")" 2>/dev/null || { echo "[up] $name exited; see .run/logs/$name.log" >&2; tail -5 "$run/logs/$name.log" >&2; exit 1; }
+    sleep 0.5
+  done
+  curl -sf -o /dev/null "http://127.0.0.1:$port/health/ready" || { echo "[up] $name is not ready; see .run/logs/$name.log" >&2; exit 1; }
+done
+
+python3 scripts/seed_demo.py "$run"
