@@ -10,11 +10,15 @@ async fn reading_a_person_needs_person_read_and_is_audited() {
     let person = app.register("陈三", &id, &phone).await;
     let path = format!("/v1/persons/by-id-number/{id}?reason=close-contact%20tracing%20case%2042");
 
-    problem(
-        app.http.get(app.url(&path)).send().await.expect("request"),
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
+    let anonymous = app.http.get(app.url(&path)).send().await.expect("request");
+    assert_eq!(
+        anonymous
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer")
+    );
+    problem(anonymous, StatusCode::UNAUTHORIZED).await;
 
     let (verifier_id, verifier_secret) = app.create_client(&["verify"], None).await;
     let without = app.client_token(&verifier_id, &verifier_secret).await;
