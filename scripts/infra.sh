@@ -37,6 +37,18 @@ pg_bindir() {
   return 1
 }
 
+# The private cluster lives in .run/postgres, unless the checkout sits where the postgres user cannot reach (a
+# clone under /root): then under /var/tmp, keyed by the checkout's path. The choice is remembered in .run/.
+pg_datadir() {
+  if [ -f "$run/postgres.dir" ]; then cat "$run/postgres.dir"; return; fi
+  local dir="$run/postgres"
+  if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$run" 2>/dev/null; then
+    dir="/var/tmp/hc-platform-$(printf '%s' "$root" | sha256sum | cut -c1-12)/postgres"
+  fi
+  echo "$dir" > "$run/postgres.dir"
+  echo "$dir"
+}
+
 pg_answers() {
   command -v pg_isready >/dev/null && pg_isready -q -h "$PGHOST" -p "$PGPORT" -t 2
 }
@@ -53,13 +65,17 @@ as_pg_owner() {
 start_postgres() {
   if ! command -v pg_isready >/dev/null; then apt_install postgresql-client; fi
   if pg_answers; then log "PostgreSQL already answers on $PGHOST:$PGPORT: using it"; return; fi
-  local bin; bin="$(pg_bindir)" || { apt_install postgresql; bin="$(pg_bindir)"; }
-  local data="$run/postgres"
-  if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then useradd --system --home-dir "$run" postgres; fi
+  local bin; bin="$(pg_bindir)" || {
+    apt_install postgresql; bin="$(pg_bindir)"
+    # Where the package starts its own cluster, stop it: ours takes the port, with known credentials.
+    if pg_answers; then as_root pg_ctlcluster --force "$(basename "$(dirname "$bin")")" main stop || true; fi
+  }
+  if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then useradd --system --home-dir /var/lib/postgresql postgres; fi
+  local data; data="$(pg_datadir)"
   if [ ! -f "$data/PG_VERSION" ]; then
     log "initialising a private PostgreSQL cluster in $data"
     mkdir -p "$data"
-    [ "$(id -u)" -eq 0 ] && chown postgres "$data"
+    if [ "$(id -u)" -eq 0 ]; then chown postgres "$data"; fi
     local pwfile; pwfile="$(mktemp)"; echo "$PGPASSWORD" > "$pwfile"; chmod 644 "$pwfile"
     as_pg_owner "$bin/initdb" -D "$data" -U "$PGUSER" --pwfile="$pwfile" -A scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
     rm -f "$pwfile"
@@ -87,7 +103,7 @@ stop_postgres() {
   [ -f "$run/started-postgres" ] || return 0
   local bin; bin="$(pg_bindir)"
   log "stopping the private PostgreSQL"
-  as_pg_owner "$bin/pg_ctl" -D "$run/postgres" -m fast -w stop >/dev/null || true
+  as_pg_owner "$bin/pg_ctl" -D "$(pg_datadir)" -m fast -w stop >/dev/null || true
   rm -f "$run/started-postgres"
 }
 

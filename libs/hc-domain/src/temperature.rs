@@ -2,7 +2,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::InvalidValue;
 
-/// A body temperature in degrees Celsius, as declared: 34.0 to 43.0, one decimal.
+/// A body temperature in degrees Celsius, as declared: 35.0 to 42.0, one decimal (a reading outside that range
+/// is a thermometer or typing error, not a temperature).
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
 #[serde(try_from = "f64", into = "f64")]
 pub struct Temperature(f64);
@@ -12,8 +13,8 @@ impl Temperature {
     pub const FEVER: f64 = 37.3;
 
     pub fn parse(celsius: f64) -> Result<Self, InvalidValue> {
-        if !celsius.is_finite() || !(34.0..=43.0).contains(&celsius) {
-            return Err(InvalidValue::new("must be between 34.0 and 43.0 °C"));
+        if !celsius.is_finite() || !(35.0..=42.0).contains(&celsius) {
+            return Err(InvalidValue::new("must be between 35.0 and 42.0 °C"));
         }
         Ok(Self((celsius * 10.0).round() / 10.0))
     }
@@ -52,11 +53,15 @@ mod tests {
         );
         assert!(Temperature::parse(37.3).expect("fever").is_fever());
         assert!(!Temperature::parse(37.2).expect("normal").is_fever());
+        assert!(
+            Temperature::parse(35.0).is_ok() && Temperature::parse(42.0).is_ok(),
+            "bounds are inclusive"
+        );
     }
 
     #[test]
     fn implausible_temperatures_are_rejected() {
-        for t in [33.9, 43.1, f64::NAN, f64::INFINITY, 98.6] {
+        for t in [34.9, 42.1, f64::NAN, f64::INFINITY, 98.6] {
             assert!(Temperature::parse(t).is_err(), "{t} accepted");
         }
     }

@@ -229,9 +229,10 @@ impl TokenVerifier {
 
     async fn refetch(&self) -> anyhow::Result<()> {
         let url = self.jwks_url.as_deref().unwrap_or_default();
-        let set: JwkSet = reqwest::Client::new()
+        let request = reqwest::Client::new()
             .get(url)
-            .timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(2));
+        let set: JwkSet = crate::http::with_trace_context(request)
             .send()
             .await?
             .error_for_status()?

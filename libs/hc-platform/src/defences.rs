@@ -58,35 +58,11 @@ impl Defences {
 
     /// Charges one request to an API key's bucket (called by the `Official` extractor once the key is known).
     pub fn check_key(&self, key: &str) -> Result<(), ApiError> {
-        match &self.key_limiter {
-            Some(limiter) => {
-                limiter
-                    .check_key(&key.to_owned())
-                    .map_err(|not_until| ApiError::TooManyRequests {
-                        retry_after: not_until
-                            .wait_time_from(DefaultClock::default().now())
-                            .as_secs()
-                            .max(1),
-                    })
-            }
-            None => Ok(()),
-        }
+        charge(self.key_limiter.as_ref(), &key.to_owned())
     }
 
     fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
-        match &self.ip_limiter {
-            Some(limiter) => {
-                limiter
-                    .check_key(&ip)
-                    .map_err(|not_until| ApiError::TooManyRequests {
-                        retry_after: not_until
-                            .wait_time_from(DefaultClock::default().now())
-                            .as_secs()
-                            .max(1),
-                    })
-            }
-            None => Ok(()),
-        }
+        charge(self.ip_limiter.as_ref(), &ip)
     }
 
     /// Forgets idle buckets so that the keyed limiters do not grow with every address ever seen.
@@ -97,6 +73,24 @@ impl Defences {
         if let Some(l) = &self.key_limiter {
             l.retain_recent();
         }
+    }
+}
+
+/// Takes one token from `key`'s bucket; an empty bucket is a 429 saying when the next token comes.
+fn charge<K: std::hash::Hash + Eq + Clone>(
+    limiter: Option<&DefaultKeyedRateLimiter<K>>,
+    key: &K,
+) -> Result<(), ApiError> {
+    match limiter {
+        Some(limiter) => limiter
+            .check_key(key)
+            .map_err(|not_until| ApiError::TooManyRequests {
+                retry_after: not_until
+                    .wait_time_from(DefaultClock::default().now())
+                    .as_secs()
+                    .max(1),
+            }),
+        None => Ok(()),
     }
 }
 

@@ -72,6 +72,16 @@ where
     Ok(server.run())
 }
 
+/// Adds the current span's W3C trace context (`traceparent`, `tracestate`) to an outgoing request.
+pub fn with_trace_context(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    let context = tracing::Span::current().context();
+    let mut headers = std::collections::HashMap::new();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut headers));
+    headers.into_iter().fold(request, |request, (name, value)| {
+        request.header(name, value)
+    })
+}
+
 struct HeaderCarrier<'a>(&'a HeaderMap);
 
 impl Extractor for HeaderCarrier<'_> {

@@ -120,6 +120,13 @@ impl FieldCipher {
     }
 }
 
+/// A fresh random token of `len` bytes, URL-safe base64 without padding: refresh tokens, client secrets.
+pub fn random_token(len: usize) -> anyhow::Result<String> {
+    let mut bytes = vec![0u8; len];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| anyhow!("no randomness"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
 /// Fresh random bytes, base64: for generated keys and secrets.
 pub fn random_base64(len: usize) -> anyhow::Result<String> {
     let mut bytes = vec![0u8; len];

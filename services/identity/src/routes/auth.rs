@@ -1,7 +1,5 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use aws_lc_rs::digest::{SHA256, digest};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration, Utc};
 use hc_domain::{PersonId, Phone};
 use hc_platform::ApiError;
@@ -314,9 +312,7 @@ async fn new_refresh_token(
     person: PersonId,
     family: Uuid,
 ) -> Result<String, ApiError> {
-    let mut raw = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut raw).map_err(|_| anyhow::anyhow!("no randomness"))?;
-    let token = URL_SAFE_NO_PAD.encode(raw);
+    let token = hc_platform::privacy::random_token(32)?;
     let expires = Utc::now() + Duration::days(state.settings.refresh_token_ttl_days);
     refresh_tokens::insert(
         client,

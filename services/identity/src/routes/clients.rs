@@ -1,7 +1,5 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use aws_lc_rs::digest::{SHA256, digest};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use hc_domain::RegionCode;
 use hc_platform::ApiError;
@@ -115,9 +113,7 @@ pub async fn create(
         None => None,
     };
 
-    let mut raw = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut raw).map_err(|_| anyhow::anyhow!("no randomness"))?;
-    let secret = URL_SAFE_NO_PAD.encode(raw);
+    let secret = hc_platform::privacy::random_token(32)?;
     let mut scopes = body.scopes.clone();
     scopes.sort();
     scopes.dedup();
