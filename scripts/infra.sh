@@ -2,7 +2,8 @@
 # Brings PostgreSQL and Redis up for `make up` and `make test`, or stops what it started.
 #
 #   scripts/infra.sh up     use servers already answering on 127.0.0.1:5432 / :6379, otherwise install what is
-#                           missing (Debian packages) and start private instances under .run/
+#                           missing (Debian packages) and start private instances under .run/; also a private
+#                           three-node Redis Cluster on 7001-7003 for the cluster-mode tests
 #   scripts/infra.sh down   stop only the instances this script started (marked in .run/)
 #   scripts/infra.sh env    print the connection settings the services and tests use
 #
@@ -17,6 +18,8 @@ PGUSER="${PGUSER:-postgres}"
 PGPASSWORD="${PGPASSWORD:-postgres}"
 REDIS_PORT="${REDIS_PORT:-6379}"
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT}"
+# A private three-node Redis Cluster for the tests of cluster mode (no standard port to reuse).
+CLUSTER_PORTS=(7001 7002 7003)
 
 log() { printf '[infra] %s\n' "$*" >&2; }
 
@@ -99,6 +102,38 @@ start_redis() {
   touch "$run/started-redis"
 }
 
+cluster_answers() {
+  command -v redis-cli >/dev/null && redis-cli -p "${CLUSTER_PORTS[0]}" cluster info 2>/dev/null | grep -q 'cluster_state:ok'
+}
+
+start_redis_cluster() {
+  if cluster_answers; then log "Redis Cluster already answers on ${CLUSTER_PORTS[*]}: using it"; return; fi
+  local port nodes=()
+  for port in "${CLUSTER_PORTS[@]}"; do
+    local dir="$run/redis-cluster/$port"
+    rm -rf "$dir"; mkdir -p "$dir"
+    redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --daemonize yes --cluster-enabled yes \
+      --cluster-config-file nodes.conf --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save "" --appendonly no >/dev/null
+    nodes+=("127.0.0.1:$port")
+  done
+  for port in "${CLUSTER_PORTS[@]}"; do
+    for _ in $(seq 50); do [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && break; sleep 0.1; done
+  done
+  log "creating a Redis Cluster on ${CLUSTER_PORTS[*]}"
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >/dev/null
+  for _ in $(seq 100); do cluster_answers && break; sleep 0.1; done
+  cluster_answers || { log "the Redis Cluster did not form; see $run/redis-cluster/*/redis.log"; exit 1; }
+  touch "$run/started-redis-cluster"
+}
+
+stop_redis_cluster() {
+  [ -f "$run/started-redis-cluster" ] || return 0
+  log "stopping the private Redis Cluster"
+  local port
+  for port in "${CLUSTER_PORTS[@]}"; do redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; done
+  rm -f "$run/started-redis-cluster"
+}
+
 stop_postgres() {
   [ -f "$run/started-postgres" ] || return 0
   local bin; bin="$(pg_bindir)"
@@ -117,12 +152,14 @@ stop_redis() {
 print_env() {
   echo "export HC_TEST_DATABASE_URL=postgres://$PGUSER:$PGPASSWORD@$PGHOST:$PGPORT/postgres"
   echo "export HC_TEST_REDIS_URL=$REDIS_URL"
+  local urls; urls=$(printf 'redis://127.0.0.1:%s,' "${CLUSTER_PORTS[@]}")
+  echo "export HC_TEST_REDIS_CLUSTER_URLS=${urls%,}"
 }
 
 mkdir -p "$run"
 case "${1:-}" in
-  up) start_postgres; start_redis ;;
-  down) stop_redis; stop_postgres ;;
+  up) start_postgres; start_redis; start_redis_cluster ;;
+  down) stop_redis_cluster; stop_redis; stop_postgres ;;
   env) print_env ;;
   *) echo "usage: $0 up|down|env" >&2; exit 2 ;;
 esac

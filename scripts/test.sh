@@ -7,7 +7,7 @@ start=$(date +%s)
 
 scripts/toolchain.sh
 started_here=0
-if [ ! -f .run/started-postgres ] && [ ! -f .run/started-redis ]; then started_here=1; fi
+if [ ! -f .run/started-postgres ] && [ ! -f .run/started-redis ] && [ ! -f .run/started-redis-cluster ]; then started_here=1; fi
 scripts/infra.sh up
 if [ "$started_here" = 1 ]; then trap 'scripts/infra.sh down' EXIT; fi
 eval "$(scripts/infra.sh env)"

@@ -1,5 +1,6 @@
 //! Access-token verification throughput: what every authenticated request pays on every service.
-//! Run: `cargo bench -p hc-platform --bench token_verification`.
+//! Run: `cargo bench --workspace --bench token_verification`. `ed25519_verify_only` is the floor measured in
+//! the same run: the bare signature check on the same bytes, without JWT parsing and claim validation.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hc_platform::auth::{AccessClaims, KeyRing, SubjectKind};
@@ -43,6 +44,26 @@ fn verification(c: &mut Criterion) {
     });
     group.bench_function("sign_eddsa", |b| {
         b.iter(|| ring.sign(std::hint::black_box(&claims)).expect("signed"))
+    });
+    // The floor: one bare Ed25519 verification of the same signing input, with the same library.
+    let der =
+        aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new())
+            .expect("keygen");
+    let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(der.as_ref()).expect("pair");
+    let (message, _) = token.rsplit_once('.').expect("three parts");
+    let signature = pair.sign(message.as_bytes());
+    let public = aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ED25519,
+        aws_lc_rs::signature::KeyPair::public_key(&pair)
+            .as_ref()
+            .to_vec(),
+    );
+    group.bench_function("ed25519_verify_only", |b| {
+        b.iter(|| {
+            public
+                .verify(std::hint::black_box(message.as_bytes()), signature.as_ref())
+                .expect("valid")
+        })
     });
     group.finish();
 }

@@ -19,6 +19,13 @@ pub fn redis_url() -> String {
     std::env::var("HC_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// Seed nodes of the test Redis Cluster (`scripts/infra.sh up` starts one on 7001-7003).
+pub fn redis_cluster_urls() -> String {
+    std::env::var("HC_TEST_REDIS_CLUSTER_URLS").unwrap_or_else(|_| {
+        "redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003".into()
+    })
+}
+
 /// A database created for one test and dropped (with its connections) when this value is dropped.
 pub struct TestDatabase {
     pub name: String,

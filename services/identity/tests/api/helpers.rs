@@ -3,6 +3,7 @@ use std::sync::LazyLock;
 use hc_domain::Phone;
 use hc_platform::privacy::{BlindIndex, random_base64};
 use hc_platform::settings::{Settings, load_with};
+use hc_platform::store::Store;
 use hc_platform::testing::{CapturedLog, TestDatabase, TestRedis};
 use identity::{Application, DEFAULT_CONFIG, IdentitySettings};
 use redis::AsyncCommands;
@@ -33,7 +34,8 @@ pub struct TestApp {
     pub _db: TestDatabase,
     pub redis: TestRedis,
     pub pool: deadpool_postgres::Pool,
-    pub store: redis::aio::MultiplexedConnection,
+    /// The same Redis (node or cluster) as the app, without a prefix: tests spell whole keys.
+    pub store: Store,
     pub admin_key: String,
     pub index: BlindIndex,
 }
@@ -70,16 +72,14 @@ pub async fn spawn_app_with(tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
     })
     .expect("settings");
     let pool = hc_platform::db::pool(&settings.platform.database, identity::SCHEMA).expect("pool");
+    let mut unprefixed = settings.platform.redis.clone();
+    unprefixed.key_prefix = String::new();
+    let store = Store::connect(&unprefixed).await.expect("redis");
     let app = Application::build(settings)
         .await
         .expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    let store = redis::Client::open(redis.url.as_str())
-        .expect("redis url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
     TestApp {
         address,
         http: reqwest::Client::new(),
@@ -156,7 +156,7 @@ impl TestApp {
     /// The code the development SMS gateway left in Redis for `phone`.
     pub async fn sent_code(&self, phone: &str) -> Option<String> {
         let key = format!("{}{}", self.redis.prefix, identity::dev_sms_key(phone));
-        self.store.clone().get(key).await.expect("redis get")
+        self.store.conn().get(key).await.expect("redis get")
     }
 
     /// The Redis key holding the OTP state for `phone`.

@@ -13,7 +13,7 @@ async fn a_code_signs_the_citizen_in_once_and_expires_within_five_minutes() {
     assert_eq!(app.request_otp(&phone).await.status(), StatusCode::ACCEPTED);
     let ttl: i64 = app
         .store
-        .clone()
+        .conn()
         .ttl(app.otp_key(&phone))
         .await
         .expect("ttl");
@@ -46,7 +46,7 @@ async fn an_expired_code_is_refused() {
 
     // Let Redis expire the code now instead of waiting five minutes.
     let key = app.otp_key(&phone);
-    let mut redis = app.store.clone();
+    let mut redis = app.store.conn();
     let _: bool = redis.pexpire(&key, 1).await.expect("pexpire");
     for _ in 0..200 {
         if !redis.exists::<_, bool>(&key).await.expect("exists") {
@@ -159,4 +159,44 @@ async fn an_unregistered_phone_gets_the_same_answer_but_no_code() {
     let (_, phone) = unique_person();
     assert_eq!(app.request_otp(&phone).await.status(), StatusCode::ACCEPTED);
     assert_eq!(app.sent_code(&phone).await, None);
+}
+
+#[tokio::test]
+async fn sign_in_works_the_same_on_a_redis_cluster() {
+    let nodes = hc_platform::testing::redis_cluster_urls();
+    let app = spawn_app_with(|b| {
+        b.set_override("redis.cluster_urls", nodes)
+            .expect("override")
+    })
+    .await;
+    let (id, phone) = unique_person();
+    app.register("林九", &id, &phone).await;
+    let tokens = app.sign_in(&phone).await;
+    assert!(tokens["access_token"].is_string());
+    // The OTP state lived on the cluster, not on the single node.
+    let single = redis::Client::open(app.redis.url.as_str()).expect("url");
+    let mut single = single
+        .get_multiplexed_async_connection()
+        .await
+        .expect("single node");
+    let on_single: Option<String> = single
+        .get(format!(
+            "{}{}",
+            app.redis.prefix,
+            identity::dev_sms_key(&phone)
+        ))
+        .await
+        .expect("get");
+    assert_eq!(on_single, None);
+    for _ in 0..5 {
+        app.request_otp(&phone).await;
+    }
+    problem(app.request_otp(&phone).await, StatusCode::TOO_MANY_REQUESTS).await;
+    let ready = app
+        .http
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .expect("ready");
+    assert_eq!(ready.status(), StatusCode::OK);
 }
