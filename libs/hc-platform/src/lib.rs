@@ -9,9 +9,12 @@ pub mod error;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod openapi;
+pub mod outbox;
 pub mod privacy;
 pub mod settings;
 pub mod store;
+pub mod streams;
 pub mod telemetry;
 pub mod testing;
 

@@ -120,6 +120,22 @@ impl FieldCipher {
     }
 }
 
+/// Lower-case hex, for blind indexes in Redis keys and events.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of a hex string; `None` if it is not hex.
+pub fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 /// A fresh random token of `len` bytes, URL-safe base64 without padding: refresh tokens, client secrets.
 pub fn random_token(len: usize) -> anyhow::Result<String> {
     let mut bytes = vec![0u8; len];

@@ -24,6 +24,7 @@ pub struct PlatformSettings {
     pub timeouts: TimeoutSettings,
     pub limits: LimitSettings,
     pub rate_limit: RateLimitSettings,
+    pub events: EventSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +91,14 @@ pub struct RateLimitSettings {
     pub per_ip_burst: u32,
     pub per_key_per_second: u32,
     pub per_key_burst: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventSettings {
+    pub relay_enabled: bool,
+    pub relay_batch: i64,
+    pub consumers_enabled: bool,
+    pub idle_ms: u64,
 }
 
 /// A service's settings: the platform sections, and the service's own section (`[identity]`, …).

@@ -13,6 +13,7 @@ mod vault;
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::web;
@@ -21,9 +22,11 @@ use hc_platform::auth::KeyRing;
 use hc_platform::defences::Defences;
 use hc_platform::health::Dependencies;
 use hc_platform::http::{Platform, serve};
+use hc_platform::outbox::Relay;
 use hc_platform::privacy::{BlindIndex, FieldCipher, random_base64};
 use hc_platform::settings::Settings;
 use hc_platform::store::Store;
+use tokio_util::sync::CancellationToken;
 
 pub use otp::otp_key;
 pub use settings::{IdentitySettings, OtpSettings};
@@ -43,6 +46,8 @@ mod embedded {
 pub struct Application {
     port: u16,
     server: Server,
+    /// Stops the background loops when the server stops.
+    background: CancellationToken,
 }
 
 impl Application {
@@ -73,6 +78,19 @@ impl Application {
                 format!("binding {}:{}", platform.server.host, platform.server.port)
             })?;
         let port = listener.local_addr()?.port();
+        let background = CancellationToken::new();
+        if platform.events.relay_enabled {
+            let relay = Relay::new(
+                db.clone(),
+                store.clone(),
+                SCHEMA,
+                platform.events.relay_batch,
+            );
+            tokio::spawn(relay.run(
+                background.clone(),
+                Duration::from_millis(platform.events.idle_ms),
+            ));
+        }
         let http = Platform {
             defences: web::Data::new(Defences::from_settings(&platform)),
             verifier: web::Data::new(verifier),
@@ -87,7 +105,11 @@ impl Application {
         let server = serve(listener, http, move |cfg| {
             cfg.app_data(state.clone()).configure(routes::configure);
         })?;
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            background,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -95,7 +117,9 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await.context("HTTP server")
+        let outcome = self.server.await.context("HTTP server");
+        self.background.cancel();
+        outcome
     }
 }
 

@@ -1,27 +1,10 @@
 //! `GET /openapi.json`, generated from the handlers' annotations.
 
 use actix_web::HttpResponse;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use hc_platform::openapi::BearerAuth;
+use utoipa::OpenApi;
 
 use crate::routes;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
 
 #[derive(OpenApi)]
 #[openapi(

@@ -12,9 +12,7 @@ pub fn otp_key(phone_index: &[u8]) -> String {
     format!("otp:{}", hex(phone_index))
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use hc_platform::privacy::to_hex as hex;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Check {

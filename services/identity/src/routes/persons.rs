@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::invalid;
 use crate::db::audit::{self, AuditEntry};
 use crate::db::persons::{self, NewPerson, StoredPerson};
+use crate::otp::hex;
 use crate::state::AppState;
 use crate::vault::{self, Field};
 
@@ -78,12 +79,23 @@ pub async fn register(
         data_key_id: cipher.active_key_id(),
         home_region: &region.to_string(),
     };
-    let client = state.db.get().await?;
-    let inserted = persons::insert(&client, &new).await.conflict_on(&[(
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    let inserted = persons::insert(&tx, &new).await.conflict_on(&[(
         "persons_phone_index_key",
         "phone",
         "this phone number is registered to another person",
     )])?;
+    if let Some(id) = inserted {
+        // Other services key facts by this index; the event lets them link facts to the person.
+        let event = serde_json::json!({
+            "person_id": id.0,
+            "id_number_index": hex(&id_number_index),
+            "home_region": region.to_string(),
+        });
+        hc_platform::outbox::enqueue(&tx, "person.registered", &event).await?;
+    }
+    tx.commit().await?;
     match inserted {
         Some(id) => {
             tracing::info!(person = %id, "person registered");

@@ -1,0 +1,139 @@
+//! The transactional outbox: an event is written in the same transaction as the change it announces, and a
+//! relay publishes it to a Redis Stream afterwards. A crash between commit and publish loses nothing (the row
+//! is still there); a crash between publish and marking publishes it twice, so consumers are idempotent by
+//! `event_id`.
+//!
+//! Each service that publishes has an `outbox` table in its own schema, created by its migrations:
+//! `(id bigint identity primary key, stream text, payload jsonb, traceparent text, created_at, published_at)`
+//! with a partial index on unpublished rows.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use deadpool_postgres::{GenericClient, Pool};
+use tokio_util::sync::CancellationToken;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::store::Store;
+
+/// The Redis key (without prefix) of an event stream, e.g. `events:facts.imported`.
+pub fn stream_key(stream: &str) -> String {
+    format!("events:{stream}")
+}
+
+/// The current span's W3C `traceparent`, carried with the event so the consumer continues the trace.
+fn current_traceparent() -> Option<String> {
+    let context = tracing::Span::current().context();
+    let mut carrier = HashMap::new();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut carrier));
+    carrier.remove("traceparent")
+}
+
+/// Records an event inside the caller's transaction.
+pub async fn enqueue(
+    client: &impl GenericClient,
+    stream: &str,
+    payload: &serde_json::Value,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "INSERT INTO outbox (stream, payload, traceparent) VALUES ($1, $2, $3)",
+            &[&stream, payload, &current_traceparent()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Publishes outbox rows to Redis Streams.
+pub struct Relay {
+    pool: Pool,
+    store: Store,
+    /// Names the publisher in `event_id` (`{source}:{outbox id}`), which consumers deduplicate on.
+    source: String,
+    batch_size: i64,
+    /// Streams are capped (approximately) at this many entries.
+    max_stream_len: usize,
+}
+
+impl Relay {
+    pub fn new(pool: Pool, store: Store, source: &str, batch_size: i64) -> Self {
+        Self {
+            pool,
+            store,
+            source: source.to_owned(),
+            batch_size,
+            max_stream_len: 1_000_000,
+        }
+    }
+
+    /// Publishes up to one batch and returns how many events went out. Rows are locked with SKIP LOCKED, so
+    /// several replicas can relay at once without publishing the same row concurrently.
+    pub async fn process_next_batch(&self) -> anyhow::Result<usize> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let rows = tx
+            .query(
+                "SELECT id, stream, payload::text, traceparent FROM outbox
+                 WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                &[&self.batch_size],
+            )
+            .await?;
+        if rows.is_empty() {
+            tx.execute(
+                "DELETE FROM outbox WHERE published_at < now() - interval '1 hour'",
+                &[],
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(0);
+        }
+        let mut pipe = redis::pipe();
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: i64 = row.get(0);
+            let stream: String = row.get(1);
+            let payload: String = row.get(2);
+            let traceparent: Option<String> = row.get(3);
+            let event_id = format!("{}:{id}", self.source);
+            let mut fields = vec![("event_id", event_id), ("payload", payload)];
+            if let Some(tp) = traceparent {
+                fields.push(("traceparent", tp));
+            }
+            pipe.xadd_maxlen(
+                self.store.key(&stream_key(&stream)),
+                redis::streams::StreamMaxlen::Approx(self.max_stream_len),
+                "*",
+                &fields,
+            )
+            .ignore();
+            ids.push(id);
+        }
+        pipe.query_async::<()>(&mut self.store.conn()).await?;
+        tx.execute(
+            "UPDATE outbox SET published_at = now() WHERE id = ANY($1)",
+            &[&ids],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ids.len())
+    }
+
+    /// Relays until cancelled, pausing `idle` when there is nothing to publish.
+    pub async fn run(self, cancel: CancellationToken, idle: Duration) {
+        while !cancel.is_cancelled() {
+            let published = match self.process_next_batch().await {
+                Ok(n) => n,
+                Err(err) => {
+                    tracing::warn!(error = %err, "outbox relay step failed");
+                    0
+                }
+            };
+            if published == 0 {
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(idle) => {}
+                }
+            }
+        }
+    }
+}

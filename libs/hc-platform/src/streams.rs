@@ -1,0 +1,130 @@
+//! Consuming events from Redis Streams with a consumer group: at-least-once delivery, an entry acknowledged
+//! only after its handler succeeded, and entries left pending by a crashed consumer delivered again.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use redis::streams::{StreamReadOptions, StreamReadReply};
+use tokio_util::sync::CancellationToken;
+
+use crate::outbox::stream_key;
+use crate::store::Store;
+
+/// One event as a handler sees it.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    /// The publisher's id (`{source}:{n}`): the same event delivered twice has the same `event_id`.
+    pub event_id: String,
+    pub payload: serde_json::Value,
+    pub traceparent: Option<String>,
+}
+
+pub struct Consumer {
+    store: Store,
+    key: String,
+    group: String,
+    name: String,
+    batch: usize,
+}
+
+fn field(map: &HashMap<String, redis::Value>, name: &str) -> Option<String> {
+    map.get(name)
+        .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+}
+
+impl Consumer {
+    /// `stream` is the event name (`person.registered`), `group` the consuming service.
+    pub fn new(store: Store, stream: &str, group: &str, name: &str, batch: usize) -> Self {
+        let key = store.key(&stream_key(stream));
+        Self {
+            store,
+            key,
+            group: group.to_owned(),
+            name: name.to_owned(),
+            batch,
+        }
+    }
+
+    /// Creates the group (and the stream) if needed, reading from the stream's beginning.
+    pub async fn ensure_group(&self) -> anyhow::Result<()> {
+        let created: redis::RedisResult<()> = self
+            .store
+            .conn()
+            .xgroup_create_mkstream(&self.key, &self.group, "0")
+            .await;
+        match created {
+            Err(err) if err.code() == Some("BUSYGROUP") => Ok(()),
+            other => Ok(other?),
+        }
+    }
+
+    /// Handles this consumer's pending entries first (a previous run crashed before acknowledging them),
+    /// then new ones; returns how many were handled. A failing handler leaves its entry pending and stops the
+    /// batch, so order within the stream is kept.
+    pub async fn process_next_batch<F, Fut>(&self, handler: F) -> anyhow::Result<usize>
+    where
+        F: Fn(Delivered) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>>,
+    {
+        let mut handled = 0;
+        for start in ["0", ">"] {
+            let options = StreamReadOptions::default()
+                .group(&self.group, &self.name)
+                .count(self.batch);
+            let reply: StreamReadReply = self
+                .store
+                .conn()
+                .xread_options(&[&self.key], &[start], &options)
+                .await?;
+            for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
+                let delivered = Delivered {
+                    event_id: field(&entry.map, "event_id").unwrap_or_else(|| entry.id.clone()),
+                    payload: serde_json::from_str(
+                        &field(&entry.map, "payload").unwrap_or_default(),
+                    )
+                    .unwrap_or(serde_json::Value::Null),
+                    traceparent: field(&entry.map, "traceparent"),
+                };
+                handler(delivered).await?;
+                self.store
+                    .conn()
+                    .xack::<_, _, _, ()>(&self.key, &self.group, &[&entry.id])
+                    .await?;
+                handled += 1;
+            }
+            if handled > 0 {
+                break;
+            }
+        }
+        Ok(handled)
+    }
+
+    /// Consumes until cancelled. Reads do not block on the shared multiplexed connection (a blocking read
+    /// would hold up every other command on it); the loop pauses `idle` when there was nothing.
+    pub async fn run<F, Fut>(self, cancel: CancellationToken, idle: Duration, handler: F)
+    where
+        F: Fn(Delivered) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>>,
+    {
+        if let Err(err) = self.ensure_group().await {
+            tracing::error!(error = %err, stream = %self.key, "cannot create the consumer group");
+        }
+        while !cancel.is_cancelled() {
+            let handled = match self.process_next_batch(&handler).await {
+                Ok(n) => n,
+                Err(err) => {
+                    tracing::warn!(error = %err, stream = %self.key, "stream consumer step failed");
+                    0
+                }
+            };
+            if handled == 0 {
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(idle) => {}
+                }
+            }
+        }
+    }
+}

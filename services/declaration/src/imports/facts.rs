@@ -1,0 +1,332 @@
+//! The three kinds of fact, their row formats, and how a chunk of them is inserted.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use deadpool_postgres::GenericClient;
+use hc_domain::{IdNumber, RegionCode};
+use hc_platform::privacy::BlindIndex;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    NatResults,
+    Cases,
+    Visits,
+}
+
+impl Kind {
+    pub fn from_path(raw: &str) -> Option<Self> {
+        match raw {
+            "nat-results" => Some(Kind::NatResults),
+            "cases" => Some(Kind::Cases),
+            "visits" => Some(Kind::Visits),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::NatResults => "nat-results",
+            Kind::Cases => "cases",
+            Kind::Visits => "visits",
+        }
+    }
+
+    /// The scope an official client needs to import this kind.
+    pub fn scope(self) -> &'static str {
+        match self {
+            Kind::NatResults => "import:nat",
+            Kind::Cases => "import:cases",
+            Kind::Visits => "import:visits",
+        }
+    }
+}
+
+/// Why a row was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub field: String,
+    pub reason: String,
+}
+
+fn reject(field: &str, reason: impl Into<String>) -> RowError {
+    RowError {
+        field: field.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Deserialize)]
+struct RawNat {
+    id_number: String,
+    sample_time: String,
+    result: String,
+    lab: String,
+}
+
+#[derive(Deserialize)]
+struct RawCase {
+    id_number: String,
+    status: String,
+    since: String,
+    #[serde(default)]
+    until: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawVisit {
+    id_number: String,
+    region: String,
+    first_seen: String,
+    last_seen: String,
+    source: String,
+}
+
+/// Case statuses, as the health commission lists them.
+pub const CASE_STATUSES: &[&str] = &[
+    "confirmed",
+    "suspected",
+    "asymptomatic",
+    "close_contact",
+    "secondary_contact",
+    "recovered",
+];
+
+/// A validated chunk of facts, held column by column for one `INSERT … SELECT FROM unnest(…)`.
+#[derive(Default)]
+pub struct Columns {
+    pub index: Vec<Vec<u8>>,
+    times_a: Vec<DateTime<Utc>>,
+    times_b: Vec<DateTime<Utc>>,
+    dates_a: Vec<NaiveDate>,
+    dates_b: Vec<Option<NaiveDate>>,
+    flags: Vec<bool>,
+    text_a: Vec<String>,
+    text_b: Vec<String>,
+}
+
+impl Columns {
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn clear(&mut self) {
+        *self = Columns::default();
+    }
+}
+
+/// What a row is checked against: the blind index, and "now" for dates in the future.
+pub struct RowContext<'a> {
+    pub index: &'a BlindIndex,
+    pub now: DateTime<Utc>,
+}
+
+impl RowContext<'_> {
+    fn person(&self, raw: &str) -> Result<Vec<u8>, RowError> {
+        let id = IdNumber::parse(raw, crate::china_time::day_of(self.now))
+            .map_err(|e| reject("id_number", e.reason))?;
+        Ok(self.index.id_number(&id))
+    }
+
+    fn instant(&self, field: &str, raw: &str) -> Result<DateTime<Utc>, RowError> {
+        let at = DateTime::parse_from_rfc3339(raw.trim())
+            .map_err(|_| {
+                reject(
+                    field,
+                    "must be an RFC 3339 time with offset, e.g. 2022-01-04T08:30:00+08:00",
+                )
+            })?
+            .with_timezone(&Utc);
+        // A few minutes of clock skew between a lab's clock and ours is normal.
+        if at > self.now + chrono::Duration::minutes(5) {
+            return Err(reject(field, "is in the future"));
+        }
+        Ok(at)
+    }
+
+    fn date(&self, field: &str, raw: &str) -> Result<NaiveDate, RowError> {
+        let date = NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+            .map_err(|_| reject(field, "must be a date YYYY-MM-DD"))?;
+        if date > crate::china_time::day_of(self.now) {
+            return Err(reject(field, "is in the future"));
+        }
+        Ok(date)
+    }
+
+    /// Validates one row and appends it to `cols`.
+    pub fn push(&self, kind: Kind, row: Row<'_>, cols: &mut Columns) -> Result<(), RowError> {
+        match kind {
+            Kind::NatResults => {
+                let raw: RawNat = row.decode()?;
+                let positive = match raw.result.trim() {
+                    "positive" => true,
+                    "negative" => false,
+                    _ => return Err(reject("result", "must be positive or negative")),
+                };
+                let lab = raw.lab.trim();
+                if lab.is_empty() || lab.chars().count() > 100 {
+                    return Err(reject("lab", "must be 1 to 100 characters"));
+                }
+                let index = self.person(&raw.id_number)?;
+                let sampled = self.instant("sample_time", &raw.sample_time)?;
+                cols.index.push(index);
+                cols.times_a.push(sampled);
+                cols.flags.push(positive);
+                cols.text_a.push(lab.to_owned());
+            }
+            Kind::Cases => {
+                let raw: RawCase = row.decode()?;
+                let status = raw.status.trim();
+                if !CASE_STATUSES.contains(&status) {
+                    return Err(reject(
+                        "status",
+                        format!("must be one of {}", CASE_STATUSES.join(", ")),
+                    ));
+                }
+                let index = self.person(&raw.id_number)?;
+                let since = self.date("since", &raw.since)?;
+                let until = match raw
+                    .until
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                {
+                    Some(u) => {
+                        let until = NaiveDate::parse_from_str(u, "%Y-%m-%d")
+                            .map_err(|_| reject("until", "must be a date YYYY-MM-DD"))?;
+                        if until < since {
+                            return Err(reject("until", "is before since"));
+                        }
+                        Some(until)
+                    }
+                    None => None,
+                };
+                cols.index.push(index);
+                cols.text_a.push(status.to_owned());
+                cols.dates_a.push(since);
+                cols.dates_b.push(until);
+            }
+            Kind::Visits => {
+                let raw: RawVisit = row.decode()?;
+                let region =
+                    RegionCode::parse(raw.region.trim()).map_err(|e| reject("region", e.reason))?;
+                let source = raw.source.trim();
+                if !matches!(source, "carrier" | "venue") {
+                    return Err(reject("source", "must be carrier or venue"));
+                }
+                let index = self.person(&raw.id_number)?;
+                let first = self.instant("first_seen", &raw.first_seen)?;
+                let last = self.instant("last_seen", &raw.last_seen)?;
+                if last < first {
+                    return Err(reject("last_seen", "is before first_seen"));
+                }
+                cols.index.push(index);
+                cols.text_a.push(region.to_string());
+                cols.times_a.push(first);
+                cols.times_b.push(last);
+                cols.text_b.push(source.to_owned());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One line of the body, in its format.
+pub enum Row<'a> {
+    Json(&'a [u8]),
+    Csv {
+        headers: &'a csv::StringRecord,
+        record: &'a csv::StringRecord,
+    },
+}
+
+impl Row<'_> {
+    fn decode<T: DeserializeOwned>(&self) -> Result<T, RowError> {
+        match self {
+            Row::Json(line) => {
+                let mut de = serde_json::Deserializer::from_slice(line);
+                serde_path_to_error::deserialize(&mut de).map_err(|err| {
+                    let path = err.path().to_string();
+                    let inner = err.into_inner();
+                    let message = inner.to_string();
+                    let reason = message
+                        .split(" at line ")
+                        .next()
+                        .unwrap_or(&message)
+                        .to_owned();
+                    if inner.is_syntax() || inner.is_eof() {
+                        return reject("row", format!("malformed JSON: {reason}"));
+                    }
+                    let field = if path == "." {
+                        reason
+                            .strip_prefix("missing field `")
+                            .and_then(|r| r.split('`').next())
+                            .unwrap_or("row")
+                            .to_owned()
+                    } else {
+                        path
+                    };
+                    reject(&field, reason)
+                })
+            }
+            Row::Csv { headers, record } => record.deserialize(Some(headers)).map_err(|err| {
+                let field = match err.kind() {
+                    csv::ErrorKind::Deserialize { err, .. } => err
+                        .field()
+                        .and_then(|i| headers.get(i as usize))
+                        .map(str::to_owned),
+                    _ => None,
+                };
+                let reason = err.to_string();
+                let missing = reason
+                    .split("missing field `")
+                    .nth(1)
+                    .and_then(|r| r.split('`').next())
+                    .map(str::to_owned);
+                reject(&field.or(missing).unwrap_or_else(|| "row".into()), reason)
+            }),
+        }
+    }
+}
+
+/// Inserts a chunk, skipping facts already present (a resend, or the same fact from another batch), and
+/// returns the blind indexes of the people whose facts were new.
+pub async fn insert(
+    client: &impl GenericClient,
+    kind: Kind,
+    c: &Columns,
+) -> Result<Vec<Vec<u8>>, tokio_postgres::Error> {
+    let rows = match kind {
+        Kind::NatResults => {
+            client
+                .query(
+                    "INSERT INTO nat_results (id_index, sample_time, positive, lab)
+                     SELECT * FROM unnest($1::bytea[], $2::timestamptz[], $3::bool[], $4::text[])
+                     ON CONFLICT DO NOTHING RETURNING id_index",
+                    &[&c.index, &c.times_a, &c.flags, &c.text_a],
+                )
+                .await?
+        }
+        Kind::Cases => {
+            client
+                .query(
+                    "INSERT INTO case_status (id_index, status, since, until)
+                     SELECT * FROM unnest($1::bytea[], $2::text[], $3::date[], $4::date[])
+                     ON CONFLICT DO NOTHING RETURNING id_index",
+                    &[&c.index, &c.text_a, &c.dates_a, &c.dates_b],
+                )
+                .await?
+        }
+        Kind::Visits => {
+            client
+                .query(
+                    "INSERT INTO visits (id_index, region, first_seen, last_seen, source)
+                     SELECT * FROM unnest($1::bytea[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[])
+                     ON CONFLICT DO NOTHING RETURNING id_index",
+                    &[&c.index, &c.text_a, &c.times_a, &c.times_b, &c.text_b],
+                )
+                .await?
+        }
+    };
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}

@@ -1,0 +1,391 @@
+//! Running one import: the batch's lock and record, the streamed body cut into lines, and a transaction per
+//! chunk that lands the facts, the row errors, the progress and the `facts.imported` event together.
+
+use actix_web::web;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Object};
+use futures_util::StreamExt;
+use hc_platform::ApiError;
+use hc_platform::privacy::to_hex;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::facts::{self, Columns, Kind, Row, RowContext, RowError};
+use crate::state::AppState;
+
+/// A line longer than this is not a fact row; refusing it bounds the memory one request can take.
+const MAX_LINE_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Ndjson,
+    Csv,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RowErrorView {
+    /// Line number in the body (for CSV the header is line 1).
+    pub row: i64,
+    pub field: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BatchView {
+    pub batch_id: String,
+    pub kind: String,
+    /// `running`, `complete`, or `failed` (send the same batch again to resume after the last committed chunk).
+    pub state: String,
+    pub rows_read: i64,
+    pub accepted: i64,
+    pub rejected: i64,
+    /// Rows whose fact was already stored (a resend, or the same fact in another batch).
+    pub duplicates: i64,
+    /// The last line whose chunk is committed.
+    pub committed_through: i64,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// One page of row errors, in row order.
+    pub errors: Vec<RowErrorView>,
+    /// Pass as `errors_after` for the next page of errors; absent on the last page.
+    pub next_errors_after: Option<i64>,
+}
+
+struct Counters {
+    rows_read: i64,
+    accepted: i64,
+    rejected: i64,
+    duplicates: i64,
+    committed_through: i64,
+    stored_errors: i64,
+}
+
+/// A stable 64-bit key for the batch's advisory lock.
+const LOCK_SQL: &str = "SELECT pg_try_advisory_lock(hashtextextended($1 || '/' || $2, 0))";
+const UNLOCK_SQL: &str = "SELECT pg_advisory_unlock(hashtextextended($1 || '/' || $2, 0))";
+
+/// Imports the body as batch `batch_id` of `client_id`. Returns the batch and whether this call completed it
+/// (`false`: it was complete already and nothing changed).
+pub async fn import(
+    state: &AppState,
+    client_id: &str,
+    batch_id: &str,
+    kind: Kind,
+    format: Format,
+    mut body: web::Payload,
+) -> Result<(BatchView, bool), ApiError> {
+    let mut conn = state.db.get().await?;
+    let locked: bool = conn
+        .query_one(LOCK_SQL, &[&client_id, &batch_id])
+        .await?
+        .get(0);
+    if !locked {
+        return Err(ApiError::Conflict {
+            field: None,
+            detail: "this batch is being imported by another request".into(),
+        });
+    }
+    let outcome = async {
+        conn.execute(
+            "INSERT INTO import_batches (client_id, batch_id, kind, state) VALUES ($1, $2, $3, 'running')
+             ON CONFLICT (client_id, batch_id) DO NOTHING",
+            &[&client_id, &batch_id, &kind.as_str()],
+        )
+        .await?;
+        let row = conn
+            .query_one(
+                "SELECT kind, state, rows_read, accepted, rejected, duplicates, committed_through,
+                        (SELECT count(*) FROM import_errors e WHERE e.client_id = b.client_id AND e.batch_id = b.batch_id)
+                 FROM import_batches b WHERE client_id = $1 AND batch_id = $2",
+                &[&client_id, &batch_id],
+            )
+            .await?;
+        if row.get::<_, String>(0) != kind.as_str() {
+            return Err(ApiError::Conflict {
+                field: Some("Idempotency-Key".into()),
+                detail: format!("batch {batch_id} is a {} import", row.get::<_, String>(0)),
+            });
+        }
+        if row.get::<_, String>(1) == "complete" {
+            return Ok(false);
+        }
+        conn.execute("UPDATE import_batches SET state = 'running' WHERE client_id = $1 AND batch_id = $2", &[&client_id, &batch_id])
+            .await?;
+        let mut counters = Counters {
+            rows_read: row.get(2),
+            accepted: row.get(3),
+            rejected: row.get(4),
+            duplicates: row.get(5),
+            committed_through: row.get(6),
+            stored_errors: row.get(7),
+        };
+        let streamed = stream_rows(state, &mut conn, client_id, batch_id, kind, format, &mut body, &mut counters).await;
+        let final_state = if streamed.is_ok() { "complete" } else { "failed" };
+        conn.execute(
+            "UPDATE import_batches SET state = $3, finished_at = now() WHERE client_id = $1 AND batch_id = $2",
+            &[&client_id, &batch_id, &final_state],
+        )
+        .await?;
+        streamed.map(|()| true)
+    }
+    .await;
+    // The lock is per session: release it before the connection goes back to the pool.
+    let _ = conn.query_one(UNLOCK_SQL, &[&client_id, &batch_id]).await;
+    let completed = outcome?;
+    let view = view(&conn, client_id, batch_id, 0, 100)
+        .await?
+        .ok_or(ApiError::NotFound { what: "batch" })?;
+    Ok((view, completed))
+}
+
+/// Reads the body line by line; rows up to `committed_through` (landed by an earlier attempt) are skipped.
+#[allow(clippy::too_many_arguments)]
+async fn stream_rows(
+    state: &AppState,
+    conn: &mut Object,
+    client_id: &str,
+    batch_id: &str,
+    kind: Kind,
+    format: Format,
+    body: &mut web::Payload,
+    counters: &mut Counters,
+) -> Result<(), ApiError> {
+    let chunk_rows = state.settings.import_chunk_rows;
+    let resume_after = counters.committed_through;
+    let mut pending = Vec::new();
+    let mut cols = Columns::default();
+    let mut errors: Vec<(i64, RowError)> = Vec::new();
+    let mut line_no: i64 = 0;
+    let mut total_bytes: u64 = 0;
+    let mut headers: Option<csv::StringRecord> = None;
+    let context = RowContext {
+        index: &state.index,
+        now: Utc::now(),
+    };
+
+    let mut handle_line = |line: &[u8],
+                           cols: &mut Columns,
+                           errors: &mut Vec<(i64, RowError)>,
+                           line_no: i64|
+     -> Result<(), ApiError> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if format == Format::Csv && headers.is_none() {
+            let record = csv_record(line)
+                .ok_or_else(|| ApiError::unprocessable("body", "the CSV header line is missing"))?;
+            headers = Some(record);
+            return Ok(());
+        }
+        if line_no <= resume_after || line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let outcome = match (&headers, format) {
+            (_, Format::Ndjson) => context.push(kind, Row::Json(line), cols),
+            (Some(headers), Format::Csv) => match csv_record(line) {
+                Some(record) => context.push(
+                    kind,
+                    Row::Csv {
+                        headers,
+                        record: &record,
+                    },
+                    cols,
+                ),
+                None => Err(RowError {
+                    field: "row".into(),
+                    reason: "not a CSV record".into(),
+                }),
+            },
+            (None, Format::Csv) => Ok(()),
+        };
+        if let Err(err) = outcome {
+            errors.push((line_no, err));
+        }
+        Ok(())
+    };
+
+    while let Some(piece) = body.next().await {
+        let piece = piece.map_err(|_| ApiError::BadRequest {
+            detail: "the body could not be read".into(),
+        })?;
+        total_bytes += piece.len() as u64;
+        if total_bytes > state.settings.import_max_bytes {
+            return Err(ApiError::PayloadTooLarge {
+                detail: "the import is larger than declaration.import_max_bytes".into(),
+            });
+        }
+        pending.extend_from_slice(&piece);
+        let mut start = 0;
+        while let Some(pos) = pending[start..].iter().position(|b| *b == b'\n') {
+            line_no += 1;
+            handle_line(
+                &pending[start..start + pos],
+                &mut cols,
+                &mut errors,
+                line_no,
+            )?;
+            start += pos + 1;
+            if cols.len() + errors.len() >= chunk_rows {
+                commit_chunk(
+                    state,
+                    conn,
+                    client_id,
+                    batch_id,
+                    kind,
+                    &mut cols,
+                    &mut errors,
+                    line_no,
+                    counters,
+                )
+                .await?;
+            }
+        }
+        pending.drain(..start);
+        if pending.len() > MAX_LINE_BYTES {
+            return Err(ApiError::unprocessable(
+                "body",
+                format!("line {} is longer than {MAX_LINE_BYTES} bytes", line_no + 1),
+            ));
+        }
+    }
+    if !pending.is_empty() {
+        line_no += 1;
+        handle_line(&pending, &mut cols, &mut errors, line_no)?;
+    }
+    commit_chunk(
+        state,
+        conn,
+        client_id,
+        batch_id,
+        kind,
+        &mut cols,
+        &mut errors,
+        line_no.max(resume_after),
+        counters,
+    )
+    .await
+}
+
+fn csv_record(line: &[u8]) -> Option<csv::StringRecord> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(line);
+    reader.records().next()?.ok()
+}
+
+/// One transaction: the chunk's facts, its row errors, the batch's progress and the event.
+#[allow(clippy::too_many_arguments)]
+async fn commit_chunk(
+    state: &AppState,
+    conn: &mut Object,
+    client_id: &str,
+    batch_id: &str,
+    kind: Kind,
+    cols: &mut Columns,
+    errors: &mut Vec<(i64, RowError)>,
+    through: i64,
+    counters: &mut Counters,
+) -> Result<(), ApiError> {
+    let tx = conn.transaction().await?;
+    let inserted = facts::insert(&tx, kind, cols).await?;
+    let keep = (state.settings.import_max_errors - counters.stored_errors)
+        .clamp(0, errors.len() as i64) as usize;
+    if keep > 0 {
+        let rows: Vec<i64> = errors[..keep].iter().map(|(n, _)| *n).collect();
+        let fields: Vec<&str> = errors[..keep]
+            .iter()
+            .map(|(_, e)| e.field.as_str())
+            .collect();
+        let reasons: Vec<&str> = errors[..keep]
+            .iter()
+            .map(|(_, e)| e.reason.as_str())
+            .collect();
+        tx.execute(
+            "INSERT INTO import_errors (client_id, batch_id, row_no, field, reason)
+             SELECT $1, $2, * FROM unnest($3::bigint[], $4::text[], $5::text[]) ON CONFLICT DO NOTHING",
+            &[&client_id, &batch_id, &rows, &fields, &reasons],
+        )
+        .await?;
+    }
+    let valid = cols.len() as i64;
+    let new = inserted.len() as i64;
+    counters.rows_read += valid + errors.len() as i64;
+    counters.accepted += new;
+    counters.duplicates += valid - new;
+    counters.rejected += errors.len() as i64;
+    counters.stored_errors += keep as i64;
+    counters.committed_through = through;
+    tx.execute(
+        "UPDATE import_batches SET rows_read = $3, accepted = $4, rejected = $5, duplicates = $6, committed_through = $7
+         WHERE client_id = $1 AND batch_id = $2",
+        &[&client_id, &batch_id, &counters.rows_read, &counters.accepted, &counters.rejected, &counters.duplicates, &through],
+    )
+    .await?;
+    if !inserted.is_empty() {
+        let mut people: Vec<String> = inserted.iter().map(|i| to_hex(i)).collect();
+        people.sort_unstable();
+        people.dedup();
+        let event = serde_json::json!({
+            "kind": kind.as_str(), "client_id": client_id, "batch_id": batch_id, "through_row": through, "people": people,
+        });
+        hc_platform::outbox::enqueue(&tx, "facts.imported", &event).await?;
+    }
+    tx.commit().await?;
+    cols.clear();
+    errors.clear();
+    Ok(())
+}
+
+/// The batch with one page of its row errors (rows after `errors_after`).
+pub async fn view(
+    client: &impl GenericClient,
+    client_id: &str,
+    batch_id: &str,
+    errors_after: i64,
+    limit: i64,
+) -> Result<Option<BatchView>, ApiError> {
+    let Some(b) = client
+        .query_opt(
+            "SELECT kind, state, rows_read, accepted, rejected, duplicates, committed_through, started_at, finished_at
+             FROM import_batches WHERE client_id = $1 AND batch_id = $2",
+            &[&client_id, &batch_id],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let rows = client
+        .query(
+            "SELECT row_no, field, reason FROM import_errors
+             WHERE client_id = $1 AND batch_id = $2 AND row_no > $3 ORDER BY row_no LIMIT $4",
+            &[&client_id, &batch_id, &errors_after, &(limit + 1)],
+        )
+        .await?;
+    let more = rows.len() as i64 > limit;
+    let errors: Vec<RowErrorView> = rows
+        .iter()
+        .take(limit as usize)
+        .map(|r| RowErrorView {
+            row: r.get(0),
+            field: r.get(1),
+            reason: r.get(2),
+        })
+        .collect();
+    let next_errors_after = if more {
+        errors.last().map(|e| e.row)
+    } else {
+        None
+    };
+    Ok(Some(BatchView {
+        batch_id: batch_id.to_owned(),
+        kind: b.get(0),
+        state: b.get(1),
+        rows_read: b.get(2),
+        accepted: b.get(3),
+        rejected: b.get(4),
+        duplicates: b.get(5),
+        committed_through: b.get(6),
+        started_at: b.get(7),
+        finished_at: b.get(8),
+        errors,
+        next_errors_after,
+    }))
+}

@@ -1,0 +1,118 @@
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{HttpRequest, HttpResponse, web};
+use hc_platform::ApiError;
+use hc_platform::auth::{AnyScope, Official};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::imports::{self, BatchView, Kind};
+use crate::state::AppState;
+
+/// Import a batch of facts: `kind` is `nat-results` (scope `import:nat`), `cases` (`import:cases`) or `visits`
+/// (`import:visits`). The body is NDJSON (`application/x-ndjson`) or CSV with a header line (`text/csv`), people
+/// named by ID number; it is streamed, validated row by row, and landed a chunk per transaction. Bad rows are
+/// reported and skipped. The `Idempotency-Key` is the batch id: sending a complete batch again changes nothing; sending
+/// an interrupted one again resumes after its last committed chunk.
+///
+/// Rows — nat-results: `id_number, sample_time (RFC 3339), result (positive|negative), lab`; cases: `id_number,
+/// status (confirmed|suspected|asymptomatic|close_contact|secondary_contact|recovered), since, until?` (dates);
+/// visits: `id_number, region (GB/T 2260), first_seen, last_seen (RFC 3339), source (carrier|venue)`.
+#[utoipa::path(post, path = "/v1/imports/{kind}", tag = "imports", security(("bearer" = ["import:nat", "import:cases", "import:visits"])),
+    params(("kind" = String, Path, description = "nat-results, cases or visits"),
+           ("Idempotency-Key" = String, Header, description = "The client-chosen batch id")),
+    request_body(content = String, content_type = "application/x-ndjson", description = "One JSON object per line, or text/csv with a header line"),
+    responses(
+        (status = 201, description = "Imported; counts and the first row errors", body = BatchView),
+        (status = 200, description = "This batch was complete already; nothing changed", body = BatchView),
+        (status = 403, description = "The client lacks the kind's scope", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The batch is being imported by another request, or is of another kind", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Neither NDJSON nor CSV", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown kind, missing batch id or CSV header", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn upload(
+    state: web::Data<AppState>,
+    official: Official<AnyScope>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let kind = Kind::from_path(&path)
+        .ok_or_else(|| ApiError::unprocessable("kind", "must be nat-results, cases or visits"))?;
+    official.require(kind.scope())?;
+    let batch_id = req
+        .headers()
+        .get("Idempotency-Key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| (1..=200).contains(&k.len()))
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "Idempotency-Key",
+                "the batch id (1 to 200 visible ASCII characters) is required",
+            )
+        })?
+        .to_owned();
+    let mime = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or("");
+    let format = match mime.trim() {
+        "application/x-ndjson" | "application/jsonl" | "application/json-seq" => {
+            imports::Format::Ndjson
+        }
+        "text/csv" => imports::Format::Csv,
+        _ => {
+            return Err(ApiError::UnsupportedMediaType {
+                detail: "send application/x-ndjson or text/csv".into(),
+            });
+        }
+    };
+    let (view, completed) =
+        imports::import(&state, &official.client_id, &batch_id, kind, format, body).await?;
+    tracing::info!(batch = %batch_id, kind = kind.as_str(), accepted = view.accepted, rejected = view.rejected, "import finished");
+    Ok(if completed {
+        HttpResponse::Created().json(view)
+    } else {
+        HttpResponse::Ok().json(view)
+    })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct StatusQuery {
+    /// Show row errors after this row (the previous page's `next_errors_after`).
+    pub errors_after: Option<i64>,
+    /// Row errors per page, 1 to 1000 (default 100).
+    pub limit: Option<i64>,
+}
+
+/// A batch's state and progress (updated per committed chunk, so it can be polled while the import runs) and a
+/// page of its row errors. Clients see their own batches only.
+#[utoipa::path(get, path = "/v1/imports/{batch}", tag = "imports", security(("bearer" = ["import:nat", "import:cases", "import:visits"])),
+    params(("batch" = String, Path, description = "The batch id"), StatusQuery),
+    responses(
+        (status = 200, description = "The batch", body = BatchView),
+        (status = 404, description = "No such batch of this client", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn status(
+    state: web::Data<AppState>,
+    official: Official<AnyScope>,
+    path: web::Path<String>,
+    query: web::Query<StatusQuery>,
+) -> Result<web::Json<BatchView>, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::unprocessable("limit", "must be 1 to 1000"));
+    }
+    let client = state.db.get().await?;
+    imports::view(
+        &client,
+        &official.client_id,
+        &path,
+        query.errors_after.unwrap_or(0),
+        limit,
+    )
+    .await?
+    .map(web::Json)
+    .ok_or(ApiError::NotFound { what: "batch" })
+}

@@ -1,0 +1,27 @@
+use serde::Deserialize;
+
+/// The `[declaration]` section (documented in config/default.toml).
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeclarationSettings {
+    pub import_chunk_rows: usize,
+    pub import_max_bytes: u64,
+    pub import_max_errors: i64,
+}
+
+impl DeclarationSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=100_000).contains(&self.import_chunk_rows),
+            "declaration.import_chunk_rows must be 1 to 100000"
+        );
+        anyhow::ensure!(
+            self.import_max_bytes > 0,
+            "declaration.import_max_bytes must be positive"
+        );
+        anyhow::ensure!(
+            self.import_max_errors >= 0,
+            "declaration.import_max_errors must not be negative"
+        );
+        Ok(())
+    }
+}

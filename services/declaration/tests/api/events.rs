@@ -1,0 +1,101 @@
+use hc_platform::outbox::Relay;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{nth_id, spawn_app, spawn_app_with, valid_declaration};
+
+#[tokio::test]
+async fn a_result_for_an_unregistered_person_is_kept_and_counts_after_registration() {
+    let app = spawn_app().await;
+    let lab = app.official(&["import:nat"]).await;
+    let id = nth_id(42);
+    let row = format!(
+        r#"{{"id_number":"{id}","sample_time":"2022-01-04T08:00:00+08:00","result":"positive","lab":"XA-3"}}"#
+    );
+    let r = app
+        .import(
+            &lab,
+            "nat-results",
+            "early",
+            "application/x-ndjson",
+            format!("{row}\n"),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let events = app.events("facts.imported", 1).await;
+    assert_eq!(events[0]["people"].as_array().map(Vec::len), Some(1));
+
+    // Registration happens later; identity's event links the person to the stored result.
+    let (_, token) = app.citizen(&id, "13900000042").await;
+    let mut facts = Value::Null;
+    for _ in 0..500 {
+        facts = app
+            .http
+            .get(app.url("/v1/facts/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("facts")
+            .json()
+            .await
+            .expect("json");
+        if facts["linked"] == true {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(facts["linked"], true, "{facts}");
+    assert_eq!(facts["nat_results"][0]["positive"], true);
+    assert_eq!(facts["nat_results"][0]["lab"], "XA-3");
+}
+
+#[tokio::test]
+async fn an_event_committed_but_not_yet_published_still_arrives() {
+    // The relay is off: the process "crashed" between commit and publish.
+    let app = spawn_app_with(|b| {
+        b.set_override("events.relay_enabled", false)
+            .expect("override")
+    })
+    .await;
+    let (person, token) = app.citizen(&nth_id(7), "13900000007").await;
+    let declared: Value = app
+        .declare(&token, &valid_declaration(), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+
+    let db = app.pool.get().await.expect("db");
+    let pending: i64 = db
+        .query_one(
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(pending, 1, "the event is durable in the outbox");
+
+    // A relay starting afterwards (the restarted process) publishes it.
+    let mut redis_settings = hc_platform::settings::RedisSettings {
+        url: secrecy::SecretString::from(app.redis.url.clone()),
+        cluster_urls: String::new(),
+        key_prefix: app.redis.prefix.clone(),
+        response_timeout_ms: 1000,
+    };
+    redis_settings.key_prefix = app.redis.prefix.clone();
+    let store = hc_platform::store::Store::connect(&redis_settings)
+        .await
+        .expect("redis");
+    let relay = Relay::new(app.pool.clone(), store, declaration::SCHEMA, 100);
+    assert_eq!(relay.process_next_batch().await.expect("relay"), 1);
+    assert_eq!(
+        relay.process_next_batch().await.expect("relay"),
+        0,
+        "published once"
+    );
+
+    let events = app.events("declaration.submitted", 1).await;
+    assert_eq!(events[0]["declaration_id"], declared["id"]);
+    assert_eq!(events[0]["person_id"], person);
+}

@@ -1,0 +1,254 @@
+use std::fmt::Write;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{nth_id, problem, spawn_app, spawn_app_with};
+
+/// `n` NAT-result rows as NDJSON; rows listed in `bad` are broken in different ways.
+fn nat_rows(n: u32, bad: &[u32]) -> String {
+    let mut body = String::new();
+    for i in 1..=n {
+        let id = nth_id(i);
+        let line = match bad.iter().position(|b| *b == i) {
+            Some(0) => format!(
+                r#"{{"id_number":"{}X","sample_time":"2022-01-04T08:00:00+08:00","result":"negative","lab":"GZ-1"}}"#,
+                &id[..16]
+            ),
+            Some(1) => format!(
+                r#"{{"id_number":"{id}","sample_time":"2022-01-04T08:00:00+08:00","result":"maybe","lab":"GZ-1"}}"#
+            ),
+            Some(_) => format!(r#"{{"id_number":"{id}","result":"negative","lab":"GZ-1"}}"#),
+            None => format!(
+                r#"{{"id_number":"{id}","sample_time":"2022-01-04T08:00:00+08:00","result":"negative","lab":"GZ-1"}}"#
+            ),
+        };
+        writeln!(body, "{line}").expect("write");
+    }
+    body
+}
+
+async fn count(app: &crate::helpers::TestApp, table: &str) -> i64 {
+    let db = app.pool.get().await.expect("db");
+    db.query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .expect("count")
+        .get(0)
+}
+
+#[tokio::test]
+async fn three_bad_rows_among_a_thousand_are_reported_and_the_rest_land_once() {
+    let app = spawn_app_with(|b| {
+        b.set_override("declaration.import_chunk_rows", 300)
+            .expect("override")
+    })
+    .await;
+    let lab = app.official(&["import:nat"]).await;
+    let body = nat_rows(1000, &[17, 500, 999]);
+
+    let first = app
+        .import(
+            &lab,
+            "nat-results",
+            "batch-1",
+            "application/x-ndjson",
+            body.clone(),
+        )
+        .await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.expect("json");
+    assert_eq!(first["state"], "complete");
+    assert_eq!(
+        (first["accepted"].as_i64(), first["rejected"].as_i64()),
+        (Some(997), Some(3))
+    );
+    let errors: Vec<(i64, String)> = first["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| {
+            (
+                e["row"].as_i64().unwrap_or(0),
+                e["field"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        vec![
+            (17, "id_number".into()),
+            (500, "result".into()),
+            (999, "sample_time".into())
+        ]
+    );
+    assert_eq!(count(&app, "nat_results").await, 997);
+
+    // The same batch again changes nothing.
+    let again = app
+        .import(
+            &lab,
+            "nat-results",
+            "batch-1",
+            "application/x-ndjson",
+            body.clone(),
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::OK);
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(again["accepted"], 997);
+    assert_eq!(count(&app, "nat_results").await, 997);
+
+    // The same rows under another batch id are duplicates, not new facts.
+    let other: Value = app
+        .import(&lab, "nat-results", "batch-2", "application/x-ndjson", body)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (other["accepted"].as_i64(), other["duplicates"].as_i64()),
+        (Some(0), Some(997))
+    );
+    assert_eq!(count(&app, "nat_results").await, 997);
+
+    let status: Value = app
+        .http
+        .get(app.url("/v1/imports/batch-1?limit=2"))
+        .bearer_auth(&lab)
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(status["errors"].as_array().map(Vec::len), Some(2));
+    assert_eq!(status["next_errors_after"], 500);
+}
+
+#[tokio::test]
+async fn csv_imports_work_and_a_wrong_scope_is_refused() {
+    let app = spawn_app().await;
+    let lab = app.official(&["import:cases"]).await;
+    let csv = format!(
+        "id_number,status,since,until\n{},close_contact,2022-01-02,\n{},confirmed,2022-01-03,2022-01-01\n",
+        nth_id(1),
+        nth_id(2)
+    );
+    let r: Value = app
+        .import(&lab, "cases", "c-1", "text/csv", csv)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (r["accepted"].as_i64(), r["rejected"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        r["errors"][0]["row"], 3,
+        "CSV rows are line numbers, the header being line 1"
+    );
+    assert_eq!(r["errors"][0]["field"], "until");
+
+    let p = problem(
+        app.import(
+            &lab,
+            "nat-results",
+            "n-1",
+            "application/x-ndjson",
+            nat_rows(3, &[]),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap_or("").contains("import:nat"));
+    problem(
+        app.import(&lab, "cases", "c-2", "text/plain", String::new())
+            .await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    )
+    .await;
+    let p = problem(
+        app.import(&lab, "vaccinations", "v-1", "text/csv", String::new())
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(p["field"], "kind");
+}
+
+#[tokio::test]
+async fn an_interrupted_batch_resumes_after_its_last_committed_chunk() {
+    let app = spawn_app_with(|b| {
+        b.set_override("declaration.import_chunk_rows", 100)
+            .expect("override")
+    })
+    .await;
+    let lab = app.official(&["import:nat"]).await;
+    let body = nat_rows(450, &[]);
+    // The first attempt's connection breaks after 250 rows: two chunks (200 rows) commit, the rest is lost.
+    let cut: String = body.lines().take(250).map(|l| format!("{l}\n")).collect();
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /v1/imports/nat-results HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {lab}\r\n\
+         Idempotency-Key: resume-1\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{cut}\r\n",
+        cut.len()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut socket, head.as_bytes())
+        .await
+        .expect("write");
+    tokio::io::AsyncWriteExt::flush(&mut socket)
+        .await
+        .expect("flush");
+    // Wait until both chunks are committed, then drop the connection mid-body.
+    for _ in 0..500 {
+        if count(&app, "nat_results").await >= 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    drop(socket);
+    let mut partial = Value::Null;
+    for _ in 0..200 {
+        partial = app
+            .http
+            .get(app.url("/v1/imports/resume-1"))
+            .bearer_auth(&lab)
+            .send()
+            .await
+            .expect("status")
+            .json()
+            .await
+            .expect("json");
+        if partial["state"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(partial["state"], "failed", "{partial}");
+    assert_eq!(partial["committed_through"], 200);
+    assert_eq!(count(&app, "nat_results").await, 200);
+
+    let resumed: Value = app
+        .import(
+            &lab,
+            "nat-results",
+            "resume-1",
+            "application/x-ndjson",
+            body,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(resumed["state"], "complete");
+    assert_eq!(
+        (resumed["accepted"].as_i64(), resumed["duplicates"].as_i64()),
+        (Some(450), Some(0))
+    );
+    assert_eq!(count(&app, "nat_results").await, 450);
+}
