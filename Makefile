@@ -1,6 +1,6 @@
 # The two commands: `make up` starts the whole suite with demo data, `make test` runs every check.
 # Both bring up PostgreSQL and Redis themselves (scripts/infra.sh) or use the ones already answering.
-.PHONY: up down test fmt lint unit bench infra-up infra-down
+.PHONY: up down test fmt lint bench bench-declaration infra-up infra-down
 
 up:
 	@scripts/up.sh
@@ -20,6 +20,9 @@ lint:
 
 bench:
 	cargo bench --workspace
+
+bench-declaration:
+	loadtests/bench_declaration.py
 
 infra-up:
 	@scripts/infra.sh up

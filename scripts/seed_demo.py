@@ -10,6 +10,7 @@ import urllib.request
 
 RUN = sys.argv[1]
 IDENTITY = "http://127.0.0.1:8081"
+DECLARATION = "http://127.0.0.1:8082"
 WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 
 
@@ -63,6 +64,17 @@ def main():
         with open(os.open(creds_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             json.dump(creds, f)
 
+    # A lab's test results for the demo citizens (idempotent by batch id), so their facts are not empty.
+    official = call("POST", f"{IDENTITY}/v1/auth/token", {"grant_type": "client_credentials", **creds})[1]["access_token"]
+    rows = "".join(json.dumps({"id_number": idn, "sample_time": "2022-01-04T08:30:00+08:00",
+                               "result": "negative", "lab": "Guangzhou KingMed"}) + "\n" for _, idn, _, _ in CITIZENS)
+    req = urllib.request.Request(f"{DECLARATION}/v1/imports/nat-results", data=rows.encode(), method="POST")
+    req.add_header("Authorization", f"Bearer {official}")
+    req.add_header("Content-Type", "application/x-ndjson")
+    req.add_header("Idempotency-Key", "demo-nat-1")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status in (200, 201), resp.status
+
     print(f"""
 The health-code platform is up.
 
@@ -70,6 +82,8 @@ The health-code platform is up.
                   OpenAPI  {IDENTITY}/openapi.json
                   health   {IDENTITY}/health/ready      metrics {IDENTITY}/metrics
                   keys     {IDENTITY}/v1/auth/keys
+  declaration   {DECLARATION}
+                  OpenAPI  {DECLARATION}/openapi.json     health {DECLARATION}/health/ready
   logs          .run/logs/          secrets .run/secrets.env        stop: make down
 
 Demo citizens (sign in with a one-time code; the development SMS gateway leaves it in Redis):""")
@@ -87,7 +101,12 @@ Official client (Guangzhou, person:read import:nat import:cases risk:write verif
   curl -s -XPOST {IDENTITY}/v1/auth/token -H 'content-type: application/json' \\
        -d '{{"grant_type":"client_credentials","client_id":"{creds['client_id']}","client_secret":"{creds['client_secret']}"}}'
 
-Venues arrive with the verification service (issue 7); declaration, scoring and rendering with issues 4 to 6.
+A citizen's declaration and their test results (the demo lab batch demo-nat-1 is imported):
+  curl -s -XPOST {DECLARATION}/v1/declarations -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
+       -d '{{"current_region":"440106","temperature":36.5,"symptoms":[],"contact_with_case":false,"commitment":true}}'
+  curl -s {DECLARATION}/v1/facts/me -H "authorization: Bearer $TOKEN"
+
+Venues arrive with the verification service (issue 7); scoring and rendering with issues 5 and 6.
 """)
 
 

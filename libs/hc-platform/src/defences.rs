@@ -22,6 +22,7 @@ pub struct Defences {
     admission: Option<Arc<Semaphore>>,
     retry_after: u64,
     timeout: Option<Duration>,
+    timeout_exempt: Vec<String>,
     ip_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     key_limiter: Option<DefaultKeyedRateLimiter<String>>,
 }
@@ -45,6 +46,14 @@ impl Defences {
             retry_after: settings.admission.retry_after_seconds.max(1),
             timeout: (settings.timeouts.request_ms > 0)
                 .then(|| Duration::from_millis(settings.timeouts.request_ms)),
+            timeout_exempt: settings
+                .timeouts
+                .exempt_prefixes
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
             ip_limiter: limiter(
                 settings.rate_limit.per_ip_per_second,
                 settings.rate_limit.per_ip_burst,
@@ -129,7 +138,14 @@ pub async fn timeout(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    match defences_of(&req).and_then(|d| d.timeout) {
+    let limit = defences_of(&req).and_then(|d| {
+        let exempt = d
+            .timeout_exempt
+            .iter()
+            .any(|p| req.path().starts_with(p.as_str()));
+        d.timeout.filter(|_| !exempt)
+    });
+    match limit {
         Some(limit) => tokio::time::timeout(limit, next.call(req))
             .await
             .map_err(|_| ApiError::Timeout)?,

@@ -78,6 +78,7 @@ pub struct AdmissionSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct TimeoutSettings {
     pub request_ms: u64,
+    pub exempt_prefixes: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -168,6 +168,24 @@ async fn a_stuck_request_times_out_with_503() {
 }
 
 #[tokio::test]
+async fn exempt_prefixes_escape_the_request_timeout() {
+    let gate = Arc::new(Notify::new());
+    let mut settings = settings(&[("timeouts.request_ms", 50)]);
+    settings.timeouts.exempt_prefixes = "/other, /hold".into();
+    let base = start(&settings, gate.clone()).await;
+    let held = tokio::spawn(async move {
+        reqwest::get(format!("{base}/hold"))
+            .await
+            .map(|r| r.status())
+    });
+    // Three times the timeout passes; the exempt request is still waiting, then completes normally.
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    assert!(!held.is_finished());
+    gate.notify_one();
+    assert_eq!(held.await.expect("join").expect("response"), 200);
+}
+
+#[tokio::test]
 async fn the_per_ip_bucket_answers_429_when_empty() {
     let gate = Arc::new(Notify::new());
     let base = start(

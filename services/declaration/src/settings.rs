@@ -6,6 +6,7 @@ pub struct DeclarationSettings {
     pub import_chunk_rows: usize,
     pub import_max_bytes: u64,
     pub import_max_errors: i64,
+    pub import_idle_timeout_ms: u64,
 }
 
 impl DeclarationSettings {

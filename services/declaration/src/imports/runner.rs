@@ -202,7 +202,11 @@ async fn stream_rows(
         Ok(())
     };
 
-    while let Some(piece) = body.next().await {
+    let idle = std::time::Duration::from_millis(state.settings.import_idle_timeout_ms);
+    while let Some(piece) = tokio::time::timeout(idle, body.next())
+        .await
+        .map_err(|_| ApiError::Timeout)?
+    {
         let piece = piece.map_err(|_| ApiError::BadRequest {
             detail: "the body could not be read".into(),
         })?;
