@@ -6,6 +6,8 @@ use hc_domain::{IdNumber, RegionCode};
 use hc_platform::privacy::BlindIndex;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -289,44 +291,125 @@ impl Row<'_> {
     }
 }
 
-/// Inserts a chunk, skipping facts already present (a resend, or the same fact from another batch), and
-/// returns the blind indexes of the people whose facts were new.
+/// Inserts a chunk and returns how many facts were new. The fast path COPYs the chunk straight into the fact
+/// table; if any row is already stored (a resend, the same fact in another batch or twice in this chunk), the
+/// unique key stops the COPY, the savepoint undoes it, and the chunk goes in again row by row with
+/// `ON CONFLICT DO NOTHING`, which is about three times slower (docs/benchmarks.md).
 pub async fn insert(
+    tx: &deadpool_postgres::Transaction<'_>,
+    kind: Kind,
+    c: &Columns,
+) -> Result<u64, tokio_postgres::Error> {
+    if c.len() == 0 {
+        return Ok(0);
+    }
+    tx.batch_execute("SAVEPOINT chunk").await?;
+    match copy(tx, kind, c).await {
+        Ok(n) => {
+            tx.batch_execute("RELEASE SAVEPOINT chunk").await?;
+            Ok(n)
+        }
+        Err(err) if err.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            tx.batch_execute("ROLLBACK TO SAVEPOINT chunk").await?;
+            insert_skipping_duplicates(tx, kind, c).await
+        }
+        Err(err) => Err(err),
+    }
+}
+
+async fn copy(
+    tx: &deadpool_postgres::Transaction<'_>,
+    kind: Kind,
+    c: &Columns,
+) -> Result<u64, tokio_postgres::Error> {
+    let (statement, types): (&str, &[Type]) = match kind {
+        Kind::NatResults => (
+            "COPY nat_results (id_index, sample_time, positive, lab) FROM STDIN BINARY",
+            &[Type::BYTEA, Type::TIMESTAMPTZ, Type::BOOL, Type::TEXT],
+        ),
+        Kind::Cases => (
+            "COPY case_status (id_index, status, since, until) FROM STDIN BINARY",
+            &[Type::BYTEA, Type::TEXT, Type::DATE, Type::DATE],
+        ),
+        Kind::Visits => (
+            "COPY visits (id_index, region, first_seen, last_seen, source) FROM STDIN BINARY",
+            &[
+                Type::BYTEA,
+                Type::BPCHAR,
+                Type::TIMESTAMPTZ,
+                Type::TIMESTAMPTZ,
+                Type::TEXT,
+            ],
+        ),
+    };
+    let sink = tx.copy_in(statement).await?;
+    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, types));
+    for i in 0..c.len() {
+        match kind {
+            Kind::NatResults => {
+                writer
+                    .as_mut()
+                    .write(&[&c.index[i], &c.times_a[i], &c.flags[i], &c.text_a[i]])
+                    .await?
+            }
+            Kind::Cases => {
+                writer
+                    .as_mut()
+                    .write(&[&c.index[i], &c.text_a[i], &c.dates_a[i], &c.dates_b[i]])
+                    .await?
+            }
+            Kind::Visits => {
+                writer
+                    .as_mut()
+                    .write(&[
+                        &c.index[i],
+                        &c.text_a[i],
+                        &c.times_a[i],
+                        &c.times_b[i],
+                        &c.text_b[i],
+                    ])
+                    .await?
+            }
+        }
+    }
+    writer.finish().await
+}
+
+async fn insert_skipping_duplicates(
     client: &impl GenericClient,
     kind: Kind,
     c: &Columns,
-) -> Result<Vec<Vec<u8>>, tokio_postgres::Error> {
-    let rows = match kind {
+) -> Result<u64, tokio_postgres::Error> {
+    match kind {
         Kind::NatResults => {
             client
-                .query(
+                .execute(
                     "INSERT INTO nat_results (id_index, sample_time, positive, lab)
                      SELECT * FROM unnest($1::bytea[], $2::timestamptz[], $3::bool[], $4::text[])
-                     ON CONFLICT DO NOTHING RETURNING id_index",
+                     ON CONFLICT DO NOTHING",
                     &[&c.index, &c.times_a, &c.flags, &c.text_a],
                 )
-                .await?
+                .await
         }
         Kind::Cases => {
             client
-                .query(
+                .execute(
                     "INSERT INTO case_status (id_index, status, since, until)
                      SELECT * FROM unnest($1::bytea[], $2::text[], $3::date[], $4::date[])
-                     ON CONFLICT DO NOTHING RETURNING id_index",
+                     ON CONFLICT DO NOTHING",
                     &[&c.index, &c.text_a, &c.dates_a, &c.dates_b],
                 )
-                .await?
+                .await
         }
         Kind::Visits => {
             client
-                .query(
+                .execute(
                     "INSERT INTO visits (id_index, region, first_seen, last_seen, source)
                      SELECT * FROM unnest($1::bytea[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[])
-                     ON CONFLICT DO NOTHING RETURNING id_index",
+                     ON CONFLICT DO NOTHING",
                     &[&c.index, &c.text_a, &c.times_a, &c.times_b, &c.text_b],
                 )
-                .await?
+                .await
         }
-    };
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
 }

@@ -2,11 +2,12 @@
 //! chunk that lands the facts, the row errors, the progress and the `facts.imported` event together.
 
 use actix_web::web;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Object};
 use futures_util::StreamExt;
 use hc_platform::ApiError;
-use hc_platform::privacy::to_hex;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -289,7 +290,7 @@ async fn commit_chunk(
     counters: &mut Counters,
 ) -> Result<(), ApiError> {
     let tx = conn.transaction().await?;
-    let inserted = facts::insert(&tx, kind, cols).await?;
+    let new = facts::insert(&tx, kind, cols).await? as i64;
     let keep = (state.settings.import_max_errors - counters.stored_errors)
         .clamp(0, errors.len() as i64) as usize;
     if keep > 0 {
@@ -310,7 +311,6 @@ async fn commit_chunk(
         .await?;
     }
     let valid = cols.len() as i64;
-    let new = inserted.len() as i64;
     counters.rows_read += valid + errors.len() as i64;
     counters.accepted += new;
     counters.duplicates += valid - new;
@@ -323,12 +323,16 @@ async fn commit_chunk(
         &[&client_id, &batch_id, &counters.rows_read, &counters.accepted, &counters.rejected, &counters.duplicates, &through],
     )
     .await?;
-    if !inserted.is_empty() {
-        let mut people: Vec<String> = inserted.iter().map(|i| to_hex(i)).collect();
-        people.sort_unstable();
-        people.dedup();
+    if valid > 0 {
+        // Everyone with a valid row in the chunk (whether their fact was new or a duplicate): consumers recolour
+        // idempotently. One base64 string of the concatenated 32-byte indexes keeps the event compact.
+        let mut people = Vec::with_capacity(cols.index.len() * 32);
+        for index in &cols.index {
+            people.extend_from_slice(index);
+        }
         let event = serde_json::json!({
-            "kind": kind.as_str(), "client_id": client_id, "batch_id": batch_id, "through_row": through, "people": people,
+            "kind": kind.as_str(), "client_id": client_id, "batch_id": batch_id, "through_row": through,
+            "people_count": valid, "people": STANDARD.encode(people),
         });
         hc_platform::outbox::enqueue(&tx, "facts.imported", &event).await?;
     }
