@@ -85,7 +85,7 @@ start_postgres() {
   fi
   log "starting PostgreSQL on $PGHOST:$PGPORT"
   as_pg_owner "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
-    -o "-h $PGHOST -p $PGPORT -k /tmp -c max_connections=300 -c fsync=on -c shared_buffers=256MB" start >/dev/null
+    -o "-h $PGHOST -p $PGPORT -k /tmp -c max_connections=300 -c shared_buffers=256MB -c autovacuum_naptime=5" start >/dev/null
   touch "$run/started-postgres"
 }
 

@@ -111,10 +111,6 @@ impl Columns {
     pub fn len(&self) -> usize {
         self.index.len()
     }
-
-    pub fn clear(&mut self) {
-        *self = Columns::default();
-    }
 }
 
 /// What a row is checked against: the blind index, and "now" for dates in the future.

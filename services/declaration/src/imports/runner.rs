@@ -11,6 +11,8 @@ use hc_platform::ApiError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use std::sync::Arc;
+
 use super::facts::{self, Columns, Kind, Row, RowContext, RowError};
 use crate::state::AppState;
 
@@ -139,7 +141,80 @@ pub async fn import(
     Ok((view, completed))
 }
 
-/// Reads the body line by line; rows up to `committed_through` (landed by an earlier attempt) are skipped.
+/// Lines of the body handed to a parser: `first_line` is the number of the first one.
+struct Block {
+    text: Vec<u8>,
+    first_line: i64,
+    last_line: i64,
+}
+
+/// A parsed block: valid facts, row errors, and the last line it covered.
+struct Parsed {
+    cols: Columns,
+    errors: Vec<(i64, RowError)>,
+    through: i64,
+}
+
+/// What every parser needs; cheap to clone into a blocking task.
+#[derive(Clone)]
+struct Parser {
+    kind: Kind,
+    format: Format,
+    headers: Option<Arc<csv::StringRecord>>,
+    index: hc_platform::privacy::BlindIndex,
+    now: DateTime<Utc>,
+    resume_after: i64,
+}
+
+impl Parser {
+    fn parse(&self, block: Block) -> Parsed {
+        let context = RowContext {
+            index: &self.index,
+            now: self.now,
+        };
+        let mut cols = Columns::default();
+        let mut errors = Vec::new();
+        for (offset, line) in block.text.split(|b| *b == b'\n').enumerate() {
+            let line_no = block.first_line + offset as i64;
+            if line_no > block.last_line {
+                break;
+            }
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line_no <= self.resume_after || line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let outcome = match (&self.headers, self.format) {
+                (Some(headers), Format::Csv) => match csv_record(line) {
+                    Some(record) => context.push(
+                        self.kind,
+                        Row::Csv {
+                            headers,
+                            record: &record,
+                        },
+                        &mut cols,
+                    ),
+                    None => Err(RowError {
+                        field: "row".into(),
+                        reason: "not a CSV record".into(),
+                    }),
+                },
+                _ => context.push(self.kind, Row::Json(line), &mut cols),
+            };
+            if let Err(err) = outcome {
+                errors.push((line_no, err));
+            }
+        }
+        Parsed {
+            cols,
+            errors,
+            through: block.last_line,
+        }
+    }
+}
+
+/// Reads the body line by line, in blocks of `import_chunk_rows` lines. Each block is parsed on a blocking
+/// thread while the previous one is being committed, so validation and PostgreSQL work overlap on two cores.
+/// Rows up to `committed_through` (landed by an earlier attempt) are skipped.
 #[allow(clippy::too_many_arguments)]
 async fn stream_rows(
     state: &AppState,
@@ -152,121 +227,110 @@ async fn stream_rows(
     counters: &mut Counters,
 ) -> Result<(), ApiError> {
     let chunk_rows = state.settings.import_chunk_rows;
-    let resume_after = counters.committed_through;
-    let mut pending = Vec::new();
-    let mut cols = Columns::default();
-    let mut errors: Vec<(i64, RowError)> = Vec::new();
+    let mut parser = Parser {
+        kind,
+        format,
+        headers: None,
+        index: state.index.clone(),
+        now: Utc::now(),
+        resume_after: counters.committed_through,
+    };
+    let mut pending: Vec<u8> = Vec::new();
+    let mut block = Block {
+        text: Vec::new(),
+        first_line: 1,
+        last_line: 0,
+    };
     let mut line_no: i64 = 0;
     let mut total_bytes: u64 = 0;
-    let mut headers: Option<csv::StringRecord> = None;
-    let context = RowContext {
-        index: &state.index,
-        now: Utc::now(),
-    };
-
-    let mut handle_line = |line: &[u8],
-                           cols: &mut Columns,
-                           errors: &mut Vec<(i64, RowError)>,
-                           line_no: i64|
-     -> Result<(), ApiError> {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if format == Format::Csv && headers.is_none() {
-            let record = csv_record(line)
-                .ok_or_else(|| ApiError::unprocessable("body", "the CSV header line is missing"))?;
-            headers = Some(record);
-            return Ok(());
-        }
-        if line_no <= resume_after || line.iter().all(u8::is_ascii_whitespace) {
-            return Ok(());
-        }
-        let outcome = match (&headers, format) {
-            (_, Format::Ndjson) => context.push(kind, Row::Json(line), cols),
-            (Some(headers), Format::Csv) => match csv_record(line) {
-                Some(record) => context.push(
-                    kind,
-                    Row::Csv {
-                        headers,
-                        record: &record,
-                    },
-                    cols,
-                ),
-                None => Err(RowError {
-                    field: "row".into(),
-                    reason: "not a CSV record".into(),
-                }),
-            },
-            (None, Format::Csv) => Ok(()),
-        };
-        if let Err(err) = outcome {
-            errors.push((line_no, err));
-        }
-        Ok(())
-    };
-
+    let mut in_flight: Option<tokio::task::JoinHandle<Parsed>> = None;
     let idle = std::time::Duration::from_millis(state.settings.import_idle_timeout_ms);
-    while let Some(piece) = tokio::time::timeout(idle, body.next())
-        .await
-        .map_err(|_| ApiError::Timeout)?
-    {
-        let piece = piece.map_err(|_| ApiError::BadRequest {
-            detail: "the body could not be read".into(),
-        })?;
-        total_bytes += piece.len() as u64;
-        if total_bytes > state.settings.import_max_bytes {
-            return Err(ApiError::PayloadTooLarge {
-                detail: "the import is larger than declaration.import_max_bytes".into(),
-            });
-        }
-        pending.extend_from_slice(&piece);
-        let mut start = 0;
-        while let Some(pos) = pending[start..].iter().position(|b| *b == b'\n') {
-            line_no += 1;
-            handle_line(
-                &pending[start..start + pos],
-                &mut cols,
-                &mut errors,
-                line_no,
-            )?;
-            start += pos + 1;
-            if cols.len() + errors.len() >= chunk_rows {
-                commit_chunk(
-                    state,
-                    conn,
-                    client_id,
-                    batch_id,
-                    kind,
-                    &mut cols,
-                    &mut errors,
-                    line_no,
-                    counters,
-                )
-                .await?;
+    let mut finished = false;
+
+    let read: Result<(), ApiError> = async {
+        while !finished {
+            let piece = tokio::time::timeout(idle, body.next())
+                .await
+                .map_err(|_| ApiError::Timeout)?;
+            match piece {
+                Some(piece) => {
+                    let piece = piece.map_err(|_| ApiError::BadRequest {
+                        detail: "the body could not be read".into(),
+                    })?;
+                    total_bytes += piece.len() as u64;
+                    if total_bytes > state.settings.import_max_bytes {
+                        return Err(ApiError::PayloadTooLarge {
+                            detail: "the import is larger than declaration.import_max_bytes".into(),
+                        });
+                    }
+                    pending.extend_from_slice(&piece);
+                }
+                None => {
+                    // The last line may lack its newline.
+                    if !pending.is_empty() && pending.last() != Some(&b'\n') {
+                        pending.push(b'\n');
+                    }
+                    finished = true;
+                }
+            }
+            let mut start = 0;
+            while let Some(pos) = pending[start..].iter().position(|b| *b == b'\n') {
+                line_no += 1;
+                let line = &pending[start..start + pos];
+                start += pos + 1;
+                if format == Format::Csv && parser.headers.is_none() {
+                    let headers =
+                        csv_record(line.strip_suffix(b"\r").unwrap_or(line)).ok_or_else(|| {
+                            ApiError::unprocessable("body", "the CSV header line is missing")
+                        })?;
+                    parser.headers = Some(Arc::new(headers));
+                    block.first_line = line_no + 1;
+                    continue;
+                }
+                block.text.extend_from_slice(line);
+                block.text.push(b'\n');
+                block.last_line = line_no;
+                if block.last_line - block.first_line + 1 >= chunk_rows as i64 {
+                    let next = Block {
+                        text: Vec::new(),
+                        first_line: line_no + 1,
+                        last_line: line_no,
+                    };
+                    let full = std::mem::replace(&mut block, next);
+                    let task = parser.clone();
+                    let parsing = tokio::task::spawn_blocking(move || task.parse(full));
+                    if let Some(previous) = in_flight.replace(parsing) {
+                        let parsed = previous
+                            .await
+                            .map_err(|e| anyhow::anyhow!("parser task: {e}"))?;
+                        commit_chunk(state, conn, client_id, batch_id, kind, parsed, counters)
+                            .await?;
+                    }
+                }
+            }
+            pending.drain(..start);
+            if pending.len() > MAX_LINE_BYTES {
+                return Err(ApiError::unprocessable(
+                    "body",
+                    format!("line {} is longer than {MAX_LINE_BYTES} bytes", line_no + 1),
+                ));
             }
         }
-        pending.drain(..start);
-        if pending.len() > MAX_LINE_BYTES {
-            return Err(ApiError::unprocessable(
-                "body",
-                format!("line {} is longer than {MAX_LINE_BYTES} bytes", line_no + 1),
-            ));
-        }
+        Ok(())
     }
-    if !pending.is_empty() {
-        line_no += 1;
-        handle_line(&pending, &mut cols, &mut errors, line_no)?;
+    .await;
+    // A block received whole is committed even when the body breaks off later; the partial block after it is not
+    // (its last line may be cut).
+    if let Some(previous) = in_flight.take() {
+        let parsed = previous
+            .await
+            .map_err(|e| anyhow::anyhow!("parser task: {e}"))?;
+        commit_chunk(state, conn, client_id, batch_id, kind, parsed, counters).await?;
     }
-    commit_chunk(
-        state,
-        conn,
-        client_id,
-        batch_id,
-        kind,
-        &mut cols,
-        &mut errors,
-        line_no.max(resume_after),
-        counters,
-    )
-    .await
+    read?;
+    let mut last = parser.parse(block);
+    last.through = line_no.max(parser.resume_after);
+    commit_chunk(state, conn, client_id, batch_id, kind, last, counters).await
 }
 
 fn csv_record(line: &[u8]) -> Option<csv::StringRecord> {
@@ -284,11 +348,15 @@ async fn commit_chunk(
     client_id: &str,
     batch_id: &str,
     kind: Kind,
-    cols: &mut Columns,
-    errors: &mut Vec<(i64, RowError)>,
-    through: i64,
+    parsed: Parsed,
     counters: &mut Counters,
 ) -> Result<(), ApiError> {
+    let Parsed {
+        cols,
+        errors,
+        through,
+    } = parsed;
+    let (cols, errors) = (&cols, &errors);
     let tx = conn.transaction().await?;
     let new = facts::insert(&tx, kind, cols).await? as i64;
     let keep = (state.settings.import_max_errors - counters.stored_errors)
@@ -337,8 +405,6 @@ async fn commit_chunk(
         hc_platform::outbox::enqueue(&tx, "facts.imported", &event).await?;
     }
     tx.commit().await?;
-    cols.clear();
-    errors.clear();
     Ok(())
 }
 
