@@ -57,7 +57,9 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        // Drop runs inside the test's runtime, which cannot block on itself: use a runtime of our own.
+        // Drop runs inside the test's runtime, which cannot block on itself: use a runtime of our own. Tests run on
+        // a multi-thread runtime, so the app's connections keep being driven meanwhile; a blocked current-thread
+        // runtime leaves its backends unable to acknowledge DROP DATABASE's barrier, which then stalls for a minute.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -242,6 +242,10 @@ impl Row<'_> {
     fn decode<T: DeserializeOwned>(&self) -> Result<T, RowError> {
         match self {
             Row::Json(line) => {
+                // The fast path; only a row that fails is parsed again to find the field at fault.
+                if let Ok(row) = serde_json::from_slice(line) {
+                    return Ok(row);
+                }
                 let mut de = serde_json::Deserializer::from_slice(line);
                 serde_path_to_error::deserialize(&mut de).map_err(|err| {
                     let path = err.path().to_string();

@@ -3,7 +3,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{nth_id, problem, spawn_app, valid_declaration};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_validation_rule_names_its_field() {
     let app = spawn_app().await;
     let (_, token) = app.citizen(&nth_id(1), "13900000001").await;
@@ -75,7 +75,7 @@ async fn every_validation_rule_names_its_field() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_declaration_the_same_day_supersedes_the_first_and_both_stay() {
     let app = spawn_app().await;
     let (_, token) = app.citizen(&nth_id(2), "13900000002").await;
@@ -122,7 +122,7 @@ async fn a_second_declaration_the_same_day_supersedes_the_first_and_both_stay() 
     assert!(older["next_cursor"].is_null());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_with_the_same_key_returns_the_first_answer() {
     let app = spawn_app().await;
     let (person, token) = app.citizen(&nth_id(3), "13900000003").await;

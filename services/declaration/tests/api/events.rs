@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use crate::helpers::{nth_id, spawn_app, spawn_app_with, valid_declaration};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_for_an_unregistered_person_is_kept_and_counts_after_registration() {
     let app = spawn_app().await;
     let lab = app.official(&["import:nat"]).await;
@@ -54,7 +54,7 @@ async fn a_result_for_an_unregistered_person_is_kept_and_counts_after_registrati
     assert_eq!(facts["nat_results"][0]["lab"], "XA-3");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_committed_but_not_yet_published_still_arrives() {
     // The relay is off: the process "crashed" between commit and publish.
     let app = spawn_app_with(|b| {

@@ -36,7 +36,7 @@ async fn count(app: &crate::helpers::TestApp, table: &str) -> i64 {
         .get(0)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_bad_rows_among_a_thousand_are_reported_and_the_rest_land_once() {
     let app = spawn_app_with(|b| {
         b.set_override("declaration.import_chunk_rows", 300)
@@ -125,7 +125,7 @@ async fn three_bad_rows_among_a_thousand_are_reported_and_the_rest_land_once() {
     assert_eq!(status["next_errors_after"], 500);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_imports_work_and_a_wrong_scope_is_refused() {
     let app = spawn_app().await;
     let lab = app.official(&["import:cases"]).await;
@@ -178,7 +178,7 @@ async fn csv_imports_work_and_a_wrong_scope_is_refused() {
     assert_eq!(p["field"], "kind");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_batch_resumes_after_its_last_committed_chunk() {
     let app = spawn_app_with(|b| {
         b.set_override("declaration.import_chunk_rows", 100)

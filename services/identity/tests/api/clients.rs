@@ -3,7 +3,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{problem, spawn_app};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_creates_lists_and_revokes_clients() {
     let app = spawn_app().await;
     let mut ids = Vec::new();
@@ -60,7 +60,7 @@ async fn an_admin_creates_lists_and_revokes_clients() {
     problem(refused, StatusCode::UNAUTHORIZED).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_creation_validates_and_is_idempotent() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
@@ -106,7 +106,7 @@ async fn client_creation_validates_and_is_idempotent() {
     assert!(replay["client_secret"].is_null());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_admins_manage_clients_and_the_bootstrap_key_must_match() {
     let app = spawn_app().await;
     let (cid, secret) = app.create_client(&["verify"], None).await;

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::helpers::{spawn_app, spawn_app_with, unique_person};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_names_redis_when_it_becomes_unreachable() {
     let redis: SocketAddr = redis_url()
         .trim_start_matches("redis://")
@@ -45,7 +45,7 @@ async fn readiness_names_redis_when_it_becomes_unreachable() {
     assert_eq!(live.status(), StatusCode::OK);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_by_route_template_not_raw_path() {
     let app = spawn_app().await;
     let (id, _) = unique_person();
@@ -69,7 +69,7 @@ async fn metrics_count_requests_by_route_template_not_raw_path() {
     assert!(!metrics.contains(&id));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_lists_every_endpoint() {
     let app = spawn_app().await;
     let doc: Value = app

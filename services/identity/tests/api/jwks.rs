@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::helpers::{spawn_app, unique_person};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_service_verifies_tokens_with_the_published_keys_alone() {
     let app = spawn_app().await;
     let jwks = app

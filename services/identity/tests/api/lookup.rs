@@ -3,7 +3,7 @@ use serde_json::Value;
 
 use crate::helpers::{problem, spawn_app, unique_person};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reading_a_person_needs_person_read_and_is_audited() {
     let app = spawn_app().await;
     let (id, phone) = unique_person();
@@ -71,7 +71,7 @@ async fn reading_a_person_needs_person_read_and_is_audited() {
     assert_eq!(row.get::<_, String>(4), "found");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lookup_without_a_reason_is_refused_naming_reason() {
     let app = spawn_app().await;
     let (id, phone) = unique_person();
@@ -94,7 +94,7 @@ async fn a_lookup_without_a_reason_is_refused_naming_reason() {
     assert_eq!(p["field"], "id_number");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_sees_only_its_region_and_the_attempt_is_audited() {
     let app = spawn_app().await;
     let (id, phone) = unique_person();
@@ -125,7 +125,7 @@ async fn a_client_sees_only_its_region_and_the_attempt_is_audited() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_citizen_sees_their_own_record_masked() {
     let app = spawn_app().await;
     let (id, phone) = unique_person();

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::helpers::{problem, spawn_app, spawn_app_with, unique_person};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_code_signs_the_citizen_in_once_and_expires_within_five_minutes() {
     let app = spawn_app().await;
     let (id, phone) = unique_person();
@@ -36,7 +36,7 @@ async fn a_code_signs_the_citizen_in_once_and_expires_within_five_minutes() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_code_is_refused() {
     let app = spawn_app().await;
     let (id, phone) = unique_person();
@@ -71,7 +71,7 @@ async fn an_expired_code_is_refused() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_wrong_tries_burn_the_code() {
     let app = spawn_app().await;
     let (id, phone) = unique_person();
@@ -119,7 +119,7 @@ async fn five_wrong_tries_burn_the_code() {
     problem(right, StatusCode::UNAUTHORIZED).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_are_rate_limited_per_phone() {
     let app = spawn_app().await;
     let (id, phone) = unique_person();
@@ -138,7 +138,7 @@ async fn sends_are_rate_limited_per_phone() {
     problem(sixth, StatusCode::TOO_MANY_REQUESTS).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_are_rate_limited_per_ip_across_phones() {
     let app = spawn_app_with(|b| {
         b.set_override("identity.otp.per_ip_per_hour", 3)
@@ -153,7 +153,7 @@ async fn sends_are_rate_limited_per_ip_across_phones() {
     problem(app.request_otp(&phone).await, StatusCode::TOO_MANY_REQUESTS).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unregistered_phone_gets_the_same_answer_but_no_code() {
     let app = spawn_app().await;
     let (_, phone) = unique_person();
@@ -161,7 +161,7 @@ async fn an_unregistered_phone_gets_the_same_answer_but_no_code() {
     assert_eq!(app.sent_code(&phone).await, None);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_works_the_same_on_a_redis_cluster() {
     let nodes = hc_platform::testing::redis_cluster_urls();
     let app = spawn_app_with(|b| {

@@ -6,7 +6,7 @@ fn hex(text: &str) -> String {
     text.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_row_holds_no_plaintext_personal_data() {
     let app = spawn_app().await;
     let (id, phone) = unique_person();
@@ -30,7 +30,7 @@ async fn the_database_row_holds_no_plaintext_personal_data() {
     assert!(row.contains("440106"), "the row was read: {row}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_registration_sign_in_and_lookup_logs_no_personal_data() {
     let app = spawn_app().await;
     let (id, phone) = unique_person();

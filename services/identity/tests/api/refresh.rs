@@ -3,7 +3,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{problem, spawn_app, unique_person};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
     let app = spawn_app().await;
     let (id, phone) = unique_person();
@@ -65,7 +65,7 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
     assert_eq!(ok.status(), StatusCode::OK);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_grant_or_missing_field_is_named() {
     let app = spawn_app().await;
     let p = problem(

@@ -3,7 +3,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{id_number, problem, spawn_app, unique_person};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registering_twice_returns_the_same_person() {
     let app = spawn_app().await;
     let (id, phone) = unique_person();
@@ -24,7 +24,7 @@ async fn registering_twice_returns_the_same_person() {
     assert_eq!(count, 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_id_numbers_get_422_naming_the_field() {
     let app = spawn_app().await;
     let (_, phone) = unique_person();
@@ -55,7 +55,7 @@ async fn invalid_id_numbers_get_422_naming_the_field() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_invalid_fields_are_named_too() {
     let app = spawn_app().await;
     let (id, phone) = unique_person();
@@ -101,7 +101,7 @@ async fn other_invalid_fields_are_named_too() {
     problem(not_json, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_registered_to_someone_else_is_a_conflict_on_phone() {
     let app = spawn_app().await;
     let (id, phone) = unique_person();
@@ -114,7 +114,7 @@ async fn a_phone_registered_to_someone_else_is_a_conflict_on_phone() {
     assert_eq!(body["field"], "phone");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_body_is_refused() {
     let app = spawn_app().await;
     let huge = "x".repeat(100_000);
