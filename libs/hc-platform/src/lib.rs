@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod outbox;
 pub mod privacy;
+pub mod service;
 pub mod settings;
 pub mod store;
 pub mod streams;

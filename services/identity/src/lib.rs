@@ -11,22 +11,15 @@ mod sms;
 mod state;
 mod vault;
 
-use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
 
-use actix_web::dev::Server;
 use actix_web::web;
 use anyhow::Context;
 use hc_platform::auth::KeyRing;
-use hc_platform::defences::Defences;
-use hc_platform::health::Dependencies;
-use hc_platform::http::{Platform, serve};
-use hc_platform::outbox::Relay;
 use hc_platform::privacy::{BlindIndex, FieldCipher, random_base64};
+use hc_platform::service::{Launch, Running, launch};
 use hc_platform::settings::Settings;
 use hc_platform::store::Store;
-use tokio_util::sync::CancellationToken;
 
 pub use otp::otp_key;
 pub use settings::{IdentitySettings, OtpSettings};
@@ -43,12 +36,7 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
-pub struct Application {
-    port: u16,
-    server: Server,
-    /// Stops the background loops when the server stops.
-    background: CancellationToken,
-}
+pub struct Application(Running);
 
 impl Application {
     /// Connects to PostgreSQL and Redis, applies migrations and binds the listener (port 0 picks a free one).
@@ -60,7 +48,7 @@ impl Application {
         let store = Store::connect(&platform.redis).await?;
         let keys = KeyRing::from_spec(&service.signing_keys).context("identity.signing_keys")?;
         let verifier = keys.verifier(&platform.auth)?;
-        let state = AppState {
+        let state = web::Data::new(AppState {
             db: db.clone(),
             store: store.clone(),
             keys: Arc::new(keys),
@@ -72,54 +60,28 @@ impl Application {
             sms: sms::gateway(&service, store.clone())?,
             auth: platform.auth.clone(),
             settings: Arc::new(service),
-        };
-        let listener = TcpListener::bind((platform.server.host.as_str(), platform.server.port))
-            .with_context(|| {
-                format!("binding {}:{}", platform.server.host, platform.server.port)
-            })?;
-        let port = listener.local_addr()?.port();
-        let background = CancellationToken::new();
-        if platform.events.relay_enabled {
-            let relay = Relay::new(
-                db.clone(),
-                store.clone(),
-                SCHEMA,
-                platform.events.relay_batch,
-            );
-            tokio::spawn(relay.run(
-                background.clone(),
-                Duration::from_millis(platform.events.idle_ms),
-            ));
-        }
-        let http = Platform {
-            defences: web::Data::new(Defences::from_settings(&platform)),
-            verifier: web::Data::new(verifier),
-            dependencies: web::Data::new(Dependencies {
+        });
+        let running = launch(
+            Launch {
+                platform: &platform,
+                schema: SCHEMA,
                 db: Some(db),
-                redis: Some(store),
-            }),
-            json_body_bytes: platform.limits.json_body_bytes,
-            workers: platform.server.workers,
-        };
-        let state = web::Data::new(state);
-        let server = serve(listener, http, move |cfg| {
-            cfg.app_data(state.clone()).configure(routes::configure);
-        })?;
-        Ok(Self {
-            port,
-            server,
-            background,
-        })
+                store,
+                verifier,
+            },
+            move |cfg| {
+                cfg.app_data(state.clone()).configure(routes::configure);
+            },
+        )?;
+        Ok(Self(running))
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.0.port()
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let outcome = self.server.await.context("HTTP server");
-        self.background.cancel();
-        outcome
+        self.0.run_until_stopped().await
     }
 }
 

@@ -1,0 +1,132 @@
+//! Starting a service the same way everywhere: the listener bound (port 0 picks a free one), the HTTP server behind
+//! the platform's middleware, the outbox relay and stream consumers as background loops behind their switches, and
+//! all of it stopped together.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::web;
+use anyhow::Context;
+use deadpool_postgres::Pool;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::TokenVerifier;
+use crate::defences::Defences;
+use crate::health::Dependencies;
+use crate::http::{Platform, serve};
+use crate::outbox::Relay;
+use crate::settings::{EventSettings, PlatformSettings};
+use crate::store::Store;
+use crate::streams::{Consumer, Delivered};
+
+/// What a service brings to [`launch`].
+pub struct Launch<'a> {
+    pub platform: &'a PlatformSettings,
+    /// The service's schema: names its outbox in `event_id`s and its consumer group.
+    pub schema: &'static str,
+    /// `None` for a service without PostgreSQL (no readiness check on it, no outbox).
+    pub db: Option<Pool>,
+    pub store: Store,
+    pub verifier: TokenVerifier,
+}
+
+/// A started service.
+pub struct Running {
+    port: u16,
+    server: Server,
+    background: CancellationToken,
+    events: EventSettings,
+    schema: &'static str,
+    store: Store,
+}
+
+/// Binds the listener, starts the HTTP server with `configure`'s routes, and the outbox relay when the service has
+/// a database and `events.relay_enabled` is on.
+pub fn launch<F>(launch: Launch<'_>, configure: F) -> anyhow::Result<Running>
+where
+    F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+{
+    let Launch {
+        platform,
+        schema,
+        db,
+        store,
+        verifier,
+    } = launch;
+    let background = CancellationToken::new();
+    if let Some(db) = db.as_ref().filter(|_| platform.events.relay_enabled) {
+        let relay = Relay::new(
+            db.clone(),
+            store.clone(),
+            schema,
+            platform.events.relay_batch,
+        );
+        tokio::spawn(relay.run(
+            background.clone(),
+            Duration::from_millis(platform.events.idle_ms),
+        ));
+    }
+    let listener = TcpListener::bind((platform.server.host.as_str(), platform.server.port))
+        .with_context(|| format!("binding {}:{}", platform.server.host, platform.server.port))?;
+    let port = listener.local_addr()?.port();
+    let http = Platform {
+        defences: web::Data::new(Defences::from_settings(platform)),
+        verifier: web::Data::new(verifier),
+        dependencies: web::Data::new(Dependencies {
+            db,
+            redis: Some(store.clone()),
+        }),
+        json_body_bytes: platform.limits.json_body_bytes,
+        workers: platform.server.workers,
+    };
+    let server = serve(listener, http, configure)?;
+    Ok(Running {
+        port,
+        server,
+        background,
+        events: platform.events.clone(),
+        schema,
+        store,
+    })
+}
+
+impl Running {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Consumes `stream` with the service's consumer group when `events.consumers_enabled` is on.
+    pub fn consume<H, Fut>(&self, stream: &str, handler: H)
+    where
+        H: Fn(Delivered) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        if !self.events.consumers_enabled {
+            return;
+        }
+        let consumer = Consumer::new(
+            self.store.clone(),
+            stream,
+            self.schema,
+            &consumer_name(),
+            200,
+        );
+        let idle = Duration::from_millis(self.events.idle_ms);
+        tokio::spawn(consumer.run(self.background.clone(), idle, handler));
+    }
+
+    /// Serves until the server stops (SIGTERM or SIGINT: in-flight requests drain), then stops the background loops.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let outcome = self.server.await.context("HTTP server");
+        self.background.cancel();
+        outcome
+    }
+}
+
+/// A consumer name unique to this process, so each replica has its own pending entries.
+fn consumer_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+    format!("{host}-{}", std::process::id())
+}
