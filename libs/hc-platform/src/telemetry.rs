@@ -5,7 +5,7 @@ use anyhow::Context;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -50,24 +50,24 @@ where
         .with_writer(writer)
         .with_filter(filter);
 
-    let provider = if settings.otlp_endpoint.is_empty() {
-        None
+    // A tracer provider is always installed, so trace context flows through requests and events (and log lines
+    // carry the span) even without a collector. Without one, root spans are not sampled (cheap, non-recording) but
+    // still get ids; with one, every span is exported.
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service)
+        .build();
+    let mut builder = SdkTracerProvider::builder().with_resource(resource);
+    if settings.otlp_endpoint.is_empty() {
+        builder = builder.with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)));
     } else {
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_endpoint(settings.otlp_endpoint.clone())
             .build()
             .context("telemetry.otlp_endpoint")?;
-        let resource = opentelemetry_sdk::Resource::builder()
-            .with_service_name(service)
-            .build();
-        Some(
-            SdkTracerProvider::builder()
-                .with_batch_exporter(exporter)
-                .with_resource(resource)
-                .build(),
-        )
-    };
+        builder = builder.with_batch_exporter(exporter);
+    }
+    let provider = Some(builder.build());
     let otel = provider.as_ref().map(|p| {
         opentelemetry::global::set_tracer_provider(p.clone());
         tracing_opentelemetry::layer().with_tracer(p.tracer(service))

@@ -104,3 +104,33 @@ async fn an_event_committed_but_not_yet_published_still_arrives() {
     assert_eq!(events[0]["declaration_id"], declared["id"]);
     assert_eq!(events[0]["person_id"], person);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_continues_the_trace_of_the_request_that_caused_it() {
+    let app = spawn_app().await;
+    let (_, token) = app.citizen(&nth_id(8), "13900000008").await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let response = app
+        .http
+        .post(app.url("/v1/declarations"))
+        .bearer_auth(&token)
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&valid_declaration())
+        .send()
+        .await
+        .expect("declare");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let entries = app.entries("declaration.submitted", 1).await;
+    let traceparent = entries[0]
+        .1
+        .clone()
+        .expect("the event carries a traceparent");
+    assert!(
+        traceparent.starts_with(&format!("00-{trace_id}-")),
+        "{traceparent}"
+    );
+    assert!(
+        !traceparent.contains("00f067aa0ba902b7"),
+        "the event's parent is the service's own span"
+    );
+}

@@ -21,6 +21,19 @@ pub struct TestApp {
     admin_key: String,
 }
 
+/// Telemetry as in production (a tracer provider, W3C propagation), logs discarded.
+static TELEMETRY: std::sync::LazyLock<()> = std::sync::LazyLock::new(|| {
+    let settings = hc_platform::settings::TelemetrySettings {
+        log_filter: "warn".into(),
+        otlp_endpoint: String::new(),
+    };
+    std::mem::forget(hc_platform::telemetry::init_with_writer(
+        "declaration-tests",
+        &settings,
+        std::io::sink,
+    ));
+});
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|b| b).await
 }
@@ -28,6 +41,7 @@ pub async fn spawn_app() -> TestApp {
 /// Starts identity and declaration on free ports over one fresh database and key prefix; `tweak` adds
 /// overrides to the declaration service's settings.
 pub async fn spawn_app_with(tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
+    std::sync::LazyLock::force(&TELEMETRY);
     let db = TestDatabase::create().await.expect("test database");
     let redis = TestRedis::new();
     let blind_key = random_base64(32).expect("rand");
@@ -223,6 +237,15 @@ impl TestApp {
 
     /// Entries of an event stream (whole key), waiting up to 5 s for at least `at_least`.
     pub async fn events(&self, stream: &str, at_least: usize) -> Vec<Value> {
+        self.entries(stream, at_least)
+            .await
+            .into_iter()
+            .map(|(payload, _)| payload)
+            .collect()
+    }
+
+    /// Entries as (payload, traceparent).
+    pub async fn entries(&self, stream: &str, at_least: usize) -> Vec<(Value, Option<String>)> {
         let key = format!(
             "{}{}",
             self.redis.prefix,
@@ -239,7 +262,10 @@ impl TestApp {
                     .iter()
                     .map(|e| {
                         let payload: String = e.get("payload").unwrap_or_default();
-                        serde_json::from_str(&payload).unwrap_or(Value::Null)
+                        (
+                            serde_json::from_str(&payload).unwrap_or(Value::Null),
+                            e.get("traceparent"),
+                        )
                     })
                     .collect();
             }
