@@ -12,7 +12,7 @@ mod temperature;
 
 pub use colour::Colour;
 pub use error::InvalidValue;
-pub use id_number::{IdNumber, Sex};
+pub use id_number::{IdNumber, Sex, check_character};
 pub use person::{PersonId, PersonName};
 pub use phone::Phone;
 pub use region::{RegionCode, RegionLevel};

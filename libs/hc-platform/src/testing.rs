@@ -26,6 +26,30 @@ pub fn redis_cluster_urls() -> String {
     })
 }
 
+/// A valid ID number (its ISO 7064 check character appended) from its first 17 digits.
+pub fn valid_id_number(first17: &str) -> String {
+    format!(
+        "{first17}{}",
+        hc_domain::check_character(first17.as_bytes()) as char
+    )
+}
+
+/// Asserts an `application/problem+json` response with `status` and returns its body.
+pub async fn problem(
+    response: reqwest::Response,
+    status: reqwest::StatusCode,
+) -> serde_json::Value {
+    assert_eq!(response.status(), status);
+    let ctype = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert_eq!(ctype, "application/problem+json");
+    response.json().await.expect("problem body")
+}
+
 /// A database created for one test and dropped (with its connections) when this value is dropped.
 pub struct TestDatabase {
     pub name: String,

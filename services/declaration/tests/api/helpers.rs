@@ -4,6 +4,7 @@ use hc_platform::privacy::random_base64;
 use hc_platform::settings::{Settings, load_with};
 use hc_platform::store::Store;
 use hc_platform::testing::{TestDatabase, TestRedis};
+pub use hc_platform::testing::{problem, valid_id_number as id_number};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -112,17 +113,6 @@ pub async fn spawn_app_with(tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
         store,
         admin_key,
     }
-}
-
-/// A valid ID number from its first 17 characters.
-pub fn id_number(first17: &str) -> String {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = first17
-        .bytes()
-        .zip(WEIGHTS)
-        .map(|(d, w)| u32::from(d - b'0') * w)
-        .sum();
-    format!("{first17}{}", b"10X98765432"[(sum % 11) as usize] as char)
 }
 
 /// The `n`-th of a family of distinct valid ID numbers (Tianhe district, born in the 1980s).
@@ -273,19 +263,6 @@ impl TestApp {
         }
         panic!("fewer than {at_least} events on {stream}");
     }
-}
-
-/// Asserts a problem+json response with `status` and returns its body.
-pub async fn problem(response: reqwest::Response, status: StatusCode) -> Value {
-    assert_eq!(response.status(), status);
-    let ctype = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    assert_eq!(ctype, "application/problem+json");
-    response.json().await.expect("problem body")
 }
 
 pub fn valid_declaration() -> Value {

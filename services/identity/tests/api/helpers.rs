@@ -5,6 +5,7 @@ use hc_platform::privacy::{BlindIndex, random_base64};
 use hc_platform::settings::{Settings, load_with};
 use hc_platform::store::Store;
 use hc_platform::testing::{CapturedLog, TestDatabase, TestRedis};
+pub use hc_platform::testing::{problem, valid_id_number as id_number};
 use identity::{Application, DEFAULT_CONFIG, IdentitySettings};
 use redis::AsyncCommands;
 use reqwest::StatusCode;
@@ -90,17 +91,6 @@ pub async fn spawn_app_with(tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
         admin_key,
         index: BlindIndex::from_secret(&SecretString::from(blind_key)).expect("index"),
     }
-}
-
-/// A valid ID number (correct check character) from its first 17 characters.
-pub fn id_number(first17: &str) -> String {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = first17
-        .bytes()
-        .zip(WEIGHTS)
-        .map(|(d, w)| u32::from(d - b'0') * w)
-        .sum();
-    format!("{first17}{}", b"10X98765432"[(sum % 11) as usize] as char)
 }
 
 /// A unique valid ID number and phone for one test (Tianhe district, born 1990).
@@ -228,17 +218,4 @@ impl TestApp {
             body["client_secret"].as_str().expect("secret").to_owned(),
         )
     }
-}
-
-/// Asserts a problem+json response with `status`, and returns its body.
-pub async fn problem(response: reqwest::Response, status: StatusCode) -> Value {
-    assert_eq!(response.status(), status);
-    let ctype = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    assert_eq!(ctype, "application/problem+json");
-    response.json().await.expect("problem body")
 }
