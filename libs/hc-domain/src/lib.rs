@@ -2,6 +2,7 @@
 //! is proof that the input was checked. No I/O and no web framework here: services depend on this crate,
 //! never the other way round.
 
+pub mod china_time;
 mod colour;
 mod error;
 mod id_number;

@@ -91,6 +91,17 @@ impl RegionCode {
         }
     }
 
+    /// Every county-level code in the shipped table, in order.
+    pub fn counties() -> Vec<RegionCode> {
+        let mut all: Vec<RegionCode> = REGIONS
+            .iter()
+            .filter(|(_, e)| e.level == RegionLevel::County)
+            .map(|(c, _)| RegionCode(*c))
+            .collect();
+        all.sort();
+        all
+    }
+
     /// How many codes the shipped table holds (for the data test and the docs).
     pub fn table_len() -> usize {
         REGIONS.len()

@@ -205,3 +205,21 @@ fn missing_field(message: &str) -> Option<String> {
     let rest = message.strip_prefix("missing field `")?;
     Some(rest.split('`').next()?.to_owned())
 }
+
+/// The request's `Idempotency-Key`, if any: 1 to 200 visible ASCII characters, else a 422 naming the header.
+pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    match req.headers().get("Idempotency-Key") {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .filter(|k| (1..=200).contains(&k.len()))
+            .map(|k| Some(k.to_owned()))
+            .ok_or_else(|| {
+                ApiError::unprocessable(
+                    "Idempotency-Key",
+                    "must be 1 to 200 visible ASCII characters",
+                )
+            }),
+    }
+}

@@ -103,6 +103,15 @@ impl Running {
         H: Fn(Delivered) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
+        self.consume_batched(stream, 200, handler);
+    }
+
+    /// As [`Self::consume`], reading at most `batch` entries at a time (large events want small batches).
+    pub fn consume_batched<H, Fut>(&self, stream: &str, batch: usize, handler: H)
+    where
+        H: Fn(Delivered) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
         if !self.events.consumers_enabled {
             return;
         }
@@ -111,10 +120,15 @@ impl Running {
             stream,
             self.schema,
             &consumer_name(),
-            200,
+            batch,
         );
         let idle = Duration::from_millis(self.events.idle_ms);
         tokio::spawn(consumer.run(self.background.clone(), idle, handler));
+    }
+
+    /// Cancelled when the service stops: for a service's own background loops.
+    pub fn background(&self) -> CancellationToken {
+        self.background.clone()
     }
 
     /// Serves until the server stops (SIGTERM or SIGINT: in-flight requests drain), then stops the background loops.

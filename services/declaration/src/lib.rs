@@ -2,7 +2,6 @@
 //! from (test results, case lists, visits), imported in bulk. Every committed change is announced on Redis Streams
 //! through the transactional outbox.
 
-mod china_time;
 mod db;
 mod imports;
 mod links;

@@ -92,6 +92,8 @@ pub const CASE_STATUSES: &[&str] = &[
     "close_contact",
     "secondary_contact",
     "recovered",
+    // An international arrival under the inbound rules (the variant colours green / yellow / orange).
+    "inbound",
 ];
 
 /// A validated chunk of facts, held column by column for one `INSERT … SELECT FROM unnest(…)`.
@@ -111,6 +113,25 @@ impl Columns {
     pub fn len(&self) -> usize {
         self.index.len()
     }
+
+    /// The facts themselves, row `i` belonging to `index[i]`, as the `facts.imported` event carries them: the
+    /// scoring service keeps its own projection from events and never reads this schema.
+    pub fn event_rows(&self, kind: Kind) -> Vec<serde_json::Value> {
+        (0..self.len())
+            .map(|i| match kind {
+                Kind::NatResults => serde_json::json!({
+                    "sample_time": self.times_a[i], "positive": self.flags[i], "lab": self.text_a[i],
+                }),
+                Kind::Cases => serde_json::json!({
+                    "status": self.text_a[i], "since": self.dates_a[i], "until": self.dates_b[i],
+                }),
+                Kind::Visits => serde_json::json!({
+                    "region": self.text_a[i], "first_seen": self.times_a[i], "last_seen": self.times_b[i],
+                    "source": self.text_b[i],
+                }),
+            })
+            .collect()
+    }
 }
 
 /// What a row is checked against: the blind index, and "now" for dates in the future.
@@ -121,7 +142,7 @@ pub struct RowContext<'a> {
 
 impl RowContext<'_> {
     fn person(&self, raw: &str) -> Result<Vec<u8>, RowError> {
-        let id = IdNumber::parse(raw, crate::china_time::day_of(self.now))
+        let id = IdNumber::parse(raw, hc_domain::china_time::day_of(self.now))
             .map_err(|e| reject("id_number", e.reason))?;
         Ok(self.index.id_number(&id))
     }
@@ -145,7 +166,7 @@ impl RowContext<'_> {
     fn date(&self, field: &str, raw: &str) -> Result<NaiveDate, RowError> {
         let date = NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
             .map_err(|_| reject(field, "must be a date YYYY-MM-DD"))?;
-        if date > crate::china_time::day_of(self.now) {
+        if date > hc_domain::china_time::day_of(self.now) {
             return Err(reject(field, "is in the future"));
         }
         Ok(date)

@@ -392,15 +392,16 @@ async fn commit_chunk(
     )
     .await?;
     if valid > 0 {
-        // Everyone with a valid row in the chunk (whether their fact was new or a duplicate): consumers recolour
-        // idempotently. One base64 string of the concatenated 32-byte indexes keeps the event compact.
+        // Everyone with a valid row in the chunk (whether their fact was new or a duplicate) and their facts, in the
+        // same order: consumers store them idempotently by the same unique keys. One base64 string of the
+        // concatenated 32-byte indexes keeps the event compact.
         let mut people = Vec::with_capacity(cols.index.len() * 32);
         for index in &cols.index {
             people.extend_from_slice(index);
         }
         let event = serde_json::json!({
             "kind": kind.as_str(), "client_id": client_id, "batch_id": batch_id, "through_row": through,
-            "people_count": valid, "people": STANDARD.encode(people),
+            "people_count": valid, "people": STANDARD.encode(people), "facts": cols.event_rows(kind),
         });
         hc_platform::outbox::enqueue(&tx, "facts.imported", &event).await?;
     }

@@ -3,12 +3,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use hc_domain::{RegionCode, Temperature};
 use hc_platform::ApiError;
 use hc_platform::auth::Citizen;
-use hc_platform::http::Json;
+use hc_platform::http::{Json, idempotency_key};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::china_time;
+use hc_domain::china_time;
 use crate::db::declarations::{self as db, NewDeclaration, StoredDeclaration};
 use crate::state::AppState;
 
@@ -143,23 +143,6 @@ fn validate(body: &DeclarationRequest, today: NaiveDate) -> Result<Valid, ApiErr
         contact_date,
         travelled,
     })
-}
-
-fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    match req.headers().get("Idempotency-Key") {
-        None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .ok()
-            .filter(|k| (1..=200).contains(&k.len()))
-            .map(|k| Some(k.to_owned()))
-            .ok_or_else(|| {
-                ApiError::unprocessable(
-                    "Idempotency-Key",
-                    "must be 1 to 200 visible ASCII characters",
-                )
-            }),
-    }
 }
 
 /// Submit today's declaration. A second one the same day (Asia/Shanghai) supersedes the first; both stay in the

@@ -98,20 +98,7 @@ pub async fn create(
         .map(RegionCode::parse)
         .transpose()
         .map_err(invalid("region"))?;
-    let idempotency_key = match req.headers().get("Idempotency-Key") {
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .filter(|k| (1..=200).contains(&k.len()))
-                .ok_or_else(|| {
-                    ApiError::unprocessable(
-                        "Idempotency-Key",
-                        "must be 1 to 200 visible ASCII characters",
-                    )
-                })?,
-        ),
-        None => None,
-    };
+    let idempotency_key = hc_platform::http::idempotency_key(&req)?;
 
     let secret = hc_platform::privacy::random_token(32)?;
     let mut scopes = body.scopes.clone();
@@ -127,7 +114,7 @@ pub async fn create(
             secret_hash: digest(&SHA256, secret.as_bytes()).as_ref(),
             scopes: &scopes,
             region: region_text.as_deref(),
-            idempotency_key,
+            idempotency_key: idempotency_key.as_deref(),
         },
     )
     .await?;

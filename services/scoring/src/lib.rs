@@ -1,0 +1,125 @@
+//! The scoring service: a projection of every person's facts (from events), rules as data per region, and the
+//! explained colour of every person, recoloured in batches when facts, risk levels or rules change, and when time
+//! alone changes it.
+
+mod audit;
+mod events;
+pub mod facts;
+mod openapi;
+pub mod projection;
+pub mod recolour;
+mod routes;
+pub mod rules;
+pub mod scheduler;
+mod settings;
+mod state;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use anyhow::Context;
+use deadpool_postgres::GenericClient;
+use hc_platform::auth::TokenVerifier;
+use hc_platform::privacy::BlindIndex;
+use hc_platform::service::{Launch, Running, launch};
+use hc_platform::settings::Settings;
+use hc_platform::store::Store;
+
+use events::Fact;
+pub use recolour::Recolourer;
+pub use settings::ScoringSettings;
+use state::AppState;
+
+pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
+pub const SCHEMA: &str = "scoring";
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Runs the migrations and stores the shipped rule sets as version 1 of any region that has none.
+pub async fn prepare(db: &deadpool_postgres::Pool) -> anyhow::Result<()> {
+    hc_platform::db::migrate(db, SCHEMA, embedded::migrations::runner()).await?;
+    let client = db.get().await?;
+    for (region, text) in rules::SHIPPED {
+        let doc: rules::RuleSetDoc = serde_json::from_str(text).context("shipped rule set")?;
+        client
+            .execute(
+                "INSERT INTO rule_sets (region, version, document, effective_from, created_by)
+                 SELECT $1, 1, $2, '2020-01-01T00:00:00Z', 'shipped'
+                 WHERE NOT EXISTS (SELECT 1 FROM rule_sets WHERE region = $1)",
+                &[region, &serde_json::to_value(&doc)?],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+pub struct Application(Running);
+
+impl Application {
+    pub async fn build(settings: Settings<ScoringSettings>) -> anyhow::Result<Self> {
+        let Settings { platform, service } = settings;
+        service.validate()?;
+        let db = hc_platform::db::pool(&platform.database, SCHEMA)?;
+        prepare(&db).await?;
+        let store = Store::connect(&platform.redis).await?;
+        let index = BlindIndex::from_secret(&platform.privacy.blind_index_key)
+            .context("privacy.blind_index_key")?;
+        let settings = Arc::new(service);
+        let recolourer = Arc::new(Recolourer::new(db.clone(), store.clone(), settings.clone()));
+        let state = web::Data::new(AppState {
+            db: db.clone(),
+            store: store.clone(),
+            index,
+            settings: settings.clone(),
+            recolourer: recolourer.clone(),
+        });
+        let running = launch(
+            Launch {
+                platform: &platform,
+                schema: SCHEMA,
+                db: Some(db.clone()),
+                store,
+                verifier: TokenVerifier::from_jwks_url(&platform.auth),
+            },
+            move |cfg| {
+                cfg.app_data(state.clone()).configure(routes::configure);
+            },
+        )?;
+        for (fact, batch) in [
+            (Fact::PersonRegistered, 200),
+            (Fact::DeclarationSubmitted, 200),
+            // Each carries up to a chunk of rows.
+            (Fact::FactsImported, 4),
+        ] {
+            let r = recolourer.clone();
+            running.consume_batched(fact.stream(), batch, move |event| {
+                events::handle(r.clone(), fact, event)
+            });
+        }
+        if settings.scheduler_enabled {
+            tokio::spawn(scheduler::run(
+                recolourer,
+                Duration::from_millis(settings.scheduler_interval_ms),
+                running.background(),
+            ));
+        }
+        Ok(Self(running))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.0.port()
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.0.run_until_stopped().await
+    }
+}
+
+/// Counts rows of a table (for tests and the benchmark).
+pub async fn count(client: &impl GenericClient, sql: &str) -> anyhow::Result<i64> {
+    Ok(client.query_one(sql, &[]).await?.get(0))
+}

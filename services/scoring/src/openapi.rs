@@ -1,0 +1,25 @@
+//! `GET /openapi.json`, generated from the handlers' annotations.
+
+use actix_web::HttpResponse;
+use hc_platform::openapi::BearerAuth;
+use utoipa::OpenApi;
+
+use crate::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Health-code platform: scoring", description = "Rules as data, explained colours, region risk and appeals. Errors are application/problem+json (RFC 9457)."),
+    paths(
+        routes::rules::put, routes::rules::get, routes::rules::dry_run,
+        routes::status::mine, routes::status::lookup, routes::status::put_staff, routes::status::staff_colours,
+        routes::risk::put, routes::risk::map,
+        routes::appeals::file, routes::appeals::mine, routes::appeals::open, routes::appeals::resolve,
+    ),
+    components(schemas(hc_platform::error::Problem)),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+pub async fn serve() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

@@ -1,0 +1,280 @@
+//! Scoring's projection of the facts, fed by events: each handler stores what its event says (idempotently, by the
+//! same natural keys as the publisher) and returns whose colour may have changed.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, NaiveDate, Utc};
+use deadpool_postgres::GenericClient;
+use hc_domain::china_time::start_of;
+use hc_platform::privacy::from_hex;
+use hc_platform::streams::Delivered;
+use serde::Deserialize;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+use crate::facts::{Declared, Listed, RawFacts, Tested, Visited};
+
+/// A blind index: 32 bytes.
+pub type Index = Vec<u8>;
+
+fn field<'a>(event: &'a Delivered, name: &str) -> anyhow::Result<&'a str> {
+    event.payload[name]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("event {} has no {name}", event.event_id))
+}
+
+/// `person.registered`: links the index to the person.
+pub async fn person_registered(
+    client: &impl GenericClient,
+    event: &Delivered,
+) -> anyhow::Result<Vec<Index>> {
+    let person: Uuid = field(event, "person_id")?.parse()?;
+    let index = from_hex(field(event, "id_number_index")?)
+        .filter(|i| i.len() == 32)
+        .ok_or_else(|| anyhow::anyhow!("id_number_index must be 64 hex digits"))?;
+    let home = field(event, "home_region")?;
+    client
+        .execute(
+            "INSERT INTO subjects (id_index, person_id, home_region) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[&index, &person, &home],
+        )
+        .await?;
+    Ok(vec![index])
+}
+
+#[derive(Deserialize)]
+struct Submitted {
+    declaration_id: Uuid,
+    person_id: Uuid,
+    day: NaiveDate,
+    current_region: String,
+    fever: bool,
+    #[serde(default)]
+    symptoms: Vec<String>,
+    contact_date: Option<NaiveDate>,
+    #[serde(default)]
+    travelled_regions: Vec<String>,
+}
+
+/// `declaration.submitted`: the day's declaration replaces an earlier one of the same day; the regions declared
+/// become visits on that day. A declaration of a person whose registration has not reached us yet fails, so the
+/// event stays pending and comes again.
+pub async fn declaration_submitted(
+    client: &impl GenericClient,
+    event: &Delivered,
+) -> anyhow::Result<Vec<Index>> {
+    let d: Submitted = serde_json::from_value(event.payload.clone())?;
+    let Some(row) = client
+        .query_opt(
+            "SELECT id_index FROM subjects WHERE person_id = $1",
+            &[&d.person_id],
+        )
+        .await?
+    else {
+        anyhow::bail!("person {} is not registered here yet", d.person_id);
+    };
+    let index: Index = row.get(0);
+    client
+        .execute(
+            "INSERT INTO f_declarations (id_index, day, declaration_id, fever, symptoms, contact_date)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (id_index, day) DO UPDATE SET declaration_id = excluded.declaration_id,
+                 fever = excluded.fever, symptoms = excluded.symptoms, contact_date = excluded.contact_date",
+            &[&index, &d.day, &d.declaration_id, &d.fever, &!d.symptoms.is_empty(), &d.contact_date],
+        )
+        .await?;
+    let at = start_of(d.day);
+    let mut regions = d.travelled_regions;
+    regions.push(d.current_region);
+    regions.sort();
+    regions.dedup();
+    client
+        .execute(
+            "INSERT INTO f_visits (id_index, region, first_seen, last_seen, source)
+             SELECT $1, r, $3, $3, 'declared' FROM unnest($2::text[]) AS r ON CONFLICT DO NOTHING",
+            &[&index, &regions, &at],
+        )
+        .await?;
+    Ok(vec![index])
+}
+
+#[derive(Deserialize)]
+struct NatRow {
+    sample_time: DateTime<Utc>,
+    positive: bool,
+    lab: String,
+}
+
+#[derive(Deserialize)]
+struct CaseRow {
+    status: String,
+    since: NaiveDate,
+    until: Option<NaiveDate>,
+}
+
+#[derive(Deserialize)]
+struct VisitRow {
+    region: String,
+    first_seen: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
+    source: String,
+}
+
+/// `facts.imported`: a chunk of official facts, `facts[i]` belonging to the i-th index of `people`.
+pub async fn facts_imported(
+    client: &impl GenericClient,
+    event: &Delivered,
+) -> anyhow::Result<Vec<Index>> {
+    let people = STANDARD.decode(field(event, "people")?)?;
+    anyhow::ensure!(people.len() % 32 == 0, "people is not a list of 32-byte indexes");
+    let index: Vec<Index> = people.chunks(32).map(<[u8]>::to_vec).collect();
+    let facts = event.payload["facts"]
+        .as_array()
+        .ok_or_else(|| anyhow::anyhow!("event {} has no facts", event.event_id))?;
+    anyhow::ensure!(facts.len() == index.len(), "facts and people differ in length");
+    match field(event, "kind")? {
+        "nat-results" => {
+            let rows: Vec<NatRow> = serde_json::from_value(serde_json::Value::Array(facts.clone()))?;
+            let times: Vec<_> = rows.iter().map(|r| r.sample_time).collect();
+            let positive: Vec<_> = rows.iter().map(|r| r.positive).collect();
+            let lab: Vec<_> = rows.iter().map(|r| r.lab.as_str()).collect();
+            client
+                .execute(
+                    "INSERT INTO f_nat (id_index, sample_time, positive, lab)
+                     SELECT * FROM unnest($1::bytea[], $2::timestamptz[], $3::bool[], $4::text[]) ON CONFLICT DO NOTHING",
+                    &[&index, &times, &positive, &lab],
+                )
+                .await?;
+        }
+        "cases" => {
+            let rows: Vec<CaseRow> = serde_json::from_value(serde_json::Value::Array(facts.clone()))?;
+            let status: Vec<_> = rows.iter().map(|r| r.status.as_str()).collect();
+            let since: Vec<_> = rows.iter().map(|r| r.since).collect();
+            let until: Vec<_> = rows.iter().map(|r| r.until).collect();
+            client
+                .execute(
+                    "INSERT INTO f_cases (id_index, status, since, until)
+                     SELECT * FROM unnest($1::bytea[], $2::text[], $3::date[], $4::date[])
+                     ON CONFLICT (id_index, status, since) DO UPDATE SET until = excluded.until",
+                    &[&index, &status, &since, &until],
+                )
+                .await?;
+        }
+        "visits" => {
+            let rows: Vec<VisitRow> = serde_json::from_value(serde_json::Value::Array(facts.clone()))?;
+            let region: Vec<_> = rows.iter().map(|r| r.region.as_str()).collect();
+            let first: Vec<_> = rows.iter().map(|r| r.first_seen).collect();
+            let last: Vec<_> = rows.iter().map(|r| r.last_seen).collect();
+            let source: Vec<_> = rows.iter().map(|r| r.source.as_str()).collect();
+            client
+                .execute(
+                    "INSERT INTO f_visits (id_index, region, first_seen, last_seen, source)
+                     SELECT * FROM unnest($1::bytea[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[])
+                     ON CONFLICT DO NOTHING",
+                    &[&index, &region, &first, &last, &source],
+                )
+                .await?;
+        }
+        other => anyhow::bail!("unknown fact kind {other}"),
+    }
+    let mut index = index;
+    index.sort();
+    index.dedup();
+    Ok(index)
+}
+
+/// A registered person as the projection knows them.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub index: Index,
+    pub person_id: Uuid,
+    pub home_region: String,
+}
+
+/// Loads the subjects among `indexes` and their facts from `since` on. With `lock`, the subjects are locked in
+/// index order first, so concurrent recolourings never deadlock, and a later one waits for an earlier one and then
+/// reads the newer facts (a dry run reads without locking).
+pub async fn lock_and_load(
+    client: &impl GenericClient,
+    indexes: &[Index],
+    since: DateTime<Utc>,
+    lock: bool,
+) -> anyhow::Result<Vec<(Subject, RawFacts)>> {
+    let sql = if lock {
+        "SELECT id_index, person_id, home_region FROM subjects WHERE id_index = ANY($1) ORDER BY id_index FOR UPDATE"
+    } else {
+        "SELECT id_index, person_id, home_region FROM subjects WHERE id_index = ANY($1) ORDER BY id_index"
+    };
+    let subjects = client.query(sql, &[&indexes]).await?;
+    if subjects.is_empty() {
+        return Ok(Vec::new());
+    }
+    let locked: Vec<Index> = subjects.iter().map(|r| r.get(0)).collect();
+    let since_day = hc_domain::china_time::day_of(since);
+    let by_day: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&locked, &since_day];
+    let by_time: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&locked, &since];
+    let all: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&locked];
+    // Four queries in flight at once on the one connection (tokio-postgres pipelines them).
+    let (decls, cases, tests, visits) = tokio::try_join!(
+        client.query(
+            "SELECT id_index, day, fever, symptoms, contact_date FROM f_declarations WHERE id_index = ANY($1) AND day >= $2",
+            &by_day,
+        ),
+        client.query(
+            "SELECT id_index, status, since, until FROM f_cases WHERE id_index = ANY($1)",
+            &all,
+        ),
+        client.query(
+            "SELECT id_index, sample_time, positive FROM f_nat WHERE id_index = ANY($1) AND sample_time >= $2",
+            &by_time,
+        ),
+        client.query(
+            "SELECT id_index, region, first_seen, last_seen FROM f_visits WHERE id_index = ANY($1) AND last_seen >= $2",
+            &by_time,
+        ),
+    )?;
+    let mut facts: HashMap<Index, RawFacts> = HashMap::with_capacity(locked.len());
+    for r in decls {
+        facts.entry(r.get(0)).or_default().declarations.push(Declared {
+            day: r.get(1),
+            fever: r.get(2),
+            symptoms: r.get(3),
+            contact_date: r.get(4),
+        });
+    }
+    for r in cases {
+        facts.entry(r.get(0)).or_default().cases.push(Listed {
+            status: r.get(1),
+            since: r.get(2),
+            until: r.get(3),
+        });
+    }
+    for r in tests {
+        facts.entry(r.get(0)).or_default().tests.push(Tested {
+            sample_time: r.get(1),
+            positive: r.get(2),
+        });
+    }
+    for r in visits {
+        facts.entry(r.get(0)).or_default().visits.push(Visited {
+            region: r.get::<_, String>(1),
+            first_seen: r.get(2),
+            last_seen: r.get(3),
+        });
+    }
+    Ok(subjects
+        .into_iter()
+        .map(|r| {
+            let index: Index = r.get(0);
+            let raw = facts.remove(&index).unwrap_or_default();
+            (
+                Subject {
+                    index,
+                    person_id: r.get(1),
+                    home_region: r.get::<_, String>(2),
+                },
+                raw,
+            )
+        })
+        .collect())
+}

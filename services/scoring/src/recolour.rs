@@ -1,0 +1,375 @@
+//! Recolouring: a set of people in, their statuses out. Chunks of people are locked and loaded with one query per
+//! fact table, evaluated on the blocking pool (compiled rules, no I/O), written with one upsert per chunk plus one
+//! `status.changed` event, and pipelined to Redis; several chunks are in flight at once. Never one round trip per
+//! person.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Pool};
+use futures_util::{StreamExt, TryStreamExt};
+use hc_domain::Colour;
+use hc_domain::china_time::{next_midnight, start_of};
+use hc_platform::store::Store;
+use uuid::Uuid;
+
+use crate::facts::{RawFacts, RiskLevel, RiskMap, document};
+use crate::projection::{Index, Subject, lock_and_load};
+use crate::rules::{self, Active, Evaluator, Reason, RuleBook, RuleSetDoc};
+use crate::settings::ScoringSettings;
+use crate::status::{self, Computed};
+
+/// What the rules and the risk map were when a recolouring started.
+#[derive(Clone)]
+pub struct Snapshot {
+    pub book: Arc<RuleBook>,
+    pub risk: Arc<RiskMap>,
+}
+
+struct Cached {
+    snapshot: Snapshot,
+    generation: (i64, i64, i64),
+    checked: Instant,
+}
+
+/// What one recolouring did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub evaluated: usize,
+    pub changed: usize,
+    pub evaluations: u64,
+}
+
+impl std::ops::AddAssign for Summary {
+    fn add_assign(&mut self, o: Self) {
+        self.evaluated += o.evaluated;
+        self.changed += o.changed;
+        self.evaluations += o.evaluations;
+    }
+}
+
+/// An accepted appeal in force.
+#[derive(Debug, Clone)]
+struct Override {
+    appeal: Uuid,
+    colour: Colour,
+    until: DateTime<Utc>,
+    resolution: String,
+}
+
+pub struct Recolourer {
+    pub db: Pool,
+    pub store: Store,
+    pub settings: Arc<ScoringSettings>,
+    cache: Mutex<Option<Cached>>,
+}
+
+impl Recolourer {
+    pub fn new(db: Pool, store: Store, settings: Arc<ScoringSettings>) -> Self {
+        Self {
+            db,
+            store,
+            settings,
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// The rules and risk map in force. Another replica's change is seen within `snapshot_refresh_ms`; this
+    /// replica's own changes call [`Self::invalidate`].
+    pub async fn snapshot(&self) -> anyhow::Result<Snapshot> {
+        let refresh = Duration::from_millis(self.settings.snapshot_refresh_ms);
+        if let Ok(guard) = self.cache.lock()
+            && let Some(c) = guard.as_ref()
+            && c.checked.elapsed() < refresh
+        {
+            return Ok(c.snapshot.clone());
+        }
+        let client = self.db.get().await?;
+        let row = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM rule_sets WHERE effective_from <= now()),
+                        (SELECT coalesce(max(id), 0) FROM region_risk_history),
+                        (SELECT count(*) FROM region_risk WHERE effective_from <= now())",
+                &[],
+            )
+            .await?;
+        let generation = (row.get(0), row.get(1), row.get(2));
+        if let Ok(mut guard) = self.cache.lock()
+            && let Some(c) = guard.as_mut()
+            && c.generation == generation
+        {
+            c.checked = Instant::now();
+            return Ok(c.snapshot.clone());
+        }
+        let snapshot = Snapshot {
+            book: Arc::new(load_book(&client).await?),
+            risk: Arc::new(load_risk(&client).await?),
+        };
+        if let Ok(mut guard) = self.cache.lock() {
+            *guard = Some(Cached {
+                snapshot: snapshot.clone(),
+                generation,
+                checked: Instant::now(),
+            });
+        }
+        Ok(snapshot)
+    }
+
+    pub fn invalidate(&self) {
+        if let Ok(mut guard) = self.cache.lock() {
+            *guard = None;
+        }
+    }
+
+    /// Recolours the people behind `indexes` (those not registered are skipped).
+    pub async fn recolour(&self, mut indexes: Vec<Index>) -> anyhow::Result<Summary> {
+        if indexes.is_empty() {
+            return Ok(Summary::default());
+        }
+        indexes.sort();
+        indexes.dedup();
+        let snapshot = self.snapshot().await?;
+        let chunks: Vec<Vec<Index>> = indexes
+            .chunks(self.settings.recolour_chunk)
+            .map(<[Index]>::to_vec)
+            .collect();
+        let started = Instant::now();
+        let total = futures_util::stream::iter(chunks)
+            .map(|chunk| self.recolour_chunk(chunk, snapshot.clone()))
+            .buffer_unordered(self.settings.recolour_parallelism)
+            .try_fold(Summary::default(), |mut acc, s| async move {
+                acc += s;
+                Ok(acc)
+            })
+            .await?;
+        metrics::counter!("scoring_recoloured_total").increment(total.evaluated as u64);
+        metrics::counter!("scoring_status_changes_total").increment(total.changed as u64);
+        metrics::histogram!("scoring_recolour_seconds").record(started.elapsed().as_secs_f64());
+        Ok(total)
+    }
+
+    async fn recolour_chunk(&self, chunk: Vec<Index>, snapshot: Snapshot) -> anyhow::Result<Summary> {
+        let now = Utc::now();
+        let since = now - chrono::Duration::days(self.settings.lookback_days);
+        let mut client = self.db.get().await?;
+        let tx = client.transaction().await?;
+        let loaded = lock_and_load(&tx, &chunk, since, true).await?;
+        if loaded.is_empty() {
+            return Ok(Summary::default());
+        }
+        let persons: Vec<Uuid> = loaded.iter().map(|(s, _)| s.person_id).collect();
+        let overrides = active_overrides(&tx, &persons).await?;
+        let (computed, evaluations) =
+            tokio::task::spawn_blocking(move || evaluate_all(&loaded, &snapshot, &overrides, now))
+                .await??;
+        let stored = status::write(&tx, computed).await?;
+        let changes: Vec<serde_json::Value> = stored
+            .iter()
+            .filter(|s| s.changed)
+            .map(|s| {
+                serde_json::json!({"person_id": s.person_id, "version": s.view.version, "colour": s.view.colour})
+            })
+            .collect();
+        if !changes.is_empty() {
+            hc_platform::outbox::enqueue(&tx, "status.changed", &serde_json::json!({ "changes": changes }))
+                .await?;
+        }
+        tx.commit().await?;
+        status::publish(&self.store, &stored).await?;
+        Ok(Summary {
+            evaluated: stored.len(),
+            changed: changes.len(),
+            evaluations,
+        })
+    }
+
+    /// Everyone whose home lies in `region` (the national region: everyone), e.g. after its rules changed.
+    pub async fn population(&self, region: &str) -> anyhow::Result<Vec<Index>> {
+        let (lo, hi) = span(region);
+        let client = self.db.get().await?;
+        let rows = client
+            .query(
+                "SELECT id_index FROM subjects WHERE home_region BETWEEN $1 AND $2",
+                &[&lo, &hi],
+            )
+            .await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Everyone seen in `region` (or a county inside it) within the lookback: the one set-based query behind a
+    /// change of risk.
+    pub async fn visitors(&self, region: &str) -> anyhow::Result<Vec<Index>> {
+        let (lo, hi) = span(region);
+        let since = Utc::now() - chrono::Duration::days(self.settings.lookback_days);
+        let client = self.db.get().await?;
+        let rows = client
+            .query(
+                "SELECT DISTINCT id_index FROM f_visits WHERE region BETWEEN $1 AND $2 AND last_seen >= $3",
+                &[&lo, &hi, &since],
+            )
+            .await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+}
+
+/// The range of codes inside a region: a province `61xxxx`, a city `6101xx`, a county itself, national all.
+pub fn span(region: &str) -> (String, String) {
+    if region == rules::NATIONAL {
+        ("000000".into(), "999999".into())
+    } else if region.ends_with("0000") {
+        (region.to_owned(), format!("{}9999", &region[..2]))
+    } else if region.ends_with("00") {
+        (region.to_owned(), format!("{}99", &region[..4]))
+    } else {
+        (region.to_owned(), region.to_owned())
+    }
+}
+
+async fn active_overrides(
+    client: &impl GenericClient,
+    persons: &[Uuid],
+) -> Result<HashMap<Uuid, Override>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT ON (person_id) person_id, id, override_colour, override_until, resolution
+             FROM appeals WHERE state = 'accepted' AND person_id = ANY($1) AND override_until > now()
+             ORDER BY person_id, resolved_at DESC",
+            &[&persons],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            Some((
+                r.get(0),
+                Override {
+                    appeal: r.get(1),
+                    colour: r.get::<_, Option<String>>(2)?.parse().ok()?,
+                    until: r.get::<_, Option<DateTime<Utc>>>(3)?,
+                    resolution: r.get::<_, Option<String>>(4).unwrap_or_default(),
+                },
+            ))
+        })
+        .collect())
+}
+
+/// Evaluates a loaded chunk (CPU only).
+fn evaluate_all(
+    loaded: &[(Subject, RawFacts)],
+    snapshot: &Snapshot,
+    overrides: &HashMap<Uuid, Override>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(Vec<Computed>, u64)> {
+    let mut evaluator = Evaluator::default();
+    let mut out = Vec::with_capacity(loaded.len());
+    for (subject, raw) in loaded {
+        let set = snapshot.book.for_home(&subject.home_region)?;
+        let facts = document(raw, &subject.home_region, now, &snapshot.risk);
+        let outcome = evaluator.evaluate(&set, &facts);
+        out.push(computed(
+            subject.person_id,
+            outcome,
+            &set.label,
+            &facts,
+            overrides.get(&subject.person_id),
+            now,
+        ));
+    }
+    Ok((out, evaluator.evaluations))
+}
+
+/// The status from an outcome, with an override applied. Time alone changes colours at midnight (every
+/// `days_ago` moves on), so everything is rechecked then, or when an override ends if that is sooner.
+fn computed(
+    person_id: Uuid,
+    outcome: rules::Outcome,
+    label: &str,
+    facts: &serde_json::Value,
+    over: Option<&Override>,
+    now: DateTime<Utc>,
+) -> Computed {
+    let negative_test_at = facts["nat"]["negative"]["time"]
+        .as_str()
+        .and_then(|t| t.parse().ok());
+    let mut c = Computed {
+        person_id,
+        colour: outcome.colour,
+        variant: outcome.variant.as_str(),
+        reasons: outcome.reasons,
+        requirements: outcome.requirements,
+        valid_until: outcome.valid_until.map(start_of),
+        rule_set: label.to_owned(),
+        negative_test_at,
+        override_appeal: None,
+        recheck_at: next_midnight(now),
+    };
+    if let Some(o) = over {
+        c.reasons.insert(
+            0,
+            Reason {
+                rule: "appeal-override".into(),
+                colour: o.colour,
+                zh: format!("申诉核定为{}，至 {}：{}", zh_colour(o.colour), o.until.format("%Y-%m-%d %H:%M UTC"), o.resolution),
+                en: format!("set to {} on appeal until {}: {}", o.colour, o.until.format("%Y-%m-%d %H:%M UTC"), o.resolution),
+            },
+        );
+        c.colour = o.colour;
+        c.valid_until = Some(o.until);
+        c.rule_set = format!("appeal:{}", o.appeal);
+        c.override_appeal = Some(o.appeal);
+        c.recheck_at = c.recheck_at.min(o.until);
+    }
+    c
+}
+
+pub fn zh_colour(c: Colour) -> &'static str {
+    match c {
+        Colour::Green => "绿码",
+        Colour::Yellow => "黄码",
+        Colour::Orange => "橙码",
+        Colour::Red => "红码",
+    }
+}
+
+/// The latest version in force of every region's rule set.
+pub async fn load_book(client: &impl GenericClient) -> anyhow::Result<RuleBook> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT ON (region) region, version, document FROM rule_sets
+             WHERE effective_from <= now() ORDER BY region, version DESC",
+            &[],
+        )
+        .await?;
+    let mut sets = HashMap::new();
+    for r in rows {
+        let region: String = r.get(0);
+        let doc: RuleSetDoc = serde_json::from_value(r.get(2))?;
+        sets.insert(
+            region,
+            Active {
+                version: r.get(1),
+                doc,
+            },
+        );
+    }
+    Ok(RuleBook::new(sets))
+}
+
+pub async fn load_risk(client: &impl GenericClient) -> anyhow::Result<RiskMap> {
+    let rows = client
+        .query(
+            "SELECT region, level FROM region_risk WHERE level <> 'low' AND effective_from <= now()",
+            &[],
+        )
+        .await?;
+    Ok(RiskMap(
+        rows.into_iter()
+            .filter_map(|r| {
+                let level = RiskLevel::parse(r.get::<_, &str>(1))?;
+                Some((r.get::<_, String>(0), level))
+            })
+            .collect(),
+    ))
+}

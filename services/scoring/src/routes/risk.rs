@@ -1,0 +1,189 @@
+//! Region risk levels: officials set them, everyone reads the five-colour county map.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use hc_domain::RegionCode;
+use hc_platform::ApiError;
+use hc_platform::auth::{Official, RiskWrite};
+use hc_platform::http::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::facts::{RiskLevel, RiskMap};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RiskRequest {
+    /// low, medium or high.
+    #[schema(example = "high")]
+    pub level: String,
+    /// When the level applies (default now). A later time is applied by the scheduler when it comes.
+    pub effective_from: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RiskSet {
+    pub region: String,
+    pub level: String,
+    pub effective_from: DateTime<Utc>,
+    /// `started`: everyone seen there is being recoloured now; `scheduled`: from effective_from.
+    pub recolouring: String,
+}
+
+/// Set a region's risk level. Everyone seen there within the lookback is recoloured (in the background; the
+/// answer does not wait for it).
+#[utoipa::path(put, path = "/v1/regions/{code}/risk", tag = "regions", request_body = RiskRequest, security(("bearer" = [])),
+    params(("code" = String, Path, description = "GB/T 2260 code: a county, a city (covers its counties) or a province")),
+    responses(
+        (status = 202, description = "Stored; recolouring started or scheduled", body = RiskSet),
+        (status = 403, description = "Lacks risk:write or the region", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn put(
+    state: web::Data<AppState>,
+    official: Official<RiskWrite>,
+    path: web::Path<String>,
+    Json(body): Json<RiskRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let region = RegionCode::parse(&path).map_err(|e| ApiError::unprocessable("code", e.reason))?;
+    if !official.covers(region) {
+        return Err(ApiError::forbidden(format!("region {region} is outside this client's region scope")));
+    }
+    let level = RiskLevel::parse(body.level.trim())
+        .ok_or_else(|| ApiError::unprocessable("level", "must be low, medium or high"))?;
+    let now = Utc::now();
+    let effective_from = body.effective_from.unwrap_or(now);
+    if effective_from < now - chrono::Duration::days(1) {
+        return Err(ApiError::unprocessable("effective_from", "must not be more than a day in the past"));
+    }
+    let code = region.to_string();
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    tx.execute(
+        "INSERT INTO region_risk (region, level, effective_from, updated_by, updated_at, recoloured_at)
+         VALUES ($1, $2, $3, $4, clock_timestamp(), NULL)
+         ON CONFLICT (region) DO UPDATE SET level = excluded.level, effective_from = excluded.effective_from,
+             updated_by = excluded.updated_by, updated_at = excluded.updated_at, recoloured_at = NULL",
+        &[&code, &level.as_str(), &effective_from, &official.client_id],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO region_risk_history (region, level, effective_from, updated_by) VALUES ($1, $2, $3, $4)",
+        &[&code, &level.as_str(), &effective_from, &official.client_id],
+    )
+    .await?;
+    let event = serde_json::json!({"region": code, "level": level.as_str(), "effective_from": effective_from});
+    hc_platform::outbox::enqueue(&tx, "region.risk_changed", &event).await?;
+    tx.commit().await?;
+    tracing::info!(region = %code, level = level.as_str(), "risk level set");
+    let started = effective_from <= Utc::now();
+    if started {
+        let recolourer = state.recolourer.clone();
+        tokio::spawn(async move {
+            if let Err(err) = crate::scheduler::apply_due_risks(&recolourer).await {
+                tracing::warn!(error = %err, "recolouring after a risk change failed; the scheduler retries");
+            }
+        });
+    }
+    Ok(HttpResponse::Accepted().json(RiskSet {
+        region: code,
+        level: level.as_str().into(),
+        effective_from,
+        recolouring: if started { "started" } else { "scheduled" }.into(),
+    }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MapEntry {
+    pub region: String,
+    pub name: String,
+    /// The level set for this region itself (null when only an enclosing region's level applies).
+    pub level: Option<String>,
+    /// red (high), orange (medium), yellow (a high-risk region in its city), blue (a medium- or high-risk region
+    /// in its province); every county not listed is green.
+    pub map_colour: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RiskMapView {
+    pub regions: Vec<MapEntry>,
+}
+
+fn map_colour(region: &str, risk: &RiskMap) -> &'static str {
+    match risk.level(region) {
+        RiskLevel::High => return "red",
+        RiskLevel::Medium => return "orange",
+        RiskLevel::Low => {}
+    }
+    let city = &region[..4];
+    let province = &region[..2];
+    if risk.0.iter().any(|(r, l)| *l == RiskLevel::High && r.starts_with(city)) {
+        "yellow"
+    } else if risk.0.keys().any(|r| r.starts_with(province)) {
+        "blue"
+    } else {
+        "green"
+    }
+}
+
+/// The public five-colour county map. Cached: an `ETag` follows every change, and a client's `If-None-Match`
+/// gets a 304.
+#[utoipa::path(get, path = "/v1/regions/risk", tag = "regions",
+    responses(
+        (status = 200, description = "Every county that is not green", body = RiskMapView),
+        (status = 304, description = "Unchanged since the ETag sent"),
+    ))]
+pub async fn map(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let client = state.db.get().await?;
+    let generation: i64 = client
+        .query_one(
+            "SELECT coalesce(max(id), 0) + (SELECT count(*) FROM region_risk WHERE effective_from <= now())
+             FROM region_risk_history",
+            &[],
+        )
+        .await?
+        .get(0);
+    drop(client);
+    let etag = format!("\"risk-{generation}\"");
+    let cache = (header::CACHE_CONTROL, "public, max-age=30");
+    if req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+    {
+        return Ok(HttpResponse::NotModified().insert_header((header::ETAG, etag)).insert_header(cache).finish());
+    }
+    let snapshot = state.recolourer.snapshot().await?;
+    let risk = &snapshot.risk;
+    let client = state.db.get().await?;
+    let own: std::collections::HashMap<String, String> = client
+        .query("SELECT region, level FROM region_risk WHERE effective_from <= now()", &[])
+        .await?
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    // Counties of every province with a level set, coloured.
+    let provinces: std::collections::BTreeSet<&str> = risk.0.keys().map(|r| &r[..2]).collect();
+    let mut regions = Vec::new();
+    for county in hc_domain::RegionCode::counties() {
+        let code = county.to_string();
+        if !provinces.contains(&code[..2]) {
+            continue;
+        }
+        let colour = map_colour(&code, risk);
+        if colour != "green" {
+            regions.push(MapEntry {
+                level: own.get(&code).cloned(),
+                name: county.name().to_owned(),
+                region: code,
+                map_colour: colour.to_owned(),
+            });
+        }
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, etag))
+        .insert_header(cache)
+        .json(RiskMapView { regions }))
+}

@@ -1,0 +1,301 @@
+//! Rule sets: upload a version, read any version, and dry-run a draft over the population.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use hc_platform::ApiError;
+use hc_platform::auth::{AnyScope, Official, RulesWrite};
+use hc_platform::http::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::facts::document;
+use crate::projection::lock_and_load;
+use crate::rules::{self, RuleError, RuleSetDoc, compile};
+use crate::state::AppState;
+
+fn region_of(raw: &str) -> Result<String, ApiError> {
+    rules::parse_region(raw).map_err(|reason| ApiError::unprocessable("region", reason))
+}
+
+fn rule_error(e: RuleError) -> ApiError {
+    ApiError::unprocessable(if e.pointer.is_empty() { "body".into() } else { e.pointer }, e.message)
+}
+
+/// A client may change the rules of regions inside its own region scope; the national set needs a nationwide
+/// client.
+fn check_scope<S: hc_platform::auth::Scope>(official: &Official<S>, region: &str) -> Result<(), ApiError> {
+    let allowed = match (official.region, rules::parse_region(region)) {
+        (None, _) => true,
+        (Some(own), Ok(r)) if r != rules::NATIONAL => hc_domain::RegionCode::parse(&r)
+            .map(|r| own.contains(r))
+            .unwrap_or(false),
+        _ => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!("region {region} is outside this client's region scope")))
+    }
+}
+
+/// Checks a draft for `region` in its place: merged with what it inherits, and under every region inside it that
+/// has its own set (a draft must not break what inherits from it).
+async fn check_draft(state: &AppState, region: &str, draft: &RuleSetDoc) -> Result<(), ApiError> {
+    let snapshot = state.recolourer.snapshot().await?;
+    let book = &snapshot.book;
+    let (merged, label) = book.merged(region, Some((region, draft))).map_err(rule_error)?;
+    compile(&merged, label).map_err(rule_error)?;
+    let (lo, hi) = crate::recolour::span(region);
+    for inner in book.sets.keys().filter(|r| *r != region && **r >= lo && **r <= hi) {
+        let (merged, label) = book.merged(inner, Some((region, draft))).map_err(rule_error)?;
+        compile(&merged, label).map_err(|e| {
+            ApiError::unprocessable(
+                "body",
+                format!("the rule set of {inner}, which inherits from this one, would break: {e}"),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StoredRuleSet {
+    pub region: String,
+    pub version: i32,
+    pub effective_from: DateTime<Utc>,
+    /// When everyone it governs was recoloured under it (null: pending).
+    pub applied_at: Option<DateTime<Utc>>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    /// Every version of this region, oldest first.
+    pub versions: Vec<i32>,
+    pub document: RuleSetDoc,
+}
+
+/// Upload a new version of a region's rule set. It is checked (JSON syntax with line and column, structure with the
+/// field's path, JsonLogic, facts it reads, colours it can reach) in its place in the inheritance chain, stored, and
+/// applied from `effective_from` (default now): everyone it governs is recoloured in the background.
+#[utoipa::path(put, path = "/v1/rules/{region}", tag = "rules", request_body = RuleSetDoc, security(("bearer" = [])),
+    params(("region" = String, Path, description = "000000 for the national baseline, or a GB/T 2260 code")),
+    responses(
+        (status = 201, description = "Stored", body = StoredRuleSet),
+        (status = 400, description = "Malformed JSON (with line and column)", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks rules:write or the region", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid; `field` is the JSON pointer of what is wrong", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn put(
+    state: web::Data<AppState>,
+    official: Official<RulesWrite>,
+    path: web::Path<String>,
+    Json(doc): Json<RuleSetDoc>,
+) -> Result<HttpResponse, ApiError> {
+    let region = region_of(&path)?;
+    check_scope(&official, &region)?;
+    check_draft(&state, &region, &doc).await?;
+    let effective_from = doc.effective_from.unwrap_or_else(Utc::now);
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    // One writer per region at a time, so versions are dense.
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext('rules:' || $1))", &[&region])
+        .await?;
+    let row = tx
+        .query_one(
+            "INSERT INTO rule_sets (region, version, document, effective_from, created_by)
+             SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4 FROM rule_sets WHERE region = $1
+             RETURNING version",
+            &[&region, &serde_json::to_value(&doc).map_err(anyhow::Error::from)?, &effective_from, &official.client_id],
+        )
+        .await?;
+    let version: i32 = row.get(0);
+    tx.commit().await?;
+    tracing::info!(region = %region, version, client = %official.client_id, "rule set stored");
+    if effective_from <= Utc::now() {
+        let recolourer = state.recolourer.clone();
+        tokio::spawn(async move {
+            if let Err(err) = crate::scheduler::apply_due_rules(&recolourer).await {
+                tracing::warn!(error = %err, "applying a rule set failed; the scheduler retries");
+            }
+        });
+    }
+    let stored = read(&state, &region, Some(version)).await?.ok_or(ApiError::NotFound { what: "rule set" })?;
+    Ok(HttpResponse::Created().json(stored))
+}
+
+async fn read(state: &AppState, region: &str, version: Option<i32>) -> Result<Option<StoredRuleSet>, ApiError> {
+    let client = state.db.get().await?;
+    let versions: Vec<i32> = client
+        .query("SELECT version FROM rule_sets WHERE region = $1 ORDER BY version", &[&region])
+        .await?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    let row = match version {
+        Some(v) => {
+            client
+                .query_opt(
+                    "SELECT version, effective_from, activated_at, created_by, created_at, document
+                     FROM rule_sets WHERE region = $1 AND version = $2",
+                    &[&region, &v],
+                )
+                .await?
+        }
+        // The version in force, or the first one if none is yet.
+        None => {
+            client
+                .query_opt(
+                    "SELECT version, effective_from, activated_at, created_by, created_at, document
+                     FROM rule_sets WHERE region = $1
+                     ORDER BY (effective_from <= now()) DESC, CASE WHEN effective_from <= now() THEN -version ELSE version END
+                     LIMIT 1",
+                    &[&region],
+                )
+                .await?
+        }
+    };
+    Ok(match row {
+        None => None,
+        Some(r) => Some(StoredRuleSet {
+            region: region.to_owned(),
+            version: r.get(0),
+            effective_from: r.get(1),
+            applied_at: r.get(2),
+            created_by: r.get(3),
+            created_at: r.get(4),
+            versions,
+            document: serde_json::from_value(r.get(5)).map_err(anyhow::Error::from)?,
+        }),
+    })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct VersionQuery {
+    /// A version number (default: the version in force).
+    pub version: Option<i32>,
+}
+
+/// Read a region's rule set: the version in force, or any earlier or later one.
+#[utoipa::path(get, path = "/v1/rules/{region}", tag = "rules", security(("bearer" = [])),
+    params(("region" = String, Path, description = "000000 or a GB/T 2260 code"), VersionQuery),
+    responses(
+        (status = 200, description = "The version", body = StoredRuleSet),
+        (status = 404, description = "No such region set or version", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get(
+    state: web::Data<AppState>,
+    _official: Official<AnyScope>,
+    path: web::Path<String>,
+    query: web::Query<VersionQuery>,
+) -> Result<web::Json<StoredRuleSet>, ApiError> {
+    let region = region_of(&path)?;
+    read(&state, &region, query.version)
+        .await?
+        .map(web::Json)
+        .ok_or(ApiError::NotFound { what: "rule set" })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DryRunQuery {
+    /// Evaluate at most this many people of the region, chosen at random (default: everyone, up to 1,000,000).
+    pub sample: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Transition {
+    pub from: String,
+    pub to: String,
+    pub people: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DryRun {
+    pub region: String,
+    pub evaluated: u64,
+    pub unchanged: u64,
+    /// People who would change colour, by from -> to.
+    pub changes: Vec<Transition>,
+}
+
+/// Evaluate a draft over the people living in the region (or a sample) against the rules in force, without
+/// storing anything: how many would change colour, from what to what.
+#[utoipa::path(post, path = "/v1/rules/{region}/dry-run", tag = "rules", request_body = RuleSetDoc, security(("bearer" = [])),
+    params(("region" = String, Path, description = "000000 or a GB/T 2260 code"), DryRunQuery),
+    responses(
+        (status = 200, description = "What would change", body = DryRun),
+        (status = 422, description = "The draft is invalid", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn dry_run(
+    state: web::Data<AppState>,
+    official: Official<RulesWrite>,
+    path: web::Path<String>,
+    query: web::Query<DryRunQuery>,
+    Json(draft): Json<RuleSetDoc>,
+) -> Result<web::Json<DryRun>, ApiError> {
+    let region = region_of(&path)?;
+    check_scope(&official, &region)?;
+    check_draft(&state, &region, &draft).await?;
+    let sample = query.sample.unwrap_or(1_000_000);
+    if !(1..=1_000_000).contains(&sample) {
+        return Err(ApiError::unprocessable("sample", "must be 1 to 1000000"));
+    }
+    let (lo, hi) = crate::recolour::span(&region);
+    let client = state.db.get().await?;
+    let indexes: Vec<Vec<u8>> = client
+        .query(
+            "SELECT id_index FROM subjects WHERE home_region BETWEEN $1 AND $2 ORDER BY random() LIMIT $3",
+            &[&lo, &hi, &sample],
+        )
+        .await?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    let snapshot = state.recolourer.snapshot().await?;
+    let now = Utc::now();
+    let since = now - chrono::Duration::days(state.settings.lookback_days);
+    let mut transitions: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut evaluated = 0u64;
+    for chunk in indexes.chunks(state.settings.recolour_chunk) {
+        let loaded = lock_and_load(&client, chunk, since, false).await?;
+        let snapshot = snapshot.clone();
+        let region = region.clone();
+        let draft = draft.clone();
+        let pairs = web::block(move || -> Result<Vec<(String, String)>, RuleError> {
+            let mut evaluator = rules::Evaluator::default();
+            let mut cache: std::collections::HashMap<String, std::sync::Arc<rules::CompiledRuleSet>> =
+                std::collections::HashMap::new();
+            let mut out = Vec::with_capacity(loaded.len());
+            for (subject, raw) in &loaded {
+                let current = snapshot.book.for_home(&subject.home_region)?;
+                let proposed = match cache.get(&subject.home_region) {
+                    Some(p) => p.clone(),
+                    None => {
+                        let (doc, label) = snapshot.book.merged(&subject.home_region, Some((&region, &draft)))?;
+                        let p = std::sync::Arc::new(compile(&doc, label)?);
+                        cache.insert(subject.home_region.clone(), p.clone());
+                        p
+                    }
+                };
+                let facts = document(raw, &subject.home_region, now, &snapshot.risk);
+                let before = evaluator.evaluate(&current, &facts).colour;
+                let after = evaluator.evaluate(&proposed, &facts).colour;
+                out.push((before.to_string(), after.to_string()));
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("dry run worker: {e}"))?
+        .map_err(rule_error)?;
+        for (from, to) in pairs {
+            evaluated += 1;
+            *transitions.entry((from, to)).or_default() += 1;
+        }
+    }
+    let unchanged = transitions.iter().filter(|((f, t), _)| f == t).map(|(_, n)| n).sum();
+    let changes = transitions
+        .into_iter()
+        .filter(|((f, t), _)| f != t)
+        .map(|((from, to), people)| Transition { from, to, people })
+        .collect();
+    Ok(web::Json(DryRun { region, evaluated, unchanged, changes }))
+}

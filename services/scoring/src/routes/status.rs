@@ -1,0 +1,219 @@
+//! Reading statuses: the citizen's own, an official's audited look-up by ID number, and an employer's colours of
+//! the staff it listed.
+
+use actix_web::web;
+use hc_domain::{Colour, IdNumber, RegionCode};
+use hc_platform::ApiError;
+use hc_platform::auth::{Citizen, Official, PersonRead, StaffRead};
+use hc_platform::http::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::audit::{self, Entry};
+use crate::state::AppState;
+use crate::status::{self, StatusView};
+
+/// The status from Redis, or from PostgreSQL when Redis does not have it (or is down).
+async fn current(state: &AppState, person: Uuid) -> Result<Option<StatusView>, ApiError> {
+    match status::read_cached(&state.store, person).await {
+        Ok(Some(s)) => return Ok(Some(s)),
+        Ok(None) => {}
+        Err(err) => tracing::warn!(error = %err, "redis unavailable for a status read; reading PostgreSQL"),
+    }
+    let client = state.db.get().await?;
+    Ok(status::read(&client, person).await?)
+}
+
+/// The signed-in citizen's colour, its reasons and what to do to turn green.
+#[utoipa::path(get, path = "/v1/status/me", tag = "status", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The citizen's status", body = StatusView),
+        (status = 401, description = "No valid citizen token", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not scored yet (registration still propagating)", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn mine(state: web::Data<AppState>, Citizen(person): Citizen) -> Result<web::Json<StatusView>, ApiError> {
+    current(&state, person.0)
+        .await?
+        .map(web::Json)
+        .ok_or(ApiError::NotFound { what: "status" })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LookupRequest {
+    #[schema(example = "440106198001010016")]
+    pub id_number: String,
+    /// Why the official reads it: kept in the audit log.
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LookupAnswer {
+    pub person_id: Uuid,
+    pub home_region: String,
+    pub status: StatusView,
+}
+
+/// An official reads a person's status by ID number (in the body, so it never lands in an access log). The read is
+/// audited before the answer goes out; the person must live inside the client's region scope.
+#[utoipa::path(post, path = "/v1/status/lookup", tag = "status", request_body = LookupRequest, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The status", body = LookupAnswer),
+        (status = 403, description = "Lacks person:read, or the person is outside the client's region", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such person", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn lookup(
+    state: web::Data<AppState>,
+    official: Official<PersonRead>,
+    Json(body): Json<LookupRequest>,
+) -> Result<web::Json<LookupAnswer>, ApiError> {
+    let reason = body.reason.trim();
+    if !(4..=500).contains(&reason.chars().count()) {
+        return Err(ApiError::unprocessable("reason", "must be 4 to 500 characters"));
+    }
+    let today = hc_domain::china_time::day_of(chrono::Utc::now());
+    let id = IdNumber::parse(&body.id_number, today).map_err(|e| ApiError::unprocessable("id_number", e.reason))?;
+    let index = state.index.id_number(&id);
+    let client = state.db.get().await?;
+    let subject = client
+        .query_opt("SELECT person_id, home_region FROM subjects WHERE id_index = $1", &[&index])
+        .await?;
+    let actor = official.client_id.as_str();
+    let Some(subject) = subject else {
+        audit::record(&client, &Entry { actor, action: "status.lookup", subject: None, reason: Some(reason), outcome: "not_found" }).await?;
+        return Err(ApiError::NotFound { what: "person" });
+    };
+    let person: Uuid = subject.get(0);
+    let home: String = subject.get(1);
+    let inside = RegionCode::parse(&home).map(|r| official.covers(r)).unwrap_or(false);
+    if !inside {
+        audit::record(&client, &Entry { actor, action: "status.lookup", subject: Some(person), reason: Some(reason), outcome: "denied_region" }).await?;
+        return Err(ApiError::forbidden("this person lives outside the client's region scope"));
+    }
+    audit::record(&client, &Entry { actor, action: "status.lookup", subject: Some(person), reason: Some(reason), outcome: "read" }).await?;
+    drop(client);
+    let status = current(&state, person).await?.ok_or(ApiError::NotFound { what: "status" })?;
+    Ok(web::Json(LookupAnswer { person_id: person, home_region: home, status }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct StaffMember {
+    #[schema(example = "440106198001010016")]
+    pub id_number: String,
+    /// The employer's own label (a staff number): what the colour list shows instead of the ID number.
+    pub label: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct StaffList {
+    pub staff: Vec<StaffMember>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StaffListStored {
+    pub staff: usize,
+}
+
+/// An employer replaces its staff list. ID numbers are kept only as blind indexes.
+#[utoipa::path(put, path = "/v1/staff", tag = "staff", request_body = StaffList, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Stored", body = StaffListStored),
+        (status = 422, description = "A row is invalid; `field` names it (staff[3].id_number)", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn put_staff(
+    state: web::Data<AppState>,
+    official: Official<StaffRead>,
+    Json(body): Json<StaffList>,
+) -> Result<web::Json<StaffListStored>, ApiError> {
+    if body.staff.len() > state.settings.staff_max {
+        return Err(ApiError::unprocessable("staff", format!("at most {} people", state.settings.staff_max)));
+    }
+    let today = hc_domain::china_time::day_of(chrono::Utc::now());
+    let mut indexes = Vec::with_capacity(body.staff.len());
+    let mut labels = Vec::with_capacity(body.staff.len());
+    for (i, m) in body.staff.iter().enumerate() {
+        let id = IdNumber::parse(&m.id_number, today)
+            .map_err(|e| ApiError::unprocessable(format!("staff[{i}].id_number"), e.reason))?;
+        let label = m.label.trim();
+        if !(1..=64).contains(&label.chars().count()) {
+            return Err(ApiError::unprocessable(format!("staff[{i}].label"), "must be 1 to 64 characters"));
+        }
+        indexes.push(state.index.id_number(&id));
+        labels.push(label.to_owned());
+    }
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    tx.execute("DELETE FROM staff WHERE employer_id = $1", &[&official.client_id]).await?;
+    let n = tx
+        .execute(
+            "INSERT INTO staff (employer_id, id_index, label) SELECT $1, * FROM unnest($2::bytea[], $3::text[])
+             ON CONFLICT DO NOTHING",
+            &[&official.client_id, &indexes, &labels],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(web::Json(StaffListStored { staff: n as usize }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PageQuery {
+    /// 1 to 1000 (default 100).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StaffColour {
+    pub label: String,
+    /// Null while the person has not registered (no colour yet).
+    #[schema(value_type = Option<String>, example = "green")]
+    pub colour: Option<Colour>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StaffColours {
+    pub staff: Vec<StaffColour>,
+    pub next_cursor: Option<String>,
+}
+
+/// The return-to-work check: the colour of each person the employer listed, and nothing else (no reasons, no
+/// health details, no one not on the list).
+#[utoipa::path(get, path = "/v1/staff/colours", tag = "staff", params(PageQuery), security(("bearer" = [])),
+    responses((status = 200, description = "Colours by label", body = StaffColours)))]
+pub async fn staff_colours(
+    state: web::Data<AppState>,
+    official: Official<StaffRead>,
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<StaffColours>, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::unprocessable("limit", "must be 1 to 1000"));
+    }
+    let after = query.cursor.clone().unwrap_or_default();
+    let client = state.db.get().await?;
+    let rows = client
+        .query(
+            "SELECT st.label, s.colour FROM staff st
+             LEFT JOIN subjects sub ON sub.id_index = st.id_index
+             LEFT JOIN status s ON s.person_id = sub.person_id
+             WHERE st.employer_id = $1 AND st.label > $2 ORDER BY st.label LIMIT $3",
+            &[&official.client_id, &after, &(limit + 1)],
+        )
+        .await?;
+    let mut staff: Vec<StaffColour> = rows
+        .into_iter()
+        .map(|r| StaffColour {
+            label: r.get(0),
+            colour: r.get::<_, Option<String>>(1).and_then(|c| c.parse().ok()),
+        })
+        .collect();
+    let next_cursor = if staff.len() as i64 > limit {
+        staff.truncate(limit as usize);
+        staff.last().map(|s| s.label.clone())
+    } else {
+        None
+    };
+    Ok(web::Json(StaffColours { staff, next_cursor }))
+}

@@ -1,0 +1,135 @@
+//! What time alone changes: statuses whose recheck time has come (every `days_ago` moves on at midnight, an
+//! override ends), and rule sets or risk levels whose `effective_from` has come. One replica at a time runs it,
+//! under a PostgreSQL advisory lock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::recolour::{Recolourer, Summary};
+
+/// The advisory lock key of the scheduler ("scoring" in ASCII).
+const LOCK: i64 = 0x73636f72696e67;
+/// Statuses rechecked per round.
+const RECHECK_BATCH: i64 = 50_000;
+
+pub async fn run(recolourer: Arc<Recolourer>, interval: Duration, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        match tick(&recolourer).await {
+            Ok(s) if s.evaluated > 0 => {
+                tracing::info!(evaluated = s.evaluated, changed = s.changed, "scheduled recheck");
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "scheduler round failed"),
+        }
+    }
+}
+
+/// One round: due rule sets and risk levels first, then due statuses.
+pub async fn tick(recolourer: &Recolourer) -> anyhow::Result<Summary> {
+    let lock = recolourer.db.get().await?;
+    let held: bool = lock
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK])
+        .await?
+        .get(0);
+    if !held {
+        return Ok(Summary::default());
+    }
+    let result = async {
+        let mut total = apply_due_rules(recolourer).await?;
+        total += apply_due_risks(recolourer).await?;
+        loop {
+            let client = recolourer.db.get().await?;
+            let rows = client
+                .query(
+                    "SELECT s.id_index FROM status st JOIN subjects s USING (person_id)
+                     WHERE st.recheck_at <= now() ORDER BY st.recheck_at LIMIT $1",
+                    &[&RECHECK_BATCH],
+                )
+                .await?;
+            drop(client);
+            if rows.is_empty() {
+                break;
+            }
+            let n = rows.len();
+            total += recolourer
+                .recolour(rows.into_iter().map(|r| r.get(0)).collect())
+                .await?;
+            if (n as i64) < RECHECK_BATCH {
+                break;
+            }
+        }
+        anyhow::Ok(total)
+    }
+    .await;
+    lock.execute("SELECT pg_advisory_unlock($1)", &[&LOCK]).await?;
+    result
+}
+
+/// Rule-set versions in force but not yet applied: recolour the people they govern, then mark them.
+pub async fn apply_due_rules(recolourer: &Recolourer) -> anyhow::Result<Summary> {
+    let client = recolourer.db.get().await?;
+    let due = client
+        .query(
+            "SELECT id, region FROM rule_sets WHERE activated_at IS NULL AND effective_from <= now() ORDER BY id",
+            &[],
+        )
+        .await?;
+    drop(client);
+    let mut total = Summary::default();
+    if due.is_empty() {
+        return Ok(total);
+    }
+    recolourer.invalidate();
+    for row in due {
+        let (id, region): (i64, String) = (row.get(0), row.get(1));
+        total += recolourer.recolour(recolourer.population(&region).await?).await?;
+        recolourer
+            .db
+            .get()
+            .await?
+            .execute("UPDATE rule_sets SET activated_at = now() WHERE id = $1", &[&id])
+            .await?;
+        tracing::info!(region = %region, "rule set applied");
+    }
+    Ok(total)
+}
+
+/// Risk levels in force but not yet applied: recolour everyone seen there, then mark them.
+pub async fn apply_due_risks(recolourer: &Recolourer) -> anyhow::Result<Summary> {
+    let client = recolourer.db.get().await?;
+    let due = client
+        .query(
+            "SELECT region, updated_at FROM region_risk WHERE recoloured_at IS NULL AND effective_from <= now()",
+            &[],
+        )
+        .await?;
+    drop(client);
+    let mut total = Summary::default();
+    if due.is_empty() {
+        return Ok(total);
+    }
+    recolourer.invalidate();
+    for row in due {
+        let region: String = row.get(0);
+        let updated_at: chrono::DateTime<chrono::Utc> = row.get(1);
+        total += recolourer.recolour(recolourer.visitors(&region).await?).await?;
+        // Only if no newer change came meanwhile (that one will be applied in its turn).
+        recolourer
+            .db
+            .get()
+            .await?
+            .execute(
+                "UPDATE region_risk SET recoloured_at = now() WHERE region = $1 AND updated_at = $2",
+                &[&region, &updated_at],
+            )
+            .await?;
+        tracing::info!(region = %region, "risk level applied");
+    }
+    Ok(total)
+}

@@ -1,0 +1,17 @@
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+use hc_platform::privacy::BlindIndex;
+use hc_platform::store::Store;
+
+use crate::recolour::Recolourer;
+use crate::settings::ScoringSettings;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Pool,
+    pub store: Store,
+    pub index: BlindIndex,
+    pub settings: Arc<ScoringSettings>,
+    pub recolourer: Arc<Recolourer>,
+}

@@ -1,0 +1,207 @@
+//! A person's status: computed from the outcome (or an accepted appeal's override), written in batches to
+//! PostgreSQL, announced with `status.changed`, and pipelined to Redis (`status:{person}`) for the hot paths.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use hc_domain::Colour;
+use hc_platform::store::Store;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::rules::{Reason, Requirement};
+
+/// What the hot paths read from Redis and the citizen sees: colour, why, what to do, until when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StatusView {
+    #[schema(value_type = String, example = "green")]
+    pub colour: Colour,
+    /// `standard` (green / yellow / red) or `international` (green / yellow / orange).
+    pub variant: String,
+    pub reasons: Vec<Reason>,
+    pub requirements: Vec<Requirement>,
+    /// When the colour lapses if nothing new happens.
+    pub valid_until: Option<DateTime<Utc>>,
+    /// The rule-set versions that decided (`000000@1+610000@2`), or `appeal` for an override.
+    pub rule_set: String,
+    /// Increases on every change.
+    pub version: i64,
+    pub computed_at: DateTime<Utc>,
+    /// The latest negative test (carried in the code token; venues admit on it).
+    pub negative_test_at: Option<DateTime<Utc>>,
+}
+
+/// A freshly computed status, before it is stored.
+#[derive(Debug, Clone)]
+pub struct Computed {
+    pub person_id: Uuid,
+    pub colour: Colour,
+    pub variant: &'static str,
+    pub reasons: Vec<Reason>,
+    pub requirements: Vec<Requirement>,
+    pub valid_until: Option<DateTime<Utc>>,
+    pub rule_set: String,
+    pub negative_test_at: Option<DateTime<Utc>>,
+    pub override_appeal: Option<Uuid>,
+    pub recheck_at: DateTime<Utc>,
+}
+
+/// A stored status: its version, and whether this write changed it.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub view: StatusView,
+    pub person_id: Uuid,
+    pub changed: bool,
+}
+
+/// Upserts a batch in one statement (`now()` is the transaction's start, which is how a changed row is told
+/// apart in `RETURNING`). A status whose content is unchanged keeps its version (only its recheck
+/// time moves); a changed one gets the next version.
+pub async fn write(
+    client: &impl GenericClient,
+    batch: Vec<Computed>,
+) -> Result<Vec<Stored>, tokio_postgres::Error> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = batch.iter().map(|c| c.person_id).collect();
+    let colours: Vec<&str> = batch.iter().map(|c| c.colour.as_str()).collect();
+    let variants: Vec<&str> = batch.iter().map(|c| c.variant).collect();
+    let reasons: Vec<serde_json::Value> = batch
+        .iter()
+        .map(|c| serde_json::to_value(&c.reasons).unwrap_or_default())
+        .collect();
+    let requirements: Vec<serde_json::Value> = batch
+        .iter()
+        .map(|c| serde_json::to_value(&c.requirements).unwrap_or_default())
+        .collect();
+    let valid: Vec<Option<DateTime<Utc>>> = batch.iter().map(|c| c.valid_until).collect();
+    let sets: Vec<&str> = batch.iter().map(|c| c.rule_set.as_str()).collect();
+    let negative: Vec<Option<DateTime<Utc>>> = batch.iter().map(|c| c.negative_test_at).collect();
+    let appeals: Vec<Option<Uuid>> = batch.iter().map(|c| c.override_appeal).collect();
+    let recheck: Vec<DateTime<Utc>> = batch.iter().map(|c| c.recheck_at).collect();
+    let rows = client
+        .query(
+            "INSERT INTO status AS s (person_id, colour, variant, reasons, requirements, valid_until, rule_set,
+                                      negative_test_at, override_appeal, version, computed_at, recheck_at)
+             SELECT person_id, colour, variant, reasons, requirements, valid_until, rule_set, negative_test_at,
+                    override_appeal, 1, now(), recheck_at
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::timestamptz[], $7::text[],
+                         $8::timestamptz[], $9::uuid[], $10::timestamptz[])
+                  AS t(person_id, colour, variant, reasons, requirements, valid_until, rule_set, negative_test_at,
+                       override_appeal, recheck_at)
+             ON CONFLICT (person_id) DO UPDATE SET
+                 colour = excluded.colour, variant = excluded.variant, reasons = excluded.reasons,
+                 requirements = excluded.requirements, valid_until = excluded.valid_until,
+                 rule_set = excluded.rule_set, negative_test_at = excluded.negative_test_at,
+                 override_appeal = excluded.override_appeal, recheck_at = excluded.recheck_at,
+                 version = CASE WHEN (s.colour, s.variant, s.reasons, s.requirements, s.valid_until, s.rule_set,
+                                      s.negative_test_at, s.override_appeal)
+                                     IS DISTINCT FROM
+                                     (excluded.colour, excluded.variant, excluded.reasons, excluded.requirements,
+                                      excluded.valid_until, excluded.rule_set, excluded.negative_test_at,
+                                      excluded.override_appeal)
+                                THEN s.version + 1 ELSE s.version END,
+                 computed_at = CASE WHEN (s.colour, s.variant, s.reasons, s.requirements, s.valid_until, s.rule_set,
+                                          s.negative_test_at, s.override_appeal)
+                                         IS DISTINCT FROM
+                                         (excluded.colour, excluded.variant, excluded.reasons, excluded.requirements,
+                                          excluded.valid_until, excluded.rule_set, excluded.negative_test_at,
+                                          excluded.override_appeal)
+                                    THEN now() ELSE s.computed_at END
+             RETURNING person_id, version, computed_at, computed_at = now()",
+            &[&ids, &colours, &variants, &reasons, &requirements, &valid, &sets, &negative, &appeals, &recheck],
+        )
+        .await?;
+    let mut by_id: std::collections::HashMap<Uuid, Computed> =
+        batch.into_iter().map(|c| (c.person_id, c)).collect();
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let person_id: Uuid = r.get(0);
+            let c = by_id.remove(&person_id)?;
+            Some(Stored {
+                person_id,
+                changed: r.get(3),
+                view: StatusView {
+                    colour: c.colour,
+                    variant: c.variant.to_owned(),
+                    reasons: c.reasons,
+                    requirements: c.requirements,
+                    valid_until: c.valid_until,
+                    rule_set: c.rule_set,
+                    version: r.get(1),
+                    computed_at: r.get(2),
+                    negative_test_at: c.negative_test_at,
+                },
+            })
+        })
+        .collect())
+}
+
+/// The Redis key of a person's status (under the store's prefix).
+pub fn redis_key(store: &Store, person: Uuid) -> String {
+    store.key(&format!("status:{person}"))
+}
+
+/// Sets the status only if it is not older than the one there: two recolourings finishing out of order never
+/// leave the older status behind. A hash of `v` (version) and `doc` (the JSON view).
+const SET_IF_NEWER: &str = r"
+local v = redis.call('HGET', KEYS[1], 'v')
+if v and tonumber(v) > tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'doc', ARGV[2])
+return 1";
+
+/// Writes every stored status to Redis in one pipeline.
+pub async fn publish(store: &Store, stored: &[Stored]) -> redis::RedisResult<()> {
+    if stored.is_empty() {
+        return Ok(());
+    }
+    let mut pipe = redis::pipe();
+    for s in stored {
+        let doc = serde_json::to_string(&s.view).unwrap_or_default();
+        pipe.cmd("EVAL")
+            .arg(SET_IF_NEWER)
+            .arg(1)
+            .arg(redis_key(store, s.person_id))
+            .arg(s.view.version)
+            .arg(doc)
+            .ignore();
+    }
+    pipe.query_async::<()>(&mut store.conn()).await
+}
+
+/// Reads a status from Redis.
+pub async fn read_cached(store: &Store, person: Uuid) -> redis::RedisResult<Option<StatusView>> {
+    let doc: Option<String> = redis::cmd("HGET")
+        .arg(redis_key(store, person))
+        .arg("doc")
+        .query_async(&mut store.conn())
+        .await?;
+    Ok(doc.and_then(|d| serde_json::from_str(&d).ok()))
+}
+
+/// Reads a status from PostgreSQL.
+pub async fn read(
+    client: &impl GenericClient,
+    person: Uuid,
+) -> Result<Option<StatusView>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT colour, variant, reasons, requirements, valid_until, rule_set, version, computed_at, negative_test_at
+             FROM status WHERE person_id = $1",
+            &[&person],
+        )
+        .await?;
+    Ok(row.map(|r| StatusView {
+        colour: r.get::<_, String>(0).parse().unwrap_or(Colour::Red),
+        variant: r.get(1),
+        reasons: serde_json::from_value(r.get(2)).unwrap_or_default(),
+        requirements: serde_json::from_value(r.get(3)).unwrap_or_default(),
+        valid_until: r.get(4),
+        rule_set: r.get(5),
+        version: r.get(6),
+        computed_at: r.get(7),
+        negative_test_at: r.get(8),
+    }))
+}
