@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::{Mutex, RwLock};
+use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
@@ -158,7 +158,7 @@ pub enum AuthError {
 pub struct TokenVerifier {
     keys: RwLock<HashMap<String, DecodingKey>>,
     jwks_url: Option<String>,
-    last_fetch: Mutex<Option<Instant>>,
+    last_fetch: tokio::sync::Mutex<Option<Instant>>,
     validation: Validation,
 }
 
@@ -178,7 +178,7 @@ impl TokenVerifier {
         Self {
             keys: RwLock::new(keys),
             jwks_url,
-            last_fetch: Mutex::new(None),
+            last_fetch: tokio::sync::Mutex::new(None),
             validation,
         }
     }
@@ -202,29 +202,24 @@ impl TokenVerifier {
 
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, AuthError> {
         match self.verify_cached(token) {
-            Err(AuthError::UnknownKey) if self.should_refetch() => {
-                if let Err(err) = self.refetch().await {
-                    tracing::warn!(error = %err, "fetching the issuer's public keys failed");
+            Err(AuthError::UnknownKey) if self.jwks_url.is_some() => {
+                // One fetch at a time: requests arriving meanwhile wait for it and then try the fresh keys, so a
+                // cold start under load is not a burst of 401s. The time is recorded only once an attempt has
+                // finished, so a request dropped mid-fetch (its client went away) does not block the next one.
+                let mut last = self.last_fetch.lock().await;
+                if let Err(AuthError::UnknownKey) = self.verify_cached(token)
+                    && last.is_none_or(|at| at.elapsed() >= JWKS_REFETCH_INTERVAL)
+                {
+                    if let Err(err) = self.refetch().await {
+                        tracing::warn!(error = %err, "fetching the issuer's public keys failed");
+                    }
+                    *last = Some(Instant::now());
                 }
+                drop(last);
                 self.verify_cached(token)
             }
             other => other,
         }
-    }
-
-    fn should_refetch(&self) -> bool {
-        if self.jwks_url.is_none() {
-            return false;
-        }
-        let mut last = self
-            .last_fetch
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let due = last.is_none_or(|at| at.elapsed() >= JWKS_REFETCH_INTERVAL);
-        if due {
-            *last = Some(Instant::now());
-        }
-        due
     }
 
     async fn refetch(&self) -> anyhow::Result<()> {

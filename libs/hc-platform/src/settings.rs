@@ -124,7 +124,8 @@ pub fn load<S: DeserializeOwned>(
     )
 }
 
-type Builder = config::ConfigBuilder<config::builder::DefaultState>;
+/// The settings builder `load_with` hands to its `overrides`.
+pub type Builder = config::ConfigBuilder<config::builder::DefaultState>;
 
 /// Like [`load`], with a hook to add overrides last (tests set ports, URLs and switches this way).
 pub fn load_with<S: DeserializeOwned>(

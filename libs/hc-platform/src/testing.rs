@@ -221,3 +221,21 @@ impl Drop for TcpProxy {
         self.cut();
     }
 }
+
+/// The overrides every service under test shares: its database and Redis prefix, a free port, two workers, a
+/// small pool, and the platform-wide blind-index key (services under test together must share it).
+pub fn shared_overrides(
+    b: crate::settings::Builder,
+    db: &TestDatabase,
+    redis: &TestRedis,
+    blind_index_key: &str,
+) -> crate::settings::Builder {
+    b.set_override("database.url", db.url.clone())
+        .and_then(|b| b.set_override("redis.url", redis.url.clone()))
+        .and_then(|b| b.set_override("redis.key_prefix", redis.prefix.clone()))
+        .and_then(|b| b.set_override("server.port", 0))
+        .and_then(|b| b.set_override("server.workers", 2))
+        .and_then(|b| b.set_override("database.pool_max_size", 4))
+        .and_then(|b| b.set_override("privacy.blind_index_key", blind_index_key))
+        .expect("test overrides")
+}

@@ -11,7 +11,10 @@ pub struct Entry<'a> {
     pub outcome: &'a str,
 }
 
-pub async fn record(client: &impl GenericClient, e: &Entry<'_>) -> Result<(), tokio_postgres::Error> {
+pub async fn record(
+    client: &impl GenericClient,
+    e: &Entry<'_>,
+) -> Result<(), tokio_postgres::Error> {
     client
         .execute(
             "INSERT INTO audit_log (actor, action, subject, reason, outcome) VALUES ($1, $2, $3, $4, $5)",

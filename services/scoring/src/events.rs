@@ -25,7 +25,11 @@ impl Fact {
     }
 }
 
-pub async fn handle(recolourer: Arc<Recolourer>, kind: Fact, event: Delivered) -> anyhow::Result<()> {
+pub async fn handle(
+    recolourer: Arc<Recolourer>,
+    kind: Fact,
+    event: Delivered,
+) -> anyhow::Result<()> {
     let client = recolourer.db.get().await?;
     let touched = match kind {
         Fact::PersonRegistered => projection::person_registered(&client, &event).await?,

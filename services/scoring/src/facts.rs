@@ -246,7 +246,11 @@ pub fn document(raw: &RawFacts, home_region: &str, now: DateTime<Utc>, risk: &Ri
         ("contact", |d: &Declared| d.contact_date),
     ] {
         let (days, date) = declared(pick);
-        set(&mut doc, &format!("declaration.{name}.days_ago"), json!(days));
+        set(
+            &mut doc,
+            &format!("declaration.{name}.days_ago"),
+            json!(days),
+        );
         set(&mut doc, &format!("declaration.{name}.date"), date);
     }
     let (days, _) = latest_day(raw.declarations.iter().map(|d| d.day), today);
@@ -288,7 +292,11 @@ pub fn document(raw: &RawFacts, home_region: &str, now: DateTime<Utc>, risk: &Ri
             &format!("visit.{name}.hours"),
             json!(latest.map_or(0, |v| (v.last_seen - v.first_seen).num_hours())),
         );
-        set(&mut doc, &format!("visit.{name}.count"), json!(at_level.len()));
+        set(
+            &mut doc,
+            &format!("visit.{name}.count"),
+            json!(at_level.len()),
+        );
     }
     Value::Object(doc)
 }
@@ -296,15 +304,15 @@ pub fn document(raw: &RawFacts, home_region: &str, now: DateTime<Utc>, risk: &Ri
 /// Consecutive days, ending today (or yesterday, if today is not declared yet), with a declaration of no fever, no
 /// symptoms and no contact. Hangzhou's rule: so many clean days in a row turn a code green.
 pub fn clean_streak(declarations: &[Declared], today: NaiveDate) -> i64 {
-    let by_day: HashMap<NaiveDate, bool> = declarations
-        .iter()
-        .map(|d| (d.day, d.clean()))
-        .fold(HashMap::new(), |mut m, (day, clean)| {
+    let by_day: HashMap<NaiveDate, bool> = declarations.iter().map(|d| (d.day, d.clean())).fold(
+        HashMap::new(),
+        |mut m, (day, clean)| {
             // Two rows for one day (never after supersession, but be safe): unclean wins.
             let e = m.entry(day).or_insert(true);
             *e &= clean;
             m
-        });
+        },
+    );
     let mut day = if by_day.contains_key(&today) {
         today
     } else {
@@ -340,10 +348,16 @@ mod tests {
 
     #[test]
     fn every_fact_in_the_document_is_in_the_vocabulary_and_back() {
-        let doc = document(&RawFacts::default(), "440106", noon("2022-01-10"), &RiskMap::default());
+        let doc = document(
+            &RawFacts::default(),
+            "440106",
+            noon("2022-01-10"),
+            &RiskMap::default(),
+        );
         for path in KNOWN_FACTS.iter() {
             assert!(
-                doc.pointer(&format!("/{}", path.replace('.', "/"))).is_some(),
+                doc.pointer(&format!("/{}", path.replace('.', "/")))
+                    .is_some(),
                 "{path} missing"
             );
         }

@@ -126,15 +126,22 @@ pub async fn facts_imported(
     event: &Delivered,
 ) -> anyhow::Result<Vec<Index>> {
     let people = STANDARD.decode(field(event, "people")?)?;
-    anyhow::ensure!(people.len() % 32 == 0, "people is not a list of 32-byte indexes");
+    anyhow::ensure!(
+        people.len() % 32 == 0,
+        "people is not a list of 32-byte indexes"
+    );
     let index: Vec<Index> = people.chunks(32).map(<[u8]>::to_vec).collect();
     let facts = event.payload["facts"]
         .as_array()
         .ok_or_else(|| anyhow::anyhow!("event {} has no facts", event.event_id))?;
-    anyhow::ensure!(facts.len() == index.len(), "facts and people differ in length");
+    anyhow::ensure!(
+        facts.len() == index.len(),
+        "facts and people differ in length"
+    );
     match field(event, "kind")? {
         "nat-results" => {
-            let rows: Vec<NatRow> = serde_json::from_value(serde_json::Value::Array(facts.clone()))?;
+            let rows: Vec<NatRow> =
+                serde_json::from_value(serde_json::Value::Array(facts.clone()))?;
             let times: Vec<_> = rows.iter().map(|r| r.sample_time).collect();
             let positive: Vec<_> = rows.iter().map(|r| r.positive).collect();
             let lab: Vec<_> = rows.iter().map(|r| r.lab.as_str()).collect();
@@ -147,7 +154,8 @@ pub async fn facts_imported(
                 .await?;
         }
         "cases" => {
-            let rows: Vec<CaseRow> = serde_json::from_value(serde_json::Value::Array(facts.clone()))?;
+            let rows: Vec<CaseRow> =
+                serde_json::from_value(serde_json::Value::Array(facts.clone()))?;
             let status: Vec<_> = rows.iter().map(|r| r.status.as_str()).collect();
             let since: Vec<_> = rows.iter().map(|r| r.since).collect();
             let until: Vec<_> = rows.iter().map(|r| r.until).collect();
@@ -161,7 +169,8 @@ pub async fn facts_imported(
                 .await?;
         }
         "visits" => {
-            let rows: Vec<VisitRow> = serde_json::from_value(serde_json::Value::Array(facts.clone()))?;
+            let rows: Vec<VisitRow> =
+                serde_json::from_value(serde_json::Value::Array(facts.clone()))?;
             let region: Vec<_> = rows.iter().map(|r| r.region.as_str()).collect();
             let first: Vec<_> = rows.iter().map(|r| r.first_seen).collect();
             let last: Vec<_> = rows.iter().map(|r| r.last_seen).collect();
@@ -235,12 +244,16 @@ pub async fn lock_and_load(
     )?;
     let mut facts: HashMap<Index, RawFacts> = HashMap::with_capacity(locked.len());
     for r in decls {
-        facts.entry(r.get(0)).or_default().declarations.push(Declared {
-            day: r.get(1),
-            fever: r.get(2),
-            symptoms: r.get(3),
-            contact_date: r.get(4),
-        });
+        facts
+            .entry(r.get(0))
+            .or_default()
+            .declarations
+            .push(Declared {
+                day: r.get(1),
+                fever: r.get(2),
+                symptoms: r.get(3),
+                contact_date: r.get(4),
+            });
     }
     for r in cases {
         facts.entry(r.get(0)).or_default().cases.push(Listed {

@@ -150,7 +150,11 @@ impl Recolourer {
         Ok(total)
     }
 
-    async fn recolour_chunk(&self, chunk: Vec<Index>, snapshot: Snapshot) -> anyhow::Result<Summary> {
+    async fn recolour_chunk(
+        &self,
+        chunk: Vec<Index>,
+        snapshot: Snapshot,
+    ) -> anyhow::Result<Summary> {
         let now = Utc::now();
         let since = now - chrono::Duration::days(self.settings.lookback_days);
         let mut client = self.db.get().await?;
@@ -173,8 +177,12 @@ impl Recolourer {
             })
             .collect();
         if !changes.is_empty() {
-            hc_platform::outbox::enqueue(&tx, "status.changed", &serde_json::json!({ "changes": changes }))
-                .await?;
+            hc_platform::outbox::enqueue(
+                &tx,
+                "status.changed",
+                &serde_json::json!({ "changes": changes }),
+            )
+            .await?;
         }
         tx.commit().await?;
         status::publish(&self.store, &stored).await?;
@@ -311,8 +319,18 @@ fn computed(
             Reason {
                 rule: "appeal-override".into(),
                 colour: o.colour,
-                zh: format!("申诉核定为{}，至 {}：{}", zh_colour(o.colour), o.until.format("%Y-%m-%d %H:%M UTC"), o.resolution),
-                en: format!("set to {} on appeal until {}: {}", o.colour, o.until.format("%Y-%m-%d %H:%M UTC"), o.resolution),
+                zh: format!(
+                    "申诉核定为{}，至 {}：{}",
+                    zh_colour(o.colour),
+                    o.until.format("%Y-%m-%d %H:%M UTC"),
+                    o.resolution
+                ),
+                en: format!(
+                    "set to {} on appeal until {}: {}",
+                    o.colour,
+                    o.until.format("%Y-%m-%d %H:%M UTC"),
+                    o.resolution
+                ),
             },
         );
         c.colour = o.colour;

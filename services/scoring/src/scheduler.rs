@@ -22,7 +22,11 @@ pub async fn run(recolourer: Arc<Recolourer>, interval: Duration, cancel: Cancel
         }
         match tick(&recolourer).await {
             Ok(s) if s.evaluated > 0 => {
-                tracing::info!(evaluated = s.evaluated, changed = s.changed, "scheduled recheck");
+                tracing::info!(
+                    evaluated = s.evaluated,
+                    changed = s.changed,
+                    "scheduled recheck"
+                );
             }
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "scheduler round failed"),
@@ -67,7 +71,8 @@ pub async fn tick(recolourer: &Recolourer) -> anyhow::Result<Summary> {
         anyhow::Ok(total)
     }
     .await;
-    lock.execute("SELECT pg_advisory_unlock($1)", &[&LOCK]).await?;
+    lock.execute("SELECT pg_advisory_unlock($1)", &[&LOCK])
+        .await?;
     result
 }
 
@@ -88,12 +93,17 @@ pub async fn apply_due_rules(recolourer: &Recolourer) -> anyhow::Result<Summary>
     recolourer.invalidate();
     for row in due {
         let (id, region): (i64, String) = (row.get(0), row.get(1));
-        total += recolourer.recolour(recolourer.population(&region).await?).await?;
+        total += recolourer
+            .recolour(recolourer.population(&region).await?)
+            .await?;
         recolourer
             .db
             .get()
             .await?
-            .execute("UPDATE rule_sets SET activated_at = now() WHERE id = $1", &[&id])
+            .execute(
+                "UPDATE rule_sets SET activated_at = now() WHERE id = $1",
+                &[&id],
+            )
             .await?;
         tracing::info!(region = %region, "rule set applied");
     }
@@ -118,7 +128,9 @@ pub async fn apply_due_risks(recolourer: &Recolourer) -> anyhow::Result<Summary>
     for row in due {
         let region: String = row.get(0);
         let updated_at: chrono::DateTime<chrono::Utc> = row.get(1);
-        total += recolourer.recolour(recolourer.visitors(&region).await?).await?;
+        total += recolourer
+            .recolour(recolourer.visitors(&region).await?)
+            .await?;
         // Only if no newer change came meanwhile (that one will be applied in its turn).
         recolourer
             .db

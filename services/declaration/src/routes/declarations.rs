@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use hc_domain::china_time;
 use crate::db::declarations::{self as db, NewDeclaration, StoredDeclaration};
 use crate::state::AppState;
+use hc_domain::china_time;
 
 /// The symptoms a citizen can declare (a closed list).
 pub const SYMPTOMS: &[&str] = &[

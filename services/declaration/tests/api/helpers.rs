@@ -3,7 +3,7 @@ use std::time::Duration;
 use hc_platform::privacy::random_base64;
 use hc_platform::settings::{Settings, load_with};
 use hc_platform::store::Store;
-use hc_platform::testing::{TestDatabase, TestRedis};
+use hc_platform::testing::{TestDatabase, TestRedis, shared_overrides};
 pub use hc_platform::testing::{problem, valid_id_number as id_number};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -47,16 +47,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
     let redis = TestRedis::new();
     let blind_key = random_base64(32).expect("rand");
     let admin_key = random_base64(24).expect("rand");
-    let common = |b: Builder| -> Builder {
-        b.set_override("database.url", db.url.clone())
-            .and_then(|b| b.set_override("redis.url", redis.url.clone()))
-            .and_then(|b| b.set_override("redis.key_prefix", redis.prefix.clone()))
-            .and_then(|b| b.set_override("server.port", 0))
-            .and_then(|b| b.set_override("server.workers", 2))
-            .and_then(|b| b.set_override("database.pool_max_size", 4))
-            .and_then(|b| b.set_override("privacy.blind_index_key", blind_key.clone()))
-            .expect("overrides")
-    };
+    let common = |b: Builder| -> Builder { shared_overrides(b, &db, &redis, &blind_key) };
 
     let identity_settings: Settings<identity::IdentitySettings> =
         load_with(identity::DEFAULT_CONFIG, "identity", None, |b| {

@@ -4,7 +4,7 @@ use hc_domain::Phone;
 use hc_platform::privacy::{BlindIndex, random_base64};
 use hc_platform::settings::{Settings, load_with};
 use hc_platform::store::Store;
-use hc_platform::testing::{CapturedLog, TestDatabase, TestRedis};
+use hc_platform::testing::{CapturedLog, TestDatabase, TestRedis, shared_overrides};
 pub use hc_platform::testing::{problem, valid_id_number as id_number};
 use identity::{Application, DEFAULT_CONFIG, IdentitySettings};
 use redis::AsyncCommands;
@@ -57,17 +57,10 @@ pub async fn spawn_app_with(tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
     let signing = hc_platform::auth::KeyRing::generate_spec("test-key").expect("keygen");
     let data = format!("d1:{}", random_base64(32).expect("rand"));
     let settings: Settings<IdentitySettings> = load_with(DEFAULT_CONFIG, "identity", None, |b| {
-        let b = b
-            .set_override("database.url", db.url.clone())
-            .and_then(|b| b.set_override("redis.url", redis.url.clone()))
-            .and_then(|b| b.set_override("redis.key_prefix", redis.prefix.clone()))
-            .and_then(|b| b.set_override("server.port", 0))
-            .and_then(|b| b.set_override("server.workers", 2))
-            .and_then(|b| b.set_override("database.pool_max_size", 4))
-            .and_then(|b| b.set_override("identity.admin_key", admin_key.clone()))
+        let b = shared_overrides(b, &db, &redis, &blind_key)
+            .set_override("identity.admin_key", admin_key.clone())
             .and_then(|b| b.set_override("identity.signing_keys", signing.clone()))
             .and_then(|b| b.set_override("identity.data_keys", data.clone()))
-            .and_then(|b| b.set_override("privacy.blind_index_key", blind_key.clone()))
             .expect("overrides");
         tweak(b)
     })

@@ -70,17 +70,25 @@ pub async fn file(
 ) -> Result<HttpResponse, ApiError> {
     let reason = body.reason.trim();
     if !(10..=2000).contains(&reason.chars().count()) {
-        return Err(ApiError::unprocessable("reason", "must be 10 to 2000 characters"));
+        return Err(ApiError::unprocessable(
+            "reason",
+            "must be 10 to 2000 characters",
+        ));
     }
     let key = idempotency_key(&req)?;
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext('appeal:' || $1::text))", &[&person.0])
-        .await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('appeal:' || $1::uuid::text))",
+        &[&person.0],
+    )
+    .await?;
     if let Some(key) = &key
         && let Some(first) = tx
             .query_opt(
-                &format!("SELECT {COLUMNS} FROM appeals WHERE person_id = $1 AND idempotency_key = $2"),
+                &format!(
+                    "SELECT {COLUMNS} FROM appeals WHERE person_id = $1 AND idempotency_key = $2"
+                ),
                 &[&person.0, key],
             )
             .await?
@@ -101,7 +109,10 @@ pub async fn file(
         });
     }
     let colour: String = tx
-        .query_opt("SELECT colour FROM status WHERE person_id = $1", &[&person.0])
+        .query_opt(
+            "SELECT colour FROM status WHERE person_id = $1",
+            &[&person.0],
+        )
         .await?
         .map(|r| r.get(0))
         .ok_or(ApiError::NotFound { what: "status" })?;
@@ -127,7 +138,10 @@ pub struct AppealPage {
 /// The signed-in citizen's appeals, newest first.
 #[utoipa::path(get, path = "/v1/appeals/mine", tag = "appeals", security(("bearer" = [])),
     responses((status = 200, description = "The citizen's appeals", body = AppealPage)))]
-pub async fn mine(state: web::Data<AppState>, Citizen(person): Citizen) -> Result<web::Json<AppealPage>, ApiError> {
+pub async fn mine(
+    state: web::Data<AppState>,
+    Citizen(person): Citizen,
+) -> Result<web::Json<AppealPage>, ApiError> {
     let client = state.db.get().await?;
     let rows = client
         .query(
@@ -135,7 +149,10 @@ pub async fn mine(state: web::Data<AppState>, Citizen(person): Citizen) -> Resul
             &[&person.0],
         )
         .await?;
-    Ok(web::Json(AppealPage { appeals: rows.iter().map(view).collect(), next_cursor: None }))
+    Ok(web::Json(AppealPage {
+        appeals: rows.iter().map(view).collect(),
+        next_cursor: None,
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -159,13 +176,21 @@ pub async fn open(
         return Err(ApiError::unprocessable("limit", "must be 1 to 100"));
     }
     let (after_time, after_id) = match &query.cursor {
-        None => (DateTime::<Utc>::MIN_UTC, Uuid::nil()),
+        None => (DateTime::<Utc>::UNIX_EPOCH, Uuid::nil()),
         Some(c) => {
-            let (t, id) = c.split_once('_').ok_or_else(|| ApiError::unprocessable("cursor", "is not a cursor from this API"))?;
-            let micros: i64 = t.parse().map_err(|_| ApiError::unprocessable("cursor", "is not a cursor from this API"))?;
+            let (t, id) = c.split_once('_').ok_or_else(|| {
+                ApiError::unprocessable("cursor", "is not a cursor from this API")
+            })?;
+            let micros: i64 = t
+                .parse()
+                .map_err(|_| ApiError::unprocessable("cursor", "is not a cursor from this API"))?;
             (
-                DateTime::from_timestamp_micros(micros).ok_or_else(|| ApiError::unprocessable("cursor", "is not a cursor from this API"))?,
-                id.parse().map_err(|_| ApiError::unprocessable("cursor", "is not a cursor from this API"))?,
+                DateTime::from_timestamp_micros(micros).ok_or_else(|| {
+                    ApiError::unprocessable("cursor", "is not a cursor from this API")
+                })?,
+                id.parse().map_err(|_| {
+                    ApiError::unprocessable("cursor", "is not a cursor from this API")
+                })?,
             )
         }
     };
@@ -182,11 +207,16 @@ pub async fn open(
     let mut appeals: Vec<AppealView> = rows.iter().map(view).collect();
     let next_cursor = if appeals.len() as i64 > limit {
         appeals.truncate(limit as usize);
-        appeals.last().map(|a| format!("{}_{}", a.filed_at.timestamp_micros(), a.id))
+        appeals
+            .last()
+            .map(|a| format!("{}_{}", a.filed_at.timestamp_micros(), a.id))
     } else {
         None
     };
-    Ok(web::Json(AppealPage { appeals, next_cursor }))
+    Ok(web::Json(AppealPage {
+        appeals,
+        next_cursor,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -219,33 +249,56 @@ pub async fn resolve(
     let id = path.into_inner();
     let resolution = body.resolution.trim();
     if !(4..=2000).contains(&resolution.chars().count()) {
-        return Err(ApiError::unprocessable("resolution", "must be 4 to 2000 characters"));
+        return Err(ApiError::unprocessable(
+            "resolution",
+            "must be 4 to 2000 characters",
+        ));
     }
     let now = Utc::now();
     let (new_state, colour, until) = match body.decision.as_str() {
         "accept" => {
-            let colour = body.colour.ok_or_else(|| ApiError::unprocessable("colour", "is required to accept"))?;
-            let until = body.until.ok_or_else(|| ApiError::unprocessable("until", "is required to accept"))?;
-            if until <= now || until > now + chrono::Duration::days(state.settings.appeal_max_override_days) {
+            let colour = body
+                .colour
+                .ok_or_else(|| ApiError::unprocessable("colour", "is required to accept"))?;
+            let until = body
+                .until
+                .ok_or_else(|| ApiError::unprocessable("until", "is required to accept"))?;
+            if until <= now
+                || until > now + chrono::Duration::days(state.settings.appeal_max_override_days)
+            {
                 return Err(ApiError::unprocessable(
                     "until",
-                    format!("must be in the next {} days", state.settings.appeal_max_override_days),
+                    format!(
+                        "must be in the next {} days",
+                        state.settings.appeal_max_override_days
+                    ),
                 ));
             }
             ("accepted", Some(colour.as_str()), Some(until))
         }
         "reject" => ("rejected", None, None),
-        _ => return Err(ApiError::unprocessable("decision", "must be accept or reject")),
+        _ => {
+            return Err(ApiError::unprocessable(
+                "decision",
+                "must be accept or reject",
+            ));
+        }
     };
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
     let current = tx
-        .query_opt("SELECT state, person_id FROM appeals WHERE id = $1 FOR UPDATE", &[&id])
+        .query_opt(
+            "SELECT state, person_id FROM appeals WHERE id = $1 FOR UPDATE",
+            &[&id],
+        )
         .await?
         .ok_or(ApiError::NotFound { what: "appeal" })?;
     let person: Uuid = current.get(1);
     if current.get::<_, String>(0) != "open" {
-        return Err(ApiError::Conflict { field: None, detail: "this appeal is already resolved".into() });
+        return Err(ApiError::Conflict {
+            field: None,
+            detail: "this appeal is already resolved".into(),
+        });
     }
     let row = tx
         .query_one(
@@ -258,16 +311,28 @@ pub async fn resolve(
         )
         .await?;
     let outcome = match colour {
-        Some(c) => format!("accepted: {c} until {}", until.map(|u| u.to_rfc3339()).unwrap_or_default()),
+        Some(c) => format!(
+            "accepted: {c} until {}",
+            until.map(|u| u.to_rfc3339()).unwrap_or_default()
+        ),
         None => "rejected".to_owned(),
     };
     audit::record(
         &tx,
-        &Entry { actor: &official.client_id, action: "appeal.resolve", subject: Some(person), reason: Some(resolution), outcome: &outcome },
+        &Entry {
+            actor: &official.client_id,
+            action: "appeal.resolve",
+            subject: Some(person),
+            reason: Some(resolution),
+            outcome: &outcome,
+        },
     )
     .await?;
     let index: Option<Vec<u8>> = tx
-        .query_opt("SELECT id_index FROM subjects WHERE person_id = $1", &[&person])
+        .query_opt(
+            "SELECT id_index FROM subjects WHERE person_id = $1",
+            &[&person],
+        )
         .await?
         .map(|r| r.get(0));
     tx.commit().await?;

@@ -48,14 +48,19 @@ pub async fn put(
 ) -> Result<HttpResponse, ApiError> {
     let region = RegionCode::parse(&path).map_err(|e| ApiError::unprocessable("code", e.reason))?;
     if !official.covers(region) {
-        return Err(ApiError::forbidden(format!("region {region} is outside this client's region scope")));
+        return Err(ApiError::forbidden(format!(
+            "region {region} is outside this client's region scope"
+        )));
     }
     let level = RiskLevel::parse(body.level.trim())
         .ok_or_else(|| ApiError::unprocessable("level", "must be low, medium or high"))?;
     let now = Utc::now();
     let effective_from = body.effective_from.unwrap_or(now);
     if effective_from < now - chrono::Duration::days(1) {
-        return Err(ApiError::unprocessable("effective_from", "must not be more than a day in the past"));
+        return Err(ApiError::unprocessable(
+            "effective_from",
+            "must not be more than a day in the past",
+        ));
     }
     let code = region.to_string();
     let mut client = state.db.get().await?;
@@ -118,7 +123,11 @@ fn map_colour(region: &str, risk: &RiskMap) -> &'static str {
     }
     let city = &region[..4];
     let province = &region[..2];
-    if risk.0.iter().any(|(r, l)| *l == RiskLevel::High && r.starts_with(city)) {
+    if risk
+        .0
+        .iter()
+        .any(|(r, l)| *l == RiskLevel::High && r.starts_with(city))
+    {
         "yellow"
     } else if risk.0.keys().any(|r| r.starts_with(province)) {
         "blue"
@@ -153,13 +162,19 @@ pub async fn map(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
     {
-        return Ok(HttpResponse::NotModified().insert_header((header::ETAG, etag)).insert_header(cache).finish());
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag))
+            .insert_header(cache)
+            .finish());
     }
     let snapshot = state.recolourer.snapshot().await?;
     let risk = &snapshot.risk;
     let client = state.db.get().await?;
     let own: std::collections::HashMap<String, String> = client
-        .query("SELECT region, level FROM region_risk WHERE effective_from <= now()", &[])
+        .query(
+            "SELECT region, level FROM region_risk WHERE effective_from <= now()",
+            &[],
+        )
         .await?
         .into_iter()
         .map(|r| (r.get(0), r.get(1)))

@@ -20,12 +20,22 @@ fn region_of(raw: &str) -> Result<String, ApiError> {
 }
 
 fn rule_error(e: RuleError) -> ApiError {
-    ApiError::unprocessable(if e.pointer.is_empty() { "body".into() } else { e.pointer }, e.message)
+    ApiError::unprocessable(
+        if e.pointer.is_empty() {
+            "body".into()
+        } else {
+            e.pointer
+        },
+        e.message,
+    )
 }
 
 /// A client may change the rules of regions inside its own region scope; the national set needs a nationwide
 /// client.
-fn check_scope<S: hc_platform::auth::Scope>(official: &Official<S>, region: &str) -> Result<(), ApiError> {
+fn check_scope<S: hc_platform::auth::Scope>(
+    official: &Official<S>,
+    region: &str,
+) -> Result<(), ApiError> {
     let allowed = match (official.region, rules::parse_region(region)) {
         (None, _) => true,
         (Some(own), Ok(r)) if r != rules::NATIONAL => hc_domain::RegionCode::parse(&r)
@@ -36,20 +46,32 @@ fn check_scope<S: hc_platform::auth::Scope>(official: &Official<S>, region: &str
     if allowed {
         Ok(())
     } else {
-        Err(ApiError::forbidden(format!("region {region} is outside this client's region scope")))
+        Err(ApiError::forbidden(format!(
+            "region {region} is outside this client's region scope"
+        )))
     }
 }
 
 /// Checks a draft for `region` in its place: merged with what it inherits, and under every region inside it that
 /// has its own set (a draft must not break what inherits from it).
 async fn check_draft(state: &AppState, region: &str, draft: &RuleSetDoc) -> Result<(), ApiError> {
+    // Alone first, so that an error points into the document as sent.
+    compile(draft, "draft".into()).map_err(rule_error)?;
     let snapshot = state.recolourer.snapshot().await?;
     let book = &snapshot.book;
-    let (merged, label) = book.merged(region, Some((region, draft))).map_err(rule_error)?;
+    let (merged, label) = book
+        .merged(region, Some((region, draft)))
+        .map_err(rule_error)?;
     compile(&merged, label).map_err(rule_error)?;
     let (lo, hi) = crate::recolour::span(region);
-    for inner in book.sets.keys().filter(|r| *r != region && **r >= lo && **r <= hi) {
-        let (merged, label) = book.merged(inner, Some((region, draft))).map_err(rule_error)?;
+    for inner in book
+        .sets
+        .keys()
+        .filter(|r| *r != region && **r >= lo && **r <= hi)
+    {
+        let (merged, label) = book
+            .merged(inner, Some((region, draft)))
+            .map_err(rule_error)?;
         compile(&merged, label).map_err(|e| {
             ApiError::unprocessable(
                 "body",
@@ -98,14 +120,22 @@ pub async fn put(
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
     // One writer per region at a time, so versions are dense.
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext('rules:' || $1))", &[&region])
-        .await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('rules:' || $1))",
+        &[&region],
+    )
+    .await?;
     let row = tx
         .query_one(
             "INSERT INTO rule_sets (region, version, document, effective_from, created_by)
              SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4 FROM rule_sets WHERE region = $1
              RETURNING version",
-            &[&region, &serde_json::to_value(&doc).map_err(anyhow::Error::from)?, &effective_from, &official.client_id],
+            &[
+                &region,
+                &serde_json::to_value(&doc).map_err(anyhow::Error::from)?,
+                &effective_from,
+                &official.client_id,
+            ],
         )
         .await?;
     let version: i32 = row.get(0);
@@ -119,14 +149,23 @@ pub async fn put(
             }
         });
     }
-    let stored = read(&state, &region, Some(version)).await?.ok_or(ApiError::NotFound { what: "rule set" })?;
+    let stored = read(&state, &region, Some(version))
+        .await?
+        .ok_or(ApiError::NotFound { what: "rule set" })?;
     Ok(HttpResponse::Created().json(stored))
 }
 
-async fn read(state: &AppState, region: &str, version: Option<i32>) -> Result<Option<StoredRuleSet>, ApiError> {
+async fn read(
+    state: &AppState,
+    region: &str,
+    version: Option<i32>,
+) -> Result<Option<StoredRuleSet>, ApiError> {
     let client = state.db.get().await?;
     let versions: Vec<i32> = client
-        .query("SELECT version FROM rule_sets WHERE region = $1 ORDER BY version", &[&region])
+        .query(
+            "SELECT version FROM rule_sets WHERE region = $1 ORDER BY version",
+            &[&region],
+        )
         .await?
         .into_iter()
         .map(|r| r.get(0))
@@ -262,15 +301,19 @@ pub async fn dry_run(
         let draft = draft.clone();
         let pairs = web::block(move || -> Result<Vec<(String, String)>, RuleError> {
             let mut evaluator = rules::Evaluator::default();
-            let mut cache: std::collections::HashMap<String, std::sync::Arc<rules::CompiledRuleSet>> =
-                std::collections::HashMap::new();
+            let mut cache: std::collections::HashMap<
+                String,
+                std::sync::Arc<rules::CompiledRuleSet>,
+            > = std::collections::HashMap::new();
             let mut out = Vec::with_capacity(loaded.len());
             for (subject, raw) in &loaded {
                 let current = snapshot.book.for_home(&subject.home_region)?;
                 let proposed = match cache.get(&subject.home_region) {
                     Some(p) => p.clone(),
                     None => {
-                        let (doc, label) = snapshot.book.merged(&subject.home_region, Some((&region, &draft)))?;
+                        let (doc, label) = snapshot
+                            .book
+                            .merged(&subject.home_region, Some((&region, &draft)))?;
                         let p = std::sync::Arc::new(compile(&doc, label)?);
                         cache.insert(subject.home_region.clone(), p.clone());
                         p
@@ -291,11 +334,20 @@ pub async fn dry_run(
             *transitions.entry((from, to)).or_default() += 1;
         }
     }
-    let unchanged = transitions.iter().filter(|((f, t), _)| f == t).map(|(_, n)| n).sum();
+    let unchanged = transitions
+        .iter()
+        .filter(|((f, t), _)| f == t)
+        .map(|(_, n)| n)
+        .sum();
     let changes = transitions
         .into_iter()
         .filter(|((f, t), _)| f != t)
         .map(|((from, to), people)| Transition { from, to, people })
         .collect();
-    Ok(web::Json(DryRun { region, evaluated, unchanged, changes }))
+    Ok(web::Json(DryRun {
+        region,
+        evaluated,
+        unchanged,
+        changes,
+    }))
 }

@@ -19,7 +19,9 @@ async fn current(state: &AppState, person: Uuid) -> Result<Option<StatusView>, A
     match status::read_cached(&state.store, person).await {
         Ok(Some(s)) => return Ok(Some(s)),
         Ok(None) => {}
-        Err(err) => tracing::warn!(error = %err, "redis unavailable for a status read; reading PostgreSQL"),
+        Err(err) => {
+            tracing::warn!(error = %err, "redis unavailable for a status read; reading PostgreSQL")
+        }
     }
     let client = state.db.get().await?;
     Ok(status::read(&client, person).await?)
@@ -32,7 +34,10 @@ async fn current(state: &AppState, person: Uuid) -> Result<Option<StatusView>, A
         (status = 401, description = "No valid citizen token", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not scored yet (registration still propagating)", body = hc_platform::error::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn mine(state: web::Data<AppState>, Citizen(person): Citizen) -> Result<web::Json<StatusView>, ApiError> {
+pub async fn mine(
+    state: web::Data<AppState>,
+    Citizen(person): Citizen,
+) -> Result<web::Json<StatusView>, ApiError> {
     current(&state, person.0)
         .await?
         .map(web::Json)
@@ -70,31 +75,78 @@ pub async fn lookup(
 ) -> Result<web::Json<LookupAnswer>, ApiError> {
     let reason = body.reason.trim();
     if !(4..=500).contains(&reason.chars().count()) {
-        return Err(ApiError::unprocessable("reason", "must be 4 to 500 characters"));
+        return Err(ApiError::unprocessable(
+            "reason",
+            "must be 4 to 500 characters",
+        ));
     }
     let today = hc_domain::china_time::day_of(chrono::Utc::now());
-    let id = IdNumber::parse(&body.id_number, today).map_err(|e| ApiError::unprocessable("id_number", e.reason))?;
+    let id = IdNumber::parse(&body.id_number, today)
+        .map_err(|e| ApiError::unprocessable("id_number", e.reason))?;
     let index = state.index.id_number(&id);
     let client = state.db.get().await?;
     let subject = client
-        .query_opt("SELECT person_id, home_region FROM subjects WHERE id_index = $1", &[&index])
+        .query_opt(
+            "SELECT person_id, home_region FROM subjects WHERE id_index = $1",
+            &[&index],
+        )
         .await?;
     let actor = official.client_id.as_str();
     let Some(subject) = subject else {
-        audit::record(&client, &Entry { actor, action: "status.lookup", subject: None, reason: Some(reason), outcome: "not_found" }).await?;
+        audit::record(
+            &client,
+            &Entry {
+                actor,
+                action: "status.lookup",
+                subject: None,
+                reason: Some(reason),
+                outcome: "not_found",
+            },
+        )
+        .await?;
         return Err(ApiError::NotFound { what: "person" });
     };
     let person: Uuid = subject.get(0);
     let home: String = subject.get(1);
-    let inside = RegionCode::parse(&home).map(|r| official.covers(r)).unwrap_or(false);
+    let inside = RegionCode::parse(&home)
+        .map(|r| official.covers(r))
+        .unwrap_or(false);
     if !inside {
-        audit::record(&client, &Entry { actor, action: "status.lookup", subject: Some(person), reason: Some(reason), outcome: "denied_region" }).await?;
-        return Err(ApiError::forbidden("this person lives outside the client's region scope"));
+        audit::record(
+            &client,
+            &Entry {
+                actor,
+                action: "status.lookup",
+                subject: Some(person),
+                reason: Some(reason),
+                outcome: "denied_region",
+            },
+        )
+        .await?;
+        return Err(ApiError::forbidden(
+            "this person lives outside the client's region scope",
+        ));
     }
-    audit::record(&client, &Entry { actor, action: "status.lookup", subject: Some(person), reason: Some(reason), outcome: "read" }).await?;
+    audit::record(
+        &client,
+        &Entry {
+            actor,
+            action: "status.lookup",
+            subject: Some(person),
+            reason: Some(reason),
+            outcome: "read",
+        },
+    )
+    .await?;
     drop(client);
-    let status = current(&state, person).await?.ok_or(ApiError::NotFound { what: "status" })?;
-    Ok(web::Json(LookupAnswer { person_id: person, home_region: home, status }))
+    let status = current(&state, person)
+        .await?
+        .ok_or(ApiError::NotFound { what: "status" })?;
+    Ok(web::Json(LookupAnswer {
+        person_id: person,
+        home_region: home,
+        status,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -127,7 +179,10 @@ pub async fn put_staff(
     Json(body): Json<StaffList>,
 ) -> Result<web::Json<StaffListStored>, ApiError> {
     if body.staff.len() > state.settings.staff_max {
-        return Err(ApiError::unprocessable("staff", format!("at most {} people", state.settings.staff_max)));
+        return Err(ApiError::unprocessable(
+            "staff",
+            format!("at most {} people", state.settings.staff_max),
+        ));
     }
     let today = hc_domain::china_time::day_of(chrono::Utc::now());
     let mut indexes = Vec::with_capacity(body.staff.len());
@@ -137,14 +192,21 @@ pub async fn put_staff(
             .map_err(|e| ApiError::unprocessable(format!("staff[{i}].id_number"), e.reason))?;
         let label = m.label.trim();
         if !(1..=64).contains(&label.chars().count()) {
-            return Err(ApiError::unprocessable(format!("staff[{i}].label"), "must be 1 to 64 characters"));
+            return Err(ApiError::unprocessable(
+                format!("staff[{i}].label"),
+                "must be 1 to 64 characters",
+            ));
         }
         indexes.push(state.index.id_number(&id));
         labels.push(label.to_owned());
     }
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
-    tx.execute("DELETE FROM staff WHERE employer_id = $1", &[&official.client_id]).await?;
+    tx.execute(
+        "DELETE FROM staff WHERE employer_id = $1",
+        &[&official.client_id],
+    )
+    .await?;
     let n = tx
         .execute(
             "INSERT INTO staff (employer_id, id_index, label) SELECT $1, * FROM unnest($2::bytea[], $3::text[])

@@ -76,14 +76,18 @@ fn references(logic: &Value, pointer: &str, out: &mut Vec<(String, String)>) {
                     "var" => match arg {
                         Value::String(path) => out.push((path.clone(), here)),
                         Value::Array(items) => match items.first() {
-                            Some(Value::String(path)) => out.push((path.clone(), format!("{here}/0"))),
+                            Some(Value::String(path)) => {
+                                out.push((path.clone(), format!("{here}/0")))
+                            }
                             _ => out.push((String::new(), here)),
                         },
                         _ => out.push((String::new(), here)),
                     },
                     "missing" | "missing_some" => {
                         let names = match (op.as_str(), arg) {
-                            ("missing_some", Value::Array(a)) => a.get(1).cloned().unwrap_or_default(),
+                            ("missing_some", Value::Array(a)) => {
+                                a.get(1).cloned().unwrap_or_default()
+                            }
                             _ => arg.clone(),
                         };
                         if let Value::Array(names) = names {
@@ -119,9 +123,7 @@ fn expression(logic: &Value, pointer: &str) -> Result<(Arc<Logic>, bool), RuleEr
         if !KNOWN_FACTS.contains(path) {
             return Err(error(
                 at.clone(),
-                format!(
-                    "unknown fact {path:?}; known facts are listed in docs/scoring-rules.md"
-                ),
+                format!("unknown fact {path:?}; known facts are listed in docs/scoring-rules.md"),
             ));
         }
     }
@@ -170,7 +172,10 @@ pub fn compile(doc: &RuleSetDoc, label: String) -> Result<CompiledRuleSet, RuleE
                     return Err(error(format!("{at}/id"), "must be 1 to 64 characters"));
                 }
                 if !seen.insert(rule.id.as_str()) {
-                    return Err(error(format!("{at}/id"), format!("{} appears twice", rule.id)));
+                    return Err(error(
+                        format!("{at}/id"),
+                        format!("{} appears twice", rule.id),
+                    ));
                 }
                 if !rule.variant.palette().contains(&rule.colour) {
                     return Err(error(
@@ -218,7 +223,10 @@ pub fn compile(doc: &RuleSetDoc, label: String) -> Result<CompiledRuleSet, RuleE
         }
         Model::Scored => {
             let Some(scored) = &doc.scored else {
-                return Err(error("/scored", "a scored model needs its dimensions and thresholds"));
+                return Err(error(
+                    "/scored",
+                    "a scored model needs its dimensions and thresholds",
+                ));
             };
             if !doc.rules.is_empty() {
                 return Err(error("/rules", "a scored model has dimensions, not rules"));

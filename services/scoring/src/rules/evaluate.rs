@@ -136,7 +136,13 @@ impl Evaluator {
                         .and_then(|e| self.number(e, facts))
                         .map(|d| d.ceil().max(1.0) as i64);
                     lapses.push((rule.colour, days));
-                    reasons.push(text_reason(&rule.id, rule.colour, &rule.reason, facts, None));
+                    reasons.push(text_reason(
+                        &rule.id,
+                        rule.colour,
+                        &rule.reason,
+                        facts,
+                        None,
+                    ));
                     if let Some(r) = &rule.requirement {
                         requirements.push(Requirement {
                             rule: rule.id.clone(),
@@ -150,7 +156,10 @@ impl Evaluator {
                 let mut total = 0.0;
                 let mut parts = Vec::new();
                 for d in &scored.dimensions {
-                    let s = self.number(&d.score, facts).unwrap_or(0.0).clamp(0.0, d.max);
+                    let s = self
+                        .number(&d.score, facts)
+                        .unwrap_or(0.0)
+                        .clamp(0.0, d.max);
                     total += s;
                     if s > 0.0 {
                         parts.push((d, s));
@@ -199,7 +208,7 @@ impl Evaluator {
                 .and_then(|d| today.and_then(|t| t.checked_add_days(chrono::Days::new(d as u64))))
         };
         // Stable order: most severe first, then rule order.
-        reasons.sort_by(|a, b| b.colour.cmp(&a.colour));
+        reasons.sort_by_key(|r| std::cmp::Reverse(r.colour));
         self.session.reset();
         Outcome {
             colour,

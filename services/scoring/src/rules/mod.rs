@@ -212,11 +212,19 @@ mod tests {
     fn a_province_overrides_one_inherited_rule_and_keeps_the_rest() {
         let (xian, label) = book().merged("610113", None).expect("merge");
         assert_eq!(label, "000000@1+610000@1");
-        let close = xian.rules.iter().find(|r| r.id == "close-contact").expect("rule");
+        let close = xian
+            .rules
+            .iter()
+            .find(|r| r.id == "close-contact")
+            .expect("rule");
         assert_eq!(close.colour, hc_domain::Colour::Red);
         assert!(xian.rules.iter().any(|r| r.id == "visit-high"));
         let (gz, _) = book().merged("440106", None).expect("merge");
-        let close = gz.rules.iter().find(|r| r.id == "close-contact").expect("rule");
+        let close = gz
+            .rules
+            .iter()
+            .find(|r| r.id == "close-contact")
+            .expect("rule");
         assert_eq!(close.colour, hc_domain::Colour::Yellow);
         assert_eq!(xian.rules.len(), gz.rules.len());
     }
@@ -227,3 +235,6 @@ mod tests {
         assert_eq!(chain("610100"), ["000000", "610000", "610100"]);
     }
 }
+
+#[cfg(test)]
+mod shipped_tests;

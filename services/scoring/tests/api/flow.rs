@@ -1,0 +1,139 @@
+//! End to end: identity's registration and declaration's events reach scoring, whose status lands in PostgreSQL
+//! and Redis, is announced, and is what the citizen reads.
+
+use serde_json::json;
+
+use crate::helpers::{date_ago, spawn_app};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_and_a_fever_declaration_colour_a_person_with_reasons() {
+    let app = spawn_app().await;
+    let c = app.citizen("440106", 1).await;
+    let green = app.wait_colour(&c.person, "green").await;
+    assert_eq!(green["reasons"], json!([]));
+    assert_eq!(green["rule_set"], "000000@1");
+
+    let r = app
+        .http
+        .post(format!("{}/v1/declarations", app.declaration))
+        .bearer_auth(&c.token)
+        .json(&json!({"current_region": "440106", "temperature": 38.4, "symptoms": ["cough"], "contact_with_case": false, "commitment": true}))
+        .send()
+        .await
+        .expect("declare");
+    assert_eq!(r.status(), 201);
+    let yellow = app.wait_colour(&c.person, "yellow").await;
+    assert_eq!(yellow["reasons"][0]["rule"], "fever-or-symptoms");
+    assert!(
+        yellow["reasons"][0]["en"]
+            .as_str()
+            .expect("en")
+            .contains(&date_ago(0))
+    );
+    assert!(yellow["version"].as_i64() > green["version"].as_i64());
+    assert_eq!(
+        yellow["valid_until"].as_str().map(|v| v.len() > 10),
+        Some(true)
+    );
+
+    // What the citizen reads is the same status.
+    let me: serde_json::Value = app
+        .get("/v1/status/me", &c.token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["colour"], "yellow");
+    assert_eq!(me["requirements"][0]["rule"], "fever-or-symptoms");
+
+    // Every change was announced.
+    let key = format!(
+        "{}{}",
+        app.redis.prefix,
+        hc_platform::outbox::stream_key("status.changed")
+    );
+    let mut announced = Vec::new();
+    for _ in 0..250 {
+        let reply: redis::streams::StreamRangeReply =
+            redis::AsyncCommands::xrange_all(&mut app.store.conn(), &key)
+                .await
+                .expect("xrange");
+        announced = reply
+            .ids
+            .iter()
+            .flat_map(|e| {
+                let payload: String = e.get("payload").unwrap_or_default();
+                let v: serde_json::Value = serde_json::from_str(&payload).expect("json");
+                v["changes"].as_array().cloned().unwrap_or_default()
+            })
+            .filter(|c2| c2["person_id"] == c.person.as_str())
+            .map(|c2| c2["colour"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>();
+        if announced.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(announced, ["green", "yellow"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_read_needs_a_citizen_token_and_an_unknown_person_has_none() {
+    let app = spawn_app().await;
+    let r = app
+        .http
+        .get(app.url("/v1/status/me"))
+        .send()
+        .await
+        .expect("get");
+    crate::helpers::problem(r, reqwest::StatusCode::UNAUTHORIZED).await;
+    let official = app.official(&["person:read"], None).await;
+    let r = app.get("/v1/status/me", &official).await;
+    crate::helpers::problem(r, reqwest::StatusCode::FORBIDDEN).await;
+}
+
+/// Hangzhou's rule through the event path: red for a close contact until 14 consecutive clean daily declarations;
+/// the 14th turns it green.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_hangzhou_the_fourteenth_clean_declaration_turns_a_close_contact_green() {
+    let app = spawn_app().await;
+    let c = app.citizen("330102", 2).await;
+    app.wait_colour(&c.person, "green").await;
+    let cdc = app.official(&["import:cases"], None).await;
+    app.import(
+        &cdc,
+        "cases",
+        &[json!({"id_number": c.id_number, "status": "close_contact", "since": date_ago(20)})],
+    )
+    .await;
+    app.wait_colour(&c.person, "red").await;
+    // Declarations of the 13 days before today (as declaration would have announced them on each day).
+    for ago in 1..=13 {
+        app.inject(
+            "declaration.submitted",
+            json!({"declaration_id": uuid::Uuid::new_v4(), "person_id": c.person, "day": date_ago(ago),
+                   "current_region": "330102", "fever": false, "symptoms": [], "contact_with_case": false,
+                   "contact_date": null, "travelled_regions": [], "supersedes": null}),
+        )
+        .await;
+    }
+    let red = app
+        .wait_status(&c.person, |s| {
+            s["requirements"][0]["en"]
+                .as_str()
+                .is_some_and(|t| t.contains("13 so far"))
+        })
+        .await;
+    assert_eq!(red["colour"], "red");
+    // Today's, through the real declaration service.
+    let r = app
+        .http
+        .post(format!("{}/v1/declarations", app.declaration))
+        .bearer_auth(&c.token)
+        .json(&json!({"current_region": "330102", "temperature": 36.5, "symptoms": [], "contact_with_case": false, "commitment": true}))
+        .send()
+        .await
+        .expect("declare");
+    assert_eq!(r.status(), 201);
+    app.wait_colour(&c.person, "green").await;
+}

@@ -1,0 +1,348 @@
+use std::time::Duration;
+
+use hc_platform::privacy::random_base64;
+use hc_platform::settings::{Builder, Settings, load_with};
+use hc_platform::store::Store;
+use hc_platform::testing::{TestDatabase, TestRedis, shared_overrides};
+pub use hc_platform::testing::{problem, valid_id_number as id_number};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// Identity, declaration and scoring on free ports over one fresh database and key prefix.
+pub struct TestApp {
+    pub identity: String,
+    pub declaration: String,
+    pub address: String,
+    pub http: reqwest::Client,
+    pub _db: TestDatabase,
+    pub redis: TestRedis,
+    /// The scoring schema.
+    pub pool: deadpool_postgres::Pool,
+    /// Same Redis as the apps, without a prefix.
+    pub store: Store,
+    admin_key: String,
+}
+
+static TELEMETRY: std::sync::LazyLock<()> = std::sync::LazyLock::new(|| {
+    let settings = hc_platform::settings::TelemetrySettings {
+        log_filter: "warn".into(),
+        otlp_endpoint: String::new(),
+    };
+    std::mem::forget(hc_platform::telemetry::init_with_writer(
+        "scoring-tests",
+        &settings,
+        std::io::sink,
+    ));
+});
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|b| b).await
+}
+
+/// `tweak` adds overrides to the scoring service's settings. The scheduler runs every 200 ms.
+pub async fn spawn_app_with(tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
+    std::sync::LazyLock::force(&TELEMETRY);
+    let db = TestDatabase::create().await.expect("test database");
+    let redis = TestRedis::new();
+    let blind_key = random_base64(32).expect("rand");
+    let admin_key = random_base64(24).expect("rand");
+
+    let identity_settings: Settings<identity::IdentitySettings> =
+        load_with(identity::DEFAULT_CONFIG, "identity", None, |b| {
+            shared_overrides(b, &db, &redis, &blind_key)
+                .set_override("identity.admin_key", admin_key.clone())
+                .and_then(|b| {
+                    b.set_override(
+                        "identity.signing_keys",
+                        hc_platform::auth::KeyRing::generate_spec("k").expect("key"),
+                    )
+                })
+                .and_then(|b| {
+                    b.set_override(
+                        "identity.data_keys",
+                        format!("d1:{}", random_base64(32).expect("rand")),
+                    )
+                })
+                .expect("overrides")
+        })
+        .expect("identity settings");
+    let identity_app = identity::Application::build(identity_settings)
+        .await
+        .expect("identity builds");
+    let identity = format!("http://127.0.0.1:{}", identity_app.port());
+    tokio::spawn(identity_app.run_until_stopped());
+    let jwks = format!("{identity}/v1/auth/keys");
+
+    let declaration_settings: Settings<declaration::DeclarationSettings> =
+        load_with(declaration::DEFAULT_CONFIG, "declaration", None, |b| {
+            shared_overrides(b, &db, &redis, &blind_key)
+                .set_override("auth.jwks_url", jwks.clone())
+                .expect("override")
+        })
+        .expect("declaration settings");
+    let declaration_app = declaration::Application::build(declaration_settings)
+        .await
+        .expect("declaration builds");
+    let declaration = format!("http://127.0.0.1:{}", declaration_app.port());
+    tokio::spawn(declaration_app.run_until_stopped());
+
+    let settings: Settings<scoring::ScoringSettings> =
+        load_with(scoring::DEFAULT_CONFIG, "scoring", None, |b| {
+            tweak(
+                shared_overrides(b, &db, &redis, &blind_key)
+                    .set_override("auth.jwks_url", jwks)
+                    .and_then(|b| b.set_override("scoring.scheduler_interval_ms", 200))
+                    .and_then(|b| b.set_override("scoring.snapshot_refresh_ms", 100))
+                    .and_then(|b| b.set_override("events.idle_ms", 20))
+                    .expect("override"),
+            )
+        })
+        .expect("scoring settings");
+    let pool = hc_platform::db::pool(&settings.platform.database, scoring::SCHEMA).expect("pool");
+    let mut unprefixed = settings.platform.redis.clone();
+    unprefixed.key_prefix = String::new();
+    let store = Store::connect(&unprefixed).await.expect("redis");
+    let app = scoring::Application::build(settings)
+        .await
+        .expect("scoring builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        identity,
+        declaration,
+        address,
+        http: reqwest::Client::new(),
+        _db: db,
+        redis,
+        pool,
+        store,
+        admin_key,
+    }
+}
+
+/// The `n`-th of a family of distinct valid ID numbers (born in the 1980s) registered in `region`.
+pub fn nth_id(region: &str, n: u32) -> String {
+    id_number(&format!(
+        "{region}19{:02}{:02}{:02}{:03}",
+        80 + n / 336_000 % 10,
+        1 + n / 28_000 % 12,
+        1 + n / 1000 % 28,
+        n % 1000
+    ))
+}
+
+/// A person of the tests: their ID number, person id and citizen token.
+pub struct Citizen {
+    pub id_number: String,
+    pub person: String,
+    pub token: String,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    async fn identity_post(&self, path: &str, body: &Value) -> Value {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.identity))
+            .json(body)
+            .send()
+            .await
+            .expect("identity");
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.expect("json")
+    }
+
+    /// Registers the `n`-th person living in `home` and signs them in.
+    pub async fn citizen(&self, home: &str, n: u32) -> Citizen {
+        let id_number = nth_id(home, n);
+        let phone = format!("139{:04}{:04}", std::process::id() % 10_000, n);
+        let person = self
+            .identity_post("/v1/persons", &json!({"name": "测试", "id_number": id_number, "phone": phone, "home_region": home}))
+            .await["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        self.identity_post("/v1/auth/otp", &json!({"phone": phone}))
+            .await;
+        let key = format!("{}{}", self.redis.prefix, identity::dev_sms_key(&phone));
+        let code: String = redis::AsyncCommands::get(&mut self.store.conn(), key)
+            .await
+            .expect("code");
+        let tokens = self
+            .identity_post(
+                "/v1/auth/token",
+                &json!({"grant_type": "otp", "phone": phone, "code": code}),
+            )
+            .await;
+        Citizen {
+            id_number,
+            person,
+            token: tokens["access_token"].as_str().expect("token").to_owned(),
+        }
+    }
+
+    /// A token of an official client with `scopes`, limited to `region` if given.
+    pub async fn official(&self, scopes: &[&str], region: Option<&str>) -> String {
+        let admin = self
+            .identity_post("/v1/auth/token", &json!({"grant_type": "client_credentials", "client_id": "admin", "client_secret": self.admin_key}))
+            .await["access_token"]
+            .as_str()
+            .expect("admin")
+            .to_owned();
+        let mut body = json!({"name": "official", "scopes": scopes});
+        if let Some(region) = region {
+            body["region"] = json!(region);
+        }
+        let r = self
+            .http
+            .post(format!("{}/v1/clients", self.identity))
+            .bearer_auth(admin)
+            .json(&body)
+            .send()
+            .await
+            .expect("client");
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let c: Value = r.json().await.expect("json");
+        self.identity_post("/v1/auth/token", &json!({"grant_type": "client_credentials", "client_id": c["client_id"], "client_secret": c["client_secret"]}))
+            .await["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    }
+
+    /// The status in Redis, if any.
+    pub async fn cached(&self, person: &str) -> Option<Value> {
+        let key = format!("{}status:{person}", self.redis.prefix);
+        let doc: Option<String> = redis::cmd("HGET")
+            .arg(key)
+            .arg("doc")
+            .query_async(&mut self.store.conn())
+            .await
+            .expect("hget");
+        doc.map(|d| serde_json::from_str(&d).expect("json"))
+    }
+
+    /// Waits up to 10 s for the Redis status of `person` to satisfy `ok`, and returns it.
+    pub async fn wait_status(&self, person: &str, ok: impl Fn(&Value) -> bool) -> Value {
+        let mut last = None;
+        for _ in 0..500 {
+            if let Some(s) = self.cached(person).await {
+                if ok(&s) {
+                    return s;
+                }
+                last = Some(s);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("status of {person} never matched; last: {last:?}");
+    }
+
+    /// Waits until `person` has the colour, in Redis and in PostgreSQL.
+    pub async fn wait_colour(&self, person: &str, colour: &str) -> Value {
+        let s = self.wait_status(person, |s| s["colour"] == colour).await;
+        let id: uuid::Uuid = person.parse().expect("uuid");
+        let row = self
+            .pool
+            .get()
+            .await
+            .expect("db")
+            .query_one(
+                "SELECT colour, version FROM status WHERE person_id = $1",
+                &[&id],
+            )
+            .await
+            .expect("status row");
+        assert_eq!(
+            row.get::<_, String>(0),
+            colour,
+            "PostgreSQL agrees with Redis"
+        );
+        assert_eq!(
+            row.get::<_, i64>(1),
+            s["version"].as_i64().expect("version")
+        );
+        s
+    }
+
+    /// Publishes an event on a stream as its publisher would (for facts dated in the past).
+    pub async fn inject(&self, stream: &str, payload: Value) {
+        let key = format!(
+            "{}{}",
+            self.redis.prefix,
+            hc_platform::outbox::stream_key(stream)
+        );
+        let id = format!("test:{}", uuid::Uuid::new_v4());
+        let _: String = redis::AsyncCommands::xadd(
+            &mut self.store.conn(),
+            key,
+            "*",
+            &[("event_id", id), ("payload", payload.to_string())],
+        )
+        .await
+        .expect("xadd");
+    }
+
+    /// Imports facts through the declaration service (NDJSON), asserting they were accepted.
+    pub async fn import(&self, token: &str, kind: &str, rows: &[Value]) {
+        let body: String = rows.iter().map(|r| format!("{r}\n")).collect();
+        let r = self
+            .http
+            .post(format!("{}/v1/imports/{kind}", self.declaration))
+            .bearer_auth(token)
+            .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+            .header("Content-Type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await
+            .expect("import");
+        assert!(r.status().is_success(), "import: {}", r.status());
+        let v: Value = r.json().await.expect("json");
+        assert_eq!(v["rejected"], 0, "{v}");
+    }
+
+    pub async fn put_json(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .put(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("put")
+    }
+
+    pub async fn post_json(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("post")
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("get")
+    }
+}
+
+/// A time `days` days ago (at 10:00 Beijing time), RFC 3339.
+pub fn days_ago(days: i64) -> String {
+    let now = chrono::Utc::now();
+    let day = hc_domain::china_time::day_of(now) - chrono::Duration::days(days);
+    (hc_domain::china_time::start_of(day) + chrono::Duration::hours(2))
+        .min(now - chrono::Duration::minutes(1))
+        .to_rfc3339()
+}
+
+/// The date `days` days ago (Beijing), YYYY-MM-DD.
+pub fn date_ago(days: i64) -> String {
+    (hc_domain::china_time::day_of(chrono::Utc::now()) - chrono::Duration::days(days)).to_string()
+}

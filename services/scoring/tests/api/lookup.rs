@@ -1,0 +1,144 @@
+//! Officials' audited look-up by ID number, and employers' colour-only view of the staff they listed.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{days_ago, nth_id, problem, spawn_app};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_official_lookup_is_audited_and_bounded_by_region() {
+    let app = spawn_app().await;
+    let c = app.citizen("440106", 50).await;
+    app.wait_colour(&c.person, "green").await;
+    let guangzhou = app.official(&["person:read"], Some("440100")).await;
+    let r = app
+        .post_json(
+            "/v1/status/lookup",
+            &guangzhou,
+            &json!({"id_number": c.id_number, "reason": "case investigation 2022-031"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let found: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(
+        (
+            found["person_id"].as_str(),
+            found["status"]["colour"].as_str()
+        ),
+        (Some(c.person.as_str()), Some("green"))
+    );
+    let xian = app.official(&["person:read"], Some("610100")).await;
+    let r = app
+        .post_json(
+            "/v1/status/lookup",
+            &xian,
+            &json!({"id_number": c.id_number, "reason": "curiosity is not a reason"}),
+        )
+        .await;
+    problem(r, StatusCode::FORBIDDEN).await;
+    let r = app
+        .post_json(
+            "/v1/status/lookup",
+            &guangzhou,
+            &json!({"id_number": "123", "reason": "case investigation"}),
+        )
+        .await;
+    assert_eq!(
+        problem(r, StatusCode::UNPROCESSABLE_ENTITY).await["field"],
+        "id_number"
+    );
+    let rows = app
+        .pool
+        .get()
+        .await
+        .expect("db")
+        .query(
+            "SELECT outcome, reason FROM audit_log WHERE action = 'status.lookup' ORDER BY id",
+            &[],
+        )
+        .await
+        .expect("audit");
+    let outcomes: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(outcomes, ["read", "denied_region"]);
+    assert_eq!(rows[0].get::<_, String>(1), "case investigation 2022-031");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_employer_sees_only_the_colours_of_the_staff_it_listed() {
+    let app = spawn_app().await;
+    let listed_red = app.citizen("440106", 60).await;
+    let listed_green = app.citizen("440106", 61).await;
+    let not_listed = app.citizen("440106", 62).await;
+    let lab = app.official(&["import:nat"], None).await;
+    app.import(
+        &lab,
+        "nat-results",
+        &[
+            json!({"id_number": listed_red.id_number, "sample_time": days_ago(1), "result": "positive", "lab": "lab-1"}),
+            json!({"id_number": not_listed.id_number, "sample_time": days_ago(1), "result": "positive", "lab": "lab-1"}),
+        ],
+    )
+    .await;
+    app.wait_colour(&listed_red.person, "red").await;
+    app.wait_colour(&listed_green.person, "green").await;
+    let employer = app.official(&["staff:read"], None).await;
+    let unregistered = nth_id("440106", 63);
+    let r = app
+        .put_json(
+            "/v1/staff",
+            &employer,
+            &json!({"staff": [
+                {"id_number": listed_red.id_number, "label": "E-001"},
+                {"id_number": listed_green.id_number, "label": "E-002"},
+                {"id_number": unregistered, "label": "E-003"}
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let colours: serde_json::Value = app
+        .get("/v1/staff/colours?limit=2", &employer)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        colours["staff"],
+        json!([{"label": "E-001", "colour": "red"}, {"label": "E-002", "colour": "green"}])
+    );
+    let next = colours["next_cursor"].as_str().expect("cursor");
+    let rest: serde_json::Value = app
+        .get(
+            &format!("/v1/staff/colours?limit=2&cursor={next}"),
+            &employer,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(rest["staff"], json!([{"label": "E-003", "colour": null}]));
+    assert_eq!(rest["next_cursor"], json!(null));
+    // Another employer sees nothing of this list.
+    let other = app.official(&["staff:read"], None).await;
+    let theirs: serde_json::Value = app
+        .get("/v1/staff/colours", &other)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(theirs["staff"], json!([]));
+    // A bad row is named.
+    let r = app
+        .put_json(
+            "/v1/staff",
+            &employer,
+            &json!({"staff": [{"id_number": "44010619800101001X", "label": "E-9"}]}),
+        )
+        .await;
+    assert_eq!(
+        problem(r, StatusCode::UNPROCESSABLE_ENTITY).await["field"],
+        "staff[0].id_number"
+    );
+    // Without staff:read, nothing.
+    let r = app.get("/v1/staff/colours", &lab).await;
+    problem(r, StatusCode::FORBIDDEN).await;
+}

@@ -1,0 +1,6 @@
+mod appeals;
+mod flow;
+mod helpers;
+mod lookup;
+mod risk;
+mod rules;

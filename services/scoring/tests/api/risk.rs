@@ -1,0 +1,175 @@
+//! A region turning high recolours exactly the people seen there within the window, in PostgreSQL and Redis;
+//! the public map follows with ETags.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{days_ago, problem, spawn_app};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_turning_high_recolours_exactly_its_recent_visitors() {
+    let app = spawn_app().await;
+    let recent = app.citizen("440106", 10).await;
+    let old = app.citizen("440106", 11).await;
+    let elsewhere = app.citizen("440106", 12).await;
+    let stranger = app.citizen("610113", 13).await;
+    for c in [&recent, &old, &elsewhere, &stranger] {
+        app.wait_colour(&c.person, "green").await;
+    }
+    let carrier = app.official(&["import:visits"], None).await;
+    let visit = |id: &str, region: &str, ago: i64| json!({"id_number": id, "region": region, "first_seen": days_ago(ago + 1), "last_seen": days_ago(ago), "source": "carrier"});
+    app.import(
+        &carrier,
+        "visits",
+        &[
+            visit(&recent.id_number, "610113", 3),
+            visit(&old.id_number, "610113", 20),
+            visit(&elsewhere.id_number, "610112", 2),
+        ],
+    )
+    .await;
+    // The import's event reaches scoring (nothing changes: no region is at risk yet).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let before = |c: &crate::helpers::Citizen| {
+        let app = &app;
+        let person = c.person.clone();
+        async move {
+            app.cached(&person).await.expect("status")["version"]
+                .as_i64()
+                .expect("version")
+        }
+    };
+    let versions = [
+        before(&old).await,
+        before(&elsewhere).await,
+        before(&stranger).await,
+    ];
+
+    let official = app.official(&["risk:write"], Some("610000")).await;
+    let r = app
+        .put_json(
+            "/v1/regions/610113/risk",
+            &official,
+            &json!({"level": "high"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let red = app.wait_colour(&recent.person, "red").await;
+    assert_eq!(red["reasons"][0]["rule"], "visit-high");
+    assert!(
+        red["reasons"][0]["en"]
+            .as_str()
+            .expect("en")
+            .starts_with("visited 610113 (high risk) on ")
+    );
+    // Outside the window, another county, or a resident who was never seen there: untouched.
+    let after = [
+        before(&old).await,
+        before(&elsewhere).await,
+        before(&stranger).await,
+    ];
+    assert_eq!(versions, after);
+    for c in [&old, &elsewhere, &stranger] {
+        assert_eq!(
+            app.cached(&c.person).await.expect("status")["colour"],
+            "green"
+        );
+    }
+
+    // The region's own client cannot set another province.
+    let r = app
+        .put_json(
+            "/v1/regions/440106/risk",
+            &official,
+            &json!({"level": "high"}),
+        )
+        .await;
+    problem(r, StatusCode::FORBIDDEN).await;
+    let r = app
+        .put_json(
+            "/v1/regions/610113/risk",
+            &official,
+            &json!({"level": "severe"}),
+        )
+        .await;
+    assert_eq!(
+        problem(r, StatusCode::UNPROCESSABLE_ENTITY).await["field"],
+        "level"
+    );
+
+    // Back to low: green again.
+    let r = app
+        .put_json(
+            "/v1/regions/610113/risk",
+            &official,
+            &json!({"level": "low"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    app.wait_colour(&recent.person, "green").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_map_is_cached_with_an_etag() {
+    let app = spawn_app().await;
+    let official = app.official(&["risk:write"], None).await;
+    let r = app
+        .put_json(
+            "/v1/regions/610113/risk",
+            &official,
+            &json!({"level": "high"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = app
+        .http
+        .get(app.url("/v1/regions/risk"))
+        .send()
+        .await
+        .expect("map");
+    assert_eq!(r.status(), StatusCode::OK);
+    let etag = r
+        .headers()
+        .get("etag")
+        .expect("etag")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(r.headers().get("cache-control").is_some());
+    let map: serde_json::Value = r.json().await.expect("json");
+    let regions = map["regions"].as_array().expect("regions");
+    let colour_of = |code: &str| {
+        regions
+            .iter()
+            .find(|e| e["region"] == code)
+            .map(|e| e["map_colour"].clone())
+    };
+    assert_eq!(colour_of("610113"), Some(json!("red")));
+    assert_eq!(colour_of("610112"), Some(json!("yellow")), "same city");
+    assert_eq!(colour_of("610502"), Some(json!("blue")), "same province");
+    assert_eq!(colour_of("440106"), None, "green is implied");
+    let r = app
+        .http
+        .get(app.url("/v1/regions/risk"))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .expect("map");
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    let r = app
+        .put_json(
+            "/v1/regions/610112/risk",
+            &official,
+            &json!({"level": "medium"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = app
+        .http
+        .get(app.url("/v1/regions/risk"))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .expect("map");
+    assert_eq!(r.status(), StatusCode::OK, "a change gives a new ETag");
+}
