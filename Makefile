@@ -1,6 +1,6 @@
 # The two commands: `make up` starts the whole suite with demo data, `make test` runs every check.
 # Both bring up PostgreSQL and Redis themselves (scripts/infra.sh) or use the ones already answering.
-.PHONY: up down test fmt lint bench bench-declaration infra-up infra-down
+.PHONY: up down test fmt lint bench bench-declaration bench-scoring infra-up infra-down
 
 up:
 	@scripts/up.sh
@@ -23,6 +23,11 @@ bench:
 
 bench-declaration:
 	loadtests/bench_declaration.py
+
+# Recolouring 200,000 of 1,000,000 people after a risk change (PEOPLE and AFFECTED override the sizes).
+bench-scoring:
+	@scripts/infra.sh up
+	@eval "$$(scripts/infra.sh env)" && cargo run --release -p scoring --example bench_recolour -- $${PEOPLE:-1000000} $${AFFECTED:-200000}
 
 infra-up:
 	@scripts/infra.sh up

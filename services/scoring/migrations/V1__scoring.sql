@@ -81,8 +81,10 @@ CREATE TABLE rule_sets (
     CONSTRAINT rule_sets_version UNIQUE (region, version)
 );
 
--- The current status per person. `version` increases on every change; `recheck_at` is when time alone may
--- change it (the scheduler re-evaluates from then).
+-- The current status per person. `version` increases on every change; `evaluated_at` moves on every evaluation
+-- and is what a bulk recolouring checks before it writes (optimistic concurrency: a row evaluated again since it
+-- was read is left to the newer evaluation). `recheck_at` is when time alone may change the status; it is not
+-- indexed, so that rewriting a status is a HOT update (the scheduler finds due rows with a sequential scan).
 CREATE TABLE status (
     person_id    uuid PRIMARY KEY,
     colour       text NOT NULL,
@@ -97,9 +99,9 @@ CREATE TABLE status (
     override_appeal uuid,
     version      bigint NOT NULL,
     computed_at  timestamptz NOT NULL,
+    evaluated_at timestamptz NOT NULL,
     recheck_at   timestamptz NOT NULL
-);
-CREATE INDEX status_recheck_idx ON status (recheck_at);
+) WITH (fillfactor = 70);
 
 -- Appeals (GB/T 38963's correction). An accepted appeal carries the override colour and its expiry; it is the
 -- only way a colour is set by hand.

@@ -46,7 +46,6 @@ pub static KNOWN_FACTS: std::sync::LazyLock<BTreeSet<String>> = std::sync::LazyL
         "declaration.symptoms.date",
         "declaration.contact.days_ago",
         "declaration.contact.date",
-        "inbound.active",
     ]
     .into_iter()
     .map(str::to_owned)
@@ -90,23 +89,52 @@ impl RiskLevel {
     }
 }
 
-/// The risk level of every region that is not low. A county is as risky as the riskiest of itself, its city and
-/// its province (a city declared high covers its counties).
+/// The risk level of every region that is not low, by numeric code. A county is as risky as the riskiest of
+/// itself, its city and its province (a city declared high covers its counties).
 #[derive(Debug, Clone, Default)]
-pub struct RiskMap(pub HashMap<String, RiskLevel>);
+pub struct RiskMap(HashMap<u32, RiskLevel>);
+
+fn code_of(region: &str) -> Option<u32> {
+    if region.len() == 6 {
+        region.parse().ok()
+    } else {
+        None
+    }
+}
 
 impl RiskMap {
+    /// From region codes (six digits; anything else is ignored).
+    pub fn new<'a>(levels: impl IntoIterator<Item = (&'a str, RiskLevel)>) -> Self {
+        Self(
+            levels
+                .into_iter()
+                .filter_map(|(r, l)| Some((code_of(r)?, l)))
+                .collect(),
+        )
+    }
+
     pub fn level(&self, region: &str) -> RiskLevel {
-        if self.0.is_empty() || region.len() != 6 {
-            return RiskLevel::Low;
+        match code_of(region) {
+            Some(code) if !self.0.is_empty() => self.level_of(code),
+            _ => RiskLevel::Low,
         }
-        let city = format!("{}00", &region[..4]);
-        let province = format!("{}0000", &region[..2]);
-        [region, city.as_str(), province.as_str()]
+    }
+
+    fn level_of(&self, code: u32) -> RiskLevel {
+        [code, code / 100 * 100, code / 10_000 * 10_000]
             .iter()
-            .filter_map(|r| self.0.get(*r).copied())
+            .filter_map(|c| self.0.get(c).copied())
             .max()
             .unwrap_or(RiskLevel::Low)
+    }
+
+    /// The regions with a level set, as six-digit codes.
+    pub fn entries(&self) -> impl Iterator<Item = (String, RiskLevel)> + '_ {
+        self.0.iter().map(|(c, l)| (format!("{c:06}"), *l))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -157,147 +185,146 @@ fn days_between(earlier: NaiveDate, today: NaiveDate) -> i64 {
     (today - earlier).num_days().max(0)
 }
 
-fn set(doc: &mut Map<String, Value>, path: &str, value: Value) {
-    let mut parts = path.split('.').peekable();
-    let mut node = doc;
-    while let Some(part) = parts.next() {
-        if parts.peek().is_none() {
-            node.insert(part.to_owned(), value);
-            return;
-        }
-        node = node
-            .entry(part.to_owned())
-            .or_insert_with(|| Value::Object(Map::new()))
-            .as_object_mut()
-            .expect("fact paths never put a leaf where a branch goes");
-    }
-}
-
 /// The latest of some dated facts: (days ago, date), or (NEVER, null).
 fn latest_day(days: impl Iterator<Item = NaiveDate>, today: NaiveDate) -> (i64, Value) {
     match days.filter(|d| *d <= today).max() {
-        Some(day) => (days_between(day, today), json!(day)),
+        Some(day) => (days_between(day, today), Value::String(day.to_string())),
         None => (NEVER, Value::Null),
     }
 }
 
-/// The fact document of one person as of `now` (its day in China).
+fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    let mut map = Map::with_capacity(N);
+    for (k, v) in entries {
+        map.insert(k.to_owned(), v);
+    }
+    Value::Object(map)
+}
+
+fn dated(days: i64, date: Value) -> Value {
+    object([("days_ago", json!(days)), ("date", date)])
+}
+
+/// The fact document of one person as of `now` (its day in China). Built directly, without path parsing: it runs
+/// once per person per recolouring.
 pub fn document(raw: &RawFacts, home_region: &str, now: DateTime<Utc>, risk: &RiskMap) -> Value {
     let today = day_of(now);
-    let mut doc = Map::new();
-    set(&mut doc, "today", json!(today));
-    set(&mut doc, "home_region", json!(home_region));
+    let mut doc = Map::with_capacity(20);
+    doc.insert("today".into(), Value::String(today.to_string()));
+    doc.insert("home_region".into(), json!(home_region));
 
     for status in CASE_STATUSES {
-        let listings = raw.cases.iter().filter(|c| c.status == *status);
-        let active = listings
-            .clone()
-            .any(|c| c.since <= today && c.until.is_none_or(|u| u >= today));
-        let (days, date) = latest_day(
-            listings
-                .filter(|c| c.until.is_none_or(|u| u >= c.since))
-                .map(|c| c.since),
-            today,
+        let mut active = false;
+        let mut latest: Option<NaiveDate> = None;
+        for c in raw.cases.iter().filter(|c| c.status == *status) {
+            active |= c.since <= today && c.until.is_none_or(|u| u >= today);
+            if c.since <= today && c.until.is_none_or(|u| u >= c.since) {
+                latest = latest.max(Some(c.since));
+            }
+        }
+        let (days, date) = latest_day(latest.into_iter(), today);
+        doc.insert(
+            (*status).to_owned(),
+            object([
+                ("days_ago", json!(days)),
+                ("date", date),
+                ("active", json!(active)),
+            ]),
         );
-        set(&mut doc, &format!("{status}.days_ago"), json!(days));
-        set(&mut doc, &format!("{status}.date"), date);
-        set(&mut doc, &format!("{status}.active"), json!(active));
     }
-    let inbound = doc["inbound"]["active"].clone();
-    set(&mut doc, "inbound.active", inbound);
 
-    let positive = raw
-        .tests
-        .iter()
-        .filter(|t| t.positive)
-        .map(|t| day_of(t.sample_time));
-    let (days, date) = latest_day(positive, today);
-    set(&mut doc, "nat.positive.days_ago", json!(days));
-    set(&mut doc, "nat.positive.date", date);
+    let (days, date) = latest_day(
+        raw.tests
+            .iter()
+            .filter(|t| t.positive)
+            .map(|t| day_of(t.sample_time)),
+        today,
+    );
     let negative = raw
         .tests
         .iter()
         .filter(|t| !t.positive && t.sample_time <= now)
         .map(|t| t.sample_time)
         .max();
-    set(
-        &mut doc,
-        "nat.negative.hours_ago",
-        json!(negative.map_or(NEVER_HOURS, |t| (now - t).num_hours())),
-    );
-    set(&mut doc, "nat.negative.time", json!(negative));
     // The latest result; a positive and a negative sampled at the same instant count as positive.
     let latest = raw
         .tests
         .iter()
         .max_by_key(|t| (t.sample_time, t.positive))
         .map(|t| if t.positive { "positive" } else { "negative" });
-    set(&mut doc, "nat.latest", json!(latest));
-
-    let declared = |pick: fn(&Declared) -> Option<NaiveDate>| {
-        latest_day(raw.declarations.iter().filter_map(pick), today)
-    };
-    for (name, pick) in [
-        (
-            "fever",
-            (|d: &Declared| d.fever.then_some(d.day)) as fn(&Declared) -> Option<NaiveDate>,
-        ),
-        ("symptoms", |d: &Declared| d.symptoms.then_some(d.day)),
-        ("contact", |d: &Declared| d.contact_date),
-    ] {
-        let (days, date) = declared(pick);
-        set(
-            &mut doc,
-            &format!("declaration.{name}.days_ago"),
-            json!(days),
-        );
-        set(&mut doc, &format!("declaration.{name}.date"), date);
-    }
-    let (days, _) = latest_day(raw.declarations.iter().map(|d| d.day), today);
-    set(&mut doc, "declaration.days_ago", json!(days));
-    set(
-        &mut doc,
-        "declaration.clean_streak",
-        json!(clean_streak(&raw.declarations, today)),
+    doc.insert(
+        "nat".into(),
+        object([
+            ("positive", dated(days, date)),
+            (
+                "negative",
+                object([
+                    (
+                        "hours_ago",
+                        json!(negative.map_or(NEVER_HOURS, |t| (now - t).num_hours())),
+                    ),
+                    ("time", json!(negative)),
+                ]),
+            ),
+            ("latest", json!(latest)),
+        ]),
     );
 
+    let d = &raw.declarations;
+    let (fever_days, fever_date) = latest_day(d.iter().filter(|d| d.fever).map(|d| d.day), today);
+    let (symptom_days, symptom_date) =
+        latest_day(d.iter().filter(|d| d.symptoms).map(|d| d.day), today);
+    let (contact_days, contact_date) = latest_day(d.iter().filter_map(|d| d.contact_date), today);
+    let (latest_days, _) = latest_day(d.iter().map(|d| d.day), today);
+    doc.insert(
+        "declaration".into(),
+        object([
+            ("days_ago", json!(latest_days)),
+            ("clean_streak", json!(clean_streak(d, today))),
+            ("fever", dated(fever_days, fever_date)),
+            ("symptoms", dated(symptom_days, symptom_date)),
+            ("contact", dated(contact_days, contact_date)),
+        ]),
+    );
+
+    let mut visit = Map::with_capacity(2);
     for (level, name) in [(RiskLevel::High, "high"), (RiskLevel::Medium, "medium")] {
-        let mut at_level: Vec<&Visited> = raw
-            .visits
-            .iter()
-            .filter(|v| risk.level(&v.region) == level && v.first_seen <= now)
-            .collect();
-        // The most recent visit; ties broken by region so the choice never depends on row order.
-        at_level.sort_by(|a, b| {
-            (b.last_seen, &a.region, a.first_seen).cmp(&(a.last_seen, &b.region, b.first_seen))
+        let at_level = || {
+            raw.visits.iter().filter(move |v| {
+                v.first_seen <= now && !risk.is_empty() && risk.level(&v.region) == level
+            })
+        };
+        // The most recent visit; ties broken by region, then arrival, so the choice never depends on row order.
+        let latest = at_level().max_by(|a, b| {
+            (
+                a.last_seen,
+                std::cmp::Reverse(&a.region),
+                std::cmp::Reverse(a.first_seen),
+            )
+                .cmp(&(
+                    b.last_seen,
+                    std::cmp::Reverse(&b.region),
+                    std::cmp::Reverse(b.first_seen),
+                ))
         });
-        let latest = at_level.first();
-        set(
-            &mut doc,
-            &format!("visit.{name}.days_ago"),
-            json!(latest.map_or(NEVER, |v| days_between(day_of(v.last_seen), today))),
-        );
-        set(
-            &mut doc,
-            &format!("visit.{name}.date"),
-            json!(latest.map(|v| day_of(v.last_seen))),
-        );
-        set(
-            &mut doc,
-            &format!("visit.{name}.region"),
-            json!(latest.map(|v| v.region.clone())),
-        );
-        set(
-            &mut doc,
-            &format!("visit.{name}.hours"),
-            json!(latest.map_or(0, |v| (v.last_seen - v.first_seen).num_hours())),
-        );
-        set(
-            &mut doc,
-            &format!("visit.{name}.count"),
-            json!(at_level.len()),
+        visit.insert(
+            name.to_owned(),
+            object([
+                (
+                    "days_ago",
+                    json!(latest.map_or(NEVER, |v| days_between(day_of(v.last_seen), today))),
+                ),
+                ("date", json!(latest.map(|v| day_of(v.last_seen)))),
+                ("region", json!(latest.map(|v| v.region.as_str()))),
+                (
+                    "hours",
+                    json!(latest.map_or(0, |v| (v.last_seen - v.first_seen).num_hours())),
+                ),
+                ("count", json!(at_level().count())),
+            ]),
         );
     }
+    doc.insert("visit".into(), Value::Object(visit));
     Value::Object(doc)
 }
 
@@ -388,7 +415,7 @@ mod tests {
 
     #[test]
     fn a_city_at_high_risk_covers_its_counties() {
-        let risk = RiskMap([("610100".to_owned(), RiskLevel::High)].into());
+        let risk = RiskMap::new([("610100", RiskLevel::High)]);
         assert_eq!(risk.level("610113"), RiskLevel::High);
         assert_eq!(risk.level("610200"), RiskLevel::Low);
     }

@@ -200,23 +200,37 @@ pub struct Subject {
     pub home_region: String,
 }
 
-/// Loads the subjects among `indexes` and their facts from `since` on. With `lock`, the subjects are locked in
-/// index order first, so concurrent recolourings never deadlock, and a later one waits for an earlier one and then
-/// reads the newer facts (a dry run reads without locking).
+/// A person ready to evaluate: who, and their facts.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub subject: Subject,
+    pub facts: RawFacts,
+}
+
+const SUBJECT_COLUMNS: &str = "s.id_index, s.person_id, s.home_region";
+
+/// Loads the subjects among `indexes` and their facts from `since` on, one query per table with the indexes as an
+/// array (for small sets: an index lookup per person). With `lock`, the subjects are locked in index order
+/// first, so concurrent recolourings of the same people never deadlock, and a later one waits for an earlier one
+/// and then reads the newer facts (a dry run reads without locking).
 pub async fn lock_and_load(
     client: &impl GenericClient,
     indexes: &[Index],
     since: DateTime<Utc>,
     lock: bool,
-) -> anyhow::Result<Vec<(Subject, RawFacts)>> {
-    let sql = if lock {
-        "SELECT id_index, person_id, home_region FROM subjects WHERE id_index = ANY($1) ORDER BY id_index FOR UPDATE"
-    } else {
-        "SELECT id_index, person_id, home_region FROM subjects WHERE id_index = ANY($1) ORDER BY id_index"
-    };
-    let subjects = client.query(sql, &[&indexes]).await?;
+) -> anyhow::Result<(Vec<Loaded>, DateTime<Utc>)> {
+    let sql = format!(
+        "SELECT {SUBJECT_COLUMNS} FROM subjects s WHERE s.id_index = ANY($1) ORDER BY s.id_index {}",
+        if lock { "FOR UPDATE OF s" } else { "" }
+    );
+    let subjects = client.query(&sql, &[&indexes]).await?;
+    // After the locks: a status evaluated later than this was evaluated on facts at least as new as ours.
+    let read_at: DateTime<Utc> = client
+        .query_one("SELECT clock_timestamp()", &[])
+        .await?
+        .get(0);
     if subjects.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), read_at));
     }
     let locked: Vec<Index> = subjects.iter().map(|r| r.get(0)).collect();
     let since_day = hc_domain::china_time::day_of(since);
@@ -242,7 +256,80 @@ pub async fn lock_and_load(
             &by_time,
         ),
     )?;
-    let mut facts: HashMap<Index, RawFacts> = HashMap::with_capacity(locked.len());
+    Ok((assemble(subjects, decls, cases, tests, visits), read_at))
+}
+
+/// Loads many people at once, set-based: their indexes go into a temporary table (binary COPY) and each fact table
+/// is joined to it, which PostgreSQL runs as one hash join per table instead of a lookup per person. Reads in one
+/// repeatable-read snapshot; takes no locks (the writes check `evaluated_at` against the returned read time).
+pub async fn load_many(
+    client: &mut deadpool_postgres::Object,
+    indexes: &[Index],
+    since: DateTime<Utc>,
+) -> anyhow::Result<(Vec<Loaded>, DateTime<Utc>)> {
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(false)
+        .start()
+        .await?;
+    // The transaction's start, before its snapshot: a status evaluated later may rest on newer facts.
+    let read_at: DateTime<Utc> = tx.query_one("SELECT now()", &[]).await?.get(0);
+    tx.batch_execute("CREATE TEMPORARY TABLE job (id_index bytea PRIMARY KEY) ON COMMIT DROP")
+        .await?;
+    let sink = tx
+        .copy_in("COPY job (id_index) FROM STDIN (FORMAT binary)")
+        .await?;
+    let writer = tokio_postgres::binary_copy::BinaryCopyInWriter::new(
+        sink,
+        &[tokio_postgres::types::Type::BYTEA],
+    );
+    futures_util::pin_mut!(writer);
+    for index in indexes {
+        writer.as_mut().write(&[index]).await?;
+    }
+    writer.finish().await?;
+    tx.batch_execute("ANALYZE job").await?;
+    let since_day = hc_domain::china_time::day_of(since);
+    let subjects = tx
+        .query(
+            &format!("SELECT {SUBJECT_COLUMNS} FROM job JOIN subjects s USING (id_index)"),
+            &[],
+        )
+        .await?;
+    let decls = tx
+        .query(
+            "SELECT f.id_index, f.day, f.fever, f.symptoms, f.contact_date FROM job JOIN f_declarations f USING (id_index) WHERE f.day >= $1",
+            &[&since_day],
+        )
+        .await?;
+    let cases = tx
+        .query("SELECT f.id_index, f.status, f.since, f.until FROM job JOIN f_cases f USING (id_index)", &[])
+        .await?;
+    let tests = tx
+        .query(
+            "SELECT f.id_index, f.sample_time, f.positive FROM job JOIN f_nat f USING (id_index) WHERE f.sample_time >= $1",
+            &[&since],
+        )
+        .await?;
+    let visits = tx
+        .query(
+            "SELECT f.id_index, f.region, f.first_seen, f.last_seen FROM job JOIN f_visits f USING (id_index) WHERE f.last_seen >= $1",
+            &[&since],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok((assemble(subjects, decls, cases, tests, visits), read_at))
+}
+
+fn assemble(
+    subjects: Vec<tokio_postgres::Row>,
+    decls: Vec<tokio_postgres::Row>,
+    cases: Vec<tokio_postgres::Row>,
+    tests: Vec<tokio_postgres::Row>,
+    visits: Vec<tokio_postgres::Row>,
+) -> Vec<Loaded> {
+    let mut facts: HashMap<Index, RawFacts> = HashMap::with_capacity(subjects.len());
     for r in decls {
         facts
             .entry(r.get(0))
@@ -275,19 +362,19 @@ pub async fn lock_and_load(
             last_seen: r.get(3),
         });
     }
-    Ok(subjects
+    subjects
         .into_iter()
         .map(|r| {
             let index: Index = r.get(0);
             let raw = facts.remove(&index).unwrap_or_default();
-            (
-                Subject {
+            Loaded {
+                subject: Subject {
                     index,
                     person_id: r.get(1),
                     home_region: r.get::<_, String>(2),
                 },
-                raw,
-            )
+                facts: raw,
+            }
         })
-        .collect())
+        .collect()
 }

@@ -15,8 +15,8 @@ use hc_domain::china_time::{next_midnight, start_of};
 use hc_platform::store::Store;
 use uuid::Uuid;
 
-use crate::facts::{RawFacts, RiskLevel, RiskMap, document};
-use crate::projection::{Index, Subject, lock_and_load};
+use crate::facts::{RiskLevel, RiskMap, document};
+use crate::projection::{Index, Loaded, load_many, lock_and_load};
 use crate::rules::{self, Active, Evaluator, Reason, RuleBook, RuleSetDoc};
 use crate::settings::ScoringSettings;
 use crate::status::{self, Computed};
@@ -58,6 +58,9 @@ struct Override {
     until: DateTime<Utc>,
     resolution: String,
 }
+
+/// People loaded (and held in memory) at once by a bulk recolouring.
+const BULK_SLICE: usize = 200_000;
 
 pub struct Recolourer {
     pub db: Pool,
@@ -123,58 +126,139 @@ impl Recolourer {
         }
     }
 
-    /// Recolours the people behind `indexes` (those not registered are skipped).
+    /// Recolours the people behind `indexes` (those not registered are skipped). A large set is loaded set-based
+    /// and written without locks, each write checking that nobody evaluated the person meanwhile; a small one (an
+    /// event's people) is locked and loaded per person. Either way statuses are written a chunk at a time, several
+    /// chunks in flight.
     pub async fn recolour(&self, mut indexes: Vec<Index>) -> anyhow::Result<Summary> {
         if indexes.is_empty() {
             return Ok(Summary::default());
         }
         indexes.sort();
         indexes.dedup();
-        let snapshot = self.snapshot().await?;
-        let chunks: Vec<Vec<Index>> = indexes
-            .chunks(self.settings.recolour_chunk)
-            .map(<[Index]>::to_vec)
-            .collect();
         let started = Instant::now();
-        let total = futures_util::stream::iter(chunks)
-            .map(|chunk| self.recolour_chunk(chunk, snapshot.clone()))
+        let snapshot = self.snapshot().await?;
+        let chunk = self.settings.recolour_chunk;
+        let mut total = Summary::default();
+        let mut retry = Vec::new();
+        if indexes.len() > 2 * chunk {
+            for slice in indexes.chunks(BULK_SLICE) {
+                let now = Utc::now();
+                let mut client = self.db.get().await?;
+                let (mut loaded, read_at) = load_many(&mut client, slice, self.since(now)).await?;
+                drop(client);
+                let mut chunks = Vec::new();
+                while !loaded.is_empty() {
+                    let rest = loaded.split_off(loaded.len().saturating_sub(chunk));
+                    chunks.push(rest);
+                }
+                let results: Vec<(Summary, Vec<Index>)> = futures_util::stream::iter(chunks)
+                    .map(|c| self.write_chunk(c, snapshot.clone(), now, read_at))
+                    .buffer_unordered(self.settings.recolour_parallelism)
+                    .try_collect()
+                    .await?;
+                for (s, skipped) in results {
+                    total += s;
+                    retry.extend(skipped);
+                }
+            }
+        } else {
+            retry = indexes;
+        }
+        // Small sets, and whoever a bulk write skipped: under a lock, a few times if need be.
+        for _ in 0..3 {
+            if retry.is_empty() {
+                break;
+            }
+            let results: Vec<(Summary, Vec<Index>)> = futures_util::stream::iter(
+                retry
+                    .chunks(chunk)
+                    .map(<[Index]>::to_vec)
+                    .collect::<Vec<_>>(),
+            )
+            .map(|c| self.recolour_locked(c, snapshot.clone()))
             .buffer_unordered(self.settings.recolour_parallelism)
-            .try_fold(Summary::default(), |mut acc, s| async move {
-                acc += s;
-                Ok(acc)
-            })
+            .try_collect()
             .await?;
+            retry = Vec::new();
+            for (s, skipped) in results {
+                total += s;
+                retry.extend(skipped);
+            }
+        }
+        if !retry.is_empty() {
+            tracing::warn!(
+                people = retry.len(),
+                "statuses kept changing under recolouring; the scheduler will recheck them"
+            );
+        }
         metrics::counter!("scoring_recoloured_total").increment(total.evaluated as u64);
         metrics::counter!("scoring_status_changes_total").increment(total.changed as u64);
         metrics::histogram!("scoring_recolour_seconds").record(started.elapsed().as_secs_f64());
         Ok(total)
     }
 
-    async fn recolour_chunk(
+    fn since(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now - chrono::Duration::days(self.settings.lookback_days)
+    }
+
+    async fn recolour_locked(
         &self,
         chunk: Vec<Index>,
         snapshot: Snapshot,
-    ) -> anyhow::Result<Summary> {
+    ) -> anyhow::Result<(Summary, Vec<Index>)> {
         let now = Utc::now();
-        let since = now - chrono::Duration::days(self.settings.lookback_days);
         let mut client = self.db.get().await?;
         let tx = client.transaction().await?;
-        let loaded = lock_and_load(&tx, &chunk, since, true).await?;
+        let (loaded, read_at) = lock_and_load(&tx, &chunk, self.since(now), true).await?;
+        self.evaluate_and_write(tx, loaded, snapshot, now, read_at)
+            .await
+    }
+
+    async fn write_chunk(
+        &self,
+        loaded: Vec<Loaded>,
+        snapshot: Snapshot,
+        now: DateTime<Utc>,
+        read_at: DateTime<Utc>,
+    ) -> anyhow::Result<(Summary, Vec<Index>)> {
+        let mut client = self.db.get().await?;
+        let tx = client.transaction().await?;
+        // A bulk recolouring's statuses are derived data, and whatever starts one (a risk level or rule set not yet
+        // marked applied, a recheck time not yet moved) is marked only after its last chunk: a crash that loses
+        // the last commits leaves that mark unset, and the work is done again. So no need to wait for each
+        // chunk's WAL flush.
+        tx.batch_execute("SET LOCAL synchronous_commit = off")
+            .await?;
+        self.evaluate_and_write(tx, loaded, snapshot, now, read_at)
+            .await
+    }
+
+    /// Evaluates (on the blocking pool), writes, announces and commits one chunk, then pipelines it to Redis.
+    /// Returns the indexes of people skipped because someone evaluated them meanwhile.
+    async fn evaluate_and_write(
+        &self,
+        tx: deadpool_postgres::Transaction<'_>,
+        loaded: Vec<Loaded>,
+        snapshot: Snapshot,
+        now: DateTime<Utc>,
+        read_at: DateTime<Utc>,
+    ) -> anyhow::Result<(Summary, Vec<Index>)> {
         if loaded.is_empty() {
-            return Ok(Summary::default());
+            return Ok((Summary::default(), Vec::new()));
         }
-        let persons: Vec<Uuid> = loaded.iter().map(|(s, _)| s.person_id).collect();
+        let persons: Vec<Uuid> = loaded.iter().map(|l| l.subject.person_id).collect();
         let overrides = active_overrides(&tx, &persons).await?;
-        let (computed, evaluations) =
-            tokio::task::spawn_blocking(move || evaluate_all(&loaded, &snapshot, &overrides, now))
-                .await??;
-        let stored = status::write(&tx, computed).await?;
-        let changes: Vec<serde_json::Value> = stored
+        let (computed, evaluations, loaded) = tokio::task::spawn_blocking(move || {
+            evaluate_all(&loaded, &snapshot, &overrides, now).map(|(c, e)| (c, e, loaded))
+        })
+        .await??;
+        let written = status::write(&tx, computed, read_at).await?;
+        let changes: Vec<serde_json::Value> = written
+            .stored
             .iter()
             .filter(|s| s.changed)
-            .map(|s| {
-                serde_json::json!({"person_id": s.person_id, "version": s.view.version, "colour": s.view.colour})
-            })
+            .map(|s| serde_json::json!({"person_id": s.person_id, "version": s.view.version, "colour": s.view.colour}))
             .collect();
         if !changes.is_empty() {
             hc_platform::outbox::enqueue(
@@ -185,12 +269,21 @@ impl Recolourer {
             .await?;
         }
         tx.commit().await?;
-        status::publish(&self.store, &stored).await?;
-        Ok(Summary {
-            evaluated: stored.len(),
-            changed: changes.len(),
-            evaluations,
-        })
+        status::publish(&self.store, &written.stored).await?;
+        let skipped: std::collections::HashSet<Uuid> = written.skipped.into_iter().collect();
+        let retry = loaded
+            .into_iter()
+            .filter(|l| skipped.contains(&l.subject.person_id))
+            .map(|l| l.subject.index)
+            .collect();
+        Ok((
+            Summary {
+                evaluated: written.stored.len(),
+                changed: changes.len(),
+                evaluations,
+            },
+            retry,
+        ))
     }
 
     /// Everyone whose home lies in `region` (the national region: everyone), e.g. after its rules changed.
@@ -265,25 +358,27 @@ async fn active_overrides(
 
 /// Evaluates a loaded chunk (CPU only).
 fn evaluate_all(
-    loaded: &[(Subject, RawFacts)],
+    loaded: &[Loaded],
     snapshot: &Snapshot,
     overrides: &HashMap<Uuid, Override>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<(Vec<Computed>, u64)> {
     let mut evaluator = Evaluator::default();
     let mut out = Vec::with_capacity(loaded.len());
-    for (subject, raw) in loaded {
+    for l in loaded {
+        let subject = &l.subject;
         let set = snapshot.book.for_home(&subject.home_region)?;
-        let facts = document(raw, &subject.home_region, now, &snapshot.risk);
+        let facts = document(&l.facts, &subject.home_region, now, &snapshot.risk);
         let outcome = evaluator.evaluate(&set, &facts);
-        out.push(computed(
+        let c = computed(
             subject.person_id,
             outcome,
             &set.label,
             &facts,
             overrides.get(&subject.person_id),
             now,
-        ));
+        );
+        out.push(c);
     }
     Ok((out, evaluator.evaluations))
 }
@@ -382,12 +477,14 @@ pub async fn load_risk(client: &impl GenericClient) -> anyhow::Result<RiskMap> {
             &[],
         )
         .await?;
-    Ok(RiskMap(
-        rows.into_iter()
-            .filter_map(|r| {
-                let level = RiskLevel::parse(r.get::<_, &str>(1))?;
-                Some((r.get::<_, String>(0), level))
-            })
-            .collect(),
-    ))
+    let levels: Vec<(String, RiskLevel)> = rows
+        .into_iter()
+        .filter_map(|r| {
+            Some((
+                r.get::<_, String>(0),
+                RiskLevel::parse(r.get::<_, &str>(1))?,
+            ))
+        })
+        .collect();
+    Ok(RiskMap::new(levels.iter().map(|(r, l)| (r.as_str(), *l))))
 }

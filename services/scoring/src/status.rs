@@ -54,15 +54,31 @@ pub struct Stored {
     pub changed: bool,
 }
 
-/// Upserts a batch in one statement (`now()` is the transaction's start, which is how a changed row is told
-/// apart in `RETURNING`). A status whose content is unchanged keeps its version (only its recheck
-/// time moves); a changed one gets the next version.
+/// What a batch write did.
+#[derive(Debug, Default)]
+pub struct Written {
+    pub stored: Vec<Stored>,
+    /// People whose status was evaluated again by someone else since their facts were read: their newer status
+    /// stands, and the caller evaluates them again under a lock.
+    pub skipped: Vec<Uuid>,
+}
+
+/// The content columns: a status whose content is unchanged keeps its version (only its evaluation and recheck
+/// times move); a changed one gets the next version. `now()` is the transaction's start, which is how a changed
+/// row is told apart in `RETURNING`.
+const CHANGED: &str = "(s.colour, s.variant, s.reasons, s.requirements, s.valid_until, s.rule_set, s.negative_test_at,
+      s.override_appeal) IS DISTINCT FROM (t.colour, t.variant, t.reasons, t.requirements, t.valid_until, t.rule_set,
+      t.negative_test_at, t.override_appeal)";
+
+/// Writes a batch in one statement. `read_at` is when the facts were read: a stored status evaluated after that
+/// (by someone who read newer facts) is left alone, and the person is reported as skipped.
 pub async fn write(
     client: &impl GenericClient,
     batch: Vec<Computed>,
-) -> Result<Vec<Stored>, tokio_postgres::Error> {
+    read_at: DateTime<Utc>,
+) -> Result<Written, tokio_postgres::Error> {
     if batch.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Written::default());
     }
     let ids: Vec<Uuid> = batch.iter().map(|c| c.person_id).collect();
     let colours: Vec<&str> = batch.iter().map(|c| c.colour.as_str()).collect();
@@ -80,42 +96,47 @@ pub async fn write(
     let negative: Vec<Option<DateTime<Utc>>> = batch.iter().map(|c| c.negative_test_at).collect();
     let appeals: Vec<Option<Uuid>> = batch.iter().map(|c| c.override_appeal).collect();
     let recheck: Vec<DateTime<Utc>> = batch.iter().map(|c| c.recheck_at).collect();
+    let changed = CHANGED.replace("t.", "excluded.");
+    let sql = format!(
+        "INSERT INTO status AS s (person_id, colour, variant, reasons, requirements, valid_until, rule_set,
+                                  negative_test_at, override_appeal, version, computed_at, evaluated_at, recheck_at)
+         SELECT person_id, colour, variant, reasons, requirements, valid_until, rule_set, negative_test_at,
+                override_appeal, 1, now(), clock_timestamp(), recheck_at
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::timestamptz[], $7::text[],
+                     $8::timestamptz[], $9::uuid[], $10::timestamptz[])
+              AS t(person_id, colour, variant, reasons, requirements, valid_until, rule_set, negative_test_at,
+                   override_appeal, recheck_at)
+         ON CONFLICT (person_id) DO UPDATE SET
+             colour = excluded.colour, variant = excluded.variant, reasons = excluded.reasons,
+             requirements = excluded.requirements, valid_until = excluded.valid_until, rule_set = excluded.rule_set,
+             negative_test_at = excluded.negative_test_at, override_appeal = excluded.override_appeal,
+             recheck_at = excluded.recheck_at, evaluated_at = excluded.evaluated_at,
+             version = CASE WHEN {changed} THEN s.version + 1 ELSE s.version END,
+             computed_at = CASE WHEN {changed} THEN now() ELSE s.computed_at END
+         WHERE s.evaluated_at < $11
+         RETURNING person_id, version, computed_at, computed_at = now()"
+    );
     let rows = client
         .query(
-            "INSERT INTO status AS s (person_id, colour, variant, reasons, requirements, valid_until, rule_set,
-                                      negative_test_at, override_appeal, version, computed_at, recheck_at)
-             SELECT person_id, colour, variant, reasons, requirements, valid_until, rule_set, negative_test_at,
-                    override_appeal, 1, now(), recheck_at
-             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::timestamptz[], $7::text[],
-                         $8::timestamptz[], $9::uuid[], $10::timestamptz[])
-                  AS t(person_id, colour, variant, reasons, requirements, valid_until, rule_set, negative_test_at,
-                       override_appeal, recheck_at)
-             ON CONFLICT (person_id) DO UPDATE SET
-                 colour = excluded.colour, variant = excluded.variant, reasons = excluded.reasons,
-                 requirements = excluded.requirements, valid_until = excluded.valid_until,
-                 rule_set = excluded.rule_set, negative_test_at = excluded.negative_test_at,
-                 override_appeal = excluded.override_appeal, recheck_at = excluded.recheck_at,
-                 version = CASE WHEN (s.colour, s.variant, s.reasons, s.requirements, s.valid_until, s.rule_set,
-                                      s.negative_test_at, s.override_appeal)
-                                     IS DISTINCT FROM
-                                     (excluded.colour, excluded.variant, excluded.reasons, excluded.requirements,
-                                      excluded.valid_until, excluded.rule_set, excluded.negative_test_at,
-                                      excluded.override_appeal)
-                                THEN s.version + 1 ELSE s.version END,
-                 computed_at = CASE WHEN (s.colour, s.variant, s.reasons, s.requirements, s.valid_until, s.rule_set,
-                                          s.negative_test_at, s.override_appeal)
-                                         IS DISTINCT FROM
-                                         (excluded.colour, excluded.variant, excluded.reasons, excluded.requirements,
-                                          excluded.valid_until, excluded.rule_set, excluded.negative_test_at,
-                                          excluded.override_appeal)
-                                    THEN now() ELSE s.computed_at END
-             RETURNING person_id, version, computed_at, computed_at = now()",
-            &[&ids, &colours, &variants, &reasons, &requirements, &valid, &sets, &negative, &appeals, &recheck],
+            &sql,
+            &[
+                &ids,
+                &colours,
+                &variants,
+                &reasons,
+                &requirements,
+                &valid,
+                &sets,
+                &negative,
+                &appeals,
+                &recheck,
+                &read_at,
+            ],
         )
         .await?;
     let mut by_id: std::collections::HashMap<Uuid, Computed> =
         batch.into_iter().map(|c| (c.person_id, c)).collect();
-    Ok(rows
+    let stored = rows
         .into_iter()
         .filter_map(|r| {
             let person_id: Uuid = r.get(0);
@@ -136,7 +157,11 @@ pub async fn write(
                 },
             })
         })
-        .collect())
+        .collect();
+    Ok(Written {
+        stored,
+        skipped: by_id.into_keys().collect(),
+    })
 }
 
 /// The Redis key of a person's status (under the store's prefix).

@@ -124,12 +124,11 @@ fn map_colour(region: &str, risk: &RiskMap) -> &'static str {
     let city = &region[..4];
     let province = &region[..2];
     if risk
-        .0
-        .iter()
-        .any(|(r, l)| *l == RiskLevel::High && r.starts_with(city))
+        .entries()
+        .any(|(r, l)| l == RiskLevel::High && r.starts_with(city))
     {
         "yellow"
-    } else if risk.0.keys().any(|r| r.starts_with(province)) {
+    } else if risk.entries().any(|(r, _)| r.starts_with(province)) {
         "blue"
     } else {
         "green"
@@ -180,7 +179,8 @@ pub async fn map(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     // Counties of every province with a level set, coloured.
-    let provinces: std::collections::BTreeSet<&str> = risk.0.keys().map(|r| &r[..2]).collect();
+    let provinces: std::collections::BTreeSet<String> =
+        risk.entries().map(|(r, _)| r[..2].to_owned()).collect();
     let mut regions = Vec::new();
     for county in hc_domain::RegionCode::counties() {
         let code = county.to_string();

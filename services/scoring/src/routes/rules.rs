@@ -295,7 +295,7 @@ pub async fn dry_run(
     let mut transitions: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut evaluated = 0u64;
     for chunk in indexes.chunks(state.settings.recolour_chunk) {
-        let loaded = lock_and_load(&client, chunk, since, false).await?;
+        let (loaded, _) = lock_and_load(&client, chunk, since, false).await?;
         let snapshot = snapshot.clone();
         let region = region.clone();
         let draft = draft.clone();
@@ -306,7 +306,8 @@ pub async fn dry_run(
                 std::sync::Arc<rules::CompiledRuleSet>,
             > = std::collections::HashMap::new();
             let mut out = Vec::with_capacity(loaded.len());
-            for (subject, raw) in &loaded {
+            for l in &loaded {
+                let (subject, raw) = (&l.subject, &l.facts);
                 let current = snapshot.book.for_home(&subject.home_region)?;
                 let proposed = match cache.get(&subject.home_region) {
                     Some(p) => p.clone(),

@@ -2,7 +2,8 @@
 //! until when. Pure: the same facts and the same rule set always give the same outcome.
 
 use chrono::NaiveDate;
-use datalogic_rs::{Logic, Session};
+use datalogic_rs::bumpalo::Bump;
+use datalogic_rs::{DataValue, EvalInput, Logic};
 use hc_domain::Colour;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -39,20 +40,13 @@ pub struct Outcome {
     pub valid_until: Option<NaiveDate>,
 }
 
-/// Evaluates many people with one arena, reset between people.
+/// Evaluates many people with one arena, reset between people. A person's facts are converted into the arena
+/// once and every rule reads them there.
+#[derive(Default)]
 pub struct Evaluator {
-    session: Session<'static>,
+    arena: Bump,
     /// Rule evaluations done (for the benchmark's rate).
     pub evaluations: u64,
-}
-
-impl Default for Evaluator {
-    fn default() -> Self {
-        Self {
-            session: ENGINE.session(),
-            evaluations: 0,
-        }
-    }
 }
 
 /// Fills `{fact.path}` placeholders (and `{score}`).
@@ -90,26 +84,35 @@ fn text_reason(rule: &str, colour: Colour, t: &Text, facts: &Value, score: Optio
     }
 }
 
+fn truthy<'a>(logic: &'a Logic, data: &'a DataValue<'a>, arena: &'a Bump, count: &mut u64) -> bool {
+    *count += 1;
+    ENGINE
+        .evaluate(logic, data, arena)
+        .is_ok_and(|v| ENGINE.truthy(v))
+}
+
+fn number<'a>(
+    logic: &'a Logic,
+    data: &'a DataValue<'a>,
+    arena: &'a Bump,
+    count: &mut u64,
+) -> Option<f64> {
+    *count += 1;
+    ENGINE
+        .evaluate(logic, data, arena)
+        .ok()
+        .and_then(|v| v.as_f64())
+}
+
 impl Evaluator {
-    fn value(&mut self, logic: &Logic, facts: &Value) -> Option<Value> {
-        self.evaluations += 1;
-        let v = self.session.eval_borrowed(logic, facts).ok()?;
-        serde_json::to_value(v.to_owned()).ok()
-    }
-
-    fn truthy(&mut self, logic: &Logic, facts: &Value) -> bool {
-        self.evaluations += 1;
-        match self.session.eval_borrowed(logic, facts) {
-            Ok(v) => ENGINE.truthy(v),
-            Err(_) => false,
-        }
-    }
-
-    fn number(&mut self, logic: &Logic, facts: &Value) -> Option<f64> {
-        self.value(logic, facts).and_then(|v| v.as_f64())
-    }
-
     pub fn evaluate(&mut self, set: &CompiledRuleSet, facts: &Value) -> Outcome {
+        self.arena.reset();
+        let arena = &self.arena;
+        let mut count = 0u64;
+        let data: &DataValue<'_> = match facts.into_arena_value(arena) {
+            Ok(d) => d,
+            Err(_) => arena.alloc(DataValue::Null),
+        };
         let today: Option<NaiveDate> = facts["today"].as_str().and_then(|d| d.parse().ok());
         let inbound = facts["inbound"]["active"].as_bool().unwrap_or(false);
         let variant = if inbound {
@@ -127,13 +130,13 @@ impl Evaluator {
                     if rule.variant == Variant::International && !inbound {
                         continue;
                     }
-                    if !self.truthy(&rule.when, facts) {
+                    if !truthy(&rule.when, data, arena, &mut count) {
                         continue;
                     }
                     let days = rule
                         .expires_in_days
                         .as_ref()
-                        .and_then(|e| self.number(e, facts))
+                        .and_then(|e| number(e, data, arena, &mut count))
                         .map(|d| d.ceil().max(1.0) as i64);
                     lapses.push((rule.colour, days));
                     reasons.push(text_reason(
@@ -156,8 +159,7 @@ impl Evaluator {
                 let mut total = 0.0;
                 let mut parts = Vec::new();
                 for d in &scored.dimensions {
-                    let s = self
-                        .number(&d.score, facts)
+                    let s = number(&d.score, data, arena, &mut count)
                         .unwrap_or(0.0)
                         .clamp(0.0, d.max);
                     total += s;
@@ -175,7 +177,7 @@ impl Evaluator {
                     let days = scored
                         .expires_in_days
                         .as_ref()
-                        .and_then(|e| self.number(e, facts))
+                        .and_then(|e| number(e, data, arena, &mut count))
                         .map(|d| d.ceil().max(1.0) as i64);
                     lapses.push((colour, days));
                     for (d, s) in parts {
@@ -209,7 +211,7 @@ impl Evaluator {
         };
         // Stable order: most severe first, then rule order.
         reasons.sort_by_key(|r| std::cmp::Reverse(r.colour));
-        self.session.reset();
+        self.evaluations += count;
         Outcome {
             colour,
             variant,

@@ -40,13 +40,7 @@ fn book(extra: &[(&str, &str)]) -> RuleBook {
 }
 
 fn risk() -> RiskMap {
-    RiskMap(
-        [
-            ("610113".to_owned(), RiskLevel::High),
-            ("440111".to_owned(), RiskLevel::Medium),
-        ]
-        .into(),
-    )
+    RiskMap::new([("610113", RiskLevel::High), ("440111", RiskLevel::Medium)])
 }
 
 fn outcome_in(home: &str, raw: &RawFacts, book: &RuleBook) -> Outcome {

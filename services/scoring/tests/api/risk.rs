@@ -173,3 +173,64 @@ async fn the_public_map_is_cached_with_an_etag() {
         .expect("map");
     assert_eq!(r.status(), StatusCode::OK, "a change gives a new ETag");
 }
+
+/// With one person per chunk, four visitors make a set-based recolouring (load_many, unlocked writes checked
+/// against their read time) rather than the per-person locked one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_recolouring_takes_the_set_based_path_and_lands_everywhere() {
+    let app = crate::helpers::spawn_app_with(|b| {
+        b.set_override("scoring.recolour_chunk", 1)
+            .and_then(|b| b.set_override("scoring.recolour_parallelism", 2))
+            .expect("override")
+    })
+    .await;
+    let mut people = Vec::new();
+    for n in 0..4 {
+        people.push(app.citizen("440106", 70 + n).await);
+    }
+    for c in &people {
+        app.wait_colour(&c.person, "green").await;
+    }
+    let carrier = app.official(&["import:visits"], None).await;
+    let rows: Vec<_> = people
+        .iter()
+        .map(|c| json!({"id_number": c.id_number, "region": "610113", "first_seen": days_ago(4), "last_seen": days_ago(3), "source": "carrier"}))
+        .collect();
+    app.import(&carrier, "visits", &rows).await;
+    let official = app.official(&["risk:write"], None).await;
+    let r = app
+        .put_json(
+            "/v1/regions/610113/risk",
+            &official,
+            &json!({"level": "medium"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    for c in &people {
+        let s = app.wait_colour(&c.person, "yellow").await;
+        assert_eq!(s["reasons"][0]["rule"], "visit-medium");
+    }
+    let mut applied = false;
+    for _ in 0..250 {
+        applied = app
+            .pool
+            .get()
+            .await
+            .expect("db")
+            .query_one(
+                "SELECT recoloured_at IS NOT NULL FROM region_risk WHERE region = '610113'",
+                &[],
+            )
+            .await
+            .expect("row")
+            .get(0);
+        if applied {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        applied,
+        "the risk level is marked applied once every chunk landed"
+    );
+}
