@@ -44,9 +44,13 @@ async fn main() -> anyhow::Result<()> {
         u
     };
     let outcome = run(&url, people, affected).await;
-    admin
-        .execute(&format!("DROP DATABASE {name} WITH (FORCE)"), &[])
-        .await?;
+    if std::env::var("BENCH_KEEP").is_ok() {
+        println!("kept database {name}");
+    } else {
+        admin
+            .execute(&format!("DROP DATABASE {name} WITH (FORCE)"), &[])
+            .await?;
+    }
     outcome
 }
 
@@ -89,6 +93,11 @@ async fn run(url: &str, people: i64, affected: i64) -> anyhow::Result<()> {
     client
         .execute("INSERT INTO region_risk_history (region, level, effective_from, updated_by) VALUES ($1, 'high', now(), 'bench')", &[&REGION])
         .await?;
+    if let Ok(pause) = std::env::var("BENCH_PAUSE_S") {
+        // Time to attach a profiler to the recolouring alone.
+        println!("recolouring in {pause} s");
+        tokio::time::sleep(std::time::Duration::from_secs(pause.parse().unwrap_or(5))).await;
+    }
     let t0 = Instant::now();
     let summary = scoring::scheduler::apply_due_risks(&recolourer).await?;
     let elapsed = t0.elapsed().as_secs_f64();

@@ -89,8 +89,10 @@ CREATE TABLE status (
     person_id    uuid PRIMARY KEY,
     colour       text NOT NULL,
     variant      text NOT NULL,
-    reasons      jsonb NOT NULL,
-    requirements jsonb NOT NULL,
+    -- JSON arrays, kept as text: always read and written whole, and text is compared and stored without parsing
+    -- (a bulk recolouring writes hundreds of thousands).
+    reasons      text NOT NULL,
+    requirements text NOT NULL,
     valid_until  timestamptz,
     rule_set     text NOT NULL,
     -- The latest negative test: the code token carries it, and venues admit on it.

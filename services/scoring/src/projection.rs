@@ -275,8 +275,11 @@ pub async fn load_many(
         .await?;
     // The transaction's start, before its snapshot: a status evaluated later may rest on newer facts.
     let read_at: DateTime<Utc> = tx.query_one("SELECT now()", &[]).await?.get(0);
-    tx.batch_execute("CREATE TEMPORARY TABLE job (id_index bytea PRIMARY KEY) ON COMMIT DROP")
-        .await?;
+    // Enough memory for each hash join to stay in one batch (at 200,000 people about 15 MB), instead of spilling.
+    tx.batch_execute(
+        "SET LOCAL work_mem = '64MB'; CREATE TEMPORARY TABLE job (id_index bytea PRIMARY KEY) ON COMMIT DROP",
+    )
+    .await?;
     let sink = tx
         .copy_in("COPY job (id_index) FROM STDIN (FORMAT binary)")
         .await?;

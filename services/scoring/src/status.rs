@@ -83,13 +83,13 @@ pub async fn write(
     let ids: Vec<Uuid> = batch.iter().map(|c| c.person_id).collect();
     let colours: Vec<&str> = batch.iter().map(|c| c.colour.as_str()).collect();
     let variants: Vec<&str> = batch.iter().map(|c| c.variant).collect();
-    let reasons: Vec<serde_json::Value> = batch
+    let reasons: Vec<String> = batch
         .iter()
-        .map(|c| serde_json::to_value(&c.reasons).unwrap_or_default())
+        .map(|c| serde_json::to_string(&c.reasons).unwrap_or_default())
         .collect();
-    let requirements: Vec<serde_json::Value> = batch
+    let requirements: Vec<String> = batch
         .iter()
-        .map(|c| serde_json::to_value(&c.requirements).unwrap_or_default())
+        .map(|c| serde_json::to_string(&c.requirements).unwrap_or_default())
         .collect();
     let valid: Vec<Option<DateTime<Utc>>> = batch.iter().map(|c| c.valid_until).collect();
     let sets: Vec<&str> = batch.iter().map(|c| c.rule_set.as_str()).collect();
@@ -102,7 +102,7 @@ pub async fn write(
                                   negative_test_at, override_appeal, version, computed_at, evaluated_at, recheck_at)
          SELECT person_id, colour, variant, reasons, requirements, valid_until, rule_set, negative_test_at,
                 override_appeal, 1, now(), clock_timestamp(), recheck_at
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::timestamptz[], $7::text[],
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[],
                      $8::timestamptz[], $9::uuid[], $10::timestamptz[])
               AS t(person_id, colour, variant, reasons, requirements, valid_until, rule_set, negative_test_at,
                    override_appeal, recheck_at)
@@ -171,13 +171,18 @@ pub fn redis_key(store: &Store, person: Uuid) -> String {
 
 /// Sets the status only if it is not older than the one there: two recolourings finishing out of order never
 /// leave the older status behind. A hash of `v` (version) and `doc` (the JSON view).
-const SET_IF_NEWER: &str = r"
+static SET_IF_NEWER: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
 local v = redis.call('HGET', KEYS[1], 'v')
 if v and tonumber(v) > tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'doc', ARGV[2])
-return 1";
+return 1",
+    )
+});
 
-/// Writes every stored status to Redis in one pipeline.
+/// Writes every stored status to Redis in one pipeline of `EVALSHA` (the script loaded once, again if Redis has
+/// forgotten it).
 pub async fn publish(store: &Store, stored: &[Stored]) -> redis::RedisResult<()> {
     if stored.is_empty() {
         return Ok(());
@@ -185,15 +190,24 @@ pub async fn publish(store: &Store, stored: &[Stored]) -> redis::RedisResult<()>
     let mut pipe = redis::pipe();
     for s in stored {
         let doc = serde_json::to_string(&s.view).unwrap_or_default();
-        pipe.cmd("EVAL")
-            .arg(SET_IF_NEWER)
+        pipe.cmd("EVALSHA")
+            .arg(SET_IF_NEWER.get_hash())
             .arg(1)
             .arg(redis_key(store, s.person_id))
             .arg(s.view.version)
             .arg(doc)
             .ignore();
     }
-    pipe.query_async::<()>(&mut store.conn()).await
+    match pipe.query_async::<()>(&mut store.conn()).await {
+        Err(err) if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            SET_IF_NEWER
+                .prepare_invoke()
+                .load_async(&mut store.conn())
+                .await?;
+            pipe.query_async::<()>(&mut store.conn()).await
+        }
+        other => other,
+    }
 }
 
 /// Reads a status from Redis.
@@ -221,8 +235,8 @@ pub async fn read(
     Ok(row.map(|r| StatusView {
         colour: r.get::<_, String>(0).parse().unwrap_or(Colour::Red),
         variant: r.get(1),
-        reasons: serde_json::from_value(r.get(2)).unwrap_or_default(),
-        requirements: serde_json::from_value(r.get(3)).unwrap_or_default(),
+        reasons: serde_json::from_str(r.get(2)).unwrap_or_default(),
+        requirements: serde_json::from_str(r.get(3)).unwrap_or_default(),
         valid_until: r.get(4),
         rule_set: r.get(5),
         version: r.get(6),
