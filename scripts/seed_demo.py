@@ -2,15 +2,18 @@
 """Seeds the demo data through the public API (idempotently) and prints where to look.
 
 Called by scripts/up.sh with the .run directory; reads the admin key from the environment."""
+import datetime
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 
 RUN = sys.argv[1]
 IDENTITY = "http://127.0.0.1:8081"
 DECLARATION = "http://127.0.0.1:8082"
+SCORING = "http://127.0.0.1:8083"
 WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 
 
@@ -52,12 +55,13 @@ def main():
     assert status == 200, (status, body)
     admin = body["access_token"]
 
-    creds_file = os.path.join(RUN, "demo-official.json")
+    creds_file = os.path.join(RUN, "demo-official-v2.json")
     creds = json.load(open(creds_file)) if os.path.exists(creds_file) else None
     if creds is None or call("POST", f"{IDENTITY}/v1/auth/token", {"grant_type": "client_credentials", **creds})[0] != 200:
         status, body = call("POST", f"{IDENTITY}/v1/clients",
                             {"name": "Demo health commission", "region": "440100",
-                             "scopes": ["person:read", "import:nat", "import:cases", "risk:write", "verify", "verify:id"]},
+                             "scopes": ["person:read", "import:nat", "import:cases", "import:visits", "risk:write",
+                                        "rules:write", "appeals:resolve", "staff:read", "verify", "verify:id"]},
                             token=admin, headers={"Idempotency-Key": f"demo-official-{os.urandom(6).hex()}"})
         assert status == 201, (status, body)
         creds = {"client_id": body["client_id"], "client_secret": body["client_secret"]}
@@ -75,6 +79,29 @@ def main():
     with urllib.request.urlopen(req, timeout=30) as resp:
         assert resp.status in (200, 201), resp.status
 
+    # A carrier saw 张伟 in Baiyun district three days ago, and Baiyun is medium risk: scoring turns him yellow,
+    # with the reason, the rule and until when.
+    seen = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=3)
+    visit = {"id_number": CITIZENS[0][1], "region": "440111", "first_seen": (seen - datetime.timedelta(hours=5)).isoformat(),
+             "last_seen": seen.isoformat(), "source": "carrier"}
+    req = urllib.request.Request(f"{DECLARATION}/v1/imports/visits", data=(json.dumps(visit) + "\n").encode(), method="POST")
+    req.add_header("Authorization", f"Bearer {official}")
+    req.add_header("Content-Type", "application/x-ndjson")
+    req.add_header("Idempotency-Key", f"demo-visits-{seen.date()}")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status in (200, 201), resp.status
+    status, body = call("PUT", f"{SCORING}/v1/regions/440111/risk", {"level": "medium"}, token=official)
+    assert status == 202, (status, body)
+    coloured = False
+    for _ in range(50):
+        status, body = call("POST", f"{SCORING}/v1/status/lookup", {"id_number": CITIZENS[0][1], "reason": "demo seed check"},
+                            token=official)
+        if status == 200 and body["status"]["colour"] == "yellow":
+            coloured = True
+            break
+        time.sleep(0.2)
+    assert coloured, ("张伟 did not turn yellow", status, body)
+
     print(f"""
 The health-code platform is up.
 
@@ -84,6 +111,9 @@ The health-code platform is up.
                   keys     {IDENTITY}/v1/auth/keys
   declaration   {DECLARATION}
                   OpenAPI  {DECLARATION}/openapi.json     health {DECLARATION}/health/ready
+  scoring       {SCORING}
+                  OpenAPI  {SCORING}/openapi.json     health {SCORING}/health/ready
+                  public risk map  {SCORING}/v1/regions/risk
   logs          .run/logs/          secrets .run/secrets.env        stop: make down
 
 Demo citizens (sign in with a one-time code; the development SMS gateway leaves it in Redis):""")
@@ -96,7 +126,8 @@ Demo citizens (sign in with a one-time code; the development SMS gateway leaves 
        -d '{{"grant_type":"otp","phone":"13800138001","code":"'$CODE'"}}'
 
 Administrator (bootstrap):  client_id admin   client_secret {admin_key}
-Official client (Guangzhou, person:read import:nat import:cases risk:write verify verify:id):
+Official client (Guangzhou: person:read import:nat import:cases import:visits risk:write rules:write
+                 appeals:resolve staff:read verify verify:id):
   client_id {creds['client_id']}   client_secret {creds['client_secret']}
   curl -s -XPOST {IDENTITY}/v1/auth/token -H 'content-type: application/json' \\
        -d '{{"grant_type":"client_credentials","client_id":"{creds['client_id']}","client_secret":"{creds['client_secret']}"}}'
@@ -106,7 +137,12 @@ A citizen's declaration and their test results (the demo lab batch demo-nat-1 is
        -d '{{"current_region":"440106","temperature":36.5,"symptoms":[],"contact_with_case":false,"commitment":true}}'
   curl -s {DECLARATION}/v1/facts/me -H "authorization: Bearer $TOKEN"
 
-Venues arrive with the verification service (issue 7); scoring and rendering with issues 5 and 6.
+The citizen's colour, its reasons and what to do (张伟 is yellow: Baiyun 440111 is medium risk and a carrier saw
+him there three days ago):
+  curl -s {SCORING}/v1/status/me -H "authorization: Bearer $TOKEN"
+  curl -s {SCORING}/v1/rules/000000 -H "authorization: Bearer $OFFICIAL_TOKEN"     # the rules, as data
+
+Codes and their rendering arrive with issue 6, venues and verification with issue 7.
 """)
 
 

@@ -29,7 +29,7 @@ export HC__DATABASE__URL="$HC_TEST_DATABASE_URL"
 export HC__REDIS__URL="$HC_TEST_REDIS_URL"
 
 # Service name and port; later services join this list.
-services=("identity 8081" "declaration 8082")
+services=("identity 8081" "declaration 8082" "scoring 8083")
 
 scripts/down.sh --services-only
 for entry in "${services[@]}"; do
