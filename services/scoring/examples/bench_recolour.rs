@@ -202,8 +202,8 @@ async fn seed(db: &deadpool_postgres::Pool, people: i64, affected: i64) -> anyho
                'carrier'
         FROM generate_series(1, $1::bigint) AS i;
         INSERT INTO status (person_id, colour, variant, reasons, requirements, valid_until, rule_set, version,
-                            computed_at, evaluated_at, recheck_at, negative_test_at)
-        SELECT person_id, 'green', 'standard', '[]', '[]', NULL, '000000@1', 1, now(), now(), now() + interval '1 day',
+                            computed_at, evaluated_at, basis, recheck_at, negative_test_at)
+        SELECT person_id, 'green', 'standard', '[]', '[]', NULL, '000000@1', 1, now(), now(), 0, now() + interval '1 day',
                now() - interval '2 days'
         FROM subjects;
     ";

@@ -102,6 +102,9 @@ CREATE TABLE status (
     version      bigint NOT NULL,
     computed_at  timestamptz NOT NULL,
     evaluated_at timestamptz NOT NULL,
+    -- Which rules and risk levels it was evaluated under (a number that grows with every change of either): an
+    -- evaluation under older ones never overwrites it.
+    basis        bigint NOT NULL,
     recheck_at   timestamptz NOT NULL
 ) WITH (fillfactor = 70);
 

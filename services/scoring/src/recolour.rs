@@ -26,6 +26,8 @@ use crate::status::{self, Computed};
 pub struct Snapshot {
     pub book: Arc<RuleBook>,
     pub risk: Arc<RiskMap>,
+    /// Grows with every change of rules or risk levels (each part of the generation only grows).
+    pub basis: i64,
 }
 
 struct Cached {
@@ -109,6 +111,7 @@ impl Recolourer {
         let snapshot = Snapshot {
             book: Arc::new(load_book(&client).await?),
             risk: Arc::new(load_risk(&client).await?),
+            basis: generation.0 + generation.1 + generation.2,
         };
         if let Ok(mut guard) = self.cache.lock() {
             *guard = Some(Cached {
@@ -165,10 +168,16 @@ impl Recolourer {
         } else {
             retry = indexes;
         }
-        // Small sets, and whoever a bulk write skipped: under a lock, a few times if need be.
-        for _ in 0..3 {
+        // Small sets, and whoever a write skipped: under a lock, a few times if need be, with the rules and risk
+        // levels read afresh after a skip (someone evaluated under newer ones).
+        let mut snapshot = snapshot;
+        for round in 0..4 {
             if retry.is_empty() {
                 break;
+            }
+            if round > 0 || total.evaluated > 0 {
+                self.invalidate();
+                snapshot = self.snapshot().await?;
             }
             let results: Vec<(Summary, Vec<Index>)> = futures_util::stream::iter(
                 retry
@@ -247,13 +256,14 @@ impl Recolourer {
         if loaded.is_empty() {
             return Ok((Summary::default(), Vec::new()));
         }
+        let basis = snapshot.basis;
         let persons: Vec<Uuid> = loaded.iter().map(|l| l.subject.person_id).collect();
         let overrides = active_overrides(&tx, &persons).await?;
         let (computed, evaluations, loaded) = tokio::task::spawn_blocking(move || {
             evaluate_all(&loaded, &snapshot, &overrides, now).map(|(c, e)| (c, e, loaded))
         })
         .await??;
-        let written = status::write(&tx, computed, read_at).await?;
+        let written = status::write(&tx, computed, read_at, basis).await?;
         let changes: Vec<serde_json::Value> = written
             .stored
             .iter()

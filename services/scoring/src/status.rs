@@ -70,12 +70,14 @@ const CHANGED: &str = "(s.colour, s.variant, s.reasons, s.requirements, s.valid_
       s.override_appeal) IS DISTINCT FROM (t.colour, t.variant, t.reasons, t.requirements, t.valid_until, t.rule_set,
       t.negative_test_at, t.override_appeal)";
 
-/// Writes a batch in one statement. `read_at` is when the facts were read: a stored status evaluated after that
-/// (by someone who read newer facts) is left alone, and the person is reported as skipped.
+/// Writes a batch in one statement. `read_at` is when the facts were read and `basis` which rules and risk levels
+/// they were evaluated under: a stored status evaluated after `read_at` (on newer facts) or under a newer basis is
+/// left alone, and the person is reported as skipped.
 pub async fn write(
     client: &impl GenericClient,
     batch: Vec<Computed>,
     read_at: DateTime<Utc>,
+    basis: i64,
 ) -> Result<Written, tokio_postgres::Error> {
     if batch.is_empty() {
         return Ok(Written::default());
@@ -99,9 +101,10 @@ pub async fn write(
     let changed = CHANGED.replace("t.", "excluded.");
     let sql = format!(
         "INSERT INTO status AS s (person_id, colour, variant, reasons, requirements, valid_until, rule_set,
-                                  negative_test_at, override_appeal, version, computed_at, evaluated_at, recheck_at)
+                                  negative_test_at, override_appeal, version, computed_at, evaluated_at, basis,
+                                  recheck_at)
          SELECT person_id, colour, variant, reasons, requirements, valid_until, rule_set, negative_test_at,
-                override_appeal, 1, now(), clock_timestamp(), recheck_at
+                override_appeal, 1, now(), clock_timestamp(), $12, recheck_at
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[],
                      $8::timestamptz[], $9::uuid[], $10::timestamptz[])
               AS t(person_id, colour, variant, reasons, requirements, valid_until, rule_set, negative_test_at,
@@ -110,10 +113,10 @@ pub async fn write(
              colour = excluded.colour, variant = excluded.variant, reasons = excluded.reasons,
              requirements = excluded.requirements, valid_until = excluded.valid_until, rule_set = excluded.rule_set,
              negative_test_at = excluded.negative_test_at, override_appeal = excluded.override_appeal,
-             recheck_at = excluded.recheck_at, evaluated_at = excluded.evaluated_at,
+             recheck_at = excluded.recheck_at, evaluated_at = excluded.evaluated_at, basis = excluded.basis,
              version = CASE WHEN {changed} THEN s.version + 1 ELSE s.version END,
              computed_at = CASE WHEN {changed} THEN now() ELSE s.computed_at END
-         WHERE s.evaluated_at < $11
+         WHERE s.evaluated_at < $11 AND s.basis <= $12
          RETURNING person_id, version, computed_at, computed_at = now()"
     );
     let rows = client
@@ -131,6 +134,7 @@ pub async fn write(
                 &appeals,
                 &recheck,
                 &read_at,
+                &basis,
             ],
         )
         .await?;

@@ -168,7 +168,7 @@ pub struct OpenQuery {
     responses((status = 200, description = "Open appeals", body = AppealPage)))]
 pub async fn open(
     state: web::Data<AppState>,
-    _official: Official<AppealsResolve>,
+    official: Official<AppealsResolve>,
     query: web::Query<OpenQuery>,
 ) -> Result<web::Json<AppealPage>, ApiError> {
     let limit = query.limit.unwrap_or(50);
@@ -194,14 +194,21 @@ pub async fn open(
             )
         }
     };
+    // A regional client sees the appeals of people living in its region.
+    let (lo, hi) = match official.region {
+        Some(r) => crate::recolour::span(&r.to_string()),
+        None => crate::recolour::span(crate::rules::NATIONAL),
+    };
     let client = state.db.get().await?;
     let rows = client
         .query(
             &format!(
-                "SELECT {COLUMNS} FROM appeals WHERE state = 'open' AND (filed_at, id) > ($1, $2)
+                "SELECT {COLUMNS} FROM appeals a
+                 WHERE state = 'open' AND (filed_at, id) > ($1, $2)
+                   AND EXISTS (SELECT 1 FROM subjects s WHERE s.person_id = a.person_id AND s.home_region BETWEEN $4 AND $5)
                  ORDER BY filed_at, id LIMIT $3"
             ),
-            &[&after_time, &after_id, &(limit + 1)],
+            &[&after_time, &after_id, &(limit + 1), &lo, &hi],
         )
         .await?;
     let mut appeals: Vec<AppealView> = rows.iter().map(view).collect();
@@ -294,6 +301,22 @@ pub async fn resolve(
         .await?
         .ok_or(ApiError::NotFound { what: "appeal" })?;
     let person: Uuid = current.get(1);
+    let home: Option<String> = tx
+        .query_opt(
+            "SELECT home_region FROM subjects WHERE person_id = $1",
+            &[&person],
+        )
+        .await?
+        .map(|r| r.get(0));
+    let inside = home
+        .as_deref()
+        .and_then(|h| hc_domain::RegionCode::parse(h).ok())
+        .is_some_and(|h| official.covers(h));
+    if !inside {
+        return Err(ApiError::forbidden(
+            "this appeal's person lives outside the client's region scope",
+        ));
+    }
     if current.get::<_, String>(0) != "open" {
         return Err(ApiError::Conflict {
             field: None,
