@@ -90,9 +90,6 @@ async fn run(url: &str, people: i64, affected: i64) -> anyhow::Result<()> {
             &[&REGION],
         )
         .await?;
-    client
-        .execute("INSERT INTO region_risk_history (region, level, effective_from, updated_by) VALUES ($1, 'high', now(), 'bench')", &[&REGION])
-        .await?;
     if let Ok(pause) = std::env::var("BENCH_PAUSE_S") {
         // Time to attach a profiler to the recolouring alone.
         println!("recolouring in {pause} s");

@@ -47,25 +47,20 @@ CREATE TABLE f_visits (
 -- The recolouring query: who was in region R since T.
 CREATE INDEX f_visits_region_idx ON f_visits (region, last_seen);
 
--- Region risk levels: the current level per region, and every change.
+-- Region risk levels: every change, each with the time it takes effect. A region's level is that of its latest
+-- change in effect, so a change announced for later leaves the current level until then. `recoloured_at` is set
+-- once everyone seen there has been recoloured under the change (at once, or by the scheduler when it comes).
 CREATE TABLE region_risk (
-    region         char(6) PRIMARY KEY,
+    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    region         char(6) NOT NULL,
     level          text NOT NULL CHECK (level IN ('low', 'medium', 'high')),
     effective_from timestamptz NOT NULL,
     updated_by     text NOT NULL,
     updated_at     timestamptz NOT NULL DEFAULT now(),
-    -- Set once everyone seen there has been recoloured under this level (immediately, or by the scheduler when
-    -- effective_from comes).
     recoloured_at  timestamptz
 );
-CREATE TABLE region_risk_history (
-    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    region         char(6) NOT NULL,
-    level          text NOT NULL,
-    effective_from timestamptz NOT NULL,
-    updated_by     text NOT NULL,
-    updated_at     timestamptz NOT NULL DEFAULT now()
-);
+CREATE INDEX region_risk_current_idx ON region_risk (region, effective_from DESC, id DESC);
+CREATE INDEX region_risk_pending_idx ON region_risk (id) WHERE recoloured_at IS NULL;
 
 -- Versioned rule sets per region. `activated_at` is set once the version is in force (immediately, or by the
 -- scheduler at effective_from) and everyone it governs has been recoloured under it.

@@ -32,7 +32,7 @@ pub struct Snapshot {
 
 struct Cached {
     snapshot: Snapshot,
-    generation: (i64, i64, i64),
+    generation: (i64, i64),
     checked: Instant,
 }
 
@@ -95,12 +95,12 @@ impl Recolourer {
         let row = client
             .query_one(
                 "SELECT (SELECT count(*) FROM rule_sets WHERE effective_from <= now()),
-                        (SELECT coalesce(max(id), 0) FROM region_risk_history),
                         (SELECT count(*) FROM region_risk WHERE effective_from <= now())",
                 &[],
             )
             .await?;
-        let generation = (row.get(0), row.get(1), row.get(2));
+        // Both only grow: rows are never deleted, and time only brings more of them into effect.
+        let generation = (row.get(0), row.get(1));
         if let Ok(mut guard) = self.cache.lock()
             && let Some(c) = guard.as_mut()
             && c.generation == generation
@@ -111,7 +111,7 @@ impl Recolourer {
         let snapshot = Snapshot {
             book: Arc::new(load_book(&client).await?),
             risk: Arc::new(load_risk(&client).await?),
-            basis: generation.0 + generation.1 + generation.2,
+            basis: generation.0 + generation.1,
         };
         if let Ok(mut guard) = self.cache.lock() {
             *guard = Some(Cached {
@@ -483,7 +483,10 @@ pub async fn load_book(client: &impl GenericClient) -> anyhow::Result<RuleBook> 
 pub async fn load_risk(client: &impl GenericClient) -> anyhow::Result<RiskMap> {
     let rows = client
         .query(
-            "SELECT region, level FROM region_risk WHERE level <> 'low' AND effective_from <= now()",
+            "SELECT region, level FROM (
+                 SELECT DISTINCT ON (region) region, level FROM region_risk WHERE effective_from <= now()
+                 ORDER BY region, effective_from DESC, id DESC) current
+             WHERE level <> 'low'",
             &[],
         )
         .await?;

@@ -110,12 +110,13 @@ pub async fn apply_due_rules(recolourer: &Recolourer) -> anyhow::Result<Summary>
     Ok(total)
 }
 
-/// Risk levels in force but not yet applied: recolour everyone seen there, then mark them.
+/// Risk changes in effect but not yet applied: recolour everyone seen there (under the levels in effect now), then
+/// mark them.
 pub async fn apply_due_risks(recolourer: &Recolourer) -> anyhow::Result<Summary> {
     let client = recolourer.db.get().await?;
     let due = client
         .query(
-            "SELECT region, updated_at FROM region_risk WHERE recoloured_at IS NULL AND effective_from <= now()",
+            "SELECT id, region FROM region_risk WHERE recoloured_at IS NULL AND effective_from <= now() ORDER BY id",
             &[],
         )
         .await?;
@@ -125,23 +126,24 @@ pub async fn apply_due_risks(recolourer: &Recolourer) -> anyhow::Result<Summary>
         return Ok(total);
     }
     recolourer.invalidate();
-    for row in due {
-        let region: String = row.get(0);
-        let updated_at: chrono::DateTime<chrono::Utc> = row.get(1);
+    let mut regions: Vec<String> = due.iter().map(|r| r.get(1)).collect();
+    regions.sort();
+    regions.dedup();
+    for region in &regions {
         total += recolourer
-            .recolour(recolourer.visitors(&region).await?)
-            .await?;
-        // Only if no newer change came meanwhile (that one will be applied in its turn).
-        recolourer
-            .db
-            .get()
-            .await?
-            .execute(
-                "UPDATE region_risk SET recoloured_at = now() WHERE region = $1 AND updated_at = $2",
-                &[&region, &updated_at],
-            )
+            .recolour(recolourer.visitors(region).await?)
             .await?;
         tracing::info!(region = %region, "risk level applied");
     }
+    let ids: Vec<i64> = due.iter().map(|r| r.get(0)).collect();
+    recolourer
+        .db
+        .get()
+        .await?
+        .execute(
+            "UPDATE region_risk SET recoloured_at = now() WHERE id = ANY($1)",
+            &[&ids],
+        )
+        .await?;
     Ok(total)
 }

@@ -66,15 +66,7 @@ pub async fn put(
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
     tx.execute(
-        "INSERT INTO region_risk (region, level, effective_from, updated_by, updated_at, recoloured_at)
-         VALUES ($1, $2, $3, $4, clock_timestamp(), NULL)
-         ON CONFLICT (region) DO UPDATE SET level = excluded.level, effective_from = excluded.effective_from,
-             updated_by = excluded.updated_by, updated_at = excluded.updated_at, recoloured_at = NULL",
-        &[&code, &level.as_str(), &effective_from, &official.client_id],
-    )
-    .await?;
-    tx.execute(
-        "INSERT INTO region_risk_history (region, level, effective_from, updated_by) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO region_risk (region, level, effective_from, updated_by) VALUES ($1, $2, $3, $4)",
         &[&code, &level.as_str(), &effective_from, &official.client_id],
     )
     .await?;
@@ -146,8 +138,7 @@ pub async fn map(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
     let client = state.db.get().await?;
     let generation: i64 = client
         .query_one(
-            "SELECT coalesce(max(id), 0) + (SELECT count(*) FROM region_risk WHERE effective_from <= now())
-             FROM region_risk_history",
+            "SELECT count(*) FROM region_risk WHERE effective_from <= now()",
             &[],
         )
         .await?

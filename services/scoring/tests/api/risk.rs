@@ -218,7 +218,7 @@ async fn a_large_recolouring_takes_the_set_based_path_and_lands_everywhere() {
             .await
             .expect("db")
             .query_one(
-                "SELECT recoloured_at IS NOT NULL FROM region_risk WHERE region = '610113'",
+                "SELECT bool_and(recoloured_at IS NOT NULL) FROM region_risk WHERE region = '610113'",
                 &[],
             )
             .await
@@ -233,4 +233,63 @@ async fn a_large_recolouring_takes_the_set_based_path_and_lands_everywhere() {
         applied,
         "the risk level is marked applied once every chunk landed"
     );
+}
+
+/// A change announced for later leaves the current level in force until then, and applies by itself when it comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_risk_level_announced_for_later_applies_when_it_comes() {
+    let app = spawn_app().await;
+    let c = app.citizen("440106", 80).await;
+    app.wait_colour(&c.person, "green").await;
+    let carrier = app.official(&["import:visits"], None).await;
+    app.import(
+        &carrier,
+        "visits",
+        &[json!({"id_number": c.id_number, "region": "610113", "first_seen": days_ago(3), "last_seen": days_ago(2), "source": "carrier"})],
+    )
+    .await;
+    let official = app.official(&["risk:write"], None).await;
+    let r = app
+        .put_json(
+            "/v1/regions/610113/risk",
+            &official,
+            &json!({"level": "high"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    app.wait_colour(&c.person, "red").await;
+    let later = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let r = app
+        .put_json(
+            "/v1/regions/610113/risk",
+            &official,
+            &json!({"level": "low", "effective_from": later}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["recolouring"], "scheduled");
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert_eq!(
+        app.cached(&c.person).await.expect("status")["colour"],
+        "red",
+        "still high until then"
+    );
+    let map: serde_json::Value = app
+        .http
+        .get(app.url("/v1/regions/risk"))
+        .send()
+        .await
+        .expect("map")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        map["regions"]
+            .as_array()
+            .expect("regions")
+            .iter()
+            .any(|e| e["region"] == "610113" && e["map_colour"] == "red")
+    );
+    app.wait_colour(&c.person, "green").await;
 }
