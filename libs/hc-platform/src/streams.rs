@@ -12,6 +12,13 @@ use tokio_util::sync::CancellationToken;
 use crate::outbox::stream_key;
 use crate::store::Store;
 
+/// A handler's verdict on an event that can never be handled (its payload is malformed): the consumer moves it to
+/// the dead-letter stream `events:{stream}:dead` with the reason, acknowledges it and goes on, instead of retrying
+/// it forever in front of every later event. Any other error is taken as transient and the event comes again.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed event: {0}")]
+pub struct Malformed(pub String);
+
 /// One event as a handler sees it.
 #[derive(Debug, Clone)]
 pub struct Delivered {
@@ -87,7 +94,28 @@ impl Consumer {
                     .unwrap_or(serde_json::Value::Null),
                     traceparent: field(&entry.map, "traceparent"),
                 };
-                handler(delivered).await?;
+                let event_id = delivered.event_id.clone();
+                let payload = field(&entry.map, "payload").unwrap_or_default();
+                if let Err(err) = handler(delivered).await {
+                    let Some(malformed) = err.downcast_ref::<Malformed>() else {
+                        return Err(err);
+                    };
+                    tracing::error!(event = %event_id, stream = %self.key, reason = %malformed, "malformed event moved to the dead-letter stream");
+                    metrics::counter!("stream_dead_letters_total").increment(1);
+                    self.store
+                        .conn()
+                        .xadd::<_, _, _, _, ()>(
+                            format!("{}:dead", self.key),
+                            "*",
+                            &[
+                                ("event_id", event_id.as_str()),
+                                ("payload", payload.as_str()),
+                                ("group", self.group.as_str()),
+                                ("reason", &malformed.to_string()),
+                            ],
+                        )
+                        .await?;
+                }
                 self.store
                     .conn()
                     .xack::<_, _, _, ()>(&self.key, &self.group, &[&entry.id])

@@ -3,14 +3,15 @@
 
 use deadpool_postgres::Pool;
 use hc_platform::privacy::from_hex;
-use hc_platform::streams::Delivered;
+use hc_platform::streams::{Delivered, Malformed};
 use uuid::Uuid;
 
 pub async fn link_person(pool: Pool, event: Delivered) -> anyhow::Result<()> {
     let person: Uuid = event.payload["person_id"]
         .as_str()
         .unwrap_or_default()
-        .parse()?;
+        .parse()
+        .map_err(|e| Malformed(format!("person_id: {e}")))?;
     let index = from_hex(
         event.payload["id_number_index"]
             .as_str()

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
 use hc_domain::china_time::start_of;
 use hc_platform::privacy::from_hex;
-use hc_platform::streams::Delivered;
+use hc_platform::streams::{Delivered, Malformed};
 use serde::Deserialize;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -17,10 +17,20 @@ use crate::facts::{Declared, Listed, RawFacts, Tested, Visited};
 /// A blind index: 32 bytes.
 pub type Index = Vec<u8>;
 
+fn malformed(what: impl std::fmt::Display) -> anyhow::Error {
+    Malformed(what.to_string()).into()
+}
+
 fn field<'a>(event: &'a Delivered, name: &str) -> anyhow::Result<&'a str> {
     event.payload[name]
         .as_str()
-        .ok_or_else(|| anyhow::anyhow!("event {} has no {name}", event.event_id))
+        .ok_or_else(|| malformed(format!("event {} has no {name}", event.event_id)))
+}
+
+fn parse_rows<T: serde::de::DeserializeOwned>(
+    facts: &[serde_json::Value],
+) -> anyhow::Result<Vec<T>> {
+    serde_json::from_value(serde_json::Value::Array(facts.to_vec())).map_err(malformed)
 }
 
 /// `person.registered`: links the index to the person.
@@ -28,10 +38,10 @@ pub async fn person_registered(
     client: &impl GenericClient,
     event: &Delivered,
 ) -> anyhow::Result<Vec<Index>> {
-    let person: Uuid = field(event, "person_id")?.parse()?;
+    let person: Uuid = field(event, "person_id")?.parse().map_err(malformed)?;
     let index = from_hex(field(event, "id_number_index")?)
         .filter(|i| i.len() == 32)
-        .ok_or_else(|| anyhow::anyhow!("id_number_index must be 64 hex digits"))?;
+        .ok_or_else(|| malformed("id_number_index must be 64 hex digits"))?;
     let home = field(event, "home_region")?;
     client
         .execute(
@@ -63,7 +73,7 @@ pub async fn declaration_submitted(
     client: &impl GenericClient,
     event: &Delivered,
 ) -> anyhow::Result<Vec<Index>> {
-    let d: Submitted = serde_json::from_value(event.payload.clone())?;
+    let d: Submitted = serde_json::from_value(event.payload.clone()).map_err(malformed)?;
     let Some(row) = client
         .query_opt(
             "SELECT id_index FROM subjects WHERE person_id = $1",
@@ -140,8 +150,7 @@ pub async fn facts_imported(
     );
     match field(event, "kind")? {
         "nat-results" => {
-            let rows: Vec<NatRow> =
-                serde_json::from_value(serde_json::Value::Array(facts.clone()))?;
+            let rows: Vec<NatRow> = parse_rows(facts)?;
             let times: Vec<_> = rows.iter().map(|r| r.sample_time).collect();
             let positive: Vec<_> = rows.iter().map(|r| r.positive).collect();
             let lab: Vec<_> = rows.iter().map(|r| r.lab.as_str()).collect();
@@ -154,8 +163,7 @@ pub async fn facts_imported(
                 .await?;
         }
         "cases" => {
-            let rows: Vec<CaseRow> =
-                serde_json::from_value(serde_json::Value::Array(facts.clone()))?;
+            let rows: Vec<CaseRow> = parse_rows(facts)?;
             let status: Vec<_> = rows.iter().map(|r| r.status.as_str()).collect();
             let since: Vec<_> = rows.iter().map(|r| r.since).collect();
             let until: Vec<_> = rows.iter().map(|r| r.until).collect();
@@ -169,8 +177,7 @@ pub async fn facts_imported(
                 .await?;
         }
         "visits" => {
-            let rows: Vec<VisitRow> =
-                serde_json::from_value(serde_json::Value::Array(facts.clone()))?;
+            let rows: Vec<VisitRow> = parse_rows(facts)?;
             let region: Vec<_> = rows.iter().map(|r| r.region.as_str()).collect();
             let first: Vec<_> = rows.iter().map(|r| r.first_seen).collect();
             let last: Vec<_> = rows.iter().map(|r| r.last_seen).collect();
@@ -184,7 +191,7 @@ pub async fn facts_imported(
                 )
                 .await?;
         }
-        other => anyhow::bail!("unknown fact kind {other}"),
+        other => return Err(malformed(format!("unknown fact kind {other}"))),
     }
     let mut index = index;
     index.sort();

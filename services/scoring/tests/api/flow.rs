@@ -137,3 +137,37 @@ async fn in_hangzhou_the_fourteenth_clean_declaration_turns_a_close_contact_gree
     assert_eq!(r.status(), 201);
     app.wait_colour(&c.person, "green").await;
 }
+
+/// A malformed event (an older publisher's format, a bug) must not block every later one: it goes to the
+/// dead-letter stream with its reason, and the next event is handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_event_is_dead_lettered_and_the_stream_goes_on() {
+    let app = spawn_app().await;
+    let c = app.citizen("440106", 3).await;
+    app.wait_colour(&c.person, "green").await;
+    app.inject(
+        "facts.imported",
+        json!({"kind": "nat-results", "people_count": 1}),
+    )
+    .await;
+    let lab = app.official(&["import:nat"], None).await;
+    app.import(
+        &lab,
+        "nat-results",
+        &[json!({"id_number": c.id_number, "sample_time": crate::helpers::days_ago(1), "result": "positive", "lab": "lab-1"})],
+    )
+    .await;
+    app.wait_colour(&c.person, "red").await;
+    let key = format!(
+        "{}{}:dead",
+        app.redis.prefix,
+        hc_platform::outbox::stream_key("facts.imported")
+    );
+    let dead: redis::streams::StreamRangeReply =
+        redis::AsyncCommands::xrange_all(&mut app.store.conn(), &key)
+            .await
+            .expect("xrange");
+    assert_eq!(dead.ids.len(), 1);
+    let reason: String = dead.ids[0].get("reason").expect("reason");
+    assert!(reason.contains("has no people"), "{reason}");
+}
