@@ -9,6 +9,8 @@ mod routes;
 mod settings;
 mod sms;
 mod state;
+#[doc(hidden)]
+pub mod testing;
 mod vault;
 
 use std::sync::Arc;

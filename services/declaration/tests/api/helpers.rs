@@ -5,13 +5,14 @@ use hc_platform::settings::{Settings, load_with};
 use hc_platform::store::Store;
 use hc_platform::testing::{TestDatabase, TestRedis, shared_overrides};
 pub use hc_platform::testing::{problem, valid_id_number as id_number};
-use reqwest::StatusCode;
+use identity::testing::TestIdentity;
+
 use serde_json::{Value, json};
 
 type Builder = config::ConfigBuilder<config::builder::DefaultState>;
 
 pub struct TestApp {
-    pub identity: String,
+    pub identity: TestIdentity,
     pub address: String,
     pub http: reqwest::Client,
     pub _db: TestDatabase,
@@ -19,7 +20,6 @@ pub struct TestApp {
     pub pool: deadpool_postgres::Pool,
     /// Same Redis as the apps, without a prefix.
     pub store: Store,
-    admin_key: String,
 }
 
 /// Telemetry as in production (a tracer provider, W3C propagation), logs discarded.
@@ -46,35 +46,9 @@ pub async fn spawn_app_with(tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
     let db = TestDatabase::create().await.expect("test database");
     let redis = TestRedis::new();
     let blind_key = random_base64(32).expect("rand");
-    let admin_key = random_base64(24).expect("rand");
     let common = |b: Builder| -> Builder { shared_overrides(b, &db, &redis, &blind_key) };
-
-    let identity_settings: Settings<identity::IdentitySettings> =
-        load_with(identity::DEFAULT_CONFIG, "identity", None, |b| {
-            common(b)
-                .set_override("identity.admin_key", admin_key.clone())
-                .and_then(|b| {
-                    b.set_override(
-                        "identity.signing_keys",
-                        hc_platform::auth::KeyRing::generate_spec("k").expect("key"),
-                    )
-                })
-                .and_then(|b| {
-                    b.set_override(
-                        "identity.data_keys",
-                        format!("d1:{}", random_base64(32).expect("rand")),
-                    )
-                })
-                .expect("overrides")
-        })
-        .expect("identity settings");
-    let identity_app = identity::Application::build(identity_settings)
-        .await
-        .expect("identity builds");
-    let identity = format!("http://127.0.0.1:{}", identity_app.port());
-    tokio::spawn(identity_app.run_until_stopped());
-
-    let jwks = format!("{identity}/v1/auth/keys");
+    let identity = TestIdentity::start(&db, &redis, &blind_key).await;
+    let jwks = identity.jwks_url();
     let settings: Settings<declaration::DeclarationSettings> =
         load_with(declaration::DEFAULT_CONFIG, "declaration", None, |b| {
             tweak(
@@ -102,7 +76,6 @@ pub async fn spawn_app_with(tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
         redis,
         pool,
         store,
-        admin_key,
     }
 }
 
@@ -122,67 +95,14 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
-    async fn identity_post(&self, path: &str, body: &Value) -> Value {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.identity))
-            .json(body)
-            .send()
-            .await
-            .expect("identity");
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.expect("json")
-    }
-
     /// Registers a person in identity and signs them in; returns (person id, access token).
     pub async fn citizen(&self, id_number: &str, phone: &str) -> (String, String) {
-        let person = self
-            .identity_post("/v1/persons", &json!({"name": "测试", "id_number": id_number, "phone": phone, "home_region": "440106"}))
-            .await["id"]
-            .as_str()
-            .expect("id")
-            .to_owned();
-        self.identity_post("/v1/auth/otp", &json!({"phone": phone}))
-            .await;
-        let key = format!("{}{}", self.redis.prefix, identity::dev_sms_key(phone));
-        let code: String = redis::AsyncCommands::get(&mut self.store.conn(), key)
-            .await
-            .expect("code");
-        let tokens = self
-            .identity_post(
-                "/v1/auth/token",
-                &json!({"grant_type": "otp", "phone": phone, "code": code}),
-            )
-            .await;
-        (
-            person,
-            tokens["access_token"].as_str().expect("token").to_owned(),
-        )
+        self.identity.citizen(id_number, phone, "440106").await
     }
 
     /// A token of an official client with `scopes`.
     pub async fn official(&self, scopes: &[&str]) -> String {
-        let admin = self
-            .identity_post("/v1/auth/token", &json!({"grant_type": "client_credentials", "client_id": "admin", "client_secret": self.admin_key}))
-            .await["access_token"]
-            .as_str()
-            .expect("admin")
-            .to_owned();
-        let r = self
-            .http
-            .post(format!("{}/v1/clients", self.identity))
-            .bearer_auth(admin)
-            .json(&json!({"name": "lab", "scopes": scopes}))
-            .send()
-            .await
-            .expect("client");
-        assert_eq!(r.status(), StatusCode::CREATED);
-        let c: Value = r.json().await.expect("json");
-        self.identity_post("/v1/auth/token", &json!({"grant_type": "client_credentials", "client_id": c["client_id"], "client_secret": c["client_secret"]}))
-            .await["access_token"]
-            .as_str()
-            .expect("token")
-            .to_owned()
+        self.identity.official(scopes, None).await
     }
 
     pub async fn declare(&self, token: &str, body: &Value, key: Option<&str>) -> reqwest::Response {

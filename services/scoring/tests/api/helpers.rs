@@ -5,12 +5,13 @@ use hc_platform::settings::{Builder, Settings, load_with};
 use hc_platform::store::Store;
 use hc_platform::testing::{TestDatabase, TestRedis, shared_overrides};
 pub use hc_platform::testing::{problem, valid_id_number as id_number};
-use reqwest::StatusCode;
-use serde_json::{Value, json};
+use identity::testing::TestIdentity;
+
+use serde_json::Value;
 
 /// Identity, declaration and scoring on free ports over one fresh database and key prefix.
 pub struct TestApp {
-    pub identity: String,
+    pub identity: TestIdentity,
     pub declaration: String,
     pub address: String,
     pub http: reqwest::Client,
@@ -20,7 +21,6 @@ pub struct TestApp {
     pub pool: deadpool_postgres::Pool,
     /// Same Redis as the apps, without a prefix.
     pub store: Store,
-    admin_key: String,
 }
 
 static TELEMETRY: std::sync::LazyLock<()> = std::sync::LazyLock::new(|| {
@@ -45,33 +45,8 @@ pub async fn spawn_app_with(tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
     let db = TestDatabase::create().await.expect("test database");
     let redis = TestRedis::new();
     let blind_key = random_base64(32).expect("rand");
-    let admin_key = random_base64(24).expect("rand");
-
-    let identity_settings: Settings<identity::IdentitySettings> =
-        load_with(identity::DEFAULT_CONFIG, "identity", None, |b| {
-            shared_overrides(b, &db, &redis, &blind_key)
-                .set_override("identity.admin_key", admin_key.clone())
-                .and_then(|b| {
-                    b.set_override(
-                        "identity.signing_keys",
-                        hc_platform::auth::KeyRing::generate_spec("k").expect("key"),
-                    )
-                })
-                .and_then(|b| {
-                    b.set_override(
-                        "identity.data_keys",
-                        format!("d1:{}", random_base64(32).expect("rand")),
-                    )
-                })
-                .expect("overrides")
-        })
-        .expect("identity settings");
-    let identity_app = identity::Application::build(identity_settings)
-        .await
-        .expect("identity builds");
-    let identity = format!("http://127.0.0.1:{}", identity_app.port());
-    tokio::spawn(identity_app.run_until_stopped());
-    let jwks = format!("{identity}/v1/auth/keys");
+    let identity = TestIdentity::start(&db, &redis, &blind_key).await;
+    let jwks = identity.jwks_url();
 
     let declaration_settings: Settings<declaration::DeclarationSettings> =
         load_with(declaration::DEFAULT_CONFIG, "declaration", None, |b| {
@@ -116,7 +91,6 @@ pub async fn spawn_app_with(tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
         redis,
         pool,
         store,
-        admin_key,
     }
 }
 
@@ -143,74 +117,21 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
-    async fn identity_post(&self, path: &str, body: &Value) -> Value {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.identity))
-            .json(body)
-            .send()
-            .await
-            .expect("identity");
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.expect("json")
-    }
-
     /// Registers the `n`-th person living in `home` and signs them in.
     pub async fn citizen(&self, home: &str, n: u32) -> Citizen {
         let id_number = nth_id(home, n);
         let phone = format!("139{:04}{:04}", std::process::id() % 10_000, n);
-        let person = self
-            .identity_post("/v1/persons", &json!({"name": "测试", "id_number": id_number, "phone": phone, "home_region": home}))
-            .await["id"]
-            .as_str()
-            .expect("id")
-            .to_owned();
-        self.identity_post("/v1/auth/otp", &json!({"phone": phone}))
-            .await;
-        let key = format!("{}{}", self.redis.prefix, identity::dev_sms_key(&phone));
-        let code: String = redis::AsyncCommands::get(&mut self.store.conn(), key)
-            .await
-            .expect("code");
-        let tokens = self
-            .identity_post(
-                "/v1/auth/token",
-                &json!({"grant_type": "otp", "phone": phone, "code": code}),
-            )
-            .await;
+        let (person, token) = self.identity.citizen(&id_number, &phone, home).await;
         Citizen {
             id_number,
             person,
-            token: tokens["access_token"].as_str().expect("token").to_owned(),
+            token,
         }
     }
 
     /// A token of an official client with `scopes`, limited to `region` if given.
     pub async fn official(&self, scopes: &[&str], region: Option<&str>) -> String {
-        let admin = self
-            .identity_post("/v1/auth/token", &json!({"grant_type": "client_credentials", "client_id": "admin", "client_secret": self.admin_key}))
-            .await["access_token"]
-            .as_str()
-            .expect("admin")
-            .to_owned();
-        let mut body = json!({"name": "official", "scopes": scopes});
-        if let Some(region) = region {
-            body["region"] = json!(region);
-        }
-        let r = self
-            .http
-            .post(format!("{}/v1/clients", self.identity))
-            .bearer_auth(admin)
-            .json(&body)
-            .send()
-            .await
-            .expect("client");
-        assert_eq!(r.status(), StatusCode::CREATED);
-        let c: Value = r.json().await.expect("json");
-        self.identity_post("/v1/auth/token", &json!({"grant_type": "client_credentials", "client_id": c["client_id"], "client_secret": c["client_secret"]}))
-            .await["access_token"]
-            .as_str()
-            .expect("token")
-            .to_owned()
+        self.identity.official(scopes, region).await
     }
 
     /// The status in Redis, if any.
