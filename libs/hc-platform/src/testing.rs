@@ -239,3 +239,20 @@ pub fn shared_overrides(
         .and_then(|b| b.set_override("privacy.blind_index_key", blind_index_key))
         .expect("test overrides")
 }
+
+/// Telemetry as in production (a tracer provider, W3C propagation) with the logs discarded, installed once per
+/// test process.
+pub fn quiet_telemetry(service: &'static str) {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let settings = crate::settings::TelemetrySettings {
+            log_filter: "warn".into(),
+            otlp_endpoint: String::new(),
+        };
+        std::mem::forget(crate::telemetry::init_with_writer(
+            service,
+            &settings,
+            std::io::sink,
+        ));
+    });
+}

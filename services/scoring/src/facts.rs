@@ -89,7 +89,7 @@ impl RiskLevel {
     }
 }
 
-/// The risk level of every region that is not low, by numeric code. A county is as risky as the riskiest of
+/// The risk level in effect of every region that has one, by numeric code. A county is as risky as the riskiest of
 /// itself, its city and its province (a city declared high covers its counties).
 #[derive(Debug, Clone, Default)]
 pub struct RiskMap(HashMap<u32, RiskLevel>);
@@ -118,6 +118,11 @@ impl RiskMap {
             Some(code) if !self.0.is_empty() => self.level_of(code),
             _ => RiskLevel::Low,
         }
+    }
+
+    /// The level set for `region` itself (not inherited from its city or province).
+    pub fn own(&self, region: &str) -> Option<RiskLevel> {
+        self.0.get(&code_of(region)?).copied()
     }
 
     fn level_of(&self, code: u32) -> RiskLevel {

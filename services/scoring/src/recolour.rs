@@ -28,6 +28,8 @@ pub struct Snapshot {
     pub risk: Arc<RiskMap>,
     /// Grows with every change of rules or risk levels (each part of the generation only grows).
     pub basis: i64,
+    /// Grows with every change of risk levels in effect (the public map's ETag).
+    pub risk_generation: i64,
 }
 
 struct Cached {
@@ -84,7 +86,13 @@ impl Recolourer {
     /// The rules and risk map in force. Another replica's change is seen within `snapshot_refresh_ms`; this
     /// replica's own changes call [`Self::invalidate`].
     pub async fn snapshot(&self) -> anyhow::Result<Snapshot> {
-        let refresh = Duration::from_millis(self.settings.snapshot_refresh_ms);
+        self.snapshot_within(Duration::from_millis(self.settings.snapshot_refresh_ms))
+            .await
+    }
+
+    /// The rules and risk map in force, checked against the database unless this replica checked within `refresh`
+    /// (zero: always checked; reloaded only when they changed).
+    pub async fn snapshot_within(&self, refresh: Duration) -> anyhow::Result<Snapshot> {
         if let Ok(guard) = self.cache.lock()
             && let Some(c) = guard.as_ref()
             && c.checked.elapsed() < refresh
@@ -112,6 +120,7 @@ impl Recolourer {
             book: Arc::new(load_book(&client).await?),
             risk: Arc::new(load_risk(&client).await?),
             basis: generation.0 + generation.1,
+            risk_generation: generation.1,
         };
         if let Ok(mut guard) = self.cache.lock() {
             *guard = Some(Cached {
@@ -483,10 +492,8 @@ pub async fn load_book(client: &impl GenericClient) -> anyhow::Result<RuleBook> 
 pub async fn load_risk(client: &impl GenericClient) -> anyhow::Result<RiskMap> {
     let rows = client
         .query(
-            "SELECT region, level FROM (
-                 SELECT DISTINCT ON (region) region, level FROM region_risk WHERE effective_from <= now()
-                 ORDER BY region, effective_from DESC, id DESC) current
-             WHERE level <> 'low'",
+            "SELECT DISTINCT ON (region) region, level FROM region_risk WHERE effective_from <= now()
+             ORDER BY region, effective_from DESC, id DESC",
             &[],
         )
         .await?;

@@ -22,19 +22,6 @@ pub struct TestApp {
     pub store: Store,
 }
 
-/// Telemetry as in production (a tracer provider, W3C propagation), logs discarded.
-static TELEMETRY: std::sync::LazyLock<()> = std::sync::LazyLock::new(|| {
-    let settings = hc_platform::settings::TelemetrySettings {
-        log_filter: "warn".into(),
-        otlp_endpoint: String::new(),
-    };
-    std::mem::forget(hc_platform::telemetry::init_with_writer(
-        "declaration-tests",
-        &settings,
-        std::io::sink,
-    ));
-});
-
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|b| b).await
 }
@@ -42,7 +29,7 @@ pub async fn spawn_app() -> TestApp {
 /// Starts identity and declaration on free ports over one fresh database and key prefix; `tweak` adds
 /// overrides to the declaration service's settings.
 pub async fn spawn_app_with(tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
-    std::sync::LazyLock::force(&TELEMETRY);
+    hc_platform::testing::quiet_telemetry("declaration-tests");
     let db = TestDatabase::create().await.expect("test database");
     let redis = TestRedis::new();
     let blind_key = random_base64(32).expect("rand");

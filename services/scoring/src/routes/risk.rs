@@ -120,7 +120,10 @@ fn map_colour(region: &str, risk: &RiskMap) -> &'static str {
         .any(|(r, l)| l == RiskLevel::High && r.starts_with(city))
     {
         "yellow"
-    } else if risk.entries().any(|(r, _)| r.starts_with(province)) {
+    } else if risk
+        .entries()
+        .any(|(r, l)| l != RiskLevel::Low && r.starts_with(province))
+    {
         "blue"
     } else {
         "green"
@@ -135,15 +138,13 @@ fn map_colour(region: &str, risk: &RiskMap) -> &'static str {
         (status = 304, description = "Unchanged since the ETag sent"),
     ))]
 pub async fn map(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let client = state.db.get().await?;
-    let generation: i64 = client
-        .query_one(
-            "SELECT count(*) FROM region_risk WHERE effective_from <= now()",
-            &[],
-        )
-        .await?
-        .get(0);
-    drop(client);
+    // Checked against the database on every call, whatever scoring.snapshot_refresh_ms says, so the ETag, the
+    // levels and the colours all come from one current read of the risk levels in effect.
+    let snapshot = state
+        .recolourer
+        .snapshot_within(std::time::Duration::ZERO)
+        .await?;
+    let generation = snapshot.risk_generation;
     let etag = format!("\"risk-{generation}\"");
     let cache = (header::CACHE_CONTROL, "public, max-age=30");
     if req
@@ -157,21 +158,13 @@ pub async fn map(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
             .insert_header(cache)
             .finish());
     }
-    let snapshot = state.recolourer.snapshot().await?;
     let risk = &snapshot.risk;
-    let client = state.db.get().await?;
-    let own: std::collections::HashMap<String, String> = client
-        .query(
-            "SELECT region, level FROM region_risk WHERE effective_from <= now()",
-            &[],
-        )
-        .await?
-        .into_iter()
-        .map(|r| (r.get(0), r.get(1)))
+    // Counties of every province with a region at risk, coloured.
+    let provinces: std::collections::BTreeSet<String> = risk
+        .entries()
+        .filter(|(_, l)| *l != RiskLevel::Low)
+        .map(|(r, _)| r[..2].to_owned())
         .collect();
-    // Counties of every province with a level set, coloured.
-    let provinces: std::collections::BTreeSet<String> =
-        risk.entries().map(|(r, _)| r[..2].to_owned()).collect();
     let mut regions = Vec::new();
     for county in hc_domain::RegionCode::counties() {
         let code = county.to_string();
@@ -181,7 +174,7 @@ pub async fn map(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
         let colour = map_colour(&code, risk);
         if colour != "green" {
             regions.push(MapEntry {
-                level: own.get(&code).cloned(),
+                level: risk.own(&code).map(|l| l.as_str().to_owned()),
                 name: county.name().to_owned(),
                 region: code,
                 map_colour: colour.to_owned(),

@@ -194,7 +194,7 @@ pub fn compile(doc: &RuleSetDoc, label: String) -> Result<CompiledRuleSet, RuleE
                     ));
                 }
                 let (when, constant) = expression(&rule.when, &format!("{at}/when"))?;
-                if constant && !truthy(&when, &Value::Null) {
+                if constant && !super::evaluate::truthy_on_nothing(&when) {
                     return Err(error(
                         format!("{at}/when"),
                         format!("never fires, so {} can never be reached", rule.colour),
@@ -298,13 +298,4 @@ pub fn compile(doc: &RuleSetDoc, label: String) -> Result<CompiledRuleSet, RuleE
         }
     };
     Ok(CompiledRuleSet { label, model })
-}
-
-/// JsonLogic truthiness of `logic` over `data` (an evaluation error counts as false).
-pub fn truthy(logic: &Logic, data: &Value) -> bool {
-    let mut session = ENGINE.session();
-    match session.eval_borrowed(logic, data) {
-        Ok(v) => ENGINE.truthy(v),
-        Err(_) => false,
-    }
 }

@@ -91,6 +91,13 @@ fn truthy<'a>(logic: &'a Logic, data: &'a DataValue<'a>, arena: &'a Bump, count:
         .is_ok_and(|v| ENGINE.truthy(v))
 }
 
+/// Truthiness of an expression that reads no facts (checked once, when a rule set is compiled).
+pub(super) fn truthy_on_nothing(logic: &Logic) -> bool {
+    let arena = Bump::new();
+    let nothing = arena.alloc(DataValue::Null);
+    truthy(logic, nothing, &arena, &mut 0)
+}
+
 fn number<'a>(
     logic: &'a Logic,
     data: &'a DataValue<'a>,

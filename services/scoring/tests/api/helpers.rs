@@ -23,25 +23,13 @@ pub struct TestApp {
     pub store: Store,
 }
 
-static TELEMETRY: std::sync::LazyLock<()> = std::sync::LazyLock::new(|| {
-    let settings = hc_platform::settings::TelemetrySettings {
-        log_filter: "warn".into(),
-        otlp_endpoint: String::new(),
-    };
-    std::mem::forget(hc_platform::telemetry::init_with_writer(
-        "scoring-tests",
-        &settings,
-        std::io::sink,
-    ));
-});
-
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|b| b).await
 }
 
 /// `tweak` adds overrides to the scoring service's settings. The scheduler runs every 200 ms.
 pub async fn spawn_app_with(tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
-    std::sync::LazyLock::force(&TELEMETRY);
+    hc_platform::testing::quiet_telemetry("scoring-tests");
     let db = TestDatabase::create().await.expect("test database");
     let redis = TestRedis::new();
     let blind_key = random_base64(32).expect("rand");

@@ -145,6 +145,18 @@ async fn the_public_map_is_cached_with_an_etag() {
             .map(|e| e["map_colour"].clone())
     };
     assert_eq!(colour_of("610113"), Some(json!("red")));
+    let level_of = |code: &str| {
+        regions
+            .iter()
+            .find(|e| e["region"] == code)
+            .map(|e| e["level"].clone())
+    };
+    assert_eq!(level_of("610113"), Some(json!("high")), "its own level");
+    assert_eq!(
+        level_of("610112"),
+        Some(json!(null)),
+        "coloured by its neighbour, no level of its own"
+    );
     assert_eq!(colour_of("610112"), Some(json!("yellow")), "same city");
     assert_eq!(colour_of("610502"), Some(json!("blue")), "same province");
     assert_eq!(colour_of("440106"), None, "green is implied");
