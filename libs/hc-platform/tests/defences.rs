@@ -65,7 +65,7 @@ async fn start(settings: &PlatformSettings, gate: Arc<Notify>) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beyond_max_inflight_requests_are_shed_at_once_with_retry_after() {
     let gate = Arc::new(Notify::new());
     let base = start(
@@ -79,9 +79,11 @@ async fn beyond_max_inflight_requests_are_shed_at_once_with_retry_after() {
         let (http, url) = (http.clone(), format!("{base}/hold"));
         async move { http.get(url).send().await.map(|r| r.status()) }
     });
-    // Wait until the first request is really in flight: then the only permit is taken.
+    // Wait until the first request is really in flight: then the only permit is taken. Bounded by time, not by a
+    // count of tries: on a loaded machine 500 quick tries could all finish before the first request got in.
     let mut shed = None;
-    for _ in 0..500 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
         let r = http
             .get(format!("{base}/fast"))
             .send()
@@ -91,7 +93,7 @@ async fn beyond_max_inflight_requests_are_shed_at_once_with_retry_after() {
             shed = Some(r);
             break;
         }
-        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     let shed = shed.expect("a second request is shed while the first holds the only permit");
     assert_eq!(
