@@ -8,6 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use hc_domain::china_time::day_of;
@@ -143,11 +144,17 @@ impl RiskMap {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+// The short serde names keep the per-person digest (`subjects.digest`, a cache of these facts) small: it is read
+// for every person of a bulk recolouring.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Declared {
+    #[serde(rename = "d")]
     pub day: NaiveDate,
+    #[serde(rename = "f")]
     pub fever: bool,
+    #[serde(rename = "s")]
     pub symptoms: bool,
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
     pub contact_date: Option<NaiveDate>,
 }
 
@@ -157,33 +164,58 @@ impl Declared {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Listed {
+    #[serde(rename = "k")]
     pub status: String,
+    #[serde(rename = "s")]
     pub since: NaiveDate,
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
     pub until: Option<NaiveDate>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tested {
+    #[serde(rename = "t")]
     pub sample_time: DateTime<Utc>,
+    #[serde(rename = "p")]
     pub positive: bool,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Visited {
+    #[serde(rename = "r")]
     pub region: String,
+    #[serde(rename = "f")]
     pub first_seen: DateTime<Utc>,
+    #[serde(rename = "l")]
     pub last_seen: DateTime<Utc>,
 }
 
-/// Everything the projection holds about one person.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Everything the projection holds about one person (within the lookback).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RawFacts {
+    #[serde(rename = "d", default, skip_serializing_if = "Vec::is_empty")]
     pub declarations: Vec<Declared>,
+    #[serde(rename = "c", default, skip_serializing_if = "Vec::is_empty")]
     pub cases: Vec<Listed>,
+    #[serde(rename = "t", default, skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<Tested>,
+    #[serde(rename = "v", default, skip_serializing_if = "Vec::is_empty")]
     pub visits: Vec<Visited>,
+}
+
+impl RawFacts {
+    /// Drops what lies before the lookback, as the fact tables are read (cases are kept whatever their age: a case
+    /// lasts until it is lifted). A digest built earlier holds a longer window; this makes it what a read now
+    /// would return.
+    pub fn within(mut self, since: DateTime<Utc>) -> Self {
+        let since_day = day_of(since);
+        self.declarations.retain(|d| d.day >= since_day);
+        self.tests.retain(|t| t.sample_time >= since);
+        self.visits.retain(|v| v.last_seen >= since);
+        self
+    }
 }
 
 fn days_between(earlier: NaiveDate, today: NaiveDate) -> i64 {
@@ -376,6 +408,66 @@ mod tests {
 
     fn noon(s: &str) -> DateTime<Utc> {
         format!("{s}T04:00:00Z").parse().expect("time")
+    }
+
+    #[test]
+    fn a_digest_reads_back_as_the_same_facts_and_the_lookback_trims_it_like_the_tables() {
+        let raw = RawFacts {
+            declarations: vec![
+                Declared {
+                    day: day("2022-01-01"),
+                    fever: false,
+                    symptoms: false,
+                    contact_date: None,
+                },
+                Declared {
+                    day: day("2022-03-01"),
+                    fever: true,
+                    symptoms: false,
+                    contact_date: Some(day("2022-02-27")),
+                },
+            ],
+            cases: vec![Listed {
+                status: "confirmed".into(),
+                since: day("2021-12-01"),
+                until: None,
+            }],
+            tests: vec![
+                Tested {
+                    sample_time: noon("2022-01-02"),
+                    positive: false,
+                },
+                Tested {
+                    sample_time: noon("2022-03-02"),
+                    positive: true,
+                },
+            ],
+            visits: vec![Visited {
+                region: "610113".into(),
+                first_seen: noon("2022-01-01"),
+                last_seen: noon("2022-03-03"),
+            }],
+        };
+        let digest = serde_json::to_string(&raw).expect("digest");
+        let back: RawFacts = serde_json::from_str(&digest).expect("read back");
+        assert_eq!(back, raw);
+        let trimmed = back.within(noon("2022-02-01"));
+        assert_eq!(
+            trimmed.declarations.len(),
+            1,
+            "declarations before the day are dropped"
+        );
+        assert_eq!(trimmed.tests.len(), 1);
+        assert_eq!(
+            trimmed.visits.len(),
+            1,
+            "a visit counts by when it was last seen"
+        );
+        assert_eq!(trimmed.cases.len(), 1, "cases are kept whatever their age");
+        assert_eq!(
+            serde_json::to_string(&RawFacts::default()).expect("empty"),
+            "{}"
+        );
     }
 
     #[test]

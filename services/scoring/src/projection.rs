@@ -105,7 +105,9 @@ pub async fn declaration_submitted(
             &[&index, &regions, &at],
         )
         .await?;
-    Ok(vec![index])
+    let touched = vec![index];
+    facts_changed(client, &touched).await?;
+    Ok(touched)
 }
 
 #[derive(Deserialize)]
@@ -196,7 +198,49 @@ pub async fn facts_imported(
     let mut index = index;
     index.sort();
     index.dedup();
+    facts_changed(client, &index).await?;
     Ok(index)
+}
+
+/// Marks the digests of `indexes` out of date, after their new facts are committed (so a digest built on a
+/// version no older than this one includes them). Locks the subjects in index order, as every recolouring does.
+async fn facts_changed(client: &impl GenericClient, indexes: &[Index]) -> anyhow::Result<()> {
+    client
+        .execute(
+            "UPDATE subjects s SET facts_version = s.facts_version + 1
+             FROM (SELECT id_index FROM subjects WHERE id_index = ANY($1) ORDER BY id_index FOR UPDATE) l
+             WHERE s.id_index = l.id_index",
+            &[&indexes],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Writes back the digests of people evaluated from the fact tables, each only if no fact of theirs was stored
+/// since it was read. Locks in index order.
+pub async fn store_digests(client: &impl GenericClient, loaded: &[Loaded]) -> anyhow::Result<()> {
+    let mut rebuilt: Vec<&Loaded> = loaded.iter().filter(|l| l.rebuilt).collect();
+    if rebuilt.is_empty() {
+        return Ok(());
+    }
+    rebuilt.sort_by(|a, b| a.subject.index.cmp(&b.subject.index));
+    let indexes: Vec<&Index> = rebuilt.iter().map(|l| &l.subject.index).collect();
+    let versions: Vec<i64> = rebuilt.iter().map(|l| l.subject.facts_version).collect();
+    let digests: Vec<String> = rebuilt
+        .iter()
+        .map(|l| serde_json::to_string(&l.facts))
+        .collect::<Result<_, _>>()?;
+    client
+        .execute(
+            "WITH d AS (SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::text[]) AS d(id_index, version, digest)),
+                  l AS (SELECT s.id_index FROM subjects s JOIN d USING (id_index) ORDER BY s.id_index FOR UPDATE OF s)
+             UPDATE subjects s SET digest = d.digest, digest_version = d.version
+             FROM d JOIN l USING (id_index)
+             WHERE s.id_index = d.id_index AND s.facts_version = d.version",
+            &[&indexes, &versions, &digests],
+        )
+        .await?;
+    Ok(())
 }
 
 /// A registered person as the projection knows them.
@@ -205,6 +249,8 @@ pub struct Subject {
     pub index: Index,
     pub person_id: Uuid,
     pub home_region: String,
+    /// The version of their facts that was read.
+    pub facts_version: i64,
 }
 
 /// A person ready to evaluate: who, and their facts.
@@ -212,9 +258,11 @@ pub struct Subject {
 pub struct Loaded {
     pub subject: Subject,
     pub facts: RawFacts,
+    /// Read from the fact tables rather than the digest: the digest is to be written back.
+    pub rebuilt: bool,
 }
 
-const SUBJECT_COLUMNS: &str = "s.id_index, s.person_id, s.home_region";
+const SUBJECT_COLUMNS: &str = "s.id_index, s.person_id, s.home_region, s.facts_version";
 
 /// Loads the subjects among `indexes` and their facts from `since` on, one query per table with the indexes as an
 /// array (for small sets: an index lookup per person). With `lock`, the subjects are locked in index order
@@ -266,29 +314,139 @@ pub async fn lock_and_load(
     Ok((assemble(subjects, decls, cases, tests, visits), read_at))
 }
 
-/// Loads many people at once, set-based: their indexes go into a temporary table (binary COPY) and each fact table
-/// is joined to it, which PostgreSQL runs as one hash join per table instead of a lookup per person. Reads in one
-/// repeatable-read snapshot; takes no locks (the writes check `evaluated_at` against the returned read time).
+/// A chunk of people loaded by [`load_many`], and when their facts were read.
+pub type Batch = (Vec<Loaded>, DateTime<Utc>);
+
+/// Loads many people at once, set-based, and hands them on `chunk` at a time as they arrive (the caller evaluates
+/// and writes while the rest is still being read). Their indexes go into a temporary table (binary COPY) joined to
+/// `subjects`: one hash join, each person's facts read from their digest. The few whose digest is out of date are
+/// read from the fact tables (one hash join per table) and marked for the digest to be written back. Reads in one
+/// repeatable-read snapshot and takes no locks: the writes check `evaluated_at` against the read time.
 pub async fn load_many(
     client: &mut deadpool_postgres::Object,
     indexes: &[Index],
     since: DateTime<Utc>,
-) -> anyhow::Result<(Vec<Loaded>, DateTime<Utc>)> {
+    chunk: usize,
+    out: tokio::sync::mpsc::Sender<Batch>,
+) -> anyhow::Result<()> {
     let tx = client
         .build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .read_only(false)
         .start()
         .await?;
     // The transaction's start, before its snapshot: a status evaluated later may rest on newer facts.
     let read_at: DateTime<Utc> = tx.query_one("SELECT now()", &[]).await?.get(0);
     // Enough memory for each hash join to stay in one batch (at 200,000 people about 15 MB), instead of spilling.
-    tx.batch_execute(
-        "SET LOCAL work_mem = '64MB'; CREATE TEMPORARY TABLE job (id_index bytea PRIMARY KEY) ON COMMIT DROP",
-    )
+    tx.batch_execute("SET LOCAL work_mem = '64MB'").await?;
+    copy_indexes(&tx, "job", indexes).await?;
+    let send = |batch: Vec<Loaded>| {
+        let out = out.clone();
+        async move {
+            out.send((batch, read_at))
+                .await
+                .map_err(|_| anyhow::anyhow!("the recolouring stopped taking batches"))
+        }
+    };
+    let rows = tx
+        .query_raw(
+            &format!(
+                "SELECT {SUBJECT_COLUMNS}, CASE WHEN s.digest_version = s.facts_version THEN s.digest END
+                 FROM job JOIN subjects s USING (id_index)"
+            ),
+            std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>(),
+        )
+        .await?;
+    futures_util::pin_mut!(rows);
+    let mut batch = Vec::with_capacity(chunk);
+    let mut stale = Vec::new();
+    while let Some(r) = futures_util::TryStreamExt::try_next(&mut rows).await? {
+        let subject = subject(&r);
+        // An unreadable digest is treated as out of date, and rebuilt.
+        match r
+            .get::<_, Option<&str>>(4)
+            .and_then(|d| serde_json::from_str::<RawFacts>(d).ok())
+        {
+            Some(facts) => batch.push(Loaded {
+                subject,
+                facts: facts.within(since),
+                rebuilt: false,
+            }),
+            None => stale.push(subject.index),
+        }
+        if batch.len() == chunk {
+            send(std::mem::replace(&mut batch, Vec::with_capacity(chunk))).await?;
+        }
+    }
+    if !batch.is_empty() {
+        send(batch).await?;
+    }
+    if !stale.is_empty() {
+        copy_indexes(&tx, "stale", &stale).await?;
+        let mut rebuilt = load_joined(&tx, "stale", since).await?;
+        while !rebuilt.is_empty() {
+            let rest = rebuilt.split_off(rebuilt.len().saturating_sub(chunk));
+            send(rest).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Builds the digest of every subject whose digest is out of date (after the migration that added digests, or
+/// after a crash between storing facts and recolouring), `slice` people at a time. Returns how many.
+pub async fn refresh_digests(
+    db: &deadpool_postgres::Pool,
+    since: DateTime<Utc>,
+    slice: i64,
+) -> anyhow::Result<usize> {
+    let mut after: Index = Vec::new();
+    let mut total = 0;
+    loop {
+        let mut client = db.get().await?;
+        let stale: Vec<Index> = client
+            .query(
+                "SELECT id_index FROM subjects
+                 WHERE id_index > $1 AND digest_version IS DISTINCT FROM facts_version
+                 ORDER BY id_index LIMIT $2",
+                &[&after, &slice],
+            )
+            .await?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect();
+        let Some(last) = stale.last() else {
+            return Ok(total);
+        };
+        after = last.clone();
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .start()
+            .await?;
+        tx.batch_execute("SET LOCAL work_mem = '64MB'").await?;
+        copy_indexes(&tx, "stale", &stale).await?;
+        let loaded = load_joined(&tx, "stale", since).await?;
+        tx.commit().await?;
+        store_digests(&client, &loaded).await?;
+        total += loaded.len();
+    }
+}
+
+/// Copies indexes into a new temporary table (dropped at commit) by binary COPY, and analyses it so that the
+/// planner sizes the joins to it.
+async fn copy_indexes(
+    tx: &deadpool_postgres::Transaction<'_>,
+    table: &str,
+    indexes: &[Index],
+) -> anyhow::Result<()> {
+    tx.batch_execute(&format!(
+        "CREATE TEMPORARY TABLE {table} (id_index bytea PRIMARY KEY) ON COMMIT DROP"
+    ))
     .await?;
     let sink = tx
-        .copy_in("COPY job (id_index) FROM STDIN (FORMAT binary)")
+        .copy_in(&format!(
+            "COPY {table} (id_index) FROM STDIN (FORMAT binary)"
+        ))
         .await?;
     let writer = tokio_postgres::binary_copy::BinaryCopyInWriter::new(
         sink,
@@ -299,37 +457,57 @@ pub async fn load_many(
         writer.as_mut().write(&[index]).await?;
     }
     writer.finish().await?;
-    tx.batch_execute("ANALYZE job").await?;
+    tx.batch_execute(&format!("ANALYZE {table}")).await?;
+    Ok(())
+}
+
+/// The subjects in `table` and their facts from the fact tables, one hash join per table.
+async fn load_joined(
+    tx: &deadpool_postgres::Transaction<'_>,
+    table: &str,
+    since: DateTime<Utc>,
+) -> anyhow::Result<Vec<Loaded>> {
     let since_day = hc_domain::china_time::day_of(since);
     let subjects = tx
         .query(
-            &format!("SELECT {SUBJECT_COLUMNS} FROM job JOIN subjects s USING (id_index)"),
+            &format!("SELECT {SUBJECT_COLUMNS} FROM {table} JOIN subjects s USING (id_index)"),
             &[],
         )
         .await?;
     let decls = tx
         .query(
-            "SELECT f.id_index, f.day, f.fever, f.symptoms, f.contact_date FROM job JOIN f_declarations f USING (id_index) WHERE f.day >= $1",
+            &format!("SELECT f.id_index, f.day, f.fever, f.symptoms, f.contact_date FROM {table} JOIN f_declarations f USING (id_index) WHERE f.day >= $1"),
             &[&since_day],
         )
         .await?;
     let cases = tx
-        .query("SELECT f.id_index, f.status, f.since, f.until FROM job JOIN f_cases f USING (id_index)", &[])
+        .query(
+            &format!("SELECT f.id_index, f.status, f.since, f.until FROM {table} JOIN f_cases f USING (id_index)"),
+            &[],
+        )
         .await?;
     let tests = tx
         .query(
-            "SELECT f.id_index, f.sample_time, f.positive FROM job JOIN f_nat f USING (id_index) WHERE f.sample_time >= $1",
+            &format!("SELECT f.id_index, f.sample_time, f.positive FROM {table} JOIN f_nat f USING (id_index) WHERE f.sample_time >= $1"),
             &[&since],
         )
         .await?;
     let visits = tx
         .query(
-            "SELECT f.id_index, f.region, f.first_seen, f.last_seen FROM job JOIN f_visits f USING (id_index) WHERE f.last_seen >= $1",
+            &format!("SELECT f.id_index, f.region, f.first_seen, f.last_seen FROM {table} JOIN f_visits f USING (id_index) WHERE f.last_seen >= $1"),
             &[&since],
         )
         .await?;
-    tx.commit().await?;
-    Ok((assemble(subjects, decls, cases, tests, visits), read_at))
+    Ok(assemble(subjects, decls, cases, tests, visits))
+}
+
+fn subject(r: &tokio_postgres::Row) -> Subject {
+    Subject {
+        index: r.get(0),
+        person_id: r.get(1),
+        home_region: r.get::<_, String>(2),
+        facts_version: r.get(3),
+    }
 }
 
 fn assemble(
@@ -375,15 +553,12 @@ fn assemble(
     subjects
         .into_iter()
         .map(|r| {
-            let index: Index = r.get(0);
-            let raw = facts.remove(&index).unwrap_or_default();
+            let subject = subject(&r);
+            let raw = facts.remove(&subject.index).unwrap_or_default();
             Loaded {
-                subject: Subject {
-                    index,
-                    person_id: r.get(1),
-                    home_region: r.get::<_, String>(2),
-                },
+                subject,
                 facts: raw,
+                rebuilt: true,
             }
         })
         .collect()

@@ -16,7 +16,7 @@ use hc_platform::store::Store;
 use uuid::Uuid;
 
 use crate::facts::{RiskLevel, RiskMap, document};
-use crate::projection::{Index, Loaded, load_many, lock_and_load};
+use crate::projection::{Index, Loaded, load_many, lock_and_load, store_digests};
 use crate::rules::{self, Active, Evaluator, Reason, RuleBook, RuleSetDoc};
 use crate::settings::ScoringSettings;
 use crate::status::{self, Computed};
@@ -156,19 +156,24 @@ impl Recolourer {
         if indexes.len() > 2 * chunk {
             for slice in indexes.chunks(BULK_SLICE) {
                 let now = Utc::now();
-                let mut client = self.db.get().await?;
-                let (mut loaded, read_at) = load_many(&mut client, slice, self.since(now)).await?;
-                drop(client);
-                let mut chunks = Vec::new();
-                while !loaded.is_empty() {
-                    let rest = loaded.split_off(loaded.len().saturating_sub(chunk));
-                    chunks.push(rest);
-                }
-                let results: Vec<(Summary, Vec<Index>)> = futures_util::stream::iter(chunks)
-                    .map(|c| self.write_chunk(c, snapshot.clone(), now, read_at))
-                    .buffer_unordered(self.settings.recolour_parallelism)
-                    .try_collect()
-                    .await?;
+                let since = self.since(now);
+                let parallelism = self.settings.recolour_parallelism;
+                // Chunks are evaluated and written while the rest of the slice is still being read.
+                let (sender, receiver) = tokio::sync::mpsc::channel(parallelism);
+                let load = async {
+                    let mut client = self.db.get().await?;
+                    load_many(&mut client, slice, since, chunk, sender).await
+                };
+                let batches = futures_util::stream::unfold(receiver, |mut rx| async move {
+                    rx.recv().await.map(|batch| (batch, rx))
+                });
+                let write = batches
+                    .map(|(loaded, read_at)| {
+                        self.write_chunk(loaded, snapshot.clone(), now, read_at)
+                    })
+                    .buffer_unordered(parallelism)
+                    .try_collect::<Vec<(Summary, Vec<Index>)>>();
+                let ((), results) = tokio::try_join!(load, write)?;
                 for (s, skipped) in results {
                     total += s;
                     retry.extend(skipped);
@@ -216,7 +221,8 @@ impl Recolourer {
         Ok(total)
     }
 
-    fn since(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+    /// The start of the lookback: facts before it are not read.
+    pub fn since(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         now - chrono::Duration::days(self.settings.lookback_days)
     }
 
@@ -266,6 +272,8 @@ impl Recolourer {
             return Ok((Summary::default(), Vec::new()));
         }
         let basis = snapshot.basis;
+        // Before the statuses: subjects are locked before statuses everywhere.
+        store_digests(&tx, &loaded).await?;
         let persons: Vec<Uuid> = loaded.iter().map(|l| l.subject.person_id).collect();
         let overrides = active_overrides(&tx, &persons).await?;
         let (computed, evaluations, loaded) = tokio::task::spawn_blocking(move || {

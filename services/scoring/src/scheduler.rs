@@ -15,10 +15,31 @@ const LOCK: i64 = 0x73636f72696e67;
 const RECHECK_BATCH: i64 = 50_000;
 
 pub async fn run(recolourer: Arc<Recolourer>, interval: Duration, cancel: CancellationToken) {
+    let mut digests_checked = false;
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
+        }
+        // Once per start: digests that fell out of date outside the event handlers (the migration that added
+        // them; a crash between storing facts and recolouring) are rebuilt, so bulk recolourings read digests.
+        // Safe on several replicas at once: each write checks the facts' version.
+        if !digests_checked {
+            match crate::projection::refresh_digests(
+                &recolourer.db,
+                recolourer.since(chrono::Utc::now()),
+                10_000,
+            )
+            .await
+            {
+                Ok(n) => {
+                    digests_checked = true;
+                    if n > 0 {
+                        tracing::info!(people = n, "fact digests rebuilt");
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "rebuilding fact digests failed"),
+            }
         }
         match tick(&recolourer).await {
             Ok(s) if s.evaluated > 0 => {

@@ -75,13 +75,15 @@ const CHANGED: &str = "(s.colour, s.variant, s.reasons, s.requirements, s.valid_
 /// left alone, and the person is reported as skipped.
 pub async fn write(
     client: &impl GenericClient,
-    batch: Vec<Computed>,
+    mut batch: Vec<Computed>,
     read_at: DateTime<Utc>,
     basis: i64,
 ) -> Result<Written, tokio_postgres::Error> {
     if batch.is_empty() {
         return Ok(Written::default());
     }
+    // Rows locked in one order by every writer: two overlapping batches wait for each other instead of deadlocking.
+    batch.sort_by_key(|c| c.person_id);
     let ids: Vec<Uuid> = batch.iter().map(|c| c.person_id).collect();
     let colours: Vec<&str> = batch.iter().map(|c| c.colour.as_str()).collect();
     let variants: Vec<&str> = batch.iter().map(|c| c.variant).collect();

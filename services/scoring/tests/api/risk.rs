@@ -247,6 +247,107 @@ async fn a_large_recolouring_takes_the_set_based_path_and_lands_everywhere() {
     );
 }
 
+/// A set-based recolouring reads each person's fact digest, not the fact tables, and only while the digest is
+/// as new as their facts. Two digests are tampered with to tell: one left current (so it is believed, wrong as it
+/// is) and one whose facts moved on (so it is rebuilt from the fact tables, and written back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_recolouring_reads_digests_only_while_they_are_current() {
+    let app = crate::helpers::spawn_app_with(|b| {
+        b.set_override("scoring.recolour_chunk", 1)
+            .and_then(|b| b.set_override("scoring.recolour_parallelism", 2))
+            .expect("override")
+    })
+    .await;
+    let mut people = Vec::new();
+    for n in 0..4 {
+        people.push(app.citizen("440106", 90 + n).await);
+    }
+    let carrier = app.official(&["import:visits"], None).await;
+    let rows: Vec<_> = people
+        .iter()
+        .map(|c| json!({"id_number": c.id_number, "region": "610113", "first_seen": days_ago(4), "last_seen": days_ago(3), "source": "carrier"}))
+        .collect();
+    app.import(&carrier, "visits", &rows).await;
+    let db = app.pool.get().await.expect("db");
+    let digest_of = |person: String| {
+        let db = &db;
+        async move {
+            let person: uuid::Uuid = person.parse().expect("uuid");
+            db.query_one(
+                "SELECT digest, digest_version = facts_version FROM subjects WHERE person_id = $1",
+                &[&person],
+            )
+            .await
+            .expect("subject")
+        }
+    };
+    // The import's own recolouring wrote every digest, with the visit in it.
+    let mut current = false;
+    for _ in 0..250 {
+        current = true;
+        for c in &people {
+            let row = digest_of(c.person.clone()).await;
+            let digest: Option<String> = row.get(0);
+            current &= row.get::<_, Option<bool>>(1) == Some(true)
+                && digest.is_some_and(|d| d.contains("610113"));
+        }
+        if current {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(current, "digests are written by the event's recolouring");
+    let believed: uuid::Uuid = people[0].person.parse().expect("uuid");
+    let moved_on: uuid::Uuid = people[1].person.parse().expect("uuid");
+    db.execute(
+        "UPDATE subjects SET digest = '{}' WHERE person_id = $1",
+        &[&believed],
+    )
+    .await
+    .expect("tamper");
+    db.execute(
+        "UPDATE subjects SET digest = '{}', facts_version = facts_version + 1 WHERE person_id = $1",
+        &[&moved_on],
+    )
+    .await
+    .expect("tamper");
+
+    let official = app.official(&["risk:write"], None).await;
+    let r = app
+        .put_json(
+            "/v1/regions/610113/risk",
+            &official,
+            &json!({"level": "medium"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    for c in &people[1..] {
+        app.wait_colour(&c.person, "yellow").await;
+    }
+    let row = digest_of(people[1].person.clone()).await;
+    assert_eq!(
+        row.get::<_, Option<bool>>(1),
+        Some(true),
+        "the stale digest was written back"
+    );
+    assert!(
+        row.get::<_, Option<String>>(0)
+            .is_some_and(|d| d.contains("610113"))
+    );
+    let green_since: i64 = db
+        .query_one(
+            "SELECT count(*) FROM status WHERE person_id = $1 AND colour = 'green'",
+            &[&believed],
+        )
+        .await
+        .expect("status")
+        .get(0);
+    assert_eq!(
+        green_since, 1,
+        "a current digest is what the set-based path reads"
+    );
+}
+
 /// A change announced for later leaves the current level in force until then, and applies by itself when it comes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_risk_level_announced_for_later_applies_when_it_comes() {
