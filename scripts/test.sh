@@ -18,4 +18,6 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --all-targets --locked
+echo "== token test vectors, checked independently (Python: cbor2, cryptography, base45)"
+"$(scripts/pyenv.sh)" scripts/check_token_vectors.py
 echo "== make test took $(( $(date +%s) - start )) s"
