@@ -3,6 +3,7 @@
 
 Called by scripts/up.sh with the .run directory; reads the admin key from the environment."""
 import datetime
+import hashlib
 import json
 import os
 import sys
@@ -14,6 +15,10 @@ RUN = sys.argv[1]
 IDENTITY = "http://127.0.0.1:8081"
 DECLARATION = "http://127.0.0.1:8082"
 SCORING = "http://127.0.0.1:8083"
+RENDERING = "http://127.0.0.1:8084"
+# Batch ids carry a tag of this checkout's secrets: two checkouts sharing one PostgreSQL (each with its own blind-index
+# key) must not replay each other's batches, whose rows are keyed by the other key's indexes.
+SECRETS_TAG = hashlib.sha256(os.environ.get("HC__PRIVACY__BLIND_INDEX_KEY", "").encode()).hexdigest()[:8]
 WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 
 
@@ -75,7 +80,7 @@ def main():
     req = urllib.request.Request(f"{DECLARATION}/v1/imports/nat-results", data=rows.encode(), method="POST")
     req.add_header("Authorization", f"Bearer {official}")
     req.add_header("Content-Type", "application/x-ndjson")
-    req.add_header("Idempotency-Key", "demo-nat-1")
+    req.add_header("Idempotency-Key", f"demo-nat-1-{SECRETS_TAG}")
     with urllib.request.urlopen(req, timeout=30) as resp:
         assert resp.status in (200, 201), resp.status
 
@@ -87,7 +92,7 @@ def main():
     req = urllib.request.Request(f"{DECLARATION}/v1/imports/visits", data=(json.dumps(visit) + "\n").encode(), method="POST")
     req.add_header("Authorization", f"Bearer {official}")
     req.add_header("Content-Type", "application/x-ndjson")
-    req.add_header("Idempotency-Key", f"demo-visits-{seen.date()}")
+    req.add_header("Idempotency-Key", f"demo-visits-{seen.date()}-{SECRETS_TAG}")
     with urllib.request.urlopen(req, timeout=30) as resp:
         assert resp.status in (200, 201), resp.status
     status, body = call("PUT", f"{SCORING}/v1/regions/440111/risk", {"level": "medium"}, token=official)
@@ -101,6 +106,8 @@ def main():
             break
         time.sleep(0.2)
     assert coloured, ("张伟 did not turn yellow", status, body)
+    status, body = call("GET", f"{RENDERING}/v1/trust/keys")
+    assert status == 200 and body["keys"], (status, body)
 
     print(f"""
 The health-code platform is up.
@@ -114,6 +121,9 @@ The health-code platform is up.
   scoring       {SCORING}
                   OpenAPI  {SCORING}/openapi.json     health {SCORING}/health/ready
                   public risk map  {SCORING}/v1/regions/risk
+  rendering     {RENDERING}
+                  OpenAPI  {RENDERING}/openapi.json     health {RENDERING}/health/ready
+                  public keys of the codes  {RENDERING}/v1/trust/keys
   logs          .run/logs/          secrets .run/secrets.env        stop: make down
 
 Demo citizens (sign in with a one-time code; the development SMS gateway leaves it in Redis):""")
@@ -142,7 +152,11 @@ him there three days ago):
   curl -s {SCORING}/v1/status/me -H "authorization: Bearer $TOKEN"
   curl -s {SCORING}/v1/rules/000000 -H "authorization: Bearer $OFFICIAL_TOKEN"     # the rules, as data
 
-Codes and their rendering arrive with issue 6, venues and verification with issue 7.
+The citizen's code (the signed HCQ1 token of docs/token-format.md), as a QR code or its payload:
+  curl -s "{RENDERING}/v1/codes/me?format=payload" -H "authorization: Bearer $TOKEN"
+  curl -s "{RENDERING}/v1/codes/me?format=png" -H "authorization: Bearer $TOKEN" -o code.png
+
+Venues and verification arrive with issue 7.
 """)
 
 

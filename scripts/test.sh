@@ -6,6 +6,12 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 
 scripts/toolchain.sh
+# The rendering tests decode QR codes with independent tools: zbarimg, and rsvg-convert for the SVG.
+if ! command -v zbarimg >/dev/null || ! command -v rsvg-convert >/dev/null; then
+  echo "== installing zbar-tools and librsvg2-bin (QR decoding in the rendering tests)"
+  apt-get install -y -qq zbar-tools librsvg2-bin >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y -qq zbar-tools librsvg2-bin >/dev/null; }
+fi
 started_here=0
 if [ ! -f .run/started-postgres ] && [ ! -f .run/started-redis ] && [ ! -f .run/started-redis-cluster ]; then started_here=1; fi
 scripts/infra.sh up

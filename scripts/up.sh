@@ -21,6 +21,9 @@ if [ ! -f "$run/secrets.env" ]; then
   echo "[up] generating development secrets into .run/secrets.env"
   (umask 077; target/debug/identity generate-secrets > "$run/secrets.env")
 fi
+if ! grep -q '^HC__RENDERING__SIGNING_KEYS=' "$run/secrets.env"; then
+  (umask 077; target/debug/rendering generate-secrets >> "$run/secrets.env")
+fi
 set -a
 # shellcheck disable=SC1091
 . "$run/secrets.env"
@@ -29,7 +32,7 @@ export HC__DATABASE__URL="$HC_TEST_DATABASE_URL"
 export HC__REDIS__URL="$HC_TEST_REDIS_URL"
 
 # Service name and port; later services join this list.
-services=("identity 8081" "declaration 8082" "scoring 8083")
+services=("identity 8081" "declaration 8082" "scoring 8083" "rendering 8084")
 
 scripts/down.sh --services-only
 for entry in "${services[@]}"; do

@@ -247,16 +247,21 @@ impl TokenVerifier {
     }
 }
 
+/// The bearer token of a request, if it has one (for passing a citizen's own token on to another service).
+pub fn bearer(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
 async fn authenticate(req: &HttpRequest) -> Result<AccessClaims, ApiError> {
     let verifier = req
         .app_data::<web::Data<TokenVerifier>>()
         .ok_or_else(|| ApiError::Internal(anyhow!("no TokenVerifier registered")))?;
-    let token = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::unauthorized("a bearer access token is required"))?;
+    let token =
+        bearer(req).ok_or_else(|| ApiError::unauthorized("a bearer access token is required"))?;
     verifier.verify(token.trim()).await.map_err(|err| {
         tracing::info!(reason = %err, "access token refused");
         ApiError::unauthorized("the access token is invalid or expired")

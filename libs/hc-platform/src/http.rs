@@ -53,6 +53,14 @@ where
             .app_data(platform.verifier.clone())
             .app_data(platform.dependencies.clone())
             .app_data(web::PayloadConfig::new(platform.json_body_bytes))
+            // A query string that does not fit its handler's parameters is a 400 problem naming what is wrong,
+            // like every other bad input (actix's default is a plain-text 400).
+            .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                ApiError::BadRequest {
+                    detail: format!("query string: {err}"),
+                }
+                .into()
+            }))
             .configure(health::routes)
             .configure(metrics::routes)
             .configure(configure.clone())

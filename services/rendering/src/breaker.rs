@@ -1,0 +1,113 @@
+//! A circuit breaker for the calls to scoring: after `failures` failures in a row it opens, and for `open_for`
+//! every call is refused at once (no connection, no timeout to wait out); then one trial call is let through, and
+//! its outcome closes or re-opens it. Small enough that no crate's generality is worth its weight here.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+enum State {
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
+    /// One trial call is out.
+    HalfOpen,
+}
+
+#[derive(Debug)]
+pub struct Breaker {
+    enabled: bool,
+    failures: u32,
+    open_for: Duration,
+    state: Mutex<State>,
+}
+
+impl Breaker {
+    pub fn new(enabled: bool, failures: u32, open_for: Duration) -> Self {
+        Self {
+            enabled,
+            failures,
+            open_for,
+            state: Mutex::new(State::Closed { failures: 0 }),
+        }
+    }
+
+    /// May a call go out now?
+    pub fn allow(&self) -> bool {
+        if !self.enabled {
+            return true;
+        }
+        let Ok(mut state) = self.state.lock() else {
+            return true;
+        };
+        match *state {
+            State::Closed { .. } => true,
+            State::Open { until } if Instant::now() >= until => {
+                *state = State::HalfOpen;
+                true
+            }
+            State::Open { .. } | State::HalfOpen => false,
+        }
+    }
+
+    pub fn record(&self, ok: bool) {
+        if !self.enabled {
+            return;
+        }
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        let next = match (&*state, ok) {
+            (_, true) => State::Closed { failures: 0 },
+            (State::Closed { failures }, false) if failures + 1 < self.failures => State::Closed {
+                failures: failures + 1,
+            },
+            (_, false) => State::Open {
+                until: Instant::now() + self.open_for,
+            },
+        };
+        let open = matches!(next, State::Open { .. });
+        *state = next;
+        metrics::gauge!("rendering_scoring_breaker_open").set(if open { 1.0 } else { 0.0 });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_after_failures_in_a_row_and_closes_after_a_good_trial() {
+        let b = Breaker::new(true, 3, Duration::from_millis(30));
+        for _ in 0..2 {
+            assert!(b.allow());
+            b.record(false);
+        }
+        b.record(true);
+        for _ in 0..3 {
+            assert!(b.allow(), "a success resets the count");
+            b.record(false);
+        }
+        assert!(!b.allow(), "open after three in a row");
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(b.allow(), "one trial after the pause");
+        assert!(!b.allow(), "only one");
+        b.record(false);
+        assert!(!b.allow(), "a failed trial opens it again");
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(b.allow());
+        b.record(true);
+        assert!(b.allow() && b.allow(), "closed");
+    }
+
+    #[test]
+    fn a_disabled_breaker_always_lets_calls_through() {
+        let b = Breaker::new(false, 1, Duration::from_secs(60));
+        b.record(false);
+        b.record(false);
+        assert!(b.allow());
+    }
+}

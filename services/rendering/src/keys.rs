@@ -1,0 +1,133 @@
+//! The keys this platform signs codes with and seals pseudonyms with, read from settings (secrets), and the public
+//! half that `GET /v1/trust/keys` publishes.
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use hc_token::{Pseudonyms, SigningKey, VerifyingKey};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::settings::RenderingSettings;
+
+pub struct Keys {
+    pub signer: SigningKey,
+    /// Every key a verifier should trust, the signing one first.
+    pub published: Vec<VerifyingKey>,
+    pub pseudonyms: Pseudonyms,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keys")
+            .field("signer", &self.signer.kid())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Keys {
+    pub fn from_settings(s: &RenderingSettings) -> anyhow::Result<Self> {
+        let mut signer = None;
+        let mut published = Vec::new();
+        for (i, spec) in entries(s.signing_keys.expose_secret()).enumerate() {
+            let mut parts = spec.split(':');
+            let (Some(kid), Some(seed)) = (parts.next(), parts.next()) else {
+                anyhow::bail!("rendering.signing_keys: entry {} is not kid:seed", i + 1);
+            };
+            let retired_at = parts
+                .next()
+                .map(|t| t.parse::<i64>())
+                .transpose()
+                .with_context(|| format!("rendering.signing_keys: retired-at of {kid}"))?;
+            let seed = STANDARD
+                .decode(seed)
+                .with_context(|| format!("rendering.signing_keys: seed of {kid} is not base64"))?;
+            let key = SigningKey::from_seed(&s.issuer, kid, &seed)
+                .with_context(|| format!("rendering.signing_keys: {kid}"))?;
+            let mut public = key.verifying_key();
+            public.signs_until = retired_at;
+            published.push(public);
+            if i == 0 {
+                anyhow::ensure!(
+                    retired_at.is_none(),
+                    "rendering.signing_keys: the first key signs, so it cannot be retired"
+                );
+                signer = Some(key);
+            }
+        }
+        let signer =
+            signer.context("rendering.signing_keys is empty (see rendering generate-secrets)")?;
+        let mut sealing = Vec::new();
+        for spec in entries(s.pseudonym_keys.expose_secret()) {
+            let (number, key) = spec
+                .split_once(':')
+                .context("rendering.pseudonym_keys: an entry is not number:key")?;
+            let number: u8 = number
+                .parse()
+                .context("rendering.pseudonym_keys: a key number is not 0 to 255")?;
+            let key = STANDARD
+                .decode(key)
+                .context("rendering.pseudonym_keys: a key is not base64")?;
+            sealing.push((number, key));
+        }
+        let current = sealing
+            .first()
+            .map(|(n, _)| *n)
+            .context("rendering.pseudonym_keys is empty (see rendering generate-secrets)")?;
+        let pseudonyms = Pseudonyms::new(current, sealing.iter().map(|(n, k)| (*n, k.as_slice())))
+            .context("rendering.pseudonym_keys")?;
+        Ok(Self {
+            signer,
+            published,
+            pseudonyms,
+        })
+    }
+}
+
+fn entries(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').map(str::trim).filter(|e| !e.is_empty())
+}
+
+/// A published key, as a JWK (RFC 8037 OKP) with the issuer and retirement added.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PublishedKey {
+    #[schema(example = "OKP")]
+    pub kty: &'static str,
+    #[schema(example = "Ed25519")]
+    pub crv: &'static str,
+    #[schema(example = "EdDSA")]
+    pub alg: &'static str,
+    pub kid: String,
+    /// The raw public key, base64url without padding.
+    pub x: String,
+    /// The issuer region whose codes it signs.
+    #[schema(example = "440100")]
+    pub iss: String,
+    /// Unix seconds after which it signs nothing (codes it signed before still verify until they expire).
+    pub signs_until: Option<i64>,
+}
+
+impl From<&VerifyingKey> for PublishedKey {
+    fn from(k: &VerifyingKey) -> Self {
+        Self {
+            kty: "OKP",
+            crv: "Ed25519",
+            alg: "EdDSA",
+            kid: k.kid.clone(),
+            x: URL_SAFE_NO_PAD.encode(k.public),
+            iss: k.issuer.clone(),
+            signs_until: k.signs_until,
+        }
+    }
+}
+
+/// Development secrets for `make up`: one signing key and one pseudonym key, as environment lines.
+pub fn generate_secrets() -> anyhow::Result<String> {
+    let kid = format!("r{}", chrono::Utc::now().format("%Y%m%d"));
+    Ok(format!(
+        "HC__RENDERING__SIGNING_KEYS={kid}:{}\nHC__RENDERING__PSEUDONYM_KEYS=1:{}\n",
+        hc_platform::privacy::random_base64(32)?,
+        hc_platform::privacy::random_base64(32)?,
+    ))
+}

@@ -1,0 +1,69 @@
+//! The rendering service: a citizen's code, signed over their current status (from Redis, else scoring, else the
+//! last known one flagged stale), rendered as a QR code and cached per status version and time bucket; and the
+//! public keys that verify it. It owns no database.
+
+mod breaker;
+pub mod cache;
+pub mod keys;
+mod openapi;
+pub mod render;
+mod routes;
+mod settings;
+mod state;
+pub mod status;
+
+use std::sync::Arc;
+
+use actix_web::web;
+use hc_platform::auth::TokenVerifier;
+use hc_platform::service::{Launch, Running, launch};
+use hc_platform::settings::Settings;
+use hc_platform::store::Store;
+
+pub use keys::generate_secrets;
+pub use routes::codes::CodePayload;
+pub use settings::RenderingSettings;
+use state::AppState;
+
+pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
+/// Names its metrics and logs; rendering has no schema of its own.
+pub const SERVICE: &str = "rendering";
+
+pub struct Application(Running);
+
+impl Application {
+    pub async fn build(settings: Settings<RenderingSettings>) -> anyhow::Result<Self> {
+        let Settings { platform, service } = settings;
+        service.validate()?;
+        let keys = Arc::new(keys::Keys::from_settings(&service)?);
+        let store = Store::connect(&platform.redis).await?;
+        let status = Arc::new(status::StatusSource::new(store.clone(), &service)?);
+        let state = web::Data::new(AppState {
+            store: store.clone(),
+            settings: Arc::new(service),
+            keys,
+            status,
+        });
+        let running = launch(
+            Launch {
+                platform: &platform,
+                schema: SERVICE,
+                db: None,
+                store,
+                verifier: TokenVerifier::from_jwks_url(&platform.auth),
+            },
+            move |cfg| {
+                cfg.app_data(state.clone()).configure(routes::configure);
+            },
+        )?;
+        Ok(Self(running))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.0.port()
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.0.run_until_stopped().await
+    }
+}

@@ -1,0 +1,264 @@
+//! `GET /v1/codes/me`: the citizen's code, signed over their current status, as SVG, PNG or the payload.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use hc_domain::Colour;
+use hc_platform::auth::Citizen;
+use hc_platform::error::ApiError;
+use hc_token::{CodeClaims, Flags};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::cache::{self, Format};
+use crate::render;
+use crate::state::AppState;
+use crate::status::{Source, Status};
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CodeQuery {
+    /// `svg` (the default), `png`, or `payload` (the code's text and what it says, as JSON).
+    #[param(inline)]
+    pub format: Option<String>,
+}
+
+/// The `payload` format.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CodePayload {
+    /// The code itself (`HCQ1:…`), what the QR code holds.
+    pub code: String,
+    #[schema(value_type = String, example = "green")]
+    pub colour: Colour,
+    /// `standard` or `international`.
+    pub variant: String,
+    pub status_version: i64,
+    pub expires_at: DateTime<Utc>,
+    /// Ask again after this: a new code is signed per half of a code's life.
+    pub refresh_after: DateTime<Utc>,
+    /// The status could not be read fresh; this is the last one known, as of `status_at`.
+    pub stale: bool,
+    pub status_at: Option<DateTime<Utc>>,
+}
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(seconds, 0).unwrap_or_default()
+}
+
+/// What the request is about: the time bucket and the validator of a given version.
+struct Window {
+    bucket: i64,
+    bucket_seconds: i64,
+    now: i64,
+}
+
+impl Window {
+    fn start(&self) -> i64 {
+        self.bucket * self.bucket_seconds
+    }
+
+    fn end(&self) -> i64 {
+        self.start() + self.bucket_seconds
+    }
+
+    fn etag(&self, version: i64, format: Format, stale: bool) -> String {
+        format!(
+            "\"{version}.{}.{}{}\"",
+            self.bucket,
+            format.field(),
+            if stale { ".stale" } else { "" }
+        )
+    }
+}
+
+fn not_modified(req: &HttpRequest, etag: &str) -> bool {
+    req.headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+fn respond(
+    format: Format,
+    body: Vec<u8>,
+    colour: Colour,
+    etag: &str,
+    window: &Window,
+    stale: bool,
+) -> HttpResponse {
+    let mut r = HttpResponse::Ok();
+    r.insert_header((header::CONTENT_TYPE, format.content_type()))
+        .insert_header((header::ETAG, etag))
+        .insert_header(cache_control(window))
+        .insert_header(("X-Code-Colour", colour.as_str()));
+    if stale {
+        r.insert_header(("X-Code-Stale", "true"));
+    }
+    r.body(body)
+}
+
+fn cache_control(window: &Window) -> (header::HeaderName, HeaderValue) {
+    // Private: it is one person's code. Until the bucket ends, when a new code is due.
+    let age = (window.end() - window.now).max(0);
+    (
+        header::CACHE_CONTROL,
+        HeaderValue::from_str(&format!("private, max-age={age}"))
+            .unwrap_or(HeaderValue::from_static("private, no-cache")),
+    )
+}
+
+fn outcome(label: &'static str) {
+    metrics::counter!("rendering_code_requests_total", "outcome" => label).increment(1);
+}
+
+#[utoipa::path(get, path = "/v1/codes/me", tag = "codes", security(("bearer" = [])), params(CodeQuery),
+    responses(
+        (status = 200, description = "The code: an SVG or PNG QR code (headers X-Code-Colour, X-Code-Stale), or the payload", body = CodePayload),
+        (status = 304, description = "Unchanged since the ETag sent in If-None-Match"),
+        (status = 401, description = "No valid citizen access token", body = hc_platform::error::Problem),
+        (status = 404, description = "No status yet for this person", body = hc_platform::error::Problem),
+        (status = 503, description = "No status can be read now and none is known here; retry after Retry-After", body = hc_platform::error::Problem),
+    ))]
+pub async fn mine(
+    state: web::Data<AppState>,
+    citizen: Citizen,
+    query: web::Query<CodeQuery>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let person: Uuid = citizen.0.0;
+    let format = match query.format.as_deref() {
+        None | Some("svg") => Format::Svg,
+        Some("png") => Format::Png,
+        Some("payload") => Format::Payload,
+        Some(_) => {
+            return Err(ApiError::unprocessable(
+                "format",
+                "must be svg, png or payload",
+            ));
+        }
+    };
+    let settings = &state.settings;
+    let now = Utc::now().timestamp();
+    let bucket_seconds = settings.bucket_seconds();
+    let window = Window {
+        bucket: now / bucket_seconds,
+        bucket_seconds,
+        now,
+    };
+    // A token already signed for this bucket and status version, whose requested render is not cached yet.
+    let mut signed: Option<(i64, String)> = None;
+    if settings.render_cache_enabled && settings.status_from_redis {
+        match cache::read(&state.store, person, window.bucket, format).await {
+            Ok(found) if found.current() => {
+                let version = found.version.unwrap_or_default();
+                let etag = window.etag(version, format, false);
+                if not_modified(&req, &etag) {
+                    outcome("not_modified");
+                    return Ok(HttpResponse::NotModified()
+                        .insert_header((header::ETAG, etag))
+                        .insert_header(cache_control(&window))
+                        .finish());
+                }
+                if let (Some(body), Some(colour)) = (found.body, found.colour) {
+                    outcome("hit");
+                    return Ok(respond(format, body, colour, &etag, &window, false));
+                }
+                signed = found.token.map(|t| (version, t));
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "render cache unreadable; rendering afresh"),
+        }
+    }
+    let bearer = hc_platform::auth::bearer(&req).unwrap_or_default();
+    let (status, source) = state.status.current(person, bearer).await?;
+    let stale = source == Source::Stale;
+    let etag = window.etag(status.version, format, stale);
+    if not_modified(&req, &etag) {
+        outcome("not_modified");
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag))
+            .insert_header(cache_control(&window))
+            .finish());
+    }
+    // One token per bucket and version, whatever the format: the SVG, the PNG and the payload show the same code.
+    let token = match signed.filter(|(v, _)| *v == status.version && !stale) {
+        Some((_, token)) => token,
+        None => sign(&state, person, &status, stale, &window)?,
+    };
+    let body = render_as(&state, format, &token, &status, stale, &window)?;
+    if settings.render_cache_enabled
+        && !stale
+        && let Err(err) = cache::write(
+            &state.store,
+            person,
+            window.bucket,
+            bucket_seconds,
+            cache::Entry {
+                version: status.version,
+                token: &token,
+                colour: status.colour,
+                format,
+                body: &body,
+            },
+        )
+        .await
+    {
+        tracing::warn!(error = %err, "render cache not written");
+    }
+    outcome(source.as_str());
+    Ok(respond(format, body, status.colour, &etag, &window, stale))
+}
+
+fn sign(
+    state: &AppState,
+    person: Uuid,
+    status: &Status,
+    stale: bool,
+    window: &Window,
+) -> Result<String, ApiError> {
+    let claims = CodeClaims {
+        issuer: state.keys.signer.issuer().to_owned(),
+        issued_at: window.start(),
+        expires_at: window.start() + state.settings.token_seconds,
+        subject: state.keys.pseudonyms.seal(person),
+        colour: status.colour,
+        status_version: u64::try_from(status.version).unwrap_or_default(),
+        // To the hour, rounded down: never younger than it was, and less that two codes share.
+        negative_test_at: status
+            .negative_test_at
+            .map(|t| t.timestamp() - t.timestamp().rem_euclid(3600)),
+        status_at: stale.then(|| status.computed_at.timestamp()),
+        flags: Flags::default()
+            .with(Flags::STALE, stale)
+            .with(Flags::INTERNATIONAL, status.variant == "international"),
+    };
+    let token = hc_token::encode(&claims, &state.keys.signer).map_err(anyhow::Error::from)?;
+    metrics::counter!("rendering_signatures_total").increment(1);
+    Ok(token)
+}
+
+fn render_as(
+    state: &AppState,
+    format: Format,
+    token: &str,
+    status: &Status,
+    stale: bool,
+    window: &Window,
+) -> Result<Vec<u8>, ApiError> {
+    metrics::counter!("rendering_renders_total", "format" => format.field()).increment(1);
+    Ok(match format {
+        Format::Svg => render::svg(token, status.colour)?.into_bytes(),
+        Format::Png => render::png(token, status.colour, state.settings.qr_module_px)?,
+        Format::Payload => serde_json::to_vec(&CodePayload {
+            code: token.to_owned(),
+            colour: status.colour,
+            variant: status.variant.clone(),
+            status_version: status.version,
+            expires_at: at(window.start() + state.settings.token_seconds),
+            refresh_after: at(window.end()),
+            stale,
+            status_at: stale.then_some(status.computed_at),
+        })
+        .map_err(anyhow::Error::from)?,
+    })
+}

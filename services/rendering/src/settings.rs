@@ -1,0 +1,52 @@
+use serde::Deserialize;
+
+/// The `[rendering]` section (documented in config/default.toml).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RenderingSettings {
+    pub issuer: String,
+    pub signing_keys: secrecy::SecretString,
+    pub pseudonym_keys: secrecy::SecretString,
+    pub token_seconds: i64,
+    pub render_cache_enabled: bool,
+    pub status_from_redis: bool,
+    pub scoring_url: String,
+    pub scoring_timeout_ms: u64,
+    pub breaker_enabled: bool,
+    pub breaker_failures: u32,
+    pub breaker_open_ms: u64,
+    pub stale_fallback_enabled: bool,
+    pub last_known_capacity: usize,
+    pub qr_module_px: u32,
+}
+
+impl RenderingSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.issuer.len() == 6 && self.issuer.bytes().all(|b| b.is_ascii_digit()),
+            "rendering.issuer must be a six-digit region code"
+        );
+        anyhow::ensure!(
+            (60..=3600).contains(&self.token_seconds),
+            "rendering.token_seconds must be 60 to 3600"
+        );
+        anyhow::ensure!(
+            (1..=60_000).contains(&self.scoring_timeout_ms),
+            "rendering.scoring_timeout_ms must be 1 to 60000"
+        );
+        anyhow::ensure!(
+            self.breaker_failures >= 1,
+            "rendering.breaker_failures must be at least 1"
+        );
+        anyhow::ensure!(
+            (1..=32).contains(&self.qr_module_px),
+            "rendering.qr_module_px must be 1 to 32"
+        );
+        Ok(())
+    }
+
+    /// Codes are cached per time bucket: half a token's life, so a code served from the cache at the end of its
+    /// bucket still has half its life ahead.
+    pub fn bucket_seconds(&self) -> i64 {
+        self.token_seconds / 2
+    }
+}

@@ -1,0 +1,152 @@
+//! Where a person's current status comes from: Redis (what scoring keeps there for the hot paths), else scoring
+//! itself (with a timeout, behind the breaker), else the last status this replica saw, flagged stale. Each of these
+//! is a switch, off in the naive profile.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hc_domain::Colour;
+use hc_platform::error::ApiError;
+use hc_platform::store::Store;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::breaker::Breaker;
+use crate::settings::RenderingSettings;
+
+/// The part of scoring's status view a code needs (scoring's `StatusView`; other fields are ignored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub colour: Colour,
+    pub variant: String,
+    pub version: i64,
+    pub computed_at: DateTime<Utc>,
+    pub negative_test_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Redis,
+    Scoring,
+    /// The last status known here: scoring could not be asked.
+    Stale,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Redis => "redis",
+            Source::Scoring => "scoring",
+            Source::Stale => "stale",
+        }
+    }
+}
+
+/// The Redis key scoring keeps a person's status under (a hash: `v` version, `doc` the JSON view).
+pub fn status_key(store: &Store, person: Uuid) -> String {
+    store.key(&format!("status:{person}"))
+}
+
+pub struct StatusSource {
+    store: Store,
+    http: reqwest::Client,
+    scoring_url: String,
+    from_redis: bool,
+    stale_fallback: bool,
+    breaker: Breaker,
+    last_known: quick_cache::sync::Cache<Uuid, Status>,
+}
+
+impl StatusSource {
+    pub fn new(store: Store, s: &RenderingSettings) -> anyhow::Result<Self> {
+        Ok(Self {
+            store,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_millis(s.scoring_timeout_ms))
+                .build()?,
+            scoring_url: s.scoring_url.trim_end_matches('/').to_owned(),
+            from_redis: s.status_from_redis,
+            stale_fallback: s.stale_fallback_enabled,
+            breaker: Breaker::new(
+                s.breaker_enabled,
+                s.breaker_failures,
+                Duration::from_millis(s.breaker_open_ms),
+            ),
+            last_known: quick_cache::sync::Cache::new(s.last_known_capacity.max(1)),
+        })
+    }
+
+    /// The person's current status. `bearer` is the citizen's own access token, passed on to scoring.
+    pub async fn current(&self, person: Uuid, bearer: &str) -> Result<(Status, Source), ApiError> {
+        if self.from_redis {
+            match self.read_redis(person).await {
+                Ok(Some(status)) => return Ok((self.remember(person, status), Source::Redis)),
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "reading a status from Redis failed; asking scoring")
+                }
+            }
+        }
+        match self.ask_scoring(bearer).await {
+            Ok(Some(status)) => Ok((self.remember(person, status), Source::Scoring)),
+            Ok(None) => Err(ApiError::NotFound { what: "status" }),
+            Err(err) => {
+                tracing::warn!(error = %err, "scoring did not answer");
+                match self.last_known.get(&person).filter(|_| self.stale_fallback) {
+                    Some(status) => Ok((status, Source::Stale)),
+                    None => Err(ApiError::Unavailable {
+                        what: "the status service",
+                        retry_after: 2,
+                    }),
+                }
+            }
+        }
+    }
+
+    fn remember(&self, person: Uuid, status: Status) -> Status {
+        if self.stale_fallback {
+            self.last_known.insert(person, status.clone());
+        }
+        status
+    }
+
+    async fn read_redis(&self, person: Uuid) -> redis::RedisResult<Option<Status>> {
+        let doc: Option<String> = redis::cmd("HGET")
+            .arg(status_key(&self.store, person))
+            .arg("doc")
+            .query_async(&mut self.store.conn())
+            .await?;
+        Ok(doc.and_then(|d| serde_json::from_str(&d).ok()))
+    }
+
+    async fn ask_scoring(&self, bearer: &str) -> anyhow::Result<Option<Status>> {
+        if !self.breaker.allow() {
+            metrics::counter!("rendering_scoring_calls_total", "outcome" => "breaker_open")
+                .increment(1);
+            anyhow::bail!("the breaker is open");
+        }
+        let request = self
+            .http
+            .get(format!("{}/v1/status/me", self.scoring_url))
+            .bearer_auth(bearer);
+        let outcome = async {
+            let response = hc_platform::http::with_trace_context(request)
+                .send()
+                .await?;
+            match response.status() {
+                reqwest::StatusCode::NOT_FOUND => Ok(None),
+                s if s.is_success() => Ok(Some(response.json::<Status>().await?)),
+                s => anyhow::bail!("scoring answered {s}"),
+            }
+        }
+        .await;
+        // A 404 is an answer (no status yet), not a failure of scoring.
+        self.breaker.record(outcome.is_ok());
+        let label = match &outcome {
+            Ok(_) => "ok",
+            Err(_) => "failed",
+        };
+        metrics::counter!("rendering_scoring_calls_total", "outcome" => label).increment(1);
+        outcome
+    }
+}

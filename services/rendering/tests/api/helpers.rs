@@ -1,0 +1,208 @@
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hc_platform::privacy::random_base64;
+use hc_platform::settings::{Builder, Settings, load_with};
+use hc_platform::store::Store;
+use hc_platform::testing::{TestDatabase, TestRedis, shared_overrides};
+use identity::testing::TestIdentity;
+use serde_json::Value;
+
+/// The test platform's keys: the signing seed and the pseudonym key, known here so tests can check what they see.
+pub const SIGNING_SEED: [u8; 32] = [7; 32];
+pub const PSEUDONYM_KEY: [u8; 32] = [9; 32];
+
+/// Identity, scoring and rendering on free ports over one fresh database and key prefix.
+pub struct TestApp {
+    pub identity: TestIdentity,
+    pub scoring: String,
+    pub address: String,
+    pub http: reqwest::Client,
+    pub db: TestDatabase,
+    pub redis: TestRedis,
+    pub blind_key: String,
+    /// Same Redis as the apps, without a prefix.
+    pub store: Store,
+}
+
+pub fn signing_keys() -> String {
+    format!("t1:{}", STANDARD.encode(SIGNING_SEED))
+}
+
+pub fn pseudonyms() -> hc_token::Pseudonyms {
+    hc_token::Pseudonyms::new(1, [(1u8, &PSEUDONYM_KEY[..])]).expect("keys")
+}
+
+pub async fn spawn_app() -> TestApp {
+    hc_platform::testing::quiet_telemetry("rendering-tests");
+    let db = TestDatabase::create().await.expect("test database");
+    let redis = TestRedis::new();
+    let blind_key = random_base64(32).expect("rand");
+    let identity = TestIdentity::start(&db, &redis, &blind_key).await;
+
+    let settings: Settings<scoring::ScoringSettings> =
+        load_with(scoring::DEFAULT_CONFIG, "scoring", None, |b| {
+            shared_overrides(b, &db, &redis, &blind_key)
+                .set_override("auth.jwks_url", identity.jwks_url())
+                .and_then(|b| b.set_override("events.idle_ms", 20))
+                .expect("override")
+        })
+        .expect("scoring settings");
+    let mut unprefixed = settings.platform.redis.clone();
+    unprefixed.key_prefix = String::new();
+    let store = Store::connect(&unprefixed).await.expect("redis");
+    let scoring_app = scoring::Application::build(settings)
+        .await
+        .expect("scoring builds");
+    let scoring = format!("http://127.0.0.1:{}", scoring_app.port());
+    tokio::spawn(scoring_app.run_until_stopped());
+
+    let mut app = TestApp {
+        identity,
+        scoring,
+        address: String::new(),
+        http: reqwest::Client::new(),
+        db,
+        redis,
+        blind_key,
+        store,
+    };
+    app.address = app.rendering(|b| b).await;
+    app
+}
+
+impl TestApp {
+    /// Starts a rendering service with `tweak`'s overrides (on top of the test keys and this app's scoring), and
+    /// returns its address.
+    pub async fn rendering(&self, tweak: impl FnOnce(Builder) -> Builder) -> String {
+        let settings: Settings<rendering::RenderingSettings> =
+            load_with(rendering::DEFAULT_CONFIG, "rendering", None, |b| {
+                tweak(
+                    shared_overrides(b, &self.db, &self.redis, &self.blind_key)
+                        .set_override("auth.jwks_url", self.identity.jwks_url())
+                        .and_then(|b| b.set_override("rendering.signing_keys", signing_keys()))
+                        .and_then(|b| {
+                            b.set_override(
+                                "rendering.pseudonym_keys",
+                                format!("1:{}", STANDARD.encode(PSEUDONYM_KEY)),
+                            )
+                        })
+                        .and_then(|b| b.set_override("rendering.scoring_url", self.scoring.clone()))
+                        .expect("override"),
+                )
+            })
+            .expect("rendering settings");
+        let app = rendering::Application::build(settings)
+            .await
+            .expect("rendering builds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        address
+    }
+
+    /// Registers a person living in Guangzhou and signs them in: (person id, citizen token).
+    pub async fn citizen(&self, n: u32) -> (String, String) {
+        let id_number = hc_platform::testing::valid_id_number(&format!("44010619900101{n:03}"));
+        let phone = format!("138{:04}{:04}", std::process::id() % 10_000, n);
+        self.identity.citizen(&id_number, &phone, "440106").await
+    }
+
+    pub fn status_key(&self, person: &str) -> String {
+        format!("{}status:{person}", self.redis.prefix)
+    }
+
+    /// Waits up to 10 s for scoring to put the person's status in Redis, and returns its version.
+    pub async fn wait_status(&self, person: &str) -> i64 {
+        for _ in 0..500 {
+            let v: Option<i64> = redis::cmd("HGET")
+                .arg(self.status_key(person))
+                .arg("v")
+                .query_async(&mut self.store.conn())
+                .await
+                .expect("hget");
+            if let Some(v) = v {
+                return v;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("scoring never stored a status for {person}");
+    }
+
+    /// Writes a status into Redis the way scoring does (hash `v`, `doc`).
+    pub async fn put_status(&self, person: &str, version: i64, colour: &str) {
+        let doc = serde_json::json!({
+            "colour": colour, "variant": "standard", "reasons": [], "requirements": [], "valid_until": null,
+            "rule_set": "000000@1", "version": version, "computed_at": "2026-01-01T00:00:00Z",
+            "negative_test_at": "2026-01-01T09:41:07Z",
+        });
+        redis::cmd("HSET")
+            .arg(self.status_key(person))
+            .arg("v")
+            .arg(version)
+            .arg("doc")
+            .arg(doc.to_string())
+            .query_async::<()>(&mut self.store.conn())
+            .await
+            .expect("hset");
+    }
+
+    pub async fn get(&self, address: &str, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{address}{path}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn payload(&self, address: &str, token: &str) -> Value {
+        let r = self
+            .get(address, "/v1/codes/me?format=payload", token)
+            .await;
+        assert_eq!(r.status(), 200, "{:?}", r.text().await);
+        r.json().await.expect("json")
+    }
+
+    /// A counter's value from a service's /metrics (0 if absent), summed over its labels matching `labels`.
+    pub async fn counter(&self, address: &str, name: &str, labels: &str) -> f64 {
+        let text = self
+            .http
+            .get(format!("{address}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .filter(|l| {
+                l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']) && l.contains(labels)
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// The trust store a checkpoint would build from `GET /v1/trust/keys`.
+    pub async fn trust(&self) -> hc_token::TrustStore {
+        let keys: Value = self
+            .http
+            .get(format!("{}/v1/trust/keys", self.address))
+            .send()
+            .await
+            .expect("keys")
+            .json()
+            .await
+            .expect("json");
+        hc_token::TrustStore::new(keys["keys"].as_array().expect("keys").iter().map(|k| {
+            let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(k["x"].as_str().expect("x"))
+                .expect("base64url");
+            hc_token::VerifyingKey::new(
+                k["iss"].as_str().expect("iss"),
+                k["kid"].as_str().expect("kid"),
+                &x,
+                k["signs_until"].as_i64(),
+            )
+            .expect("key")
+        }))
+    }
+}

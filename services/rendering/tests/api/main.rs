@@ -1,0 +1,3 @@
+mod codes;
+mod fallback;
+mod helpers;
