@@ -17,6 +17,7 @@ fn verification(c: &mut Criterion) {
         audience: "hc-platform".into(),
         jwks_url: String::new(),
         leeway_seconds: 30,
+        verified_cache_capacity: 0,
     };
     let verifier = ring.verifier(&settings).expect("verifier");
     let now = chrono::Utc::now().timestamp();

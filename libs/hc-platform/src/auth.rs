@@ -160,6 +160,10 @@ pub struct TokenVerifier {
     jwks_url: Option<String>,
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
     validation: Validation,
+    /// Tokens verified already, by their exact text: a hit needs the very same token, so nothing can be forged
+    /// into it; entries are used only until the token's `exp`.
+    verified: Option<quick_cache::sync::Cache<String, AccessClaims>>,
+    leeway: i64,
 }
 
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
@@ -180,6 +184,9 @@ impl TokenVerifier {
             jwks_url,
             last_fetch: tokio::sync::Mutex::new(None),
             validation,
+            verified: (settings.verified_cache_capacity > 0)
+                .then(|| quick_cache::sync::Cache::new(settings.verified_cache_capacity)),
+            leeway: i64::try_from(settings.leeway_seconds).unwrap_or(i64::MAX),
         }
     }
 
@@ -201,6 +208,20 @@ impl TokenVerifier {
     }
 
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, AuthError> {
+        if let Some(verified) = &self.verified
+            && let Some(claims) = verified.get(token)
+            && claims.exp + self.leeway > chrono::Utc::now().timestamp()
+        {
+            return Ok(claims);
+        }
+        let claims = self.verify_with_keys(token).await?;
+        if let Some(verified) = &self.verified {
+            verified.insert(token.to_owned(), claims.clone());
+        }
+        Ok(claims)
+    }
+
+    async fn verify_with_keys(&self, token: &str) -> Result<AccessClaims, AuthError> {
         match self.verify_cached(token) {
             Err(AuthError::UnknownKey) if self.jwks_url.is_some() => {
                 // One fetch at a time: requests arriving meanwhile wait for it and then try the fresh keys, so a
@@ -408,6 +429,7 @@ mod tests {
             audience: "hc-platform".into(),
             jwks_url: String::new(),
             leeway_seconds: 0,
+            verified_cache_capacity: 0,
         }
     }
 
@@ -470,6 +492,39 @@ mod tests {
         let mut tampered = ring1.sign(&claims(300)).expect("sign");
         tampered.insert(tampered.len() / 2, 'A');
         assert!(verifier.verify_cached(&tampered).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_verified_token_is_remembered_until_it_expires_and_only_the_exact_token() {
+        let ring1 = ring("k1");
+        let verifier = ring1
+            .verifier(&AuthSettings {
+                verified_cache_capacity: 10,
+                ..settings()
+            })
+            .expect("verifier");
+        let token = ring1.sign(&claims(300)).expect("sign");
+        let short = ring1.sign(&claims(1)).expect("sign");
+        assert!(verifier.verify(&token).await.is_ok());
+        assert!(verifier.verify(&short).await.is_ok());
+        // The keys are gone: only the remembered verification can still say yes.
+        verifier
+            .keys
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
+        assert!(verifier.verify(&token).await.is_ok(), "remembered");
+        let mut tampered = token.clone();
+        tampered.push('A');
+        assert!(
+            verifier.verify(&tampered).await.is_err(),
+            "a different text is verified afresh"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        assert!(
+            verifier.verify(&short).await.is_err(),
+            "not past its expiry"
+        );
     }
 
     #[test]

@@ -62,6 +62,7 @@ pub struct AuthSettings {
     pub audience: String,
     pub jwks_url: String,
     pub leeway_seconds: u64,
+    pub verified_cache_capacity: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -34,7 +34,14 @@ pub struct Consumer {
     group: String,
     name: String,
     batch: usize,
+    /// Entries another consumer of the group has held unacknowledged this long are taken over.
+    claim_idle: Duration,
+    last_claim: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How long an entry may sit with a consumer that took it and never acknowledged it (a replica that crashed or
+/// was scaled away, whose name will not come back) before another consumer of the group takes it over.
+const CLAIM_IDLE: Duration = Duration::from_secs(60);
 
 fn field(map: &HashMap<String, redis::Value>, name: &str) -> Option<String> {
     map.get(name)
@@ -51,7 +58,45 @@ impl Consumer {
             group: group.to_owned(),
             name: name.to_owned(),
             batch,
+            claim_idle: CLAIM_IDLE,
+            last_claim: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Takes over other consumers' entries once they have been pending for `idle` (tests use a short one).
+    pub fn claiming_after(mut self, idle: Duration) -> Self {
+        self.claim_idle = idle;
+        self
+    }
+
+    /// Moves entries that other consumers of the group took and left unacknowledged for `claim_idle` to this
+    /// one, so that they are handled with its own pending entries. Without this an event delivered to a replica
+    /// that then died would stay pending under its name forever: acknowledged by the publisher, never applied.
+    /// Runs at most every half `claim_idle`.
+    async fn claim_abandoned(&self) -> anyhow::Result<()> {
+        {
+            let mut last = self
+                .last_claim
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if last.is_some_and(|at| at.elapsed() < self.claim_idle / 2) {
+                return Ok(());
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let idle_ms = u64::try_from(self.claim_idle.as_millis()).unwrap_or(u64::MAX);
+        let _: redis::Value = redis::cmd("XAUTOCLAIM")
+            .arg(&self.key)
+            .arg(&self.group)
+            .arg(&self.name)
+            .arg(idle_ms)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(self.batch)
+            .arg("JUSTID")
+            .query_async(&mut self.store.conn())
+            .await?;
+        Ok(())
     }
 
     /// Creates the group (and the stream) if needed, reading from the stream's beginning.
@@ -75,6 +120,7 @@ impl Consumer {
         F: Fn(Delivered) -> Fut,
         Fut: Future<Output = anyhow::Result<()>>,
     {
+        self.claim_abandoned().await?;
         let mut handled = 0;
         for start in ["0", ">"] {
             let options = StreamReadOptions::default()

@@ -9,8 +9,7 @@ use uuid::Uuid;
 
 use crate::status::status_key;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
     Svg,
     Png,

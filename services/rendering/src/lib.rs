@@ -5,6 +5,7 @@
 mod breaker;
 pub mod cache;
 pub mod keys;
+pub mod memory;
 mod openapi;
 pub mod render;
 mod routes;
@@ -38,12 +39,18 @@ impl Application {
         let keys = Arc::new(keys::Keys::from_settings(&service)?);
         let store = Store::connect(&platform.redis).await?;
         let status = Arc::new(status::StatusSource::new(store.clone(), &service)?);
+        let memory = (service.memory_cache_enabled
+            && service.render_cache_enabled
+            && service.status_from_redis)
+            .then(|| Arc::new(memory::Memory::new(service.memory_cache_bytes)));
         let state = web::Data::new(AppState {
             store: store.clone(),
             settings: Arc::new(service),
             keys,
             status,
+            memory: memory.clone(),
         });
+        let follower = store.clone();
         let running = launch(
             Launch {
                 platform: &platform,
@@ -56,6 +63,14 @@ impl Application {
                 cfg.app_data(state.clone()).configure(routes::configure);
             },
         )?;
+        if let Some(memory) = memory {
+            tokio::spawn(memory::follow_changes(
+                follower,
+                memory,
+                running.background(),
+                std::time::Duration::from_millis(platform.events.idle_ms),
+            ));
+        }
         Ok(Self(running))
     }
 

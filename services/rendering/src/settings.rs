@@ -8,6 +8,8 @@ pub struct RenderingSettings {
     pub pseudonym_keys: secrecy::SecretString,
     pub token_seconds: i64,
     pub render_cache_enabled: bool,
+    pub memory_cache_enabled: bool,
+    pub memory_cache_bytes: u64,
     pub status_from_redis: bool,
     pub scoring_url: String,
     pub scoring_timeout_ms: u64,

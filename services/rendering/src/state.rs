@@ -3,6 +3,7 @@ use std::sync::Arc;
 use hc_platform::store::Store;
 
 use crate::keys::Keys;
+use crate::memory::Memory;
 use crate::settings::RenderingSettings;
 use crate::status::StatusSource;
 
@@ -12,4 +13,6 @@ pub struct AppState {
     pub settings: Arc<RenderingSettings>,
     pub keys: Arc<Keys>,
     pub status: Arc<StatusSource>,
+    /// None when `memory_cache_enabled` is off.
+    pub memory: Option<Arc<Memory>>,
 }

@@ -11,6 +11,7 @@ pub struct ScoringSettings {
     pub scheduler_interval_ms: u64,
     pub appeal_max_override_days: i64,
     pub staff_max: usize,
+    pub recompute_on_read: bool,
 }
 
 impl ScoringSettings {

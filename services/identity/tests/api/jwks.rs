@@ -31,6 +31,7 @@ async fn another_service_verifies_tokens_with_the_published_keys_alone() {
         audience: "hc-platform".into(),
         jwks_url: app.url("/v1/auth/keys"),
         leeway_seconds: 0,
+        verified_cache_capacity: 0,
     });
     let claims = verifier
         .verify(tokens["access_token"].as_str().expect("token"))

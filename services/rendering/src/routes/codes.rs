@@ -1,6 +1,7 @@
 //! `GET /v1/codes/me`: the citizen's code, signed over their current status, as SVG, PNG or the payload.
 
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use hc_domain::Colour;
@@ -12,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::cache::{self, Format};
+use crate::memory::Rendered;
 use crate::render;
 use crate::state::AppState;
 use crate::status::{Source, Status};
@@ -80,7 +82,7 @@ fn not_modified(req: &HttpRequest, etag: &str) -> bool {
 
 fn respond(
     format: Format,
-    body: Vec<u8>,
+    body: Bytes,
     colour: Colour,
     etag: &str,
     window: &Window,
@@ -145,6 +147,27 @@ pub async fn mine(
         bucket_seconds,
         now,
     };
+    if let Some(memory) = &state.memory
+        && let Some(r) = memory.get(person, format, window.bucket)
+    {
+        let etag = window.etag(r.version, format, false);
+        if not_modified(&req, &etag) {
+            outcome("not_modified");
+            return Ok(HttpResponse::NotModified()
+                .insert_header((header::ETAG, etag))
+                .insert_header(cache_control(&window))
+                .finish());
+        }
+        outcome("memory_hit");
+        return Ok(respond(
+            format,
+            r.body.clone(),
+            r.colour,
+            &etag,
+            &window,
+            false,
+        ));
+    }
     // A token already signed for this bucket and status version, whose requested render is not cached yet.
     let mut signed: Option<(i64, String)> = None;
     if settings.render_cache_enabled && settings.status_from_redis {
@@ -161,6 +184,8 @@ pub async fn mine(
                 }
                 if let (Some(body), Some(colour)) = (found.body, found.colour) {
                     outcome("hit");
+                    let body = Bytes::from(body);
+                    remember(&state, person, format, &window, version, colour, &body);
                     return Ok(respond(format, body, colour, &etag, &window, false));
                 }
                 signed = found.token.map(|t| (version, t));
@@ -206,7 +231,42 @@ pub async fn mine(
         tracing::warn!(error = %err, "render cache not written");
     }
     outcome(source.as_str());
+    let body = Bytes::from(body);
+    if !stale {
+        remember(
+            &state,
+            person,
+            format,
+            &window,
+            status.version,
+            status.colour,
+            &body,
+        );
+    }
     Ok(respond(format, body, status.colour, &etag, &window, stale))
+}
+
+fn remember(
+    state: &AppState,
+    person: Uuid,
+    format: Format,
+    window: &Window,
+    version: i64,
+    colour: Colour,
+    body: &Bytes,
+) {
+    if let Some(memory) = &state.memory {
+        memory.put(
+            person,
+            format,
+            Rendered {
+                bucket: window.bucket,
+                version,
+                colour,
+                body: body.clone(),
+            },
+        );
+    }
 }
 
 fn sign(

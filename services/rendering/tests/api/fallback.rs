@@ -53,7 +53,9 @@ async fn when_scoring_is_down_the_last_known_status_is_signed_and_flagged_stale(
     drop(dead);
     let replica = app
         .rendering(|b| {
+            // Without the in-process cache, so the request reaches the status source.
             b.set_override("rendering.scoring_url", dead_url.clone())
+                .and_then(|b| b.set_override("rendering.memory_cache_enabled", false))
                 .and_then(|b| b.set_override("rendering.breaker_failures", 2))
                 .and_then(|b| b.set_override("rendering.breaker_open_ms", 60_000))
                 .expect("override")

@@ -11,8 +11,13 @@ use serde_json::Value;
 pub const SIGNING_SEED: [u8; 32] = [7; 32];
 pub const PSEUDONYM_KEY: [u8; 32] = [9; 32];
 
+/// The tests of this binary run one at a time: they assert on counters of the metrics recorder, which is one per
+/// process.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Identity, scoring and rendering on free ports over one fresh database and key prefix.
 pub struct TestApp {
+    _turn: tokio::sync::MutexGuard<'static, ()>,
     pub identity: TestIdentity,
     pub scoring: String,
     pub address: String,
@@ -33,6 +38,7 @@ pub fn pseudonyms() -> hc_token::Pseudonyms {
 }
 
 pub async fn spawn_app() -> TestApp {
+    let turn = ONE_AT_A_TIME.lock().await;
     hc_platform::testing::quiet_telemetry("rendering-tests");
     let db = TestDatabase::create().await.expect("test database");
     let redis = TestRedis::new();
@@ -57,6 +63,7 @@ pub async fn spawn_app() -> TestApp {
     tokio::spawn(scoring_app.run_until_stopped());
 
     let mut app = TestApp {
+        _turn: turn,
         identity,
         scoring,
         address: String::new(),
@@ -127,7 +134,7 @@ impl TestApp {
         panic!("scoring never stored a status for {person}");
     }
 
-    /// Writes a status into Redis the way scoring does (hash `v`, `doc`).
+    /// Writes a status into Redis the way scoring does (hash `v`, `doc`), and announces it on `status.changed`.
     pub async fn put_status(&self, person: &str, version: i64, colour: &str) {
         let doc = serde_json::json!({
             "colour": colour, "variant": "standard", "reasons": [], "requirements": [], "valid_until": null,
@@ -143,6 +150,36 @@ impl TestApp {
             .query_async::<()>(&mut self.store.conn())
             .await
             .expect("hset");
+        let change = serde_json::json!({"changes": [{"person_id": person, "version": version, "colour": colour}]});
+        redis::cmd("XADD")
+            .arg(format!("{}events:status.changed", self.redis.prefix))
+            .arg("*")
+            .arg("event_id")
+            .arg(format!("scoring:test-{}", uuid::Uuid::new_v4()))
+            .arg("payload")
+            .arg(change.to_string())
+            .query_async::<()>(&mut self.store.conn())
+            .await
+            .expect("xadd");
+    }
+
+    /// Requests the payload until `ok` holds (up to 5 s: a status change reaches the in-process cache through the
+    /// stream), and returns it.
+    pub async fn payload_until(
+        &self,
+        address: &str,
+        token: &str,
+        ok: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..250 {
+            last = self.payload(address, token).await;
+            if ok(&last) {
+                return last;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the code never changed as expected: {last}");
     }
 
     pub async fn get(&self, address: &str, path: &str, token: &str) -> reqwest::Response {

@@ -92,6 +92,43 @@ async fn a_status_read_needs_a_citizen_token_and_an_unknown_person_has_none() {
     crate::helpers::problem(r, reqwest::StatusCode::FORBIDDEN).await;
 }
 
+/// The naive profile's status read: computed afresh from the facts in PostgreSQL every time, Redis not consulted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_naive_profile_every_status_read_computes_the_colour_from_postgresql() {
+    let app = crate::helpers::spawn_app_with(|b| {
+        b.set_override("scoring.recompute_on_read", true)
+            .expect("override")
+    })
+    .await;
+    let c = app.citizen("440106", 3).await;
+    app.wait_colour(&c.person, "green").await;
+    let person: uuid::Uuid = c.person.parse().expect("uuid");
+    let evaluated = || async {
+        app.pool
+            .get()
+            .await
+            .expect("db")
+            .query_one(
+                "SELECT evaluated_at FROM status WHERE person_id = $1",
+                &[&person],
+            )
+            .await
+            .expect("status")
+            .get::<_, chrono::DateTime<chrono::Utc>>(0)
+    };
+    let before = evaluated().await;
+    redis::cmd("DEL")
+        .arg(format!("{}status:{}", app.redis.prefix, c.person))
+        .query_async::<()>(&mut app.store.conn())
+        .await
+        .expect("del");
+    let r = app.get("/v1/status/me", &c.token).await;
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["colour"], "green");
+    assert!(evaluated().await > before, "evaluated again for the read");
+}
+
 /// Hangzhou's rule through the event path: red for a close contact until 14 consecutive clean daily declarations;
 /// the 14th turns it green.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
