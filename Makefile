@@ -1,6 +1,6 @@
 # The two commands: `make up` starts the whole suite with demo data, `make test` runs every check.
 # Both bring up PostgreSQL and Redis themselves (scripts/infra.sh) or use the ones already answering.
-.PHONY: up down test fmt lint bench bench-declaration bench-scoring infra-up infra-down
+.PHONY: up down test fmt lint bench bench-declaration bench-scoring bench-rendering infra-up infra-down
 
 up:
 	@scripts/up.sh
@@ -28,6 +28,10 @@ bench-declaration:
 bench-scoring:
 	@scripts/infra.sh up
 	@eval "$$(scripts/infra.sh env)" && cargo run --release -p scoring --example bench_recolour -- $${PEOPLE:-1000000} $${AFFECTED:-200000}
+
+# Show-code throughput on cache hits against a plaintext endpoint, and the naive profile, in one run.
+bench-rendering:
+	loadtests/bench_rendering.py
 
 infra-up:
 	@scripts/infra.sh up

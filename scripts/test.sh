@@ -26,4 +26,6 @@ echo "== cargo test"
 cargo test --workspace --all-targets --locked
 echo "== token test vectors, checked independently (Python: cbor2, cryptography, base45)"
 "$(scripts/pyenv.sh)" scripts/check_token_vectors.py
+echo "== the citizen's page end to end (headless Chromium)"
+scripts/e2e.sh
 echo "== make test took $(( $(date +%s) - start )) s"

@@ -30,6 +30,8 @@ set -a
 set +a
 export HC__DATABASE__URL="$HC_TEST_DATABASE_URL"
 export HC__REDIS__URL="$HC_TEST_REDIS_URL"
+# The citizen's page is served by rendering on 8084 and calls identity, declaration and scoring from the browser.
+export HC__SERVER__CORS_ALLOWED_ORIGINS="http://127.0.0.1:8084,http://localhost:8084"
 
 # Service name and port; later services join this list.
 services=("identity 8081" "declaration 8082" "scoring 8083" "rendering 8084")

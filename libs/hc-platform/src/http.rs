@@ -29,6 +29,25 @@ pub struct Platform {
     pub dependencies: web::Data<Dependencies>,
     pub json_body_bytes: usize,
     pub workers: usize,
+    /// Origins allowed to call from a browser; empty: none.
+    pub cors_origins: Vec<String>,
+}
+
+/// CORS for the configured origins: the methods and headers the public API uses, and the response headers a page
+/// needs to read (validators and the code's colour).
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    origins
+        .iter()
+        .fold(actix_cors::Cors::default(), |c, o| c.allowed_origin(o))
+        .allowed_methods(["GET", "POST", "PUT"])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+            actix_web::http::header::IF_NONE_MATCH,
+            actix_web::http::header::HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers(["etag", "retry-after", "x-code-colour", "x-code-stale"])
+        .max_age(600)
 }
 
 /// Runs the service's routes (`configure`) behind the platform's middleware on an already bound listener.
@@ -46,6 +65,7 @@ where
         }
     });
     let workers = platform.workers;
+    let cors_origins = platform.cors_origins.clone();
     let mut server = HttpServer::new(move || {
         // `wrap` nests outwards: observe sees everything, then rate limit, admission, timeout, the handler.
         App::new()
@@ -71,6 +91,11 @@ where
             .wrap(from_fn(defences::admission))
             .wrap(from_fn(defences::rate_limit_by_ip))
             .wrap(from_fn(observe))
+            // Outermost: a browser's preflight is answered before any limit or authentication.
+            .wrap(actix_web::middleware::Condition::new(
+                !cors_origins.is_empty(),
+                cors(&cors_origins),
+            ))
     })
     .shutdown_timeout(10)
     .listen(listener)?;

@@ -80,6 +80,14 @@ where
         }),
         json_body_bytes: platform.limits.json_body_bytes,
         workers: platform.server.workers,
+        cors_origins: platform
+            .server
+            .cors_allowed_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(str::to_owned)
+            .collect(),
     };
     let server = serve(listener, http, configure)?;
     Ok(Running {

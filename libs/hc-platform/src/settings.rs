@@ -32,6 +32,7 @@ pub struct ServerSettings {
     pub host: String,
     pub port: u16,
     pub workers: usize,
+    pub cors_allowed_origins: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

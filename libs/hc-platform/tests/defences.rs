@@ -40,6 +40,7 @@ async fn start(settings: &PlatformSettings, gate: Arc<Notify>) -> String {
         }),
         json_body_bytes: 1024,
         workers: 2,
+        cors_origins: vec!["http://page.example".into()],
     };
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -235,5 +236,43 @@ async fn unknown_routes_are_problem_json_404() {
             .get("content-type")
             .and_then(|v| v.to_str().ok()),
         Some("application/problem+json")
+    );
+}
+
+/// A browser page from an allowed origin may call (preflight answered before the rate limit and admission);
+/// any other origin's preflight is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_configured_origins_may_call_from_a_browser() {
+    let base = start(&settings(&[]), Arc::new(Notify::new())).await;
+    let client = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        client
+            .request(reqwest::Method::OPTIONS, format!("{base}/fast"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "GET")
+            .header("Access-Control-Request-Headers", "authorization")
+            .send()
+    };
+    let allowed = preflight("http://page.example").await.expect("preflight");
+    assert!(allowed.status().is_success());
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "http://page.example"
+    );
+    let refused = preflight("http://evil.example").await.expect("preflight");
+    assert!(
+        !refused
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+    let get = client
+        .get(format!("{base}/fast"))
+        .header("Origin", "http://page.example")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        get.headers()["access-control-allow-origin"],
+        "http://page.example"
     );
 }

@@ -90,6 +90,9 @@ pub async fn read(
 
 /// A token and one render of it, made from one status version.
 pub struct Entry<'a> {
+    /// A token signed just now: the entry is replaced whole, so renders of an older token (an older status
+    /// version) do not survive next to it. Otherwise the render joins the token already there.
+    pub new_token: bool,
     pub version: i64,
     pub token: &'a str,
     pub colour: Colour,
@@ -106,6 +109,7 @@ pub async fn write(
     entry: Entry<'_>,
 ) -> redis::RedisResult<()> {
     let Entry {
+        new_token,
         version,
         token,
         colour,
@@ -113,8 +117,11 @@ pub async fn write(
         body,
     } = entry;
     let key = code_key(store, person, bucket);
-    redis::pipe()
-        .cmd("HSET")
+    let mut pipe = redis::pipe();
+    if new_token {
+        pipe.cmd("DEL").arg(&key).ignore();
+    }
+    pipe.cmd("HSET")
         .arg(&key)
         .arg("v")
         .arg(version)

@@ -43,7 +43,13 @@ impl Application {
             && service.render_cache_enabled
             && service.status_from_redis)
             .then(|| Arc::new(memory::Memory::new(service.memory_cache_bytes)));
+        let page = Arc::new(routes::page::Page::new(
+            &service.page_identity_url,
+            &service.page_scoring_url,
+            &service.page_declaration_url,
+        ));
         let state = web::Data::new(AppState {
+            page,
             store: store.clone(),
             settings: Arc::new(service),
             keys,

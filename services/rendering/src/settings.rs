@@ -19,6 +19,9 @@ pub struct RenderingSettings {
     pub stale_fallback_enabled: bool,
     pub last_known_capacity: usize,
     pub qr_module_px: u32,
+    pub page_identity_url: String,
+    pub page_scoring_url: String,
+    pub page_declaration_url: String,
 }
 
 impl RenderingSettings {

@@ -4,6 +4,7 @@ use hc_platform::store::Store;
 
 use crate::keys::Keys;
 use crate::memory::Memory;
+use crate::routes::page::Page;
 use crate::settings::RenderingSettings;
 use crate::status::StatusSource;
 
@@ -15,4 +16,5 @@ pub struct AppState {
     pub status: Arc<StatusSource>,
     /// None when `memory_cache_enabled` is off.
     pub memory: Option<Arc<Memory>>,
+    pub page: Arc<Page>,
 }

@@ -51,7 +51,6 @@ fn at(seconds: i64) -> DateTime<Utc> {
 struct Window {
     bucket: i64,
     bucket_seconds: i64,
-    now: i64,
 }
 
 impl Window {
@@ -80,18 +79,11 @@ fn not_modified(req: &HttpRequest, etag: &str) -> bool {
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
 }
 
-fn respond(
-    format: Format,
-    body: Bytes,
-    colour: Colour,
-    etag: &str,
-    window: &Window,
-    stale: bool,
-) -> HttpResponse {
+fn respond(format: Format, body: Bytes, colour: Colour, etag: &str, stale: bool) -> HttpResponse {
     let mut r = HttpResponse::Ok();
     r.insert_header((header::CONTENT_TYPE, format.content_type()))
         .insert_header((header::ETAG, etag))
-        .insert_header(cache_control(window))
+        .insert_header(cache_control())
         .insert_header(("X-Code-Colour", colour.as_str()));
     if stale {
         r.insert_header(("X-Code-Stale", "true"));
@@ -99,13 +91,12 @@ fn respond(
     r.body(body)
 }
 
-fn cache_control(window: &Window) -> (header::HeaderName, HeaderValue) {
-    // Private: it is one person's code. Until the bucket ends, when a new code is due.
-    let age = (window.end() - window.now).max(0);
+fn cache_control() -> (header::HeaderName, HeaderValue) {
+    // Private: it is one person's code. `no-cache`, not a max-age: a browser keeps it but asks again every time
+    // (answered 304 while nothing changed), so a colour that changed is never hidden behind a cached response.
     (
         header::CACHE_CONTROL,
-        HeaderValue::from_str(&format!("private, max-age={age}"))
-            .unwrap_or(HeaderValue::from_static("private, no-cache")),
+        HeaderValue::from_static("private, no-cache"),
     )
 }
 
@@ -118,6 +109,8 @@ fn outcome(label: &'static str) {
         (status = 200, description = "The code: an SVG or PNG QR code (headers X-Code-Colour, X-Code-Stale), or the payload", body = CodePayload),
         (status = 304, description = "Unchanged since the ETag sent in If-None-Match"),
         (status = 401, description = "No valid citizen access token", body = hc_platform::error::Problem),
+        (status = 403, description = "The token is not a citizen's", body = hc_platform::error::Problem),
+        (status = 422, description = "An unknown format (the problem names the field)", body = hc_platform::error::Problem),
         (status = 404, description = "No status yet for this person", body = hc_platform::error::Problem),
         (status = 503, description = "No status can be read now and none is known here; retry after Retry-After", body = hc_platform::error::Problem),
     ))]
@@ -145,7 +138,6 @@ pub async fn mine(
     let window = Window {
         bucket: now / bucket_seconds,
         bucket_seconds,
-        now,
     };
     if let Some(memory) = &state.memory
         && let Some(r) = memory.get(person, format, window.bucket)
@@ -155,18 +147,11 @@ pub async fn mine(
             outcome("not_modified");
             return Ok(HttpResponse::NotModified()
                 .insert_header((header::ETAG, etag))
-                .insert_header(cache_control(&window))
+                .insert_header(cache_control())
                 .finish());
         }
         outcome("memory_hit");
-        return Ok(respond(
-            format,
-            r.body.clone(),
-            r.colour,
-            &etag,
-            &window,
-            false,
-        ));
+        return Ok(respond(format, r.body.clone(), r.colour, &etag, false));
     }
     // A token already signed for this bucket and status version, whose requested render is not cached yet.
     let mut signed: Option<(i64, String)> = None;
@@ -179,14 +164,14 @@ pub async fn mine(
                     outcome("not_modified");
                     return Ok(HttpResponse::NotModified()
                         .insert_header((header::ETAG, etag))
-                        .insert_header(cache_control(&window))
+                        .insert_header(cache_control())
                         .finish());
                 }
                 if let (Some(body), Some(colour)) = (found.body, found.colour) {
                     outcome("hit");
                     let body = Bytes::from(body);
                     remember(&state, person, format, &window, version, colour, &body);
-                    return Ok(respond(format, body, colour, &etag, &window, false));
+                    return Ok(respond(format, body, colour, &etag, false));
                 }
                 signed = found.token.map(|t| (version, t));
             }
@@ -202,16 +187,17 @@ pub async fn mine(
         outcome("not_modified");
         return Ok(HttpResponse::NotModified()
             .insert_header((header::ETAG, etag))
-            .insert_header(cache_control(&window))
+            .insert_header(cache_control())
             .finish());
     }
     // One token per bucket and version, whatever the format: the SVG, the PNG and the payload show the same code.
-    let token = match signed.filter(|(v, _)| *v == status.version && !stale) {
-        Some((_, token)) => token,
-        None => sign(&state, person, &status, stale, &window)?,
+    let (token, new_token) = match signed.filter(|(v, _)| *v == status.version && !stale) {
+        Some((_, token)) => (token, false),
+        None => (sign(&state, person, &status, stale, &window)?, true),
     };
     let body = render_as(&state, format, &token, &status, stale, &window)?;
     if settings.render_cache_enabled
+        && settings.status_from_redis
         && !stale
         && let Err(err) = cache::write(
             &state.store,
@@ -219,6 +205,7 @@ pub async fn mine(
             window.bucket,
             bucket_seconds,
             cache::Entry {
+                new_token,
                 version: status.version,
                 token: &token,
                 colour: status.colour,
@@ -243,7 +230,7 @@ pub async fn mine(
             &body,
         );
     }
-    Ok(respond(format, body, status.colour, &etag, &window, stale))
+    Ok(respond(format, body, status.colour, &etag, stale))
 }
 
 fn remember(

@@ -1,0 +1,63 @@
+//! The citizen's page at `/`: static HTML, script and style compiled into the binary, the API addresses filled in
+//! from settings at start, and a content security policy that lets the page talk to those APIs and nothing else.
+
+use actix_web::{HttpResponse, web};
+
+use crate::state::AppState;
+
+const HTML: &str = include_str!("../../page/index.html");
+const SCRIPT: &str = include_str!("../../page/app.js");
+const STYLE: &str = include_str!("../../page/app.css");
+
+/// The page with the API addresses in place, and its content security policy.
+pub struct Page {
+    html: String,
+    policy: String,
+}
+
+/// An origin for an HTML attribute and a CSP source: only scheme, host and port characters pass.
+fn origin(url: &str) -> String {
+    url.trim_end_matches('/')
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || ":/.-[]".contains(*c))
+        .collect()
+}
+
+impl Page {
+    pub fn new(identity: &str, scoring: &str, declaration: &str) -> Self {
+        let (identity, scoring, declaration) =
+            (origin(identity), origin(scoring), origin(declaration));
+        let html = HTML
+            .replace("__IDENTITY_URL__", &identity)
+            .replace("__SCORING_URL__", &scoring)
+            .replace("__DECLARATION_URL__", &declaration);
+        let policy = format!(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; \
+             connect-src 'self' {identity} {scoring} {declaration}; base-uri 'none'; form-action 'none'; \
+             frame-ancestors 'none'"
+        );
+        Self { html, policy }
+    }
+}
+
+pub async fn index(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Content-Security-Policy", state.page.policy.as_str()))
+        .insert_header(("Cache-Control", "no-cache"))
+        .body(state.page.html.clone())
+}
+
+pub async fn script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "no-cache"))
+        .body(SCRIPT)
+}
+
+pub async fn style() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("Cache-Control", "no-cache"))
+        .body(STYLE)
+}
