@@ -43,8 +43,39 @@ pub fn record_request(method: &str, route: &str, status: u16, seconds: f64) {
         400..=499 => "4xx",
         _ => "5xx",
     };
-    metrics::counter!("http_requests_total", "method" => method.to_owned(), "route" => route.to_owned(), "status" => class)
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method.to_owned(), "route" => route.to_owned())
-        .record(seconds);
+    // The handles are looked up in the recorder once per worker thread and label set, not on every request: the
+    // lookup hashes and allocates its labels, a measurable share of a cached hot-path request.
+    thread_local! {
+        // route -> (method, status class, handles): found by borrowing, so a hit allocates nothing.
+        static HANDLES: std::cell::RefCell<Handles> = std::cell::RefCell::new(Handles::new());
+    }
+    HANDLES.with(|handles| {
+        let mut handles = handles.borrow_mut();
+        if !handles.contains_key(route) {
+            handles.insert(route.to_owned(), Vec::new());
+        }
+        let Some(entries) = handles.get_mut(route) else {
+            return;
+        };
+        let at = match entries.iter().position(|(m, c, _, _)| m == method && *c == class) {
+            Some(at) => at,
+            None => {
+                entries.push((
+                    method.to_owned(),
+                    class,
+                    metrics::counter!("http_requests_total", "method" => method.to_owned(), "route" => route.to_owned(), "status" => class),
+                    metrics::histogram!("http_request_duration_seconds", "method" => method.to_owned(), "route" => route.to_owned()),
+                ));
+                entries.len() - 1
+            }
+        };
+        let (_, _, counter, histogram) = &entries[at];
+        counter.increment(1);
+        histogram.record(seconds);
+    });
 }
+
+type Handles = std::collections::HashMap<
+    String,
+    Vec<(String, &'static str, metrics::Counter, metrics::Histogram)>,
+>;

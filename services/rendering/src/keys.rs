@@ -131,3 +131,82 @@ pub fn generate_secrets() -> anyhow::Result<String> {
         hc_platform::privacy::random_base64(32)?,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(signing: &str, pseudonyms: &str) -> RenderingSettings {
+        let platform = hc_platform::settings::load_with::<RenderingSettings>(
+            crate::DEFAULT_CONFIG,
+            "rendering",
+            None,
+            |b| {
+                b.set_override("rendering.signing_keys", signing)
+                    .and_then(|b| b.set_override("rendering.pseudonym_keys", pseudonyms))
+                    .expect("override")
+            },
+        )
+        .expect("settings");
+        platform.service
+    }
+
+    #[test]
+    fn the_first_key_signs_and_retired_ones_are_published_until_their_time() {
+        let seed = |b: u8| STANDARD.encode([b; 32]);
+        let s = settings(
+            &format!("new:{}, old:{}:1767225600", seed(1), seed(2)),
+            &format!("2:{},1:{}", seed(3), seed(4)),
+        );
+        let keys = Keys::from_settings(&s).expect("keys");
+        assert_eq!(keys.signer.kid(), "new");
+        let published: Vec<_> = keys
+            .published
+            .iter()
+            .map(|k| (k.kid.as_str(), k.signs_until))
+            .collect();
+        assert_eq!(published, [("new", None), ("old", Some(1_767_225_600))]);
+        assert_eq!(
+            keys.pseudonyms.seal(uuid::Uuid::nil())[0],
+            2,
+            "the first pseudonym key seals"
+        );
+    }
+
+    #[test]
+    fn missing_or_malformed_keys_are_refused_at_start_with_the_setting_named() {
+        let seed = STANDARD.encode([1u8; 32]);
+        let pseudo = format!("1:{seed}");
+        for (signing, pseudonyms, named) in [
+            (String::new(), pseudo.clone(), "rendering.signing_keys"),
+            (
+                format!("a:{seed}:1"),
+                pseudo.clone(),
+                "rendering.signing_keys",
+            ),
+            (
+                "a:not-base64!".to_owned(),
+                pseudo.clone(),
+                "rendering.signing_keys",
+            ),
+            (
+                format!("a:{}", STANDARD.encode([1u8; 16])),
+                pseudo.clone(),
+                "rendering.signing_keys",
+            ),
+            (
+                format!("a:{seed}"),
+                String::new(),
+                "rendering.pseudonym_keys",
+            ),
+            (
+                format!("a:{seed}"),
+                "x:abc".to_owned(),
+                "rendering.pseudonym_keys",
+            ),
+        ] {
+            let err = Keys::from_settings(&settings(&signing, &pseudonyms)).expect_err("refused");
+            assert!(format!("{err:#}").contains(named), "{err:#}");
+        }
+    }
+}

@@ -101,7 +101,21 @@ fn cache_control() -> (header::HeaderName, HeaderValue) {
 }
 
 fn outcome(label: &'static str) {
-    metrics::counter!("rendering_code_requests_total", "outcome" => label).increment(1);
+    // One handle per outcome and worker thread, looked up once (the lookup hashes its labels on every call).
+    thread_local! {
+        static HANDLES: std::cell::RefCell<Vec<(&'static str, metrics::Counter)>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    HANDLES.with(|handles| {
+        let mut handles = handles.borrow_mut();
+        match handles.iter().find(|(l, _)| *l == label) {
+            Some((_, c)) => c.increment(1),
+            None => {
+                let c = metrics::counter!("rendering_code_requests_total", "outcome" => label);
+                c.increment(1);
+                handles.push((label, c));
+            }
+        }
+    });
 }
 
 #[utoipa::path(get, path = "/v1/codes/me", tag = "codes", security(("bearer" = [])), params(CodeQuery),
