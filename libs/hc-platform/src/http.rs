@@ -134,7 +134,8 @@ async fn observe(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let method = req.method().to_string();
+    let method = req.method().clone();
+    let method = method.as_str();
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
@@ -143,8 +144,8 @@ async fn observe(
     });
     let span = tracing::info_span!(
         "http.request",
-        http.method = %method,
-        http.route = %route,
+        http.method = method,
+        http.route = route.as_str(),
         http.status = tracing::field::Empty,
         otel.kind = "server"
     );
@@ -156,7 +157,7 @@ async fn observe(
     };
     let elapsed = started.elapsed().as_secs_f64();
     span.record("http.status", status);
-    metrics::record_request(&method, &route, status, elapsed);
+    metrics::record_request(method, &route, status, elapsed);
     span.in_scope(|| {
         if status >= 400 {
             tracing::info!(target: "access", method, route, status, latency_ms = elapsed * 1e3, "request");

@@ -70,7 +70,11 @@ where
     let provider = Some(builder.build());
     let otel = provider.as_ref().map(|p| {
         opentelemetry::global::set_tracer_provider(p.clone());
-        tracing_opentelemetry::layer().with_tracer(p.tracer(service))
+        // Spans and events at INFO and above: a DEBUG event (the access log of every successful request) would
+        // otherwise be formatted into a span event on every request, whether the log filter shows it or not.
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer(service))
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
     });
 
     let installed = tracing_subscriber::registry()
