@@ -257,3 +257,29 @@ pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
             }),
     }
 }
+
+/// Keyset pagination over `(time, id)`: the cursor is `{micros}_{uuid}` of the last item of the previous page.
+pub mod cursor {
+    use chrono::{DateTime, Utc};
+    use uuid::Uuid;
+
+    use crate::error::ApiError;
+
+    /// Where the page starts: after `cursor`, or from the beginning.
+    pub fn parse(cursor: Option<&str>) -> Result<(DateTime<Utc>, Uuid), ApiError> {
+        let bad = || ApiError::unprocessable("cursor", "is not a cursor from this API");
+        let Some(c) = cursor else {
+            return Ok((DateTime::<Utc>::UNIX_EPOCH, Uuid::nil()));
+        };
+        let (t, id) = c.split_once('_').ok_or_else(bad)?;
+        let micros: i64 = t.parse().map_err(|_| bad())?;
+        Ok((
+            DateTime::from_timestamp_micros(micros).ok_or_else(bad)?,
+            id.parse().map_err(|_| bad())?,
+        ))
+    }
+
+    pub fn format(at: DateTime<Utc>, id: Uuid) -> String {
+        format!("{}_{id}", at.timestamp_micros())
+    }
+}

@@ -72,4 +72,48 @@ pub enum KeyError {
     Rejected,
     #[error("a pseudonym key is 32 bytes, got {0}")]
     PseudonymKeyLength(usize),
+    #[error("pseudonym key entry {0} is not number:base64-key")]
+    PseudonymSpec(usize),
+    #[error("no pseudonym key is set")]
+    NoPseudonymKey,
+}
+
+/// Why a signed trust list is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrustListError {
+    #[error("the format is {0:?}, not hc-trust-list/1")]
+    BadFormat(String),
+    #[error("`signed` is not base64url")]
+    BadEncoding,
+    #[error("`signed` is not a tagged COSE_Sign1 structure: {0}")]
+    BadCbor(String),
+    #[error("the list is not signed with EdDSA (Ed25519)")]
+    WrongAlgorithm,
+    #[error("the list is signed with key {found:?}, but the pinned root key is {expected:?}")]
+    WrongKey { expected: String, found: String },
+    #[error("the signature does not verify with the pinned root key")]
+    BadSignature,
+    #[error("the list's content is invalid: {0}")]
+    BadPayload(String),
+    #[error("the list is signed by region {found}, but the pinned root belongs to {expected}")]
+    WrongSigner { expected: String, found: String },
+    #[error("the list expired at {0} (Unix seconds)")]
+    Expired(i64),
+}
+
+impl TrustListError {
+    /// A stable machine-readable name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TrustListError::BadFormat(_) => "bad_format",
+            TrustListError::BadEncoding => "bad_encoding",
+            TrustListError::BadCbor(_) => "bad_cbor",
+            TrustListError::WrongAlgorithm => "wrong_algorithm",
+            TrustListError::WrongKey { .. } => "wrong_key",
+            TrustListError::BadSignature => "bad_signature",
+            TrustListError::BadPayload(_) => "bad_payload",
+            TrustListError::WrongSigner { .. } => "wrong_signer",
+            TrustListError::Expired(_) => "expired",
+        }
+    }
 }

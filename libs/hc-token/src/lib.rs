@@ -8,12 +8,14 @@ mod codec;
 mod error;
 mod keys;
 mod pseudonym;
+mod trust_list;
 
 pub use claims::{CodeClaims, Flags, HCQ_CLAIM};
 pub use codec::{Validation, decode, encode, inspect};
-pub use error::{DecodeError, EncodeError, KeyError};
+pub use error::{DecodeError, EncodeError, KeyError, TrustListError};
 pub use keys::{Keys, SigningKey, TrustStore, VerifyingKey};
 pub use pseudonym::{PSEUDONYM_LEN, Pseudonyms};
+pub use trust_list::{ListedKey, SignedTrustList, TRUST_LIST_FORMAT, TrustList, TrustedIssuer};
 
 /// What every code starts with.
 pub const PREFIX: &str = "HCQ1:";

@@ -50,6 +50,32 @@ impl Pseudonyms {
         Ok(Self { current, keys })
     }
 
+    /// From the settings form `number:base64-key, ...`: the first entry seals, all open.
+    pub fn from_spec(spec: &str) -> Result<Self, KeyError> {
+        use base64::Engine;
+        let mut keys = Vec::new();
+        for (i, entry) in spec
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .enumerate()
+        {
+            // The position only: the entry is a secret.
+            let bad = || KeyError::PseudonymSpec(i + 1);
+            let (number, key) = entry.split_once(':').ok_or_else(bad)?;
+            let number: u8 = number.parse().map_err(|_| bad())?;
+            let key = base64::engine::general_purpose::STANDARD
+                .decode(key)
+                .map_err(|_| bad())?;
+            keys.push((number, key));
+        }
+        let current = keys
+            .first()
+            .map(|(n, _)| *n)
+            .ok_or(KeyError::NoPseudonymKey)?;
+        Self::new(current, keys.iter().map(|(n, k)| (*n, k.as_slice())))
+    }
+
     fn key(&self, n: u8) -> Option<&LessSafeKey> {
         self.keys.iter().find(|(k, _)| *k == n).map(|(_, key)| key)
     }

@@ -58,25 +58,8 @@ impl Keys {
         }
         let signer =
             signer.context("rendering.signing_keys is empty (see rendering generate-secrets)")?;
-        let mut sealing = Vec::new();
-        for spec in entries(s.pseudonym_keys.expose_secret()) {
-            let (number, key) = spec
-                .split_once(':')
-                .context("rendering.pseudonym_keys: an entry is not number:key")?;
-            let number: u8 = number
-                .parse()
-                .context("rendering.pseudonym_keys: a key number is not 0 to 255")?;
-            let key = STANDARD
-                .decode(key)
-                .context("rendering.pseudonym_keys: a key is not base64")?;
-            sealing.push((number, key));
-        }
-        let current = sealing
-            .first()
-            .map(|(n, _)| *n)
-            .context("rendering.pseudonym_keys is empty (see rendering generate-secrets)")?;
-        let pseudonyms = Pseudonyms::new(current, sealing.iter().map(|(n, k)| (*n, k.as_slice())))
-            .context("rendering.pseudonym_keys")?;
+        let pseudonyms = Pseudonyms::from_spec(s.pseudonym_keys.expose_secret())
+            .context("rendering.pseudonym_keys (see rendering generate-secrets)")?;
         Ok(Self {
             signer,
             published,

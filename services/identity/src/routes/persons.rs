@@ -87,11 +87,13 @@ pub async fn register(
         "this phone number is registered to another person",
     )])?;
     if let Some(id) = inserted {
-        // Other services key facts by this index; the event lets them link facts to the person.
+        // Other services key facts by this index; the event lets them link facts to the person. The masked name
+        // (张*) is what a checkpoint guard compares with an ID card on verification's ID-card path.
         let event = serde_json::json!({
             "person_id": id.0,
             "id_number_index": hex(&id_number_index),
             "home_region": region.to_string(),
+            "masked_name": name.masked(),
         });
         hc_platform::outbox::enqueue(&tx, "person.registered", &event).await?;
     }

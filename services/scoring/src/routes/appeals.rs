@@ -175,25 +175,7 @@ pub async fn open(
     if !(1..=100).contains(&limit) {
         return Err(ApiError::unprocessable("limit", "must be 1 to 100"));
     }
-    let (after_time, after_id) = match &query.cursor {
-        None => (DateTime::<Utc>::UNIX_EPOCH, Uuid::nil()),
-        Some(c) => {
-            let (t, id) = c.split_once('_').ok_or_else(|| {
-                ApiError::unprocessable("cursor", "is not a cursor from this API")
-            })?;
-            let micros: i64 = t
-                .parse()
-                .map_err(|_| ApiError::unprocessable("cursor", "is not a cursor from this API"))?;
-            (
-                DateTime::from_timestamp_micros(micros).ok_or_else(|| {
-                    ApiError::unprocessable("cursor", "is not a cursor from this API")
-                })?,
-                id.parse().map_err(|_| {
-                    ApiError::unprocessable("cursor", "is not a cursor from this API")
-                })?,
-            )
-        }
-    };
+    let (after_time, after_id) = hc_platform::http::cursor::parse(query.cursor.as_deref())?;
     // A regional client sees the appeals of people living in its region.
     let (lo, hi) = match official.region {
         Some(r) => crate::recolour::span(&r.to_string()),
@@ -216,7 +198,7 @@ pub async fn open(
         appeals.truncate(limit as usize);
         appeals
             .last()
-            .map(|a| format!("{}_{}", a.filed_at.timestamp_micros(), a.id))
+            .map(|a| hc_platform::http::cursor::format(a.filed_at, a.id))
     } else {
         None
     };

@@ -1,0 +1,137 @@
+//! The verification service: checkpoints verify codes (ours, judged on the person's current status, and other
+//! regions' through their signed trust lists) and ID cards against their venue's policy; citizens check in with
+//! venue codes; every scan and check-in is group-committed before the answer, kept by day for contact tracing.
+
+pub mod events;
+mod openapi;
+pub mod partitions;
+pub mod policy;
+mod routes;
+pub mod scans;
+mod settings;
+mod state;
+pub mod status;
+pub mod trust;
+pub mod venues;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use anyhow::Context;
+use hc_platform::auth::TokenVerifier;
+use hc_platform::privacy::BlindIndex;
+use hc_platform::service::{Launch, Running, launch};
+use hc_platform::settings::Settings;
+use hc_platform::store::Store;
+use secrecy::ExposeSecret;
+
+pub use routes::venues::venue_code;
+pub use settings::VerificationSettings;
+use state::AppState;
+
+pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
+pub const SCHEMA: &str = "verification";
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+pub struct Application(Running);
+
+impl Application {
+    pub async fn build(settings: Settings<VerificationSettings>) -> anyhow::Result<Self> {
+        let Settings { platform, service } = settings;
+        service.validate()?;
+        let db = hc_platform::db::pool(&platform.database, SCHEMA)?;
+        hc_platform::db::migrate(&db, SCHEMA, embedded::migrations::runner()).await?;
+        partitions::maintain(
+            &db.get().await?,
+            service.partition_days_ahead,
+            service.retention_days,
+        )
+        .await
+        .context("creating the scan partitions")?;
+        let store = Store::connect(&platform.redis).await?;
+        let index = BlindIndex::from_secret(&platform.privacy.blind_index_key)
+            .context("privacy.blind_index_key")?;
+        let pseudonyms = hc_token::Pseudonyms::from_spec(service.pseudonym_keys.expose_secret())
+            .context("verification.pseudonym_keys (the same secret as rendering.pseudonym_keys)")?;
+        let trust = Arc::new(trust::Trust::from_settings(&service)?);
+        trust.reload_peers(&db.get().await?).await?;
+        let settings = Arc::new(service);
+        let venues = Arc::new(venues::Venues::new(
+            db.clone(),
+            Duration::from_millis(settings.venue_cache_ms),
+        ));
+        // The committer outlives the HTTP server's shutdown until it drains (its own token, cancelled last).
+        let commits = tokio_util::sync::CancellationToken::new();
+        let scans = scans::ScanLog::start(db.clone(), &settings, commits.clone());
+        let state = web::Data::new(AppState {
+            db: db.clone(),
+            store: store.clone(),
+            index,
+            settings: settings.clone(),
+            trust: trust.clone(),
+            pseudonyms: Arc::new(pseudonyms),
+            venues,
+            scans,
+        });
+        let running = launch(
+            Launch {
+                platform: &platform,
+                schema: SCHEMA,
+                db: Some(db.clone()),
+                store,
+                verifier: TokenVerifier::from_jwks_url(&platform.auth),
+            },
+            move |cfg| {
+                cfg.app_data(state.clone()).configure(routes::configure);
+            },
+        )?;
+        let d = db.clone();
+        running.consume("person.registered", move |event| {
+            events::person_registered(d.clone(), event)
+        });
+        let d = db.clone();
+        running.consume_batched("facts.imported", 4, move |event| {
+            events::facts_imported(d.clone(), event)
+        });
+        let background = running.background();
+        tokio::spawn(trust.run_refresh(
+            db.clone(),
+            Duration::from_millis(settings.keys_refresh_ms),
+            Duration::from_millis(settings.peers_refresh_ms),
+            background.clone(),
+        ));
+        tokio::spawn(partitions::run(
+            db,
+            settings.partition_days_ahead,
+            settings.retention_days,
+            Duration::from_millis(settings.maintenance_interval_ms),
+            background.clone(),
+        ));
+        tokio::spawn(async move {
+            background.cancelled().await;
+            commits.cancel();
+        });
+        Ok(Self(running))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.0.port()
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.0.run_until_stopped().await
+    }
+}
+
+/// Development secrets for `make up`: the trust list's root key.
+pub fn generate_secrets() -> anyhow::Result<String> {
+    let kid = format!("root{}", chrono::Utc::now().format("%Y%m"));
+    Ok(format!(
+        "HC__VERIFICATION__ROOT_KEY={kid}:{}\n",
+        hc_platform::privacy::random_base64(32)?
+    ))
+}

@@ -1,0 +1,25 @@
+//! `GET /openapi.json`, generated from the handlers' annotations.
+
+use actix_web::HttpResponse;
+use hc_platform::openapi::BearerAuth;
+use utoipa::OpenApi;
+
+use crate::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Health-code platform: verification", description = "Checkpoints verify codes and ID cards against venue policies; venue check-ins; contact tracing; trust lists for mutual recognition. Errors are application/problem+json (RFC 9457)."),
+    paths(
+        routes::verify::verify,
+        routes::venues::put, routes::venues::get, routes::venues::code, routes::venues::visits,
+        routes::checkins::checkin, routes::checkins::exposure,
+        routes::trust::list, routes::trust::root, routes::trust::import_peer,
+    ),
+    components(schemas(hc_platform::error::Problem)),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+pub async fn serve() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

@@ -1,0 +1,155 @@
+//! Citizens' check-ins with a venue code (`POST /v1/checkins`), recorded like scans and announced to scoring as a
+//! visit to the venue's region; and the co-traveller self-check (`GET /v1/checkins/exposure`): was any venue I
+//! checked into visited by a case within the same hour, without saying who.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use hc_platform::ApiError;
+use hc_platform::auth::Citizen;
+use hc_platform::http::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::routes::venues::venue_of_code;
+use crate::routes::verify::record_scan;
+use crate::scans::ScanRecord;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckinRequest {
+    /// What the venue's QR code holds (`HCV1:…`).
+    pub venue_code: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CheckinView {
+    pub id: Uuid,
+    pub venue: String,
+    pub venue_name: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Check in at a venue. Answered once the check-in is durable; scoring receives it as a visit.
+#[utoipa::path(post, path = "/v1/checkins", tag = "checkins", request_body = CheckinRequest, security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Recorded", body = CheckinView),
+        (status = 422, description = "Not a venue code of this platform", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Not recorded (try again), or the registration has not reached this service yet", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn checkin(
+    state: web::Data<AppState>,
+    citizen: Citizen,
+    Json(body): Json<CheckinRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let code = body.venue_code.trim();
+    let venue_id = (code.len() <= 200)
+        .then(|| venue_of_code(&state.index, code))
+        .flatten()
+        .ok_or_else(|| {
+            ApiError::unprocessable("venue_code", "is not a venue code of this platform")
+        })?;
+    let venue = state.venues.by_id(venue_id).await?.ok_or_else(|| {
+        ApiError::unprocessable("venue_code", "names a venue that no longer exists")
+    })?;
+    let person = citizen.0.0;
+    let row = state
+        .db
+        .get()
+        .await?
+        .query_opt(
+            "SELECT id_index FROM persons WHERE person_id = $1",
+            &[&person],
+        )
+        .await?;
+    let Some(row) = row else {
+        // The registration event is still on its way (seconds at most).
+        return Err(ApiError::Unavailable {
+            what: "this person's registration",
+            retry_after: 2,
+        });
+    };
+    let now = Utc::now();
+    let record = ScanRecord {
+        at: now,
+        id: Uuid::new_v4(),
+        kind: "checkin",
+        venue_id: venue.id.clone(),
+        client_id: None,
+        person_id: Some(person),
+        issuer: None,
+        colour: None,
+        decision: "recorded",
+        reason: None,
+        visit: Some((row.get(0), venue.region.clone())),
+    };
+    let id = record.id;
+    record_scan(&state, record).await?;
+    Ok(HttpResponse::Created().json(CheckinView {
+        id,
+        venue: venue.id.clone(),
+        venue_name: venue.name.clone(),
+        at: now,
+    }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Exposure {
+    pub venue_name: String,
+    /// The hour of the citizen's own visit (its start).
+    pub hour: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExposureView {
+    pub exposed: bool,
+    /// The citizen's own visits that a case was near: the venue and the hour, never who or how many.
+    pub exposures: Vec<Exposure>,
+    pub lookback_days: i64,
+}
+
+/// The co-traveller self-check over the citizen's own check-ins and scans.
+#[utoipa::path(get, path = "/v1/checkins/exposure", tag = "checkins", security(("bearer" = [])),
+    responses((status = 200, description = "Whether a case was at a venue within the window of one of my visits", body = ExposureView)))]
+pub async fn exposure(
+    state: web::Data<AppState>,
+    citizen: Citizen,
+) -> Result<HttpResponse, ApiError> {
+    let s = &state.settings;
+    let window = i32::try_from(s.cotraveller_window_minutes).unwrap_or(60);
+    let case_days = i32::try_from(s.case_days).unwrap_or(14);
+    let lookback = i32::try_from(s.cotraveller_lookback_days).unwrap_or(14);
+    let rows = state
+        .db
+        .get()
+        .await?
+        .query(
+            "SELECT DISTINCT v.name, date_trunc('hour', mine.at) AS hour
+             FROM scan_events mine
+             JOIN scan_events other ON other.venue_id = mine.venue_id
+                  AND other.at BETWEEN mine.at - make_interval(mins => $2) AND mine.at + make_interval(mins => $2)
+                  AND other.person_id IS NOT NULL AND other.person_id <> mine.person_id
+             JOIN persons p ON p.person_id = other.person_id
+             JOIN cases c ON c.id_index = p.id_index
+                  AND c.since BETWEEN (other.at - make_interval(days => $3))::date
+                                  AND (other.at + make_interval(days => $3))::date
+             JOIN venues v ON v.id = mine.venue_id
+             WHERE mine.person_id = $1 AND mine.at > now() - make_interval(days => $4)
+             ORDER BY hour DESC LIMIT 100",
+            &[&citizen.0.0, &window, &case_days, &lookback],
+        )
+        .await?;
+    let exposures: Vec<Exposure> = rows
+        .iter()
+        .map(|r| Exposure {
+            venue_name: r.get(0),
+            hour: r.get(1),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(ExposureView {
+        exposed: !exposures.is_empty(),
+        exposures,
+        lookback_days: s.cotraveller_lookback_days,
+    }))
+}

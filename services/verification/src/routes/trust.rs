@@ -1,0 +1,183 @@
+//! Mutual recognition: our signed trust list (`GET /v1/trust/list`, public), the root key peers pin
+//! (`GET /v1/trust/root`), and importing another region's list against its pinned root (`PUT /v1/trust/peers/{region}`,
+//! admin), with the table that maps its colours to ours.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use hc_domain::Colour;
+use hc_platform::ApiError;
+use hc_platform::auth::{Admin, Official};
+use hc_platform::http::Json;
+use hc_token::{ListedKey, SignedTrustList};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::state::AppState;
+use crate::trust::peer_issuer;
+use hc_platform::audit;
+
+/// Our trust list: this platform's code keys and those of every peer imported here, signed with our root key.
+#[utoipa::path(get, path = "/v1/trust/list", tag = "trust",
+    responses((status = 200, description = "{format, signed}: base64url of a COSE_Sign1 over the JSON list (docs/token-format.md §9)")))]
+pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let signed = state.trust.signed_list()?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .json(signed))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RootKey {
+    pub region: String,
+    pub kid: String,
+    /// The raw Ed25519 public key, base64url without padding.
+    pub x: String,
+}
+
+/// The public half of the root key that signs our trust list. Peers pin it out of band (and compare it with this).
+#[utoipa::path(get, path = "/v1/trust/root", tag = "trust", responses((status = 200, body = RootKey)))]
+pub async fn root(state: web::Data<AppState>) -> HttpResponse {
+    let key = state.trust.root();
+    let listed = ListedKey::of(&key);
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .json(RootKey {
+            region: key.issuer,
+            kid: listed.kid,
+            x: listed.x,
+        })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PeerImport {
+    /// The peer's list exactly as its `GET /v1/trust/list` serves it.
+    #[schema(value_type = Object)]
+    pub list: SignedTrustList,
+    /// How each of its colours reads here: every colour it may issue (green, yellow, orange, red) mapped to ours.
+    #[schema(value_type = Object, example = json!({"green": "green", "yellow": "yellow", "orange": "orange", "red": "red"}))]
+    pub colours: HashMap<String, String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PeerView {
+    pub region: String,
+    pub sequence: u64,
+    pub expires_at: DateTime<Utc>,
+    pub keys: Vec<String>,
+}
+
+/// Import (or renew) another region's trust list.
+#[utoipa::path(put, path = "/v1/trust/peers/{region}", tag = "trust", request_body = PeerImport, security(("bearer" = [])),
+    params(("region" = String, Path, description = "The peer's region code, whose root key is pinned in verification.peer_roots")),
+    responses(
+        (status = 200, description = "Imported; codes of the peer verify here from now on", body = PeerView),
+        (status = 409, description = "Older than the list held", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No pinned root, a list that does not verify (with its reason), or an incomplete colour table", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn import_peer(
+    state: web::Data<AppState>,
+    official: Official<Admin>,
+    path: web::Path<String>,
+    Json(body): Json<PeerImport>,
+) -> Result<HttpResponse, ApiError> {
+    let region = path.into_inner();
+    if region == state.trust.issuer {
+        return Err(ApiError::unprocessable(
+            "region",
+            "is this platform's own region",
+        ));
+    }
+    let root = state.trust.pinned(&region).ok_or_else(|| {
+        ApiError::unprocessable(
+            "region",
+            format!("no root key is pinned for {region} (verification.peer_roots)"),
+        )
+    })?;
+    let list = body
+        .list
+        .verify(root, Utc::now().timestamp())
+        .map_err(|e| ApiError::unprocessable("list", format!("{}: {e}", e.code())))?;
+    let issuer =
+        peer_issuer(&list, &region).map_err(|e| ApiError::unprocessable("list", e.to_string()))?;
+    let mut colours = HashMap::new();
+    for theirs in [Colour::Green, Colour::Yellow, Colour::Orange, Colour::Red] {
+        let ours = body
+            .colours
+            .get(theirs.as_str())
+            .ok_or_else(|| {
+                ApiError::unprocessable(
+                    format!("colours.{theirs}"),
+                    "is required: every colour the peer may issue is mapped",
+                )
+            })?
+            .parse::<Colour>()
+            .map_err(|e| ApiError::unprocessable(format!("colours.{theirs}"), e.reason))?;
+        // A mapping may read a colour as stricter, never as milder: a peer's red is never our green.
+        if ours < theirs && !(theirs == Colour::Orange && ours == Colour::Yellow) {
+            return Err(ApiError::unprocessable(
+                format!("colours.{theirs}"),
+                format!("{ours} is milder than {theirs}"),
+            ));
+        }
+        colours.insert(theirs, ours);
+    }
+    let snapshot = state.trust.snapshot();
+    for key in &issuer.keys {
+        if let Some(existing) = hc_token::Keys::find(&snapshot.store, key.kid.as_bytes())
+            && existing.issuer != region
+        {
+            return Err(ApiError::unprocessable(
+                "list",
+                format!(
+                    "key id {} is already used by issuer {}",
+                    key.kid, existing.issuer
+                ),
+            ));
+        }
+    }
+    let expires_at = DateTime::from_timestamp(list.expires_at, 0).unwrap_or_default();
+    let sequence = i64::try_from(list.sequence)
+        .map_err(|_| ApiError::unprocessable("list", "sequence is too large"))?;
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    let updated = tx
+        .execute(
+            "INSERT INTO trust_peers (region, signed, sequence, expires_at, colour_map, imported_by)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (region) DO UPDATE SET signed = excluded.signed, sequence = excluded.sequence,
+                 expires_at = excluded.expires_at, colour_map = excluded.colour_map,
+                 imported_by = excluded.imported_by, imported_at = now()
+             WHERE trust_peers.sequence <= excluded.sequence",
+            &[&region, &body.list.signed, &sequence, &expires_at, &serde_json::to_value(&colours).map_err(anyhow::Error::from)?, &official.client_id],
+        )
+        .await?;
+    if updated == 0 {
+        return Err(ApiError::Conflict {
+            field: Some("list".into()),
+            detail: format!("the list held for {region} is newer than sequence {sequence}"),
+        });
+    }
+    audit::record(
+        &tx,
+        &audit::Entry {
+            actor: &official.client_id,
+            action: "trust.import_peer",
+            subject: None,
+            reason: Some(&region),
+            outcome: &format!("sequence {sequence}"),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    state.trust.reload_peers(&client).await?;
+    tracing::info!(region, sequence, "peer trust list imported");
+    Ok(HttpResponse::Ok().json(PeerView {
+        region,
+        sequence: list.sequence,
+        expires_at,
+        keys: issuer.keys.iter().map(|k| k.kid.clone()).collect(),
+    }))
+}

@@ -1,0 +1,356 @@
+//! Venues: their policy and devices (`PUT /v1/venues/{id}`, admin), their venue code (场所码) to print at the door,
+//! and who was there (`GET /v1/venues/{id}/visits`, trace:read, audited).
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use hc_domain::RegionCode;
+use hc_platform::ApiError;
+use hc_platform::auth::{Admin, Official, TraceRead};
+use hc_platform::http::{Json, cursor};
+use hc_platform::privacy::{BlindIndex, to_hex};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::policy::{self, Policy};
+use crate::state::AppState;
+use crate::venues::{self, Venue};
+use hc_platform::audit;
+
+/// What a venue code starts with.
+pub const VENUE_CODE_PREFIX: &str = "HCV1:";
+
+/// The text of a venue's code: its id and a tag keyed by the platform's secret, so that a code for a venue cannot
+/// be made up (a check-in is a visit fact: it can turn someone's colour).
+pub fn venue_code(index: &BlindIndex, venue_id: &str) -> String {
+    let tag = index.other("venue-code", venue_id.as_bytes());
+    format!("{VENUE_CODE_PREFIX}{venue_id}.{}", to_hex(&tag[..10]))
+}
+
+/// The venue a code names, if its tag is right.
+pub fn venue_of_code<'a>(index: &BlindIndex, code: &'a str) -> Option<&'a str> {
+    let (id, _) = code.strip_prefix(VENUE_CODE_PREFIX)?.rsplit_once('.')?;
+    // Recomputed and compared whole; the tag is not secret once printed, only unforgeable.
+    (venue_code(index, id) == code).then_some(id)
+}
+
+fn check_id(id: &str) -> Result<(), ApiError> {
+    if (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        Ok(())
+    } else {
+        Err(ApiError::unprocessable(
+            "id",
+            "must be 1 to 64 of a-z, 0-9 and -",
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VenueRequest {
+    #[schema(example = "体育西路地铁站 A 口")]
+    pub name: String,
+    /// The county (GB/T 2260) the venue is in: check-ins become visits to it.
+    #[schema(example = "440106")]
+    pub region: String,
+    pub policy: Policy,
+    /// Client ids of the checkpoint devices at this venue (a device is bound to one venue; listing it here moves it).
+    #[serde(default)]
+    pub devices: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VenueView {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    pub policy: Policy,
+    pub devices: Vec<String>,
+    /// What the venue's QR code holds (GET /v1/venues/{id}/code renders it).
+    pub venue_code: String,
+}
+
+async fn view(state: &AppState, v: Venue) -> Result<VenueView, ApiError> {
+    let devices = state
+        .db
+        .get()
+        .await?
+        .query(
+            "SELECT client_id FROM devices WHERE venue_id = $1 ORDER BY client_id",
+            &[&v.id],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(VenueView {
+        venue_code: venue_code(&state.index, &v.id),
+        id: v.id,
+        name: v.name,
+        region: v.region,
+        policy: v.policy,
+        devices,
+    })
+}
+
+fn in_scope<S: hc_platform::auth::Scope>(
+    official: &Official<S>,
+    region: &str,
+) -> Result<(), ApiError> {
+    let region =
+        RegionCode::parse(region).map_err(|e| ApiError::unprocessable("region", e.reason))?;
+    if official.covers(region) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "region {region} is outside this client's region scope"
+        )))
+    }
+}
+
+/// Create or replace a venue: its name, region, policy and devices.
+#[utoipa::path(put, path = "/v1/venues/{id}", tag = "venues", request_body = VenueRequest, security(("bearer" = [])),
+    params(("id" = String, Path, description = "1 to 64 of a-z, 0-9 and -")),
+    responses(
+        (status = 200, description = "Stored", body = VenueView),
+        (status = 403, description = "Lacks admin, or the region is outside the client's scope", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid (a policy that widens the colour rule names the colour)", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn put(
+    state: web::Data<AppState>,
+    official: Official<Admin>,
+    path: web::Path<String>,
+    Json(body): Json<VenueRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    check_id(&id)?;
+    let name = body.name.trim();
+    if !(1..=100).contains(&name.chars().count()) {
+        return Err(ApiError::unprocessable(
+            "name",
+            "must be 1 to 100 characters",
+        ));
+    }
+    in_scope(&official, &body.region)?;
+    let ceiling = state.settings.ceiling()?;
+    policy::check(&body.policy, &ceiling)
+        .map_err(|(field, reason)| ApiError::unprocessable(field, reason))?;
+    for (i, d) in body.devices.iter().enumerate() {
+        if !(1..=100).contains(&d.len()) {
+            return Err(ApiError::unprocessable(
+                format!("devices[{i}]"),
+                "must be a client id",
+            ));
+        }
+    }
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    if let Some(existing) = venues::load(&tx, &id).await? {
+        // A client cannot move a venue out of its scope, nor edit one outside it.
+        in_scope(&official, &existing.region)?;
+    }
+    tx.execute(
+        "INSERT INTO venues (id, name, region, policy, updated_by) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, region = excluded.region, policy = excluded.policy,
+             updated_by = excluded.updated_by, updated_at = now()",
+        &[&id, &name, &body.region, &serde_json::to_value(&body.policy).map_err(anyhow::Error::from)?, &official.client_id],
+    )
+    .await?;
+    tx.execute("DELETE FROM devices WHERE venue_id = $1", &[&id])
+        .await?;
+    tx.execute(
+        "INSERT INTO devices (client_id, venue_id) SELECT d, $2 FROM unnest($1::text[]) d
+         ON CONFLICT (client_id) DO UPDATE SET venue_id = excluded.venue_id",
+        &[&body.devices, &id],
+    )
+    .await?;
+    tx.commit().await?;
+    state.venues.forget();
+    tracing::info!(venue = %id, devices = body.devices.len(), "venue stored");
+    let venue = venues::load(&client, &id)
+        .await?
+        .ok_or(ApiError::NotFound { what: "venue" })?;
+    Ok(HttpResponse::Ok().json(view(&state, venue).await?))
+}
+
+#[utoipa::path(get, path = "/v1/venues/{id}", tag = "venues", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The venue", body = VenueView), (status = 404, description = "No such venue")))]
+pub async fn get(
+    state: web::Data<AppState>,
+    official: Official<Admin>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let venue = venues::load(&state.db.get().await?, &path)
+        .await?
+        .ok_or(ApiError::NotFound { what: "venue" })?;
+    in_scope(&official, &venue.region)?;
+    Ok(HttpResponse::Ok().json(view(&state, venue).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CodeQuery {
+    /// `svg` (default) or `payload` (the code's text as JSON).
+    pub format: Option<String>,
+}
+
+/// The venue's QR code, to print at its door: citizens scan it to check in.
+#[utoipa::path(get, path = "/v1/venues/{id}/code", tag = "venues", params(("id" = String, Path), CodeQuery), security(("bearer" = [])),
+    responses((status = 200, description = "SVG, or {code} as JSON"), (status = 404, description = "No such venue")))]
+pub async fn code(
+    state: web::Data<AppState>,
+    official: Official<Admin>,
+    path: web::Path<String>,
+    query: web::Query<CodeQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let venue = venues::load(&state.db.get().await?, &path)
+        .await?
+        .ok_or(ApiError::NotFound { what: "venue" })?;
+    in_scope(&official, &venue.region)?;
+    let text = venue_code(&state.index, &venue.id);
+    match query.format.as_deref().unwrap_or("svg") {
+        "payload" => Ok(HttpResponse::Ok()
+            .json(serde_json::json!({"code": text, "venue": venue.id, "name": venue.name}))),
+        "svg" => {
+            let qr =
+                qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M)
+                    .map_err(anyhow::Error::from)?;
+            let svg = qr
+                .render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(256, 256)
+                .quiet_zone(true)
+                .build();
+            Ok(HttpResponse::Ok().content_type("image/svg+xml").body(svg))
+        }
+        _ => Err(ApiError::unprocessable("format", "must be svg or payload")),
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct VisitsQuery {
+    /// From this time (inclusive).
+    pub from: DateTime<Utc>,
+    /// To this time (exclusive); at most 31 days after `from`.
+    pub to: DateTime<Utc>,
+    /// Why the records are read (case number, order); audited.
+    pub reason: String,
+    /// 1 to 1000 (default 200).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VisitRecord {
+    pub at: DateTime<Utc>,
+    pub id: Uuid,
+    /// `scan`, `id_card` or `checkin`.
+    pub kind: String,
+    /// The person (resolvable by officials with person:read); null for other issuers' codes and refused codes.
+    pub person_id: Option<Uuid>,
+    pub issuer: Option<String>,
+    pub colour: Option<String>,
+    pub decision: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VisitPage {
+    pub visits: Vec<VisitRecord>,
+    pub next_cursor: Option<String>,
+}
+
+/// Who was at the venue between two times (contact tracing). Every page read is audited.
+#[utoipa::path(get, path = "/v1/venues/{id}/visits", tag = "venues", params(("id" = String, Path), VisitsQuery), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Scans and check-ins, oldest first", body = VisitPage),
+        (status = 403, description = "Lacks trace:read or the venue's region", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A parameter is invalid", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn visits(
+    state: web::Data<AppState>,
+    official: Official<TraceRead>,
+    path: web::Path<String>,
+    query: web::Query<VisitsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(200);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::unprocessable("limit", "must be 1 to 1000"));
+    }
+    if query.to <= query.from || query.to - query.from > chrono::Duration::days(31) {
+        return Err(ApiError::unprocessable(
+            "to",
+            "must be after from, by at most 31 days",
+        ));
+    }
+    let reason = query.reason.trim();
+    if !(3..=500).contains(&reason.chars().count()) {
+        return Err(ApiError::unprocessable(
+            "reason",
+            "must be 3 to 500 characters",
+        ));
+    }
+    let (after_at, after_id) = cursor::parse(query.cursor.as_deref())?;
+    let client = state.db.get().await?;
+    let venue = venues::load(&client, &path)
+        .await?
+        .ok_or(ApiError::NotFound { what: "venue" })?;
+    in_scope(&official, &venue.region)?;
+    let rows = client
+        .query(
+            "SELECT at, id, kind, person_id, issuer, colour, decision FROM scan_events
+             WHERE venue_id = $1 AND at >= $2 AND at < $3 AND (at, id) > ($4, $5)
+             ORDER BY at, id LIMIT $6",
+            &[
+                &venue.id,
+                &query.from,
+                &query.to,
+                &after_at,
+                &after_id,
+                &(limit + 1),
+            ],
+        )
+        .await?;
+    let mut visits: Vec<VisitRecord> = rows
+        .iter()
+        .map(|r| VisitRecord {
+            at: r.get(0),
+            id: r.get(1),
+            kind: r.get(2),
+            person_id: r.get(3),
+            issuer: r.get::<_, Option<String>>(4),
+            colour: r.get(5),
+            decision: r.get(6),
+        })
+        .collect();
+    let next_cursor = if visits.len() as i64 > limit {
+        visits.truncate(limit as usize);
+        visits.last().map(|v| cursor::format(v.at, v.id))
+    } else {
+        None
+    };
+    audit::record(
+        &client,
+        &audit::Entry {
+            actor: &official.client_id,
+            action: "trace.venue_visits",
+            subject: None,
+            reason: Some(reason),
+            outcome: &format!(
+                "venue {} {}..{}: {} records",
+                venue.id,
+                query.from,
+                query.to,
+                visits.len()
+            ),
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(VisitPage {
+        visits,
+        next_cursor,
+    }))
+}

@@ -1,0 +1,456 @@
+//! `POST /v1/verify`: a checkpoint device (bound to a venue) sends a scanned code, or an ID card number for someone
+//! without a phone, and gets pass or deny with the rule that decided. The scan is durable before the answer.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use hc_domain::{Colour, IdNumber};
+use hc_platform::ApiError;
+use hc_platform::auth::{AnyScope, Official};
+use hc_platform::http::Json;
+use hc_token::{DecodeError, Validation};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::policy::{self, Decision, Subject, Verdict};
+use crate::scans::{RecordError, ScanRecord};
+use crate::state::AppState;
+use crate::status;
+use crate::venues::Venue;
+use hc_platform::audit;
+
+/// The longest code accepted (a real one is at most 311 characters).
+const MAX_CODE_LEN: usize = 1024;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The scanned code (`HCQ1:…`); needs the scope `verify`.
+    pub code: Option<String>,
+    /// Instead of a code: the 18-digit ID number on the card; needs the scope `verify:id`. Audited.
+    pub id_number: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VerifyAnswer {
+    pub decision: Decision,
+    /// The colour judged (after re-judgement on the current status, and after another issuer's colour table).
+    #[schema(value_type = Option<String>, example = "green")]
+    pub colour: Option<Colour>,
+    /// A stable code: `admitted`, a policy's (`venue_closed`, `colour_not_admitted`, `international_not_admitted`,
+    /// `nat_too_old`, `no_negative_test`) or the code's (`bad_signature`, `expired`, `unknown_issuer`, …).
+    pub reason: String,
+    /// The rule that decided (`venue.policy`, `venue.colours`, …, or `code`).
+    pub rule: String,
+    /// Why, for the guard (Chinese and English).
+    pub reasons: Vec<ReasonText>,
+    /// The issuing region of the code (or of this platform, on the ID-card path).
+    pub issuer: Option<String>,
+    /// `current_status`: judged on the person's status now, newer than (or as new as) the code's; `code`: on what
+    /// the code says (another issuer's code, or no current status known here).
+    pub judged_on: Option<String>,
+    /// On the ID-card path: the name, masked, to compare with the card.
+    pub masked_name: Option<String>,
+    pub venue: String,
+    pub scan_id: Uuid,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReasonText {
+    pub zh: String,
+    pub en: String,
+}
+
+/// Verify a code or an ID card at the device's venue.
+#[utoipa::path(post, path = "/v1/verify", tag = "verify", request_body = VerifyRequest, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Pass or deny (a refused code is a deny, not an error); the scan is recorded", body = VerifyAnswer),
+        (status = 403, description = "Lacks verify (or verify:id), or the device is bound to no venue", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Neither or both of code and id_number, or an invalid ID number", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The scan could not be recorded; nothing was acknowledged", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn verify(
+    state: web::Data<AppState>,
+    device: Official<AnyScope>,
+    Json(body): Json<VerifyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (code, id_number) = match (body.code, body.id_number) {
+        (Some(code), None) => {
+            device.require("verify")?;
+            (Some(code), None)
+        }
+        (None, Some(id)) => {
+            device.require("verify:id")?;
+            (None, Some(id))
+        }
+        (Some(_), Some(_)) => {
+            return Err(ApiError::unprocessable(
+                "id_number",
+                "send either code or id_number, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(ApiError::unprocessable(
+                "code",
+                "is required (or id_number)",
+            ));
+        }
+    };
+    let venue = state
+        .venues
+        .of_device(&device.client_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::forbidden(
+                "this device is not bound to a venue (PUT /v1/venues/{id} lists its devices)",
+            )
+        })?;
+    let now = Utc::now();
+    let answer = match (code, id_number) {
+        (Some(code), _) => by_code(&state, &venue, code.trim(), now).await?,
+        (_, Some(id)) => by_id_card(&state, &device.client_id, &venue, &id, now).await?,
+        _ => unreachable!("one of the two is set"),
+    };
+    let (judged, record) = answer;
+    record_scan(
+        &state,
+        ScanRecord {
+            client_id: Some(device.client_id.clone()),
+            ..record
+        },
+    )
+    .await?;
+    metrics::counter!("verification_decisions_total", "decision" => judged.decision.as_str(), "reason" => reason_label(&judged.reason)).increment(1);
+    Ok(HttpResponse::Ok().json(judged))
+}
+
+/// Metric labels come from a closed set (never from input).
+fn reason_label(reason: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "admitted",
+        "venue_closed",
+        "colour_not_admitted",
+        "international_not_admitted",
+        "nat_too_old",
+        "no_negative_test",
+        "bad_prefix",
+        "bad_base45",
+        "bad_cbor",
+        "wrong_algorithm",
+        "unknown_key_id",
+        "unknown_issuer",
+        "bad_signature",
+        "issuer_mismatch",
+        "key_not_valid",
+        "bad_claims",
+        "expired",
+        "not_yet_valid",
+        "unknown_subject",
+        "not_registered",
+        "no_status",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| **k == reason)
+        .copied()
+        .unwrap_or("other")
+}
+
+pub(crate) async fn record_scan(state: &AppState, record: ScanRecord) -> Result<(), ApiError> {
+    state.scans.record(record).await.map_err(|err| {
+        tracing::error!(error = %err, "a scan was not recorded; the gate is told to retry");
+        match err {
+            RecordError::Closed | RecordError::Commit(_) => ApiError::Unavailable {
+                what: "the scan log",
+                retry_after: 1,
+            },
+        }
+    })
+}
+
+fn scan(kind: &'static str, venue: &Venue, now: DateTime<Utc>) -> ScanRecord {
+    ScanRecord {
+        at: now,
+        id: Uuid::new_v4(),
+        kind,
+        venue_id: venue.id.clone(),
+        client_id: None,
+        person_id: None,
+        issuer: None,
+        colour: None,
+        decision: "deny",
+        reason: None,
+        visit: None,
+    }
+}
+
+fn answer(
+    verdict: Verdict,
+    colour: Option<Colour>,
+    issuer: Option<String>,
+    judged_on: Option<&str>,
+    venue: &Venue,
+    scan_id: Uuid,
+) -> VerifyAnswer {
+    VerifyAnswer {
+        decision: verdict.decision,
+        colour,
+        reasons: vec![ReasonText {
+            zh: verdict.zh,
+            en: verdict.en,
+        }],
+        reason: verdict.reason,
+        rule: verdict.rule,
+        issuer,
+        judged_on: judged_on.map(str::to_owned),
+        masked_name: None,
+        venue: venue.id.clone(),
+        scan_id,
+    }
+}
+
+fn refused(err: &DecodeError, unknown_issuer: Option<&str>) -> Verdict {
+    let (reason, zh, en) = match (err, unknown_issuer) {
+        (DecodeError::UnknownKeyId(_), Some(issuer)) => (
+            "unknown_issuer",
+            format!("不认可的发码地区 {issuer}"),
+            format!("issuer {issuer} is not on the trust list"),
+        ),
+        (DecodeError::Expired(_), _) => (
+            "expired",
+            "健康码已过期，请刷新".to_owned(),
+            "the code has expired; refresh it".to_owned(),
+        ),
+        (DecodeError::BadSignature, _) => (
+            "bad_signature",
+            "健康码签名无效".to_owned(),
+            "the code's signature does not verify".to_owned(),
+        ),
+        (other, _) => (other.code(), "健康码无效".to_owned(), other.to_string()),
+    };
+    Verdict::deny(reason, "code", zh, en)
+}
+
+async fn by_code(
+    state: &AppState,
+    venue: &Venue,
+    code: &str,
+    now: DateTime<Utc>,
+) -> Result<(VerifyAnswer, ScanRecord), ApiError> {
+    if code.len() > MAX_CODE_LEN {
+        return Err(ApiError::unprocessable(
+            "code",
+            format!("is longer than {MAX_CODE_LEN} characters"),
+        ));
+    }
+    let mut record = scan("scan", venue, now);
+    let trust = state.trust.snapshot();
+    let at = Validation {
+        now: now.timestamp(),
+        leeway: state.settings.leeway_seconds,
+    };
+    let claims = match hc_token::decode(code, &trust.store, at) {
+        Ok(claims) => claims,
+        Err(err) => {
+            // What the code claims is untrusted, but it tells the guard whose code it was.
+            let claimed = hc_token::inspect(code).ok().map(|(_, c)| c.issuer);
+            let unknown = claimed
+                .as_deref()
+                .filter(|i| !trust.issuers.contains_key(*i));
+            let verdict = refused(&err, unknown);
+            record.reason = Some(verdict.reason.clone());
+            record.issuer = claimed
+                .clone()
+                .filter(|i| i.len() == 6 && i.bytes().all(|b| b.is_ascii_digit()));
+            return Ok((
+                answer(verdict, None, claimed, None, venue, record.id),
+                record,
+            ));
+        }
+    };
+    record.issuer = Some(claims.issuer.clone());
+    let issuer = trust.issuers.get(&claims.issuer);
+    let code_subject = Subject {
+        colour: claims.colour,
+        international: claims.flags.international(),
+        negative_test_at: claims
+            .negative_test_at
+            .and_then(|t| DateTime::from_timestamp(t, 0)),
+    };
+    let (subject, judged_on) = match issuer.and_then(|i| i.colours.as_ref()) {
+        // Another region's code: its colour read through its table; its subject is opaque to us.
+        Some(colours) => {
+            let Some(colour) = colours.get(&claims.colour).copied() else {
+                let verdict = Verdict::deny(
+                    "colour_unmapped",
+                    "trust.colours",
+                    "发码地区的颜色无法对应".into(),
+                    format!(
+                        "issuer {}'s colour {} has no mapping here",
+                        claims.issuer, claims.colour
+                    ),
+                );
+                record.reason = Some(verdict.reason.clone());
+                return Ok((
+                    answer(
+                        verdict,
+                        None,
+                        Some(claims.issuer),
+                        Some("code"),
+                        venue,
+                        record.id,
+                    ),
+                    record,
+                ));
+            };
+            (
+                Subject {
+                    colour,
+                    ..code_subject
+                },
+                "code",
+            )
+        }
+        None => {
+            let Some(person) = state.pseudonyms.open(&claims.subject) else {
+                let verdict = Verdict::deny(
+                    "unknown_subject",
+                    "code",
+                    "健康码持有人无法识别".into(),
+                    "the code's subject cannot be resolved".into(),
+                );
+                record.reason = Some(verdict.reason.clone());
+                return Ok((
+                    answer(verdict, None, Some(claims.issuer), None, venue, record.id),
+                    record,
+                ));
+            };
+            record.person_id = Some(person);
+            let current = match status::current(&state.store, person).await {
+                Ok(c) => c,
+                Err(err) => {
+                    tracing::warn!(error = %err, "reading the current status failed; judging on the code");
+                    None
+                }
+            };
+            match current {
+                // A status at least as new as the code's: a person turned red after the code was issued does not
+                // pass on it.
+                Some(c) if u64::try_from(c.version).is_ok_and(|v| v >= claims.status_version) => (
+                    Subject {
+                        colour: c.colour,
+                        international: c.variant == "international",
+                        negative_test_at: c.negative_test_at,
+                    },
+                    "current_status",
+                ),
+                _ => (code_subject, "code"),
+            }
+        }
+    };
+    let verdict = policy::judge(&venue.policy, &subject, now);
+    record.colour = Some(subject.colour.as_str().to_owned());
+    record.decision = verdict.decision.as_str();
+    record.reason = Some(verdict.reason.clone());
+    Ok((
+        answer(
+            verdict,
+            Some(subject.colour),
+            Some(claims.issuer),
+            Some(judged_on),
+            venue,
+            record.id,
+        ),
+        record,
+    ))
+}
+
+async fn by_id_card(
+    state: &AppState,
+    device: &str,
+    venue: &Venue,
+    id_number: &str,
+    now: DateTime<Utc>,
+) -> Result<(VerifyAnswer, ScanRecord), ApiError> {
+    let id = IdNumber::parse(id_number, hc_domain::china_time::day_of(now))
+        .map_err(|e| ApiError::unprocessable("id_number", e.reason))?;
+    let index = state.index.id_number(&id);
+    let client = state.db.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT person_id, masked_name FROM persons WHERE id_index = $1",
+            &[&index],
+        )
+        .await?;
+    let mut record = scan("id_card", venue, now);
+    record.issuer = Some(state.settings.issuer.clone());
+    let (verdict, colour, person, masked) = match row {
+        None => (
+            Verdict::deny(
+                "not_registered",
+                "id_card",
+                "此证件号未登记健康码".into(),
+                "no one is registered with this ID number".into(),
+            ),
+            None,
+            None,
+            None,
+        ),
+        Some(row) => {
+            let person: Uuid = row.get(0);
+            let masked: Option<String> = row.get(1);
+            match status::current(&state.store, person).await? {
+                None => (
+                    Verdict::deny(
+                        "no_status",
+                        "id_card",
+                        "暂无健康码状态".into(),
+                        "no status is known for this person yet".into(),
+                    ),
+                    None,
+                    Some(person),
+                    masked,
+                ),
+                Some(c) => {
+                    let subject = Subject {
+                        colour: c.colour,
+                        international: c.variant == "international",
+                        negative_test_at: c.negative_test_at,
+                    };
+                    (
+                        policy::judge(&venue.policy, &subject, now),
+                        Some(c.colour),
+                        Some(person),
+                        masked,
+                    )
+                }
+            }
+        }
+    };
+    // The read of a person's status by ID number is audited before anything is answered.
+    audit::record(
+        &client,
+        &audit::Entry {
+            actor: device,
+            action: "verify.id_card",
+            subject: person,
+            reason: Some(&venue.id),
+            outcome: verdict.decision.as_str(),
+        },
+    )
+    .await?;
+    record.person_id = person;
+    record.colour = colour.map(|c| c.as_str().to_owned());
+    record.decision = verdict.decision.as_str();
+    record.reason = Some(verdict.reason.clone());
+    let mut a = answer(
+        verdict,
+        colour,
+        Some(state.settings.issuer.clone()),
+        colour.map(|_| "current_status"),
+        venue,
+        record.id,
+    );
+    a.masked_name = masked.or_else(|| person.map(|_| "未知 (unknown)".to_owned()));
+    Ok((a, record))
+}

@@ -1,0 +1,205 @@
+//! The scan log: every scan and check-in is appended to an in-process queue and group-committed to PostgreSQL (one
+//! multi-row insert per batch, a batch whenever a writer is free, holding what arrived meanwhile), and the request
+//! is answered only after its batch committed. Nothing acknowledged is lost; a crash loses only records nobody was
+//! told about. Check-ins also become visit facts for scoring, through the outbox in the same transaction.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::partitions;
+use crate::settings::VerificationSettings;
+
+/// One record of who was where, and what the gate said.
+#[derive(Debug, Clone)]
+pub struct ScanRecord {
+    pub at: DateTime<Utc>,
+    pub id: Uuid,
+    /// `scan`, `id_card` or `checkin`.
+    pub kind: &'static str,
+    pub venue_id: String,
+    pub client_id: Option<String>,
+    pub person_id: Option<Uuid>,
+    pub issuer: Option<String>,
+    pub colour: Option<String>,
+    pub decision: &'static str,
+    pub reason: Option<String>,
+    /// For check-ins: the person's blind index and the venue's region, announced as a visit fact.
+    pub visit: Option<(Vec<u8>, String)>,
+}
+
+type Ack = oneshot::Sender<Result<(), Arc<anyhow::Error>>>;
+
+#[derive(Clone)]
+pub struct ScanLog {
+    queue: mpsc::Sender<(ScanRecord, Ack)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("the scan log is shut down")]
+    Closed,
+    #[error("committing the batch failed: {0}")]
+    Commit(Arc<anyhow::Error>),
+}
+
+impl ScanLog {
+    /// Starts the committer; it drains what is queued when `cancel` fires.
+    pub fn start(pool: Pool, s: &VerificationSettings, cancel: CancellationToken) -> Self {
+        let (tx, rx) = mpsc::channel(s.commit_queue);
+        tokio::spawn(commit_loop(
+            rx,
+            pool,
+            s.commit_max_batch,
+            Duration::from_millis(s.commit_max_wait_ms),
+            s.commit_writers,
+            cancel,
+        ));
+        Self { queue: tx }
+    }
+
+    /// Returns once the record is durable in PostgreSQL.
+    pub async fn record(&self, record: ScanRecord) -> Result<(), RecordError> {
+        let (ack, done) = oneshot::channel();
+        self.queue
+            .send((record, ack))
+            .await
+            .map_err(|_| RecordError::Closed)?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(RecordError::Commit(err)),
+            Err(_) => Err(RecordError::Closed),
+        }
+    }
+}
+
+async fn commit_loop(
+    mut rx: mpsc::Receiver<(ScanRecord, Ack)>,
+    pool: Pool,
+    max_batch: usize,
+    max_wait: Duration,
+    writers: usize,
+    cancel: CancellationToken,
+) {
+    let free = Arc::new(Semaphore::new(writers));
+    loop {
+        // Wait for a free writer first: while every writer is busy, records pile up and the next batch is larger.
+        let Ok(permit) = free.clone().acquire_owned().await else {
+            return;
+        };
+        let first = tokio::select! {
+            r = rx.recv() => r,
+            _ = cancel.cancelled() => { rx.close(); rx.recv().await }
+        };
+        let Some(first) = first else {
+            return;
+        };
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + max_wait;
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(item)) => batch.push(item),
+                        _ => break,
+                    }
+                }
+            }
+        }
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let (records, acks): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            let outcome = commit(&pool, &records).await.map_err(Arc::new);
+            metrics::histogram!("verification_commit_batch_size").record(records.len() as f64);
+            metrics::histogram!("verification_commit_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+            if let Err(err) = &outcome {
+                tracing::error!(error = %err, records = records.len(), "a scan batch failed to commit");
+            }
+            for ack in acks {
+                // A request that gave up waiting is no reason to stop answering the others.
+                let _ = ack.send(outcome.clone());
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// One transaction per batch; a missing day partition (a clock past the maintained range) is created and the
+/// batch tried once more.
+async fn commit(pool: &Pool, records: &[ScanRecord]) -> anyhow::Result<()> {
+    let mut client = pool.get().await?;
+    match insert(&mut client, records).await {
+        Err(err) if is_missing_partition(&err) => {
+            for day in records.iter().map(|r| hc_domain::china_time::day_of(r.at)) {
+                partitions::ensure_day(&client, day).await?;
+            }
+            insert(&mut client, records).await
+        }
+        other => other,
+    }
+}
+
+fn is_missing_partition(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<tokio_postgres::Error>()
+        .and_then(|e| e.as_db_error())
+        .is_some_and(|e| e.message().contains("no partition of relation"))
+}
+
+async fn insert(
+    client: &mut deadpool_postgres::Object,
+    records: &[ScanRecord],
+) -> anyhow::Result<()> {
+    let tx = client.transaction().await?;
+    let at: Vec<_> = records.iter().map(|r| r.at).collect();
+    let id: Vec<_> = records.iter().map(|r| r.id).collect();
+    let kind: Vec<_> = records.iter().map(|r| r.kind).collect();
+    let venue: Vec<_> = records.iter().map(|r| r.venue_id.as_str()).collect();
+    let client_id: Vec<_> = records.iter().map(|r| r.client_id.as_deref()).collect();
+    let person: Vec<_> = records.iter().map(|r| r.person_id).collect();
+    let issuer: Vec<_> = records.iter().map(|r| r.issuer.as_deref()).collect();
+    let colour: Vec<_> = records.iter().map(|r| r.colour.as_deref()).collect();
+    let decision: Vec<_> = records.iter().map(|r| r.decision).collect();
+    let reason: Vec<_> = records.iter().map(|r| r.reason.as_deref()).collect();
+    tx.execute(
+        "INSERT INTO scan_events (at, id, kind, venue_id, client_id, person_id, issuer, colour, decision, reason)
+         SELECT * FROM unnest($1::timestamptz[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[],
+                              $7::text[], $8::text[], $9::text[], $10::text[])",
+        &[&at, &id, &kind, &venue, &client_id, &person, &issuer, &colour, &decision, &reason],
+    )
+    .await?;
+    let visits: Vec<_> = records
+        .iter()
+        .filter_map(|r| r.visit.as_ref().map(|(index, region)| (r, index, region)))
+        .collect();
+    if !visits.is_empty() {
+        // As declaration announces imported visits: `facts[i]` belongs to the i-th 32-byte index of `people`.
+        let people: Vec<u8> = visits
+            .iter()
+            .flat_map(|(_, index, _)| index.iter().copied())
+            .collect();
+        let facts: Vec<_> = visits
+            .iter()
+            .map(|(r, _, region)| {
+                serde_json::json!({"region": region, "first_seen": r.at, "last_seen": r.at, "source": "venue"})
+            })
+            .collect();
+        let event = serde_json::json!({
+            "kind": "visits", "client_id": "verification", "batch_id": format!("checkins-{}", visits[0].0.id),
+            "people_count": visits.len(), "people": STANDARD.encode(people), "facts": facts,
+        });
+        hc_platform::outbox::enqueue(&tx, "facts.imported", &event).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

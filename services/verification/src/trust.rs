@@ -1,0 +1,315 @@
+//! The issuers this checkpoint trusts, held in memory for the hot path: this platform's own code keys (fetched from
+//! its rendering service's `GET /v1/trust/keys`) and the issuers of other regions' trust lists imported against
+//! their pinned root keys, each with its colour table. Our own signed trust list is made from the same data.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use deadpool_postgres::{GenericClient, Pool};
+use hc_domain::Colour;
+use hc_token::{
+    ListedKey, SignedTrustList, SigningKey, TrustList, TrustStore, TrustedIssuer, VerifyingKey,
+};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::VerificationSettings;
+
+/// How another issuer's colours read here.
+pub type ColourMap = HashMap<Colour, Colour>;
+
+/// One trusted issuer.
+#[derive(Debug, Clone)]
+pub struct Issuer {
+    pub region: String,
+    pub keys: Vec<VerifyingKey>,
+    /// None for our own issuer (its colours are ours).
+    pub colours: Option<ColourMap>,
+}
+
+/// A consistent picture of everything trusted, swapped whole on every change.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub store: TrustStore,
+    pub issuers: HashMap<String, Issuer>,
+}
+
+impl Snapshot {
+    fn build(own: Option<&Issuer>, peers: &[Issuer]) -> Self {
+        let mut issuers = HashMap::new();
+        let mut keys = Vec::new();
+        // Our own keys first: a peer's key with the same id cannot shadow one of ours (imports refuse it too).
+        for issuer in own.into_iter().chain(peers) {
+            for key in &issuer.keys {
+                if !keys.iter().any(|k: &VerifyingKey| k.kid == key.kid) {
+                    keys.push(key.clone());
+                }
+            }
+            issuers.insert(issuer.region.clone(), issuer.clone());
+        }
+        Self {
+            store: TrustStore::new(keys),
+            issuers,
+        }
+    }
+}
+
+/// The keys as rendering publishes them (OKP JWKs with `iss` and `signs_until`).
+#[derive(Debug, Deserialize)]
+struct PublishedKeys {
+    issuer: String,
+    keys: Vec<PublishedKey>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PublishedKey {
+    kid: String,
+    x: String,
+    signs_until: Option<i64>,
+}
+
+pub struct Trust {
+    current: RwLock<Arc<Snapshot>>,
+    own: RwLock<Option<Issuer>>,
+    peers: RwLock<Vec<Issuer>>,
+    pub issuer: String,
+    root: SigningKey,
+    pinned: HashMap<String, VerifyingKey>,
+    own_keys_url: String,
+    http: reqwest::Client,
+    list_days: i64,
+}
+
+impl Trust {
+    pub fn from_settings(s: &VerificationSettings) -> anyhow::Result<Self> {
+        let (kid, seed) = s.root_key.expose_secret().trim().split_once(':').context(
+            "verification.root_key is not kid:base64-seed (see verification generate-secrets)",
+        )?;
+        let seed = STANDARD
+            .decode(seed)
+            .context("verification.root_key: the seed is not base64")?;
+        let root = SigningKey::from_seed(&s.issuer, kid, &seed).context("verification.root_key")?;
+        let mut pinned = HashMap::new();
+        for entry in s
+            .peer_roots
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let parse = || -> Option<VerifyingKey> {
+                let (region, key) = entry.split_once('=')?;
+                let (kid, public) = key.split_once(':')?;
+                let public = URL_SAFE_NO_PAD.decode(public).ok()?;
+                VerifyingKey::new(region, kid, &public, None).ok()
+            };
+            let key = parse().with_context(|| {
+                format!("verification.peer_roots: {entry:?} is not region=kid:base64url-key")
+            })?;
+            pinned.insert(key.issuer.clone(), key);
+        }
+        Ok(Self {
+            current: RwLock::new(Arc::new(Snapshot::default())),
+            own: RwLock::new(None),
+            peers: RwLock::new(Vec::new()),
+            issuer: s.issuer.clone(),
+            root,
+            pinned,
+            own_keys_url: s.own_keys_url.clone(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()?,
+            list_days: s.trust_list_days,
+        })
+    }
+
+    /// What the hot path reads: one lock, one Arc clone.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The root key's public half, which peers pin.
+    pub fn root(&self) -> VerifyingKey {
+        self.root.verifying_key()
+    }
+
+    /// The pinned root key of another region, if any.
+    pub fn pinned(&self, region: &str) -> Option<&VerifyingKey> {
+        self.pinned.get(region)
+    }
+
+    fn rebuild(&self) {
+        let own = self.own.read().ok().and_then(|o| o.clone());
+        let peers = self.peers.read().map(|p| p.clone()).unwrap_or_default();
+        let next = Arc::new(Snapshot::build(own.as_ref(), &peers));
+        if let Ok(mut current) = self.current.write() {
+            *current = next;
+        }
+    }
+
+    /// Fetches our own code keys from rendering.
+    pub async fn refresh_own(&self) -> anyhow::Result<()> {
+        let published: PublishedKeys = self
+            .http
+            .get(&self.own_keys_url)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        anyhow::ensure!(
+            published.issuer == self.issuer,
+            "{} publishes keys of issuer {}, but this platform is {}",
+            self.own_keys_url,
+            published.issuer,
+            self.issuer
+        );
+        let keys = published
+            .keys
+            .iter()
+            .map(|k| {
+                ListedKey {
+                    kid: k.kid.clone(),
+                    x: k.x.clone(),
+                    signs_until: k.signs_until,
+                }
+                .verifying_key(&self.issuer)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Ok(mut own) = self.own.write() {
+            *own = Some(Issuer {
+                region: self.issuer.clone(),
+                keys,
+                colours: None,
+            });
+        }
+        self.rebuild();
+        Ok(())
+    }
+
+    /// Reloads the imported peers from PostgreSQL (each list re-verified: a row edited by hand is not trusted).
+    pub async fn reload_peers(&self, client: &impl GenericClient) -> anyhow::Result<()> {
+        let rows = client
+            .query("SELECT region, signed, colour_map FROM trust_peers", &[])
+            .await?;
+        let now = chrono::Utc::now().timestamp();
+        let mut peers = Vec::new();
+        for row in rows {
+            let region: String = row.get(0);
+            let Some(root) = self.pinned.get(&region) else {
+                tracing::warn!(
+                    region,
+                    "a stored peer list has no pinned root any more; ignored"
+                );
+                continue;
+            };
+            let signed = SignedTrustList {
+                format: hc_token::TRUST_LIST_FORMAT.into(),
+                signed: row.get(1),
+            };
+            let colours: ColourMap = serde_json::from_value(row.get(2))?;
+            let issuer = signed
+                .verify(root, now)
+                .map_err(anyhow::Error::from)
+                .and_then(|list| peer_issuer(&list, &region));
+            match issuer {
+                Ok(issuer) => peers.push(Issuer {
+                    colours: Some(colours),
+                    ..issuer
+                }),
+                Err(err) => {
+                    tracing::warn!(region, error = %err, "a stored peer list no longer verifies; ignored")
+                }
+            }
+        }
+        if let Ok(mut current) = self.peers.write() {
+            *current = peers;
+        }
+        self.rebuild();
+        Ok(())
+    }
+
+    /// Our signed trust list: our own issuer and every peer's own issuer (trust is not transitive: a peer's list
+    /// may name others, which we do not pass on).
+    pub fn signed_list(&self) -> anyhow::Result<SignedTrustList> {
+        let snapshot = self.snapshot();
+        let mut issuers: Vec<TrustedIssuer> = snapshot
+            .issuers
+            .values()
+            .map(|i| TrustedIssuer {
+                region: i.region.clone(),
+                keys: i.keys.iter().map(ListedKey::of).collect(),
+            })
+            .collect();
+        issuers.sort_by(|a, b| a.region.cmp(&b.region));
+        let now = chrono::Utc::now().timestamp();
+        let list = TrustList {
+            signer: self.issuer.clone(),
+            // Seconds: grows with every list signed here (lists are made on demand, at most one a second apart).
+            sequence: u64::try_from(now).unwrap_or_default(),
+            issued_at: now,
+            expires_at: now + self.list_days * 86_400,
+            issuers,
+        };
+        Ok(list.sign(&self.root)?)
+    }
+
+    /// Keeps our own keys fresh until cancelled, and reloads peers (another replica may have imported one).
+    pub async fn run_refresh(
+        self: Arc<Self>,
+        db: Pool,
+        keys_every: Duration,
+        peers_every: Duration,
+        cancel: CancellationToken,
+    ) {
+        let mut peers_tick = tokio::time::interval(peers_every);
+        let mut keys_due = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep_until(keys_due) => {
+                    keys_due = match self.refresh_own().await {
+                        Ok(()) => tokio::time::Instant::now() + keys_every,
+                        Err(err) => {
+                            // Rendering may start after us: try again soon.
+                            tracing::warn!(error = %err, "fetching this platform's code keys failed");
+                            tokio::time::Instant::now() + Duration::from_secs(1)
+                        }
+                    };
+                }
+                _ = peers_tick.tick() => {
+                    if let Err(err) = async { self.reload_peers(&db.get().await?).await }.await {
+                        tracing::warn!(error = %err, "reloading peer trust lists failed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The peer's own issuer entry on its list.
+pub fn peer_issuer(list: &TrustList, region: &str) -> anyhow::Result<Issuer> {
+    let entry = list
+        .issuers
+        .iter()
+        .find(|i| i.region == region)
+        .with_context(|| format!("the list of {region} does not list {region}'s own keys"))?;
+    let keys = entry
+        .keys
+        .iter()
+        .map(|k| k.verifying_key(region))
+        .collect::<Result<Vec<_>, _>>()?;
+    anyhow::ensure!(
+        !keys.is_empty(),
+        "the list of {region} has no keys for {region}"
+    );
+    Ok(Issuer {
+        region: region.to_owned(),
+        keys,
+        colours: None,
+    })
+}

@@ -1,0 +1,247 @@
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hc_platform::privacy::BlindIndex;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, open_policy, problem, spawn_app};
+
+async fn venue_code(app: &TestApp, venue: &str) -> String {
+    let r = app
+        .http
+        .get(app.url(&format!("/v1/venues/{venue}/code?format=payload")))
+        .bearer_auth(app.admin().await)
+        .send()
+        .await
+        .expect("code");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    v["code"].as_str().expect("code").to_owned()
+}
+
+async fn check_in(app: &TestApp, token: &str, code: &str) -> reqwest::Response {
+    app.http
+        .post(app.url("/v1/checkins"))
+        .bearer_auth(token)
+        .json(&json!({"venue_code": code}))
+        .send()
+        .await
+        .expect("checkin")
+}
+
+/// The events on a stream of this test's prefix.
+async fn stream(app: &TestApp, name: &str) -> Vec<Value> {
+    let key = format!(
+        "{}{}",
+        app.redis.prefix,
+        hc_platform::outbox::stream_key(name)
+    );
+    for _ in 0..250 {
+        let entries: redis::streams::StreamRangeReply =
+            redis::AsyncCommands::xrange_all(&mut app.store.conn(), &key)
+                .await
+                .expect("xrange");
+        let payloads: Vec<Value> = entries
+            .ids
+            .iter()
+            .filter_map(|e| e.get::<String>("payload"))
+            .filter_map(|p| serde_json::from_str(&p).ok())
+            .collect();
+        if !payloads.is_empty() {
+            return payloads;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Vec::new()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkin_is_recorded_and_reaches_scoring_as_a_visit_to_the_venues_region() {
+    let app = spawn_app().await;
+    app.device_at("tianhe-mall", open_policy(), &["verify"])
+        .await;
+    let code = venue_code(&app, "tianhe-mall").await;
+    let (person, token, id_number) = app.citizen(21).await;
+    app.wait_registered(&person).await;
+    let r = check_in(&app, &token, &code).await;
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    assert_eq!(
+        app.count("SELECT count(*) FROM scan_events WHERE kind = 'checkin'")
+            .await,
+        1
+    );
+
+    // The visit, as scoring receives it: replayed into scoring's own projection, it is a visit to Tianhe.
+    let events = stream(&app, "facts.imported").await;
+    let visit = events
+        .iter()
+        .find(|e| e["kind"] == "visits")
+        .expect("a visits event");
+    let scoring_db =
+        hc_platform::db::pool(&app.settings.platform.database, scoring::SCHEMA).expect("pool");
+    scoring::prepare(&scoring_db).await.expect("scoring schema");
+    let client = scoring_db.get().await.expect("db");
+    let delivered = hc_platform::streams::Delivered {
+        event_id: "verification:1".into(),
+        payload: visit.clone(),
+        traceparent: None,
+    };
+    scoring::projection::facts_imported(&client, &delivered)
+        .await
+        .expect("scoring takes it");
+    let index = BlindIndex::from_secret(&app.blind_key.clone().into())
+        .expect("key")
+        .id_number(
+            &hc_domain::IdNumber::parse(&id_number, chrono::Utc::now().date_naive()).expect("id"),
+        );
+    let row = client
+        .query_one(
+            "SELECT region, source FROM f_visits WHERE id_index = $1",
+            &[&index],
+        )
+        .await
+        .expect("a visit fact");
+    assert_eq!(
+        (row.get::<_, String>(0).as_str(), row.get::<_, &str>(1)),
+        ("440106", "venue")
+    );
+
+    // A made-up venue code is refused.
+    let forged = code.replace("tianhe-mall", "other-mall");
+    problem(check_in(&app, &token, &forged).await, 422, "venue_code").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cotraveller_check_finds_a_case_in_the_same_hour_without_saying_who() {
+    let app = spawn_app().await;
+    app.device_at("noodle-shop", open_policy(), &["verify"])
+        .await;
+    app.device_at("book-shop", open_policy(), &["verify"]).await;
+    let noodles = venue_code(&app, "noodle-shop").await;
+    let books = venue_code(&app, "book-shop").await;
+    let (me, my_token, _) = app.citizen(31).await;
+    let (case, case_token, case_id) = app.citizen(32).await;
+    let (elsewhere, elsewhere_token, _) = app.citizen(33).await;
+    for p in [&me, &case, &elsewhere] {
+        app.wait_registered(p).await;
+    }
+    assert_eq!(check_in(&app, &my_token, &noodles).await.status(), 201);
+    assert_eq!(check_in(&app, &case_token, &noodles).await.status(), 201);
+    assert_eq!(check_in(&app, &elsewhere_token, &books).await.status(), 201);
+
+    // The case list arrives as declaration announces it.
+    let index = BlindIndex::from_secret(&app.blind_key.clone().into())
+        .expect("key")
+        .id_number(
+            &hc_domain::IdNumber::parse(&case_id, chrono::Utc::now().date_naive()).expect("id"),
+        );
+    let today = chrono::Utc::now().date_naive();
+    let payload = json!({"kind": "cases", "people": STANDARD.encode(&index), "facts": [{"status": "confirmed", "since": today, "until": null}]});
+    let key = format!(
+        "{}{}",
+        app.redis.prefix,
+        hc_platform::outbox::stream_key("facts.imported")
+    );
+    let _: String = redis::AsyncCommands::xadd(
+        &mut app.store.conn(),
+        key,
+        "*",
+        &[
+            ("event_id", "declaration:test-1".to_owned()),
+            ("payload", payload.to_string()),
+        ],
+    )
+    .await
+    .expect("xadd");
+    for _ in 0..250 {
+        if app.count("SELECT count(*) FROM cases").await == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let exposure = |token: String| {
+        let app = &app;
+        async move {
+            let r = app
+                .http
+                .get(app.url("/v1/checkins/exposure"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("exposure");
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.expect("json")
+        }
+    };
+    let mine = exposure(my_token).await;
+    assert_eq!(mine["exposed"], true, "{mine}");
+    assert_eq!(mine["exposures"][0]["venue_name"], "场所 noodle-shop");
+    let text = mine.to_string();
+    assert!(
+        !text.contains(&case) && !text.contains(&case_id),
+        "nobody is named: {text}"
+    );
+    assert_eq!(exposure(elsewhere_token).await["exposed"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn officials_read_who_was_at_a_venue_page_by_page_and_every_read_is_audited() {
+    let app = spawn_app().await;
+    app.device_at("hospital-a", open_policy(), &["verify"])
+        .await;
+    let code = venue_code(&app, "hospital-a").await;
+    let mut people = Vec::new();
+    for n in 41..44 {
+        let (person, token, _) = app.citizen(n).await;
+        app.wait_registered(&person).await;
+        assert_eq!(check_in(&app, &token, &code).await.status(), 201);
+        people.push(person);
+    }
+    let tracer = app.identity.official(&["trace:read"], Some("440100")).await;
+    let stamp =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let from = stamp(chrono::Utc::now() - chrono::Duration::hours(1));
+    let to = stamp(chrono::Utc::now() + chrono::Duration::hours(1));
+    let visits = |token: &str, cursor: Option<String>| {
+        let mut url = app.url(&format!(
+            "/v1/venues/hospital-a/visits?from={from}&to={to}&reason=case-2022-001&limit=2"
+        ));
+        if let Some(c) = cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        app.http.get(url).bearer_auth(token).send()
+    };
+    let page = |cursor: Option<String>| visits(&tracer, cursor);
+    let first: Value = page(None).await.expect("page").json().await.expect("json");
+    assert_eq!(first["visits"].as_array().map(Vec::len), Some(2), "{first}");
+    let cursor = first["next_cursor"].as_str().expect("more").to_owned();
+    let second: Value = page(Some(cursor))
+        .await
+        .expect("page")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(second["visits"].as_array().map(Vec::len), Some(1));
+    assert!(second["next_cursor"].is_null());
+    let seen: Vec<String> = first["visits"]
+        .as_array()
+        .into_iter()
+        .chain(second["visits"].as_array())
+        .flatten()
+        .map(|v| v["person_id"].as_str().expect("person").to_owned())
+        .collect();
+    assert_eq!(seen, people);
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'trace.venue_visits'")
+            .await,
+        2
+    );
+
+    // Outside its region scope, or without the scope, nothing.
+    let shenzhen = app.identity.official(&["trace:read"], Some("440300")).await;
+    let r = visits(&shenzhen, None).await.expect("visits");
+    assert_eq!(r.status(), 403);
+    let verifier = app.identity.official(&["verify"], None).await;
+    let r = visits(&verifier, None).await.expect("visits");
+    assert_eq!(r.status(), 403);
+}

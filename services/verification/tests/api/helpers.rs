@@ -1,0 +1,380 @@
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use hc_platform::privacy::random_base64;
+use hc_platform::settings::{Builder, Settings, load_with};
+use hc_platform::store::Store;
+use hc_platform::testing::{TestDatabase, TestRedis, shared_overrides};
+use hc_token::{CodeClaims, Flags, SigningKey};
+use identity::testing::TestIdentity;
+use serde_json::{Value, json};
+
+/// Asserts a problem+json answer with `status` naming `field`, and returns it.
+pub async fn problem(r: reqwest::Response, status: u16, field: &str) -> Value {
+    let status = reqwest::StatusCode::from_u16(status).expect("status");
+    let body = hc_platform::testing::problem(r, status).await;
+    assert_eq!(body["field"], field, "{body}");
+    body
+}
+
+/// Guangzhou's code-signing seed and pseudonym key (rendering and verification share the latter), and root key.
+pub const GZ_SIGNING_SEED: [u8; 32] = [7; 32];
+pub const PSEUDONYM_KEY: [u8; 32] = [9; 32];
+pub const GZ_ROOT_SEED: [u8; 32] = [5; 32];
+/// Xi'an's: its own platform, other keys.
+pub const XA_SIGNING_SEED: [u8; 32] = [12; 32];
+pub const XA_PSEUDONYM_KEY: [u8; 32] = [13; 32];
+pub const XA_ROOT_SEED: [u8; 32] = [11; 32];
+
+pub fn root(region: &str, seed: [u8; 32]) -> SigningKey {
+    let kid = if region == "440100" {
+        "gz-root"
+    } else {
+        "xa-root"
+    };
+    SigningKey::from_seed(region, kid, &seed).expect("root key")
+}
+
+/// `region=kid:key` as verification.peer_roots lists it.
+pub fn pinned(region: &str, seed: [u8; 32]) -> String {
+    let key = root(region, seed).verifying_key();
+    format!(
+        "{region}={}:{}",
+        key.kid,
+        URL_SAFE_NO_PAD.encode(key.public)
+    )
+}
+
+pub fn gz_code_key() -> SigningKey {
+    SigningKey::from_seed("440100", "gz1", &GZ_SIGNING_SEED).expect("key")
+}
+
+pub fn pseudonyms() -> hc_token::Pseudonyms {
+    hc_token::Pseudonyms::new(1, [(1u8, &PSEUDONYM_KEY[..])]).expect("keys")
+}
+
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Claims of a code of ours for `person` (fresh, green, version 1 unless changed).
+pub fn claims(person: &str, colour: hc_domain::Colour, version: u64) -> CodeClaims {
+    CodeClaims {
+        issuer: "440100".into(),
+        issued_at: now() - 10,
+        expires_at: now() + 290,
+        subject: pseudonyms().seal(person.parse().expect("uuid")),
+        colour,
+        status_version: version,
+        negative_test_at: Some(now() - 3600),
+        status_at: None,
+        flags: Flags::default(),
+    }
+}
+
+/// One platform: identity, rendering and verification over one fresh database and key prefix.
+pub struct TestApp {
+    pub identity: TestIdentity,
+    pub rendering: String,
+    pub address: String,
+    pub http: reqwest::Client,
+    pub _db: TestDatabase,
+    pub redis: TestRedis,
+    pub blind_key: String,
+    /// The verification schema.
+    pub pool: deadpool_postgres::Pool,
+    /// Same Redis as the apps, without a prefix.
+    pub store: Store,
+    pub settings: Settings<verification::VerificationSettings>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|b| b).await
+}
+
+/// Guangzhou (440100), trusting Xi'an's pinned root; `tweak` adds verification overrides.
+pub async fn spawn_app_with(tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
+    spawn_platform("440100", tweak).await
+}
+
+/// A platform of `region` (440100 Guangzhou or 610100 Xi'an), each pinning the other's root.
+pub async fn spawn_platform(region: &str, tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
+    hc_platform::testing::quiet_telemetry("verification-tests");
+    let db = TestDatabase::create().await.expect("test database");
+    let redis = TestRedis::new();
+    let blind_key = random_base64(32).expect("rand");
+    let identity = TestIdentity::start(&db, &redis, &blind_key).await;
+    let gz = region == "440100";
+    let (seed, pseudo, kid) = if gz {
+        (GZ_SIGNING_SEED, PSEUDONYM_KEY, "gz1")
+    } else {
+        (XA_SIGNING_SEED, XA_PSEUDONYM_KEY, "xa1")
+    };
+    let rendering_settings: Settings<rendering::RenderingSettings> =
+        load_with(rendering::DEFAULT_CONFIG, "rendering", None, |b| {
+            shared_overrides(b, &db, &redis, &blind_key)
+                .set_override("auth.jwks_url", identity.jwks_url())
+                .and_then(|b| b.set_override("rendering.issuer", region))
+                .and_then(|b| {
+                    b.set_override(
+                        "rendering.signing_keys",
+                        format!("{kid}:{}", STANDARD.encode(seed)),
+                    )
+                })
+                .and_then(|b| {
+                    b.set_override(
+                        "rendering.pseudonym_keys",
+                        format!("1:{}", STANDARD.encode(pseudo)),
+                    )
+                })
+                // No scoring here: statuses are put into Redis as scoring does.
+                .and_then(|b| b.set_override("rendering.scoring_url", "http://127.0.0.1:9"))
+                .expect("override")
+        })
+        .expect("rendering settings");
+    let rendering_app = rendering::Application::build(rendering_settings)
+        .await
+        .expect("rendering builds");
+    let rendering = format!("http://127.0.0.1:{}", rendering_app.port());
+    tokio::spawn(rendering_app.run_until_stopped());
+
+    let (root_seed, peer) = if gz {
+        (GZ_ROOT_SEED, pinned("610100", XA_ROOT_SEED))
+    } else {
+        (XA_ROOT_SEED, pinned("440100", GZ_ROOT_SEED))
+    };
+    let root_kid = if gz { "gz-root" } else { "xa-root" };
+    let settings: Settings<verification::VerificationSettings> =
+        load_with(verification::DEFAULT_CONFIG, "verification", None, |b| {
+            tweak(
+                shared_overrides(b, &db, &redis, &blind_key)
+                    .set_override("auth.jwks_url", identity.jwks_url())
+                    .and_then(|b| b.set_override("verification.issuer", region))
+                    .and_then(|b| {
+                        b.set_override(
+                            "verification.own_keys_url",
+                            format!("{rendering}/v1/trust/keys"),
+                        )
+                    })
+                    .and_then(|b| {
+                        b.set_override(
+                            "verification.pseudonym_keys",
+                            format!("1:{}", STANDARD.encode(pseudo)),
+                        )
+                    })
+                    .and_then(|b| {
+                        b.set_override(
+                            "verification.root_key",
+                            format!("{root_kid}:{}", STANDARD.encode(root_seed)),
+                        )
+                    })
+                    .and_then(|b| b.set_override("verification.peer_roots", peer))
+                    .and_then(|b| b.set_override("verification.peers_refresh_ms", 200))
+                    .and_then(|b| b.set_override("verification.venue_cache_ms", 100))
+                    .and_then(|b| b.set_override("events.idle_ms", 20))
+                    .expect("override"),
+            )
+        })
+        .expect("verification settings");
+    let pool =
+        hc_platform::db::pool(&settings.platform.database, verification::SCHEMA).expect("pool");
+    let mut unprefixed = settings.platform.redis.clone();
+    unprefixed.key_prefix = String::new();
+    let store = Store::connect(&unprefixed).await.expect("redis");
+    let app = verification::Application::build(settings.clone())
+        .await
+        .expect("verification builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let app = TestApp {
+        identity,
+        rendering,
+        address,
+        http: reqwest::Client::new(),
+        _db: db,
+        redis,
+        blind_key,
+        pool,
+        store,
+        settings,
+    };
+    app.wait_trusting(region).await;
+    app
+}
+
+/// The `sub` (client id) of an access token (no verification: the test made it).
+pub fn subject_of(token: &str) -> String {
+    let payload = token.split('.').nth(1).expect("jwt");
+    let claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64")).expect("json");
+    claims["sub"].as_str().expect("sub").to_owned()
+}
+
+pub fn open_policy() -> Value {
+    json!({"colours": ["green"], "nat_within_hours": null, "international_admitted": true, "hours": null})
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Waits until our trust list names `region` (our own keys are fetched from rendering at start).
+    pub async fn wait_trusting(&self, region: &str) {
+        for _ in 0..250 {
+            let list = self.trust_list().await;
+            if list.issuers.iter().any(|i| i.region == region) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the trust list never named {region}");
+    }
+
+    /// Our trust list, verified against our root key.
+    pub async fn trust_list(&self) -> hc_token::TrustList {
+        let signed = self.signed_trust_list().await;
+        let me = &self.settings.service.issuer;
+        let seed = if me == "440100" {
+            GZ_ROOT_SEED
+        } else {
+            XA_ROOT_SEED
+        };
+        signed
+            .verify(&root(me, seed).verifying_key(), now())
+            .expect("our list verifies")
+    }
+
+    pub async fn signed_trust_list(&self) -> hc_token::SignedTrustList {
+        let r = self
+            .http
+            .get(self.url("/v1/trust/list"))
+            .send()
+            .await
+            .expect("list");
+        assert_eq!(r.status(), 200);
+        r.json().await.expect("json")
+    }
+
+    pub async fn admin(&self) -> String {
+        self.identity.official(&["admin"], None).await
+    }
+
+    /// A checkpoint device with `scopes`, bound to `venue` (created with `policy` in 440106, Tianhe) by an admin.
+    pub async fn device_at(&self, venue: &str, policy: Value, scopes: &[&str]) -> String {
+        let token = self.identity.official(scopes, None).await;
+        let region = if self.settings.service.issuer == "440100" {
+            "440106"
+        } else {
+            "610113"
+        };
+        let r = self
+            .put_venue(venue, &json!({"name": format!("场所 {venue}"), "region": region, "policy": policy, "devices": [subject_of(&token)]}))
+            .await;
+        assert_eq!(r.status(), 200, "{:?}", r.text().await);
+        token
+    }
+
+    pub async fn put_venue(&self, venue: &str, body: &Value) -> reqwest::Response {
+        let admin = self.admin().await;
+        self.http
+            .put(self.url(&format!("/v1/venues/{venue}")))
+            .bearer_auth(admin)
+            .json(body)
+            .send()
+            .await
+            .expect("venue")
+    }
+
+    /// POST /v1/verify; returns (status, body).
+    pub async fn verify(&self, device: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url("/v1/verify"))
+            .bearer_auth(device)
+            .json(&body)
+            .send()
+            .await
+            .expect("verify");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Registers a person living in Guangzhou (Tianhe) and signs them in: (person id, citizen token, ID number).
+    pub async fn citizen(&self, n: u32) -> (String, String, String) {
+        let id_number = hc_platform::testing::valid_id_number(&format!("44010619900101{n:03}"));
+        let phone = format!("137{:04}{:04}", std::process::id() % 10_000, n);
+        let (person, token) = self.identity.citizen(&id_number, &phone, "440106").await;
+        (person, token, id_number)
+    }
+
+    /// Waits until verification has heard of the person's registration.
+    pub async fn wait_registered(&self, person: &str) {
+        let id: uuid::Uuid = person.parse().expect("uuid");
+        for _ in 0..500 {
+            let n: i64 = self
+                .pool
+                .get()
+                .await
+                .expect("db")
+                .query_one("SELECT count(*) FROM persons WHERE person_id = $1", &[&id])
+                .await
+                .expect("count")
+                .get(0);
+            if n == 1 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("verification never heard of {person}");
+    }
+
+    /// Writes a status into Redis the way scoring does (hash `v`, `doc`).
+    pub async fn put_status(
+        &self,
+        person: &str,
+        version: i64,
+        colour: &str,
+        tested_hours_ago: i64,
+    ) {
+        let tested = chrono::Utc::now() - chrono::Duration::hours(tested_hours_ago);
+        let doc = json!({
+            "colour": colour, "variant": "standard", "reasons": [], "requirements": [], "valid_until": null,
+            "rule_set": "000000@1", "version": version, "computed_at": chrono::Utc::now(),
+            "negative_test_at": tested,
+        });
+        redis::cmd("HSET")
+            .arg(format!("{}status:{person}", self.redis.prefix))
+            .arg("v")
+            .arg(version)
+            .arg("doc")
+            .arg(doc.to_string())
+            .query_async::<()>(&mut self.store.conn())
+            .await
+            .expect("hset");
+    }
+
+    /// The citizen's code from rendering (payload format).
+    pub async fn code_of(&self, token: &str) -> String {
+        let r = self
+            .http
+            .get(format!("{}/v1/codes/me?format=payload", self.rendering))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("code");
+        assert_eq!(r.status(), 200, "{:?}", r.text().await);
+        let v: Value = r.json().await.expect("json");
+        v["code"].as_str().expect("code").to_owned()
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.pool
+            .get()
+            .await
+            .expect("db")
+            .query_one(sql, &[])
+            .await
+            .expect("count")
+            .get(0)
+    }
+}

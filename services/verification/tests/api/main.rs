@@ -1,0 +1,6 @@
+mod checkins;
+mod durability;
+mod helpers;
+mod trust;
+mod venues;
+mod verify;
