@@ -16,6 +16,7 @@ IDENTITY = "http://127.0.0.1:8081"
 DECLARATION = "http://127.0.0.1:8082"
 SCORING = "http://127.0.0.1:8083"
 RENDERING = "http://127.0.0.1:8084"
+VERIFICATION = "http://127.0.0.1:8085"
 # Batch ids carry a tag of this checkout's secrets: two checkouts sharing one PostgreSQL (each with its own blind-index
 # key) must not replay each other's batches, whose rows are keyed by the other key's indexes.
 SECRETS_TAG = hashlib.sha256(os.environ.get("HC__PRIVACY__BLIND_INDEX_KEY", "").encode()).hexdigest()[:8]
@@ -109,6 +110,22 @@ def main():
     status, body = call("GET", f"{RENDERING}/v1/trust/keys")
     assert status == 200 and body["keys"], (status, body)
 
+    # A metro gate in Tianhe that admits green codes, with the demo official client as its checkpoint device; 张伟
+    # (yellow) is turned away at it on the ID-card path, with the rule that decided.
+    status, body = call("PUT", f"{VERIFICATION}/v1/venues/metro-tiyuxilu-a",
+                        {"name": "体育西路地铁站 A 口", "region": "440106", "devices": [creds["client_id"]],
+                         "policy": {"colours": ["green"], "nat_within_hours": 72, "international_admitted": True,
+                                    "hours": None}}, token=admin)
+    assert status == 200, (status, body)
+    venue_code = body["venue_code"]
+    judged = None
+    for _ in range(50):
+        status, judged = call("POST", f"{VERIFICATION}/v1/verify", {"id_number": CITIZENS[0][1]}, token=official)
+        if status == 200 and judged["reason"] != "not_registered":
+            break
+        time.sleep(0.2)
+    assert status == 200 and judged["reason"] == "colour_not_admitted", ("the gate did not turn 张伟 away", status, judged)
+
     print(f"""
 The health-code platform is up.
 
@@ -124,6 +141,10 @@ The health-code platform is up.
   rendering     {RENDERING}
                   OpenAPI  {RENDERING}/openapi.json     health {RENDERING}/health/ready
                   public keys of the codes  {RENDERING}/v1/trust/keys
+                  the citizen's page  {RENDERING}/
+  verification  {VERIFICATION}
+                  OpenAPI  {VERIFICATION}/openapi.json     health {VERIFICATION}/health/ready
+                  signed trust list  {VERIFICATION}/v1/trust/list     root key {VERIFICATION}/v1/trust/root
   logs          .run/logs/          secrets .run/secrets.env        stop: make down
 
 Demo citizens (sign in with a one-time code; the development SMS gateway leaves it in Redis):""")
@@ -156,7 +177,20 @@ The citizen's code (the signed HCQ1 token of docs/token-format.md), as a QR code
   curl -s "{RENDERING}/v1/codes/me?format=payload" -H "authorization: Bearer $TOKEN"
   curl -s "{RENDERING}/v1/codes/me?format=png" -H "authorization: Bearer $TOKEN" -o code.png
 
-Venues and verification arrive with issue 7.
+A checkpoint (the official client above is the device of venue metro-tiyuxilu-a, green codes only) verifies a code
+or an ID card; 张伟 is denied (yellow), the scan is recorded:
+  curl -s -XPOST {VERIFICATION}/v1/verify -H "authorization: Bearer $OFFICIAL_TOKEN" -H 'content-type: application/json' \\
+       -d "{{\\"code\\":\\"$(curl -s "{RENDERING}/v1/codes/me?format=payload" -H "authorization: Bearer $TOKEN" | python3 -c 'import json,sys;print(json.load(sys.stdin)["code"])')\\"}}"
+  curl -s -XPOST {VERIFICATION}/v1/verify -H "authorization: Bearer $OFFICIAL_TOKEN" -H 'content-type: application/json' \\
+       -d '{{"id_number":"{CITIZENS[0][1]}"}}'
+  -> {judged["decision"]}: {judged["reasons"][0]["en"]} (rule {judged["rule"]})
+A citizen checks in with the venue's code ({venue_code}; the QR: {VERIFICATION}/v1/venues/metro-tiyuxilu-a/code):
+  curl -s -XPOST {VERIFICATION}/v1/checkins -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
+       -d '{{"venue_code":"{venue_code}"}}'
+  curl -s {VERIFICATION}/v1/checkins/exposure -H "authorization: Bearer $TOKEN"    # the co-traveller self-check
+Offline, with the trust list saved to a file:
+  curl -s {VERIFICATION}/v1/trust/list > trust.json
+  target/debug/hc-verify --trust-list trust.json --root "$(curl -s {VERIFICATION}/v1/trust/root | python3 -c 'import json,sys;k=json.load(sys.stdin);print(k["region"]+"="+k["kid"]+":"+k["x"])')" "$CODE"
 """)
 
 

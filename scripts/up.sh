@@ -24,17 +24,22 @@ fi
 if ! grep -q '^HC__RENDERING__SIGNING_KEYS=' "$run/secrets.env"; then
   (umask 077; target/debug/rendering generate-secrets >> "$run/secrets.env")
 fi
+if ! grep -q '^HC__VERIFICATION__ROOT_KEY=' "$run/secrets.env"; then
+  (umask 077; target/debug/verification generate-secrets >> "$run/secrets.env")
+fi
 set -a
 # shellcheck disable=SC1091
 . "$run/secrets.env"
 set +a
+# Verification opens the codes' pseudonyms that rendering seals: the same secret.
+export HC__VERIFICATION__PSEUDONYM_KEYS="$HC__RENDERING__PSEUDONYM_KEYS"
 export HC__DATABASE__URL="$HC_TEST_DATABASE_URL"
 export HC__REDIS__URL="$HC_TEST_REDIS_URL"
 # The citizen's page is served by rendering on 8084 and calls identity, declaration and scoring from the browser.
 export HC__SERVER__CORS_ALLOWED_ORIGINS="http://127.0.0.1:8084,http://localhost:8084"
 
 # Service name and port; later services join this list.
-services=("identity 8081" "declaration 8082" "scoring 8083" "rendering 8084")
+services=("identity 8081" "declaration 8082" "scoring 8083" "rendering 8084" "verification 8085")
 
 scripts/down.sh --services-only
 for entry in "${services[@]}"; do
