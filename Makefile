@@ -1,6 +1,6 @@
 # The two commands: `make up` starts the whole suite with demo data, `make test` runs every check.
 # Both bring up PostgreSQL and Redis themselves (scripts/infra.sh) or use the ones already answering.
-.PHONY: up down test fmt lint bench bench-declaration bench-scoring bench-rendering infra-up infra-down
+.PHONY: up down test fmt lint bench bench-declaration bench-scoring bench-rendering bench-verification infra-up infra-down
 
 up:
 	@scripts/up.sh
@@ -32,6 +32,10 @@ bench-scoring:
 # Show-code throughput on cache hits against a plaintext endpoint, and the naive profile, in one run.
 bench-rendering:
 	loadtests/bench_rendering.py
+
+# Verify throughput (valid codes, each scan group-committed before its answer) against the plaintext endpoint.
+bench-verification:
+	loadtests/bench_verification.py
 
 infra-up:
 	@scripts/infra.sh up

@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Verify benchmark (issue 7): `POST /v1/verify` with valid green codes, each scan durably recorded (group commit)
+before its answer, against the plaintext actix endpoint (the ceiling of any HTTP endpoint here), in one run on one
+machine; p99 at 80 % of the verify peak; the commit batch sizes. Bounded in time; loopback only.
+
+    make bench-verification           # or: loadtests/bench_verification.py --seconds 10 --citizens 200
+
+It brings PostgreSQL and Redis up (scripts/infra.sh), builds release binaries, starts identity, scoring, rendering
+and verification (hardened defaults, ports 18081/18083/18084/18085) and the plaintext endpoint (18090) over a
+scratch database and key prefix, registers and signs citizens in, takes each one's code from rendering, binds one
+checkpoint device to a venue, drives both targets with the same wrk, checks that every answered scan is a row, and
+removes the scratch data afterwards.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+from benchlib import ROOT, call, ms, nth_id, psql, wait_ready, wrk  # noqa: E402
+
+
+def metrics(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        return resp.read().decode()
+
+
+def metric(text, name, labels=""):
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + (labels if labels else "")) and (labels or line[len(name)] in " {"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--citizens", type=int, default=200)
+    ap.add_argument("--no-build", action="store_true")
+    args = ap.parse_args()
+
+    subprocess.run([f"{ROOT}/scripts/infra.sh", "up"], check=True)
+    env_lines = subprocess.run([f"{ROOT}/scripts/infra.sh", "env"], check=True, capture_output=True, text=True).stdout
+    infra = dict(re.findall(r"export (\w+)=(\S+)", env_lines))
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--release", "--workspace", "--bins", "--locked", "-q"], check=True, cwd=ROOT)
+        subprocess.run(["cargo", "build", "--release", "-p", "rendering", "--example", "plaintext", "--locked", "-q"],
+                       check=True, cwd=ROOT)
+    if not shutil.which("wrk"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+
+    admin_url = infra["HC_TEST_DATABASE_URL"]
+    stamp = f"{int(time.time())}"
+    dbname = f"bench_verify_{stamp}"
+    db_url = admin_url.rsplit("/", 1)[0] + "/" + dbname
+    redis_url = infra["HC_TEST_REDIS_URL"]
+    prefix = f"bench:{stamp}:"
+    psql(admin_url, "-c", f"CREATE DATABASE {dbname}")
+    work = tempfile.mkdtemp(prefix="hc-bench-verify-")
+    procs = []
+    try:
+        secrets = ""
+        for name in ("identity", "rendering", "verification"):
+            secrets += subprocess.run([f"{ROOT}/target/release/{name}", "generate-secrets"], check=True,
+                                      capture_output=True, text=True).stdout
+        env = dict(os.environ)
+        env.update(dict(line.split("=", 1) for line in secrets.strip().splitlines()))
+        env.update({
+            "HC__DATABASE__URL": db_url, "HC__REDIS__URL": redis_url, "HC__REDIS__KEY_PREFIX": prefix,
+            # One device drives the whole load here; in the field it is thousands of gates, each far below the
+            # per-key limit.
+            "HC__RATE_LIMIT__PER_IP_PER_SECOND": "0", "HC__RATE_LIMIT__PER_KEY_PER_SECOND": "0",
+            "HC__IDENTITY__OTP__PER_IP_PER_HOUR": "100000",
+            "HC__AUTH__JWKS_URL": "http://127.0.0.1:18081/v1/auth/keys", "HC__TELEMETRY__LOG_FILTER": "warn",
+            "HC__VERIFICATION__PSEUDONYM_KEYS": env["HC__RENDERING__PSEUDONYM_KEYS"],
+            "HC__VERIFICATION__OWN_KEYS_URL": "http://127.0.0.1:18084/v1/trust/keys",
+            "HC__RENDERING__SCORING_URL": "http://127.0.0.1:18083",
+        })
+        env.pop("APP_ENV", None)
+
+        def start(name, port, binary=None, args_=()):
+            log = open(f"{work}/{name}-{port}.log", "w")
+            p = subprocess.Popen([binary or f"{ROOT}/target/release/{name}", *args_], cwd=ROOT,
+                                 env={**env, "HC__SERVER__PORT": str(port)}, stdout=log, stderr=log)
+            procs.append(p)
+            return p
+
+        start("identity", 18081)
+        wait_ready(18081)
+        for name, port in (("scoring", 18083), ("rendering", 18084), ("verification", 18085)):
+            start(name, port)
+        start("plaintext", 18090, binary=f"{ROOT}/target/release/examples/plaintext", args_=("18090",))
+        for port in (18083, 18084, 18085):
+            wait_ready(port)
+        wait_ready(18090, "/plaintext")
+
+        identity = "http://127.0.0.1:18081"
+        admin = call("POST", f"{identity}/v1/auth/token", {"grant_type": "client_credentials", "client_id": "admin",
+                                                           "client_secret": env["HC__IDENTITY__ADMIN_KEY"]})["access_token"]
+        client = call("POST", f"{identity}/v1/clients", {"name": "bench gate", "scopes": ["verify"]}, token=admin)
+        device = call("POST", f"{identity}/v1/auth/token", {"grant_type": "client_credentials", **{
+            k: client[k] for k in ("client_id", "client_secret")}})["access_token"]
+        call("PUT", "http://127.0.0.1:18085/v1/venues/bench-gate", {
+            "name": "压测闸机", "region": "440106", "devices": [client["client_id"]],
+            "policy": {"colours": ["green"], "nat_within_hours": None, "international_admitted": True, "hours": None}},
+            token=admin)
+
+        codes = []
+        for i in range(args.citizens):
+            phone = "135%08d" % i
+            call("POST", f"{identity}/v1/persons", {"name": "压测", "id_number": nth_id(7_000_000 + i), "phone": phone,
+                                                   "home_region": "440106"})
+            call("POST", f"{identity}/v1/auth/otp", {"phone": phone})
+            otp = subprocess.run(["redis-cli", "-u", redis_url, "GET", f"{prefix}sms:dev:{phone}"],
+                                 check=True, capture_output=True, text=True).stdout.strip()
+            token = call("POST", f"{identity}/v1/auth/token", {"grant_type": "otp", "phone": phone, "code": otp})["access_token"]
+            for _ in range(200):
+                try:
+                    codes.append(call("GET", "http://127.0.0.1:18084/v1/codes/me?format=payload", token=token)["code"])
+                    break
+                except urllib.error.HTTPError:
+                    time.sleep(0.05)
+        # Every code passes before the load starts (keys fetched, statuses there).
+        for code in codes:
+            for _ in range(100):
+                if call("POST", "http://127.0.0.1:18085/v1/verify", {"code": code}, token=device)["decision"] == "pass":
+                    break
+                time.sleep(0.1)
+            else:
+                raise SystemExit("a warm-up code did not pass")
+
+        def script(pace_ms=None):
+            path = f"{work}/verify-{pace_ms}.lua"
+            with open(path, "w") as f:
+                f.write("local bodies = {%s}\nlocal n = 0\n" % ",".join(json.dumps(json.dumps({"code": c})) for c in codes))
+                f.write('request = function()\n  n = n + 1\n'
+                        '  return wrk.format("POST", "/v1/verify", {["Authorization"]="Bearer %s", '
+                        '["Content-Type"]="application/json"}, bodies[n %% #bodies + 1])\nend\n' % device)
+                if pace_ms:
+                    f.write("delay = function()\n  return %d\nend\n" % pace_ms)
+                f.write('done = function(summary, latency, requests)\n  io.write(string.format("non2xx=%d\\n", summary.errors.status))\nend\n')
+            return path
+
+        s, c = args.seconds, args.connections
+        before = metrics(18085)
+        plaintext = wrk("http://127.0.0.1:18090/plaintext", s, c)
+        verify = wrk("http://127.0.0.1:18085/v1/verify", s, c, script())
+        after_peak = metrics(18085)
+        target = 0.8 * verify["rps"]
+        pace = 4
+        paced_connections = max(8, round(target * pace / 1000))
+        for _ in range(4):
+            probe = wrk("http://127.0.0.1:18085/v1/verify", 3, paced_connections, script(pace))
+            if abs(probe["rps"] - target) <= 0.05 * target:
+                break
+            paced_connections = max(8, round(paced_connections * target / max(probe["rps"], 1)))
+        paced = wrk("http://127.0.0.1:18085/v1/verify", s, paced_connections, script(pace))
+        after = metrics(18085)
+
+        passed = metric(after, "verification_decisions_total", '{decision="pass"') - metric(before, "verification_decisions_total", '{decision="pass"')
+        denied = metric(after, "verification_decisions_total", '{decision="deny"') - metric(before, "verification_decisions_total", '{decision="deny"')
+        batches = metric(after_peak, "verification_commit_batch_size_count") - metric(before, "verification_commit_batch_size_count")
+        recorded = metric(after_peak, "verification_commit_batch_size_sum") - metric(before, "verification_commit_batch_size_sum")
+        quantiles = {q: v for q, v in re.findall(r'verification_commit_batch_size\{quantile="([\d.]+)"\} (\S+)', after_peak)}
+        rows = int(psql(db_url, "-At", "-c", "SELECT count(*) FROM verification.scan_events").stdout.strip())
+        ceiling = plaintext["rps"]
+        print(f"""
+## Verify benchmark ({time.strftime('%Y-%m-%d')}, `loadtests/bench_verification.py --seconds {s} --connections {c} --citizens {args.citizens}`)
+
+wrk -t1 -c{c} -d{s}s for each target, one after the other in the same run; {len(codes)} citizens' green codes in turn,
+one checkpoint device; every answer waits for its scan's commit.
+
+| target | requests/s | share of the plaintext ceiling | p99 | non-2xx | timeouts |
+|---|---|---|---|---|---|
+| plaintext actix endpoint (ceiling) | {plaintext['rps']:,.0f} | 100 % | {plaintext['p99']} | {plaintext['non2xx']} | {plaintext['timeouts']} |
+| `POST /v1/verify` (valid green codes, scan committed before the answer) | {verify['rps']:,.0f} | **{verify['rps'] / ceiling * 100:.0f} %** | **{verify['p99']}** | {verify['non2xx']} | {verify['timeouts']} |
+| the same, paced at 80 % of its peak ({target:,.0f}/s offered by {paced_connections} connections, {pace} ms apart) | {paced['rps']:,.0f} | {paced['rps'] / ceiling * 100:.0f} % | {paced['p99']} | {paced['non2xx']} | {paced['timeouts']} |
+
+Group commit during the peak run: {batches:,.0f} batches for {recorded:,.0f} scans, **{recorded / max(batches, 1):.1f} scans
+per commit** on average (quantiles of the batch size: {', '.join(f'{q}: {float(v):.0f}' for q, v in quantiles.items()) or 'n/a'}).
+Decisions over the whole run: {passed:,.0f} pass, {denied:,.0f} deny; rows in scan_events: {rows:,} (warm-up included).
+Verify / plaintext: **{verify['rps'] / ceiling * 100:.0f} %** (target 25 %); p99 at peak **{ms(verify['p99']):.1f} ms**
+(target 50 ms), at 80 % of peak {ms(paced['p99']):.1f} ms.
+""")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        psql(admin_url, "-c", f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
+        subprocess.run(f"redis-cli -u {redis_url} --scan --pattern '{prefix}*' | xargs -r redis-cli -u {redis_url} DEL",
+                       shell=True, check=False, capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
