@@ -44,6 +44,7 @@ def main():
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--citizens", type=int, default=200)
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--hold", type=int, default=0, help="seconds to keep the stack up after warming, e.g. for perf")
     args = ap.parse_args()
 
     subprocess.run([f"{ROOT}/scripts/infra.sh", "up"], check=True)
@@ -136,6 +137,11 @@ def main():
             else:
                 raise SystemExit("a warm-up code did not pass")
 
+        if args.hold:
+            with open(f"{work}/verify.json", "w") as f:
+                json.dump({"device": device, "codes": codes}, f)
+            print(f"holding for {args.hold} s; device token and codes in {work}/verify.json", flush=True)
+
         def script(pace_ms=None):
             path = f"{work}/verify-{pace_ms}.lua"
             with open(path, "w") as f:
@@ -147,6 +153,10 @@ def main():
                     f.write("delay = function()\n  return %d\nend\n" % pace_ms)
                 f.write('done = function(summary, latency, requests)\n  io.write(string.format("non2xx=%d\\n", summary.errors.status))\nend\n')
             return path
+
+        if args.hold:
+            script()
+            time.sleep(args.hold)
 
         s, c = args.seconds, args.connections
         before = metrics(18085)

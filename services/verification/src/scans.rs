@@ -156,11 +156,14 @@ fn is_missing_partition(err: &anyhow::Error) -> bool {
         .is_some_and(|e| e.message().contains("no partition of relation"))
 }
 
+const INSERT: &str = "INSERT INTO scan_events (at, id, kind, venue_id, client_id, person_id, issuer, colour, decision, reason)
+     SELECT * FROM unnest($1::timestamptz[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[],
+                          $7::text[], $8::text[], $9::text[], $10::text[])";
+
 async fn insert(
     client: &mut deadpool_postgres::Object,
     records: &[ScanRecord],
 ) -> anyhow::Result<()> {
-    let tx = client.transaction().await?;
     let at: Vec<_> = records.iter().map(|r| r.at).collect();
     let id: Vec<_> = records.iter().map(|r| r.id).collect();
     let kind: Vec<_> = records.iter().map(|r| r.kind).collect();
@@ -171,13 +174,18 @@ async fn insert(
     let colour: Vec<_> = records.iter().map(|r| r.colour.as_deref()).collect();
     let decision: Vec<_> = records.iter().map(|r| r.decision).collect();
     let reason: Vec<_> = records.iter().map(|r| r.reason.as_deref()).collect();
-    tx.execute(
-        "INSERT INTO scan_events (at, id, kind, venue_id, client_id, person_id, issuer, colour, decision, reason)
-         SELECT * FROM unnest($1::timestamptz[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[],
-                              $7::text[], $8::text[], $9::text[], $10::text[])",
-        &[&at, &id, &kind, &venue, &client_id, &person, &issuer, &colour, &decision, &reason],
-    )
-    .await?;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
+        &at, &id, &kind, &venue, &client_id, &person, &issuer, &colour, &decision, &reason,
+    ];
+    // Prepared once per connection: planning the insert for every batch cost more than the rows.
+    let statement = client.prepare_cached(INSERT).await?;
+    if records.iter().all(|r| r.visit.is_none()) {
+        // One statement is its own transaction: one round trip, durable when it returns (synchronous_commit on).
+        client.execute(&statement, &params).await?;
+        return Ok(());
+    }
+    let tx = client.transaction().await?;
+    tx.execute(&statement, &params).await?;
     let visits: Vec<_> = records
         .iter()
         .filter_map(|r| r.visit.as_ref().map(|(index, region)| (r, index, region)))

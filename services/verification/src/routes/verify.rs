@@ -61,6 +61,11 @@ pub struct ReasonText {
     pub en: String,
 }
 
+enum Target {
+    Code(String),
+    IdCard(String),
+}
+
 /// Verify a code or an ID card at the device's venue.
 #[utoipa::path(post, path = "/v1/verify", tag = "verify", request_body = VerifyRequest, security(("bearer" = [])),
     responses(
@@ -74,14 +79,15 @@ pub async fn verify(
     device: Official<AnyScope>,
     Json(body): Json<VerifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let (code, id_number) = match (body.code, body.id_number) {
+    // What to verify decides the scope it needs.
+    let target = match (body.code, body.id_number) {
         (Some(code), None) => {
             device.require("verify")?;
-            (Some(code), None)
+            Target::Code(code)
         }
         (None, Some(id)) => {
             device.require("verify:id")?;
-            (None, Some(id))
+            Target::IdCard(id)
         }
         (Some(_), Some(_)) => {
             return Err(ApiError::unprocessable(
@@ -106,10 +112,9 @@ pub async fn verify(
             )
         })?;
     let now = Utc::now();
-    let answer = match (code, id_number) {
-        (Some(code), _) => by_code(&state, &venue, code.trim(), now).await?,
-        (_, Some(id)) => by_id_card(&state, &device.client_id, &venue, &id, now).await?,
-        _ => unreachable!("one of the two is set"),
+    let answer = match target {
+        Target::Code(code) => by_code(&state, &venue, code.trim(), now).await?,
+        Target::IdCard(id) => by_id_card(&state, &device.client_id, &venue, &id, now).await?,
     };
     let (judged, record) = answer;
     record_scan(
