@@ -30,7 +30,8 @@ def psql(url, *args):
 
 
 def wait_ready(port, path="/health/ready"):
-    for _ in range(300):
+    # A minute: on a busy two-core box two services migrating one fresh database can take half of it.
+    for _ in range(600):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1)
             return

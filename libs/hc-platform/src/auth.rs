@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
@@ -162,7 +162,8 @@ pub struct TokenVerifier {
     validation: Validation,
     /// Tokens verified already, by their exact text: a hit needs the very same token, so nothing can be forged
     /// into it; entries are used only until the token's `exp`.
-    verified: Option<quick_cache::sync::Cache<String, AccessClaims>>,
+    /// Shared, so a hit costs a reference count rather than a copy of every claim's string.
+    verified: Option<quick_cache::sync::Cache<String, Arc<AccessClaims>>>,
     leeway: i64,
 }
 
@@ -207,14 +208,14 @@ impl TokenVerifier {
         Ok(jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)?.claims)
     }
 
-    pub async fn verify(&self, token: &str) -> Result<AccessClaims, AuthError> {
+    pub async fn verify(&self, token: &str) -> Result<Arc<AccessClaims>, AuthError> {
         if let Some(verified) = &self.verified
             && let Some(claims) = verified.get(token)
             && claims.exp + self.leeway > chrono::Utc::now().timestamp()
         {
             return Ok(claims);
         }
-        let claims = self.verify_with_keys(token).await?;
+        let claims = Arc::new(self.verify_with_keys(token).await?);
         if let Some(verified) = &self.verified {
             verified.insert(token.to_owned(), claims.clone());
         }
@@ -277,7 +278,7 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
         .map(str::trim)
 }
 
-async fn authenticate(req: &HttpRequest) -> Result<AccessClaims, ApiError> {
+async fn authenticate(req: &HttpRequest) -> Result<Arc<AccessClaims>, ApiError> {
     let verifier = req
         .app_data::<web::Data<TokenVerifier>>()
         .ok_or_else(|| ApiError::Internal(anyhow!("no TokenVerifier registered")))?;
@@ -410,7 +411,7 @@ impl<S: Scope + 'static> FromRequest for Official<S> {
                 })?;
             let scopes = claims.scope.split(' ').map(str::to_owned).collect();
             Ok(Official {
-                client_id: claims.sub,
+                client_id: claims.sub.clone(),
                 region,
                 scopes,
                 _scope: PhantomData,
