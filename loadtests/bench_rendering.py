@@ -34,6 +34,8 @@ def main():
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--citizens", type=int, default=200)
     ap.add_argument("--format", default="png", choices=["png", "svg", "payload"])
+    ap.add_argument("--rounds", type=int, default=3, help="plaintext and hardened runs, alternated; the median is reported")
+    ap.add_argument("--pace", type=int, default=1, help="ms each connection waits after an answer in the 80 % run")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--hold", type=int, default=0, help="seconds to keep the services up after warming, e.g. for perf")
     args = ap.parse_args()
@@ -131,23 +133,32 @@ def main():
             return path
 
         s, c = args.seconds, args.connections
-        results = {
-            "plaintext": wrk("http://127.0.0.1:18090/plaintext", s, c),
-            "hardened": wrk(f"http://127.0.0.1:18084/v1/codes/me?format={args.format}", s, c, script()),
-            "naive": wrk(f"http://127.0.0.1:18184/v1/codes/me?format={args.format}", s, c, script()),
-        }
+        # The box is shared and its steal time comes in bursts: plaintext and hardened alternate `--rounds` times,
+        # and the round with the median ratio is the one reported (every round is printed).
+        rounds = []
+        for _ in range(args.rounds):
+            rounds.append({
+                "plaintext": wrk("http://127.0.0.1:18090/plaintext", s, c),
+                "hardened": wrk(f"http://127.0.0.1:18084/v1/codes/me?format={args.format}", s, c, script()),
+            })
+        rounds.sort(key=lambda r: r["hardened"]["rps"] / r["plaintext"]["rps"])
+        results = dict(rounds[len(rounds) // 2])
+        results["naive"] = wrk(f"http://127.0.0.1:18184/v1/codes/me?format={args.format}", s, c, script())
         # 80 % of the hardened peak, offered by paced connections.
         # Each connection waits `pace` ms after each answer, so the rate offered is about connections / (pace +
         # latency): the connections are corrected from what a short run achieved until it is within 5 %.
         target = 0.8 * results["hardened"]["rps"]
-        pace = 4
+        pace = args.pace
         paced_connections = max(8, round(target * pace / 1000))
-        for _ in range(4):
+        for _ in range(6):
             probe = wrk(f"http://127.0.0.1:18084/v1/codes/me?format={args.format}", 3, paced_connections, script(pace))
             if abs(probe["rps"] - target) <= 0.05 * target:
                 break
             paced_connections = max(8, round(paced_connections * target / max(probe["rps"], 1)))
-        paced = wrk(f"http://127.0.0.1:18084/v1/codes/me?format={args.format}", s, paced_connections, script(pace))
+        # As many paced rounds, for the same reason; the one with the median p99 is reported.
+        paced_rounds = sorted((wrk(f"http://127.0.0.1:18084/v1/codes/me?format={args.format}", s, paced_connections,
+                                   script(pace)) for _ in range(args.rounds)), key=lambda r: ms(r["p99"]))
+        paced = paced_rounds[len(paced_rounds) // 2]
         signatures = 0.0
         with urllib.request.urlopen("http://127.0.0.1:18084/metrics", timeout=5) as resp:
             for line in resp.read().decode().splitlines():
@@ -159,6 +170,8 @@ def main():
 ## Show-code benchmark ({time.strftime('%Y-%m-%d')}, `loadtests/bench_rendering.py --seconds {s} --connections {c} --citizens {args.citizens} --format {args.format}`)
 
 wrk -t1 -c{c} -d{s}s for each target, one after the other in the same run; {args.citizens} citizens' tokens in turn.
+Plaintext and hardened alternated {args.rounds} times; the round with the median ratio is in the table. Every round's ratio:
+{', '.join(f"{r['hardened']['rps'] / r['plaintext']['rps'] * 100:.0f} %" for r in rounds)}.
 
 | target | requests/s | share of the plaintext ceiling | p99 | non-2xx | timeouts |
 |---|---|---|---|---|---|""")
@@ -169,8 +182,11 @@ wrk -t1 -c{c} -d{s}s for each target, one after the other in the same run; {args
             print(f"| {label} | {r['rps']:,.0f} | {r['rps'] / ceiling * 100:.0f} % | {r['p99']} | {r['non2xx']} | {r['timeouts']} |")
         print(f"""| hardened, paced at 80 % of its peak ({target:,.0f}/s offered by {paced_connections} connections, {pace} ms apart) | {paced['rps']:,.0f} | {paced['rps'] / ceiling * 100:.0f} % | **{paced['p99']}** | {paced['non2xx']} | {paced['timeouts']} |
 
+p99 of every paced round: {', '.join(r['p99'] for r in paced_rounds)} (achieved {', '.join(f"{r['rps']:,.0f}/s" for r in paced_rounds)}).
+
 Signatures made by the hardened service during the whole run (warm-up included): {signatures:,.0f}, against
-{args.citizens} citizens: cache hits sign nothing.
+{args.citizens} citizens: one per citizen and time bucket of the code ({args.citizens} at the warm-up, then again
+when a bucket turns over during a long run); cache hits sign nothing.
 Hardened / plaintext: **{results['hardened']['rps'] / ceiling * 100:.0f} %** (target 50 %); p99 at 80 % of peak:
 **{ms(paced['p99']):.1f} ms** (target 20 ms). Hardened / naive: {results['hardened']['rps'] / max(results['naive']['rps'], 1):.0f}x.
 """)
