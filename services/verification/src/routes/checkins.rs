@@ -2,11 +2,11 @@
 //! visit to the venue's region; and the co-traveller self-check (`GET /v1/checkins/exposure`): was any venue I
 //! checked into visited by a case within the same hour, without saying who.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use hc_platform::ApiError;
 use hc_platform::auth::Citizen;
-use hc_platform::http::Json;
+use hc_platform::http::{Json, idempotency_key};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -31,18 +31,81 @@ pub struct CheckinView {
     pub at: DateTime<Utc>,
 }
 
-/// Check in at a venue. Answered once the check-in is durable; scoring receives it as a visit.
+/// Check in at a venue. Answered once the check-in is durable; scoring receives it as a visit. With an
+/// `Idempotency-Key`, a repeat within a day answers the first check-in again instead of recording another.
 #[utoipa::path(post, path = "/v1/checkins", tag = "checkins", request_body = CheckinRequest, security(("bearer" = [])),
     responses(
-        (status = 201, description = "Recorded", body = CheckinView),
+        (status = 201, description = "Recorded (or, for a repeated Idempotency-Key, the first check-in)", body = CheckinView),
+        (status = 409, description = "A check-in with this Idempotency-Key is still being recorded", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a venue code of this platform", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Not recorded (try again), or the registration has not reached this service yet", body = hc_platform::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn checkin(
     state: web::Data<AppState>,
     citizen: Citizen,
+    req: HttpRequest,
     Json(body): Json<CheckinRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let person = citizen.0.0;
+    let Some(key) = idempotency_key(&req)? else {
+        return record_checkin(&state, person, &body)
+            .await
+            .map(|view| HttpResponse::Created().json(view));
+    };
+    // The key is claimed in Redis for a day: the first request records and leaves its answer there, a repeat gets
+    // that answer, and one arriving while the first is still in flight is told to retry.
+    let idem = state.store.key(&format!("idem:checkin:{person}:{key}"));
+    let mut conn = state.store.conn();
+    let claimed: Option<String> = redis::cmd("SET")
+        .arg(&idem)
+        .arg("pending")
+        .arg("NX")
+        .arg("GET")
+        .arg("EX")
+        .arg(86_400)
+        .query_async(&mut conn)
+        .await?;
+    match claimed.as_deref() {
+        None => {}
+        Some("pending") => {
+            return Err(ApiError::Conflict {
+                field: Some("Idempotency-Key".into()),
+                detail: "a check-in with this key is still being recorded; retry".into(),
+            });
+        }
+        Some(done) => {
+            let view: CheckinView = serde_json::from_str(done).map_err(anyhow::Error::from)?;
+            return Ok(HttpResponse::Created().json(view));
+        }
+    }
+    match record_checkin(&state, person, &body).await {
+        Ok(view) => {
+            let answer = serde_json::to_string(&view).map_err(anyhow::Error::from)?;
+            redis::cmd("SET")
+                .arg(&idem)
+                .arg(answer)
+                .arg("EX")
+                .arg(86_400)
+                .query_async::<()>(&mut conn)
+                .await?;
+            Ok(HttpResponse::Created().json(view))
+        }
+        Err(err) => {
+            // Nothing was recorded: the key is free for the retry.
+            redis::cmd("DEL")
+                .arg(&idem)
+                .query_async::<()>(&mut conn)
+                .await?;
+            Err(err)
+        }
+    }
+}
+
+async fn record_checkin(
+    state: &AppState,
+    person: Uuid,
+    body: &CheckinRequest,
+) -> Result<CheckinView, ApiError> {
     let code = body.venue_code.trim();
     let venue_id = (code.len() <= 200)
         .then(|| venue_of_code(&state.index, code))
@@ -53,7 +116,6 @@ pub async fn checkin(
     let venue = state.venues.by_id(venue_id).await?.ok_or_else(|| {
         ApiError::unprocessable("venue_code", "names a venue that no longer exists")
     })?;
-    let person = citizen.0.0;
     let row = state
         .db
         .get()
@@ -85,13 +147,13 @@ pub async fn checkin(
         visit: Some((row.get(0), venue.region.clone())),
     };
     let id = record.id;
-    record_scan(&state, record).await?;
-    Ok(HttpResponse::Created().json(CheckinView {
+    record_scan(state, record).await?;
+    Ok(CheckinView {
         id,
         venue: venue.id.clone(),
         venue_name: venue.name.clone(),
         at: now,
-    }))
+    })
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

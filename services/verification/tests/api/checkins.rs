@@ -245,3 +245,50 @@ async fn officials_read_who_was_at_a_venue_page_by_page_and_every_read_is_audite
     let r = visits(&verifier, None).await.expect("visits");
     assert_eq!(r.status(), 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_checkin_with_its_idempotency_key_is_recorded_once() {
+    let app = spawn_app().await;
+    app.device_at("cafe-a", open_policy(), &["verify"]).await;
+    let code = venue_code(&app, "cafe-a").await;
+    let (person, token, _) = app.citizen(61).await;
+    app.wait_registered(&person).await;
+    let send = |key: &'static str| {
+        app.http
+            .post(app.url("/v1/checkins"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", key)
+            .json(&json!({"venue_code": code}))
+            .send()
+    };
+    let first: Value = send("tap-1")
+        .await
+        .expect("checkin")
+        .json()
+        .await
+        .expect("json");
+    let again = send("tap-1").await.expect("checkin");
+    assert_eq!(again.status(), 201);
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(
+        again["id"], first["id"],
+        "the first check-in, answered again"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM scan_events WHERE kind = 'checkin'")
+            .await,
+        1
+    );
+    let other: Value = send("tap-2")
+        .await
+        .expect("checkin")
+        .json()
+        .await
+        .expect("json");
+    assert_ne!(other["id"], first["id"]);
+    assert_eq!(
+        app.count("SELECT count(*) FROM scan_events WHERE kind = 'checkin'")
+            .await,
+        2
+    );
+}
