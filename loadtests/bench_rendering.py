@@ -25,7 +25,7 @@ import time
 import urllib.error
 import urllib.request
 
-from benchlib import ROOT, call, ms, nth_id, psql, wait_ready, wrk  # noqa: E402
+from benchlib import ROOT, call, ensure_free, ms, nth_id, psql, wait_ready, wrk  # noqa: E402
 
 
 def main():
@@ -40,6 +40,7 @@ def main():
     ap.add_argument("--hold", type=int, default=0, help="seconds to keep the services up after warming, e.g. for perf")
     args = ap.parse_args()
 
+    ensure_free(18081, 18083, 18084, 18183, 18184, 18090)
     subprocess.run([f"{ROOT}/scripts/infra.sh", "up"], check=True)
     env_lines = subprocess.run([f"{ROOT}/scripts/infra.sh", "env"], check=True, capture_output=True, text=True).stdout
     infra = dict(re.findall(r"export (\w+)=(\S+)", env_lines))

@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.request
 
-from benchlib import ROOT, call, ms, nth_id, psql, wait_ready, wrk  # noqa: E402
+from benchlib import ROOT, call, ensure_free, ms, nth_id, psql, wait_ready, wrk  # noqa: E402
 
 
 def metrics(port):
@@ -47,6 +47,7 @@ def main():
     ap.add_argument("--hold", type=int, default=0, help="seconds to keep the stack up after warming, e.g. for perf")
     args = ap.parse_args()
 
+    ensure_free(18081, 18083, 18084, 18085, 18090)
     subprocess.run([f"{ROOT}/scripts/infra.sh", "up"], check=True)
     env_lines = subprocess.run([f"{ROOT}/scripts/infra.sh", "env"], check=True, capture_output=True, text=True).stdout
     infra = dict(re.findall(r"export (\w+)=(\S+)", env_lines))

@@ -29,6 +29,15 @@ def psql(url, *args):
     return subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-q", *args], check=True, capture_output=True, text=True)
 
 
+def ensure_free(*ports):
+    """A service of an earlier run still on one of our ports would answer in place of ours (with other keys)."""
+    import socket
+    for port in ports:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                raise SystemExit(f"port {port} is already in use (an earlier benchmark still running?)")
+
+
 def wait_ready(port, path="/health/ready"):
     # A minute: on a busy two-core box two services migrating one fresh database can take half of it.
     for _ in range(600):
