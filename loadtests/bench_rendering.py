@@ -16,16 +16,11 @@ omission) but not hidden: a request that waits still counts.
 """
 import argparse
 import json
-import os
-import re
-import shutil
-import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
 
-from benchlib import ROOT, call, ensure_free, ms, nth_id, psql, wait_ready, wrk  # noqa: E402
+from benchlib import Scratch, call, ms, wait_ready, wrk  # noqa: E402
 
 
 def main():
@@ -40,47 +35,8 @@ def main():
     ap.add_argument("--hold", type=int, default=0, help="seconds to keep the services up after warming, e.g. for perf")
     args = ap.parse_args()
 
-    ensure_free(18081, 18083, 18084, 18183, 18184, 18090)
-    subprocess.run([f"{ROOT}/scripts/infra.sh", "up"], check=True)
-    env_lines = subprocess.run([f"{ROOT}/scripts/infra.sh", "env"], check=True, capture_output=True, text=True).stdout
-    infra = dict(re.findall(r"export (\w+)=(\S+)", env_lines))
-    if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "--workspace", "--bins", "--locked", "-q"], check=True, cwd=ROOT)
-        subprocess.run(["cargo", "build", "--release", "-p", "rendering", "--example", "plaintext", "--locked", "-q"],
-                       check=True, cwd=ROOT)
-    if not shutil.which("wrk"):
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
-
-    admin_url = infra["HC_TEST_DATABASE_URL"]
-    stamp = f"{int(time.time())}"
-    dbname = f"bench_{stamp}"
-    db_url = admin_url.rsplit("/", 1)[0] + "/" + dbname
-    redis_url = infra["HC_TEST_REDIS_URL"]
-    prefix = f"bench:{stamp}:"
-    psql(admin_url, "-c", f"CREATE DATABASE {dbname}")
-    work = tempfile.mkdtemp(prefix="hc-bench-")
-    procs = []
-    try:
-        secrets = ""
-        for name in ("identity", "rendering"):
-            secrets += subprocess.run([f"{ROOT}/target/release/{name}", "generate-secrets"], check=True,
-                                      capture_output=True, text=True).stdout
-        env = dict(os.environ)
-        env.update(dict(line.split("=", 1) for line in secrets.strip().splitlines()))
-        env.update({
-            "HC__DATABASE__URL": db_url, "HC__REDIS__URL": redis_url, "HC__REDIS__KEY_PREFIX": prefix,
-            "HC__RATE_LIMIT__PER_IP_PER_SECOND": "0", "HC__IDENTITY__OTP__PER_IP_PER_HOUR": "100000",
-            "HC__AUTH__JWKS_URL": "http://127.0.0.1:18081/v1/auth/keys", "HC__TELEMETRY__LOG_FILTER": "warn",
-        })
-        env.pop("APP_ENV", None)
-
-        def start(name, port, extra=None, binary=None, args_=()):
-            log = open(f"{work}/{name}-{port}.log", "w")
-            p = subprocess.Popen([binary or f"{ROOT}/target/release/{name}", *args_], cwd=ROOT,
-                                 env={**env, "HC__SERVER__PORT": str(port), **(extra or {})}, stdout=log, stderr=log)
-            procs.append(p)
-            return p
-
+    with Scratch("bench", (18081, 18083, 18084, 18183, 18184, 18090), build=not args.no_build) as scratch:
+        work, start = scratch.work, scratch.start
         start("identity", 18081)
         wait_ready(18081)
         start("scoring", 18083)
@@ -89,21 +45,12 @@ def main():
         start("scoring", 18183, {"APP_ENV": "naive", "HC__EVENTS__CONSUMERS_ENABLED": "false",
                                  "HC__SCORING__SCHEDULER_ENABLED": "false"})
         start("rendering", 18184, {"APP_ENV": "naive", "HC__RENDERING__SCORING_URL": "http://127.0.0.1:18183"})
-        start("plaintext", 18090, binary=f"{ROOT}/target/release/examples/plaintext", args_=("18090",))
+        scratch.start_plaintext(18090)
         for port in (18083, 18084, 18183, 18184):
             wait_ready(port)
         wait_ready(18090, "/plaintext")
 
-        identity = "http://127.0.0.1:18081"
-        tokens = []
-        for i in range(args.citizens):
-            phone = "136%08d" % i
-            call("POST", f"{identity}/v1/persons", {"name": "压测", "id_number": nth_id(6_000_000 + i), "phone": phone,
-                                                   "home_region": "440106"})
-            call("POST", f"{identity}/v1/auth/otp", {"phone": phone})
-            code = subprocess.run(["redis-cli", "-u", redis_url, "GET", f"{prefix}sms:dev:{phone}"],
-                                  check=True, capture_output=True, text=True).stdout.strip()
-            tokens.append(call("POST", f"{identity}/v1/auth/token", {"grant_type": "otp", "phone": phone, "code": code})["access_token"])
+        tokens = [scratch.citizen_token(i, "136%08d" % i, 6_000_000) for i in range(args.citizens)]
         # Every citizen scored, then each one's code requested once on each service (warm: the benchmark is of hits).
         for t in tokens:
             for _ in range(200):
@@ -191,18 +138,6 @@ when a bucket turns over during a long run); cache hits sign nothing.
 Hardened / plaintext: **{results['hardened']['rps'] / ceiling * 100:.0f} %** (target 50 %); p99 at 80 % of peak:
 **{ms(paced['p99']):.1f} ms** (target 20 ms). Hardened / naive: {results['hardened']['rps'] / max(results['naive']['rps'], 1):.0f}x.
 """)
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        psql(admin_url, "-c", f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
-        subprocess.run(f"redis-cli -u {redis_url} --scan --pattern '{prefix}*' | xargs -r redis-cli -u {redis_url} DEL",
-                       shell=True, check=False, capture_output=True)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

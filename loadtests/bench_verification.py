@@ -13,16 +13,12 @@ removes the scratch data afterwards.
 """
 import argparse
 import json
-import os
 import re
-import shutil
-import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
 
-from benchlib import ROOT, call, ensure_free, ms, nth_id, psql, wait_ready, wrk  # noqa: E402
+from benchlib import Scratch, call, ms, psql, wait_ready, wrk  # noqa: E402
 
 
 def metrics(port):
@@ -48,58 +44,23 @@ def main():
     ap.add_argument("--hold", type=int, default=0, help="seconds to keep the stack up after warming, e.g. for perf")
     args = ap.parse_args()
 
-    ensure_free(18081, 18083, 18084, 18085, 18090)
-    subprocess.run([f"{ROOT}/scripts/infra.sh", "up"], check=True)
-    env_lines = subprocess.run([f"{ROOT}/scripts/infra.sh", "env"], check=True, capture_output=True, text=True).stdout
-    infra = dict(re.findall(r"export (\w+)=(\S+)", env_lines))
-    if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "--workspace", "--bins", "--locked", "-q"], check=True, cwd=ROOT)
-        subprocess.run(["cargo", "build", "--release", "-p", "rendering", "--example", "plaintext", "--locked", "-q"],
-                       check=True, cwd=ROOT)
-    if not shutil.which("wrk"):
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
-
-    admin_url = infra["HC_TEST_DATABASE_URL"]
-    stamp = f"{int(time.time())}"
-    dbname = f"bench_verify_{stamp}"
-    db_url = admin_url.rsplit("/", 1)[0] + "/" + dbname
-    redis_url = infra["HC_TEST_REDIS_URL"]
-    prefix = f"bench:{stamp}:"
-    psql(admin_url, "-c", f"CREATE DATABASE {dbname}")
-    work = tempfile.mkdtemp(prefix="hc-bench-verify-")
-    procs = []
-    try:
-        secrets = ""
-        for name in ("identity", "rendering", "verification"):
-            secrets += subprocess.run([f"{ROOT}/target/release/{name}", "generate-secrets"], check=True,
-                                      capture_output=True, text=True).stdout
-        env = dict(os.environ)
-        env.update(dict(line.split("=", 1) for line in secrets.strip().splitlines()))
+    with Scratch("bench_verify", (18081, 18083, 18084, 18085, 18090), build=not args.no_build,
+                 secrets=("identity", "rendering", "verification")) as scratch:
+        env = scratch.env
         env.update({
-            "HC__DATABASE__URL": db_url, "HC__REDIS__URL": redis_url, "HC__REDIS__KEY_PREFIX": prefix,
             # One device drives the whole load here; in the field it is thousands of gates, each far below the
             # per-key limit.
-            "HC__RATE_LIMIT__PER_IP_PER_SECOND": "0", "HC__RATE_LIMIT__PER_KEY_PER_SECOND": "0",
-            "HC__IDENTITY__OTP__PER_IP_PER_HOUR": "100000",
-            "HC__AUTH__JWKS_URL": "http://127.0.0.1:18081/v1/auth/keys", "HC__TELEMETRY__LOG_FILTER": "warn",
+            "HC__RATE_LIMIT__PER_KEY_PER_SECOND": "0",
             "HC__VERIFICATION__PSEUDONYM_KEYS": env["HC__RENDERING__PSEUDONYM_KEYS"],
             "HC__VERIFICATION__OWN_KEYS_URL": "http://127.0.0.1:18084/v1/trust/keys",
             "HC__RENDERING__SCORING_URL": "http://127.0.0.1:18083",
         })
-        env.pop("APP_ENV", None)
-
-        def start(name, port, binary=None, args_=()):
-            log = open(f"{work}/{name}-{port}.log", "w")
-            p = subprocess.Popen([binary or f"{ROOT}/target/release/{name}", *args_], cwd=ROOT,
-                                 env={**env, "HC__SERVER__PORT": str(port)}, stdout=log, stderr=log)
-            procs.append(p)
-            return p
-
+        work, start, db_url = scratch.work, scratch.start, scratch.db_url
         start("identity", 18081)
         wait_ready(18081)
         for name, port in (("scoring", 18083), ("rendering", 18084), ("verification", 18085)):
             start(name, port)
-        start("plaintext", 18090, binary=f"{ROOT}/target/release/examples/plaintext", args_=("18090",))
+        scratch.start_plaintext(18090)
         for port in (18083, 18084, 18085):
             wait_ready(port)
         wait_ready(18090, "/plaintext")
@@ -117,13 +78,7 @@ def main():
 
         codes = []
         for i in range(args.citizens):
-            phone = "135%08d" % i
-            call("POST", f"{identity}/v1/persons", {"name": "压测", "id_number": nth_id(7_000_000 + i), "phone": phone,
-                                                   "home_region": "440106"})
-            call("POST", f"{identity}/v1/auth/otp", {"phone": phone})
-            otp = subprocess.run(["redis-cli", "-u", redis_url, "GET", f"{prefix}sms:dev:{phone}"],
-                                 check=True, capture_output=True, text=True).stdout.strip()
-            token = call("POST", f"{identity}/v1/auth/token", {"grant_type": "otp", "phone": phone, "code": otp})["access_token"]
+            token = scratch.citizen_token(i, "135%08d" % i, 7_000_000)
             for _ in range(200):
                 try:
                     codes.append(call("GET", "http://127.0.0.1:18084/v1/codes/me?format=payload", token=token)["code"])
@@ -207,18 +162,6 @@ Decisions over the whole run: {passed:,.0f} pass, {denied:,.0f} deny; rows in sc
 Verify / plaintext: **{verify['rps'] / ceiling * 100:.0f} %** (target 25 %); p99 at peak **{ms(verify['p99']):.1f} ms**
 (target 50 ms), at 80 % of peak {ms(paced['p99']):.1f} ms.
 """)
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        psql(admin_url, "-c", f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
-        subprocess.run(f"redis-cli -u {redis_url} --scan --pattern '{prefix}*' | xargs -r redis-cli -u {redis_url} DEL",
-                       shell=True, check=False, capture_output=True)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

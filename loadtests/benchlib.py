@@ -3,7 +3,9 @@ and wrk with its parsed figures. Loopback only; every wrk run is bounded by its 
 import json
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import time
 import urllib.request
 
@@ -67,3 +69,78 @@ def ms(text):
     return float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
 
 
+
+
+class Scratch:
+    """The stack a benchmark drives: PostgreSQL and Redis up (scripts/infra.sh), release binaries built, wrk at hand,
+    a scratch database and key prefix, and the services it starts with development secrets, all removed on exit."""
+
+    def __init__(self, name, ports, build=True, secrets=("identity", "rendering")):
+        ensure_free(*ports)
+        subprocess.run([f"{ROOT}/scripts/infra.sh", "up"], check=True)
+        env_lines = subprocess.run([f"{ROOT}/scripts/infra.sh", "env"], check=True, capture_output=True,
+                                   text=True).stdout
+        infra = dict(re.findall(r"export (\w+)=(\S+)", env_lines))
+        if build:
+            subprocess.run(["cargo", "build", "--release", "--workspace", "--bins", "--locked", "-q"], check=True,
+                           cwd=ROOT)
+            subprocess.run(["cargo", "build", "--release", "-p", "rendering", "--example", "plaintext", "--locked",
+                            "-q"], check=True, cwd=ROOT)
+        if not shutil.which("wrk"):
+            subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+        self.admin_url = infra["HC_TEST_DATABASE_URL"]
+        stamp = f"{int(time.time())}"
+        self.dbname = f"{name}_{stamp}"
+        self.db_url = self.admin_url.rsplit("/", 1)[0] + "/" + self.dbname
+        self.redis_url = infra["HC_TEST_REDIS_URL"]
+        self.prefix = f"bench:{stamp}:"
+        self.procs = []
+        self.work = tempfile.mkdtemp(prefix=f"hc-{name}-")
+        psql(self.admin_url, "-c", f"CREATE DATABASE {self.dbname}")
+        generated = "".join(subprocess.run([f"{ROOT}/target/release/{s}", "generate-secrets"], check=True,
+                                           capture_output=True, text=True).stdout for s in secrets)
+        self.env = dict(os.environ)
+        self.env.update(dict(line.split("=", 1) for line in generated.strip().splitlines()))
+        self.env.update({
+            "HC__DATABASE__URL": self.db_url, "HC__REDIS__URL": self.redis_url, "HC__REDIS__KEY_PREFIX": self.prefix,
+            "HC__RATE_LIMIT__PER_IP_PER_SECOND": "0", "HC__IDENTITY__OTP__PER_IP_PER_HOUR": "100000",
+            "HC__AUTH__JWKS_URL": "http://127.0.0.1:18081/v1/auth/keys", "HC__TELEMETRY__LOG_FILTER": "warn",
+        })
+        self.env.pop("APP_ENV", None)
+
+    def start(self, name, port, extra=None, binary=None, args=()):
+        log = open(f"{self.work}/{name}-{port}.log", "w")
+        p = subprocess.Popen([binary or f"{ROOT}/target/release/{name}", *args], cwd=ROOT,
+                             env={**self.env, "HC__SERVER__PORT": str(port), **(extra or {})}, stdout=log, stderr=log)
+        self.procs.append(p)
+        return p
+
+    def start_plaintext(self, port=18090):
+        self.start("plaintext", port, binary=f"{ROOT}/target/release/examples/plaintext", args=(str(port),))
+
+    def citizen_token(self, n, phone, id_offset):
+        """Registers a citizen in Tianhe and signs them in with the one-time code the development gateway left."""
+        identity = "http://127.0.0.1:18081"
+        call("POST", f"{identity}/v1/persons", {"name": "压测", "id_number": nth_id(id_offset + n), "phone": phone,
+                                               "home_region": "440106"})
+        call("POST", f"{identity}/v1/auth/otp", {"phone": phone})
+        code = subprocess.run(["redis-cli", "-u", self.redis_url, "GET", f"{self.prefix}sms:dev:{phone}"],
+                              check=True, capture_output=True, text=True).stdout.strip()
+        return call("POST", f"{identity}/v1/auth/token", {"grant_type": "otp", "phone": phone, "code": code})["access_token"]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        psql(self.admin_url, "-c", f"DROP DATABASE IF EXISTS {self.dbname} WITH (FORCE)")
+        subprocess.run(f"redis-cli -u {self.redis_url} --scan --pattern '{self.prefix}*' | "
+                       f"xargs -r redis-cli -u {self.redis_url} DEL", shell=True, check=False, capture_output=True)
+        shutil.rmtree(self.work, ignore_errors=True)
+        return False
