@@ -15,7 +15,9 @@ pub use codec::{Validation, decode, encode, inspect};
 pub use error::{DecodeError, EncodeError, KeyError, TrustListError};
 pub use keys::{Keys, SigningKey, TrustStore, VerifyingKey};
 pub use pseudonym::{PSEUDONYM_LEN, Pseudonyms};
-pub use trust_list::{ListedKey, SignedTrustList, TRUST_LIST_FORMAT, TrustList, TrustedIssuer};
+pub use trust_list::{
+    ListedKey, SignedTrustList, TRUST_LIST_FORMAT, TrustList, TrustedIssuer, pinned_root,
+};
 
 /// What every code starts with.
 pub const PREFIX: &str = "HCQ1:";

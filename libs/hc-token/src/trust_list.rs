@@ -63,6 +63,14 @@ impl ListedKey {
     }
 }
 
+/// A root key as a verifier pins it: `region=kid:base64url-public-key` (settings, command lines).
+pub fn pinned_root(spec: &str) -> Option<VerifyingKey> {
+    let (region, key) = spec.trim().split_once('=')?;
+    let (kid, public) = key.split_once(':')?;
+    let public = URL_SAFE_NO_PAD.decode(public).ok()?;
+    VerifyingKey::new(region, kid, &public, None).ok()
+}
+
 /// The file and wire form: `{"format": "hc-trust-list/1", "signed": "<base64url of the COSE_Sign1>"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedTrustList {

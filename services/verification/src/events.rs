@@ -64,7 +64,7 @@ pub async fn facts_imported(db: Pool, event: Delivered) -> anyhow::Result<()> {
     let mut index = Vec::new();
     let mut since = Vec::new();
     for (person, fact) in people.chunks(32).zip(facts) {
-        let row: CaseRow = serde_json::from_value(fact.clone()).map_err(malformed)?;
+        let row = CaseRow::deserialize(fact).map_err(malformed)?;
         if matches!(row.status.as_str(), "confirmed" | "asymptomatic") {
             index.push(person.to_vec());
             since.push(row.since);

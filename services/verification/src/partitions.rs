@@ -84,7 +84,8 @@ pub async fn run(
     every: Duration,
     cancel: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(every);
+    // The first round is start-up's own, done before the service answered.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,

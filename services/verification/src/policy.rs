@@ -67,23 +67,24 @@ impl Decision {
 
 /// Why: a stable code (metrics, screens, the scan record), the policy rule that decided, and text in Chinese and
 /// English for the guard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// The codes are constants of this crate, never taken from input, so they are safe as metric labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     pub decision: Decision,
-    pub reason: String,
+    pub reason: &'static str,
     /// The rule that decided: `venue.hours`, `venue.colours`, `venue.international_admitted`,
     /// `venue.nat_within_hours`, `code` (the code itself failed), or `venue.policy` (everything passed).
-    pub rule: String,
+    pub rule: &'static str,
     pub zh: String,
     pub en: String,
 }
 
 impl Verdict {
-    pub fn deny(reason: &str, rule: &str, zh: String, en: String) -> Self {
+    pub fn deny(reason: &'static str, rule: &'static str, zh: String, en: String) -> Self {
         Self {
             decision: Decision::Deny,
-            reason: reason.into(),
-            rule: rule.into(),
+            reason,
+            rule,
             zh,
             en,
         }
@@ -145,8 +146,8 @@ pub fn judge(policy: &Policy, who: &Subject, now: DateTime<Utc>) -> Verdict {
     }
     Verdict {
         decision: Decision::Pass,
-        reason: "admitted".into(),
-        rule: "venue.policy".into(),
+        reason: "admitted",
+        rule: "venue.policy",
         zh: format!("{}码，准予通行", colour_zh(who.colour)),
         en: format!("{} code, admitted", who.colour),
     }
@@ -226,10 +227,7 @@ mod tests {
     #[test]
     fn a_green_code_with_a_recent_test_passes_in_opening_hours() {
         let v = judge(&policy(), &green(Some(47)), noon());
-        assert_eq!(
-            (v.decision, v.rule.as_str()),
-            (Decision::Pass, "venue.policy")
-        );
+        assert_eq!((v.decision, v.rule), (Decision::Pass, "venue.policy"));
         // The boundary: exactly 48 hours is within.
         assert_eq!(
             judge(&policy(), &green(Some(48)), noon()).decision,
@@ -242,7 +240,7 @@ mod tests {
         let p = policy();
         let closed = judge(&p, &green(Some(1)), noon() + chrono::Duration::hours(10));
         assert_eq!(
-            (closed.reason.as_str(), closed.rule.as_str()),
+            (closed.reason, closed.rule),
             ("venue_closed", "venue.hours")
         );
         let yellow = Subject {

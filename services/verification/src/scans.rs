@@ -28,9 +28,9 @@ pub struct ScanRecord {
     pub client_id: Option<String>,
     pub person_id: Option<Uuid>,
     pub issuer: Option<String>,
-    pub colour: Option<String>,
+    pub colour: Option<&'static str>,
     pub decision: &'static str,
-    pub reason: Option<String>,
+    pub reason: Option<&'static str>,
     /// For check-ins: the person's blind index and the venue's region, announced as a visit fact.
     pub visit: Option<(Vec<u8>, String)>,
 }
@@ -171,9 +171,9 @@ async fn insert(
     let client_id: Vec<_> = records.iter().map(|r| r.client_id.as_deref()).collect();
     let person: Vec<_> = records.iter().map(|r| r.person_id).collect();
     let issuer: Vec<_> = records.iter().map(|r| r.issuer.as_deref()).collect();
-    let colour: Vec<_> = records.iter().map(|r| r.colour.as_deref()).collect();
+    let colour: Vec<_> = records.iter().map(|r| r.colour).collect();
     let decision: Vec<_> = records.iter().map(|r| r.decision).collect();
-    let reason: Vec<_> = records.iter().map(|r| r.reason.as_deref()).collect();
+    let reason: Vec<_> = records.iter().map(|r| r.reason).collect();
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
         &at, &id, &kind, &venue, &client_id, &person, &issuer, &colour, &decision, &reason,
     ];

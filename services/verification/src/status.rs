@@ -7,12 +7,25 @@ use hc_platform::store::Store;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::policy::Subject;
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Current {
     pub colour: Colour,
     pub variant: String,
     pub version: i64,
     pub negative_test_at: Option<DateTime<Utc>>,
+}
+
+impl Current {
+    /// What the gate judges.
+    pub fn subject(&self) -> Subject {
+        Subject {
+            colour: self.colour,
+            international: self.variant == "international",
+            negative_test_at: self.negative_test_at,
+        }
+    }
 }
 
 pub async fn current(store: &Store, person: Uuid) -> redis::RedisResult<Option<Current>> {

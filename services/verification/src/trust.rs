@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use deadpool_postgres::{GenericClient, Pool};
 use hc_domain::Colour;
 use hc_token::{
@@ -60,17 +60,12 @@ impl Snapshot {
 }
 
 /// The keys as rendering publishes them (OKP JWKs with `iss` and `signs_until`).
+/// The keys as rendering publishes them: OKP JWKs whose `kid`, `x` and `signs_until` are a [`ListedKey`]'s (the rest is
+/// ignored).
 #[derive(Debug, Deserialize)]
 struct PublishedKeys {
     issuer: String,
-    keys: Vec<PublishedKey>,
-}
-
-#[derive(Debug, Deserialize)]
-struct PublishedKey {
-    kid: String,
-    x: String,
-    signs_until: Option<i64>,
+    keys: Vec<ListedKey>,
 }
 
 pub struct Trust {
@@ -101,13 +96,7 @@ impl Trust {
             .map(str::trim)
             .filter(|e| !e.is_empty())
         {
-            let parse = || -> Option<VerifyingKey> {
-                let (region, key) = entry.split_once('=')?;
-                let (kid, public) = key.split_once(':')?;
-                let public = URL_SAFE_NO_PAD.decode(public).ok()?;
-                VerifyingKey::new(region, kid, &public, None).ok()
-            };
-            let key = parse().with_context(|| {
+            let key = hc_token::pinned_root(entry).with_context(|| {
                 format!("verification.peer_roots: {entry:?} is not region=kid:base64url-key")
             })?;
             pinned.insert(key.issuer.clone(), key);
@@ -171,14 +160,7 @@ impl Trust {
         let keys = published
             .keys
             .iter()
-            .map(|k| {
-                ListedKey {
-                    kid: k.kid.clone(),
-                    x: k.x.clone(),
-                    signs_until: k.signs_until,
-                }
-                .verifying_key(&self.issuer)
-            })
+            .map(|k| k.verifying_key(&self.issuer))
             .collect::<Result<Vec<_>, _>>()?;
         if let Ok(mut own) = self.own.write() {
             *own = Some(Issuer {
@@ -266,7 +248,9 @@ impl Trust {
         peers_every: Duration,
         cancel: CancellationToken,
     ) {
-        let mut peers_tick = tokio::time::interval(peers_every);
+        // Start-up loaded the peers already.
+        let mut peers_tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + peers_every, peers_every);
         let mut keys_due = tokio::time::Instant::now();
         loop {
             tokio::select! {

@@ -10,9 +10,7 @@
 
 use std::process::ExitCode;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hc_token::{SignedTrustList, Validation, VerifyingKey};
+use hc_token::{SignedTrustList, Validation};
 use serde_json::json;
 
 const USAGE: &str = "usage: hc-verify --trust-list FILE --root REGION=KID:BASE64URL-KEY [--at UNIX-SECONDS] [--leeway SECONDS] CODE";
@@ -66,14 +64,6 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     })
 }
 
-fn root_key(spec: &str) -> Result<VerifyingKey, String> {
-    let bad = || format!("--root {spec:?} is not REGION=KID:BASE64URL-KEY");
-    let (region, key) = spec.split_once('=').ok_or_else(bad)?;
-    let (kid, public) = key.split_once(':').ok_or_else(bad)?;
-    let public = URL_SAFE_NO_PAD.decode(public).map_err(|_| bad())?;
-    VerifyingKey::new(region, kid, &public, None).map_err(|e| e.to_string())
-}
-
 fn main() -> ExitCode {
     let args = match parse(std::env::args().skip(1)) {
         Ok(a) => a,
@@ -84,7 +74,8 @@ fn main() -> ExitCode {
     };
     let now = args.at.unwrap_or_else(|| chrono::Utc::now().timestamp());
     let store = (|| -> Result<hc_token::TrustStore, String> {
-        let root = root_key(&args.root)?;
+        let root = hc_token::pinned_root(&args.root)
+            .ok_or_else(|| format!("--root {:?} is not REGION=KID:BASE64URL-KEY", args.root))?;
         let text = std::fs::read_to_string(&args.trust_list)
             .map_err(|e| format!("{}: {e}", args.trust_list))?;
         let signed: SignedTrustList = serde_json::from_str(&text)

@@ -16,6 +16,9 @@ use crate::routes::verify::record_scan;
 use crate::scans::ScanRecord;
 use crate::state::AppState;
 
+/// How long a check-in's Idempotency-Key is remembered.
+const IDEMPOTENCY_SECONDS: u64 = 86_400;
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckinRequest {
@@ -62,7 +65,7 @@ pub async fn checkin(
         .arg("NX")
         .arg("GET")
         .arg("EX")
-        .arg(86_400)
+        .arg(IDEMPOTENCY_SECONDS)
         .query_async(&mut conn)
         .await?;
     match claimed.as_deref() {
@@ -85,7 +88,7 @@ pub async fn checkin(
                 .arg(&idem)
                 .arg(answer)
                 .arg("EX")
-                .arg(86_400)
+                .arg(IDEMPOTENCY_SECONDS)
                 .query_async::<()>(&mut conn)
                 .await?;
             Ok(HttpResponse::Created().json(view))

@@ -147,6 +147,10 @@ pub async fn put(
             ));
         }
     }
+    // Listed once each, in the order GET lists them (a device named twice would upsert the same row twice).
+    let mut devices = body.devices.clone();
+    devices.sort();
+    devices.dedup();
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
     if let Some(existing) = venues::load(&tx, &id).await? {
@@ -165,16 +169,21 @@ pub async fn put(
     tx.execute(
         "INSERT INTO devices (client_id, venue_id) SELECT d, $2 FROM unnest($1::text[]) d
          ON CONFLICT (client_id) DO UPDATE SET venue_id = excluded.venue_id",
-        &[&body.devices, &id],
+        &[&devices, &id],
     )
     .await?;
     tx.commit().await?;
     state.venues.forget();
-    tracing::info!(venue = %id, devices = body.devices.len(), "venue stored");
-    let venue = venues::load(&client, &id)
-        .await?
-        .ok_or(ApiError::NotFound { what: "venue" })?;
-    Ok(HttpResponse::Ok().json(view(&state, venue).await?))
+    tracing::info!(venue = %id, devices = devices.len(), "venue stored");
+    // What was just stored, as GET answers it, without reading it back.
+    Ok(HttpResponse::Ok().json(VenueView {
+        venue_code: venue_code(&state.index, &id),
+        id,
+        name: name.to_owned(),
+        region: body.region,
+        policy: body.policy,
+        devices,
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/venues/{id}", tag = "venues", security(("bearer" = [])),

@@ -31,7 +31,7 @@ pub struct VerifyRequest {
     pub id_number: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct VerifyAnswer {
     pub decision: Decision,
     /// The colour judged (after re-judgement on the current status, and after another issuer's colour table).
@@ -39,23 +39,23 @@ pub struct VerifyAnswer {
     pub colour: Option<Colour>,
     /// A stable code: `admitted`, a policy's (`venue_closed`, `colour_not_admitted`, `international_not_admitted`,
     /// `nat_too_old`, `no_negative_test`) or the code's (`bad_signature`, `expired`, `unknown_issuer`, …).
-    pub reason: String,
+    pub reason: &'static str,
     /// The rule that decided (`venue.policy`, `venue.colours`, …, or `code`).
-    pub rule: String,
+    pub rule: &'static str,
     /// Why, for the guard (Chinese and English).
     pub reasons: Vec<ReasonText>,
     /// The issuing region of the code (or of this platform, on the ID-card path).
     pub issuer: Option<String>,
     /// `current_status`: judged on the person's status now, newer than (or as new as) the code's; `code`: on what
     /// the code says (another issuer's code, or no current status known here).
-    pub judged_on: Option<String>,
+    pub judged_on: Option<&'static str>,
     /// On the ID-card path: the name, masked, to compare with the card.
     pub masked_name: Option<String>,
     pub venue: String,
     pub scan_id: Uuid,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ReasonText {
     pub zh: String,
     pub en: String,
@@ -125,40 +125,8 @@ pub async fn verify(
         },
     )
     .await?;
-    metrics::counter!("verification_decisions_total", "decision" => judged.decision.as_str(), "reason" => reason_label(&judged.reason)).increment(1);
+    metrics::counter!("verification_decisions_total", "decision" => judged.decision.as_str(), "reason" => judged.reason).increment(1);
     Ok(HttpResponse::Ok().json(judged))
-}
-
-/// Metric labels come from a closed set (never from input).
-fn reason_label(reason: &str) -> &'static str {
-    const KNOWN: &[&str] = &[
-        "admitted",
-        "venue_closed",
-        "colour_not_admitted",
-        "international_not_admitted",
-        "nat_too_old",
-        "no_negative_test",
-        "bad_prefix",
-        "bad_base45",
-        "bad_cbor",
-        "wrong_algorithm",
-        "unknown_key_id",
-        "unknown_issuer",
-        "bad_signature",
-        "issuer_mismatch",
-        "key_not_valid",
-        "bad_claims",
-        "expired",
-        "not_yet_valid",
-        "unknown_subject",
-        "not_registered",
-        "no_status",
-    ];
-    KNOWN
-        .iter()
-        .find(|k| **k == reason)
-        .copied()
-        .unwrap_or("other")
 }
 
 pub(crate) async fn record_scan(state: &AppState, record: ScanRecord) -> Result<(), ApiError> {
@@ -189,15 +157,19 @@ fn scan(kind: &'static str, venue: &Venue, now: DateTime<Utc>) -> ScanRecord {
     }
 }
 
-fn answer(
+/// The answer to the gate and the scan record of one judgement, which say the same.
+fn judged(
     verdict: Verdict,
     colour: Option<Colour>,
     issuer: Option<String>,
-    judged_on: Option<&str>,
+    judged_on: Option<&'static str>,
     venue: &Venue,
-    scan_id: Uuid,
-) -> VerifyAnswer {
-    VerifyAnswer {
+    mut record: ScanRecord,
+) -> (VerifyAnswer, ScanRecord) {
+    record.decision = verdict.decision.as_str();
+    record.reason = Some(verdict.reason);
+    record.colour = colour.map(Colour::as_str);
+    let answer = VerifyAnswer {
         decision: verdict.decision,
         colour,
         reasons: vec![ReasonText {
@@ -207,11 +179,12 @@ fn answer(
         reason: verdict.reason,
         rule: verdict.rule,
         issuer,
-        judged_on: judged_on.map(str::to_owned),
+        judged_on,
         masked_name: None,
         venue: venue.id.clone(),
-        scan_id,
-    }
+        scan_id: record.id,
+    };
+    (answer, record)
 }
 
 fn refused(err: &DecodeError, unknown_issuer: Option<&str>) -> Verdict {
@@ -263,18 +236,14 @@ async fn by_code(
                 .as_deref()
                 .filter(|i| !trust.issuers.contains_key(*i));
             let verdict = refused(&err, unknown);
-            record.reason = Some(verdict.reason.clone());
             record.issuer = claimed
                 .clone()
                 .filter(|i| i.len() == 6 && i.bytes().all(|b| b.is_ascii_digit()));
-            return Ok((
-                answer(verdict, None, claimed, None, venue, record.id),
-                record,
-            ));
+            return Ok(judged(verdict, None, claimed, None, venue, record));
         }
     };
     record.issuer = Some(claims.issuer.clone());
-    let issuer = trust.issuers.get(&claims.issuer);
+    let issuer = Some(claims.issuer.clone());
     let code_subject = Subject {
         colour: claims.colour,
         international: claims.flags.international(),
@@ -282,7 +251,11 @@ async fn by_code(
             .negative_test_at
             .and_then(|t| DateTime::from_timestamp(t, 0)),
     };
-    let (subject, judged_on) = match issuer.and_then(|i| i.colours.as_ref()) {
+    let peer_colours = trust
+        .issuers
+        .get(&claims.issuer)
+        .and_then(|i| i.colours.as_ref());
+    let (subject, judged_on) = match peer_colours {
         // Another region's code: its colour read through its table; its subject is opaque to us.
         Some(colours) => {
             let Some(colour) = colours.get(&claims.colour).copied() else {
@@ -295,18 +268,7 @@ async fn by_code(
                         claims.issuer, claims.colour
                     ),
                 );
-                record.reason = Some(verdict.reason.clone());
-                return Ok((
-                    answer(
-                        verdict,
-                        None,
-                        Some(claims.issuer),
-                        Some("code"),
-                        venue,
-                        record.id,
-                    ),
-                    record,
-                ));
+                return Ok(judged(verdict, None, issuer, Some("code"), venue, record));
             };
             (
                 Subject {
@@ -324,11 +286,7 @@ async fn by_code(
                     "健康码持有人无法识别".into(),
                     "the code's subject cannot be resolved".into(),
                 );
-                record.reason = Some(verdict.reason.clone());
-                return Ok((
-                    answer(verdict, None, Some(claims.issuer), None, venue, record.id),
-                    record,
-                ));
+                return Ok(judged(verdict, None, issuer, None, venue, record));
             };
             record.person_id = Some(person);
             let current = match status::current(&state.store, person).await {
@@ -341,31 +299,20 @@ async fn by_code(
             match current {
                 // A status at least as new as the code's: a person turned red after the code was issued does not
                 // pass on it.
-                Some(c) if u64::try_from(c.version).is_ok_and(|v| v >= claims.status_version) => (
-                    Subject {
-                        colour: c.colour,
-                        international: c.variant == "international",
-                        negative_test_at: c.negative_test_at,
-                    },
-                    "current_status",
-                ),
+                Some(c) if u64::try_from(c.version).is_ok_and(|v| v >= claims.status_version) => {
+                    (c.subject(), "current_status")
+                }
                 _ => (code_subject, "code"),
             }
         }
     };
     let verdict = policy::judge(&venue.policy, &subject, now);
-    record.colour = Some(subject.colour.as_str().to_owned());
-    record.decision = verdict.decision.as_str();
-    record.reason = Some(verdict.reason.clone());
-    Ok((
-        answer(
-            verdict,
-            Some(subject.colour),
-            Some(claims.issuer),
-            Some(judged_on),
-            venue,
-            record.id,
-        ),
+    Ok(judged(
+        verdict,
+        Some(subject.colour),
+        issuer,
+        Some(judged_on),
+        venue,
         record,
     ))
 }
@@ -416,19 +363,12 @@ async fn by_id_card(
                     Some(person),
                     masked,
                 ),
-                Some(c) => {
-                    let subject = Subject {
-                        colour: c.colour,
-                        international: c.variant == "international",
-                        negative_test_at: c.negative_test_at,
-                    };
-                    (
-                        policy::judge(&venue.policy, &subject, now),
-                        Some(c.colour),
-                        Some(person),
-                        masked,
-                    )
-                }
+                Some(c) => (
+                    policy::judge(&venue.policy, &c.subject(), now),
+                    Some(c.colour),
+                    Some(person),
+                    masked,
+                ),
             }
         }
     };
@@ -445,16 +385,13 @@ async fn by_id_card(
     )
     .await?;
     record.person_id = person;
-    record.colour = colour.map(|c| c.as_str().to_owned());
-    record.decision = verdict.decision.as_str();
-    record.reason = Some(verdict.reason.clone());
-    let mut a = answer(
+    let (mut a, record) = judged(
         verdict,
         colour,
         Some(state.settings.issuer.clone()),
         colour.map(|_| "current_status"),
         venue,
-        record.id,
+        record,
     );
     a.masked_name = masked.or_else(|| person.map(|_| "未知 (unknown)".to_owned()));
     Ok((a, record))
