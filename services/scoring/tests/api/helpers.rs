@@ -149,6 +149,22 @@ impl TestApp {
         panic!("status of {person} never matched; last: {last:?}");
     }
 
+    /// Waits up to 10 s until the scoring schema holds `rows` rows of `table` (a fact reached the projection even when
+    /// it changes no colour).
+    pub async fn wait_rows(&self, table: &str, rows: i64) {
+        let sql = format!("SELECT count(*) FROM {table}");
+        for _ in 0..500 {
+            let n = scoring::count(&self.pool.get().await.expect("db"), &sql)
+                .await
+                .expect("count");
+            if n >= rows {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{table} never held {rows} rows");
+    }
+
     /// Waits until `person` has the colour, in Redis and in PostgreSQL.
     pub async fn wait_colour(&self, person: &str, colour: &str) -> Value {
         let s = self.wait_status(person, |s| s["colour"] == colour).await;

@@ -99,7 +99,9 @@ async fn a_city_override_inherits_the_baseline_recolours_its_residents_and_keeps
         ],
     )
     .await;
-    // Nationally a close contact is yellow for 7 days: 10 days ago is green.
+    // Nationally a close contact is yellow for 7 days: 10 days ago is green, the colour the resident already had, so
+    // wait for the facts themselves before asking what a draft would change.
+    app.wait_rows("f_cases", 2).await;
     app.wait_colour(&resident.person, "green").await;
     let token = app.official(&["rules:write"], Some("440000")).await;
 
