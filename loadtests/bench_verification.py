@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 
-from benchlib import Scratch, call, ms, psql, wait_ready, wrk  # noqa: E402
+from benchlib import CpuSplit, Scratch, call, ms, psql, wait_ready, wrk  # noqa: E402
 
 
 def metrics(port):
@@ -32,6 +32,15 @@ def metric(text, name, labels=""):
         if line.startswith(name + (labels if labels else "")) and (labels or line[len(name)] in " {"):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def cpu_rows(plaintext, verify):
+    names = sorted(set(plaintext["cpu"]) | set(verify["cpu"]), key=lambda n: -verify["cpu"].get(n, 0))
+    per_request = lambda run, name: run["cpu"].get(name, 0) * 1e6 / run["rps"]
+    rows = [f"| {name} | {per_request(plaintext, name):.1f} | {per_request(verify, name):.1f} |" for name in names]
+    busy = lambda run: sum(v for k, v in run["cpu"].items() if k not in ("idle", "steal")) * 1e6 / run["rps"]
+    rows.append(f"| **all but idle and steal** | **{busy(plaintext):.1f}** | **{busy(verify):.1f}** |")
+    return "\n".join(rows)
 
 
 def main():
@@ -121,7 +130,14 @@ def main():
         # median ratio is reported (every ratio is printed). The batch sizes are those of all peak rounds.
         rounds = []
         for _ in range(args.rounds):
-            rounds.append((wrk("http://127.0.0.1:18090/plaintext", s, c), wrk("http://127.0.0.1:18085/v1/verify", s, c, script())))
+            # Each run's CPU by program, to say where the machine went per request.
+            split = CpuSplit().start()
+            plaintext = wrk("http://127.0.0.1:18090/plaintext", s, c)
+            plaintext["cpu"] = split.stop()
+            split = CpuSplit().start()
+            verify = wrk("http://127.0.0.1:18085/v1/verify", s, c, script())
+            verify["cpu"] = split.stop()
+            rounds.append((plaintext, verify))
         after_peak = metrics(18085)
         rounds.sort(key=lambda r: r[1]["rps"] / r[0]["rps"])
         plaintext, verify = rounds[len(rounds) // 2]
@@ -159,6 +175,13 @@ round with the median ratio is in the table. Every round's ratio: {', '.join(f"{
 Group commit during the peak runs: {batches:,.0f} batches for {recorded:,.0f} scans, **{recorded / max(batches, 1):.1f} scans
 per commit** on average (quantiles of the batch size: {', '.join(f'{q}: {float(v):.0f}' for q, v in quantiles.items()) or 'n/a'}).
 Decisions over the whole run: {passed:,.0f} pass, {denied:,.0f} deny; rows in scan_events: {rows:,} (warm-up included).
+Where the machine went in that round, in µs of CPU per request (cores used × 10⁶ / requests per second; both
+targets' runs, every program on the box, `idle` what was left of the 2 cores):
+
+| program | plaintext | verify |
+|---|---|---|
+{cpu_rows(plaintext, verify)}
+
 Verify / plaintext: **{verify['rps'] / ceiling * 100:.0f} %** (target 25 %); p99 at peak **{ms(verify['p99']):.1f} ms**
 (target 50 ms), at 80 % of peak {ms(paced['p99']):.1f} ms.
 """)

@@ -64,6 +64,58 @@ def wrk(url, seconds, connections, script=None, extra=()):
             "timeouts": int(timeouts.group(1)) if timeouts else 0}
 
 
+class CpuSplit:
+    """CPU time taken between `start()` and `stop()` by each program running at `start()` (by command name, all its
+    processes and threads, from /proc), by the programs this script ran and waited for meanwhile (wrk), and by the
+    kernel's interrupts. `stop()` returns {name: cores used on average}, with `idle` the cores left over: where the
+    machine went during a run."""
+
+    HZ = os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _programs():
+        ticks = {}
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2:].split()
+            # utime and stime are fields 14 and 15 of stat(5), the 12th and 13th after the name.
+            ticks[name] = ticks.get(name, 0) + int(fields[11]) + int(fields[12])
+        return ticks
+
+    @staticmethod
+    def _machine():
+        with open("/proc/stat") as f:
+            cpu = [int(v) for v in f.readline().split()[1:]]
+        # user nice system idle iowait irq softirq steal
+        return {"idle": cpu[3] + cpu[4], "interrupts": cpu[5] + cpu[6], "steal": cpu[7]}
+
+    @staticmethod
+    def _children():
+        # Programs this script ran and waited for (wrk) are gone from /proc when the run ends; their time is here.
+        t = os.times()
+        return t.children_user + t.children_system
+
+    def start(self):
+        self.t0, self.p0, self.m0, self.c0 = time.monotonic(), self._programs(), self._machine(), self._children()
+        return self
+
+    def stop(self):
+        elapsed = time.monotonic() - self.t0
+        p1, m1 = self._programs(), self._machine()
+        split = {name: (ticks - self.p0.get(name, 0)) / self.HZ / elapsed for name, ticks in p1.items()
+                 if name in self.p0}
+        split["wrk (load generator)"] = (self._children() - self.c0) / elapsed
+        split.update({name: (m1[name] - self.m0[name]) / self.HZ / elapsed for name in m1})
+        return {name: cores for name, cores in sorted(split.items(), key=lambda kv: -kv[1]) if cores >= 0.005}
+
+
 def ms(text):
     value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
     return float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
