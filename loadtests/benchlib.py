@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -191,6 +192,13 @@ class Scratch:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        if exc[0] is not None:
+            # The scratch directory goes with the run: show why a service failed (never ready, say) before it does.
+            for log in sorted(os.listdir(self.work)):
+                if log.endswith(".log"):
+                    with open(f"{self.work}/{log}", errors="replace") as f:
+                        tail = f.readlines()[-40:]
+                    print(f"--- last lines of {log}:\n{''.join(tail)}", file=sys.stderr)
         psql(self.admin_url, "-c", f"DROP DATABASE IF EXISTS {self.dbname} WITH (FORCE)")
         subprocess.run(f"redis-cli -u {self.redis_url} --scan --pattern '{self.prefix}*' | "
                        f"xargs -r redis-cli -u {self.redis_url} DEL", shell=True, check=False, capture_output=True)

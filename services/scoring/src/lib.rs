@@ -39,7 +39,9 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
-/// Runs the migrations and stores the shipped rule sets as version 1 of any region that has none.
+/// Runs the migrations and stores the shipped rule sets as version 1 of any region that has none. Replicas starting
+/// together all try it: the first insert wins and the others do nothing (`NOT EXISTS` alone let a second replica,
+/// whose snapshot predated the first one's commit, fail on the unique key and exit).
 pub async fn prepare(db: &deadpool_postgres::Pool) -> anyhow::Result<()> {
     hc_platform::db::migrate(db, SCHEMA, embedded::migrations::runner()).await?;
     let client = db.get().await?;
@@ -49,7 +51,8 @@ pub async fn prepare(db: &deadpool_postgres::Pool) -> anyhow::Result<()> {
             .execute(
                 "INSERT INTO rule_sets (region, version, document, effective_from, created_by)
                  SELECT $1, 1, $2, '2020-01-01T00:00:00Z', 'shipped'
-                 WHERE NOT EXISTS (SELECT 1 FROM rule_sets WHERE region = $1)",
+                 WHERE NOT EXISTS (SELECT 1 FROM rule_sets WHERE region = $1)
+                 ON CONFLICT ON CONSTRAINT rule_sets_version DO NOTHING",
                 &[region, &serde_json::to_value(&doc)?],
             )
             .await?;

@@ -193,3 +193,68 @@ async fn a_rule_set_that_comes_into_force_later_is_applied_when_it_does() {
     );
     app.wait_colour(&resident.person, "red").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_starting_together_store_the_shipped_rule_set_once_and_all_start() {
+    let app = spawn_app().await;
+    let db = app.pool.get().await.expect("db");
+    let row = db
+        .query_one(
+            "SELECT document, effective_from FROM rule_sets WHERE region = '610000' AND version = 1",
+            &[],
+        )
+        .await
+        .expect("shipped 610000");
+    let (document, from): (serde_json::Value, chrono::DateTime<chrono::Utc>) =
+        (row.get(0), row.get(1));
+    db.execute("DELETE FROM rule_sets WHERE region = '610000'", &[])
+        .await
+        .expect("delete");
+    // Another replica is storing the same rule set and has not committed yet.
+    let mut other = app.pool.get().await.expect("db");
+    let tx = other.transaction().await.expect("begin");
+    tx.execute(
+        "INSERT INTO rule_sets (region, version, document, effective_from, created_by)
+         VALUES ('610000', 1, $1, $2, 'shipped')",
+        &[&document, &from],
+    )
+    .await
+    .expect("insert");
+    let pool = app.pool.clone();
+    let starting = tokio::spawn(async move { scoring::prepare(&pool).await });
+    // Commit only once this replica's insert waits on the other's row, so that it cannot have seen it.
+    let mut waiting = false;
+    for _ in 0..200 {
+        let n: i64 = db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .expect("activity")
+            .get(0);
+        if n > 0 {
+            waiting = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        waiting,
+        "the second replica's insert never waited on the first's"
+    );
+    tx.commit().await.expect("commit");
+    starting
+        .await
+        .expect("joined")
+        .expect("the second replica starts");
+    let n: i64 = db
+        .query_one(
+            "SELECT count(*) FROM rule_sets WHERE region = '610000'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 1);
+}
