@@ -122,8 +122,6 @@ def ms(text):
     return float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
 
 
-
-
 class Scratch:
     """The stack a benchmark drives: PostgreSQL and Redis up (scripts/infra.sh), release binaries built, wrk at hand,
     a scratch database and key prefix, and the services it starts with development secrets, all removed on exit."""

@@ -59,7 +59,6 @@ impl Snapshot {
     }
 }
 
-/// The keys as rendering publishes them (OKP JWKs with `iss` and `signs_until`).
 /// The keys as rendering publishes them: OKP JWKs whose `kid`, `x` and `signs_until` are a [`ListedKey`]'s (the rest is
 /// ignored).
 #[derive(Debug, Deserialize)]

@@ -225,15 +225,13 @@ async fn replicas_starting_together_store_the_shipped_rule_set_once_and_all_star
     // Commit only once this replica's insert waits on the other's row, so that it cannot have seen it.
     let mut waiting = false;
     for _ in 0..200 {
-        let n: i64 = db
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .expect("activity")
-            .get(0);
-        if n > 0 {
+        let locked = scoring::count(
+            &db,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .await
+        .expect("activity");
+        if locked > 0 {
             waiting = true;
             break;
         }
@@ -248,13 +246,11 @@ async fn replicas_starting_together_store_the_shipped_rule_set_once_and_all_star
         .await
         .expect("joined")
         .expect("the second replica starts");
-    let n: i64 = db
-        .query_one(
-            "SELECT count(*) FROM rule_sets WHERE region = '610000'",
-            &[],
-        )
-        .await
-        .expect("count")
-        .get(0);
-    assert_eq!(n, 1);
+    let stored = scoring::count(
+        &db,
+        "SELECT count(*) FROM rule_sets WHERE region = '610000'",
+    )
+    .await
+    .expect("count");
+    assert_eq!(stored, 1);
 }
