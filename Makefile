@@ -1,6 +1,6 @@
 # The two commands: `make up` starts the whole suite with demo data, `make test` runs every check.
 # Both bring up PostgreSQL and Redis themselves (scripts/infra.sh) or use the ones already answering.
-.PHONY: up down test fmt lint bench bench-declaration bench-scoring bench-rendering bench-verification infra-up infra-down
+.PHONY: up down test fmt lint loadtest capacity-report bench bench-declaration bench-scoring bench-rendering bench-verification infra-up infra-down
 
 up:
 	@scripts/up.sh
@@ -36,6 +36,18 @@ bench-rendering:
 # Verify throughput (valid codes, each scan group-committed before its answer) against the plaintext endpoint.
 bench-verification:
 	loadtests/bench_verification.py
+
+# A short mass-testing run of the hardened profile with thresholds (goose; reports in loadtests/results/).
+loadtest:
+	@scripts/loadtest.sh
+
+# Every run of the capacity report (knees, plans, ablation, vulnerability maps: about an hour), then the report.
+capacity-runs:
+	@scripts/capacity.sh
+
+# docs/capacity.md and its plots from the runs' results (loadtests/results/*.json).
+capacity-report:
+	@scripts/capacity.sh report
 
 infra-up:
 	@scripts/infra.sh up

@@ -1,6 +1,7 @@
 // The citizen's page end to end, in Debian's headless Chromium driven by playwright-core: sign in with the one-time
 // code, see the QR code (decoded independently with zbarimg back to the code the page holds) and its colour,
-// declare a fever, watch the code turn yellow with its reason, switch to English, and save a screenshot under docs/.
+// declare a fever, watch the code turn yellow with its reason, switch to English, save a screenshot under docs/, and
+// when the platform sheds load, keep showing the last valid code and back off as Retry-After says.
 // Run by scripts/e2e.sh, which starts the services and passes PAGE_URL, REDIS_URL, PREFIX, PHONE, SCREENSHOT.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -80,6 +81,34 @@ try {
   await page.waitForSelector("h2:has-text('Daily health declaration')");
 
   errors.length === 0 || fail(`the page logged errors: ${errors.join("; ")}`);
+  step("shed by the platform, the page keeps its last valid code and backs off as Retry-After says, with jitter");
+  const shown = await page.getAttribute("#qr", "data-code");
+  const asked = [];
+  await page.route("**/v1/codes/me*", (route) => {
+    asked.push(Date.now());
+    route.fulfill({ status: 503, headers: { "Retry-After": "2", "Content-Type": "application/problem+json" },
+                    body: JSON.stringify({ title: "Service Unavailable", status: 503 }) });
+  });
+  const shedAt = Date.now();
+  await page.evaluate(() => refresh()); // what the page's own timer does when the code is due
+  await page.waitForSelector("#message:has-text('last valid code')");
+  (await page.isVisible("#qr")) || fail("the last valid code is hidden while the platform sheds load");
+  (await page.getAttribute("#qr", "data-code")) === shown || fail("the code on screen changed while shedding");
+  await sleep(6500);
+  // Retry-After 2 s times [0.5, 1.5): at most one try per second, never at once; an impatient page would try ~100.
+  asked.length >= 2 && asked.length <= 7 || fail(`the page asked ${asked.length} times in 6.5 s while shed`);
+  const gaps = asked.slice(1).map((t, i) => t - asked[i]);
+  gaps.every((g) => g >= 900 && g <= 3200) || fail(`the page retried after ${gaps.join(", ")} ms (Retry-After: 2)`);
+  new Set(gaps.map((g) => Math.round(g / 50))).size > 1 || gaps.length < 2 || fail(`retries not jittered: ${gaps}`);
+  asked[0] - shedAt < 1000 || fail("the first try came late");
+  await page.unroute("**/v1/codes/me*");
+  await page.evaluate(() => refresh());
+  await page.waitForSelector("#message", { state: "hidden" });
+  (await page.isVisible("#qr")) || fail("the code is not shown again once the platform answers");
+  // Chromium logs each 503 answer as a console error; nothing else may appear.
+  const unexpected = errors.filter((e) => !e.includes("503"));
+  unexpected.length === 0 || fail(`the page logged errors: ${unexpected.join("; ")}`);
+
   step(`passed; screenshot in ${SCREENSHOT}`);
 } finally {
   await browser.close();

@@ -24,6 +24,9 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --all-targets --locked
+echo "== the load generator: every persona against a small suite, every answer checked (loadtest smoke)"
+cargo build --workspace --bins --locked -q
+target/debug/loadtest smoke
 echo "== token test vectors, checked independently (Python: cbor2, cryptography, base45)"
 "$(scripts/pyenv.sh)" scripts/check_token_vectors.py
 echo "== the citizen's page end to end (headless Chromium)"

@@ -13,6 +13,7 @@ const TEXT = {
     contact: "接触过确诊病例", commitment: "本人承诺以上信息真实", submit: "提交申报", signout: "退出登录",
     green: "绿码", yellow: "黄码", orange: "橙码", red: "红码", none: "无", sent: "验证码已发送",
     declared: "申报成功", switch: "English", failed: "出错了：",
+    busy: "系统繁忙：仍显示您最近的有效码，将自动重试，无需刷新", expired: "码已过期，正在自动重试，请勿反复刷新",
   },
   en: {
     title: "Health code", signin: "Sign in", phone: "Phone", send: "Send code", otp: "One-time code", login: "Sign in",
@@ -22,6 +23,8 @@ const TEXT = {
     sore_throat: "Sore throat", loss_of_smell_or_taste: "Loss of smell or taste", contact: "Contact with a confirmed case",
     commitment: "I confirm the above is true", submit: "Submit", signout: "Sign out",
     green: "Green", yellow: "Yellow", orange: "Orange", red: "Red", none: "None", sent: "Code sent",
+    busy: "The service is busy: your last valid code is still shown and refreshes by itself; no need to reload",
+    expired: "Your code has expired; retrying by itself, no need to reload",
     declared: "Declaration received", switch: "中文", failed: "Something went wrong: ",
   },
 };
@@ -30,6 +33,8 @@ let token = sessionStorage.getItem("token");
 let phone = "";
 let refreshTimer = null;
 let last = { payload: null, status: null };
+// Failed refreshes in a row: the backoff grows with them (when the server names no Retry-After).
+let failures = 0;
 const $ = (id) => document.getElementById(id);
 const t = (key) => TEXT[lang][key] || key;
 
@@ -59,7 +64,10 @@ async function call(base, path, options = {}) {
   if (!response.ok) {
     let detail = response.status + "";
     try { const p = await response.json(); detail = p.detail || p.title || detail; } catch (_) { /* not JSON */ }
-    throw new Error(detail);
+    const error = new Error(detail);
+    error.status = response.status;
+    error.retryAfter = Number(response.headers.get("Retry-After")) || null;
+    throw error;
   }
   return response;
 }
@@ -122,6 +130,21 @@ function showStatus(s) {
   list("requirements", s.requirements || []);
 }
 
+// When the platform sheds load (503 or 429 with Retry-After) or fails, the page waits what the server asks, or a
+// growing backoff, times a random factor in [0.5, 1.5): a crowd turned away at the same moment must not come back at
+// the same moment. Meanwhile it keeps showing the last code while that code is valid (it is signed and short-lived,
+// so a gate can still scan it), and says so, instead of a spinner that invites pressing reload.
+function backoff(error) {
+  const base = error.retryAfter ? error.retryAfter * 1000 : Math.min(60000, 2000 * 2 ** (failures - 1));
+  return Math.round(Math.min(120000, base) * (0.5 + Math.random()));
+}
+
+function keepLastCode() {
+  const valid = last.payload && new Date(last.payload.expires_at) > Date.now();
+  $("qr").hidden = !valid;
+  say(t(valid ? "busy" : "expired"));
+}
+
 // The payload says when the next code is due; the SVG is fetched with the token and shown from a blob URL.
 async function refresh() {
   clearTimeout(refreshTimer);
@@ -138,10 +161,17 @@ async function refresh() {
     img.alt = t(payload.colour);
     if (old.startsWith("blob:")) URL.revokeObjectURL(old);
     wait = Math.max(5000, new Date(payload.refresh_after) - Date.now() + 1000);
+    img.hidden = false;
+    if (failures > 0) say("");
+    failures = 0;
     last.status = await (await call(api.scoring, "/v1/status/me")).json();
     showStatus(last.status);
   } catch (e) {
-    if (e.message !== "401") say(t("failed") + e.message);
+    if (e.message !== "401") {
+      failures += 1;
+      wait = backoff(e);
+      keepLastCode();
+    }
   }
   if (token) refreshTimer = setTimeout(refresh, wait);
 }

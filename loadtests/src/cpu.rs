@@ -1,0 +1,222 @@
+//! The machine's share of each side: the suite confined to stated CPUs and a CFS quota (cgroup v1, which works on
+//! this host where cgroup v2's `cpu.max` does not), the generator pinned to the rest, and CPU time per program
+//! read from `/proc` during a run.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::Context;
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup/cpu";
+const PERIOD_US: u64 = 100_000;
+
+/// The suite's CPUs and quota; processes adopted into it are given back to the whole machine when dropped.
+pub struct Confinement {
+    cgroup: Option<PathBuf>,
+    cpus: Option<String>,
+    adopted: std::sync::Mutex<Vec<u32>>,
+}
+
+impl Confinement {
+    pub fn create(cpus: Option<&str>, cores: Option<f64>) -> anyhow::Result<Confinement> {
+        let cgroup = match cores {
+            Some(cores) => {
+                anyhow::ensure!(
+                    cores > 0.0 && cores <= 64.0,
+                    "the suite's cores must be in (0, 64]"
+                );
+                let dir =
+                    PathBuf::from(CGROUP_ROOT).join(format!("hc-loadtest-{}", std::process::id()));
+                fs::create_dir_all(&dir).with_context(|| {
+                    format!(
+                        "creating {} (cgroup v1 cpu controller; needs root)",
+                        dir.display()
+                    )
+                })?;
+                fs::write(dir.join("cpu.cfs_period_us"), PERIOD_US.to_string())?;
+                fs::write(
+                    dir.join("cpu.cfs_quota_us"),
+                    ((cores * PERIOD_US as f64) as u64).to_string(),
+                )?;
+                Some(dir)
+            }
+            None => None,
+        };
+        Ok(Confinement {
+            cgroup,
+            cpus: cpus.map(str::to_owned),
+            adopted: Default::default(),
+        })
+    }
+
+    /// Moves a process (all its threads) into the suite's cgroup and onto its CPUs.
+    pub fn adopt(&self, pid: u32) -> anyhow::Result<()> {
+        if let Some(dir) = &self.cgroup {
+            fs::write(dir.join("cgroup.procs"), pid.to_string())
+                .with_context(|| format!("moving {pid} into {}", dir.display()))?;
+        }
+        if let Some(cpus) = &self.cpus {
+            set_affinity(pid, cpus)?;
+        }
+        if let Ok(mut a) = self.adopted.lock() {
+            a.push(pid);
+        }
+        Ok(())
+    }
+
+    /// Adopts every running process with one of these command names (PostgreSQL's backends are forked from the
+    /// postmaster, so later ones follow it into the cgroup).
+    pub fn adopt_by_name(&self, names: &[&str]) -> anyhow::Result<()> {
+        for (pid, name) in processes() {
+            if names.contains(&name.as_str()) {
+                self.adopt(pid)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Confinement {
+    fn drop(&mut self) {
+        let all = format!(
+            "0-{}",
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                - 1
+        );
+        let mut leftovers = self.adopted.lock().map(|a| a.clone()).unwrap_or_default();
+        if let Some(dir) = &self.cgroup {
+            // Everything still in the group (PostgreSQL backends forked meanwhile too) goes back to the root.
+            if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
+                leftovers.extend(procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+            }
+            for pid in &leftovers {
+                let _ = fs::write(
+                    PathBuf::from(CGROUP_ROOT).join("cgroup.procs"),
+                    pid.to_string(),
+                );
+            }
+            let _ = fs::remove_dir(dir);
+        }
+        if self.cpus.is_some() {
+            for pid in leftovers {
+                let _ = set_affinity(pid, &all);
+            }
+        }
+    }
+}
+
+/// Pins a process and all its threads (taskset -a).
+pub fn set_affinity(pid: u32, cpus: &str) -> anyhow::Result<()> {
+    let out = Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+        .output()?;
+    // A process that ended meanwhile is not an error.
+    anyhow::ensure!(
+        out.status.success() || !PathBuf::from(format!("/proc/{pid}")).exists(),
+        "taskset {cpus} {pid}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// Every process's id and command name.
+fn processes() -> Vec<(u32, String)> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        Some((pid, comm.trim().to_owned()))
+    })
+    .collect()
+}
+
+/// User plus system CPU time of a process (all its threads), in seconds.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of proc(5): the 12th and 13th after the command name.
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / clock_ticks())
+}
+
+fn clock_ticks() -> f64 {
+    // USER_HZ is 100 on Linux for every architecture we run on (getconf CLK_TCK).
+    100.0
+}
+
+/// CPU seconds by program at one moment: the suite's services by name, PostgreSQL and Redis summed over their
+/// processes, and this generator.
+#[derive(Debug, Clone)]
+pub struct CpuSample {
+    at: Instant,
+    by_program: BTreeMap<String, f64>,
+}
+
+impl CpuSample {
+    pub fn take(services: &[(String, u32)]) -> CpuSample {
+        let mut by_program = BTreeMap::new();
+        for (name, pid) in services {
+            by_program.insert(name.clone(), cpu_seconds(*pid).unwrap_or(0.0));
+        }
+        for (pid, name) in processes() {
+            let key = match name.as_str() {
+                "postgres" => "postgresql",
+                "redis-server" => "redis",
+                _ => continue,
+            };
+            *by_program.entry(key.to_owned()).or_default() += cpu_seconds(pid).unwrap_or(0.0);
+        }
+        by_program.insert(
+            "load generator".into(),
+            cpu_seconds(std::process::id()).unwrap_or(0.0),
+        );
+        CpuSample {
+            at: Instant::now(),
+            by_program,
+        }
+    }
+
+    /// Cores used by each program between two samples (PostgreSQL backends that ended meanwhile are missed: the
+    /// services keep pooled connections, so there are few).
+    pub fn cores_since(&self, earlier: &CpuSample) -> BTreeMap<String, f64> {
+        let elapsed = self.at.duration_since(earlier.at).as_secs_f64().max(1e-9);
+        self.by_program
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    ((v - earlier.by_program.get(k).copied().unwrap_or(0.0)) / elapsed).max(0.0),
+                )
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_cpu_time_is_read_and_grows_with_work() {
+        let before = cpu_seconds(std::process::id()).expect("own stat");
+        let t = Instant::now();
+        let mut x = 0u64;
+        while t.elapsed().as_millis() < 300 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        let after = cpu_seconds(std::process::id()).expect("own stat");
+        assert!(after - before >= 0.1, "{before} -> {after}");
+        let s0 = CpuSample::take(&[]);
+        let s1 = CpuSample::take(&[]);
+        assert!(s1.cores_since(&s0).contains_key("load generator"));
+    }
+}

@@ -1,0 +1,249 @@
+//! `loadtest`: the load generator of the health-code suite (goose as a library under this CLI).
+//!
+//!     loadtest seed  --people 1000000                      # seeds a suite it starts, reports how long it took
+//!     loadtest run   --plan mass-testing --profile naive --scale 0.02
+//!     loadtest knee  --profile hardened --from 200 --factor 1.4 --steps 8
+//!     loadtest smoke                                       # every persona, a few seconds, answers checked
+//!     loadtest report                                      # docs/capacity.md from loadtests/results/*.json
+//!
+//! Every run starts its own suite (scratch database and key prefix, ports 19081-19085, loopback only), seeds it,
+//! drives it for a bounded time, writes goose's HTML, JSON and Markdown reports and our own JSON result, and
+//! removes the scratch data. See docs/capacity.md for the method.
+
+mod cpu;
+mod personas;
+mod plan;
+mod population;
+mod report;
+mod runner;
+mod schedule;
+mod stats;
+mod suite;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::plan::{Clients, PlanName, PlanOptions};
+use crate::suite::Profile;
+
+#[derive(Parser)]
+#[command(
+    name = "loadtest",
+    about = "Load tests of the health-code suite (goose)"
+)]
+struct Cli {
+    /// CPUs this generator runs on (taskset list, e.g. "1"); the suite gets `--suite-cpus`.
+    #[arg(long, global = true)]
+    generator_cpus: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a suite, seed the population, print how long each step took, and remove it again.
+    Seed {
+        #[command(flatten)]
+        suite: SuiteArgs,
+    },
+    /// One plan against a suite in one profile.
+    Run {
+        #[command(flatten)]
+        suite: SuiteArgs,
+        #[command(flatten)]
+        load: LoadArgs,
+        #[arg(long)]
+        plan: PlanName,
+    },
+    /// Steady runs at rising rates: the knee (p99 < 200 ms, failures < 0.1 %) and goodput up to 3x it.
+    Knee {
+        #[command(flatten)]
+        suite: SuiteArgs,
+        #[command(flatten)]
+        load: LoadArgs,
+        /// Full-scale rate of the first step (times --scale).
+        #[arg(long, default_value_t = 200.0)]
+        from: f64,
+        #[arg(long, default_value_t = 1.4)]
+        factor: f64,
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+    },
+    /// Every persona for a few seconds against a small suite, every answer checked: proves the generator works
+    /// (make test); measures nothing.
+    Smoke {
+        #[arg(long, default_value = "target/debug")]
+        bin_dir: PathBuf,
+    },
+    /// Writes docs/capacity.md and its plots from the results.
+    Report {
+        #[arg(long, default_value = "loadtests/results")]
+        results: PathBuf,
+        #[arg(long, default_value = "docs/capacity.md")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args, Clone)]
+struct SuiteArgs {
+    /// hardened, naive, or without-DEFENCE (render-cache, in-process-caches, admission, request-timeouts,
+    /// pool-wait-limit, circuit-breaker, stale-fallback).
+    #[arg(long, default_value = "hardened")]
+    profile: Profile,
+    #[arg(long, default_value_t = 20_000)]
+    people: usize,
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// CPUs of the suite (services, PostgreSQL, Redis), e.g. "0".
+    #[arg(long)]
+    suite_cpus: Option<String>,
+    /// The suite's CPU capacity in cores (cgroup v1 quota), e.g. 0.5.
+    #[arg(long)]
+    suite_cores: Option<f64>,
+    /// actix workers per service.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+}
+
+#[derive(Args, Clone)]
+struct LoadArgs {
+    #[arg(long, default_value_t = 0.01)]
+    scale: f64,
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Full-scale rate of a steady run or of the baseline.
+    #[arg(long)]
+    rate: Option<f64>,
+    #[arg(long)]
+    surge_factor: Option<f64>,
+    #[arg(long)]
+    surge_hold: Option<f64>,
+    /// page (the hardened page: Retry-After with jittered backoff) or immediate (retries at once, 3 times).
+    /// Default: the plan's (retry-storm: immediate), else page for hardened and immediate for naive.
+    #[arg(long)]
+    clients: Option<Clients>,
+    /// A citizen's patience: the client timeout, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    patience: f64,
+    #[arg(long, default_value_t = 3_000)]
+    max_users: usize,
+    /// goose threshold rules (e.g. "error-rate<5%"), passed to goose; a missed one fails the run.
+    #[arg(long)]
+    threshold: Vec<String>,
+    /// Our own checks: fail unless the suite is back to p99 < 200 ms within this many seconds of the surge.
+    #[arg(long)]
+    require_recovery: Option<f64>,
+    #[arg(long, default_value = "loadtests/results")]
+    out: PathBuf,
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+impl LoadArgs {
+    fn plan_options(&self, profile: &Profile) -> PlanOptions {
+        PlanOptions {
+            duration_s: self.duration,
+            rate: self.rate,
+            surge_factor: self.surge_factor,
+            surge_hold_s: self.surge_hold,
+            clients: self.clients.or(match profile {
+                Profile::Naive => Some(Clients::Immediate),
+                _ => None,
+            }),
+            risk_change: None,
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(cpus) = &cli.generator_cpus {
+        // Before the runtime starts its threads: they inherit it. The suite's processes are pinned apart.
+        cpu::set_affinity(std::process::id(), cpus)?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(cli))
+}
+
+fn suite_options(s: &SuiteArgs) -> suite::SuiteOptions {
+    suite::SuiteOptions {
+        profile: s.profile.clone(),
+        bin_dir: s.bin_dir.clone(),
+        cpus: s.suite_cpus.clone(),
+        cores: s.suite_cores,
+        workers: s.workers,
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Seed { suite } => {
+            let s = suite::Suite::start(suite_options(&suite)).await?;
+            let (_, times) = population::seed(&s, suite.people).await?;
+            println!("{}", serde_json::to_string_pretty(&times)?);
+            Ok(())
+        }
+        Command::Run { suite, load, plan } => {
+            let options = load.plan_options(&suite.profile);
+            let plan = plan::Plan::new(plan, load.scale, &options).map_err(anyhow::Error::msg)?;
+            let setup = runner::Setup::new(
+                &suite_options(&suite),
+                suite.people,
+                cli.generator_cpus.clone(),
+            );
+            let s = suite::Suite::start(suite_options(&suite)).await?;
+            let (population, times) = population::seed(&s, suite.people).await?;
+            eprintln!("seeded {} people: {times:?}", suite.people);
+            let name = load
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}-{}", plan.name.as_str(), suite.profile.name()));
+            let result = runner::run(
+                &s,
+                std::sync::Arc::new(population),
+                plan,
+                &runner::RunArgs::from(&load, &setup, &name),
+            )
+            .await?;
+            runner::enforce(&result, load.require_recovery)
+        }
+        Command::Knee {
+            suite,
+            load,
+            from,
+            factor,
+            steps,
+        } => {
+            let setup = runner::Setup::new(
+                &suite_options(&suite),
+                suite.people,
+                cli.generator_cpus.clone(),
+            );
+            let s = suite::Suite::start(suite_options(&suite)).await?;
+            let (population, _) = population::seed(&s, suite.people).await?;
+            let name = load
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("knee-{}", suite.profile.name()));
+            runner::knee(
+                &s,
+                std::sync::Arc::new(population),
+                &load,
+                &suite.profile,
+                &setup,
+                &name,
+                from,
+                factor,
+                steps,
+            )
+            .await
+        }
+        Command::Smoke { bin_dir } => runner::smoke(bin_dir).await,
+        Command::Report { results, out } => report::write(&results, &out),
+    }
+}

@@ -1,0 +1,467 @@
+//! The plans of `../shared/design/traffic-model.md`: for each persona, the offered rate at every second of a run.
+//! A plan is a total rate curve (full scale, requests per second) times `scale`, split over the personas by the
+//! model's mix, with the surge multiplying some personas only.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Who sends a request, and what it does (traffic-model.md, "Personas and mix").
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Persona {
+    ShowCode,
+    ReadStatus,
+    SignIn,
+    Declare,
+    VerifyCode,
+    VerifyIdCard,
+    CheckIn,
+    ImportNat,
+}
+
+impl Persona {
+    pub const ALL: [Persona; 8] = [
+        Persona::ShowCode,
+        Persona::ReadStatus,
+        Persona::SignIn,
+        Persona::Declare,
+        Persona::VerifyCode,
+        Persona::VerifyIdCard,
+        Persona::CheckIn,
+        Persona::ImportNat,
+    ];
+
+    /// Share of the requests at steady state. Imports are requests of 1,000 rows each.
+    pub fn share(self) -> f64 {
+        match self {
+            Persona::ShowCode => 0.70,
+            Persona::ReadStatus => 0.08,
+            Persona::SignIn => 0.02,
+            Persona::Declare => 0.04,
+            Persona::VerifyCode => 0.12,
+            Persona::VerifyIdCard => 0.01,
+            Persona::CheckIn => 0.02,
+            Persona::ImportNat => 0.01,
+        }
+    }
+
+    /// The personas a mass-testing order multiplies: everyone opens their code, and the labs' results pour in.
+    pub fn surges(self) -> bool {
+        matches!(self, Persona::ShowCode | Persona::ImportNat)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Persona::ShowCode => "show-code",
+            Persona::ReadStatus => "read-status",
+            Persona::SignIn => "sign-in",
+            Persona::Declare => "declare",
+            Persona::VerifyCode => "verify-code",
+            Persona::VerifyIdCard => "verify-id-card",
+            Persona::CheckIn => "check-in",
+            Persona::ImportNat => "import-nat",
+        }
+    }
+}
+
+impl fmt::Display for Persona {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How a client treats a timeout, a 5xx or a 503/429 with `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Clients {
+    /// The hardened page: honours `Retry-After` with jittered backoff, at most 3 tries, and keeps showing its last
+    /// valid code meanwhile.
+    Page,
+    /// A page (or a person pressing refresh) that tries again at once on a timeout or a 5xx, up to 3 times.
+    Immediate,
+}
+
+impl FromStr for Clients {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "page" => Ok(Clients::Page),
+            "immediate" => Ok(Clients::Immediate),
+            other => Err(format!(
+                "unknown client behaviour {other:?} (page, immediate)"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlanName {
+    LaunchDay,
+    MassTesting,
+    RetryStorm,
+    RecolourUnderLoad,
+    /// A constant rate: one step of a knee sweep.
+    Steady,
+}
+
+impl FromStr for PlanName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "launch-day" => Ok(PlanName::LaunchDay),
+            "mass-testing" => Ok(PlanName::MassTesting),
+            "retry-storm" => Ok(PlanName::RetryStorm),
+            "recolour-under-load" => Ok(PlanName::RecolourUnderLoad),
+            "steady" => Ok(PlanName::Steady),
+            other => Err(format!(
+                "unknown plan {other:?} (launch-day, mass-testing, retry-storm, recolour-under-load, steady)"
+            )),
+        }
+    }
+}
+
+impl PlanName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanName::LaunchDay => "launch-day",
+            PlanName::MassTesting => "mass-testing",
+            PlanName::RetryStorm => "retry-storm",
+            PlanName::RecolourUnderLoad => "recolour-under-load",
+            PlanName::Steady => "steady",
+        }
+    }
+}
+
+/// Guangzhou's launch day: 170 million visits in 24 h, 1,970/s on average.
+pub const LAUNCH_DAY_MEAN: f64 = 170e6 / 86_400.0;
+/// Xi'an's design rate, the city's normal peak that the mass-testing plan starts from.
+pub const XIAN_DESIGN_RATE: f64 = 20_000.0;
+
+/// The launch day's curve, relative to the daily mean, by hour of the day (China time): night, the morning peak
+/// (07:30-09:30) with its peak minute at 5x the mean, a midday shoulder and the evening peak (19:00-22:00).
+/// Linear between the points; `daily_curve` normalises it so that its mean is exactly 1.
+const DAY_SHAPE: [(f64, f64); 16] = [
+    (0.0, 0.1),
+    (5.5, 0.06),
+    (7.0, 0.6),
+    (7.5, 1.4),
+    (8.3, 5.6),
+    (8.5, 5.6),
+    (9.5, 1.5),
+    (11.0, 0.95),
+    (12.5, 1.3),
+    (14.0, 0.85),
+    (18.0, 0.85),
+    (19.0, 1.7),
+    (20.5, 3.1),
+    (22.0, 1.5),
+    (23.0, 0.45),
+    (24.0, 0.1),
+];
+
+fn day_shape_raw(hour: f64) -> f64 {
+    let h = hour.clamp(0.0, 24.0);
+    for w in DAY_SHAPE.windows(2) {
+        let ((h0, v0), (h1, v1)) = (w[0], w[1]);
+        if h <= h1 {
+            return v0 + (v1 - v0) * (h - h0) / (h1 - h0);
+        }
+    }
+    DAY_SHAPE[DAY_SHAPE.len() - 1].1
+}
+
+fn day_shape_mean() -> f64 {
+    // Exact for a piecewise-linear curve: trapezoids.
+    DAY_SHAPE
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0) * (w[0].1 + w[1].1) / 2.0)
+        .sum::<f64>()
+        / 24.0
+}
+
+/// The launch-day curve relative to the daily mean (mean 1 over the day).
+pub fn daily_curve(hour: f64) -> f64 {
+    day_shape_raw(hour) / day_shape_mean()
+}
+
+/// A plan's timeline, in seconds of the run.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Plan {
+    pub name: PlanName,
+    /// Multiplies every full-scale rate.
+    pub scale: f64,
+    pub duration_s: f64,
+    /// Full-scale total rate of the steady or baseline phase (requests per second).
+    pub base_rate: f64,
+    /// The surge (mass-testing, retry-storm): start, ramp, hold, fall, and the factor on the surging personas.
+    pub surge: Option<Surge>,
+    /// When the region risk change is sent, if this run sends one.
+    pub risk_change_at_s: Option<f64>,
+    pub clients: Clients,
+}
+
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct Surge {
+    pub start_s: f64,
+    pub ramp_s: f64,
+    pub hold_s: f64,
+    pub fall_s: f64,
+    pub factor: f64,
+}
+
+impl Surge {
+    /// The surge's multiplier on the surging personas at `t`.
+    pub fn multiplier(&self, t: f64) -> f64 {
+        let up = self.start_s + self.ramp_s;
+        let held = up + self.hold_s;
+        let down = held + self.fall_s;
+        let extra = self.factor - 1.0;
+        if t < self.start_s || t >= down {
+            1.0
+        } else if t < up {
+            1.0 + extra * (t - self.start_s) / self.ramp_s.max(1e-9)
+        } else if t < held {
+            self.factor
+        } else {
+            1.0 + extra * (down - t) / self.fall_s.max(1e-9)
+        }
+    }
+
+    pub fn end_s(&self) -> f64 {
+        self.start_s + self.ramp_s + self.hold_s + self.fall_s
+    }
+}
+
+/// What a run may set besides the plan's name and scale.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    pub duration_s: Option<f64>,
+    /// Full-scale rate of a steady run or of the baseline (overrides the plan's).
+    pub rate: Option<f64>,
+    pub surge_factor: Option<f64>,
+    pub surge_hold_s: Option<f64>,
+    pub clients: Option<Clients>,
+    pub risk_change: Option<bool>,
+}
+
+impl Plan {
+    pub fn new(name: PlanName, scale: f64, o: &PlanOptions) -> Result<Plan, String> {
+        if !(scale > 0.0 && scale.is_finite()) {
+            return Err("scale must be a positive number".into());
+        }
+        let surge = |duration: f64| {
+            // Warm up for a fifth of the run, rise within the "two minutes" of the model (compressed), hold, fall
+            // back, and leave the last third of the run to show whether the suite recovers.
+            let hold = o.surge_hold_s.unwrap_or(duration * 0.3);
+            Surge {
+                start_s: duration * 0.2,
+                ramp_s: (duration * 0.08).max(1.0),
+                hold_s: hold,
+                fall_s: (duration * 0.04).max(1.0),
+                factor: o.surge_factor.unwrap_or(10.0),
+            }
+        };
+        let plan = match name {
+            PlanName::LaunchDay => {
+                let d = o.duration_s.unwrap_or(240.0);
+                Plan {
+                    name,
+                    scale,
+                    duration_s: d,
+                    base_rate: o.rate.unwrap_or(LAUNCH_DAY_MEAN),
+                    surge: None,
+                    risk_change_at_s: Some(d * 0.6),
+                    clients: o.clients.unwrap_or(Clients::Page),
+                }
+            }
+            PlanName::MassTesting | PlanName::RetryStorm => {
+                let d = o.duration_s.unwrap_or(180.0);
+                let mut s = surge(d);
+                if s.end_s() >= d {
+                    s.hold_s = (d - s.start_s - s.ramp_s - s.fall_s - 1.0).max(1.0);
+                }
+                Plan {
+                    name,
+                    scale,
+                    duration_s: d,
+                    base_rate: o.rate.unwrap_or(XIAN_DESIGN_RATE),
+                    surge: Some(s),
+                    risk_change_at_s: None,
+                    clients: o.clients.unwrap_or(if name == PlanName::RetryStorm {
+                        Clients::Immediate
+                    } else {
+                        Clients::Page
+                    }),
+                }
+            }
+            PlanName::RecolourUnderLoad => {
+                let d = o.duration_s.unwrap_or(120.0);
+                Plan {
+                    name,
+                    scale,
+                    duration_s: d,
+                    base_rate: o.rate.unwrap_or(XIAN_DESIGN_RATE),
+                    surge: None,
+                    risk_change_at_s: Some(d / 3.0),
+                    clients: o.clients.unwrap_or(Clients::Page),
+                }
+            }
+            PlanName::Steady => Plan {
+                name,
+                scale,
+                duration_s: o.duration_s.unwrap_or(20.0),
+                base_rate: o.rate.ok_or("a steady run needs --rate")?,
+                surge: None,
+                risk_change_at_s: None,
+                clients: o.clients.unwrap_or(Clients::Page),
+            },
+        };
+        let mut plan = plan;
+        if o.risk_change == Some(false) {
+            plan.risk_change_at_s = None;
+        } else if o.risk_change == Some(true) && plan.risk_change_at_s.is_none() {
+            plan.risk_change_at_s = Some(plan.duration_s / 3.0);
+        }
+        if !(plan.duration_s >= 1.0 && plan.duration_s <= 3_600.0) {
+            return Err("duration must be between 1 s and an hour".into());
+        }
+        Ok(plan)
+    }
+
+    /// The total rate at `t` before the surge, at this run's scale.
+    fn base_at(&self, t: f64) -> f64 {
+        let full = match self.name {
+            // The run's seconds stand for the day's hours.
+            PlanName::LaunchDay => self.base_rate * daily_curve(24.0 * t / self.duration_s),
+            _ => self.base_rate,
+        };
+        full * self.scale
+    }
+
+    /// The offered rate of one persona at `t` seconds into the run (requests per second).
+    pub fn rate(&self, persona: Persona, t: f64) -> f64 {
+        if t < 0.0 || t >= self.duration_s {
+            return 0.0;
+        }
+        let surge = match (&self.surge, persona.surges()) {
+            (Some(s), true) => s.multiplier(t),
+            _ => 1.0,
+        };
+        self.base_at(t) * persona.share() * surge
+    }
+
+    /// The offered rate of all personas at `t`.
+    #[cfg(test)]
+    pub fn total_rate(&self, t: f64) -> f64 {
+        Persona::ALL.iter().map(|p| self.rate(*p, t)).sum()
+    }
+
+    /// The highest rate of a persona over the run (sizes its pool of users).
+    pub fn peak_rate(&self, persona: Persona) -> f64 {
+        let steps = (self.duration_s * 10.0) as usize;
+        (0..=steps)
+            .map(|i| self.rate(persona, i as f64 / 10.0))
+            .fold(0.0, f64::max)
+    }
+
+    /// The expected number of requests of a persona over the run (the integral of its rate).
+    pub fn expected(&self, persona: Persona) -> f64 {
+        let dt = 0.01;
+        let steps = (self.duration_s / dt) as usize;
+        (0..steps)
+            .map(|i| self.rate(persona, (i as f64 + 0.5) * dt) * dt)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mix_adds_up_to_all_requests() {
+        let total: f64 = Persona::ALL.iter().map(|p| p.share()).sum();
+        assert!((total - 1.0).abs() < 1e-9, "{total}");
+    }
+
+    #[test]
+    fn the_launch_day_curve_has_mean_one_and_its_peak_minute_at_five_times_the_mean() {
+        let minutes: Vec<f64> = (0..1440)
+            .map(|m| daily_curve((m as f64 + 0.5) / 60.0))
+            .collect();
+        let mean = minutes.iter().sum::<f64>() / 1440.0;
+        let peak = minutes.iter().copied().fold(0.0, f64::max);
+        assert!((mean - 1.0).abs() < 0.01, "mean {mean}");
+        assert!((4.8..=5.2).contains(&peak), "peak {peak}");
+        // The morning and evening peaks are where the model puts them.
+        assert!(daily_curve(8.4) > 4.0 && daily_curve(20.5) > 2.5 && daily_curve(3.0) < 0.2);
+    }
+
+    #[test]
+    fn launch_day_at_full_scale_peaks_near_ten_thousand_per_second() {
+        let plan = Plan::new(PlanName::LaunchDay, 1.0, &PlanOptions::default()).expect("plan");
+        let peak = (0..2400)
+            .map(|i| plan.total_rate(i as f64 / 10.0))
+            .fold(0.0, f64::max);
+        assert!((9_500.0..=10_500.0).contains(&peak), "{peak}");
+        let mean = (0..2400)
+            .map(|i| plan.total_rate(i as f64 / 10.0))
+            .sum::<f64>()
+            / 2400.0;
+        assert!((mean - LAUNCH_DAY_MEAN).abs() < 30.0, "{mean}");
+    }
+
+    #[test]
+    fn a_mass_testing_surge_multiplies_show_code_and_imports_only() {
+        let plan = Plan::new(PlanName::MassTesting, 0.01, &PlanOptions::default()).expect("plan");
+        let s = plan.surge.expect("surge");
+        let before = 1.0;
+        let during = s.start_s + s.ramp_s + s.hold_s / 2.0;
+        let after = s.end_s() + 1.0;
+        for p in Persona::ALL {
+            let ratio = plan.rate(p, during) / plan.rate(p, before);
+            let expected = if p.surges() { 10.0 } else { 1.0 };
+            assert!((ratio - expected).abs() < 1e-9, "{p}: {ratio}");
+            assert!(
+                (plan.rate(p, after) - plan.rate(p, before)).abs() < 1e-9,
+                "{p} after"
+            );
+        }
+        // Halfway up the ramp, halfway to the factor.
+        let mid = plan.rate(Persona::ShowCode, s.start_s + s.ramp_s / 2.0)
+            / plan.rate(Persona::ShowCode, before);
+        assert!((mid - 5.5).abs() < 1e-6, "{mid}");
+        assert!(s.end_s() < plan.duration_s);
+        assert_eq!(plan.clients, Clients::Page);
+        let storm = Plan::new(PlanName::RetryStorm, 0.01, &PlanOptions::default()).expect("plan");
+        assert_eq!(storm.clients, Clients::Immediate);
+    }
+
+    #[test]
+    fn plans_are_parsed_by_name_and_bad_input_is_refused() {
+        assert_eq!("retry-storm".parse::<PlanName>(), Ok(PlanName::RetryStorm));
+        assert!("xian".parse::<PlanName>().is_err());
+        assert!(Plan::new(PlanName::Steady, 1.0, &PlanOptions::default()).is_err());
+        assert!(Plan::new(PlanName::LaunchDay, 0.0, &PlanOptions::default()).is_err());
+        let long = PlanOptions {
+            duration_s: Some(7_200.0),
+            ..Default::default()
+        };
+        assert!(Plan::new(PlanName::LaunchDay, 1.0, &long).is_err());
+    }
+
+    #[test]
+    fn the_expected_count_is_the_integral_of_the_rate() {
+        let o = PlanOptions {
+            rate: Some(1_000.0),
+            duration_s: Some(10.0),
+            ..Default::default()
+        };
+        let plan = Plan::new(PlanName::Steady, 0.5, &o).expect("plan");
+        assert!((plan.expected(Persona::ShowCode) - 3_500.0).abs() < 1.0);
+        assert_eq!(plan.rate(Persona::ShowCode, 10.0), 0.0);
+    }
+}

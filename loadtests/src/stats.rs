@@ -1,0 +1,372 @@
+//! What a run measured: per persona, every intended request's outcome and its latency in microseconds from its
+//! intended send time (hdrhistogram: goose's own figures are whole milliseconds to the first byte), and second by
+//! second the offered load, goodput, errors and latency of all personas together.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Persona;
+
+/// A latency counts towards goodput when the right answer came within this long of the intended send time: a
+/// citizen at a gate waits about a second before pressing again.
+pub const GOODPUT_DEADLINE_US: u64 = 1_000_000;
+
+/// How one intended request ended, after every retry its client made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The answer was checked and right.
+    Ok,
+    /// A 2xx whose answer was wrong (colour, decision, counts): always a failure.
+    Wrong,
+    /// Shed by a defence (503 or 429 with Retry-After) on the last try.
+    Shed,
+    /// Another 5xx, or a 4xx that a correct request should never get.
+    Error,
+    /// No answer within the client's patience.
+    Timeout,
+    /// Never sent: the ticket was taken later than the client's patience (every user of the persona was busy).
+    Late,
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 µs to 10 minutes at 3 significant figures.
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
+}
+
+#[derive(Clone)]
+struct PersonaStats {
+    latency_us: Histogram<u64>,
+    outcomes: BTreeMap<&'static str, u64>,
+    attempts: u64,
+}
+
+#[derive(Clone)]
+struct Second {
+    latency_us: Histogram<u64>,
+    intended: u64,
+    ok: u64,
+    goodput: u64,
+    shed: u64,
+    failed: u64,
+    attempts: u64,
+}
+
+/// Shared by every user of a run.
+pub struct Recorder {
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    personas: BTreeMap<Persona, PersonaStats>,
+    seconds: Vec<Second>,
+}
+
+impl Recorder {
+    pub fn new(seconds: usize) -> Recorder {
+        let second = Second {
+            latency_us: histogram(),
+            intended: 0,
+            ok: 0,
+            goodput: 0,
+            shed: 0,
+            failed: 0,
+            attempts: 0,
+        };
+        Recorder {
+            inner: Mutex::new(Inner {
+                personas: BTreeMap::new(),
+                seconds: vec![second; seconds + 1],
+            }),
+        }
+    }
+
+    /// One intended request, sent at `intended_s` into the run, after `attempts` tries (0 when never sent).
+    pub fn record(
+        &self,
+        persona: Persona,
+        intended_s: f64,
+        latency_us: u64,
+        outcome: Outcome,
+        attempts: u32,
+    ) {
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        let latency = latency_us.clamp(1, 600_000_000);
+        let stats = inner
+            .personas
+            .entry(persona)
+            .or_insert_with(|| PersonaStats {
+                latency_us: histogram(),
+                outcomes: BTreeMap::new(),
+                attempts: 0,
+            });
+        if outcome != Outcome::Late {
+            stats.latency_us.saturating_record(latency);
+        }
+        *stats.outcomes.entry(outcome_name(outcome)).or_default() += 1;
+        stats.attempts += u64::from(attempts);
+        let last = inner.seconds.len() - 1;
+        let s = &mut inner.seconds[(intended_s.max(0.0) as usize).min(last)];
+        s.intended += 1;
+        s.attempts += u64::from(attempts);
+        if outcome != Outcome::Late {
+            s.latency_us.saturating_record(latency);
+        }
+        match outcome {
+            Outcome::Ok => {
+                s.ok += 1;
+                if latency <= GOODPUT_DEADLINE_US {
+                    s.goodput += 1;
+                }
+            }
+            Outcome::Shed => {
+                s.shed += 1;
+                s.failed += 1;
+            }
+            _ => s.failed += 1,
+        }
+    }
+
+    pub fn summary(&self, duration_s: f64) -> Summary {
+        let Ok(inner) = self.inner.lock() else {
+            return Summary::default();
+        };
+        let mut all = histogram();
+        let mut personas = BTreeMap::new();
+        let (mut requests, mut ok, mut attempts) = (0u64, 0u64, 0u64);
+        for (p, s) in &inner.personas {
+            all.add(&s.latency_us).ok();
+            let total: u64 = s.outcomes.values().sum();
+            let good = s.outcomes.get("ok").copied().unwrap_or(0);
+            requests += total;
+            ok += good;
+            attempts += s.attempts;
+            personas.insert(
+                p.name().to_owned(),
+                PersonaSummary {
+                    requests: total,
+                    attempts: s.attempts,
+                    outcomes: s
+                        .outcomes
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), *v))
+                        .collect(),
+                    error_rate: failure_rate(total, good),
+                    latency: Percentiles::of(&s.latency_us),
+                },
+            );
+        }
+        let seconds = inner
+            .seconds
+            .iter()
+            .enumerate()
+            .take(duration_s.ceil() as usize)
+            .map(|(i, s)| SecondSummary {
+                t: i as u64,
+                offered: s.intended,
+                attempts: s.attempts,
+                ok: s.ok,
+                goodput: s.goodput,
+                shed: s.shed,
+                failed: s.failed,
+                p50_us: s.latency_us.value_at_quantile(0.5),
+                p99_us: s.latency_us.value_at_quantile(0.99),
+            })
+            .collect();
+        let goodput: u64 = inner.seconds.iter().map(|s| s.goodput).sum();
+        Summary {
+            requests,
+            attempts,
+            ok,
+            error_rate: failure_rate(requests, ok),
+            offered_per_s: requests as f64 / duration_s,
+            goodput_per_s: goodput as f64 / duration_s,
+            latency: Percentiles::of(&all),
+            personas,
+            seconds,
+        }
+    }
+}
+
+fn outcome_name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Ok => "ok",
+        Outcome::Wrong => "wrong",
+        Outcome::Shed => "shed",
+        Outcome::Error => "error",
+        Outcome::Timeout => "timeout",
+        Outcome::Late => "late",
+    }
+}
+
+/// Failures over intended requests (0 when there were none).
+pub fn failure_rate(requests: u64, ok: u64) -> f64 {
+    if requests == 0 {
+        0.0
+    } else {
+        (requests - ok.min(requests)) as f64 / requests as f64
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Percentiles {
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+}
+
+impl Percentiles {
+    fn of(h: &Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            p50_us: h.value_at_quantile(0.5),
+            p90_us: h.value_at_quantile(0.9),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            max_us: h.max(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PersonaSummary {
+    pub requests: u64,
+    pub attempts: u64,
+    pub outcomes: BTreeMap<String, u64>,
+    pub error_rate: f64,
+    pub latency: Percentiles,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SecondSummary {
+    pub t: u64,
+    pub offered: u64,
+    pub attempts: u64,
+    pub ok: u64,
+    pub goodput: u64,
+    pub shed: u64,
+    pub failed: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Summary {
+    pub requests: u64,
+    pub attempts: u64,
+    pub ok: u64,
+    pub error_rate: f64,
+    pub offered_per_s: f64,
+    pub goodput_per_s: f64,
+    pub latency: Percentiles,
+    pub personas: BTreeMap<String, PersonaSummary>,
+    pub seconds: Vec<SecondSummary>,
+}
+
+impl Summary {
+    /// The knee's test: p99 under 200 ms and failures under 0.1 %.
+    pub fn holds(&self) -> bool {
+        self.latency.p99_us < 200_000 && self.error_rate < 0.001
+    }
+
+    /// The first second after `from_s` from which p99 stays under `p99_us` and failures under 1 % to the end of
+    /// the run, counted from `from_s`; `None` if it never settles.
+    pub fn recovery_s(&self, from_s: f64, p99_us: u64) -> Option<f64> {
+        let from = from_s.ceil() as usize;
+        let tail = self.seconds.get(from..)?;
+        // The last second of a run is cut short and skipped.
+        let tail = &tail[..tail.len().saturating_sub(1)];
+        let healthy = |s: &SecondSummary| s.p99_us < p99_us && failure_rate(s.offered, s.ok) < 0.01;
+        let last_bad = tail.iter().rposition(|s| !healthy(s));
+        match last_bad {
+            None => Some(0.0),
+            Some(i) if i + 1 < tail.len() => Some((i + 1) as f64),
+            Some(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_in_microseconds_and_failures_are_counted_per_intended_request() {
+        let r = Recorder::new(10);
+        for i in 0..990 {
+            r.record(Persona::ShowCode, 1.5, 300 + (i % 10), Outcome::Ok, 1);
+        }
+        for _ in 0..9 {
+            r.record(Persona::ShowCode, 2.5, 150_000, Outcome::Shed, 4);
+        }
+        r.record(Persona::VerifyCode, 3.0, 2_000_000, Outcome::Timeout, 1);
+        let s = r.summary(10.0);
+        assert_eq!(s.requests, 1000);
+        assert_eq!(s.ok, 990);
+        assert_eq!(s.attempts, 990 + 36 + 1);
+        assert!((s.error_rate - 0.01).abs() < 1e-12);
+        assert!((300..=310).contains(&s.latency.p50_us), "{:?}", s.latency);
+        assert!(
+            (149_000..=151_000).contains(&s.latency.p99_us),
+            "{:?}",
+            s.latency
+        );
+        assert!(s.latency.p999_us >= 1_990_000);
+        let show = &s.personas["show-code"];
+        assert_eq!(show.outcomes["shed"], 9);
+        assert_eq!(s.seconds[1].goodput, 990);
+        assert_eq!(s.seconds[2].shed, 9);
+        // The timeout answered nothing within the deadline: not goodput.
+        assert_eq!(s.seconds[3].goodput, 0);
+        assert!(!s.holds());
+        assert!((s.goodput_per_s - 99.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_late_ticket_is_a_failure_without_a_latency() {
+        let r = Recorder::new(2);
+        r.record(Persona::Declare, 0.2, 9_000_000, Outcome::Late, 0);
+        r.record(Persona::Declare, 0.3, 500, Outcome::Ok, 1);
+        let s = r.summary(2.0);
+        assert_eq!(s.personas["declare"].outcomes["late"], 1);
+        assert!(s.latency.max_us < 1_000, "{:?}", s.latency);
+        assert!((s.error_rate - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn recovery_is_the_first_second_from_which_the_run_stays_healthy() {
+        let sec = |t, p99_us, ok| SecondSummary {
+            t,
+            offered: 100,
+            ok,
+            p99_us,
+            ..Default::default()
+        };
+        let mut s = Summary {
+            seconds: vec![
+                sec(0, 1_000, 100),
+                sec(1, 900_000, 20),
+                sec(2, 900_000, 20),
+                sec(3, 1_000, 100),
+                sec(4, 500_000, 100),
+                sec(5, 1_000, 100),
+                sec(6, 1_000, 100),
+                sec(7, 1_000, 100),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(s.recovery_s(1.0, 200_000), Some(4.0));
+        s.seconds[6] = sec(6, 900_000, 0);
+        assert_eq!(s.recovery_s(1.0, 200_000), None);
+        assert_eq!(s.recovery_s(7.0, 200_000), Some(0.0));
+    }
+}

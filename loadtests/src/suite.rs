@@ -1,0 +1,503 @@
+//! The suite under test: the five services started from their binaries over a scratch database and Redis key
+//! prefix, in a profile (hardened defaults, naive, or hardened with one defence off), on loopback ports of their
+//! own, optionally confined to a CPU share; stopped and its data dropped when this value is dropped.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// The services, their ports in a load run (clear of `make up`'s 808x and the benchmarks' 1808x).
+pub const SERVICES: [(&str, u16); 5] = [
+    ("identity", 19081),
+    ("declaration", 19082),
+    ("scoring", 19083),
+    ("rendering", 19084),
+    ("verification", 19085),
+];
+
+pub fn url(service: &str) -> String {
+    let port = SERVICES
+        .iter()
+        .find(|(n, _)| *n == service)
+        .map(|(_, p)| *p)
+        .unwrap_or(0);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A defence the ablation turns off, one at a time (docs/architecture.md §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Defence {
+    RenderCache,
+    InProcessCaches,
+    Admission,
+    RequestTimeouts,
+    PoolWaitLimit,
+    CircuitBreaker,
+    StaleFallback,
+}
+
+impl Defence {
+    pub const ALL: [Defence; 7] = [
+        Defence::RenderCache,
+        Defence::InProcessCaches,
+        Defence::Admission,
+        Defence::RequestTimeouts,
+        Defence::PoolWaitLimit,
+        Defence::CircuitBreaker,
+        Defence::StaleFallback,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Defence::RenderCache => "render-cache",
+            Defence::InProcessCaches => "in-process-caches",
+            Defence::Admission => "admission",
+            Defence::RequestTimeouts => "request-timeouts",
+            Defence::PoolWaitLimit => "pool-wait-limit",
+            Defence::CircuitBreaker => "circuit-breaker",
+            Defence::StaleFallback => "stale-fallback",
+        }
+    }
+
+    /// The settings that turn it off (the same keys as config/naive.toml).
+    fn off(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Defence::RenderCache => &[
+                ("HC__RENDERING__RENDER_CACHE_ENABLED", "false"),
+                ("HC__RENDERING__MEMORY_CACHE_ENABLED", "false"),
+            ],
+            Defence::InProcessCaches => &[
+                ("HC__AUTH__VERIFIED_CACHE_CAPACITY", "0"),
+                ("HC__RENDERING__MEMORY_CACHE_ENABLED", "false"),
+            ],
+            Defence::Admission => &[("HC__ADMISSION__MAX_INFLIGHT", "0")],
+            Defence::RequestTimeouts => &[("HC__TIMEOUTS__REQUEST_MS", "0")],
+            Defence::PoolWaitLimit => &[("HC__DATABASE__POOL_WAIT_TIMEOUT_MS", "0")],
+            Defence::CircuitBreaker => &[("HC__RENDERING__BREAKER_ENABLED", "false")],
+            Defence::StaleFallback => &[("HC__RENDERING__STALE_FALLBACK_ENABLED", "false")],
+        }
+    }
+}
+
+impl std::str::FromStr for Defence {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Defence::ALL
+            .into_iter()
+            .find(|d| d.name() == s)
+            .ok_or_else(|| format!("unknown defence {s:?}"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    Hardened,
+    Naive,
+    /// The hardened profile with one defence off.
+    Without(Defence),
+}
+
+impl Profile {
+    pub fn name(&self) -> String {
+        match self {
+            Profile::Hardened => "hardened".into(),
+            Profile::Naive => "naive".into(),
+            Profile::Without(d) => format!("without-{}", d.name()),
+        }
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "hardened" => Ok(Profile::Hardened),
+            "naive" => Ok(Profile::Naive),
+            other => match other.strip_prefix("without-") {
+                Some(d) => Ok(Profile::Without(d.parse()?)),
+                None => Err(format!(
+                    "unknown profile {other:?} (hardened, naive, without-DEFENCE)"
+                )),
+            },
+        }
+    }
+}
+
+/// Where the suite runs and how much of the machine it gets.
+#[derive(Debug, Clone)]
+pub struct SuiteOptions {
+    pub profile: Profile,
+    /// `target/release` or `target/debug`.
+    pub bin_dir: PathBuf,
+    /// CPUs the suite (services, PostgreSQL, Redis) is pinned to, e.g. "0"; `None` leaves them unpinned.
+    pub cpus: Option<String>,
+    /// CPU capacity of the suite in cores (cgroup v1 CFS quota), e.g. 0.5; `None` for no quota.
+    pub cores: Option<f64>,
+    /// actix workers per service.
+    pub workers: usize,
+}
+
+pub struct Suite {
+    pub options: SuiteOptions,
+    pub db_url: String,
+    admin_db_url: String,
+    db_name: String,
+    pub redis_url: String,
+    pub prefix: String,
+    /// The run's secrets (development ones, generated for this run only).
+    pub secrets: BTreeMap<String, String>,
+    children: Vec<(String, Child)>,
+    pub log_dir: PathBuf,
+    confinement: Option<crate::cpu::Confinement>,
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+impl Suite {
+    pub async fn start(options: SuiteOptions) -> anyhow::Result<Suite> {
+        for (name, port) in SERVICES {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                bail!(
+                    "port {port} (for {name}) is taken: an earlier load run still going? Stop it first"
+                );
+            }
+        }
+        let admin_db_url = std::env::var("HC_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into());
+        let redis_url =
+            std::env::var("HC_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let stamp = format!(
+            "{}_{}",
+            chrono::Utc::now().format("%Y%m%d%H%M%S"),
+            std::process::id()
+        );
+        let db_name = format!("hc_load_{stamp}");
+        let (admin, conn) = tokio_postgres::connect(&admin_db_url, tokio_postgres::NoTls)
+            .await
+            .context(
+                "connecting to PostgreSQL (HC_TEST_DATABASE_URL; `scripts/infra.sh up` starts one)",
+            )?;
+        tokio::spawn(conn);
+        admin
+            .execute(&format!("CREATE DATABASE {db_name}"), &[])
+            .await?;
+        let db_url = format!(
+            "{}/{db_name}",
+            admin_db_url
+                .rsplit_once('/')
+                .map(|(b, _)| b)
+                .unwrap_or(&admin_db_url)
+        );
+        let log_dir = repo_root().join("loadtests/out/logs").join(&stamp);
+        fs::create_dir_all(&log_dir)?;
+        let mut suite = Suite {
+            options,
+            db_url,
+            admin_db_url,
+            db_name,
+            redis_url,
+            prefix: format!("load:{stamp}:"),
+            secrets: BTreeMap::new(),
+            children: Vec::new(),
+            log_dir,
+            confinement: None,
+        };
+        suite.generate_secrets()?;
+        if suite.options.cpus.is_some() || suite.options.cores.is_some() {
+            suite.confinement = Some(crate::cpu::Confinement::create(
+                suite.options.cpus.as_deref(),
+                suite.options.cores,
+            )?);
+        }
+        // Identity first: the others fetch its keys at start.
+        suite.spawn("identity")?;
+        suite.wait_ready("identity").await?;
+        for name in ["declaration", "scoring", "rendering", "verification"] {
+            suite.spawn(name)?;
+        }
+        for (name, _) in SERVICES {
+            suite.wait_ready(name).await?;
+        }
+        if let Some(c) = &suite.confinement {
+            // PostgreSQL and Redis are part of the suite: their processes join its CPUs and quota for the run.
+            c.adopt_by_name(&["postgres", "redis-server"])?;
+        }
+        Ok(suite)
+    }
+
+    fn bin(&self, name: &str) -> PathBuf {
+        self.options.bin_dir.join(name)
+    }
+
+    fn generate_secrets(&mut self) -> anyhow::Result<()> {
+        for service in ["identity", "rendering", "verification"] {
+            let out = Command::new(self.bin(service))
+                .arg("generate-secrets")
+                .output()
+                .with_context(|| {
+                    format!(
+                        "running {} generate-secrets (built?)",
+                        self.bin(service).display()
+                    )
+                })?;
+            anyhow::ensure!(out.status.success(), "{service} generate-secrets failed");
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                if let Some((k, v)) = line.split_once('=') {
+                    self.secrets.insert(k.to_owned(), v.to_owned());
+                }
+            }
+        }
+        let pseudonyms = self
+            .secrets
+            .get("HC__RENDERING__PSEUDONYM_KEYS")
+            .cloned()
+            .unwrap_or_default();
+        self.secrets
+            .insert("HC__VERIFICATION__PSEUDONYM_KEYS".into(), pseudonyms);
+        Ok(())
+    }
+
+    /// The environment of every service in this run's profile.
+    fn env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .secrets
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let common = [
+            ("HC__DATABASE__URL", self.db_url.clone()),
+            ("HC__REDIS__URL", self.redis_url.clone()),
+            ("HC__REDIS__KEY_PREFIX", self.prefix.clone()),
+            (
+                "HC__AUTH__JWKS_URL",
+                format!("{}/v1/auth/keys", url("identity")),
+            ),
+            ("HC__RENDERING__SCORING_URL", url("scoring")),
+            (
+                "HC__VERIFICATION__OWN_KEYS_URL",
+                format!("{}/v1/trust/keys", url("rendering")),
+            ),
+            ("HC__SERVER__WORKERS", self.options.workers.to_string()),
+            ("HC__TELEMETRY__LOG_FILTER", "warn".into()),
+            // All load comes from 127.0.0.1, where the field has millions of addresses, and a handful of devices
+            // and labs stand for thousands: the per-IP and per-key limits would measure the generator instead.
+            ("HC__RATE_LIMIT__PER_IP_PER_SECOND", "0".into()),
+            ("HC__RATE_LIMIT__PER_KEY_PER_SECOND", "0".into()),
+            ("HC__IDENTITY__OTP__PER_IP_PER_HOUR", "10000000".into()),
+            // Imports of the seed are larger than the default body limit of a batch.
+            ("HC__DECLARATION__IMPORT_MAX_BYTES", "1000000000".into()),
+        ];
+        env.extend(common.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        match &self.options.profile {
+            Profile::Hardened => {}
+            Profile::Naive => env.push(("APP_ENV".into(), "naive".into())),
+            Profile::Without(d) => {
+                env.extend(
+                    d.off()
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+                );
+            }
+        }
+        env
+    }
+
+    fn spawn(&mut self, name: &str) -> anyhow::Result<()> {
+        let port = SERVICES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, p)| *p)
+            .unwrap_or(0);
+        let log = fs::File::create(self.log_dir.join(format!("{name}.log")))?;
+        let mut cmd = match &self.options.cpus {
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", cpus]).arg(self.bin(name));
+                c
+            }
+            None => Command::new(self.bin(name)),
+        };
+        cmd.current_dir(repo_root())
+            .env_remove("APP_ENV")
+            .envs(self.env())
+            .env("HC__SERVER__PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
+        if let Some(c) = &self.confinement {
+            c.adopt(child.id())?;
+        }
+        self.children.push((name.to_owned(), child));
+        Ok(())
+    }
+
+    async fn wait_ready(&mut self, name: &str) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let ready = format!("{}/health/ready", url(name));
+        while Instant::now() < deadline {
+            if let Ok(r) = client
+                .get(&ready)
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            if let Some((_, child)) = self.children.iter_mut().find(|(n, _)| n == name)
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                bail!("{name} exited ({status}); {}", self.log_tail(name));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("{name} never became ready; {}", self.log_tail(name))
+    }
+
+    fn log_tail(&self, name: &str) -> String {
+        let text = fs::read_to_string(self.log_dir.join(format!("{name}.log"))).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        format!(
+            "last lines of its log:\n{}",
+            lines[lines.len().saturating_sub(20)..].join("\n")
+        )
+    }
+
+    /// The service processes' ids by name (CPU accounting).
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.children
+            .iter()
+            .map(|(n, c)| (n.clone(), c.id()))
+            .collect()
+    }
+
+    /// The services' Prometheus text, by service.
+    pub async fn metrics(&self) -> BTreeMap<String, String> {
+        let client = reqwest::Client::new();
+        let mut out = BTreeMap::new();
+        for (name, _) in SERVICES {
+            if let Ok(r) = client
+                .get(format!("{}/metrics", url(name)))
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+                && let Ok(text) = r.text().await
+            {
+                out.insert(name.to_owned(), text);
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Suite {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+        }
+        for (_, child) in &mut self.children {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Give PostgreSQL and Redis their whole machine back.
+        self.confinement.take();
+        // The scratch data goes with the run.
+        let _ = Command::new("psql")
+            .arg(&self.admin_db_url)
+            .args([
+                "-q",
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("redis-cli")
+            .args([
+                "-u",
+                &self.redis_url,
+                "--scan",
+                "--pattern",
+                &format!("{}*", self.prefix),
+            ])
+            .output()
+            .map(|out| {
+                let keys: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(str::to_owned)
+                    .collect();
+                for chunk in keys.chunks(500) {
+                    let _ = Command::new("redis-cli")
+                        .args(["-u", &self.redis_url, "DEL"])
+                        .args(chunk)
+                        .stdout(Stdio::null())
+                        .status();
+                }
+            });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_are_named_and_parsed_both_ways() {
+        for p in [
+            Profile::Hardened,
+            Profile::Naive,
+            Profile::Without(Defence::Admission),
+        ] {
+            assert_eq!(p.name().parse::<Profile>(), Ok(p.clone()));
+        }
+        for d in Defence::ALL {
+            assert_eq!(
+                format!("without-{}", d.name()).parse::<Profile>(),
+                Ok(Profile::Without(d))
+            );
+            assert!(!d.off().is_empty());
+        }
+        assert!("without-seatbelts".parse::<Profile>().is_err());
+    }
+
+    #[test]
+    fn the_naive_profile_turns_off_every_defence_the_ablation_turns_off_one_by_one() {
+        // config/naive.toml must hold every key the ablation uses, with the same value: one list of defences.
+        let naive =
+            fs::read_to_string(repo_root().join("config/naive.toml")).expect("config/naive.toml");
+        for d in Defence::ALL {
+            for (key, value) in d.off() {
+                let mut parts = key.trim_start_matches("HC__").split("__");
+                let (section, field) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let section = format!("[{}]", section.to_lowercase());
+                let start = naive
+                    .find(&section)
+                    .unwrap_or_else(|| panic!("{section} missing from naive.toml"));
+                let body = &naive[start..];
+                let body = &body[..body[1..].find("\n[").map(|i| i + 1).unwrap_or(body.len())];
+                let line = format!("{} = {}", field.to_lowercase(), value);
+                assert!(body.contains(&line), "naive.toml lacks {line} in {section}");
+            }
+        }
+    }
+}
