@@ -27,13 +27,28 @@ else
   echo "[loadtest] /sys/fs/cgroup/cpu is not writable: the suite is pinned to CPU 0 without a CPU quota" >&2
 fi
 generator=(target/release/loadtest --generator-cpus 1)
+# A run stopped by a signal cannot give PostgreSQL and Redis their CPUs back itself: whatever is left in a load
+# test's cgroup goes back to the whole machine when this script ends.
+release_cgroups() {
+  local group pid
+  for group in /sys/fs/cgroup/cpu/hc-loadtest-*; do
+    [ -d "$group" ] || continue
+    for pid in $(cat "$group/cgroup.procs" 2>/dev/null); do
+      echo "$pid" > /sys/fs/cgroup/cpu/cgroup.procs 2>/dev/null || true
+      taskset -a -p -c "0-$(( $(nproc) - 1 ))" "$pid" >/dev/null 2>&1 || true
+    done
+    rmdir "$group" 2>/dev/null || true
+  done
+}
+trap release_cgroups EXIT
 
 if [ $# -gt 0 ]; then
   cmd="$1"; shift
   case "$cmd" in
-    run|knee|seed) exec "${generator[@]}" "$cmd" "${confine[@]}" "$@" ;;
-    *) exec "${generator[@]}" "$cmd" "$@" ;;
+    run|knee|seed|costs) "${generator[@]}" "$cmd" "${confine[@]}" "$@" ;;
+    *) "${generator[@]}" "$cmd" "$@" ;;
   esac
+  exit 0
 fi
 
 # The short mass-testing run: 90 s, a 10x surge of show-code and imports held for 25 s, the hardened page's

@@ -3,6 +3,7 @@
 //!     loadtest seed  --people 1000000                      # seeds a suite it starts, reports how long it took
 //!     loadtest run   --plan mass-testing --profile naive --scale 0.02
 //!     loadtest knee  --profile hardened --from 200 --factor 1.4 --steps 8
+//!     loadtest costs --profile hardened --rate 100                # CPU per request of each persona alone
 //!     loadtest smoke                                       # every persona, a few seconds, answers checked
 //!     loadtest report                                      # docs/capacity.md from loadtests/results/*.json
 //!
@@ -70,6 +71,14 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         steps: usize,
     },
+    /// The suite idle, then each persona alone at a steady rate (`--rate`, 100/s; imports a fiftieth, sign-ins a
+    /// quarter): CPU per request of each request type, by program.
+    Costs {
+        #[command(flatten)]
+        suite: SuiteArgs,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
     /// Every persona for a few seconds against a small suite, every answer checked: proves the generator works
     /// (make test); measures nothing.
     Smoke {
@@ -126,7 +135,11 @@ struct LoadArgs {
     /// A citizen's patience: the client timeout, in seconds.
     #[arg(long, default_value_t = 5.0)]
     patience: f64,
-    #[arg(long, default_value_t = 3_000)]
+    /// goose users per persona: its peak rate times this many seconds (the time a user may be held by one
+    /// arrival, retries included), within --max-users in all.
+    #[arg(long, default_value_t = 2.0)]
+    in_flight: f64,
+    #[arg(long, default_value_t = 5_000)]
     max_users: usize,
     /// goose threshold rules (e.g. "error-rate<5%"), passed to goose; a missed one fails the run.
     #[arg(long)]
@@ -154,6 +167,7 @@ impl LoadArgs {
                 _ => None,
             }),
             risk_change: None,
+            only: None,
         }
     }
 }
@@ -242,6 +256,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 steps,
             )
             .await
+        }
+        Command::Costs { suite, load } => {
+            let setup = runner::Setup::new(
+                &suite_options(&suite),
+                suite.people,
+                cli.generator_cpus.clone(),
+            );
+            let s = suite::Suite::start(suite_options(&suite)).await?;
+            let (population, _) = population::seed(&s, suite.people).await?;
+            let name = load
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("costs-{}", suite.profile.name()));
+            runner::costs(&s, std::sync::Arc::new(population), &load, &setup, &name).await
         }
         Command::Smoke { bin_dir } => runner::smoke(bin_dir).await,
         Command::Report { results, out } => report::write(&results, &out),

@@ -201,6 +201,9 @@ pub struct Plan {
     /// When the region risk change is sent, if this run sends one.
     pub risk_change_at_s: Option<f64>,
     pub clients: Clients,
+    /// Only this persona, at the whole rate.
+    #[serde(default)]
+    pub only: Option<Persona>,
 }
 
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
@@ -245,6 +248,8 @@ pub struct PlanOptions {
     pub surge_hold_s: Option<f64>,
     pub clients: Option<Clients>,
     pub risk_change: Option<bool>,
+    /// Only this persona, at the whole rate (the cost of one request type).
+    pub only: Option<Persona>,
 }
 
 impl Plan {
@@ -275,6 +280,7 @@ impl Plan {
                     surge: None,
                     risk_change_at_s: Some(d * 0.6),
                     clients: o.clients.unwrap_or(Clients::Page),
+                    only: None,
                 }
             }
             PlanName::MassTesting | PlanName::RetryStorm => {
@@ -295,6 +301,7 @@ impl Plan {
                     } else {
                         Clients::Page
                     }),
+                    only: None,
                 }
             }
             PlanName::RecolourUnderLoad => {
@@ -307,6 +314,7 @@ impl Plan {
                     surge: None,
                     risk_change_at_s: Some(d / 3.0),
                     clients: o.clients.unwrap_or(Clients::Page),
+                    only: None,
                 }
             }
             PlanName::Steady => Plan {
@@ -317,9 +325,11 @@ impl Plan {
                 surge: None,
                 risk_change_at_s: None,
                 clients: o.clients.unwrap_or(Clients::Page),
+                only: None,
             },
         };
         let mut plan = plan;
+        plan.only = o.only;
         if o.risk_change == Some(false) {
             plan.risk_change_at_s = None;
         } else if o.risk_change == Some(true) && plan.risk_change_at_s.is_none() {
@@ -350,7 +360,12 @@ impl Plan {
             (Some(s), true) => s.multiplier(t),
             _ => 1.0,
         };
-        self.base_at(t) * persona.share() * surge
+        let share = match self.only {
+            None => persona.share(),
+            Some(only) if only == persona => 1.0,
+            Some(_) => 0.0,
+        };
+        self.base_at(t) * share * surge
     }
 
     /// The offered rate of all personas at `t`.
@@ -438,6 +453,19 @@ mod tests {
         assert_eq!(plan.clients, Clients::Page);
         let storm = Plan::new(PlanName::RetryStorm, 0.01, &PlanOptions::default()).expect("plan");
         assert_eq!(storm.clients, Clients::Immediate);
+    }
+
+    #[test]
+    fn a_plan_of_one_persona_offers_it_the_whole_rate_and_nothing_else() {
+        let o = PlanOptions {
+            rate: Some(100.0),
+            duration_s: Some(5.0),
+            only: Some(Persona::VerifyCode),
+            ..Default::default()
+        };
+        let plan = Plan::new(PlanName::Steady, 1.0, &o).expect("plan");
+        assert_eq!(plan.rate(Persona::VerifyCode, 1.0), 100.0);
+        assert_eq!(plan.rate(Persona::ShowCode, 1.0), 0.0);
     }
 
     #[test]

@@ -13,7 +13,11 @@ fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
 }
 
 fn ms(us: u64) -> String {
-    if us >= 10_000 { format!("{:.0}", us as f64 / 1000.0) } else { format!("{:.2}", us as f64 / 1000.0) }
+    if us >= 10_000 {
+        format!("{:.0}", us as f64 / 1000.0)
+    } else {
+        format!("{:.2}", us as f64 / 1000.0)
+    }
 }
 
 fn pct(x: f64) -> String {
@@ -22,12 +26,17 @@ fn pct(x: f64) -> String {
 
 /// Microseconds of CPU per answered request, by program, from a run's cores and goodput.
 pub fn cpu_per_request(cpu: &BTreeMap<String, f64>, per_s: f64) -> BTreeMap<String, f64> {
-    cpu.iter().map(|(k, v)| (k.clone(), if per_s > 0.0 { v * 1e6 / per_s } else { 0.0 })).collect()
+    cpu.iter()
+        .map(|(k, v)| (k.clone(), if per_s > 0.0 { v * 1e6 / per_s } else { 0.0 }))
+        .collect()
 }
 
 /// The suite's programs (everything measured but the generator).
 fn suite_cpu(cpu: &BTreeMap<String, f64>) -> f64 {
-    cpu.iter().filter(|(k, _)| k.as_str() != "load generator").map(|(_, v)| v).sum()
+    cpu.iter()
+        .filter(|(k, _)| k.as_str() != "load generator")
+        .map(|(_, v)| v)
+        .sum()
 }
 
 /// Cores (and replicas of `cores_per_replica`) to serve `rate` requests/s at `cost_us` of CPU each, running the
@@ -37,12 +46,18 @@ pub fn cores_needed(rate: f64, cost_us: f64, utilisation: f64) -> f64 {
 }
 
 pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
-    anyhow::ensure!(results.is_dir(), "no results in {} (run make capacity-runs first)", results.display());
+    anyhow::ensure!(
+        results.is_dir(),
+        "no results in {} (run make capacity-runs first)",
+        results.display()
+    );
     let mut runs: BTreeMap<String, RunResult> = BTreeMap::new();
     let mut knees: BTreeMap<String, KneeResult> = BTreeMap::new();
     for entry in std::fs::read_dir(results)? {
         let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "json") && !path.to_string_lossy().contains(".goose.") {
+        if path.extension().is_some_and(|e| e == "json")
+            && !path.to_string_lossy().contains(".goose.")
+        {
             if let Some(k) = load::<KneeResult>(&path) {
                 knees.insert(k.name.clone(), k);
             } else if let Some(r) = load::<RunResult>(&path) {
@@ -50,17 +65,25 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
             }
         }
     }
-    let analysis = std::fs::read_to_string(results.join("../capacity-analysis.md")).unwrap_or_default();
+    let analysis =
+        std::fs::read_to_string(results.join("../capacity-analysis.md")).unwrap_or_default();
     let section = |title: &str| -> String {
         // The analysis file's sections, by their heading, placed under the generated ones.
         let head = format!("<!-- {title} -->");
         analysis
             .split("<!-- ")
             .find(|s| format!("<!-- {s}").starts_with(&head))
-            .map(|s| s.split_once("-->").map(|(_, body)| body.trim().to_owned()).unwrap_or_default())
+            .map(|s| {
+                s.split_once("-->")
+                    .map(|(_, body)| body.trim().to_owned())
+                    .unwrap_or_default()
+            })
             .unwrap_or_default()
     };
-    let prefix = out.file_stem().and_then(|s| s.to_str()).unwrap_or("capacity");
+    let prefix = out
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("capacity");
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -70,14 +93,20 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
     let _ = writeln!(md, "{}\n", section("summary"));
 
     // Set-up.
-    let any_setup = knees.values().map(|k| &k.setup).chain(runs.values().map(|r| &r.setup)).next();
+    let any_setup = knees
+        .values()
+        .map(|k| &k.setup)
+        .chain(runs.values().map(|r| &r.setup))
+        .next();
     if let Some(s) = any_setup {
         let _ = writeln!(
             md,
             "## Set-up\n\n| | |\n|---|---|\n| suite (5 services, PostgreSQL, Redis) | CPU {}, CFS quota {} |\n\
              | load generator | CPU {} |\n| services | `{}`, {} actix worker(s) each |\n| population | {} people per run, seeded through the APIs |\n",
             s.suite_cpus.as_deref().unwrap_or("any"),
-            s.suite_cores.map(|c| format!("{c} cores")).unwrap_or_else(|| "none".into()),
+            s.suite_cores
+                .map(|c| format!("{c} cores"))
+                .unwrap_or_else(|| "none".into()),
             s.generator_cpus.as_deref().unwrap_or("any"),
             s.build,
             s.workers,
@@ -87,13 +116,18 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
     let _ = writeln!(md, "{}\n", section("method"));
 
     // Knees.
-    let _ = writeln!(md, "## The knee of each profile\n\n![knee curves]({prefix}-knee.svg)\n");
+    let _ = writeln!(
+        md,
+        "## The knee of each profile\n\n![knee curves]({prefix}-knee.svg)\n"
+    );
     for k in knees.values() {
         let _ = writeln!(
             md,
             "### {} (knee: {})\n\n| offered/s | goodput/s | failures | p50 ms | p99 ms | holds | suite cores | generator cores | suite µs CPU per answer |\n|---|---|---|---|---|---|---|---|---|",
             k.setup.profile,
-            k.knee_per_s.map(|x| format!("**{x:.0} requests/s**")).unwrap_or_else(|| "none held".into())
+            k.knee_per_s
+                .map(|x| format!("**{x:.0} requests/s**"))
+                .unwrap_or_else(|| "none held".into())
         );
         for s in &k.steps {
             let _ = writeln!(
@@ -116,7 +150,11 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
         knees.get("knee-hardened").and_then(|k| k.knee_per_s),
         knees.get("knee-naive").and_then(|k| k.knee_per_s),
     ) {
-        let _ = writeln!(md, "Naive / hardened knee: {n:.0} / {h:.0} requests/s = **1 : {:.1}** (target: at least 1 : 10).\n", h / n);
+        let _ = writeln!(
+            md,
+            "Naive / hardened knee: {n:.0} / {h:.0} requests/s = **1 : {:.1}** (target: at least 1 : 10).\n",
+            h / n
+        );
     }
     let _ = writeln!(md, "{}\n", section("knee"));
 
@@ -125,7 +163,10 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
         md,
         "## The plans\n\n| run | clients | offered/s | attempts/s | goodput/s | failures | p50 ms | p99 ms | p99.9 ms | recovered after the surge | generator cores |\n|---|---|---|---|---|---|---|---|---|---|---|"
     );
-    for r in runs.values().filter(|r| !r.name.starts_with("ablation-") && !r.name.starts_with("map-")) {
+    for r in runs
+        .values()
+        .filter(|r| !r.name.starts_with("ablation-") && !r.name.starts_with("map-"))
+    {
         let s = &r.summary;
         let d = r.plan.duration_s;
         let _ = writeln!(
@@ -150,11 +191,25 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
         );
     }
     let _ = writeln!(md);
-    for r in runs.values().filter(|r| !r.name.starts_with("ablation-") && !r.name.starts_with("map-")) {
-        let _ = writeln!(md, "### {}\n\n![{}]({prefix}-{}.svg)\n", r.name, r.name, r.name);
-        let _ = writeln!(md, "| persona | requests | attempts | outcomes | p50 ms | p90 ms | p99 ms | p99.9 ms |\n|---|---|---|---|---|---|---|---|");
+    for r in runs
+        .values()
+        .filter(|r| !r.name.starts_with("ablation-") && !r.name.starts_with("map-"))
+    {
+        let _ = writeln!(
+            md,
+            "### {}\n\n![{}]({prefix}-{}.svg)\n",
+            r.name, r.name, r.name
+        );
+        let _ = writeln!(
+            md,
+            "| persona | requests | attempts | outcomes | p50 ms | p90 ms | p99 ms | p99.9 ms |\n|---|---|---|---|---|---|---|---|"
+        );
         for (p, ps) in &r.summary.personas {
-            let outcomes: Vec<String> = ps.outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let outcomes: Vec<String> = ps
+                .outcomes
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
             let _ = writeln!(
                 md,
                 "| {p} | {} | {} | {} | {} | {} | {} | {} |",
@@ -167,20 +222,31 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
                 ms(ps.latency.p999_us)
             );
         }
-        let cpu: Vec<String> = r.cpu.iter().filter(|(_, v)| **v >= 0.005).map(|(k, v)| format!("{k} {v:.2}")).collect();
+        let cpu: Vec<String> = r
+            .cpu
+            .iter()
+            .filter(|(_, v)| **v >= 0.005)
+            .map(|(k, v)| format!("{k} {v:.2}"))
+            .collect();
         let _ = writeln!(md, "\nCores used on average: {}.", cpu.join(", "));
         if let Some(rc) = &r.recolour {
             let _ = writeln!(
                 md,
                 "Recolouring under load: {} affected citizens; every one's code showed red **{}** after the risk change was accepted ({} sweeps; {} not red at the end).",
                 rc.affected,
-                rc.all_red_after_s.map(|s| format!("{s:.2} s")).unwrap_or_else(|| "never within the run".into()),
+                rc.all_red_after_s
+                    .map(|s| format!("{s:.2} s"))
+                    .unwrap_or_else(|| "never within the run".into()),
                 rc.sweeps,
                 rc.still_not_red
             );
         }
         if !r.service_counters.is_empty() {
-            let c: Vec<String> = r.service_counters.iter().map(|(k, v)| format!("`{k}` {v:.0}")).collect();
+            let c: Vec<String> = r
+                .service_counters
+                .iter()
+                .map(|(k, v)| format!("`{k}` {v:.0}"))
+                .collect();
             let _ = writeln!(md, "Service counters over the run: {}.", c.join(", "));
         }
         if !r.wrong_answers.is_empty() {
@@ -191,7 +257,10 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
     let _ = writeln!(md, "{}\n", section("plans"));
 
     // Ablation.
-    let ablation: Vec<&RunResult> = runs.values().filter(|r| r.name.starts_with("ablation-")).collect();
+    let ablation: Vec<&RunResult> = runs
+        .values()
+        .filter(|r| r.name.starts_with("ablation-"))
+        .collect();
     if !ablation.is_empty() {
         let _ = writeln!(
             md,
@@ -216,14 +285,23 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
     }
 
     // Vulnerability map.
-    let map: Vec<&RunResult> = runs.values().filter(|r| r.name.starts_with("map-")).collect();
+    let map: Vec<&RunResult> = runs
+        .values()
+        .filter(|r| r.name.starts_with("map-"))
+        .collect();
     if !map.is_empty() {
         let _ = writeln!(
             md,
             "## Vulnerability map (after Huang et al., OSDI 2022)\n\n![maps]({prefix}-map.svg)\n\n| profile | surge | held | recovered within 30 s of its end | goodput/s | attempts per request |\n|---|---|---|---|---|---|"
         );
         for r in map {
-            let s = r.plan.surge.unwrap_or(crate::plan::Surge { start_s: 0.0, ramp_s: 0.0, hold_s: 0.0, fall_s: 0.0, factor: 0.0 });
+            let s = r.plan.surge.unwrap_or(crate::plan::Surge {
+                start_s: 0.0,
+                ramp_s: 0.0,
+                hold_s: 0.0,
+                fall_s: 0.0,
+                factor: 0.0,
+            });
             let _ = writeln!(
                 md,
                 "| {} | {:.0}x | {:.0} s | {} | {:.0} | {:.2} |",
@@ -249,7 +327,11 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
         let held: Vec<_> = k.steps.iter().filter(|s| s.holds).collect();
         if let Some(best) = held.last() {
             let per = cpu_per_request(&best.cpu, best.goodput_per_s);
-            let suite_us: f64 = per.iter().filter(|(n, _)| n.as_str() != "load generator").map(|(_, v)| v).sum();
+            let suite_us: f64 = per
+                .iter()
+                .filter(|(n, _)| n.as_str() != "load generator")
+                .map(|(_, v)| v)
+                .sum();
             let _ = writeln!(
                 md,
                 "CPU per answered request of the traffic model's mix, at the highest step that held ({:.0} requests/s), measured from `/proc`:\n\n| program | µs CPU per request |\n|---|---|",
@@ -278,7 +360,11 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
                 ("Xi'an surge (10x the design rate)", 200_000.0),
             ] {
                 let cores = cores_needed(rate, suite_us, 0.6);
-                let _ = writeln!(md, "| {what} | {rate:.0} | {cores:.0} | {:.0} |", (cores / 8.0).ceil());
+                let _ = writeln!(
+                    md,
+                    "| {what} | {rate:.0} | {cores:.0} | {:.0} |",
+                    (cores / 8.0).ceil()
+                );
             }
             let _ = writeln!(
                 md,
@@ -301,7 +387,10 @@ mod tests {
     fn the_model_turns_cost_per_request_into_cores() {
         // 10,000 requests/s at 500 µs each is 5 cores busy; at 60 % utilisation, 8.33.
         assert!((cores_needed(10_000.0, 500.0, 0.6) - 8.333).abs() < 0.01);
-        let cpu = BTreeMap::from([("scoring".to_owned(), 0.5), ("load generator".to_owned(), 0.25)]);
+        let cpu = BTreeMap::from([
+            ("scoring".to_owned(), 0.5),
+            ("load generator".to_owned(), 0.25),
+        ]);
         let per = cpu_per_request(&cpu, 1_000.0);
         assert!((per["scoring"] - 500.0).abs() < 1e-9);
         assert!((suite_cpu(&cpu) - 0.5).abs() < 1e-12);

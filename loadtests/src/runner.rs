@@ -47,6 +47,7 @@ impl Setup {
 
 pub struct RunArgs {
     pub patience: Duration,
+    pub in_flight_s: f64,
     pub max_users: usize,
     pub thresholds: Vec<String>,
     pub out: PathBuf,
@@ -59,6 +60,7 @@ impl RunArgs {
     pub fn from(load: &LoadArgs, setup: &Setup, name: &str) -> RunArgs {
         RunArgs {
             patience: Duration::from_secs_f64(load.patience.clamp(0.1, 120.0)),
+            in_flight_s: load.in_flight.clamp(0.01, 120.0),
             max_users: load.max_users,
             thresholds: load.threshold.clone(),
             out: load.out.clone(),
@@ -135,7 +137,7 @@ pub async fn run(
     let redis =
         redis::aio::ConnectionManager::new(redis::Client::open(suite.redis_url.as_str())?).await?;
 
-    let users = personas::scenarios(&plan, 0.5, args.max_users);
+    let users = personas::scenarios(&plan, args.in_flight_s, args.max_users);
     let total_users: usize = users.iter().map(|(_, n)| n).sum::<usize>() + 1;
     // goose launches its users at `increase_rate` per second; the plan's clock starts once all of them are up.
     let launch = Duration::from_secs_f64(2.0 + total_users as f64 / 2_000.0);
@@ -438,6 +440,7 @@ pub async fn smoke(bin_dir: PathBuf) -> anyhow::Result<()> {
     let out = std::env::temp_dir().join(format!("hc-loadtest-smoke-{}", std::process::id()));
     let args = RunArgs {
         patience: Duration::from_secs(10),
+        in_flight_s: 1.0,
         max_users: 200,
         thresholds: vec!["error-rate<1%".into()],
         out: out.clone(),
@@ -478,5 +481,107 @@ pub async fn smoke(bin_dir: PathBuf) -> anyhow::Result<()> {
         "smoke: every persona answered right ({} requests)",
         r.summary.requests
     );
+    Ok(())
+}
+
+/// CPU per request of each persona alone, and of the suite idle: what each request type costs, by program.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CostsResult {
+    pub name: String,
+    pub date: String,
+    pub setup: Setup,
+    /// Cores by program with no load at all (background work: relays, consumers, scheduler, autovacuum).
+    pub idle: BTreeMap<String, f64>,
+    pub personas: BTreeMap<String, PersonaCost>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PersonaCost {
+    pub offered_per_s: f64,
+    pub goodput_per_s: f64,
+    pub p99_us: u64,
+    pub cpu: BTreeMap<String, f64>,
+    /// µs of CPU per answered request by program, the idle cores taken off.
+    pub us_per_request: BTreeMap<String, f64>,
+    pub suite_us_per_request: f64,
+}
+
+/// The rate each persona is measured at alone (requests/s): low enough to hold on half a core.
+fn cost_rate(p: Persona, base: f64) -> f64 {
+    match p {
+        Persona::ImportNat => (base / 50.0).max(0.5),
+        Persona::SignIn => (base / 4.0).max(2.0),
+        _ => base,
+    }
+}
+
+pub async fn costs(
+    suite: &Suite,
+    population: Arc<Population>,
+    load: &LoadArgs,
+    setup: &Setup,
+    name: &str,
+) -> anyhow::Result<()> {
+    let pids = suite.pids();
+    let before = CpuSample::take(&pids);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let idle = CpuSample::take(&pids).cores_since(&before);
+    let base = load.rate.unwrap_or(100.0);
+    let mut personas = BTreeMap::new();
+    for p in Persona::ALL {
+        let options = PlanOptions {
+            rate: Some(cost_rate(p, base)),
+            duration_s: Some(load.duration.unwrap_or(15.0)),
+            risk_change: Some(false),
+            only: Some(p),
+            ..Default::default()
+        };
+        let plan = Plan::new(PlanName::Steady, 1.0, &options).map_err(anyhow::Error::msg)?;
+        let mut args = RunArgs::from(load, setup, &format!("{name}-{}", p.name()));
+        args.out = load.out.join("steps");
+        let r = run(suite, population.clone(), plan, &args).await?;
+        let s = &r.summary;
+        let us_per_request: BTreeMap<String, f64> = r
+            .cpu
+            .iter()
+            .map(|(k, v)| {
+                let net = (v - idle.get(k).copied().unwrap_or(0.0)).max(0.0);
+                (k.clone(), net * 1e6 / s.goodput_per_s.max(1e-9))
+            })
+            .collect();
+        let suite_us = us_per_request
+            .iter()
+            .filter(|(k, _)| k.as_str() != "load generator")
+            .map(|(_, v)| v)
+            .sum();
+        personas.insert(
+            p.name().to_owned(),
+            PersonaCost {
+                offered_per_s: s.offered_per_s,
+                goodput_per_s: s.goodput_per_s,
+                p99_us: s.latency.p99_us,
+                cpu: r.cpu.clone(),
+                us_per_request,
+                suite_us_per_request: suite_us,
+            },
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    let result = CostsResult {
+        name: name.to_owned(),
+        date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        setup: setup.clone(),
+        idle,
+        personas,
+    };
+    let path = load.out.join(format!("{name}.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(&result)?)?;
+    for (p, c) in &result.personas {
+        eprintln!(
+            "{name}: {p:<16} {:>8.0} µs of suite CPU per request at {:.1}/s",
+            c.suite_us_per_request, c.goodput_per_s
+        );
+    }
+    eprintln!("idle: {:?}; wrote {}", result.idle, path.display());
     Ok(())
 }
