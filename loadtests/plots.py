@@ -27,17 +27,18 @@ def load(path):
 
 def knee_plot(results, out):
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    top = 1
     for name in ("knee-hardened", "knee-naive"):
         path = os.path.join(results, name + ".json")
         if not os.path.exists(path):
             continue
         k = load(path)
         xs = [s["offered_per_s"] for s in k["steps"]]
+        top = max([top] + xs)
         ax1.plot(xs, [s["goodput_per_s"] for s in k["steps"]], marker="o", label=k["setup"]["profile"])
         ax2.plot(xs, [s["p99_us"] / 1000 for s in k["steps"]], marker="o", label=k["setup"]["profile"])
         if k.get("knee_per_s"):
             ax1.axvline(k["knee_per_s"], linestyle=":", color=ax1.lines[-1].get_color())
-    top = max([l.get_xdata().max() for l in ax1.lines] + [1])
     ax1.plot([0, top], [0, top], color="grey", linewidth=0.8, linestyle="--", label="goodput = offered")
     ax1.set(xlabel="offered requests/s", ylabel="goodput (right answers within 1 s)/s", title="Goodput against offered load")
     ax2.set(xlabel="offered requests/s", ylabel="p99 latency from intended send (ms)", yscale="log", title="p99 against offered load")
@@ -79,8 +80,13 @@ def timeline_plot(r, out):
     plt.close(fig)
 
 
+def ours(results, pattern):
+    """Our own results (goose's JSON reports sit beside them)."""
+    return [load(p) for p in sorted(glob.glob(os.path.join(results, pattern))) if ".goose." not in p]
+
+
 def ablation_plot(results, out):
-    runs = [load(p) for p in sorted(glob.glob(os.path.join(results, "ablation-*.json")))]
+    runs = ours(results, "ablation-*.json")
     if not runs:
         return
     runs.sort(key=lambda r: -r["summary"]["goodput_per_s"])
@@ -98,7 +104,7 @@ def ablation_plot(results, out):
 
 
 def map_plot(results, out):
-    runs = [load(p) for p in glob.glob(os.path.join(results, "map-*.json"))]
+    runs = ours(results, "map-*.json")
     if not runs:
         return
     profiles = sorted({r["setup"]["profile"] for r in runs})
@@ -127,9 +133,8 @@ def map_plot(results, out):
 def main():
     results, out = sys.argv[1], sys.argv[2]
     knee_plot(results, out)
-    for path in sorted(glob.glob(os.path.join(results, "*.json"))):
-        r = load(path)
-        if "summary" in r and not os.path.basename(path).startswith(("ablation-", "map-")):
+    for r in ours(results, "*.json"):
+        if "summary" in r and not r["name"].startswith(("ablation-", "map-")):
             timeline_plot(r, out)
     ablation_plot(results, out)
     map_plot(results, out)

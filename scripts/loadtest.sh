@@ -51,8 +51,10 @@ if [ $# -gt 0 ]; then
   exit 0
 fi
 
-# The short mass-testing run: 90 s, a 10x surge of show-code and imports held for 25 s, the hardened page's
-# clients. Scale 0.005 of Xi'an's design rate (20,000/s) is 100 requests/s at baseline, about 790/s in the surge.
-"${generator[@]}" run "${confine[@]}" --plan mass-testing --profile hardened --scale "${SCALE:-0.005}" \
-  --people "${PEOPLE:-5000}" --duration 90 --surge-hold 25 --name loadtest-mass-testing \
-  --require-recovery 30 --threshold "p99<2s for GET show code" --threshold "error-rate<25%"
+# The short mass-testing run: 90 s, a 10x surge of code displays and imports held for 25 s, the hardened page's
+# clients. Scale 0.0015 of Xi'an's design rate (20,000/s) is 30 requests/s at baseline and about 220/s in the surge:
+# below the hardened profile's knee on half a core (294/s, docs/capacity.md), so it must hold the surge with p99
+# under a second and no failures, and be back under 200 ms within 30 s of its end.
+"${generator[@]}" run "${confine[@]}" --plan mass-testing --profile hardened --scale "${SCALE:-0.0015}" \
+  --people "${PEOPLE:-3000}" --duration 90 --surge-hold 25 --name loadtest-mass-testing \
+  --require-recovery 30 --threshold "p99<1s for GET show code" --threshold "error-rate<1%"

@@ -181,7 +181,28 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run(cli))
+    runtime.block_on(async {
+        // Stopped by a signal, the run's future is dropped, and with it the suite: its services are stopped, its
+        // scratch database and keys removed, and PostgreSQL and Redis given their CPUs back.
+        tokio::select! {
+            result = run(cli) => result,
+            signal = stop_signal() => Err(anyhow::anyhow!("stopped by {signal}; the suite it started is removed")),
+        }
+    })
+}
+
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        _ => std::future::pending().await,
+    }
 }
 
 fn suite_options(s: &SuiteArgs) -> suite::SuiteOptions {

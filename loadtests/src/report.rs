@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::runner::{KneeResult, RunResult};
+use crate::plan::Persona;
+use crate::runner::{CostsResult, KneeResult, RunResult};
 
 fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
@@ -53,12 +54,15 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
     );
     let mut runs: BTreeMap<String, RunResult> = BTreeMap::new();
     let mut knees: BTreeMap<String, KneeResult> = BTreeMap::new();
+    let mut costs: Option<CostsResult> = None;
     for entry in std::fs::read_dir(results)? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "json")
             && !path.to_string_lossy().contains(".goose.")
         {
-            if let Some(k) = load::<KneeResult>(&path) {
+            if let Some(c) = load::<CostsResult>(&path) {
+                costs = Some(c);
+            } else if let Some(k) = load::<KneeResult>(&path) {
                 knees.insert(k.name.clone(), k);
             } else if let Some(r) = load::<RunResult>(&path) {
                 runs.insert(r.name.clone(), r);
@@ -318,6 +322,119 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
             );
         }
         let _ = writeln!(md, "\n{}\n", section("map"));
+    }
+
+    // The cost of each request type, measured alone.
+    if let Some(c) = &costs {
+        let programs: Vec<String> = c
+            .idle
+            .keys()
+            .filter(|k| k.as_str() != "load generator")
+            .cloned()
+            .collect();
+        let _ = writeln!(
+            md,
+            "## What each request costs\n\n`loadtest costs` ({}): the suite idle for 10 s, then each persona alone at a steady rate, \
+             its CPU by program from `/proc` with the idle cores taken off, per right answer (µs).\n",
+            c.date
+        );
+        let _ = writeln!(
+            md,
+            "| persona | rate/s | p99 ms | {} | **suite** | share of requests | **µs per request of the mix** |\n|---|---|---|{}---|---|---|",
+            programs.join(" | "),
+            "---|".repeat(programs.len())
+        );
+        let mut weighted = Vec::new();
+        for p in Persona::ALL {
+            if let Some(pc) = c.personas.get(p.name()) {
+                let cells: Vec<String> = programs
+                    .iter()
+                    .map(|k| format!("{:.0}", pc.us_per_request.get(k).copied().unwrap_or(0.0)))
+                    .collect();
+                let w = p.share() * pc.suite_us_per_request;
+                weighted.push((p, w));
+                let _ = writeln!(
+                    md,
+                    "| {p} | {:.1} | {} | {} | **{:.0}** | {:.0} % | {w:.0} |",
+                    pc.goodput_per_s,
+                    ms(pc.p99_us),
+                    cells.join(" | "),
+                    pc.suite_us_per_request,
+                    p.share() * 100.0
+                );
+            }
+        }
+        let mix: f64 = weighted.iter().map(|(_, w)| w).sum();
+        let idle: f64 = suite_cpu(&c.idle);
+        weighted.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let top: Vec<String> = weighted
+            .iter()
+            .take(3)
+            .map(|(p, w)| format!("{p} ({:.0} % of the mix's CPU)", 100.0 * w / mix))
+            .collect();
+        let _ = writeln!(
+            md,
+            "\nThe traffic model's mix costs **{mix:.0} µs of suite CPU per request**; the idle suite takes {idle:.3} cores \
+             (relays and consumers polling, the scheduler, PostgreSQL's background). The three request types that cost \
+             the most per unit of traffic: {}.",
+            top.join(", ")
+        );
+        if let Some(show) = c.personas.get("show-code") {
+            let _ = writeln!(
+                md,
+                "CPU-seconds per million code displays: **{:.0}**.\n",
+                show.suite_us_per_request
+            );
+        }
+        if let (Some(k), Some(cores)) = (knees.get("knee-hardened"), c.setup.suite_cores) {
+            let predicted = (cores - idle).max(0.0) * 1e6 / mix;
+            let _ = writeln!(
+                md,
+                "Check against this machine: ({cores} cores − {idle:.2} idle) / {mix:.0} µs = **{predicted:.0} requests/s \
+                 predicted**; the measured hardened knee is **{:.0} requests/s** ({:.0} % of the prediction).\n",
+                k.knee_per_s.unwrap_or(0.0),
+                100.0 * k.knee_per_s.unwrap_or(0.0) / predicted.max(1e-9)
+            );
+        }
+        // The full-scale peaks, each with its own mix: the surge multiplies code displays and imports tenfold.
+        let cost = |p: Persona| {
+            c.personas
+                .get(p.name())
+                .map(|pc| pc.suite_us_per_request)
+                .unwrap_or(0.0)
+        };
+        let surge_weights: Vec<(Persona, f64)> = Persona::ALL
+            .iter()
+            .map(|p| (*p, p.share() * if p.surges() { 10.0 } else { 1.0 }))
+            .collect();
+        let surge_total: f64 = surge_weights.iter().map(|(_, w)| w).sum();
+        let surge_mix: f64 = surge_weights
+            .iter()
+            .map(|(p, w)| w / surge_total * cost(*p))
+            .sum();
+        let _ = writeln!(
+            md,
+            "| full-scale peak | requests/s | mix | µs per request | cores busy | cores at 60 % | 16-core hosts |\n|---|---|---|---|---|---|---|"
+        );
+        for (what, rate, mix_name, us) in [
+            ("Guangzhou launch-day peak minute", 10_000.0, "steady", mix),
+            ("Xi'an design rate", 20_000.0, "steady", mix),
+            (
+                "Xi'an surge (10x)",
+                200_000.0,
+                "surge: displays and imports x10",
+                surge_mix,
+            ),
+        ] {
+            let busy = rate * us / 1e6;
+            let _ = writeln!(
+                md,
+                "| {what} | {rate:.0} | {mix_name} | {us:.0} | {busy:.0} | {:.0} | {:.0} |",
+                busy / 0.6,
+                (busy / 0.6 / 16.0).ceil()
+            );
+        }
+        let _ = writeln!(md, "\n{}\n", section("costs"));
     }
 
     // The capacity model.

@@ -94,15 +94,13 @@ pub struct RunResult {
     pub service_counters: BTreeMap<String, f64>,
 }
 
-/// The counters of the services' /metrics that tell which defence acted (summed over labels).
-const COUNTERS: [&str; 7] = [
-    "http_requests_shed_total",
-    "http_requests_timed_out_total",
-    "db_pool_wait_timeouts_total",
-    "rendering_breaker_open_total",
-    "rendering_stale_codes_total",
-    "rendering_render_cache_hits_total",
-    "rendering_render_cache_misses_total",
+/// The counters of the services' /metrics that tell where the load went, each summed by one of its labels: answers
+/// by status class (the 503s of admission and timeouts among the 5xx), code requests by where the answer came from
+/// (caches, Redis, scoring, stale), calls from rendering to scoring by outcome (the breaker's refusals).
+const COUNTERS: [(&str, &str); 3] = [
+    ("http_requests_total", "status"),
+    ("rendering_code_requests_total", "outcome"),
+    ("rendering_scoring_calls_total", "outcome"),
 ];
 
 fn counters(metrics: &BTreeMap<String, String>) -> BTreeMap<String, f64> {
@@ -110,14 +108,48 @@ fn counters(metrics: &BTreeMap<String, String>) -> BTreeMap<String, f64> {
     for text in metrics.values() {
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap_or("");
-            if COUNTERS.contains(&name)
-                && let Some(v) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok())
-            {
-                *out.entry(name.to_owned()).or_default() += v;
-            }
+            let Some((_, label)) = COUNTERS.iter().find(|(n, _)| *n == name) else {
+                continue;
+            };
+            let value = line
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            let key = format!("{label}=\"");
+            let by = line
+                .split_once(&key)
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .map(|(v, _)| v)
+                .unwrap_or("");
+            *out.entry(format!("{name}{{{label}={by}}}")).or_default() += value;
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_counters_are_summed_by_their_label_across_services_and_routes() {
+        let text = "# TYPE http_requests_total counter\n\
+            http_requests_total{method=\"GET\",route=\"/v1/codes/me\",status=\"5xx\"} 3\n\
+            http_requests_total{method=\"POST\",route=\"/v1/verify\",status=\"5xx\"} 4\n\
+            http_requests_total{method=\"GET\",route=\"/v1/codes/me\",status=\"2xx\"} 10\n\
+            rendering_code_requests_total{outcome=\"memory_hit\"} 7\n\
+            verification_decisions_total{decision=\"pass\"} 9\n";
+        let metrics = BTreeMap::from([
+            ("a".to_owned(), text.to_owned()),
+            ("b".to_owned(), text.to_owned()),
+        ]);
+        let c = counters(&metrics);
+        assert_eq!(c["http_requests_total{status=5xx}"], 14.0);
+        assert_eq!(c["http_requests_total{status=2xx}"], 20.0);
+        assert_eq!(c["rendering_code_requests_total{outcome=memory_hit}"], 14.0);
+        assert_eq!(c.len(), 3);
+    }
 }
 
 pub async fn run(
