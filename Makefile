@@ -1,6 +1,6 @@
 # The two commands: `make up` starts the whole suite with demo data, `make test` runs every check.
 # Both bring up PostgreSQL and Redis themselves (scripts/infra.sh) or use the ones already answering.
-.PHONY: up down test fmt lint loadtest capacity-report bench bench-declaration bench-scoring bench-rendering bench-verification infra-up infra-down
+.PHONY: up down test fmt lint image k8s-check loadtest capacity-report bench bench-declaration bench-scoring bench-rendering bench-verification infra-up infra-down
 
 up:
 	@scripts/up.sh
@@ -36,6 +36,15 @@ bench-rendering:
 # Verify throughput (valid codes, each scan group-committed before its answer) against the plaintext endpoint.
 bench-verification:
 	loadtests/bench_verification.py
+
+# The runtime image localhost/health-code:dev (podman; Containerfile), from release binaries built here.
+image:
+	@scripts/image.sh
+
+# The Kubernetes manifests checked offline, and the dev overlay run under podman kube play (needs `make image`
+# or the test image; make test runs it).
+k8s-check:
+	@IMAGE=$${IMAGE:-localhost/health-code:dev} scripts/k8s-check.sh
 
 # A short mass-testing run of the hardened profile with thresholds (goose; reports in loadtests/results/).
 loadtest:

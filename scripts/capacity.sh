@@ -6,7 +6,8 @@
 #
 # Knobs (environment): SUITE_CORES (0.5), PEOPLE (3000), KNEE_FROM_HARDENED (200), KNEE_FROM_NAIVE (20),
 # STEP_SECONDS (12), PLAN_SCALE (default: 70 % of the naive knee as the baseline), ONLY (a space-separated subset of:
-# knees costs plans ablation map), MAP_FACTORS ("3 10"), MAP_HOLDS ("10 30").
+# knees costs plans ablation map seed), MAP_FACTORS ("3 10"), MAP_HOLDS ("10 30"), SEED_PEOPLE (1000000: the
+# seeding speed, about 20 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 report() {
@@ -20,7 +21,7 @@ if [ "${1:-}" = report ]; then report; exit 0; fi
 cargo build --release --workspace --bins --locked -q
 lt() { SKIP_BUILD=1 scripts/loadtest.sh "$@"; }
 people="${PEOPLE:-3000}"; step="${STEP_SECONDS:-12}"; scale="${PLAN_SCALE:-0.03}"
-only=" ${ONLY:-knees costs plans ablation map} "
+only=" ${ONLY:-knees costs plans ablation map seed} "
 
 if [[ "$only" == *" knees "* ]]; then
   lt knee --profile hardened --people "$people" --scale 1 --from "${KNEE_FROM_HARDENED:-200}" --factor 1.5 --steps 9 \
@@ -78,5 +79,9 @@ if [[ "$only" == *" map "* ]]; then
       done
     done
   done
+fi
+if [[ "$only" == *" seed "* ]]; then
+  n="${SEED_PEOPLE:-1000000}"
+  target/release/loadtest seed --people "$n" >"loadtests/results/seed-$n.json"
 fi
 report

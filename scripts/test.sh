@@ -27,6 +27,11 @@ cargo test --workspace --all-targets --locked
 echo "== the load generator: every persona against a small suite, every answer checked (loadtest smoke)"
 cargo build --workspace --bins --locked -q
 target/debug/loadtest smoke
+echo "== the container image: built from the debug binaries, run non-root on a read-only root (podman)"
+SKIP_BUILD=1 PROFILE=debug IMAGE=localhost/health-code:test scripts/image.sh build
+IMAGE=localhost/health-code:test scripts/image.sh smoke
+echo "== Kubernetes: overlays rendered and validated, policies, Prometheus rules, the dev overlay under podman kube play"
+IMAGE=localhost/health-code:test scripts/k8s-check.sh
 echo "== token test vectors, checked independently (Python: cbor2, cryptography, base45)"
 "$(scripts/pyenv.sh)" scripts/check_token_vectors.py
 echo "== the citizen's page end to end (headless Chromium)"

@@ -131,8 +131,8 @@ impl Population {
     }
 }
 
-/// How long each seeding step took (printed, never timed as a result).
-#[derive(Debug, Default, serde::Serialize)]
+/// How long each seeding step took (printed, and reported as seeding speed; never part of a load figure).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct SeedTimes {
     pub people: usize,
     pub register_s: f64,

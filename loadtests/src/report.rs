@@ -55,12 +55,18 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
     let mut runs: BTreeMap<String, RunResult> = BTreeMap::new();
     let mut knees: BTreeMap<String, KneeResult> = BTreeMap::new();
     let mut costs: Option<CostsResult> = None;
+    let mut seeds: Vec<crate::population::SeedTimes> = Vec::new();
     for entry in std::fs::read_dir(results)? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "json")
             && !path.to_string_lossy().contains(".goose.")
         {
-            if let Some(c) = load::<CostsResult>(&path) {
+            let seed_file = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("seed"));
+            if seed_file {
+                seeds.extend(load::<crate::population::SeedTimes>(&path));
+            } else if let Some(c) = load::<CostsResult>(&path) {
                 costs = Some(c);
             } else if let Some(k) = load::<KneeResult>(&path) {
                 knees.insert(k.name.clone(), k);
@@ -435,6 +441,32 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
             );
         }
         let _ = writeln!(md, "\n{}\n", section("costs"));
+    }
+
+    if !seeds.is_empty() {
+        seeds.sort_by_key(|s| s.people);
+        let _ = writeln!(
+            md,
+            "## Seeding the population\n\n`loadtest seed --people N` through the services' APIs, the suite unconfined \
+             (never part of a load figure):\n\n| people | registration | official facts (imports) | declarations (70 %) | \
+             statuses caught up after | in all |\n|---|---|---|---|---|---|"
+        );
+        for s in &seeds {
+            let total = s.register_s + s.facts_s + s.declarations_s + s.statuses_s;
+            let _ = writeln!(
+                md,
+                "| {} | {:.0} s ({:.0}/s) | {:.0} s | {:.0} s ({:.0}/s) | {:.1} s | {:.1} min |",
+                s.people,
+                s.register_s,
+                s.people as f64 / s.register_s,
+                s.facts_s,
+                s.declarations_s,
+                0.7 * s.people as f64 / s.declarations_s,
+                s.statuses_s,
+                total / 60.0
+            );
+        }
+        let _ = writeln!(md, "\n{}\n", section("seeding"));
     }
 
     // The capacity model.

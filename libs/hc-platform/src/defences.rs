@@ -118,18 +118,18 @@ pub async fn admission(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let _permit =
-        match defences_of(&req) {
-            Some(d) if !exempt(req.path()) => match &d.admission {
-                Some(semaphore) => Some(semaphore.clone().try_acquire_owned().map_err(|_| {
-                    ApiError::Overloaded {
-                        retry_after: d.retry_after,
-                    }
-                })?),
-                None => None,
-            },
-            _ => None,
-        };
+    let _permit = match defences_of(&req) {
+        Some(d) if !exempt(req.path()) => match &d.admission {
+            Some(semaphore) => Some(semaphore.clone().try_acquire_owned().map_err(|_| {
+                metrics::counter!("http_requests_shed_total", "reason" => "admission").increment(1);
+                ApiError::Overloaded {
+                    retry_after: d.retry_after,
+                }
+            })?),
+            None => None,
+        },
+        _ => None,
+    };
     next.call(req).await
 }
 
@@ -148,7 +148,10 @@ pub async fn timeout(
     match limit {
         Some(limit) => tokio::time::timeout(limit, next.call(req))
             .await
-            .map_err(|_| ApiError::Timeout)?,
+            .map_err(|_| {
+                metrics::counter!("http_requests_shed_total", "reason" => "timeout").increment(1);
+                ApiError::Timeout
+            })?,
         None => next.call(req).await,
     }
 }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod db;
 pub mod defences;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod http;
 pub mod metrics;

@@ -11,13 +11,20 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Buckets for batch sizes (a group commit's scans).
+const BATCH_BUCKETS: &[f64] = &[
+    1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0,
+];
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// The process-wide handle; installs the recorder on first use.
 pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), LATENCY_BUCKETS)
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+            .expect("static bucket list is not empty")
+            .set_buckets_for_metric(Matcher::Suffix("_batch_size".into()), BATCH_BUCKETS)
             .expect("static bucket list is not empty")
             .install_recorder()
             .expect("the only place that installs a metrics recorder")

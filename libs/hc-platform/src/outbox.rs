@@ -16,6 +16,9 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::store::Store;
 
+/// How often the relay reports its backlog.
+const BACKLOG_EVERY: Duration = Duration::from_secs(5);
+
 /// The Redis key (without prefix) of an event stream, e.g. `events:facts.imported`.
 pub fn stream_key(stream: &str) -> String {
     format!("events:{stream}")
@@ -118,9 +121,32 @@ impl Relay {
         Ok(ids.len())
     }
 
+    /// Events committed and not yet relayed (the partial index on unpublished rows keeps the count cheap).
+    async fn record_backlog(&self) -> anyhow::Result<()> {
+        let unpublished: i64 = self
+            .pool
+            .get()
+            .await?
+            .query_one(
+                "SELECT count(*) FROM outbox WHERE published_at IS NULL",
+                &[],
+            )
+            .await?
+            .get(0);
+        metrics::gauge!("outbox_unpublished_events").set(unpublished as f64);
+        Ok(())
+    }
+
     /// Relays until cancelled, pausing `idle` when there is nothing to publish.
     pub async fn run(self, cancel: CancellationToken, idle: Duration) {
+        let mut backlog_measured: Option<std::time::Instant> = None;
         while !cancel.is_cancelled() {
+            if backlog_measured.is_none_or(|at| at.elapsed() >= BACKLOG_EVERY) {
+                backlog_measured = Some(std::time::Instant::now());
+                if let Err(err) = self.record_backlog().await {
+                    tracing::debug!(error = %err, "counting the outbox backlog failed");
+                }
+            }
             let published = match self.process_next_batch().await {
                 Ok(n) => n,
                 Err(err) => {

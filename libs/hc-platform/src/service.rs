@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -120,6 +121,34 @@ impl Running {
         H: Fn(Delivered) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
+        let handler = Arc::new(handler);
+        self.spawn_consumer(stream, batch, false, move |events: Vec<Delivered>| {
+            let handler = handler.clone();
+            async move {
+                for event in events {
+                    handler(event).await?;
+                }
+                Ok(())
+            }
+        });
+    }
+
+    /// As [`Self::consume_batched`], the handler given up to `batch` events at once, to apply them together (one
+    /// transaction, one recolouring): what keeps a consumer up with a bulk of small events. A batch that fails
+    /// is handled again one event at a time (see [`Consumer::process_next_group`]).
+    pub fn consume_grouped<H, Fut>(&self, stream: &str, batch: usize, handler: H)
+    where
+        H: Fn(Vec<Delivered>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        self.spawn_consumer(stream, batch, true, handler);
+    }
+
+    fn spawn_consumer<H, Fut>(&self, stream: &str, batch: usize, grouped: bool, handler: H)
+    where
+        H: Fn(Vec<Delivered>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
         if !self.events.consumers_enabled {
             return;
         }
@@ -131,7 +160,7 @@ impl Running {
             batch,
         );
         let idle = Duration::from_millis(self.events.idle_ms);
-        tokio::spawn(consumer.run(self.background.clone(), idle, handler));
+        tokio::spawn(consumer.run(self.background.clone(), idle, grouped, handler));
     }
 
     /// Cancelled when the service stops: for a service's own background loops.

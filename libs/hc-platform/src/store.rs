@@ -63,7 +63,8 @@ impl Store {
         })
     }
 
-    /// The full key for `suffix`, e.g. `hc:otp:…`. The only place keys are built.
+    /// The full key for `suffix`, e.g. `hc:otp:…`. The only place keys are built (the suffixes of keys shared
+    /// between services come from the functions below).
     pub fn key(&self, suffix: &str) -> String {
         format!("{}{suffix}", self.prefix)
     }
@@ -111,4 +112,16 @@ impl ConnectionLike for Conn {
             Conn::Cluster(c) => c.get_db(),
         }
     }
+}
+
+/// A person's Redis Cluster hash tag, `{person-id}`: every key of one person carries it, so that the keys read or
+/// written together (the status and the code renders, in one pipeline on the show-code path) share a hash slot
+/// and reach one node. Without it the cluster client refuses such a pipeline as cross-slot.
+pub fn person_tag(person: uuid::Uuid) -> String {
+    format!("{{{person}}}")
+}
+
+/// The key suffix of a person's status hash, written by scoring and read by rendering and verification.
+pub fn status_key(person: uuid::Uuid) -> String {
+    format!("status:{}", person_tag(person))
 }

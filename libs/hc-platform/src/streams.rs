@@ -28,8 +28,17 @@ pub struct Delivered {
     pub traceparent: Option<String>,
 }
 
+/// An entry read from the stream: its stream id, the event, and the payload as sent (for the dead-letter stream).
+struct Entry {
+    id: String,
+    delivered: Delivered,
+    payload: String,
+}
+
 pub struct Consumer {
     store: Store,
+    /// The event name (a metric label), and its Redis key.
+    stream: String,
     key: String,
     group: String,
     name: String,
@@ -43,6 +52,9 @@ pub struct Consumer {
 /// was scaled away, whose name will not come back) before another consumer of the group takes it over.
 const CLAIM_IDLE: Duration = Duration::from_secs(60);
 
+/// How often a consumer reports its group's backlog (one XINFO GROUPS).
+const BACKLOG_EVERY: Duration = Duration::from_secs(5);
+
 fn field(map: &HashMap<String, redis::Value>, name: &str) -> Option<String> {
     map.get(name)
         .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
@@ -54,6 +66,7 @@ impl Consumer {
         let key = store.key(&stream_key(stream));
         Self {
             store,
+            stream: stream.to_owned(),
             key,
             group: group.to_owned(),
             name: name.to_owned(),
@@ -120,8 +133,30 @@ impl Consumer {
         F: Fn(Delivered) -> Fut,
         Fut: Future<Output = anyhow::Result<()>>,
     {
+        let handler = &handler;
+        self.process_next_group(false, |events: Vec<Delivered>| async move {
+            for event in events {
+                handler(event).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// As [`Self::process_next_batch`], with the handler given a whole batch at once when `grouped` (so that
+    /// it can write it in one transaction: one commit instead of one per event). A batch that fails is handled
+    /// again one event at a time, so that a malformed event is dead-lettered alone and a transient failure
+    /// leaves the events from the failing one on pending, in order.
+    pub async fn process_next_group<F, Fut>(
+        &self,
+        grouped: bool,
+        handler: F,
+    ) -> anyhow::Result<usize>
+    where
+        F: Fn(Vec<Delivered>) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>>,
+    {
         self.claim_abandoned().await?;
-        let mut handled = 0;
         for start in ["0", ">"] {
             let options = StreamReadOptions::default()
                 .group(&self.group, &self.name)
@@ -131,62 +166,133 @@ impl Consumer {
                 .conn()
                 .xread_options(&[&self.key], &[start], &options)
                 .await?;
-            for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
-                let delivered = Delivered {
-                    event_id: field(&entry.map, "event_id").unwrap_or_else(|| entry.id.clone()),
-                    payload: serde_json::from_str(
-                        &field(&entry.map, "payload").unwrap_or_default(),
-                    )
-                    .unwrap_or(serde_json::Value::Null),
-                    traceparent: field(&entry.map, "traceparent"),
-                };
-                let event_id = delivered.event_id.clone();
-                let payload = field(&entry.map, "payload").unwrap_or_default();
-                if let Err(err) = handler(delivered).await {
+            let entries: Vec<Entry> = reply
+                .keys
+                .into_iter()
+                .flat_map(|k| k.ids)
+                .map(|entry| Entry {
+                    delivered: Delivered {
+                        event_id: field(&entry.map, "event_id").unwrap_or_else(|| entry.id.clone()),
+                        payload: serde_json::from_str(
+                            &field(&entry.map, "payload").unwrap_or_default(),
+                        )
+                        .unwrap_or(serde_json::Value::Null),
+                        traceparent: field(&entry.map, "traceparent"),
+                    },
+                    payload: field(&entry.map, "payload").unwrap_or_default(),
+                    id: entry.id,
+                })
+                .collect();
+            if entries.is_empty() {
+                continue;
+            }
+            if grouped && entries.len() > 1 {
+                let all = entries.iter().map(|e| e.delivered.clone()).collect();
+                if handler(all).await.is_ok() {
+                    let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+                    self.store
+                        .conn()
+                        .xack::<_, _, _, ()>(&self.key, &self.group, &ids)
+                        .await?;
+                    entries.iter().for_each(|e| self.record_age(e));
+                    return Ok(entries.len());
+                }
+            }
+            for entry in &entries {
+                if let Err(err) = handler(vec![entry.delivered.clone()]).await {
                     let Some(malformed) = err.downcast_ref::<Malformed>() else {
                         return Err(err);
                     };
-                    tracing::error!(event = %event_id, stream = %self.key, reason = %malformed, "malformed event moved to the dead-letter stream");
-                    metrics::counter!("stream_dead_letters_total").increment(1);
-                    self.store
-                        .conn()
-                        .xadd::<_, _, _, _, ()>(
-                            format!("{}:dead", self.key),
-                            "*",
-                            &[
-                                ("event_id", event_id.as_str()),
-                                ("payload", payload.as_str()),
-                                ("group", self.group.as_str()),
-                                ("reason", &malformed.to_string()),
-                            ],
-                        )
-                        .await?;
+                    self.dead_letter(entry, malformed).await?;
                 }
                 self.store
                     .conn()
                     .xack::<_, _, _, ()>(&self.key, &self.group, &[&entry.id])
                     .await?;
-                handled += 1;
+                self.record_age(entry);
             }
-            if handled > 0 {
-                break;
-            }
+            return Ok(entries.len());
         }
-        Ok(handled)
+        Ok(0)
+    }
+
+    /// How long the event waited in the stream before it was applied (an entry id starts with the milliseconds
+    /// at which Redis added it): for scoring, the recolouring lag.
+    fn record_age(&self, entry: &Entry) {
+        let Some(added_ms) = entry
+            .id
+            .split('-')
+            .next()
+            .and_then(|ms| ms.parse::<i64>().ok())
+        else {
+            return;
+        };
+        let age_ms = (chrono::Utc::now().timestamp_millis() - added_ms).max(0);
+        metrics::histogram!("stream_event_age_seconds", "stream" => self.stream.clone())
+            .record(age_ms as f64 / 1000.0);
+    }
+
+    /// Entries of the stream this group has not acknowledged yet: not yet delivered (the group's lag) and
+    /// delivered but pending.
+    async fn record_backlog(&self) -> anyhow::Result<()> {
+        let groups: redis::streams::StreamInfoGroupsReply =
+            self.store.conn().xinfo_groups(&self.key).await?;
+        if let Some(group) = groups.groups.iter().find(|g| g.name == self.group) {
+            let backlog = group.pending + group.lag.unwrap_or(0);
+            metrics::gauge!("stream_backlog_events", "stream" => self.stream.clone())
+                .set(backlog as f64);
+        }
+        Ok(())
+    }
+
+    async fn dead_letter(&self, entry: &Entry, malformed: &Malformed) -> anyhow::Result<()> {
+        let event_id = entry.delivered.event_id.as_str();
+        tracing::error!(event = %event_id, stream = %self.key, reason = %malformed, "malformed event moved to the dead-letter stream");
+        metrics::counter!("stream_dead_letters_total", "stream" => self.stream.clone())
+            .increment(1);
+        self.store
+            .conn()
+            .xadd::<_, _, _, _, ()>(
+                format!("{}:dead", self.key),
+                "*",
+                &[
+                    ("event_id", event_id),
+                    ("payload", entry.payload.as_str()),
+                    ("group", self.group.as_str()),
+                    ("reason", &malformed.to_string()),
+                ],
+            )
+            .await?;
+        Ok(())
     }
 
     /// Consumes until cancelled. Reads do not block on the shared multiplexed connection (a blocking read
     /// would hold up every other command on it); the loop pauses `idle` when there was nothing.
-    pub async fn run<F, Fut>(self, cancel: CancellationToken, idle: Duration, handler: F)
-    where
-        F: Fn(Delivered) -> Fut,
+    /// `grouped`: see [`Self::process_next_group`].
+    pub async fn run<F, Fut>(
+        self,
+        cancel: CancellationToken,
+        idle: Duration,
+        grouped: bool,
+        handler: F,
+    ) where
+        F: Fn(Vec<Delivered>) -> Fut,
         Fut: Future<Output = anyhow::Result<()>>,
     {
         if let Err(err) = self.ensure_group().await {
             tracing::error!(error = %err, stream = %self.key, "cannot create the consumer group");
         }
+        // Present from the start at 0, so that an alert on its increase sees the first dead letter.
+        metrics::counter!("stream_dead_letters_total", "stream" => self.stream.clone()).absolute(0);
+        let mut backlog_measured: Option<std::time::Instant> = None;
         while !cancel.is_cancelled() {
-            let handled = match self.process_next_batch(&handler).await {
+            if backlog_measured.is_none_or(|at| at.elapsed() >= BACKLOG_EVERY) {
+                backlog_measured = Some(std::time::Instant::now());
+                if let Err(err) = self.record_backlog().await {
+                    tracing::debug!(error = %err, stream = %self.key, "measuring the backlog failed");
+                }
+            }
+            let handled = match self.process_next_group(grouped, &handler).await {
                 Ok(n) => n,
                 Err(err) => {
                     tracing::warn!(error = %err, stream = %self.key, "stream consumer step failed");

@@ -66,6 +66,15 @@ async fn start(settings: &PlatformSettings, gate: Arc<Notify>) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
+async fn metrics_text(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beyond_max_inflight_requests_are_shed_at_once_with_retry_after() {
     let gate = Arc::new(Notify::new());
@@ -108,6 +117,12 @@ async fn beyond_max_inflight_requests_are_shed_at_once_with_retry_after() {
             .get("content-type")
             .and_then(|v| v.to_str().ok()),
         Some("application/problem+json")
+    );
+    // Counted, by reason, for the SheddingLoad alert.
+    let metrics = metrics_text(&base).await;
+    assert!(
+        metrics.contains("http_requests_shed_total{reason=\"admission\"}"),
+        "{metrics}"
     );
     // Health stays reachable under overload.
     assert_eq!(
@@ -168,6 +183,11 @@ async fn a_stuck_request_times_out_with_503() {
     assert_eq!(r.status(), 503);
     let body: serde_json::Value = r.json().await.expect("problem");
     assert_eq!(body["type"], "/problems/timeout");
+    let metrics = metrics_text(&base).await;
+    assert!(
+        metrics.contains("http_requests_shed_total{reason=\"timeout\"}"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

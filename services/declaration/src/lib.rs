@@ -20,7 +20,7 @@ use hc_platform::service::{Launch, Running, launch};
 use hc_platform::settings::Settings;
 use hc_platform::store::Store;
 
-pub use links::link_person;
+pub use links::link_people;
 pub use settings::DeclarationSettings;
 use state::AppState;
 
@@ -59,8 +59,9 @@ impl Application {
                 cfg.app_data(state.clone()).configure(routes::configure);
             },
         )?;
-        running.consume("person.registered", move |event| {
-            link_person(db.clone(), event)
+        // Registrations come in bulk: a batch of them is one insert.
+        running.consume_grouped("person.registered", 200, move |events| {
+            link_people(db.clone(), events)
         });
         Ok(Self(running))
     }

@@ -2,30 +2,25 @@
 //! arrived before registration count from then on. Idempotent: a redelivered event changes nothing.
 
 use deadpool_postgres::Pool;
-use hc_platform::privacy::from_hex;
-use hc_platform::streams::{Delivered, Malformed};
-use uuid::Uuid;
+use hc_platform::events::PersonRegistered;
+use hc_platform::streams::Delivered;
 
-pub async fn link_person(pool: Pool, event: Delivered) -> anyhow::Result<()> {
-    let person: Uuid = event.payload["person_id"]
-        .as_str()
-        .unwrap_or_default()
-        .parse()
-        .map_err(|e| Malformed(format!("person_id: {e}")))?;
-    let index = from_hex(
-        event.payload["id_number_index"]
-            .as_str()
-            .unwrap_or_default(),
-    )
-    .filter(|i| i.len() == 32)
-    .ok_or_else(|| anyhow::anyhow!("id_number_index must be 64 hex digits"))?;
+pub async fn link_people(pool: Pool, events: Vec<Delivered>) -> anyhow::Result<()> {
+    let mut people = Vec::with_capacity(events.len());
+    let mut indexes = Vec::with_capacity(events.len());
+    for event in &events {
+        let e = PersonRegistered::decode(event)?;
+        people.push(e.person_id);
+        indexes.push(e.id_number_index);
+    }
     let client = pool.get().await?;
     client
         .execute(
-            "INSERT INTO person_links (id_index, person_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[&index, &person],
+            "INSERT INTO person_links (id_index, person_id)
+             SELECT * FROM unnest($1::bytea[], $2::uuid[]) ON CONFLICT DO NOTHING",
+            &[&indexes, &people],
         )
         .await?;
-    tracing::debug!(person = %person, event = %event.event_id, "person linked");
+    tracing::debug!(people = people.len(), "people linked");
     Ok(())
 }

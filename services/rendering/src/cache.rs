@@ -35,7 +35,10 @@ impl Format {
 }
 
 fn code_key(store: &Store, person: Uuid, bucket: i64) -> String {
-    store.key(&format!("code:{person}:{bucket}"))
+    store.key(&format!(
+        "code:{}:{bucket}",
+        hc_platform::store::person_tag(person)
+    ))
 }
 
 /// What one round trip found.

@@ -44,7 +44,7 @@ impl Source {
 
 /// The Redis key scoring keeps a person's status under (a hash: `v` version, `doc` the JSON view).
 pub fn status_key(store: &Store, person: Uuid) -> String {
-    store.key(&format!("status:{person}"))
+    store.key(&hc_platform::store::status_key(person))
 }
 
 pub struct StatusSource {

@@ -25,19 +25,42 @@ impl Fact {
     }
 }
 
+/// Applies `events` of one kind in one transaction, then recolours everyone they touch at once.
 pub async fn handle(
     recolourer: Arc<Recolourer>,
     kind: Fact,
-    event: Delivered,
+    events: Vec<Delivered>,
 ) -> anyhow::Result<()> {
-    let client = recolourer.db.get().await?;
-    let touched = match kind {
-        Fact::PersonRegistered => projection::person_registered(&client, &event).await?,
-        Fact::DeclarationSubmitted => projection::declaration_submitted(&client, &event).await?,
-        Fact::FactsImported => projection::facts_imported(&client, &event).await?,
+    let mut client = recolourer.db.get().await?;
+    let tx = client.transaction().await?;
+    let mut touched = match kind {
+        Fact::PersonRegistered => projection::people_registered(&tx, &events).await?,
+        Fact::DeclarationSubmitted | Fact::FactsImported => {
+            let mut touched = Vec::new();
+            for event in &events {
+                touched.extend(match kind {
+                    Fact::DeclarationSubmitted => {
+                        projection::declaration_submitted(&tx, event).await?
+                    }
+                    _ => projection::facts_imported(&tx, event).await?,
+                });
+            }
+            touched.sort();
+            touched.dedup();
+            projection::facts_changed(&tx, &touched).await?;
+            touched
+        }
     };
+    tx.commit().await?;
     drop(client);
+    touched.sort();
+    touched.dedup();
     let summary = recolourer.recolour(touched).await?;
-    tracing::debug!(event = %event.event_id, evaluated = summary.evaluated, changed = summary.changed, "event applied");
+    tracing::debug!(
+        events = events.len(),
+        evaluated = summary.evaluated,
+        changed = summary.changed,
+        "events applied"
+    );
     Ok(())
 }

@@ -92,17 +92,21 @@ impl Application {
                 cfg.app_data(state.clone()).configure(routes::configure);
             },
         )?;
+        // Registrations and declarations come in bulk (a city registering, a morning's declarations): a batch
+        // is one transaction and one recolouring. An import event carries up to a chunk of rows already.
         for (fact, batch) in [
             (Fact::PersonRegistered, 200),
             (Fact::DeclarationSubmitted, 200),
-            // Each carries up to a chunk of rows.
-            (Fact::FactsImported, 4),
         ] {
             let r = recolourer.clone();
-            running.consume_batched(fact.stream(), batch, move |event| {
-                events::handle(r.clone(), fact, event)
+            running.consume_grouped(fact.stream(), batch, move |events| {
+                events::handle(r.clone(), fact, events)
             });
         }
+        let r = recolourer.clone();
+        running.consume_batched(Fact::FactsImported.stream(), 4, move |event| {
+            events::handle(r.clone(), Fact::FactsImported, vec![event])
+        });
         if settings.scheduler_enabled {
             tokio::spawn(scheduler::run(
                 recolourer,

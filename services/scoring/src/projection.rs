@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
 use hc_domain::china_time::start_of;
-use hc_platform::privacy::from_hex;
+use hc_platform::events::PersonRegistered;
 use hc_platform::streams::{Delivered, Malformed};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -33,23 +33,28 @@ fn parse_rows<T: serde::de::DeserializeOwned>(
     serde_json::from_value(serde_json::Value::Array(facts.to_vec())).map_err(malformed)
 }
 
-/// `person.registered`: links the index to the person.
-pub async fn person_registered(
+/// `person.registered`, any number of them: links each index to its person, in one statement.
+pub async fn people_registered(
     client: &impl GenericClient,
-    event: &Delivered,
+    events: &[Delivered],
 ) -> anyhow::Result<Vec<Index>> {
-    let person: Uuid = field(event, "person_id")?.parse().map_err(malformed)?;
-    let index = from_hex(field(event, "id_number_index")?)
-        .filter(|i| i.len() == 32)
-        .ok_or_else(|| malformed("id_number_index must be 64 hex digits"))?;
-    let home = field(event, "home_region")?;
+    let mut people = Vec::with_capacity(events.len());
+    let mut indexes = Vec::with_capacity(events.len());
+    let mut homes = Vec::with_capacity(events.len());
+    for event in events {
+        let e = PersonRegistered::decode(event)?;
+        people.push(e.person_id);
+        indexes.push(e.id_number_index);
+        homes.push(e.home_region);
+    }
     client
         .execute(
-            "INSERT INTO subjects (id_index, person_id, home_region) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            &[&index, &person, &home],
+            "INSERT INTO subjects (id_index, person_id, home_region)
+             SELECT * FROM unnest($1::bytea[], $2::uuid[], $3::text[]) ON CONFLICT DO NOTHING",
+            &[&indexes, &people, &homes],
         )
         .await?;
-    Ok(vec![index])
+    Ok(indexes)
 }
 
 #[derive(Deserialize)]
@@ -68,7 +73,7 @@ struct Submitted {
 
 /// `declaration.submitted`: the day's declaration replaces an earlier one of the same day; the regions declared
 /// become visits on that day. A declaration of a person whose registration has not reached us yet fails, so the
-/// event stays pending and comes again.
+/// event stays pending and comes again. The caller marks the digests out of date ([`facts_changed`]).
 pub async fn declaration_submitted(
     client: &impl GenericClient,
     event: &Delivered,
@@ -105,9 +110,7 @@ pub async fn declaration_submitted(
             &[&index, &regions, &at],
         )
         .await?;
-    let touched = vec![index];
-    facts_changed(client, &touched).await?;
-    Ok(touched)
+    Ok(vec![index])
 }
 
 #[derive(Deserialize)]
@@ -132,7 +135,8 @@ struct VisitRow {
     source: String,
 }
 
-/// `facts.imported`: a chunk of official facts, `facts[i]` belonging to the i-th index of `people`.
+/// `facts.imported`: a chunk of official facts, `facts[i]` belonging to the i-th index of `people`. The caller
+/// marks the digests out of date ([`facts_changed`]).
 pub async fn facts_imported(
     client: &impl GenericClient,
     event: &Delivered,
@@ -195,16 +199,14 @@ pub async fn facts_imported(
         }
         other => return Err(malformed(format!("unknown fact kind {other}"))),
     }
-    let mut index = index;
-    index.sort();
-    index.dedup();
-    facts_changed(client, &index).await?;
     Ok(index)
 }
 
-/// Marks the digests of `indexes` out of date, after their new facts are committed (so a digest built on a
-/// version no older than this one includes them). Locks the subjects in index order, as every recolouring does.
-async fn facts_changed(client: &impl GenericClient, indexes: &[Index]) -> anyhow::Result<()> {
+/// Marks the digests of `indexes` (sorted, without duplicates) out of date, in the transaction that stored their
+/// new facts (so a digest built on a version no older than this one includes them). Locks the subjects in index
+/// order, as every recolouring does, and only once every fact of the transaction is written, so two
+/// transactions never wait on each other's subjects in opposite orders.
+pub async fn facts_changed(client: &impl GenericClient, indexes: &[Index]) -> anyhow::Result<()> {
     client
         .execute(
             "UPDATE subjects s SET facts_version = s.facts_version + 1

@@ -172,7 +172,7 @@ pub async fn write(
 
 /// The Redis key of a person's status (under the store's prefix).
 pub fn redis_key(store: &Store, person: Uuid) -> String {
-    store.key(&format!("status:{person}"))
+    store.key(&hc_platform::store::status_key(person))
 }
 
 /// Sets the status only if it is not older than the one there: two recolourings finishing out of order never

@@ -6,10 +6,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::NaiveDate;
 use deadpool_postgres::Pool;
-use hc_platform::privacy::from_hex;
+use hc_platform::events::PersonRegistered;
 use hc_platform::streams::{Delivered, Malformed};
 use serde::Deserialize;
-use uuid::Uuid;
 
 fn malformed(what: impl std::fmt::Display) -> anyhow::Error {
     Malformed(what.to_string()).into()
@@ -21,18 +20,23 @@ fn field<'a>(event: &'a Delivered, name: &str) -> anyhow::Result<&'a str> {
         .ok_or_else(|| malformed(format!("event {} has no {name}", event.event_id)))
 }
 
-pub async fn person_registered(db: Pool, event: Delivered) -> anyhow::Result<()> {
-    let person: Uuid = field(&event, "person_id")?.parse().map_err(malformed)?;
-    let index = from_hex(field(&event, "id_number_index")?)
-        .filter(|i| i.len() == 32)
-        .ok_or_else(|| malformed("id_number_index must be 64 hex digits"))?;
-    // Registrations announced before identity carried it have none: the guard is told the name is unknown.
-    let masked = event.payload["masked_name"].as_str();
+pub async fn people_registered(db: Pool, events: Vec<Delivered>) -> anyhow::Result<()> {
+    let mut people = Vec::with_capacity(events.len());
+    let mut indexes = Vec::with_capacity(events.len());
+    let mut masked = Vec::with_capacity(events.len());
+    for event in &events {
+        let e = PersonRegistered::decode(event)?;
+        people.push(e.person_id);
+        indexes.push(e.id_number_index);
+        // Registrations announced before identity carried it have none: the guard is told the name is unknown.
+        masked.push(e.masked_name);
+    }
     db.get()
         .await?
         .execute(
-            "INSERT INTO persons (person_id, id_index, masked_name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            &[&person, &index, &masked],
+            "INSERT INTO persons (person_id, id_index, masked_name)
+             SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::text[]) ON CONFLICT DO NOTHING",
+            &[&people, &indexes, &masked],
         )
         .await?;
     Ok(())

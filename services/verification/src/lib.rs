@@ -90,8 +90,9 @@ impl Application {
             },
         )?;
         let d = db.clone();
-        running.consume("person.registered", move |event| {
-            events::person_registered(d.clone(), event)
+        // Registrations come in bulk: a batch of them is one insert.
+        running.consume_grouped("person.registered", 200, move |events| {
+            events::people_registered(d.clone(), events)
         });
         let d = db.clone();
         running.consume_batched("facts.imported", 4, move |event| {

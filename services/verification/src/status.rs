@@ -30,7 +30,7 @@ impl Current {
 
 pub async fn current(store: &Store, person: Uuid) -> redis::RedisResult<Option<Current>> {
     let doc: Option<String> = redis::cmd("HGET")
-        .arg(store.key(&format!("status:{person}")))
+        .arg(store.key(&hc_platform::store::status_key(person)))
         .arg("doc")
         .query_async(&mut store.conn())
         .await?;

@@ -4,6 +4,7 @@ use hc_domain::{IdNumber, PersonId, PersonName, Phone, RegionCode};
 use hc_platform::ApiError;
 use hc_platform::auth::{Citizen, Official, PersonRead};
 use hc_platform::error::ConflictOnUnique;
+use hc_platform::events::PersonRegistered;
 use hc_platform::http::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -12,7 +13,6 @@ use uuid::Uuid;
 use super::invalid;
 use crate::db::audit::{self, AuditEntry};
 use crate::db::persons::{self, NewPerson, StoredPerson};
-use crate::otp::hex;
 use crate::state::AppState;
 use crate::vault::{self, Field};
 
@@ -89,13 +89,13 @@ pub async fn register(
     if let Some(id) = inserted {
         // Other services key facts by this index; the event lets them link facts to the person. The masked name
         // (张*) is what a checkpoint guard compares with an ID card on verification's ID-card path.
-        let event = serde_json::json!({
-            "person_id": id.0,
-            "id_number_index": hex(&id_number_index),
-            "home_region": region.to_string(),
-            "masked_name": name.masked(),
-        });
-        hc_platform::outbox::enqueue(&tx, "person.registered", &event).await?;
+        let event = PersonRegistered {
+            person_id: id.0,
+            id_number_index: id_number_index.clone(),
+            home_region: region.to_string(),
+            masked_name: Some(name.masked()),
+        };
+        hc_platform::outbox::enqueue(&tx, PersonRegistered::STREAM, &event.encode()).await?;
     }
     tx.commit().await?;
     match inserted {

@@ -114,7 +114,11 @@ impl TestApp {
     }
 
     pub fn status_key(&self, person: &str) -> String {
-        format!("{}status:{person}", self.redis.prefix)
+        format!(
+            "{}{}",
+            self.redis.prefix,
+            hc_platform::store::status_key(person.parse().expect("a person id"))
+        )
     }
 
     /// Waits up to 10 s for scoring to put the person's status in Redis, and returns its version.

@@ -1,3 +1,4 @@
+mod cluster;
 mod codes;
 mod fallback;
 mod helpers;

@@ -118,7 +118,11 @@ async fn in_the_naive_profile_every_status_read_computes_the_colour_from_postgre
     };
     let before = evaluated().await;
     redis::cmd("DEL")
-        .arg(format!("{}status:{}", app.redis.prefix, c.person))
+        .arg(format!(
+            "{}{}",
+            app.redis.prefix,
+            hc_platform::store::status_key(c.person.parse().expect("a person id"))
+        ))
         .query_async::<()>(&mut app.store.conn())
         .await
         .expect("del");

@@ -124,7 +124,11 @@ impl TestApp {
 
     /// The status in Redis, if any.
     pub async fn cached(&self, person: &str) -> Option<Value> {
-        let key = format!("{}status:{person}", self.redis.prefix);
+        let key = format!(
+            "{}{}",
+            self.redis.prefix,
+            hc_platform::store::status_key(person.parse().expect("a person id"))
+        );
         let doc: Option<String> = redis::cmd("HGET")
             .arg(key)
             .arg("doc")

@@ -343,7 +343,11 @@ impl TestApp {
             "negative_test_at": tested,
         });
         redis::cmd("HSET")
-            .arg(format!("{}status:{person}", self.redis.prefix))
+            .arg(format!(
+                "{}{}",
+                self.redis.prefix,
+                hc_platform::store::status_key(person.parse().expect("a person id"))
+            ))
             .arg("v")
             .arg(version)
             .arg("doc")
