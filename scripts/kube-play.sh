@@ -66,3 +66,23 @@ for i in "${!services[@]}"; do
 done
 [ "$failed" = 0 ] || exit 1
 say "every Deployment of the dev overlay is ready under podman kube play"
+# The load-test Job's command (k8s/components/load-test) from the same image, attached to these pods as the Job is
+# to the Ingress: a short steady run, every answer checked (it fails on a wrong answer).
+secret() { sed -n "s/^$1=//p" "$work/secrets.env" | head -1; }
+targets=()
+for i in "${!services[@]}"; do targets+=(--target-service "${services[$i]}=http://127.0.0.1:$((base_port + i))"); done
+podman run --rm --network host --read-only --tmpfs /results --user 65532:65532 \
+  -e HC__IDENTITY__ADMIN_KEY="$(secret HC__IDENTITY__ADMIN_KEY)" \
+  -e HC__IDENTITY__SIGNING_KEYS="$(secret HC__IDENTITY__SIGNING_KEYS)" \
+  -e HC__DATABASE__URL="$admin/$db" -e HC__REDIS__URL="$HC_TEST_REDIS_URL" -e HC__REDIS__KEY_PREFIX="hc:kube-play-$$:" \
+  --entrypoint /usr/local/bin/loadtest "$image" run --plan steady --scale 1 --rate 20 --duration 5 --people 100 \
+  --out /results --name kube-play "${targets[@]}" >"$work/loadtest.log" 2>&1 \
+  || { tail -20 "$work/loadtest.log"; say "FAILED: the load-test Job's command against the pods"; exit 1; }
+say "ok: the load-test Job's command ran against the pods: $(grep -o 'offered.*cores' "$work/loadtest.log" | head -1)"
+# Graceful shutdown: SIGTERM (what the kubelet sends after preStop) lets a request in flight finish, refuses new
+# ones, and the process exits 0 well within terminationGracePeriodSeconds.
+out="$(python3 k8s/tests/drain_check.py "$base_port" podman pod stop -t 30 identity-pod-0)" \
+  || { say "FAILED: identity did not drain on SIGTERM: $out"; exit 1; }
+code="$(podman inspect -f '{{.State.ExitCode}}' identity-pod-0-identity)"
+[ "$code" = 0 ] || { say "FAILED: identity exited with $code after SIGTERM"; exit 1; }
+say "ok: identity drained on SIGTERM ($out) and exited 0"

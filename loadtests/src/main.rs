@@ -113,6 +113,35 @@ struct SuiteArgs {
     /// actix workers per service.
     #[arg(long, default_value_t = 1)]
     workers: usize,
+    /// Drive a suite that is already running instead of starting one: the base URL every service answers under
+    /// (an Ingress host). Its keys and addresses come from the environment (see `Suite::attach`).
+    #[arg(long)]
+    target: Option<String>,
+    /// As `--target`, one service at its own base URL (NAME=URL; repeatable, e.g. identity=http://127.0.0.1:8081).
+    #[arg(long, value_parser = parse_target)]
+    target_service: Vec<(String, String)>,
+}
+
+fn parse_target(s: &str) -> Result<(String, String), String> {
+    let (name, url) = s.split_once('=').ok_or("expected NAME=URL")?;
+    if !suite::SERVICES.iter().any(|(n, _)| *n == name) {
+        return Err(format!("unknown service {name}"));
+    }
+    Ok((name.to_owned(), url.trim_end_matches('/').to_owned()))
+}
+
+/// A suite of the run's own, or the running one named by --target / --target-service.
+async fn suite_for(s: &SuiteArgs) -> anyhow::Result<suite::Suite> {
+    let mut targets: std::collections::BTreeMap<String, String> =
+        s.target_service.iter().cloned().collect();
+    if let Some(base) = &s.target {
+        targets.insert("*".into(), base.trim_end_matches('/').to_owned());
+    }
+    if targets.is_empty() {
+        suite::Suite::start(suite_options(s)).await
+    } else {
+        suite::Suite::attach(suite_options(s), targets)
+    }
 }
 
 #[derive(Args, Clone)]
@@ -218,7 +247,7 @@ fn suite_options(s: &SuiteArgs) -> suite::SuiteOptions {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Seed { suite } => {
-            let s = suite::Suite::start(suite_options(&suite)).await?;
+            let s = suite_for(&suite).await?;
             let (_, times) = population::seed(&s, suite.people).await?;
             println!("{}", serde_json::to_string_pretty(&times)?);
             Ok(())
@@ -231,7 +260,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 suite.people,
                 cli.generator_cpus.clone(),
             );
-            let s = suite::Suite::start(suite_options(&suite)).await?;
+            let s = suite_for(&suite).await?;
             let (population, times) = population::seed(&s, suite.people).await?;
             eprintln!("seeded {} people: {times:?}", suite.people);
             let name = load
@@ -259,7 +288,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 suite.people,
                 cli.generator_cpus.clone(),
             );
-            let s = suite::Suite::start(suite_options(&suite)).await?;
+            let s = suite_for(&suite).await?;
             let (population, _) = population::seed(&s, suite.people).await?;
             let name = load
                 .name
@@ -284,7 +313,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 suite.people,
                 cli.generator_cpus.clone(),
             );
-            let s = suite::Suite::start(suite_options(&suite)).await?;
+            let s = suite_for(&suite).await?;
             let (population, _) = population::seed(&s, suite.people).await?;
             let name = load
                 .name

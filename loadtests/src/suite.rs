@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+/// An attached run's addresses: service name (or `*` for every service, as behind one Ingress) to base URL.
+static TARGETS: std::sync::OnceLock<BTreeMap<String, String>> = std::sync::OnceLock::new();
+
 /// The services, their ports in a load run (clear of `make up`'s 808x and the benchmarks' 1808x).
 pub const SERVICES: [(&str, u16); 5] = [
     ("identity", 19081),
@@ -20,6 +23,11 @@ pub const SERVICES: [(&str, u16); 5] = [
 ];
 
 pub fn url(service: &str) -> String {
+    if let Some(targets) = TARGETS.get()
+        && let Some(url) = targets.get(service).or_else(|| targets.get("*"))
+    {
+        return url.clone();
+    }
     let port = SERVICES
         .iter()
         .find(|(n, _)| *n == service)
@@ -155,6 +163,8 @@ pub struct Suite {
     children: Vec<(String, Child)>,
     pub log_dir: PathBuf,
     confinement: Option<crate::cpu::Confinement>,
+    /// A suite running elsewhere (a cluster): nothing to start, stop or drop.
+    pub attached: bool,
 }
 
 fn repo_root() -> PathBuf {
@@ -212,6 +222,7 @@ impl Suite {
             children: Vec::new(),
             log_dir,
             confinement: None,
+            attached: false,
         };
         suite.generate_secrets()?;
         if suite.options.cpus.is_some() || suite.options.cores.is_some() {
@@ -234,6 +245,41 @@ impl Suite {
             c.adopt_by_name(&["postgres", "redis-server"])?;
         }
         Ok(suite)
+    }
+
+    /// A suite that is already running (in a cluster, behind its Ingress: `targets` maps `*` or each service to its
+    /// base URL). What the generator needs of it comes from the environment, as the load-test Job gets it from the
+    /// suite's Secrets: HC__IDENTITY__ADMIN_KEY (the bootstrap client that creates the load's API clients),
+    /// HC__IDENTITY__SIGNING_KEYS (citizens' tokens are minted with them), HC__DATABASE__URL (to see the seeded
+    /// statuses in place), HC__REDIS__URL and HC__REDIS__KEY_PREFIX (the development SMS gateway's codes, for the
+    /// sign-in persona: a staging suite). Nothing is started, stopped or removed.
+    pub fn attach(
+        options: SuiteOptions,
+        targets: BTreeMap<String, String>,
+    ) -> anyhow::Result<Suite> {
+        anyhow::ensure!(
+            TARGETS.set(targets).is_ok(),
+            "the targets of an attached run are set once"
+        );
+        let env =
+            |k: &str| std::env::var(k).with_context(|| format!("{k} is not set (attached run)"));
+        let mut secrets = BTreeMap::new();
+        for k in ["HC__IDENTITY__ADMIN_KEY", "HC__IDENTITY__SIGNING_KEYS"] {
+            secrets.insert(k.to_owned(), env(k)?);
+        }
+        Ok(Suite {
+            options,
+            db_url: env("HC__DATABASE__URL")?,
+            admin_db_url: String::new(),
+            db_name: String::new(),
+            redis_url: env("HC__REDIS__URL")?,
+            prefix: std::env::var("HC__REDIS__KEY_PREFIX").unwrap_or_else(|_| "hc:".into()),
+            secrets,
+            children: Vec::new(),
+            log_dir: std::env::temp_dir(),
+            confinement: None,
+            attached: true,
+        })
     }
 
     fn bin(&self, name: &str) -> PathBuf {
@@ -405,6 +451,9 @@ impl Suite {
 
 impl Drop for Suite {
     fn drop(&mut self) {
+        if self.attached {
+            return;
+        }
         for (_, child) in &mut self.children {
             let _ = Command::new("kill").arg(child.id().to_string()).status();
         }
