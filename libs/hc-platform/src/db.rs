@@ -11,15 +11,33 @@ use crate::settings::DatabaseSettings;
 
 /// Builds the pool (connections open lazily). `schema` must be a plain lower-case identifier.
 pub fn pool(settings: &DatabaseSettings, schema: &str) -> anyhow::Result<Pool> {
+    build(
+        settings,
+        settings.url.expose_secret(),
+        "database.url",
+        schema,
+    )
+}
+
+/// The pool for reads that tolerate lag: the replica of `database.read_url`, or `primary` when none is set.
+pub fn read_pool(
+    settings: &DatabaseSettings,
+    schema: &str,
+    primary: &Pool,
+) -> anyhow::Result<Pool> {
+    let url = settings.read_url.expose_secret();
+    if url.is_empty() {
+        return Ok(primary.clone());
+    }
+    build(settings, url, "database.read_url", schema)
+}
+
+fn build(settings: &DatabaseSettings, url: &str, key: &str, schema: &str) -> anyhow::Result<Pool> {
     anyhow::ensure!(
         !schema.is_empty() && schema.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
         "schema name {schema:?} must be lower-case letters and underscores"
     );
-    let mut pg: tokio_postgres::Config = settings
-        .url
-        .expose_secret()
-        .parse()
-        .context("database.url")?;
+    let mut pg: tokio_postgres::Config = url.parse().with_context(|| key.to_owned())?;
     pg.options(format!("-c search_path={schema}"));
     pg.application_name(schema);
     pg.connect_timeout(Duration::from_millis(settings.connect_timeout_ms));

@@ -41,6 +41,8 @@ pub struct DatabaseSettings {
     pub pool_max_size: usize,
     pub pool_wait_timeout_ms: u64,
     pub connect_timeout_ms: u64,
+    /// A read-only replica for reads that tolerate lag; empty: the primary (`url`).
+    pub read_url: SecretString,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -42,8 +42,10 @@ impl Application {
         let store = Store::connect(&platform.redis).await?;
         let index = BlindIndex::from_secret(&platform.privacy.blind_index_key)
             .context("privacy.blind_index_key")?;
+        let db_read = hc_platform::db::read_pool(&platform.database, SCHEMA, &db)?;
         let state = web::Data::new(AppState {
             db: db.clone(),
+            db_read,
             index,
             settings: Arc::new(service),
         });

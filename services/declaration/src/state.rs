@@ -8,6 +8,8 @@ use crate::settings::DeclarationSettings;
 #[derive(Clone)]
 pub struct AppState {
     pub db: Pool,
+    /// Reads that tolerate lag (an import's progress): the replica of `database.read_url`, else `db`.
+    pub db_read: Pool,
     pub index: BlindIndex,
     pub settings: Arc<DeclarationSettings>,
 }

@@ -87,7 +87,8 @@ pub struct StatusQuery {
 }
 
 /// A batch's state and progress (updated per committed chunk, so it can be polled while the import runs) and a
-/// page of its row errors. Clients see their own batches only.
+/// page of its row errors. Clients see their own batches only. Served from a read replica where one is configured,
+/// so it may be a moment behind the import's own answer (a batch just created may briefly answer 404).
 #[utoipa::path(get, path = "/v1/imports/{batch}", tag = "imports", security(("bearer" = ["import:nat", "import:cases", "import:visits"])),
     params(("batch" = String, Path, description = "The batch id"), StatusQuery),
     responses(
@@ -104,7 +105,8 @@ pub async fn status(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::unprocessable("limit", "must be 1 to 1000"));
     }
-    let client = state.db.get().await?;
+    // Polled while the import runs: a replica's view, a moment behind, is what the poll is for.
+    let client = state.db_read.get().await?;
     imports::view(
         &client,
         &official.client_id,

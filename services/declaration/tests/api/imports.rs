@@ -253,3 +253,49 @@ async fn an_interrupted_batch_resumes_after_its_last_committed_chunk() {
     );
     assert_eq!(count(&app, "nat_results").await, 450);
 }
+
+/// With a read replica configured (`database.read_url`, CloudNativePG's `-ro` Service), an import's progress is read
+/// from it, and the import itself is written to the primary. The stand-in replica here is another database with
+/// the same schema that never receives the batch: the import succeeds, its view is not found there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imports_progress_is_read_from_the_replica_when_one_is_configured() {
+    let replica = spawn_app().await;
+    let replica_url = replica._db.url.clone();
+    let app = spawn_app_with(move |b| {
+        b.set_override("database.read_url", replica_url)
+            .expect("override")
+    })
+    .await;
+    let lab = app.official(&["import:nat"]).await;
+    let body = format!(
+        "{{\"id_number\":\"{}\",\"sample_time\":\"2022-01-04T08:00:00Z\",\"result\":\"negative\",\"lab\":\"l\"}}\n",
+        nth_id(1)
+    );
+    let imported = app
+        .import(
+            &lab,
+            "nat-results",
+            "replica-1",
+            "application/x-ndjson",
+            body,
+        )
+        .await;
+    assert_eq!(imported.status(), StatusCode::CREATED);
+    assert_eq!(
+        count(&app, "nat_results").await,
+        1,
+        "written to the primary"
+    );
+    let view = app
+        .http
+        .get(app.url("/v1/imports/replica-1"))
+        .bearer_auth(&lab)
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(
+        view.status(),
+        StatusCode::NOT_FOUND,
+        "read from the replica"
+    );
+}
