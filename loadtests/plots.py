@@ -7,6 +7,7 @@
 - OUT_PREFIX-knee.svg: goodput and p99 against offered load, per profile (the knee curves)
 - OUT_PREFIX-{plan}-{profile}.svg: offered load, goodput, failures and p99 second by second, the surge shaded
 - OUT_PREFIX-ablation.svg: goodput at the same overload with one defence off at a time
+- OUT_PREFIX-ablation-knees.svg: the knee of each configuration of the ablation
 - OUT_PREFIX-map.svg: the vulnerability maps (surge size x duration: recovered or stayed down)
 """
 import glob
@@ -103,6 +104,22 @@ def ablation_plot(results, out):
     plt.close(fig)
 
 
+def ablation_knee_plot(results, out):
+    knees = ours(results, "knee-ablation-*.json")
+    if not knees:
+        return
+    knees.sort(key=lambda k: -(k.get("knee_per_s") or 0))
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.barh([k["setup"]["profile"] for k in knees], [k.get("knee_per_s") or 0 for k in knees], color="C0")
+    ax.set(xlabel="knee (requests/s: p99 < 200 ms, failures < 0.1 %)",
+           title="Ablation: the knee with one defence off at a time")
+    ax.invert_yaxis()
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    fig.savefig(out + "-ablation-knees.svg")
+    plt.close(fig)
+
+
 def map_plot(results, out):
     runs = ours(results, "map-*.json")
     if not runs:
@@ -133,6 +150,7 @@ def map_plot(results, out):
 def main():
     results, out = sys.argv[1], sys.argv[2]
     knee_plot(results, out)
+    ablation_knee_plot(results, out)
     for r in ours(results, "*.json"):
         if "summary" in r and not r["name"].startswith(("ablation-", "map-")):
             timeline_plot(r, out)

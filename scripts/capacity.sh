@@ -6,7 +6,7 @@
 #
 # Knobs (environment): SUITE_CORES (0.5), PEOPLE (3000), KNEE_FROM_HARDENED (200), KNEE_FROM_NAIVE (20),
 # STEP_SECONDS (12), PLAN_SCALE (default: 70 % of the naive knee as the baseline), ONLY (a space-separated subset of:
-# knees costs plans ablation map seed), MAP_FACTORS ("3 10"), MAP_HOLDS ("10 30"), SEED_PEOPLE (1000000: the
+# knees costs plans ablation ablation-knees map seed), MAP_FACTORS ("3 10"), MAP_HOLDS ("10 30"), SEED_PEOPLE (1000000: the
 # seeding speed, about 20 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ if [ "${1:-}" = report ]; then report; exit 0; fi
 cargo build --release --workspace --bins --locked -q
 lt() { SKIP_BUILD=1 scripts/loadtest.sh "$@"; }
 people="${PEOPLE:-3000}"; step="${STEP_SECONDS:-12}"; scale="${PLAN_SCALE:-0.03}"
-only=" ${ONLY:-knees costs plans ablation map seed} "
+only=" ${ONLY:-knees costs plans ablation ablation-knees map seed} "
 
 if [[ "$only" == *" knees "* ]]; then
   lt knee --profile hardened --people "$people" --scale 1 --from "${KNEE_FROM_HARDENED:-200}" --factor 1.5 --steps 9 \
@@ -67,6 +67,14 @@ if [[ "$only" == *" ablation "* ]]; then
                  without-pool-wait-limit without-circuit-breaker without-stale-fallback naive; do
     lt run --plan steady --profile "$profile" --people "$people" --scale 1 --rate "$rate" --duration 15 \
       --name "ablation-$profile"
+  done
+fi
+if [[ "$only" == *" ablation-knees "* ]]; then
+  # The knee of each configuration (one defence off at a time), swept the same way side by side, hardened included.
+  for profile in hardened without-render-cache without-in-process-caches without-admission without-request-timeouts \
+                 without-pool-wait-limit without-circuit-breaker without-stale-fallback; do
+    lt knee --profile "$profile" --people "$people" --scale 1 --from "${ABLATION_KNEE_FROM:-100}" --factor 1.35 \
+      --steps 7 --duration 10 --name "knee-ablation-$profile"
   done
 fi
 if [[ "$only" == *" map "* ]]; then

@@ -130,7 +130,10 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
         md,
         "## The knee of each profile\n\n![knee curves]({prefix}-knee.svg)\n"
     );
-    for k in knees.values() {
+    for k in knees
+        .values()
+        .filter(|k| !k.name.starts_with("knee-ablation-"))
+    {
         let _ = writeln!(
             md,
             "### {} (knee: {})\n\n| offered/s | goodput/s | failures | p50 ms | p99 ms | holds | suite cores | generator cores | suite µs CPU per answer |\n|---|---|---|---|---|---|---|---|---|",
@@ -291,6 +294,7 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
                 suite_cpu(&r.cpu) * 1e6 / s.goodput_per_s.max(1e-9)
             );
         }
+        ablation_knees(&mut md, &knees, prefix);
         let _ = writeln!(md, "\n{}\n", section("ablation"));
     }
 
@@ -526,6 +530,56 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
     std::fs::write(out, md)?;
     eprintln!("wrote {}", out.display());
     Ok(())
+}
+
+/// The knee of each configuration of the ablation (`knee-ablation-*.json`, swept side by side), against the
+/// hardened profile's in the same sweep.
+fn ablation_knees(md: &mut String, knees: &BTreeMap<String, KneeResult>, prefix: &str) {
+    let mut swept: Vec<&KneeResult> = knees
+        .values()
+        .filter(|k| k.name.starts_with("knee-ablation-"))
+        .collect();
+    if swept.is_empty() {
+        return;
+    }
+    swept.sort_by(|a, b| {
+        b.knee_per_s
+            .unwrap_or(0.0)
+            .total_cmp(&a.knee_per_s.unwrap_or(0.0))
+    });
+    let hardened = knees
+        .get("knee-ablation-hardened")
+        .and_then(|k| k.knee_per_s);
+    let _ = writeln!(
+        md,
+        "\n### The knee of each configuration\n\n![knees of the ablation]({prefix}-ablation-knees.svg)\n\n\
+         Each swept the same way (`ONLY=ablation-knees make capacity-runs`: steady steps of 10 s from 100 requests/s, \
+         x1.35, until 3x the knee).\n\n| configuration | knee (requests/s) | against hardened | p99 ms at the knee | \
+         suite µs CPU per answer at the knee |\n|---|---|---|---|---|"
+    );
+    for k in swept {
+        let at_knee = k
+            .steps
+            .iter()
+            .filter(|s| s.holds)
+            .max_by(|a, b| a.offered_per_s.total_cmp(&b.offered_per_s));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} |",
+            k.setup.profile,
+            k.knee_per_s
+                .map(|x| format!("{x:.0}"))
+                .unwrap_or_else(|| "none held".into()),
+            match (k.knee_per_s, hardened) {
+                (Some(x), Some(h)) if h > 0.0 => format!("{:+.0} %", (x / h - 1.0) * 100.0),
+                _ => "–".into(),
+            },
+            at_knee.map(|s| ms(s.p99_us)).unwrap_or_else(|| "–".into()),
+            at_knee
+                .map(|s| format!("{:.0}", suite_cpu(&s.cpu) * 1e6 / s.goodput_per_s.max(1e-9)))
+                .unwrap_or_else(|| "–".into()),
+        );
+    }
 }
 
 #[cfg(test)]
