@@ -37,10 +37,14 @@ done
 
 say "custom resources against their CRDs"
 "$py" k8s/tests/test_validate_crs.py >/dev/null
-"$py" k8s/tests/validate_crs.py k8s/tests/crds --allow-none <"$out/dev.yaml" | sed 's/^/[k8s]   dev: /' | grep -v ' skip ' || true
-"$py" k8s/tests/validate_crs.py k8s/tests/crds --allow-none <"$out/dev.yaml" >/dev/null
-"$py" k8s/tests/validate_crs.py k8s/tests/crds <"$out/prod.yaml" | grep -v '^skip ' | sed 's/^/[k8s]   prod: /'
-"$py" k8s/tests/validate_crs.py k8s/tests/crds <"$out/prod.yaml" >/dev/null
+for overlay in dev prod; do
+  # dev holds no custom resource of its own (only built-in kinds); prod must have some checked.
+  allow=(); [ "$overlay" = dev ] && allow=(--allow-none)
+  status=0
+  "$py" k8s/tests/validate_crs.py k8s/tests/crds "${allow[@]}" <"$out/$overlay.yaml" >"$out/crs-$overlay.txt" || status=$?
+  grep -v '^skip ' "$out/crs-$overlay.txt" | sed "s/^/[k8s]   $overlay: /" || true
+  [ "$status" = 0 ] || { say "custom resources of $overlay failed"; exit 1; }
+done
 
 say "checkov (policies; skips and reasons in k8s/README.md)"
 skips="$(sed -n 's/^| *`\(CKV[A-Z0-9_]*\)`.*/\1/p' k8s/README.md | paste -sd, -)"

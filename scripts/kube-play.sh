@@ -50,11 +50,11 @@ for i in "${!services[@]}"; do
     if curl -sf -o /dev/null "http://127.0.0.1:$port/health/ready"; then ready=1; break; fi
     sleep 0.5
   done
-  ctr="$(podman ps -a --filter "label=io.kubernetes.pod.name" --format '{{.Names}}' | grep "^$name-pod-.*-$name$" | head -1 || true)"
-  [ -n "$ctr" ] || ctr="$(podman ps -a --format '{{.Names}}' | grep -- "-$name\$" | grep -v infra | head -1 || true)"
-  if [ -z "$ready" ] || [ -z "$ctr" ]; then
+  # podman kube play names a Deployment's container {deployment}-pod-{n}-{container}.
+  ctr="$name-pod-0-$name"
+  if [ -z "$ready" ]; then
     say "FAILED: $name never answered /health/ready on $port"
-    [ -n "$ctr" ] && podman logs "$ctr" 2>&1 | tail -10
+    podman logs "$ctr" 2>&1 | tail -10
     failed=1; continue
   fi
   ro="$(podman inspect -f '{{.HostConfig.ReadonlyRootfs}}' "$ctr")"

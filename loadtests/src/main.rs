@@ -234,6 +234,22 @@ async fn stop_signal() -> &'static str {
     }
 }
 
+/// A load run's setup, its suite (started or attached), and the population seeded into it.
+async fn seeded(
+    s: &SuiteArgs,
+    generator_cpus: &Option<String>,
+) -> anyhow::Result<(
+    runner::Setup,
+    suite::Suite,
+    std::sync::Arc<population::Population>,
+)> {
+    let setup = runner::Setup::new(&suite_options(s), s.people, generator_cpus.clone());
+    let suite = suite_for(s).await?;
+    let (population, times) = population::seed(&suite, s.people).await?;
+    eprintln!("seeded {} people: {times:?}", s.people);
+    Ok((setup, suite, std::sync::Arc::new(population)))
+}
+
 fn suite_options(s: &SuiteArgs) -> suite::SuiteOptions {
     suite::SuiteOptions {
         profile: s.profile.clone(),
@@ -255,21 +271,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run { suite, load, plan } => {
             let options = load.plan_options(&suite.profile);
             let plan = plan::Plan::new(plan, load.scale, &options).map_err(anyhow::Error::msg)?;
-            let setup = runner::Setup::new(
-                &suite_options(&suite),
-                suite.people,
-                cli.generator_cpus.clone(),
-            );
-            let s = suite_for(&suite).await?;
-            let (population, times) = population::seed(&s, suite.people).await?;
-            eprintln!("seeded {} people: {times:?}", suite.people);
+            let (setup, s, population) = seeded(&suite, &cli.generator_cpus).await?;
             let name = load
                 .name
                 .clone()
                 .unwrap_or_else(|| format!("{}-{}", plan.name.as_str(), suite.profile.name()));
             let result = runner::run(
                 &s,
-                std::sync::Arc::new(population),
+                population,
                 plan,
                 &runner::RunArgs::from(&load, &setup, &name),
             )
@@ -283,20 +292,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             factor,
             steps,
         } => {
-            let setup = runner::Setup::new(
-                &suite_options(&suite),
-                suite.people,
-                cli.generator_cpus.clone(),
-            );
-            let s = suite_for(&suite).await?;
-            let (population, _) = population::seed(&s, suite.people).await?;
+            let (setup, s, population) = seeded(&suite, &cli.generator_cpus).await?;
             let name = load
                 .name
                 .clone()
                 .unwrap_or_else(|| format!("knee-{}", suite.profile.name()));
             runner::knee(
                 &s,
-                std::sync::Arc::new(population),
+                population,
                 &load,
                 &suite.profile,
                 &setup,
@@ -308,18 +311,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Costs { suite, load } => {
-            let setup = runner::Setup::new(
-                &suite_options(&suite),
-                suite.people,
-                cli.generator_cpus.clone(),
-            );
-            let s = suite_for(&suite).await?;
-            let (population, _) = population::seed(&s, suite.people).await?;
+            let (setup, s, population) = seeded(&suite, &cli.generator_cpus).await?;
             let name = load
                 .name
                 .clone()
                 .unwrap_or_else(|| format!("costs-{}", suite.profile.name()));
-            runner::costs(&s, std::sync::Arc::new(population), &load, &setup, &name).await
+            runner::costs(&s, population, &load, &setup, &name).await
         }
         Command::Smoke { bin_dir } => runner::smoke(bin_dir).await,
         Command::Report { results, out } => report::write(&results, &out),

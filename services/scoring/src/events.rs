@@ -33,7 +33,7 @@ pub async fn handle(
 ) -> anyhow::Result<()> {
     let mut client = recolourer.db.get().await?;
     let tx = client.transaction().await?;
-    let mut touched = match kind {
+    let touched = match kind {
         Fact::PersonRegistered => projection::people_registered(&tx, &events).await?,
         Fact::DeclarationSubmitted | Fact::FactsImported => {
             let mut touched = Vec::new();
@@ -53,8 +53,6 @@ pub async fn handle(
     };
     tx.commit().await?;
     drop(client);
-    touched.sort();
-    touched.dedup();
     let summary = recolourer.recolour(touched).await?;
     tracing::debug!(
         events = events.len(),
