@@ -136,7 +136,7 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
     {
         let _ = writeln!(
             md,
-            "### {} (knee: {})\n\n| offered/s | goodput/s | failures | p50 ms | p99 ms | holds | suite cores | generator cores | suite µs CPU per answer |\n|---|---|---|---|---|---|---|---|---|",
+            "### {} (knee: {})\n\n| offered/s | goodput/s | failures | p50 ms | p99 ms | holds | suite cores | generator cores | suite µs CPU per answer | shed by the services |\n|---|---|---|---|---|---|---|---|---|---|",
             k.setup.profile,
             k.knee_per_s
                 .map(|x| format!("**{x:.0} requests/s**"))
@@ -145,7 +145,7 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
         for s in &k.steps {
             let _ = writeln!(
                 md,
-                "| {:.0} | {:.0} | {} | {} | {} | {} | {:.2} | {:.2} | {:.0} |",
+                "| {:.0} | {:.0} | {} | {} | {} | {} | {:.2} | {:.2} | {:.0} | {} |",
                 s.offered_per_s,
                 s.goodput_per_s,
                 pct(s.error_rate),
@@ -154,7 +154,8 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
                 if s.holds { "yes" } else { "no" },
                 suite_cpu(&s.cpu),
                 s.cpu.get("load generator").copied().unwrap_or(0.0),
-                suite_cpu(&s.cpu) * 1e6 / s.goodput_per_s.max(1e-9)
+                suite_cpu(&s.cpu) * 1e6 / s.goodput_per_s.max(1e-9),
+                shed_cell(&s.shed)
             );
         }
         let _ = writeln!(md);
@@ -242,6 +243,9 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
             .map(|(k, v)| format!("{k} {v:.2}"))
             .collect();
         let _ = writeln!(md, "\nCores used on average: {}.", cpu.join(", "));
+        if let Some(line) = admission_line(&r.admission_per_second) {
+            let _ = writeln!(md, "{line}");
+        }
         if let Some(rc) = &r.recolour {
             let _ = writeln!(
                 md,
@@ -582,9 +586,82 @@ fn ablation_knees(md: &mut String, knees: &BTreeMap<String, KneeResult>, prefix:
     }
 }
 
+/// "admission 120, pool_wait 3", or "none" (a step before the shed counters were recorded shows "-").
+fn shed_cell(shed: &BTreeMap<String, f64>) -> String {
+    let parts: Vec<String> = shed
+        .iter()
+        .filter(|(_, n)| **n >= 0.5)
+        .map(|(reason, n)| format!("{reason} {n:.0}"))
+        .collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// Per service, the most requests in flight in any second and the lowest admission limit: how close admission
+/// came to shedding and how far its limit came down.
+fn admission_line(per_second: &[BTreeMap<String, f64>]) -> Option<String> {
+    let mut by_service: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+    for second in per_second {
+        for (key, v) in second {
+            let Some((service, gauge)) = key.split_once(' ') else {
+                continue;
+            };
+            let e = by_service.entry(service).or_insert((0.0, f64::INFINITY));
+            match gauge {
+                "in_flight" => e.0 = e.0.max(*v),
+                "limit" => e.1 = e.1.min(*v),
+                _ => {}
+            }
+        }
+    }
+    let parts: Vec<String> = by_service
+        .iter()
+        .filter(|(_, (_, limit))| limit.is_finite())
+        .map(|(s, (most, limit))| {
+            format!("{s} {most:.0} in flight at most, limit down to {limit:.0}")
+        })
+        .collect();
+    (!parts.is_empty()).then(|| format!("Admission, second by second: {}.", parts.join("; ")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admission_is_summed_up_per_service_from_its_seconds() {
+        let seconds = vec![
+            BTreeMap::from([
+                ("rendering in_flight".to_owned(), 12.0),
+                ("rendering limit".to_owned(), 512.0),
+            ]),
+            BTreeMap::from([
+                ("rendering in_flight".to_owned(), 40.0),
+                ("rendering limit".to_owned(), 30.0),
+                ("scoring in_flight".to_owned(), 2.0),
+                ("scoring limit".to_owned(), 512.0),
+            ]),
+        ];
+        assert_eq!(
+            admission_line(&seconds).as_deref(),
+            Some(
+                "Admission, second by second: rendering 40 in flight at most, limit down to 30; \
+                 scoring 2 in flight at most, limit down to 512."
+            )
+        );
+        assert_eq!(admission_line(&[]), None);
+        assert_eq!(shed_cell(&BTreeMap::new()), "none");
+        assert_eq!(
+            shed_cell(&BTreeMap::from([
+                ("admission".to_owned(), 7.0),
+                ("timeout".to_owned(), 0.0)
+            ])),
+            "admission 7"
+        );
+    }
 
     #[test]
     fn the_model_turns_cost_per_request_into_cores() {

@@ -83,6 +83,10 @@ pub struct RunResult {
     pub cpu: BTreeMap<String, f64>,
     /// Cores used, second by second, by program.
     pub cpu_per_second: Vec<BTreeMap<String, f64>>,
+    /// Each service's requests in flight and its admission limit, second by second (`rendering in_flight`,
+    /// `rendering limit`): how close admission came to shedding, and how far its limit came down.
+    #[serde(default)]
+    pub admission_per_second: Vec<BTreeMap<String, f64>>,
     pub recolour: Option<RecolourResult>,
     /// Seconds from the surge's end until p99 < 200 ms and failures < 1 % for good; null if never.
     pub recovery_s: Option<f64>,
@@ -96,9 +100,11 @@ pub struct RunResult {
 
 /// The counters of the services' /metrics that tell where the load went, each summed by one of its labels: answers
 /// by status class (the 503s of admission and timeouts among the 5xx), code requests by where the answer came from
-/// (caches, Redis, scoring, stale), calls from rendering to scoring by outcome (the breaker's refusals).
-const COUNTERS: [(&str, &str); 3] = [
+/// (caches, Redis, scoring, stale), calls from rendering to scoring by outcome (the breaker's refusals), and the
+/// requests shed by reason (admission, timeout).
+const COUNTERS: [(&str, &str); 4] = [
     ("http_requests_total", "status"),
+    ("http_requests_shed_total", "reason"),
     ("rendering_code_requests_total", "outcome"),
     ("rendering_scoring_calls_total", "outcome"),
 ];
@@ -128,9 +134,48 @@ fn counters(metrics: &BTreeMap<String, String>) -> BTreeMap<String, f64> {
     out
 }
 
+/// The admission gauges of every service: `"{service} in_flight"` and `"{service} limit"`.
+fn admission_gauges(metrics: &BTreeMap<String, String>) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for (service, text) in metrics {
+        for (gauge, key) in [
+            ("admission_in_flight ", "in_flight"),
+            ("admission_limit ", "limit"),
+        ] {
+            if let Some(v) = text
+                .lines()
+                .find_map(|l| l.strip_prefix(gauge))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+            {
+                out.insert(format!("{service} {key}"), v);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admission_gauges_are_read_per_service() {
+        let metrics = BTreeMap::from([
+            (
+                "rendering".to_owned(),
+                "# TYPE admission_limit gauge\nadmission_limit 37\nadmission_in_flight 12\n"
+                    .to_owned(),
+            ),
+            (
+                "scoring".to_owned(),
+                "http_requests_total{status=\"2xx\"} 3\n".to_owned(),
+            ),
+        ]);
+        let g = admission_gauges(&metrics);
+        assert_eq!(g["rendering limit"], 37.0);
+        assert_eq!(g["rendering in_flight"], 12.0);
+        assert_eq!(g.len(), 2);
+    }
 
     #[test]
     fn service_counters_are_summed_by_their_label_across_services_and_routes() {
@@ -149,6 +194,22 @@ mod tests {
         assert_eq!(c["http_requests_total{status=2xx}"], 20.0);
         assert_eq!(c["rendering_code_requests_total{outcome=memory_hit}"], 14.0);
         assert_eq!(c.len(), 3);
+    }
+
+    #[test]
+    fn shed_requests_are_read_by_reason() {
+        let c = BTreeMap::from([
+            (
+                "http_requests_shed_total{reason=admission}".to_owned(),
+                12.0,
+            ),
+            ("http_requests_shed_total{reason=pool_wait}".to_owned(), 2.0),
+            ("http_requests_total{status=5xx}".to_owned(), 14.0),
+        ]);
+        let shed = shed_by_reason(&c);
+        assert_eq!(shed["admission"], 12.0);
+        assert_eq!(shed["pool_wait"], 2.0);
+        assert_eq!(shed.len(), 2);
     }
 }
 
@@ -228,15 +289,23 @@ pub async fn run(
             tokio::time::sleep_until(ctx.start.into()).await;
             let first = CpuSample::take(&pids);
             let mut last = first.clone();
-            let mut per_second = Vec::new();
+            let (mut per_second, mut admission) = (Vec::new(), Vec::new());
             let end = ctx.start + Duration::from_secs_f64(ctx.plan.duration_s);
+            let scraper = reqwest::Client::new();
+            let mut tick = tokio::time::interval_at(
+                (Instant::now() + Duration::from_secs(1)).into(),
+                Duration::from_secs(1),
+            );
             while Instant::now() < end {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tick.tick().await;
                 let now = CpuSample::take(&pids);
                 per_second.push(now.cores_since(&last));
                 last = now;
+                // Short timeout: a scrape must not shift the next second's CPU sample.
+                let metrics = suite::scrape_metrics(&scraper, Duration::from_millis(300)).await;
+                admission.push(admission_gauges(&metrics));
             }
-            (last.cores_since(&first), per_second)
+            (last.cores_since(&first), per_second, admission)
         })
     };
     let prober = plan
@@ -251,7 +320,7 @@ pub async fn run(
             .collect(),
         Err(e) => return Err(e.into()),
     };
-    let (cpu, cpu_per_second) = sampler.await.context("the CPU sampler")?;
+    let (cpu, cpu_per_second, admission_per_second) = sampler.await.context("the CPU sampler")?;
     let recolour = match prober {
         Some(p) => p.await.ok().flatten(),
         None => None,
@@ -274,6 +343,7 @@ pub async fn run(
         summary,
         cpu,
         cpu_per_second,
+        admission_per_second,
         recolour,
         recovery_s,
         import_rows: ctx.import_rows.load(std::sync::atomic::Ordering::Relaxed),
@@ -369,6 +439,21 @@ pub struct KneeStep {
     pub holds: bool,
     pub cpu: BTreeMap<String, f64>,
     pub requests_by_persona: BTreeMap<String, u64>,
+    /// Requests the services shed during the step, by reason (admission, timeout, pool_wait).
+    #[serde(default)]
+    pub shed: BTreeMap<String, f64>,
+}
+
+/// The `http_requests_shed_total` counters of a run, by reason.
+fn shed_by_reason(counters: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    counters
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("http_requests_shed_total{reason=")
+                .and_then(|r| r.strip_suffix('}'))
+                .map(|r| (r.to_owned(), *v))
+        })
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -425,6 +510,7 @@ pub async fn knee(
                 .iter()
                 .map(|(k, v)| (k.clone(), v.requests))
                 .collect(),
+            shed: shed_by_reason(&r.service_counters),
         });
         // Up to three times the knee, then stop: beyond it nothing new is learnt.
         if let Some(k) = result.knee_per_s

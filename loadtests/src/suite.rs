@@ -432,21 +432,28 @@ impl Suite {
 
     /// The services' Prometheus text, by service.
     pub async fn metrics(&self) -> BTreeMap<String, String> {
-        let client = reqwest::Client::new();
-        let mut out = BTreeMap::new();
-        for (name, _) in SERVICES {
-            if let Ok(r) = client
-                .get(format!("{}/metrics", url(name)))
-                .timeout(Duration::from_secs(5))
-                .send()
-                .await
-                && let Ok(text) = r.text().await
-            {
-                out.insert(name.to_owned(), text);
-            }
-        }
-        out
+        scrape_metrics(&reqwest::Client::new(), Duration::from_secs(5)).await
     }
+}
+
+/// Every service's Prometheus text, by service; a service that does not answer within `timeout` is left out.
+pub async fn scrape_metrics(
+    client: &reqwest::Client,
+    timeout: Duration,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (name, _) in SERVICES {
+        if let Ok(r) = client
+            .get(format!("{}/metrics", url(name)))
+            .timeout(timeout)
+            .send()
+            .await
+            && let Ok(text) = r.text().await
+        {
+            out.insert(name.to_owned(), text);
+        }
+    }
+    out
 }
 
 impl Drop for Suite {

@@ -7,19 +7,18 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::admission::Admission;
+use crate::error::ApiError;
+use crate::settings::PlatformSettings;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use tokio::sync::Semaphore;
-
-use crate::error::ApiError;
-use crate::settings::PlatformSettings;
 
 pub struct Defences {
-    admission: Option<Arc<Semaphore>>,
+    admission: Option<Arc<Admission>>,
     retry_after: u64,
     timeout: Option<Duration>,
     timeout_exempt: Vec<String>,
@@ -40,9 +39,8 @@ fn limiter<K: std::hash::Hash + Eq + Clone>(
 
 impl Defences {
     pub fn from_settings(settings: &PlatformSettings) -> Self {
-        let max = settings.admission.max_inflight;
         Self {
-            admission: (max > 0).then(|| Arc::new(Semaphore::new(max))),
+            admission: Admission::from_settings(&settings.admission),
             retry_after: settings.admission.retry_after_seconds.max(1),
             timeout: (settings.timeouts.request_ms > 0)
                 .then(|| Duration::from_millis(settings.timeouts.request_ms)),
@@ -112,15 +110,16 @@ fn defences_of(req: &ServiceRequest) -> Option<web::Data<Defences>> {
     req.app_data::<web::Data<Defences>>().cloned()
 }
 
-/// Beyond `admission.max_inflight` requests in flight, answer 503 + Retry-After at once: a fast "no" keeps
-/// latency bounded for the requests that are admitted, where a queue would make every request slow.
+/// Beyond the admission limit (adaptive, at most `admission.max_inflight` in flight), answer 503 + Retry-After at
+/// once: a fast "no" keeps latency bounded for the requests that are admitted, where a queue would make every
+/// request slow.
 pub async fn admission(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let _permit = match defences_of(&req) {
         Some(d) if !exempt(req.path()) => match &d.admission {
-            Some(semaphore) => Some(semaphore.clone().try_acquire_owned().map_err(|_| {
+            Some(admission) => Some(admission.try_admit().ok_or_else(|| {
                 metrics::counter!("http_requests_shed_total", "reason" => "admission").increment(1);
                 ApiError::Overloaded {
                     retry_after: d.retry_after,

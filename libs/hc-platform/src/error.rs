@@ -174,6 +174,13 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::Unauthorized { .. }) {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
+        if matches!(
+            self,
+            ApiError::Pool(deadpool_postgres::PoolError::Timeout(_))
+        ) {
+            // A request that waited its limit for a database connection: the pool, not the CPU, was the bottleneck.
+            metrics::counter!("http_requests_shed_total", "reason" => "pool_wait").increment(1);
+        }
         if let Some(seconds) = self.retry_after() {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }

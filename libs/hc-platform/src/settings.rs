@@ -76,6 +76,8 @@ pub struct PrivacySettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct AdmissionSettings {
     pub max_inflight: usize,
+    pub min_inflight: usize,
+    pub latency_target_ms: u64,
     pub retry_after_seconds: u64,
 }
 

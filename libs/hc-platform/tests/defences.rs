@@ -25,7 +25,7 @@ fn settings(overrides: &[(&str, i64)]) -> PlatformSettings {
     .platform
 }
 
-/// Serves `/hold` (waits for the gate), `/fast`, on a free port; returns the base URL.
+/// Serves `/hold` (waits for the gate), `/slow` (300 ms), `/fast`, on a free port; returns the base URL.
 async fn start(settings: &PlatformSettings, gate: Arc<Notify>) -> String {
     let ring = KeyRing::from_spec(&SecretString::from(
         KeyRing::generate_spec("k").expect("keygen"),
@@ -54,6 +54,13 @@ async fn start(settings: &PlatformSettings, gate: Arc<Notify>) -> String {
                     gate.notified().await;
                     HttpResponse::Ok().finish()
                 }
+            }),
+        )
+        .route(
+            "/slow",
+            web::get().to(|| async {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                HttpResponse::Ok().finish()
             }),
         )
         .route(
@@ -145,6 +152,64 @@ async fn beyond_max_inflight_requests_are_shed_at_once_with_retry_after() {
         200,
         "permit returned"
     );
+}
+
+/// When every request takes longer than the latency target (here each waits 300 ms, as every request does on a
+/// saturated CPU), a queue is standing: the limit comes down from the ceiling of 512 and requests are shed long
+/// before 512 are in flight. Once the load is gone, requests are admitted again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standing_queue_brings_the_limit_down_and_the_excess_is_shed() {
+    let gate = Arc::new(Notify::new());
+    let base = start(
+        &settings(&[
+            ("admission.max_inflight", 512),
+            ("admission.latency_target_ms", 50),
+            ("admission.min_inflight", 4),
+            ("timeouts.request_ms", 0),
+        ]),
+        gate,
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let (http, url) = (http.clone(), format!("{base}/slow"));
+        clients.spawn(async move {
+            let mut shed = 0;
+            while std::time::Instant::now() < deadline {
+                let r = http.get(&url).send().await.expect("request");
+                if r.status() == 503 {
+                    shed += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+            shed
+        });
+    }
+    let mut shed = 0;
+    while let Some(n) = clients.join_next().await {
+        shed += n.expect("client");
+    }
+    assert!(shed > 0, "40 clients of a 300 ms endpoint were never shed");
+    let metrics = metrics_text(&base).await;
+    let limit: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("admission_limit "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("admission_limit gauge");
+    assert!(limit < 40.0, "limit {limit} with 40 clients queueing");
+    for _ in 0..5 {
+        assert_eq!(
+            http.get(format!("{base}/fast"))
+                .send()
+                .await
+                .expect("request")
+                .status(),
+            200,
+            "admitted again once the load is gone"
+        );
+    }
 }
 
 #[tokio::test]

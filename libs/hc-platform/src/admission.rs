@@ -1,0 +1,226 @@
+//! Admission control that finds its own limit. A fixed number of requests in flight fits one machine only: 512 is
+//! right for a replica with cores to spare and, on half a core, is seconds of queue in front of every request (the
+//! capacity report measured exactly that). So the limit moves, as CoDel decides when a queue is standing: once per
+//! window, if even the fastest request that finished in it took longer than `latency_target`, every request is
+//! waiting behind others and the limit shrinks to three quarters of what was really in flight; while requests
+//! finish fast and the limit is in use, it grows by a quarter. `max_inflight` stays the ceiling and `min_inflight`
+//! the floor, so that a few long requests (an import's upload) never shut a replica.
+//!
+//! No crate does this for actix-web (the adaptive limiters are Tower layers), and the controller is the small pure
+//! [`LimitController`]; the request path costs two atomic operations and, once per window, a lock.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::settings::AdmissionSettings;
+
+/// How often the limit is reconsidered (CoDel's interval).
+const WINDOW: Duration = Duration::from_millis(100);
+
+/// The limit's arithmetic, apart from clocks and atomics.
+#[derive(Debug, Clone)]
+pub struct LimitController {
+    min: usize,
+    max: usize,
+    target: Duration,
+    limit: usize,
+}
+
+impl LimitController {
+    /// Starts at the ceiling: until a queue is seen, nothing is shed that a fixed limit would have admitted.
+    pub fn new(min: usize, max: usize, target: Duration) -> Self {
+        let min = min.clamp(1, max.max(1));
+        Self {
+            min,
+            max: max.max(min),
+            target,
+            limit: max.max(min),
+        }
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// The end of a window: `fastest` is the quickest request that finished in it (none if none did), `peak` the
+    /// most requests in flight at once during it. Returns the new limit.
+    pub fn end_window(&mut self, fastest: Option<Duration>, peak: usize) -> usize {
+        if self.target.is_zero() {
+            return self.limit;
+        }
+        // Requests in flight and none finished in a whole window is a queue as well (or a stuck dependency,
+        // where shedding the rest early is what the request timeout would do later anyway).
+        let queue_standing = match fastest {
+            Some(fastest) => fastest > self.target,
+            None => peak > 0,
+        };
+        if queue_standing {
+            self.limit = (self.limit.min(peak) * 3 / 4).max(self.min);
+        } else if peak * 2 >= self.limit {
+            self.limit = (self.limit + (self.limit / 4).max(1)).min(self.max);
+        }
+        self.limit
+    }
+}
+
+struct Window {
+    started: Instant,
+    fastest: Option<Duration>,
+    controller: LimitController,
+}
+
+/// The shared state of one replica's admission control.
+pub struct Admission {
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+    limit: AtomicUsize,
+    window: Mutex<Window>,
+}
+
+/// One admitted request; dropping it (when the response is ready, or the request is abandoned) lets the next in.
+pub struct Permit {
+    admission: Arc<Admission>,
+    admitted: Instant,
+}
+
+impl Admission {
+    /// None when admission control is off (`max_inflight = 0`).
+    pub fn from_settings(settings: &AdmissionSettings) -> Option<Arc<Self>> {
+        (settings.max_inflight > 0).then(|| {
+            let controller = LimitController::new(
+                settings.min_inflight,
+                settings.max_inflight,
+                Duration::from_millis(settings.latency_target_ms),
+            );
+            Arc::new(Self {
+                in_flight: AtomicUsize::new(0),
+                peak: AtomicUsize::new(0),
+                limit: AtomicUsize::new(controller.limit()),
+                window: Mutex::new(Window {
+                    started: Instant::now(),
+                    fastest: None,
+                    controller,
+                }),
+            })
+        })
+    }
+
+    /// A permit, or None: the request is to be shed.
+    pub fn try_admit(self: &Arc<Self>) -> Option<Permit> {
+        let now = Instant::now();
+        let in_flight = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+        if in_flight > self.limit.load(Ordering::Acquire) {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            self.observe(now, None);
+            return None;
+        }
+        self.peak.fetch_max(in_flight, Ordering::AcqRel);
+        Some(Permit {
+            admission: self.clone(),
+            admitted: now,
+        })
+    }
+
+    /// The current limit (for tests and the gauge).
+    pub fn limit(&self) -> usize {
+        self.limit.load(Ordering::Acquire)
+    }
+
+    fn observe(&self, now: Instant, finished_in: Option<Duration>) {
+        let Ok(mut window) = self.window.lock() else {
+            return;
+        };
+        if let Some(took) = finished_in {
+            window.fastest = Some(window.fastest.map_or(took, |f| f.min(took)));
+        }
+        if now.duration_since(window.started) < WINDOW {
+            return;
+        }
+        let in_flight = self.in_flight.load(Ordering::Acquire);
+        let peak = self.peak.swap(in_flight, Ordering::AcqRel).max(in_flight);
+        let fastest = window.fastest.take();
+        let limit = window.controller.end_window(fastest, peak);
+        window.started = now;
+        self.limit.store(limit, Ordering::Release);
+        metrics::gauge!("admission_limit").set(limit as f64);
+        metrics::gauge!("admission_in_flight").set(in_flight as f64);
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let now = Instant::now();
+        self.admission.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.admission
+            .observe(now, Some(now.duration_since(self.admitted)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TARGET: Duration = Duration::from_millis(100);
+
+    fn ms(n: u64) -> Option<Duration> {
+        Some(Duration::from_millis(n))
+    }
+
+    #[test]
+    fn a_standing_queue_shrinks_the_limit_to_three_quarters_of_what_was_in_flight() {
+        let mut c = LimitController::new(16, 512, TARGET);
+        assert_eq!(c.limit(), 512);
+        // 200 in flight and even the fastest took 400 ms: everything queued.
+        assert_eq!(c.end_window(ms(400), 200), 150);
+        assert_eq!(c.end_window(ms(300), 150), 112);
+        assert_eq!(c.end_window(ms(250), 112), 84);
+    }
+
+    #[test]
+    fn the_limit_never_goes_below_the_floor_nor_above_the_ceiling() {
+        let mut c = LimitController::new(16, 64, TARGET);
+        for _ in 0..20 {
+            c.end_window(ms(1000), 64);
+        }
+        assert_eq!(c.limit(), 16);
+        for _ in 0..20 {
+            c.end_window(ms(2), c.limit());
+        }
+        assert_eq!(c.limit(), 64);
+    }
+
+    #[test]
+    fn fast_answers_grow_the_limit_only_while_it_is_in_use() {
+        let mut c = LimitController::new(8, 512, TARGET);
+        c.end_window(ms(500), 40);
+        assert_eq!(c.limit(), 30);
+        // Idle: nothing to learn, nothing changes.
+        assert_eq!(c.end_window(ms(2), 3), 30);
+        assert_eq!(c.end_window(None, 0), 30);
+        // In use and fast: a quarter more each window.
+        assert_eq!(c.end_window(ms(2), 30), 37);
+        assert_eq!(c.end_window(ms(2), 37), 46);
+    }
+
+    #[test]
+    fn requests_in_flight_with_none_finished_in_a_window_is_a_queue() {
+        let mut c = LimitController::new(4, 100, TARGET);
+        assert_eq!(c.end_window(None, 40), 30);
+    }
+
+    #[test]
+    fn a_zero_target_keeps_the_limit_fixed() {
+        let mut c = LimitController::new(16, 512, Duration::ZERO);
+        assert_eq!(c.end_window(ms(5000), 512), 512);
+        assert_eq!(c.end_window(None, 512), 512);
+    }
+
+    #[test]
+    fn a_ceiling_below_the_floor_wins() {
+        let c = LimitController::new(16, 1, TARGET);
+        assert_eq!(c.limit(), 1);
+        let mut c = c;
+        assert_eq!(c.end_window(ms(1000), 1), 1);
+    }
+}
