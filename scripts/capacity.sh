@@ -64,7 +64,7 @@ if [[ "$only" == *" ablation "* ]]; then
   # One defence off at a time, each at the same overload: 1.5x the hardened knee, 15 s.
   rate="${ABLATION_RATE:-$(python3 -c "import json;print(round(1.5*(json.load(open('loadtests/results/knee-hardened.json'))['knee_per_s'] or 500)))")}"
   for profile in hardened without-render-cache without-in-process-caches without-admission without-request-timeouts \
-                 without-pool-wait-limit without-circuit-breaker without-stale-fallback naive; do
+                 without-pool-wait-limit without-circuit-breaker without-stale-fallback without-import-cap naive; do
     lt run --plan steady --profile "$profile" --people "$people" --scale 1 --rate "$rate" --duration 15 \
       --name "ablation-$profile"
   done
@@ -72,7 +72,7 @@ fi
 if [[ "$only" == *" ablation-knees "* ]]; then
   # The knee of each configuration (one defence off at a time), swept the same way side by side, hardened included.
   for profile in hardened without-render-cache without-in-process-caches without-admission without-request-timeouts \
-                 without-pool-wait-limit without-circuit-breaker without-stale-fallback; do
+                 without-pool-wait-limit without-circuit-breaker without-stale-fallback without-import-cap; do
     lt knee --profile "$profile" --people "$people" --scale 1 --from "${ABLATION_KNEE_FROM:-100}" --factor 1.35 \
       --steps 7 --duration 10 --name "knee-ablation-$profile"
   done

@@ -188,6 +188,37 @@ async fn create_client(
     })
 }
 
+/// Sends a request again while the suite sheds it before it reached a handler (429, or 503 `overloaded` from
+/// admission control), after its `Retry-After` with jitter, as the citizen's page does; for up to two minutes.
+/// Such a request was never handled, so even a request without an idempotency key is safe to send again.
+async fn send_unless_shed(
+    request: impl Fn() -> reqwest::RequestBuilder,
+) -> anyhow::Result<reqwest::Response> {
+    let give_up = Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = request().send().await?;
+        let retry_after = r
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<f64>().ok());
+        let status = r.status().as_u16();
+        let (Some(wait), true) = (retry_after, matches!(status, 429 | 503)) else {
+            return Ok(r);
+        };
+        if Instant::now() > give_up {
+            return Ok(r);
+        }
+        let bytes = r.bytes().await?;
+        let problem: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        if status == 503 && problem["type"] != "/problems/overloaded" {
+            bail!("{status} {problem}");
+        }
+        let jitter = rand::random_range(0.5..1.5);
+        tokio::time::sleep(Duration::from_secs_f64(wait * jitter)).await;
+    }
+}
+
 /// Runs `f` over `0..n` with `concurrency` requests in flight, failing on the first error.
 async fn each<F, Fut>(n: usize, concurrency: usize, f: F) -> anyhow::Result<()>
 where
@@ -262,11 +293,11 @@ pub async fn seed(suite: &Suite, people: usize) -> anyhow::Result<(Population, S
     each(people, 64, |i| {
         let (http, ids) = (&http, &ids);
         async move {
-            let r = http
-                .post(format!("{}/v1/persons", url("identity")))
-                .json(&json!({"name": "压测", "id_number": id_number(i), "phone": phone(i), "home_region": HOME}))
-                .send()
-                .await?;
+            let r = send_unless_shed(|| {
+                http.post(format!("{}/v1/persons", url("identity")))
+                    .json(&json!({"name": "压测", "id_number": id_number(i), "phone": phone(i), "home_region": HOME}))
+            })
+            .await?;
             if !r.status().is_success() {
                 bail!("registering person {i}: {}", r.status());
             }
@@ -326,18 +357,18 @@ pub async fn seed(suite: &Suite, people: usize) -> anyhow::Result<(Population, S
     for (kind, rows) in [("cases", cases), ("visits", visits), ("nat-results", nat)] {
         for (k, chunk) in rows.chunks(20_000).enumerate() {
             let body: String = chunk.iter().map(|r| format!("{r}\n")).collect();
-            let r: Value = http
-                .post(format!("{}/v1/imports/{kind}", url("declaration")))
-                .bearer_auth(&lab)
-                .header("Idempotency-Key", format!("seed-{kind}-{k}"))
-                .header("Content-Type", "application/x-ndjson")
-                .body(body)
-                .send()
-                .await?
-                .error_for_status()
-                .with_context(|| format!("seed import of {kind}"))?
-                .json()
-                .await?;
+            let r: Value = send_unless_shed(|| {
+                http.post(format!("{}/v1/imports/{kind}", url("declaration")))
+                    .bearer_auth(&lab)
+                    .header("Idempotency-Key", format!("seed-{kind}-{k}"))
+                    .header("Content-Type", "application/x-ndjson")
+                    .body(body.clone())
+            })
+            .await?
+            .error_for_status()
+            .with_context(|| format!("seed import of {kind}"))?
+            .json()
+            .await?;
             // A suite seeded before (an attached run again) has these rows already: duplicates, not errors.
             let stored =
                 r["accepted"].as_u64().unwrap_or(0) + r["duplicates"].as_u64().unwrap_or(0);
@@ -352,13 +383,13 @@ pub async fn seed(suite: &Suite, people: usize) -> anyhow::Result<(Population, S
         let (http, population, declared) = (&http, &population, &declared);
         async move {
             let i = declared[k];
-            let r = http
-                .post(format!("{}/v1/declarations", url("declaration")))
-                .bearer_auth(population.token(i))
-                .header("Idempotency-Key", format!("seed-{i}"))
-                .json(&declaration())
-                .send()
-                .await?;
+            let r = send_unless_shed(|| {
+                http.post(format!("{}/v1/declarations", url("declaration")))
+                    .bearer_auth(population.token(i))
+                    .header("Idempotency-Key", format!("seed-{i}"))
+                    .json(&declaration())
+            })
+            .await?;
             if !r.status().is_success() {
                 bail!("declaration of person {i}: {}", r.status());
             }

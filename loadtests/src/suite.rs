@@ -47,10 +47,11 @@ pub enum Defence {
     PoolWaitLimit,
     CircuitBreaker,
     StaleFallback,
+    ImportCap,
 }
 
 impl Defence {
-    pub const ALL: [Defence; 7] = [
+    pub const ALL: [Defence; 8] = [
         Defence::RenderCache,
         Defence::InProcessCaches,
         Defence::Admission,
@@ -58,6 +59,7 @@ impl Defence {
         Defence::PoolWaitLimit,
         Defence::CircuitBreaker,
         Defence::StaleFallback,
+        Defence::ImportCap,
     ];
 
     pub fn name(self) -> &'static str {
@@ -69,6 +71,7 @@ impl Defence {
             Defence::PoolWaitLimit => "pool-wait-limit",
             Defence::CircuitBreaker => "circuit-breaker",
             Defence::StaleFallback => "stale-fallback",
+            Defence::ImportCap => "import-cap",
         }
     }
 
@@ -88,6 +91,7 @@ impl Defence {
             Defence::PoolWaitLimit => &[("HC__DATABASE__POOL_WAIT_TIMEOUT_MS", "0")],
             Defence::CircuitBreaker => &[("HC__RENDERING__BREAKER_ENABLED", "false")],
             Defence::StaleFallback => &[("HC__RENDERING__STALE_FALLBACK_ENABLED", "false")],
+            Defence::ImportCap => &[("HC__DECLARATION__IMPORT_MAX_CONCURRENT", "0")],
         }
     }
 }

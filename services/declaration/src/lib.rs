@@ -47,6 +47,8 @@ impl Application {
             db: db.clone(),
             db_read,
             index,
+            import_permits: (service.import_max_concurrent > 0)
+                .then(|| Arc::new(tokio::sync::Semaphore::new(service.import_max_concurrent))),
             settings: Arc::new(service),
         });
         let running = launch(

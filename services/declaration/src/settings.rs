@@ -7,6 +7,8 @@ pub struct DeclarationSettings {
     pub import_max_bytes: u64,
     pub import_max_errors: i64,
     pub import_idle_timeout_ms: u64,
+    pub import_max_concurrent: usize,
+    pub import_retry_after_seconds: u64,
 }
 
 impl DeclarationSettings {

@@ -12,4 +12,6 @@ pub struct AppState {
     pub db_read: Pool,
     pub index: BlindIndex,
     pub settings: Arc<DeclarationSettings>,
+    /// Permits for imports in flight (`import_max_concurrent`); None: no cap.
+    pub import_permits: Option<Arc<tokio::sync::Semaphore>>,
 }

@@ -299,3 +299,86 @@ async fn an_imports_progress_is_read_from_the_replica_when_one_is_configured() {
         "read from the replica"
     );
 }
+
+/// With `import_max_concurrent` imports running, another is refused with 503 + Retry-After before its body is read,
+/// and taken once a running one has finished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_imports_a_replica_takes_at_once_another_waits_its_turn() {
+    let app = spawn_app_with(|b| {
+        b.set_override("declaration.import_max_concurrent", 1)
+            .expect("override")
+    })
+    .await;
+    let lab = app.official(&["import:nat"]).await;
+    // The first import sends its head and one row, then holds the connection open: it is running.
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let first_row = nat_rows(1, &[]);
+    let head = format!(
+        "POST /v1/imports/nat-results HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {lab}\r\n\
+         Idempotency-Key: held-1\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{first_row}\r\n",
+        first_row.len()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut socket, head.as_bytes())
+        .await
+        .expect("write");
+    let mut refused = None;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let r = app
+            .import(
+                &lab,
+                "nat-results",
+                "second-1",
+                "application/x-ndjson",
+                nat_rows(3, &[]),
+            )
+            .await;
+        if r.status() == StatusCode::SERVICE_UNAVAILABLE {
+            refused = Some(r);
+            break;
+        }
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "admitted only before the first got in"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let refused = refused.expect("a second import is refused while the first runs");
+    assert_eq!(
+        refused
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("2")
+    );
+    let body = problem(refused, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(body["type"], "/problems/overloaded");
+
+    // The first finishes (its client goes away); the next import is taken.
+    drop(socket);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = app
+            .import(
+                &lab,
+                "nat-results",
+                "third-1",
+                "application/x-ndjson",
+                nat_rows(3, &[]),
+            )
+            .await;
+        if r.status() == StatusCode::CREATED {
+            break;
+        }
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the permit was never returned"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
