@@ -1,7 +1,8 @@
 //! Admission control that finds its own limit. A fixed number of requests in flight fits one machine only: 512 is
 //! right for a replica with cores to spare and, on half a core, is seconds of queue in front of every request (the
 //! capacity report measured exactly that). So the limit moves, as CoDel decides when a queue is standing: once per
-//! window, if even the fastest request that finished in it took longer than `latency_target`, every request is
+//! window (100 ms with at least 8 requests finished, else up to 1 s), if even the fastest request that finished in
+//! it took longer than `latency_target`, every request is
 //! waiting behind others and the limit shrinks to three quarters of what was really in flight; while requests
 //! finish fast and the limit is in use, it grows by a quarter. `max_inflight` stays the ceiling and `min_inflight`
 //! the floor, so that a few long requests (an import's upload) never shut a replica.
@@ -15,8 +16,12 @@ use std::time::{Duration, Instant};
 
 use crate::settings::AdmissionSettings;
 
-/// How often the limit is reconsidered (CoDel's interval).
+/// How often the limit is reconsidered (CoDel's interval)...
 const WINDOW: Duration = Duration::from_millis(100);
+/// ...once this many requests finished in the window: one slow request of a quiet replica is not a queue. A window
+/// without them is judged after `LONGEST_WINDOW`.
+const SAMPLES: usize = 8;
+const LONGEST_WINDOW: Duration = Duration::from_secs(1);
 
 /// The limit's arithmetic, apart from clocks and atomics.
 #[derive(Debug, Clone)]
@@ -66,6 +71,7 @@ impl LimitController {
 
 struct Window {
     started: Instant,
+    finished: usize,
     fastest: Option<Duration>,
     controller: LimitController,
 }
@@ -99,6 +105,7 @@ impl Admission {
                 limit: AtomicUsize::new(controller.limit()),
                 window: Mutex::new(Window {
                     started: Instant::now(),
+                    finished: 0,
                     fastest: None,
                     controller,
                 }),
@@ -133,10 +140,13 @@ impl Admission {
         };
         if let Some(took) = finished_in {
             window.fastest = Some(window.fastest.map_or(took, |f| f.min(took)));
+            window.finished += 1;
         }
-        if now.duration_since(window.started) < WINDOW {
+        let open_for = now.duration_since(window.started);
+        if open_for < WINDOW || (window.finished < SAMPLES && open_for < LONGEST_WINDOW) {
             return;
         }
+        window.finished = 0;
         let in_flight = self.in_flight.load(Ordering::Acquire);
         let peak = self.peak.swap(in_flight, Ordering::AcqRel).max(in_flight);
         let fastest = window.fastest.take();

@@ -8,6 +8,7 @@ pub struct DeclarationSettings {
     pub import_max_errors: i64,
     pub import_idle_timeout_ms: u64,
     pub import_max_concurrent: usize,
+    pub import_queue_ms: u64,
     pub import_retry_after_seconds: u64,
 }
 

@@ -28,7 +28,7 @@ use crate::state::AppState;
         (status = 409, description = "The batch is being imported by another request, or is of another kind", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Neither NDJSON nor CSV", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown kind, missing batch id or CSV header", body = hc_platform::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "As many imports as this replica takes at once are running (or the service is overloaded): send the batch again after Retry-After seconds", body = hc_platform::error::Problem, content_type = "application/problem+json",
+        (status = 503, description = "As many imports as this replica takes at once have been running for as long as a batch waits its turn (or the service is overloaded): send the batch again after Retry-After seconds", body = hc_platform::error::Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub async fn upload(
@@ -70,15 +70,22 @@ pub async fn upload(
             });
         }
     };
-    // Taken before the body is read: a refused upload costs the lab a resend, not us a parse.
+    // Taken before the body is read: a refused upload costs the lab a resend, not us a parse. The short wait
+    // absorbs the bunching of arrivals; a longer one would only hold connections while the CPU is spoken for.
     let _permit = match &state.import_permits {
-        Some(permits) => Some(permits.clone().try_acquire_owned().map_err(|_| {
-            metrics::counter!("http_requests_shed_total", "reason" => "imports_at_capacity")
-                .increment(1);
-            ApiError::Overloaded {
-                retry_after: state.settings.import_retry_after_seconds.max(1),
+        Some(permits) => {
+            let wait = std::time::Duration::from_millis(state.settings.import_queue_ms);
+            match tokio::time::timeout(wait, permits.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => Some(permit),
+                _ => {
+                    metrics::counter!("http_requests_shed_total", "reason" => "imports_at_capacity")
+                        .increment(1);
+                    return Err(ApiError::Overloaded {
+                        retry_after: state.settings.import_retry_after_seconds.max(1),
+                    });
+                }
             }
-        })?),
+        }
         None => None,
     };
     let (view, completed) =

@@ -300,12 +300,13 @@ async fn an_imports_progress_is_read_from_the_replica_when_one_is_configured() {
     );
 }
 
-/// With `import_max_concurrent` imports running, another is refused with 503 + Retry-After before its body is read,
-/// and taken once a running one has finished.
+/// With `import_max_concurrent` imports running, another waits `import_queue_ms` for its turn: it is refused with
+/// 503 + Retry-After if none comes (its body unread), and taken if a running import finishes meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beyond_the_imports_a_replica_takes_at_once_another_waits_its_turn() {
     let app = spawn_app_with(|b| {
         b.set_override("declaration.import_max_concurrent", 1)
+            .and_then(|b| b.set_override("declaration.import_queue_ms", 3000))
             .expect("override")
     })
     .await;
@@ -324,30 +325,29 @@ async fn beyond_the_imports_a_replica_takes_at_once_another_waits_its_turn() {
     tokio::io::AsyncWriteExt::write_all(&mut socket, head.as_bytes())
         .await
         .expect("write");
-    let mut refused = None;
+    // The held import has its permit once its first row is stored.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::time::Instant::now() < deadline {
-        let r = app
-            .import(
-                &lab,
-                "nat-results",
-                "second-1",
-                "application/x-ndjson",
-                nat_rows(3, &[]),
-            )
-            .await;
-        if r.status() == StatusCode::SERVICE_UNAVAILABLE {
-            refused = Some(r);
-            break;
-        }
-        assert_eq!(
-            r.status(),
-            StatusCode::CREATED,
-            "admitted only before the first got in"
+    while count(&app, "import_batches").await < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first import never started"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    let refused = refused.expect("a second import is refused while the first runs");
+    let started = std::time::Instant::now();
+    let refused = app
+        .import(
+            &lab,
+            "nat-results",
+            "second-1",
+            "application/x-ndjson",
+            nat_rows(3, &[]),
+        )
+        .await;
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(2900),
+        "waited its turn first"
+    );
     assert_eq!(
         refused
             .headers()
@@ -358,27 +358,26 @@ async fn beyond_the_imports_a_replica_takes_at_once_another_waits_its_turn() {
     let body = problem(refused, StatusCode::SERVICE_UNAVAILABLE).await;
     assert_eq!(body["type"], "/problems/overloaded");
 
-    // The first finishes (its client goes away); the next import is taken.
-    drop(socket);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let r = app
-            .import(
-                &lab,
-                "nat-results",
-                "third-1",
-                "application/x-ndjson",
-                nat_rows(3, &[]),
-            )
-            .await;
-        if r.status() == StatusCode::CREATED {
-            break;
-        }
-        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the permit was never returned"
+    // A third waits; the first finishes (its client goes away) meanwhile, and the third is taken.
+    let third = tokio::spawn({
+        let (http, url, lab) = (
+            app.http.clone(),
+            app.url("/v1/imports/nat-results"),
+            lab.clone(),
         );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        async move {
+            http.post(url)
+                .bearer_auth(lab)
+                .header("Idempotency-Key", "third-1")
+                .header("Content-Type", "application/x-ndjson")
+                .body(nat_rows(3, &[]))
+                .send()
+                .await
+                .expect("import")
+                .status()
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    drop(socket);
+    assert_eq!(third.await.expect("join"), StatusCode::CREATED);
 }
