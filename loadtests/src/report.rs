@@ -155,7 +155,7 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
                 suite_cpu(&s.cpu),
                 s.cpu.get("load generator").copied().unwrap_or(0.0),
                 suite_cpu(&s.cpu) * 1e6 / s.goodput_per_s.max(1e-9),
-                shed_cell(&s.shed)
+                shed_cell(s.shed.as_ref())
             );
         }
         let _ = writeln!(md);
@@ -586,8 +586,11 @@ fn ablation_knees(md: &mut String, knees: &BTreeMap<String, KneeResult>, prefix:
     }
 }
 
-/// "admission 120, pool_wait 3", or "none" (a step before the shed counters were recorded shows "-").
-fn shed_cell(shed: &BTreeMap<String, f64>) -> String {
+/// "admission 120, pool_wait 3", "none", or "-" for a step recorded before the shed counters were.
+fn shed_cell(shed: Option<&BTreeMap<String, f64>>) -> String {
+    let Some(shed) = shed else {
+        return "-".into();
+    };
     let parts: Vec<String> = shed
         .iter()
         .filter(|(_, n)| **n >= 0.5)
@@ -653,14 +656,10 @@ mod tests {
             )
         );
         assert_eq!(admission_line(&[]), None);
-        assert_eq!(shed_cell(&BTreeMap::new()), "none");
-        assert_eq!(
-            shed_cell(&BTreeMap::from([
-                ("admission".to_owned(), 7.0),
-                ("timeout".to_owned(), 0.0)
-            ])),
-            "admission 7"
-        );
+        assert_eq!(shed_cell(None), "-");
+        assert_eq!(shed_cell(Some(&BTreeMap::new())), "none");
+        let shed = BTreeMap::from([("admission".to_owned(), 7.0), ("timeout".to_owned(), 0.0)]);
+        assert_eq!(shed_cell(Some(&shed)), "admission 7");
     }
 
     #[test]

@@ -101,7 +101,7 @@ pub struct RunResult {
 /// The counters of the services' /metrics that tell where the load went, each summed by one of its labels: answers
 /// by status class (the 503s of admission and timeouts among the 5xx), code requests by where the answer came from
 /// (caches, Redis, scoring, stale), calls from rendering to scoring by outcome (the breaker's refusals), and the
-/// requests shed by reason (admission, timeout).
+/// requests shed by reason (admission, timeout, pool_wait, imports_at_capacity).
 const COUNTERS: [(&str, &str); 4] = [
     ("http_requests_total", "status"),
     ("http_requests_shed_total", "reason"),
@@ -296,6 +296,7 @@ pub async fn run(
                 (Instant::now() + Duration::from_secs(1)).into(),
                 Duration::from_secs(1),
             );
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             while Instant::now() < end {
                 tick.tick().await;
                 let now = CpuSample::take(&pids);
@@ -439,9 +440,10 @@ pub struct KneeStep {
     pub holds: bool,
     pub cpu: BTreeMap<String, f64>,
     pub requests_by_persona: BTreeMap<String, u64>,
-    /// Requests the services shed during the step, by reason (admission, timeout, pool_wait).
+    /// Requests the services shed during the step, by reason (admission, timeout, pool_wait,
+    /// imports_at_capacity); None in results recorded before it was counted.
     #[serde(default)]
-    pub shed: BTreeMap<String, f64>,
+    pub shed: Option<BTreeMap<String, f64>>,
 }
 
 /// The `http_requests_shed_total` counters of a run, by reason.
@@ -510,7 +512,7 @@ pub async fn knee(
                 .iter()
                 .map(|(k, v)| (k.clone(), v.requests))
                 .collect(),
-            shed: shed_by_reason(&r.service_counters),
+            shed: Some(shed_by_reason(&r.service_counters)),
         });
         // Up to three times the knee, then stop: beyond it nothing new is learnt.
         if let Some(k) = result.knee_per_s

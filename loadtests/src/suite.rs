@@ -440,24 +440,29 @@ impl Suite {
     }
 }
 
-/// Every service's Prometheus text, by service; a service that does not answer within `timeout` is left out.
+/// Every service's Prometheus text, by service, scraped at once; a service that does not answer within `timeout`
+/// is left out.
 pub async fn scrape_metrics(
     client: &reqwest::Client,
     timeout: Duration,
 ) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for (name, _) in SERVICES {
-        if let Ok(r) = client
-            .get(format!("{}/metrics", url(name)))
-            .timeout(timeout)
-            .send()
-            .await
-            && let Ok(text) = r.text().await
-        {
-            out.insert(name.to_owned(), text);
-        }
-    }
-    out
+    let scrapes = SERVICES.iter().map(|(name, _)| async move {
+        let text = async {
+            client
+                .get(format!("{}/metrics", url(name)))
+                .timeout(timeout)
+                .send()
+                .await?
+                .text()
+                .await
+        };
+        (name.to_string(), text.await.ok())
+    });
+    futures_util::future::join_all(scrapes)
+        .await
+        .into_iter()
+        .filter_map(|(name, text)| Some((name, text?)))
+        .collect()
 }
 
 impl Drop for Suite {

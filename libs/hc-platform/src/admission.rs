@@ -12,7 +12,7 @@
 //! the limit back at 512, with the median request at 2 s). The median does not miss them.
 //!
 //! No crate does this for actix-web (the adaptive limiters are Tower layers), and the controller is the small pure
-//! [`LimitController`]; the request path costs two atomic operations and a short lock.
+//! [`LimitController`]; a request costs a few atomic operations and, when it ends, a short uncontended lock.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -60,12 +60,14 @@ impl LimitController {
         }
         // Requests in flight and none finished in a whole window is a queue as well (or a stuck dependency,
         // where shedding the rest early is what the request timeout would do later anyway).
-        let queue_standing = if finished > 0 {
-            slow * 2 >= finished
-        } else {
-            peak > 0
+        let queue_standing = match finished {
+            0 => peak > 0,
+            // Too few to tell a queue from one slow request of a quiet replica.
+            1..SAMPLES => return self.limit,
+            _ => slow * 2 >= finished,
         };
-        if queue_standing {
+        // No fewer than the floor were in flight: a queue that short is no reason to shed.
+        if queue_standing && peak > self.min {
             self.limit = (self.limit.min(peak) * 3 / 4).max(self.min);
         } else if peak * 2 >= self.limit {
             self.limit = (self.limit + (self.limit / 4).max(1)).min(self.max);
@@ -98,6 +100,8 @@ pub struct Admission {
 pub struct Permit {
     admission: Arc<Admission>,
     admitted: Instant,
+    /// Whether its time says anything about a queue (a streamed upload's does not).
+    sampled: bool,
 }
 
 impl Admission {
@@ -123,8 +127,9 @@ impl Admission {
         })
     }
 
-    /// A permit, or None: the request is to be shed.
-    pub fn try_admit(self: &Arc<Self>) -> Option<Permit> {
+    /// A permit, or None: the request is to be shed. `sampled`: whether the request's time counts towards the
+    /// limit (not for routes that take long by nature, as a streamed import does).
+    pub fn try_admit(self: &Arc<Self>, sampled: bool) -> Option<Permit> {
         let now = Instant::now();
         let in_flight = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
         if in_flight > self.limit.load(Ordering::Acquire) {
@@ -136,6 +141,7 @@ impl Admission {
         Some(Permit {
             admission: self.clone(),
             admitted: now,
+            sampled,
         })
     }
 
@@ -145,9 +151,10 @@ impl Admission {
     }
 
     fn observe(&self, now: Instant, finished_in: Option<Duration>) {
-        let Ok(mut window) = self.window.lock() else {
-            return;
-        };
+        let mut window = self
+            .window
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(took) = finished_in {
             window.finished += 1;
             window.slow += usize::from(window.controller.is_slow(took));
@@ -158,6 +165,7 @@ impl Admission {
         }
         let (finished, slow) = (window.finished, window.slow);
         (window.finished, window.slow) = (0, 0);
+        // (A window judged with fewer than SAMPLES finished is one that waited LONGEST_WINDOW.)
         let in_flight = self.in_flight.load(Ordering::Acquire);
         let peak = self.peak.swap(in_flight, Ordering::AcqRel).max(in_flight);
         let limit = window.controller.end_window(finished, slow, peak);
@@ -172,8 +180,8 @@ impl Drop for Permit {
     fn drop(&mut self) {
         let now = Instant::now();
         self.admission.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.admission
-            .observe(now, Some(now.duration_since(self.admitted)));
+        let took = self.sampled.then(|| now.duration_since(self.admitted));
+        self.admission.observe(now, took);
     }
 }
 
@@ -225,6 +233,15 @@ mod tests {
         // In use, and most requests fast: a quarter more each window.
         assert_eq!(c.end_window(10, 4, 30), 37);
         assert_eq!(c.end_window(10, 0, 37), 46);
+    }
+
+    #[test]
+    fn one_slow_request_of_a_quiet_replica_is_not_a_queue() {
+        let mut c = LimitController::new(16, 512, TARGET);
+        // A window of 1 s with one request finished, and it slow.
+        assert_eq!(c.end_window(1, 1, 1), 512);
+        // Enough finished, all slow, but never more in flight than the floor.
+        assert_eq!(c.end_window(10, 10, 16), 512);
     }
 
     #[test]

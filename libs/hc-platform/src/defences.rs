@@ -68,6 +68,14 @@ impl Defences {
         charge(self.key_limiter.as_ref(), &key.to_owned())
     }
 
+    /// Routes that bound themselves (long streamed uploads): no request timeout, and their time says nothing
+    /// about a queue.
+    fn timeout_exempt(&self, path: &str) -> bool {
+        self.timeout_exempt
+            .iter()
+            .any(|p| path.starts_with(p.as_str()))
+    }
+
     fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
         charge(self.ip_limiter.as_ref(), &ip)
     }
@@ -119,12 +127,17 @@ pub async fn admission(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let _permit = match defences_of(&req) {
         Some(d) if !exempt(req.path()) => match &d.admission {
-            Some(admission) => Some(admission.try_admit().ok_or_else(|| {
-                metrics::counter!("http_requests_shed_total", "reason" => "admission").increment(1);
-                ApiError::Overloaded {
-                    retry_after: d.retry_after,
-                }
-            })?),
+            Some(admission) => Some(
+                admission
+                    .try_admit(!d.timeout_exempt(req.path()))
+                    .ok_or_else(|| {
+                        metrics::counter!("http_requests_shed_total", "reason" => "admission")
+                            .increment(1);
+                        ApiError::Overloaded {
+                            retry_after: d.retry_after,
+                        }
+                    })?,
+            ),
             None => None,
         },
         _ => None,
@@ -137,13 +150,7 @@ pub async fn timeout(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let limit = defences_of(&req).and_then(|d| {
-        let exempt = d
-            .timeout_exempt
-            .iter()
-            .any(|p| req.path().starts_with(p.as_str()));
-        d.timeout.filter(|_| !exempt)
-    });
+    let limit = defences_of(&req).and_then(|d| d.timeout.filter(|_| !d.timeout_exempt(req.path())));
     match limit {
         Some(limit) => tokio::time::timeout(limit, next.call(req))
             .await

@@ -108,6 +108,8 @@ async fn every_acknowledged_scan_survives_a_kill_9_mid_load() {
                     return;
                 };
                 if r.status() != 200 {
+                    // Shed (503 + Retry-After) on a busy machine: back off a little rather than spin.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 }
                 let Ok(v) = r.json::<serde_json::Value>().await else {
