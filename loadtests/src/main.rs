@@ -97,7 +97,7 @@ enum Command {
 #[derive(Args, Clone)]
 struct SuiteArgs {
     /// hardened, naive, or without-DEFENCE (render-cache, in-process-caches, admission, request-timeouts,
-    /// pool-wait-limit, circuit-breaker, stale-fallback).
+    /// pool-wait-limit, circuit-breaker, stale-fallback, import-cap).
     #[arg(long, default_value = "hardened")]
     profile: Profile,
     #[arg(long, default_value_t = 20_000)]

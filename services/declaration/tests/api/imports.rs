@@ -325,7 +325,7 @@ async fn beyond_the_imports_a_replica_takes_at_once_another_waits_its_turn() {
     tokio::io::AsyncWriteExt::write_all(&mut socket, head.as_bytes())
         .await
         .expect("write");
-    // The held import has its permit once its first row is stored.
+    // The held import has its turn once its batch is recorded (the turn is taken before the batch).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while count(&app, "import_batches").await < 1 {
         assert!(
