@@ -17,6 +17,7 @@ use hc_platform::auth::{AccessClaims, KeyRing, SubjectKind};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
+use crate::schedule::backoff_s;
 use crate::suite::{Suite, url};
 
 /// Home of the population (Guangzhou, Tianhe); the venue's county.
@@ -195,6 +196,7 @@ async fn send_unless_shed(
     request: impl Fn() -> reqwest::RequestBuilder,
 ) -> anyhow::Result<reqwest::Response> {
     let give_up = Instant::now() + Duration::from_secs(120);
+    let rng = std::sync::Mutex::new(<rand::rngs::StdRng as rand::SeedableRng>::from_os_rng());
     loop {
         let r = request().send().await?;
         let retry_after = r
@@ -214,8 +216,7 @@ async fn send_unless_shed(
         if status == 503 && problem["type"] != "/problems/overloaded" {
             bail!("{status} {problem}");
         }
-        let jitter = rand::random_range(0.5..1.5);
-        tokio::time::sleep(Duration::from_secs_f64(wait * jitter)).await;
+        tokio::time::sleep(Duration::from_secs_f64(backoff_s(Some(wait), &rng))).await;
     }
 }
 

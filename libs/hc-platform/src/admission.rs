@@ -145,11 +145,6 @@ impl Admission {
         })
     }
 
-    /// The current limit (for tests and the gauge).
-    pub fn limit(&self) -> usize {
-        self.limit.load(Ordering::Acquire)
-    }
-
     fn observe(&self, now: Instant, finished_in: Option<Duration>) {
         let mut window = self
             .window

@@ -28,6 +28,32 @@ fn nat_rows(n: u32, bad: &[u32]) -> String {
     body
 }
 
+/// Starts a chunked NDJSON import of `first_chunk` and keeps its connection open (the body not finished): the
+/// import is running until the socket is dropped.
+async fn start_held_import(
+    app: &crate::helpers::TestApp,
+    lab: &str,
+    batch: &str,
+    first_chunk: &str,
+) -> tokio::net::TcpStream {
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /v1/imports/nat-results HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {lab}\r\n\
+         Idempotency-Key: {batch}\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{first_chunk}\r\n",
+        first_chunk.len()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut socket, head.as_bytes())
+        .await
+        .expect("write");
+    tokio::io::AsyncWriteExt::flush(&mut socket)
+        .await
+        .expect("flush");
+    socket
+}
+
 async fn count(app: &crate::helpers::TestApp, table: &str) -> i64 {
     let db = app.pool.get().await.expect("db");
     db.query_one(&format!("SELECT count(*) FROM {table}"), &[])
@@ -190,21 +216,7 @@ async fn an_interrupted_batch_resumes_after_its_last_committed_chunk() {
     // The first attempt's connection breaks after 250 rows: the two whole chunks (200 rows) commit, the cut rest
     // is not.
     let cut: String = body.lines().take(250).map(|l| format!("{l}\n")).collect();
-    let addr = app.address.trim_start_matches("http://").to_owned();
-    let mut socket = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
-    let head = format!(
-        "POST /v1/imports/nat-results HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {lab}\r\n\
-         Idempotency-Key: resume-1\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{cut}\r\n",
-        cut.len()
-    );
-    tokio::io::AsyncWriteExt::write_all(&mut socket, head.as_bytes())
-        .await
-        .expect("write");
-    tokio::io::AsyncWriteExt::flush(&mut socket)
-        .await
-        .expect("flush");
+    let socket = start_held_import(&app, &lab, "resume-1", &cut).await;
     // Once the first chunk is committed (the second is parsed meanwhile), drop the connection mid-body.
     for _ in 0..500 {
         if count(&app, "nat_results").await >= 100 {
@@ -312,19 +324,7 @@ async fn beyond_the_imports_a_replica_takes_at_once_another_waits_its_turn() {
     .await;
     let lab = app.official(&["import:nat"]).await;
     // The first import sends its head and one row, then holds the connection open: it is running.
-    let addr = app.address.trim_start_matches("http://").to_owned();
-    let mut socket = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
-    let first_row = nat_rows(1, &[]);
-    let head = format!(
-        "POST /v1/imports/nat-results HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {lab}\r\n\
-         Idempotency-Key: held-1\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{first_row}\r\n",
-        first_row.len()
-    );
-    tokio::io::AsyncWriteExt::write_all(&mut socket, head.as_bytes())
-        .await
-        .expect("write");
+    let socket = start_held_import(&app, &lab, "held-1", &nat_rows(1, &[])).await;
     // The held import has its turn once its batch is recorded (the turn is taken before the batch).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while count(&app, "import_batches").await < 1 {
