@@ -92,9 +92,18 @@ async fn beyond_max_inflight_requests_are_shed_at_once_with_retry_after() {
     .await;
     let http = reqwest::Client::new();
 
+    // The held request is itself shed if it arrives while a probe below holds the permit: it tries again until it
+    // is in (on a busy machine that race is real).
     let held = tokio::spawn({
         let (http, url) = (http.clone(), format!("{base}/hold"));
-        async move { http.get(url).send().await.map(|r| r.status()) }
+        async move {
+            loop {
+                let status = http.get(&url).send().await?.status();
+                if status != 503 {
+                    return Ok::<_, reqwest::Error>(status);
+                }
+            }
+        }
     });
     // Wait until the first request is really in flight: then the only permit is taken. Bounded by time, not by a
     // count of tries: on a loaded machine 500 quick tries could all finish before the first request got in.
