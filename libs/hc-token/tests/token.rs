@@ -324,10 +324,12 @@ fn two_codes_of_one_person_on_different_days_share_nothing_that_identifies_them(
     let (monday, monday_bytes) = code_on(NOW);
     let (tuesday, tuesday_bytes) = code_on(NOW + day);
     assert_ne!(monday.subject, tuesday.subject);
-    assert_eq!(
-        common_run(&monday.subject, &tuesday.subject),
-        1,
-        "only the key number byte is shared (random nonces and ciphertexts)"
+    // Only the key number byte is shared; random nonces may still agree on a byte or two by chance (1 in 256
+    // for one byte, which failed a CI run when this asked for exactly one), never on four (1 in 2^32).
+    assert_eq!(monday.subject[0], tuesday.subject[0], "the key number");
+    assert!(
+        common_run(&monday.subject, &tuesday.subject) < 1 + 4,
+        "nothing beyond the key number byte is shared (random nonces and ciphertexts)"
     );
     assert_ne!(monday.issued_at, tuesday.issued_at);
     assert_eq!(
