@@ -29,15 +29,17 @@ def load(path):
 def knee_plot(results, out):
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     top = 1
-    for name in ("knee-hardened", "knee-naive"):
+    # The main sweeps (a small population) solid, the same sweeps over a million people dashed.
+    for name, style in (("knee-hardened", "-"), ("knee-naive", "-"), ("knee-hardened-1m", "--"), ("knee-naive-1m", "--")):
         path = os.path.join(results, name + ".json")
         if not os.path.exists(path):
             continue
         k = load(path)
         xs = [s["offered_per_s"] for s in k["steps"]]
         top = max([top] + xs)
-        ax1.plot(xs, [s["goodput_per_s"] for s in k["steps"]], marker="o", label=k["setup"]["profile"])
-        ax2.plot(xs, [s["p99_us"] / 1000 for s in k["steps"]], marker="o", label=k["setup"]["profile"])
+        label = f'{k["setup"]["profile"]}, {k["setup"]["people"]:,} people'
+        ax1.plot(xs, [s["goodput_per_s"] for s in k["steps"]], marker="o", linestyle=style, label=label)
+        ax2.plot(xs, [s["p99_us"] / 1000 for s in k["steps"]], marker="o", linestyle=style, label=label)
         if k.get("knee_per_s"):
             ax1.axvline(k["knee_per_s"], linestyle=":", color=ax1.lines[-1].get_color())
     ax1.plot([0, top], [0, top], color="grey", linewidth=0.8, linestyle="--", label="goodput = offered")

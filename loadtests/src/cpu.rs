@@ -18,6 +18,7 @@ const PERIOD_US: u64 = 10_000;
 /// The suite's CPUs and quota; processes adopted into it are given back to the whole machine when dropped.
 pub struct Confinement {
     cgroup: Option<PathBuf>,
+    cores: Option<f64>,
     cpus: Option<String>,
     adopted: std::sync::Mutex<Vec<u32>>,
 }
@@ -49,6 +50,7 @@ impl Confinement {
         };
         Ok(Confinement {
             cgroup,
+            cores,
             cpus: cpus.map(str::to_owned),
             adopted: Default::default(),
         })
@@ -79,23 +81,67 @@ impl Confinement {
         }
         Ok(())
     }
+
+    /// Seeding is never timed: while it runs, the suite has every CPU and no quota, so that a population of a
+    /// million is seeded in minutes rather than the hours half a core would take. `confine_again` ends it.
+    pub fn lift(&self) -> anyhow::Result<()> {
+        if let Some(dir) = &self.cgroup {
+            fs::write(dir.join("cpu.cfs_quota_us"), "-1")?;
+        }
+        if self.cpus.is_some() {
+            for pid in self.members() {
+                set_affinity(pid, &all_cpus())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The quota and CPUs of `create` again, for every process in the suite (those forked meanwhile included).
+    pub fn confine_again(&self) -> anyhow::Result<()> {
+        if let (Some(dir), Some(cores)) = (&self.cgroup, self.cores) {
+            fs::write(
+                dir.join("cpu.cfs_quota_us"),
+                ((cores * PERIOD_US as f64) as u64).to_string(),
+            )?;
+        }
+        if let Some(cpus) = &self.cpus {
+            for pid in self.members() {
+                set_affinity(pid, cpus)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The adopted processes and everything in the group (PostgreSQL backends forked meanwhile too).
+    fn members(&self) -> Vec<u32> {
+        let mut members = self.adopted.lock().map(|a| a.clone()).unwrap_or_default();
+        if let Some(dir) = &self.cgroup
+            && let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs"))
+        {
+            members.extend(procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+        }
+        members.sort_unstable();
+        members.dedup();
+        members
+    }
+}
+
+fn all_cpus() -> String {
+    format!(
+        "0-{}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            - 1
+    )
 }
 
 impl Drop for Confinement {
     fn drop(&mut self) {
-        let all = format!(
-            "0-{}",
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-                - 1
-        );
-        let mut leftovers = self.adopted.lock().map(|a| a.clone()).unwrap_or_default();
+        let all = all_cpus();
+        let leftovers = self.members();
         if let Some(dir) = &self.cgroup {
-            // Everything still in the group (PostgreSQL backends forked meanwhile too) goes back to the root.
-            if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
-                leftovers.extend(procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
-            }
+            // Everything still in the group goes back to the root.
             for pid in &leftovers {
                 let _ = fs::write(
                     PathBuf::from(CGROUP_ROOT).join("cgroup.procs"),

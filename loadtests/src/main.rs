@@ -245,7 +245,15 @@ async fn seeded(
 )> {
     let setup = runner::Setup::new(&suite_options(s), s.people, generator_cpus.clone());
     let suite = suite_for(s).await?;
-    let (population, times) = population::seed(&suite, s.people).await?;
+    suite.unconfined_for_seeding()?;
+    let seeding = async {
+        let seeded = population::seed(&suite, s.people).await?;
+        suite.settle().await?;
+        Ok::<_, anyhow::Error>(seeded)
+    }
+    .await;
+    suite.confined_for_the_run()?;
+    let (population, times) = seeding?;
     eprintln!("seeded {} people: {times:?}", s.people);
     Ok((setup, suite, std::sync::Arc::new(population)))
 }

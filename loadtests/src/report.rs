@@ -21,6 +21,19 @@ fn ms(us: u64) -> String {
     }
 }
 
+/// 1000000 as "1,000,000".
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn pct(x: f64) -> String {
     format!("{:.2} %", x * 100.0)
 }
@@ -112,7 +125,7 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
         let _ = writeln!(
             md,
             "## Set-up\n\n| | |\n|---|---|\n| suite (5 services, PostgreSQL, Redis) | CPU {}, CFS quota {} |\n\
-             | load generator | CPU {} |\n| services | `{}`, {} actix worker(s) each |\n| population | {} people per run, seeded through the APIs |\n",
+             | load generator | CPU {} |\n| services | `{}`, {} actix worker(s) each |\n| population | {} people per run unless its table says otherwise, seeded through the APIs with the suite unconfined |\n",
             s.suite_cpus.as_deref().unwrap_or("any"),
             s.suite_cores
                 .map(|c| format!("{c} cores"))
@@ -136,8 +149,9 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
     {
         let _ = writeln!(
             md,
-            "### {} (knee: {})\n\n| offered/s | goodput/s | failures | p50 ms | p99 ms | holds | suite cores | generator cores | suite µs CPU per answer | shed by the services |\n|---|---|---|---|---|---|---|---|---|---|",
+            "### {}, {} people (knee: {})\n\n| offered/s | goodput/s | failures | p50 ms | p99 ms | holds | suite cores | generator cores | suite µs CPU per answer | shed by the services |\n|---|---|---|---|---|---|---|---|---|---|",
             k.setup.profile,
+            thousands(k.setup.people),
             k.knee_per_s
                 .map(|x| format!("**{x:.0} requests/s**"))
                 .unwrap_or_else(|| "none held".into())
@@ -160,15 +174,22 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
         }
         let _ = writeln!(md);
     }
-    if let (Some(h), Some(n)) = (
-        knees.get("knee-hardened").and_then(|k| k.knee_per_s),
-        knees.get("knee-naive").and_then(|k| k.knee_per_s),
-    ) {
-        let _ = writeln!(
-            md,
-            "Naive / hardened knee: {n:.0} / {h:.0} requests/s = **1 : {:.1}** (target: at least 1 : 10).\n",
-            h / n
+    // The main sweeps, and the same two over a population of a million (`-1m`).
+    for suffix in ["", "-1m"] {
+        let pair = (
+            knees.get(&format!("knee-hardened{suffix}")),
+            knees.get(&format!("knee-naive{suffix}")),
         );
+        if let (Some(hk), Some(nk)) = pair
+            && let (Some(h), Some(n)) = (hk.knee_per_s, nk.knee_per_s)
+        {
+            let _ = writeln!(
+                md,
+                "Naive / hardened knee, {} people: {n:.0} / {h:.0} requests/s = **1 : {:.1}** (target: at least 1 : 10).\n",
+                thousands(hk.setup.people),
+                h / n
+            );
+        }
     }
     let _ = writeln!(md, "{}\n", section("knee"));
 
@@ -660,6 +681,14 @@ mod tests {
         assert_eq!(shed_cell(Some(&BTreeMap::new())), "none");
         let shed = BTreeMap::from([("admission".to_owned(), 7.0), ("timeout".to_owned(), 0.0)]);
         assert_eq!(shed_cell(Some(&shed)), "admission 7");
+    }
+
+    #[test]
+    fn populations_are_written_with_thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(3_000), "3,000");
+        assert_eq!(thousands(1_000_000), "1,000,000");
     }
 
     #[test]

@@ -251,6 +251,40 @@ impl Suite {
         Ok(suite)
     }
 
+    /// Seeding is not measured: the suite runs it on every CPU without its quota (see `Confinement::lift`).
+    pub fn unconfined_for_seeding(&self) -> anyhow::Result<()> {
+        match &self.confinement {
+            Some(c) => c.lift(),
+            None => Ok(()),
+        }
+    }
+
+    /// After seeding, before anything is timed: the seeded tables vacuumed and analysed, and a checkpoint, so
+    /// that autovacuum and the checkpointer do not wake up in the middle of a run over a large population.
+    pub async fn settle(&self) -> anyhow::Result<()> {
+        if self.attached {
+            return Ok(());
+        }
+        let (db, conn) = tokio_postgres::connect(&self.db_url, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        // Two statements: one query string of both would be a transaction block, where VACUUM cannot run.
+        db.batch_execute("VACUUM (ANALYZE)")
+            .await
+            .context("VACUUM after seeding")?;
+        db.batch_execute("CHECKPOINT")
+            .await
+            .context("CHECKPOINT after seeding")?;
+        Ok(())
+    }
+
+    /// Back to the run's CPUs and quota after seeding.
+    pub fn confined_for_the_run(&self) -> anyhow::Result<()> {
+        match &self.confinement {
+            Some(c) => c.confine_again(),
+            None => Ok(()),
+        }
+    }
+
     /// A suite that is already running (in a cluster, behind its Ingress: `targets` maps `*` or each service to its
     /// base URL). What the generator needs of it comes from the environment, as the load-test Job gets it from the
     /// suite's Secrets: HC__IDENTITY__ADMIN_KEY (the bootstrap client that creates the load's API clients),
