@@ -64,9 +64,11 @@ impl Application {
             },
         )?;
         // Registrations come in bulk: a batch of them is one insert.
-        running.consume_grouped("person.registered", 200, move |events| {
-            link_people(db.clone(), events)
-        });
+        running.consume_grouped(
+            hc_platform::events::PersonRegistered::STREAM,
+            200,
+            move |events| link_people(db.clone(), events),
+        );
         Ok(Self(running))
     }
 

@@ -18,9 +18,9 @@ pub enum Fact {
 impl Fact {
     pub fn stream(self) -> &'static str {
         match self {
-            Fact::PersonRegistered => "person.registered",
-            Fact::DeclarationSubmitted => "declaration.submitted",
-            Fact::FactsImported => "facts.imported",
+            Fact::PersonRegistered => hc_platform::events::PersonRegistered::STREAM,
+            Fact::DeclarationSubmitted => hc_platform::events::DeclarationSubmitted::STREAM,
+            Fact::FactsImported => hc_platform::events::FactsImported::STREAM,
         }
     }
 }

@@ -1,14 +1,11 @@
 //! Scoring's projection of the facts, fed by events: each handler stores what its event says (idempotently, by the
 //! same natural keys as the publisher) and returns whose colour may have changed.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use hc_domain::china_time::start_of;
-use hc_platform::events::PersonRegistered;
-use hc_platform::streams::{Delivered, Malformed};
-use serde::Deserialize;
+use hc_platform::events::{DeclarationSubmitted, FactsImported, ImportedFacts, PersonRegistered};
+use hc_platform::streams::Delivered;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -16,22 +13,6 @@ use crate::facts::{Declared, Listed, RawFacts, Tested, Visited};
 
 /// A blind index: 32 bytes.
 pub type Index = Vec<u8>;
-
-fn malformed(what: impl std::fmt::Display) -> anyhow::Error {
-    Malformed(what.to_string()).into()
-}
-
-fn field<'a>(event: &'a Delivered, name: &str) -> anyhow::Result<&'a str> {
-    event.payload[name]
-        .as_str()
-        .ok_or_else(|| malformed(format!("event {} has no {name}", event.event_id)))
-}
-
-fn parse_rows<T: serde::de::DeserializeOwned>(
-    facts: &[serde_json::Value],
-) -> anyhow::Result<Vec<T>> {
-    serde_json::from_value(serde_json::Value::Array(facts.to_vec())).map_err(malformed)
-}
 
 /// `person.registered`, any number of them: links each index to its person, in one statement.
 pub async fn people_registered(
@@ -57,20 +38,6 @@ pub async fn people_registered(
     Ok(indexes)
 }
 
-#[derive(Deserialize)]
-struct Submitted {
-    declaration_id: Uuid,
-    person_id: Uuid,
-    day: NaiveDate,
-    current_region: String,
-    fever: bool,
-    #[serde(default)]
-    symptoms: Vec<String>,
-    contact_date: Option<NaiveDate>,
-    #[serde(default)]
-    travelled_regions: Vec<String>,
-}
-
 /// `declaration.submitted`: the day's declaration replaces an earlier one of the same day; the regions declared
 /// become visits on that day. A declaration of a person whose registration has not reached us yet fails, so the
 /// event stays pending and comes again. The caller marks the digests out of date ([`facts_changed`]).
@@ -78,7 +45,7 @@ pub async fn declaration_submitted(
     client: &impl GenericClient,
     event: &Delivered,
 ) -> anyhow::Result<Vec<Index>> {
-    let d: Submitted = serde_json::from_value(event.payload.clone()).map_err(malformed)?;
+    let d = DeclarationSubmitted::decode(event)?;
     let Some(row) = client
         .query_opt(
             "SELECT id_index FROM subjects WHERE person_id = $1",
@@ -113,50 +80,15 @@ pub async fn declaration_submitted(
     Ok(vec![index])
 }
 
-#[derive(Deserialize)]
-struct NatRow {
-    sample_time: DateTime<Utc>,
-    positive: bool,
-    lab: String,
-}
-
-#[derive(Deserialize)]
-struct CaseRow {
-    status: String,
-    since: NaiveDate,
-    until: Option<NaiveDate>,
-}
-
-#[derive(Deserialize)]
-struct VisitRow {
-    region: String,
-    first_seen: DateTime<Utc>,
-    last_seen: DateTime<Utc>,
-    source: String,
-}
-
-/// `facts.imported`: a chunk of official facts, `facts[i]` belonging to the i-th index of `people`. The caller
-/// marks the digests out of date ([`facts_changed`]).
+/// `facts.imported`: a chunk of official facts, row `i` belonging to `people[i]`. The caller marks the digests out
+/// of date ([`facts_changed`]).
 pub async fn facts_imported(
     client: &impl GenericClient,
     event: &Delivered,
 ) -> anyhow::Result<Vec<Index>> {
-    let people = STANDARD.decode(field(event, "people")?)?;
-    anyhow::ensure!(
-        people.len() % 32 == 0,
-        "people is not a list of 32-byte indexes"
-    );
-    let index: Vec<Index> = people.chunks(32).map(<[u8]>::to_vec).collect();
-    let facts = event.payload["facts"]
-        .as_array()
-        .ok_or_else(|| anyhow::anyhow!("event {} has no facts", event.event_id))?;
-    anyhow::ensure!(
-        facts.len() == index.len(),
-        "facts and people differ in length"
-    );
-    match field(event, "kind")? {
-        "nat-results" => {
-            let rows: Vec<NatRow> = parse_rows(facts)?;
+    let FactsImported { people, facts, .. } = FactsImported::decode(event)?;
+    match &facts {
+        ImportedFacts::NatResults(rows) => {
             let times: Vec<_> = rows.iter().map(|r| r.sample_time).collect();
             let positive: Vec<_> = rows.iter().map(|r| r.positive).collect();
             let lab: Vec<_> = rows.iter().map(|r| r.lab.as_str()).collect();
@@ -164,12 +96,11 @@ pub async fn facts_imported(
                 .execute(
                     "INSERT INTO f_nat (id_index, sample_time, positive, lab)
                      SELECT * FROM unnest($1::bytea[], $2::timestamptz[], $3::bool[], $4::text[]) ON CONFLICT DO NOTHING",
-                    &[&index, &times, &positive, &lab],
+                    &[&people, &times, &positive, &lab],
                 )
                 .await?;
         }
-        "cases" => {
-            let rows: Vec<CaseRow> = parse_rows(facts)?;
+        ImportedFacts::Cases(rows) => {
             let status: Vec<_> = rows.iter().map(|r| r.status.as_str()).collect();
             let since: Vec<_> = rows.iter().map(|r| r.since).collect();
             let until: Vec<_> = rows.iter().map(|r| r.until).collect();
@@ -178,12 +109,11 @@ pub async fn facts_imported(
                     "INSERT INTO f_cases (id_index, status, since, until)
                      SELECT * FROM unnest($1::bytea[], $2::text[], $3::date[], $4::date[])
                      ON CONFLICT (id_index, status, since) DO UPDATE SET until = excluded.until",
-                    &[&index, &status, &since, &until],
+                    &[&people, &status, &since, &until],
                 )
                 .await?;
         }
-        "visits" => {
-            let rows: Vec<VisitRow> = parse_rows(facts)?;
+        ImportedFacts::Visits(rows) => {
             let region: Vec<_> = rows.iter().map(|r| r.region.as_str()).collect();
             let first: Vec<_> = rows.iter().map(|r| r.first_seen).collect();
             let last: Vec<_> = rows.iter().map(|r| r.last_seen).collect();
@@ -193,13 +123,12 @@ pub async fn facts_imported(
                     "INSERT INTO f_visits (id_index, region, first_seen, last_seen, source)
                      SELECT * FROM unnest($1::bytea[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[])
                      ON CONFLICT DO NOTHING",
-                    &[&index, &region, &first, &last, &source],
+                    &[&people, &region, &first, &last, &source],
                 )
                 .await?;
         }
-        other => return Err(malformed(format!("unknown fact kind {other}"))),
     }
-    Ok(index)
+    Ok(people)
 }
 
 /// Marks the digests of `indexes` (sorted, without duplicates) out of date, in the transaction that stored their

@@ -2,23 +2,9 @@
 //! and check-ins, the masked name for the guard), and who is a case (the co-traveller check). Idempotent: the same
 //! event twice stores nothing new.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use chrono::NaiveDate;
 use deadpool_postgres::Pool;
-use hc_platform::events::PersonRegistered;
-use hc_platform::streams::{Delivered, Malformed};
-use serde::Deserialize;
-
-fn malformed(what: impl std::fmt::Display) -> anyhow::Error {
-    Malformed(what.to_string()).into()
-}
-
-fn field<'a>(event: &'a Delivered, name: &str) -> anyhow::Result<&'a str> {
-    event.payload[name]
-        .as_str()
-        .ok_or_else(|| malformed(format!("event {} has no {name}", event.event_id)))
-}
+use hc_platform::events::{FactsImported, ImportedFacts, PersonRegistered};
+use hc_platform::streams::Delivered;
 
 pub async fn people_registered(db: Pool, events: Vec<Delivered>) -> anyhow::Result<()> {
     let mut people = Vec::with_capacity(events.len());
@@ -42,35 +28,18 @@ pub async fn people_registered(db: Pool, events: Vec<Delivered>) -> anyhow::Resu
     Ok(())
 }
 
-#[derive(Deserialize)]
-struct CaseRow {
-    status: String,
-    since: NaiveDate,
-}
-
-/// Only case lists matter here; other kinds of facts are acknowledged and skipped.
+/// Only case lists matter here; other kinds of facts are acknowledged and skipped (once they decode: a malformed
+/// event is dead-lettered by every consumer alike).
 pub async fn facts_imported(db: Pool, event: Delivered) -> anyhow::Result<()> {
-    if field(&event, "kind")? != "cases" {
+    let FactsImported { people, facts, .. } = FactsImported::decode(&event)?;
+    let ImportedFacts::Cases(rows) = facts else {
         return Ok(());
-    }
-    let people = STANDARD
-        .decode(field(&event, "people")?)
-        .map_err(malformed)?;
-    if people.len() % 32 != 0 {
-        return Err(malformed("people is not a list of 32-byte indexes"));
-    }
-    let facts = event.payload["facts"]
-        .as_array()
-        .ok_or_else(|| malformed("facts is missing"))?;
-    if facts.len() * 32 != people.len() {
-        return Err(malformed("facts and people differ in length"));
-    }
+    };
     let mut index = Vec::new();
     let mut since = Vec::new();
-    for (person, fact) in people.chunks(32).zip(facts) {
-        let row = CaseRow::deserialize(fact).map_err(malformed)?;
+    for (person, row) in people.into_iter().zip(rows) {
         if matches!(row.status.as_str(), "confirmed" | "asymptomatic") {
-            index.push(person.to_vec());
+            index.push(person);
             since.push(row.since);
         }
     }

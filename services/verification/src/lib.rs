@@ -91,13 +91,17 @@ impl Application {
         )?;
         let d = db.clone();
         // Registrations come in bulk: a batch of them is one insert.
-        running.consume_grouped("person.registered", 200, move |events| {
-            events::people_registered(d.clone(), events)
-        });
+        running.consume_grouped(
+            hc_platform::events::PersonRegistered::STREAM,
+            200,
+            move |events| events::people_registered(d.clone(), events),
+        );
         let d = db.clone();
-        running.consume_batched("facts.imported", 4, move |event| {
-            events::facts_imported(d.clone(), event)
-        });
+        running.consume_batched(
+            hc_platform::events::FactsImported::STREAM,
+            4,
+            move |event| events::facts_imported(d.clone(), event),
+        );
         let background = running.background();
         tokio::spawn(trust.run_refresh(
             db.clone(),

@@ -6,10 +6,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
+use hc_platform::events::{FactsImported, ImportedFacts, VisitFact};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -191,22 +190,25 @@ async fn insert(
         .filter_map(|r| r.visit.as_ref().map(|(index, region)| (r, index, region)))
         .collect();
     if !visits.is_empty() {
-        // As declaration announces imported visits: `facts[i]` belongs to the i-th 32-byte index of `people`.
-        let people: Vec<u8> = visits
-            .iter()
-            .flat_map(|(_, index, _)| index.iter().copied())
-            .collect();
-        let facts: Vec<_> = visits
-            .iter()
-            .map(|(r, _, region)| {
-                serde_json::json!({"region": region, "first_seen": r.at, "last_seen": r.at, "source": "venue"})
-            })
-            .collect();
-        let event = serde_json::json!({
-            "kind": "visits", "client_id": "verification", "batch_id": format!("checkins-{}", visits[0].0.id),
-            "people_count": visits.len(), "people": STANDARD.encode(people), "facts": facts,
-        });
-        hc_platform::outbox::enqueue(&tx, "facts.imported", &event).await?;
+        // A check-in is a visit, announced as declaration announces imported ones.
+        let event = FactsImported {
+            client_id: "verification".into(),
+            batch_id: format!("checkins-{}", visits[0].0.id),
+            through_row: None,
+            people: visits.iter().map(|(_, index, _)| index.to_vec()).collect(),
+            facts: ImportedFacts::Visits(
+                visits
+                    .iter()
+                    .map(|(r, _, region)| VisitFact {
+                        region: region.to_string(),
+                        first_seen: r.at,
+                        last_seen: r.at,
+                        source: "venue".into(),
+                    })
+                    .collect(),
+            ),
+        };
+        hc_platform::outbox::enqueue(&tx, FactsImported::STREAM, &event.encode()).await?;
     }
     tx.commit().await?;
     Ok(())

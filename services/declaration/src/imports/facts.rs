@@ -3,6 +3,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
 use hc_domain::{IdNumber, RegionCode};
+use hc_platform::events::{CaseFact, ImportedFacts, NatResultFact, VisitFact};
 use hc_platform::privacy::BlindIndex;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -116,21 +117,35 @@ impl Columns {
 
     /// The facts themselves, row `i` belonging to `index[i]`, as the `facts.imported` event carries them: the
     /// scoring service keeps its own projection from events and never reads this schema.
-    pub fn event_rows(&self, kind: Kind) -> Vec<serde_json::Value> {
-        (0..self.len())
-            .map(|i| match kind {
-                Kind::NatResults => serde_json::json!({
-                    "sample_time": self.times_a[i], "positive": self.flags[i], "lab": self.text_a[i],
-                }),
-                Kind::Cases => serde_json::json!({
-                    "status": self.text_a[i], "since": self.dates_a[i], "until": self.dates_b[i],
-                }),
-                Kind::Visits => serde_json::json!({
-                    "region": self.text_a[i], "first_seen": self.times_a[i], "last_seen": self.times_b[i],
-                    "source": self.text_b[i],
-                }),
-            })
-            .collect()
+    pub fn event_facts(&self, kind: Kind) -> ImportedFacts {
+        let rows = 0..self.len();
+        match kind {
+            Kind::NatResults => ImportedFacts::NatResults(
+                rows.map(|i| NatResultFact {
+                    sample_time: self.times_a[i],
+                    positive: self.flags[i],
+                    lab: self.text_a[i].clone(),
+                })
+                .collect(),
+            ),
+            Kind::Cases => ImportedFacts::Cases(
+                rows.map(|i| CaseFact {
+                    status: self.text_a[i].clone(),
+                    since: self.dates_a[i],
+                    until: self.dates_b[i],
+                })
+                .collect(),
+            ),
+            Kind::Visits => ImportedFacts::Visits(
+                rows.map(|i| VisitFact {
+                    region: self.text_a[i].clone(),
+                    first_seen: self.times_a[i],
+                    last_seen: self.times_b[i],
+                    source: self.text_b[i].clone(),
+                })
+                .collect(),
+            ),
+        }
     }
 }
 

@@ -2,12 +2,11 @@
 //! chunk that lands the facts, the row errors, the progress and the `facts.imported` event together.
 
 use actix_web::web;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Object};
 use futures_util::StreamExt;
 use hc_platform::ApiError;
+use hc_platform::events::FactsImported;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -393,17 +392,15 @@ async fn commit_chunk(
     .await?;
     if valid > 0 {
         // Everyone with a valid row in the chunk (whether their fact was new or a duplicate) and their facts, in the
-        // same order: consumers store them idempotently by the same unique keys. One base64 string of the
-        // concatenated 32-byte indexes keeps the event compact.
-        let mut people = Vec::with_capacity(cols.index.len() * 32);
-        for index in &cols.index {
-            people.extend_from_slice(index);
-        }
-        let event = serde_json::json!({
-            "kind": kind.as_str(), "client_id": client_id, "batch_id": batch_id, "through_row": through,
-            "people_count": valid, "people": STANDARD.encode(people), "facts": cols.event_rows(kind),
-        });
-        hc_platform::outbox::enqueue(&tx, "facts.imported", &event).await?;
+        // same order: consumers store them idempotently by the same unique keys.
+        let event = FactsImported {
+            client_id: client_id.into(),
+            batch_id: batch_id.into(),
+            through_row: Some(through),
+            people: cols.index.clone(),
+            facts: cols.event_facts(kind),
+        };
+        hc_platform::outbox::enqueue(&tx, FactsImported::STREAM, &event.encode()).await?;
     }
     tx.commit().await?;
     Ok(())

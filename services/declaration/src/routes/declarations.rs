@@ -3,6 +3,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use hc_domain::{RegionCode, Temperature};
 use hc_platform::ApiError;
 use hc_platform::auth::Citizen;
+use hc_platform::events::DeclarationSubmitted;
 use hc_platform::http::{Json, idempotency_key};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -189,19 +190,19 @@ pub async fn submit(
         },
     )
     .await?;
-    let event = serde_json::json!({
-        "declaration_id": stored.id,
-        "person_id": person.0,
-        "day": stored.day,
-        "current_region": stored.current_region,
-        "fever": valid.temperature.is_fever(),
-        "symptoms": stored.symptoms,
-        "contact_with_case": stored.contact_with_case,
-        "contact_date": stored.contact_date,
-        "travelled_regions": stored.travelled_regions,
-        "supersedes": supersedes,
-    });
-    hc_platform::outbox::enqueue(&tx, "declaration.submitted", &event).await?;
+    let event = DeclarationSubmitted {
+        declaration_id: stored.id,
+        person_id: person.0,
+        day: stored.day,
+        current_region: stored.current_region.clone(),
+        fever: valid.temperature.is_fever(),
+        symptoms: stored.symptoms.clone(),
+        contact_with_case: stored.contact_with_case,
+        contact_date: stored.contact_date,
+        travelled_regions: stored.travelled_regions.clone(),
+        supersedes,
+    };
+    hc_platform::outbox::enqueue(&tx, DeclarationSubmitted::STREAM, &event.encode()).await?;
     tx.commit().await?;
     Ok(HttpResponse::Created().json(DeclarationView::from_stored(stored, supersedes)))
 }

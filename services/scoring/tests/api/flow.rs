@@ -1,6 +1,7 @@
 //! End to end: identity's registration and declaration's events reach scoring, whose status lands in PostgreSQL
 //! and Redis, is announced, and is what the citizen reads.
 
+use base64::Engine;
 use serde_json::json;
 
 use crate::helpers::{date_ago, spawn_app};
@@ -186,11 +187,29 @@ async fn a_malformed_event_is_dead_lettered_and_the_stream_goes_on() {
     let app = spawn_app().await;
     let c = app.citizen("440106", 3).await;
     app.wait_colour(&c.person, "green").await;
-    app.inject(
-        "facts.imported",
+    // Every way an event can be the wrong shape is malformed, not a failure to retry: before the one decoder, a
+    // bad base64 string or a length mismatch was retried for ever, and every later event waited behind it.
+    let one = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let row = json!({"sample_time": crate::helpers::days_ago(1), "positive": true, "lab": "lab-1"});
+    let common = |extra: serde_json::Value| {
+        let mut e = json!({"kind": "nat-results", "client_id": "lab", "batch_id": "b", "people_count": 1,
+                           "people": one, "facts": [row]});
+        for (k, v) in extra.as_object().expect("object") {
+            e[k] = v.clone();
+        }
+        e
+    };
+    let broken = [
         json!({"kind": "nat-results", "people_count": 1}),
-    )
-    .await;
+        common(json!({"people": "not base64!"})),
+        common(json!({"people": base64::engine::general_purpose::STANDARD.encode([7u8; 33])})),
+        common(json!({"facts": [row, row]})),
+        common(json!({"facts": [{"sample_time": "yesterday"}]})),
+        common(json!({"kind": "vaccinations"})),
+    ];
+    for event in &broken {
+        app.inject("facts.imported", event.clone()).await;
+    }
     let lab = app.official(&["import:nat"], None).await;
     app.import(
         &lab,
@@ -208,7 +227,23 @@ async fn a_malformed_event_is_dead_lettered_and_the_stream_goes_on() {
         redis::AsyncCommands::xrange_all(&mut app.store.conn(), &key)
             .await
             .expect("xrange");
-    assert_eq!(dead.ids.len(), 1);
-    let reason: String = dead.ids[0].get("reason").expect("reason");
-    assert!(reason.contains("has no people"), "{reason}");
+    assert_eq!(dead.ids.len(), broken.len());
+    let reasons: Vec<String> = dead
+        .ids
+        .iter()
+        .map(|e| e.get("reason").expect("reason"))
+        .collect();
+    for expected in [
+        "missing field",
+        "not base64",
+        "32-byte",
+        "differ in length",
+        "facts:",
+        "unknown fact kind",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(expected)),
+            "{expected}: {reasons:?}"
+        );
+    }
 }
