@@ -25,6 +25,21 @@ impl Colour {
             Colour::Red => "red",
         }
     }
+
+    /// The colour's character, as in 绿码 or "黄码不可进入".
+    pub fn zh(self) -> &'static str {
+        match self {
+            Colour::Green => "绿",
+            Colour::Yellow => "黄",
+            Colour::Orange => "橙",
+            Colour::Red => "红",
+        }
+    }
+
+    /// The code's name in Chinese: 绿码, 黄码, 橙码, 红码.
+    pub fn zh_code(self) -> String {
+        format!("{}码", self.zh())
+    }
 }
 
 impl fmt::Display for Colour {
@@ -59,5 +74,7 @@ mod tests {
         }
         assert!(Colour::Green < Colour::Yellow && Colour::Orange < Colour::Red);
         assert!("blue".parse::<Colour>().is_err());
+        assert_eq!(Colour::Red.zh_code(), "红码");
+        assert_eq!(Colour::Orange.zh(), "橙");
     }
 }

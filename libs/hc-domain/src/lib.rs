@@ -2,6 +2,7 @@
 //! is proof that the input was checked. No I/O and no web framework here: services depend on this crate,
 //! never the other way round.
 
+mod case_status;
 pub mod china_time;
 mod colour;
 mod error;
@@ -11,10 +12,11 @@ mod phone;
 mod region;
 mod temperature;
 
+pub use case_status::CaseStatus;
 pub use colour::Colour;
 pub use error::InvalidValue;
 pub use id_number::{IdNumber, Sex, check_character};
 pub use person::{PersonId, PersonName};
 pub use phone::Phone;
-pub use region::{RegionCode, RegionLevel};
+pub use region::{RegionCode, RegionLevel, enclosing_codes};
 pub use temperature::Temperature;

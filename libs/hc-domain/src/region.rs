@@ -45,6 +45,13 @@ static REGIONS: LazyLock<HashMap<u32, Entry>> = LazyLock::new(|| {
         .collect()
 });
 
+/// The numeric codes a six-digit code lies in, itself first: `[itself, its prefecture, its province]`
+/// (`440106` -> `[440106, 440100, 440000]`; a prefecture or a province repeats itself). The one place the
+/// hierarchy's arithmetic lives; a hot path over codes stored as numbers uses it without a table lookup.
+pub fn enclosing_codes(code: u32) -> [u32; 3] {
+    [code, code / 100 * 100, code / 10_000 * 10_000]
+}
+
 /// A six-digit GB/T 2260 administrative division code that exists in the shipped table.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -84,11 +91,26 @@ impl RegionCode {
     /// Whether `other` lies inside this region (a province contains its cities and counties, a prefecture its
     /// counties, every region itself). Used for an official client's region scope.
     pub fn contains(self, other: RegionCode) -> bool {
+        let [county, prefecture, province] = enclosing_codes(other.0);
         match self.level() {
-            RegionLevel::Province => self.0 / 10_000 == other.0 / 10_000,
-            RegionLevel::Prefecture => self.0 / 100 == other.0 / 100,
-            RegionLevel::County => self.0 == other.0,
+            RegionLevel::Province => self.0 == province,
+            RegionLevel::Prefecture => self.0 == prefecture,
+            RegionLevel::County => self.0 == county,
         }
+    }
+
+    /// The codes inside this region, first and last, as text (`440000` -> `440000`..`449999`, `440100` ->
+    /// `440100`..`440199`, a county itself): for range queries over codes stored as text.
+    pub fn span(self) -> (String, String) {
+        let [_, prefecture, province] = enclosing_codes(self.0);
+        let last = if self.0 == province {
+            province + 9_999
+        } else if self.0 == prefecture {
+            prefecture + 99
+        } else {
+            self.0
+        };
+        (self.to_string(), format!("{last:06}"))
     }
 
     /// Every county-level code in the shipped table, in order.
@@ -187,5 +209,9 @@ mod tests {
             guangdong.contains(tianhe) && guangzhou.contains(tianhe) && tianhe.contains(tianhe)
         );
         assert!(!shenzhen.contains(tianhe) && !tianhe.contains(guangzhou));
+        assert_eq!(guangdong.span(), ("440000".into(), "449999".into()));
+        assert_eq!(guangzhou.span(), ("440100".into(), "440199".into()));
+        assert_eq!(tianhe.span(), ("440106".into(), "440106".into()));
+        assert_eq!(enclosing_codes(440106), [440106, 440100, 440000]);
     }
 }

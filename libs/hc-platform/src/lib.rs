@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod privacy;
 pub mod service;
 pub mod settings;
+pub mod status_document;
 pub mod store;
 pub mod streams;
 pub mod telemetry;

@@ -69,6 +69,14 @@ impl Store {
         format!("{}{suffix}", self.prefix)
     }
 
+    /// The same connection under another key prefix: a test seeds a service's keys as that service would.
+    pub fn with_prefix(&self, prefix: &str) -> Store {
+        Store {
+            conn: self.conn.clone(),
+            prefix: prefix.into(),
+        }
+    }
+
     pub fn prefix(&self) -> &str {
         &self.prefix
     }

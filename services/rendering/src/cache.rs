@@ -7,7 +7,7 @@ use hc_domain::Colour;
 use hc_platform::store::Store;
 use uuid::Uuid;
 
-use crate::status::status_key;
+use hc_platform::status_document;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
@@ -72,8 +72,8 @@ pub async fn read(
     let ((status_version,), (version, token, colour, body)): ((Option<i64>,), Fields) =
         redis::pipe()
             .cmd("HMGET")
-            .arg(status_key(store, person))
-            .arg("v")
+            .arg(status_document::key(store, person))
+            .arg(status_document::VERSION_FIELD)
             .cmd("HMGET")
             .arg(code_key(store, person, bucket))
             .arg("v")

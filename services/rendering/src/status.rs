@@ -4,25 +4,16 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use hc_domain::Colour;
 use hc_platform::error::ApiError;
+use hc_platform::status_document;
 use hc_platform::store::Store;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::breaker::Breaker;
 use crate::settings::RenderingSettings;
 
-/// The part of scoring's status view a code needs (scoring's `StatusView`; other fields are ignored).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Status {
-    pub colour: Colour,
-    pub variant: String,
-    pub version: i64,
-    pub computed_at: DateTime<Utc>,
-    pub negative_test_at: Option<DateTime<Utc>>,
-}
+/// The part of scoring's status view a code needs: the status document's fields every reader relies on.
+pub use hc_platform::status_document::CurrentStatus as Status;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -40,11 +31,6 @@ impl Source {
             Source::Stale => "stale",
         }
     }
-}
-
-/// The Redis key scoring keeps a person's status under (a hash: `v` version, `doc` the JSON view).
-pub fn status_key(store: &Store, person: Uuid) -> String {
-    store.key(&hc_platform::store::status_key(person))
 }
 
 pub struct StatusSource {
@@ -111,12 +97,7 @@ impl StatusSource {
     }
 
     async fn read_redis(&self, person: Uuid) -> redis::RedisResult<Option<Status>> {
-        let doc: Option<String> = redis::cmd("HGET")
-            .arg(status_key(&self.store, person))
-            .arg("doc")
-            .query_async(&mut self.store.conn())
-            .await?;
-        Ok(doc.and_then(|d| serde_json::from_str(&d).ok()))
+        status_document::absent_if_invalid(status_document::read(&self.store, person).await)
     }
 
     async fn ask_scoring(&self, bearer: &str) -> anyhow::Result<Option<Status>> {

@@ -11,23 +11,13 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use hc_domain::CaseStatus;
 use hc_domain::china_time::day_of;
 
 /// `days_ago` of a fact that does not exist.
 pub const NEVER: i64 = 9999;
 /// `hours_ago` of a test that does not exist.
 pub const NEVER_HOURS: i64 = 999_999;
-
-/// Case-list statuses that each get their own `{status}.days_ago` fact.
-pub const CASE_STATUSES: &[&str] = &[
-    "confirmed",
-    "asymptomatic",
-    "suspected",
-    "close_contact",
-    "secondary_contact",
-    "recovered",
-    "inbound",
-];
 
 /// Every path a rule may read with `var`.
 pub static KNOWN_FACTS: std::sync::LazyLock<BTreeSet<String>> = std::sync::LazyLock::new(|| {
@@ -51,7 +41,8 @@ pub static KNOWN_FACTS: std::sync::LazyLock<BTreeSet<String>> = std::sync::LazyL
     .into_iter()
     .map(str::to_owned)
     .collect();
-    for status in CASE_STATUSES {
+    // Every case-list status gets its own `{status}.days_ago`, `.date` and `.active` facts.
+    for status in CaseStatus::ALL {
         known.insert(format!("{status}.days_ago"));
         known.insert(format!("{status}.date"));
         known.insert(format!("{status}.active"));
@@ -127,7 +118,7 @@ impl RiskMap {
     }
 
     fn level_of(&self, code: u32) -> RiskLevel {
-        [code, code / 100 * 100, code / 10_000 * 10_000]
+        hc_domain::enclosing_codes(code)
             .iter()
             .filter_map(|c| self.0.get(c).copied())
             .max()
@@ -250,7 +241,7 @@ pub fn document(raw: &RawFacts, home_region: &str, now: DateTime<Utc>, risk: &Ri
     doc.insert("today".into(), Value::String(today.to_string()));
     doc.insert("home_region".into(), json!(home_region));
 
-    for status in CASE_STATUSES {
+    for status in CaseStatus::ALL.map(CaseStatus::as_str) {
         let mut active = false;
         let mut latest: Option<NaiveDate> = None;
         for c in raw.cases.iter().filter(|c| c.status == *status) {

@@ -342,16 +342,14 @@ impl Recolourer {
     }
 }
 
-/// The range of codes inside a region: a province `61xxxx`, a city `6101xx`, a county itself, national all.
+/// The range of codes inside a region (`RegionCode::span`), or every code for the national rule set.
 pub fn span(region: &str) -> (String, String) {
     if region == rules::NATIONAL {
-        ("000000".into(), "999999".into())
-    } else if region.ends_with("0000") {
-        (region.to_owned(), format!("{}9999", &region[..2]))
-    } else if region.ends_with("00") {
-        (region.to_owned(), format!("{}99", &region[..4]))
-    } else {
-        (region.to_owned(), region.to_owned())
+        return ("000000".into(), "999999".into());
+    }
+    match hc_domain::RegionCode::parse(region) {
+        Ok(code) => code.span(),
+        Err(_) => (region.to_owned(), region.to_owned()),
     }
 }
 
@@ -443,7 +441,7 @@ fn computed(
                 colour: o.colour,
                 zh: format!(
                     "申诉核定为{}，至 {}：{}",
-                    zh_colour(o.colour),
+                    o.colour.zh_code(),
                     o.until.format("%Y-%m-%d %H:%M UTC"),
                     o.resolution
                 ),
@@ -462,15 +460,6 @@ fn computed(
         c.recheck_at = c.recheck_at.min(o.until);
     }
     c
-}
-
-pub fn zh_colour(c: Colour) -> &'static str {
-    match c {
-        Colour::Green => "绿码",
-        Colour::Yellow => "黄码",
-        Colour::Orange => "橙码",
-        Colour::Red => "红码",
-    }
 }
 
 /// The latest version in force of every region's rule set.

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use hc_domain::Colour;
+use hc_platform::status_document;
 use hc_platform::store::Store;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -170,60 +171,22 @@ pub async fn write(
     })
 }
 
-/// The Redis key of a person's status (under the store's prefix).
-pub fn redis_key(store: &Store, person: Uuid) -> String {
-    store.key(&hc_platform::store::status_key(person))
-}
-
-/// Sets the status only if it is not older than the one there: two recolourings finishing out of order never
-/// leave the older status behind. A hash of `v` (version) and `doc` (the JSON view).
-static SET_IF_NEWER: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-    redis::Script::new(
-        r"
-local v = redis.call('HGET', KEYS[1], 'v')
-if v and tonumber(v) > tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'doc', ARGV[2])
-return 1",
-    )
-});
-
-/// Writes every stored status to Redis in one pipeline of `EVALSHA` (the script loaded once, again if Redis has
-/// forgotten it).
+/// Writes every stored status to Redis, as the status document rendering and verification read.
 pub async fn publish(store: &Store, stored: &[Stored]) -> redis::RedisResult<()> {
-    if stored.is_empty() {
-        return Ok(());
-    }
-    let mut pipe = redis::pipe();
-    for s in stored {
-        let doc = serde_json::to_string(&s.view).unwrap_or_default();
-        pipe.cmd("EVALSHA")
-            .arg(SET_IF_NEWER.get_hash())
-            .arg(1)
-            .arg(redis_key(store, s.person_id))
-            .arg(s.view.version)
-            .arg(doc)
-            .ignore();
-    }
-    match pipe.query_async::<()>(&mut store.conn()).await {
-        Err(err) if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-            SET_IF_NEWER
-                .prepare_invoke()
-                .load_async(&mut store.conn())
-                .await?;
-            pipe.query_async::<()>(&mut store.conn()).await
-        }
-        other => other,
-    }
+    let writes: Vec<_> = stored
+        .iter()
+        .map(|s| status_document::Write {
+            person: s.person_id,
+            version: s.view.version,
+            view: &s.view,
+        })
+        .collect();
+    status_document::write_all(store, &writes).await
 }
 
-/// Reads a status from Redis.
+/// Reads a status back from its document in Redis.
 pub async fn read_cached(store: &Store, person: Uuid) -> redis::RedisResult<Option<StatusView>> {
-    let doc: Option<String> = redis::cmd("HGET")
-        .arg(redis_key(store, person))
-        .arg("doc")
-        .query_async(&mut store.conn())
-        .await?;
-    Ok(doc.and_then(|d| serde_json::from_str(&d).ok()))
+    status_document::absent_if_invalid(status_document::read_as(store, person).await)
 }
 
 /// Reads a status from PostgreSQL.

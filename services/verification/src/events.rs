@@ -3,6 +3,7 @@
 //! event twice stores nothing new.
 
 use deadpool_postgres::Pool;
+use hc_domain::CaseStatus;
 use hc_platform::events::{FactsImported, ImportedFacts, PersonRegistered};
 use hc_platform::streams::Delivered;
 
@@ -38,7 +39,11 @@ pub async fn facts_imported(db: Pool, event: Delivered) -> anyhow::Result<()> {
     let mut index = Vec::new();
     let mut since = Vec::new();
     for (person, row) in people.into_iter().zip(rows) {
-        if matches!(row.status.as_str(), "confirmed" | "asymptomatic") {
+        if row
+            .status
+            .parse::<CaseStatus>()
+            .is_ok_and(CaseStatus::is_infectious)
+        {
             index.push(person);
             since.push(row.since);
         }

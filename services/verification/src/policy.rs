@@ -114,7 +114,7 @@ pub fn judge(policy: &Policy, who: &Subject, now: DateTime<Utc>) -> Verdict {
         return Verdict::deny(
             "colour_not_admitted",
             "venue.colours",
-            format!("{}码不可进入此场所", colour_zh(who.colour)),
+            format!("{}不可进入此场所", who.colour.zh_code()),
             format!("a {} code is not admitted here", who.colour),
         );
     }
@@ -148,17 +148,8 @@ pub fn judge(policy: &Policy, who: &Subject, now: DateTime<Utc>) -> Verdict {
         decision: Decision::Pass,
         reason: "admitted",
         rule: "venue.policy",
-        zh: format!("{}码，准予通行", colour_zh(who.colour)),
+        zh: format!("{}，准予通行", who.colour.zh_code()),
         en: format!("{} code, admitted", who.colour),
-    }
-}
-
-pub fn colour_zh(c: Colour) -> &'static str {
-    match c {
-        Colour::Green => "绿",
-        Colour::Yellow => "黄",
-        Colour::Orange => "橙",
-        Colour::Red => "红",
     }
 }
 

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
-use hc_domain::{IdNumber, RegionCode};
+use hc_domain::{CaseStatus, IdNumber, RegionCode};
 use hc_platform::events::{CaseFact, ImportedFacts, NatResultFact, VisitFact};
 use hc_platform::privacy::BlindIndex;
 use serde::Deserialize;
@@ -84,18 +84,6 @@ struct RawVisit {
     last_seen: String,
     source: String,
 }
-
-/// Case statuses, as the health commission lists them.
-pub const CASE_STATUSES: &[&str] = &[
-    "confirmed",
-    "suspected",
-    "asymptomatic",
-    "close_contact",
-    "secondary_contact",
-    "recovered",
-    // An international arrival under the inbound rules (the variant colours green / yellow / orange).
-    "inbound",
-];
 
 /// A validated chunk of facts, held column by column for one `INSERT … SELECT FROM unnest(…)`.
 #[derive(Default)]
@@ -210,13 +198,11 @@ impl RowContext<'_> {
             }
             Kind::Cases => {
                 let raw: RawCase = row.decode()?;
-                let status = raw.status.trim();
-                if !CASE_STATUSES.contains(&status) {
-                    return Err(reject(
-                        "status",
-                        format!("must be one of {}", CASE_STATUSES.join(", ")),
-                    ));
-                }
+                let status: CaseStatus = raw
+                    .status
+                    .trim()
+                    .parse()
+                    .map_err(|e: hc_domain::InvalidValue| reject("status", e.reason))?;
                 let index = self.person(&raw.id_number)?;
                 let since = self.date("since", &raw.since)?;
                 let until = match raw
@@ -236,7 +222,7 @@ impl RowContext<'_> {
                     None => None,
                 };
                 cols.index.push(index);
-                cols.text_a.push(status.to_owned());
+                cols.text_a.push(status.as_str().to_owned());
                 cols.dates_a.push(since);
                 cols.dates_b.push(until);
             }

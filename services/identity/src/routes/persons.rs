@@ -1,5 +1,5 @@
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use hc_domain::{IdNumber, PersonId, PersonName, Phone, RegionCode};
 use hc_platform::ApiError;
 use hc_platform::auth::{Citizen, Official, PersonRead};
@@ -15,13 +15,6 @@ use crate::db::audit::{self, AuditEntry};
 use crate::db::persons::{self, NewPerson, StoredPerson};
 use crate::state::AppState;
 use crate::vault::{self, Field};
-
-/// China Standard Time: birth dates on ID numbers are local dates.
-fn today_in_china() -> chrono::NaiveDate {
-    let cst =
-        FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).expect("UTC"));
-    Utc::now().with_timezone(&cst).date_naive()
-}
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterPerson {
@@ -60,8 +53,8 @@ pub async fn register(
     Json(body): Json<RegisterPerson>,
 ) -> Result<HttpResponse, ApiError> {
     let name = PersonName::parse(&body.name).map_err(invalid("name"))?;
-    let id_number =
-        IdNumber::parse(&body.id_number, today_in_china()).map_err(invalid("id_number"))?;
+    let id_number = IdNumber::parse(&body.id_number, hc_domain::china_time::day_of(Utc::now()))
+        .map_err(invalid("id_number"))?;
     let phone = Phone::parse(&body.phone).map_err(invalid("phone"))?;
     let region = RegionCode::parse(&body.home_region).map_err(invalid("home_region"))?;
 
@@ -205,7 +198,8 @@ pub async fn by_id_number(
     path: web::Path<String>,
     query: web::Query<AccessReason>,
 ) -> Result<web::Json<OfficialPersonView>, ApiError> {
-    let id_number = IdNumber::parse(&path, today_in_china()).map_err(invalid("id_number"))?;
+    let id_number = IdNumber::parse(&path, hc_domain::china_time::day_of(Utc::now()))
+        .map_err(invalid("id_number"))?;
     let reason = query.reason.as_deref().map(str::trim).unwrap_or_default();
     if !(3..=200).contains(&reason.chars().count()) {
         return Err(ApiError::unprocessable(

@@ -2,6 +2,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hc_platform::privacy::random_base64;
 use hc_platform::settings::{Builder, Settings, load_with};
+use hc_platform::status_document::{self, CurrentStatus};
 use hc_platform::store::Store;
 use hc_platform::testing::{TestDatabase, TestRedis, shared_overrides};
 use identity::testing::TestIdentity;
@@ -114,10 +115,9 @@ impl TestApp {
     }
 
     pub fn status_key(&self, person: &str) -> String {
-        format!(
-            "{}{}",
-            self.redis.prefix,
-            hc_platform::store::status_key(person.parse().expect("a person id"))
+        status_document::key(
+            &self.store.with_prefix(&self.redis.prefix),
+            person.parse().expect("a person id"),
         )
     }
 
@@ -138,22 +138,22 @@ impl TestApp {
         panic!("scoring never stored a status for {person}");
     }
 
-    /// Writes a status into Redis the way scoring does (hash `v`, `doc`), and announces it on `status.changed`.
+    /// Writes a status document through scoring's writer, and announces it on `status.changed`.
     pub async fn put_status(&self, person: &str, version: i64, colour: &str) {
-        let doc = serde_json::json!({
-            "colour": colour, "variant": "standard", "reasons": [], "requirements": [], "valid_until": null,
-            "rule_set": "000000@1", "version": version, "computed_at": "2026-01-01T00:00:00Z",
-            "negative_test_at": "2026-01-01T09:41:07Z",
-        });
-        redis::cmd("HSET")
-            .arg(self.status_key(person))
-            .arg("v")
-            .arg(version)
-            .arg("doc")
-            .arg(doc.to_string())
-            .query_async::<()>(&mut self.store.conn())
-            .await
-            .expect("hset");
+        let status = CurrentStatus {
+            colour: colour.parse().expect("a colour"),
+            variant: "standard".into(),
+            version,
+            computed_at: "2026-01-01T00:00:00Z".parse().expect("time"),
+            negative_test_at: Some("2026-01-01T09:41:07Z".parse().expect("time")),
+        };
+        status_document::write_status(
+            &self.store.with_prefix(&self.redis.prefix),
+            person.parse().expect("a person id"),
+            &status,
+        )
+        .await
+        .expect("status written");
         let change = serde_json::json!({"changes": [{"person_id": person, "version": version, "colour": colour}]});
         redis::cmd("XADD")
             .arg(format!("{}events:status.changed", self.redis.prefix))

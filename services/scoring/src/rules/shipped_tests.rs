@@ -387,7 +387,11 @@ fn disabling_an_unknown_inherited_rule_is_an_error() {
 fn arb_facts() -> impl Strategy<Value = RawFacts> {
     let day = 0i64..40;
     let regions = prop::sample::select(vec!["610113", "440111", "440106", "330102"]);
-    let statuses = prop::sample::select(crate::facts::CASE_STATUSES.to_vec());
+    let statuses = prop::sample::select(
+        hc_domain::CaseStatus::ALL
+            .map(hc_domain::CaseStatus::as_str)
+            .to_vec(),
+    );
     (
         prop::collection::vec(
             (

@@ -2,6 +2,7 @@
 //! and Redis, is announced, and is what the citizen reads.
 
 use base64::Engine;
+use hc_platform::events::DeclarationSubmitted;
 use serde_json::json;
 
 use crate::helpers::{date_ago, spawn_app};
@@ -46,6 +47,19 @@ async fn registration_and_a_fever_declaration_colour_a_person_with_reasons() {
         .expect("json");
     assert_eq!(me["colour"], "yellow");
     assert_eq!(me["requirements"][0]["rule"], "fever-or-symptoms");
+
+    // The status document scoring wrote is what rendering and verification read (through the one reader they
+    // use): the same colour, variant, version, times.
+    let read = app
+        .as_readers_see_it(&c.person)
+        .await
+        .expect("a status document");
+    let expected: hc_platform::status_document::CurrentStatus =
+        serde_json::from_value(yellow.clone()).expect("the view holds every field readers need");
+    assert_eq!(read, expected);
+    assert_eq!(read.colour, hc_domain::Colour::Yellow);
+    assert_eq!(read.version, yellow["version"].as_i64().expect("version"));
+    assert_eq!(read.variant, "standard");
 
     // Every change was announced.
     let key = format!(
@@ -151,13 +165,20 @@ async fn in_hangzhou_the_fourteenth_clean_declaration_turns_a_close_contact_gree
     app.wait_colour(&c.person, "red").await;
     // Declarations of the 13 days before today (as declaration would have announced them on each day).
     for ago in 1..=13 {
-        app.inject(
-            "declaration.submitted",
-            json!({"declaration_id": uuid::Uuid::new_v4(), "person_id": c.person, "day": date_ago(ago),
-                   "current_region": "330102", "fever": false, "symptoms": [], "contact_with_case": false,
-                   "contact_date": null, "travelled_regions": [], "supersedes": null}),
-        )
-        .await;
+        let declared = DeclarationSubmitted {
+            declaration_id: uuid::Uuid::new_v4(),
+            person_id: c.person.parse().expect("a person id"),
+            day: date_ago(ago).parse().expect("a day"),
+            current_region: "330102".into(),
+            fever: false,
+            symptoms: Vec::new(),
+            contact_with_case: false,
+            contact_date: None,
+            travelled_regions: Vec::new(),
+            supersedes: None,
+        };
+        app.inject(DeclarationSubmitted::STREAM, declared.encode())
+            .await;
     }
     let red = app
         .wait_status(&c.person, |s| {

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use hc_platform::privacy::random_base64;
 use hc_platform::settings::{Builder, Settings, load_with};
+use hc_platform::status_document;
 use hc_platform::store::Store;
 use hc_platform::testing::{TestDatabase, TestRedis, shared_overrides};
 pub use hc_platform::testing::{problem, valid_id_number as id_number};
@@ -122,20 +123,24 @@ impl TestApp {
         self.identity.official(scopes, region).await
     }
 
-    /// The status in Redis, if any.
+    /// The status document in Redis, if any, read as a whole.
     pub async fn cached(&self, person: &str) -> Option<Value> {
-        let key = format!(
-            "{}{}",
-            self.redis.prefix,
-            hc_platform::store::status_key(person.parse().expect("a person id"))
-        );
-        let doc: Option<String> = redis::cmd("HGET")
-            .arg(key)
-            .arg("doc")
-            .query_async(&mut self.store.conn())
-            .await
-            .expect("hget");
-        doc.map(|d| serde_json::from_str(&d).expect("json"))
+        status_document::read_as(
+            &self.store.with_prefix(&self.redis.prefix),
+            person.parse().expect("a person id"),
+        )
+        .await
+        .expect("a status document that parses")
+    }
+
+    /// The status document in Redis as rendering and verification read it.
+    pub async fn as_readers_see_it(&self, person: &str) -> Option<status_document::CurrentStatus> {
+        status_document::read(
+            &self.store.with_prefix(&self.redis.prefix),
+            person.parse().expect("a person id"),
+        )
+        .await
+        .expect("a status document that parses")
     }
 
     /// Waits up to 10 s for the Redis status of `person` to satisfy `ok`, and returns it.

@@ -300,7 +300,7 @@ async fn by_code(
                 // A status at least as new as the code's: a person turned red after the code was issued does not
                 // pass on it.
                 Some(c) if u64::try_from(c.version).is_ok_and(|v| v >= claims.status_version) => {
-                    (c.subject(), "current_status")
+                    (status::subject(&c), "current_status")
                 }
                 _ => (code_subject, "code"),
             }
@@ -364,7 +364,7 @@ async fn by_id_card(
                     masked,
                 ),
                 Some(c) => (
-                    policy::judge(&venue.policy, &c.subject(), now),
+                    policy::judge(&venue.policy, &status::subject(&c), now),
                     Some(c.colour),
                     Some(person),
                     masked,

@@ -1,5 +1,4 @@
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use hc_platform::events::{CaseFact, FactsImported, ImportedFacts};
 use hc_platform::privacy::BlindIndex;
 use serde_json::{Value, json};
 
@@ -135,11 +134,22 @@ async fn the_cotraveller_check_finds_a_case_in_the_same_hour_without_saying_who(
             &hc_domain::IdNumber::parse(&case_id, chrono::Utc::now().date_naive()).expect("id"),
         );
     let today = chrono::Utc::now().date_naive();
-    let payload = json!({"kind": "cases", "people": STANDARD.encode(&index), "facts": [{"status": "confirmed", "since": today, "until": null}]});
+    let payload = FactsImported {
+        client_id: "health-commission".into(),
+        batch_id: "cases-1".into(),
+        through_row: Some(1),
+        people: vec![index.to_vec()],
+        facts: ImportedFacts::Cases(vec![CaseFact {
+            status: "confirmed".into(),
+            since: today,
+            until: None,
+        }]),
+    }
+    .encode();
     let key = format!(
         "{}{}",
         app.redis.prefix,
-        hc_platform::outbox::stream_key("facts.imported")
+        hc_platform::outbox::stream_key(FactsImported::STREAM)
     );
     let _: String = redis::AsyncCommands::xadd(
         &mut app.store.conn(),

@@ -2,6 +2,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hc_platform::privacy::random_base64;
 use hc_platform::settings::{Builder, Settings, load_with};
+use hc_platform::status_document::{self, CurrentStatus};
 use hc_platform::store::Store;
 use hc_platform::testing::{TestDatabase, TestRedis, shared_overrides};
 use hc_token::{CodeClaims, Flags, SigningKey};
@@ -328,7 +329,7 @@ impl TestApp {
         panic!("verification never heard of {person}");
     }
 
-    /// Writes a status into Redis the way scoring does (hash `v`, `doc`).
+    /// Writes a status document through scoring's writer.
     pub async fn put_status(
         &self,
         person: &str,
@@ -336,25 +337,20 @@ impl TestApp {
         colour: &str,
         tested_hours_ago: i64,
     ) {
-        let tested = chrono::Utc::now() - chrono::Duration::hours(tested_hours_ago);
-        let doc = json!({
-            "colour": colour, "variant": "standard", "reasons": [], "requirements": [], "valid_until": null,
-            "rule_set": "000000@1", "version": version, "computed_at": chrono::Utc::now(),
-            "negative_test_at": tested,
-        });
-        redis::cmd("HSET")
-            .arg(format!(
-                "{}{}",
-                self.redis.prefix,
-                hc_platform::store::status_key(person.parse().expect("a person id"))
-            ))
-            .arg("v")
-            .arg(version)
-            .arg("doc")
-            .arg(doc.to_string())
-            .query_async::<()>(&mut self.store.conn())
-            .await
-            .expect("hset");
+        let status = CurrentStatus {
+            colour: colour.parse().expect("a colour"),
+            variant: "standard".into(),
+            version,
+            computed_at: chrono::Utc::now(),
+            negative_test_at: Some(chrono::Utc::now() - chrono::Duration::hours(tested_hours_ago)),
+        };
+        status_document::write_status(
+            &self.store.with_prefix(&self.redis.prefix),
+            person.parse().expect("a person id"),
+            &status,
+        )
+        .await
+        .expect("status written");
     }
 
     /// The citizen's code from rendering (payload format).
