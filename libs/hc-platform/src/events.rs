@@ -290,6 +290,58 @@ impl FactsImported {
     }
 }
 
+/// `status.changed`, published by scoring with every recolouring that changed colours: whose status moved to which
+/// version. Every rendering replica follows it to drop the codes it keeps in memory for those people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChanged {
+    pub changes: Vec<StatusChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    pub person_id: Uuid,
+    pub version: i64,
+    pub colour: hc_domain::Colour,
+}
+
+impl StatusChanged {
+    pub const STREAM: &'static str = "status.changed";
+
+    pub fn encode(&self) -> serde_json::Value {
+        versioned(serde_json::to_value(self).unwrap_or_default())
+    }
+
+    pub fn decode(event: &Delivered) -> Result<Self, Malformed> {
+        check_schema(event)?;
+        serde_json::from_value(event.payload.clone())
+            .map_err(|e| Malformed(format!("status.changed {}: {e}", event.event_id)))
+    }
+}
+
+/// `region.risk_changed`, published by scoring when a health commission sets a region's risk level (for outside
+/// subscribers; scoring recolours the region itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionRiskChanged {
+    pub region: String,
+    /// `low`, `medium` or `high`.
+    pub level: String,
+    pub effective_from: DateTime<Utc>,
+}
+
+impl RegionRiskChanged {
+    pub const STREAM: &'static str = "region.risk_changed";
+
+    pub fn encode(&self) -> serde_json::Value {
+        versioned(serde_json::to_value(self).unwrap_or_default())
+    }
+
+    pub fn decode(event: &Delivered) -> Result<Self, Malformed> {
+        check_schema(event)?;
+        serde_json::from_value(event.payload.clone())
+            .map_err(|e| Malformed(format!("region.risk_changed {}: {e}", event.event_id)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,6 +537,33 @@ mod tests {
     }
 
     #[test]
+    fn status_changed_and_region_risk_changed_decode_what_they_encode() {
+        let changed = StatusChanged {
+            changes: vec![StatusChange {
+                person_id: Uuid::new_v4(),
+                version: 7,
+                colour: hc_domain::Colour::Red,
+            }],
+        };
+        assert_eq!(
+            StatusChanged::decode(&delivered(changed.encode())).expect("decodes"),
+            changed
+        );
+        let mut bad = changed.encode();
+        bad["changes"][0]["colour"] = "purple".into();
+        assert!(StatusChanged::decode(&delivered(bad)).is_err());
+        let risk = RegionRiskChanged {
+            region: "610113".into(),
+            level: "high".into(),
+            effective_from: at("2021-12-20T00:00:00Z"),
+        };
+        assert_eq!(
+            RegionRiskChanged::decode(&delivered(risk.encode())).expect("decodes"),
+            risk
+        );
+    }
+
+    #[test]
     fn a_newer_minor_version_is_read_for_what_it_knows_and_another_major_is_malformed() {
         let event = PersonRegistered {
             person_id: Uuid::new_v4(),
@@ -512,6 +591,8 @@ mod tests {
             let _ = FactsImported::decode(&event);
             let _ = PersonRegistered::decode(&event);
             let _ = DeclarationSubmitted::decode(&event);
+            let _ = StatusChanged::decode(&event);
+            let _ = RegionRiskChanged::decode(&event);
         }
     }
 }

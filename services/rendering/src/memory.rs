@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use actix_web::web::Bytes;
 use hc_domain::Colour;
+use hc_platform::events::StatusChanged;
 use hc_platform::store::Store;
+use hc_platform::streams::Delivered;
 use redis::AsyncCommands;
 use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
 use tokio_util::sync::CancellationToken;
@@ -96,7 +98,7 @@ pub async fn follow_changes(
     cancel: CancellationToken,
     idle: Duration,
 ) {
-    let key = store.key(&hc_platform::outbox::stream_key("status.changed"));
+    let key = store.key(&hc_platform::outbox::stream_key(StatusChanged::STREAM));
     let mut last: Option<String> = None;
     while !cancel.is_cancelled() {
         let step = async {
@@ -118,16 +120,24 @@ pub async fn follow_changes(
             let mut heard = 0;
             let mut newest = from;
             for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
-                let payload: Option<String> = entry.get("payload");
-                let changes: serde_json::Value = payload
-                    .and_then(|p| serde_json::from_str(&p).ok())
-                    .unwrap_or_default();
-                for change in changes["changes"].as_array().into_iter().flatten() {
-                    if let (Some(person), Some(version)) = (
-                        change["person_id"].as_str().and_then(|p| p.parse().ok()),
-                        change["version"].as_i64(),
-                    ) {
-                        memory.changed(person, version);
+                let event = Delivered {
+                    event_id: entry.get("event_id").unwrap_or_default(),
+                    payload: entry
+                        .get::<String>("payload")
+                        .and_then(|p| serde_json::from_str(&p).ok())
+                        .unwrap_or_default(),
+                    traceparent: None,
+                };
+                match StatusChanged::decode(&event) {
+                    Ok(changed) => {
+                        for change in changed.changes {
+                            memory.changed(change.person_id, change.version);
+                        }
+                    }
+                    Err(malformed) => {
+                        // A change we cannot read may concern any code kept here.
+                        tracing::error!(reason = %malformed, "a status change does not decode; dropping the in-process code cache");
+                        memory.clear();
                     }
                 }
                 newest = entry.id;

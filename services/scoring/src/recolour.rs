@@ -12,6 +12,7 @@ use deadpool_postgres::{GenericClient, Pool};
 use futures_util::{StreamExt, TryStreamExt};
 use hc_domain::Colour;
 use hc_domain::china_time::{next_midnight, start_of};
+use hc_platform::events::{StatusChange, StatusChanged};
 use hc_platform::store::Store;
 use uuid::Uuid;
 
@@ -281,19 +282,20 @@ impl Recolourer {
         })
         .await??;
         let written = status::write(&tx, computed, read_at, basis).await?;
-        let changes: Vec<serde_json::Value> = written
+        let changes: Vec<StatusChange> = written
             .stored
             .iter()
             .filter(|s| s.changed)
-            .map(|s| serde_json::json!({"person_id": s.person_id, "version": s.view.version, "colour": s.view.colour}))
+            .map(|s| StatusChange {
+                person_id: s.person_id,
+                version: s.view.version,
+                colour: s.view.colour,
+            })
             .collect();
+        let changed = changes.len();
         if !changes.is_empty() {
-            hc_platform::outbox::enqueue(
-                &tx,
-                "status.changed",
-                &serde_json::json!({ "changes": changes }),
-            )
-            .await?;
+            let event = StatusChanged { changes };
+            hc_platform::outbox::enqueue(&tx, StatusChanged::STREAM, &event.encode()).await?;
         }
         tx.commit().await?;
         status::publish(&self.store, &written.stored).await?;
@@ -306,7 +308,7 @@ impl Recolourer {
         Ok((
             Summary {
                 evaluated: written.stored.len(),
-                changed: changes.len(),
+                changed,
                 evaluations,
             },
             retry,

@@ -1,5 +1,6 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use hc_platform::events::{StatusChange, StatusChanged};
 use hc_platform::privacy::random_base64;
 use hc_platform::settings::{Builder, Settings, load_with};
 use hc_platform::status_document::{self, CurrentStatus};
@@ -154,9 +155,20 @@ impl TestApp {
         )
         .await
         .expect("status written");
-        let change = serde_json::json!({"changes": [{"person_id": person, "version": version, "colour": colour}]});
+        let change = StatusChanged {
+            changes: vec![StatusChange {
+                person_id: person.parse().expect("a person id"),
+                version,
+                colour: status.colour,
+            }],
+        }
+        .encode();
         redis::cmd("XADD")
-            .arg(format!("{}events:status.changed", self.redis.prefix))
+            .arg(format!(
+                "{}{}",
+                self.redis.prefix,
+                hc_platform::outbox::stream_key(StatusChanged::STREAM)
+            ))
             .arg("*")
             .arg("event_id")
             .arg(format!("scoring:test-{}", uuid::Uuid::new_v4()))

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use hc_domain::RegionCode;
 use hc_platform::ApiError;
 use hc_platform::auth::{Official, RiskWrite};
+use hc_platform::events::RegionRiskChanged;
 use hc_platform::http::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -70,8 +71,12 @@ pub async fn put(
         &[&code, &level.as_str(), &effective_from, &official.client_id],
     )
     .await?;
-    let event = serde_json::json!({"region": code, "level": level.as_str(), "effective_from": effective_from});
-    hc_platform::outbox::enqueue(&tx, "region.risk_changed", &event).await?;
+    let event = RegionRiskChanged {
+        region: code.clone(),
+        level: level.as_str().into(),
+        effective_from,
+    };
+    hc_platform::outbox::enqueue(&tx, RegionRiskChanged::STREAM, &event.encode()).await?;
     tx.commit().await?;
     tracing::info!(region = %code, level = level.as_str(), "risk level set");
     let started = effective_from <= Utc::now();
