@@ -10,6 +10,31 @@ use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 use tracing_subscriber::fmt::MakeWriter;
 
+/// Asks `probe` every 20 ms until it answers `Some`, and returns that answer; panics with `what` once `timeout` has
+/// passed. The one way a test waits for something that happens asynchronously (an event consumed, a status
+/// written): one interval, one deadline, one message.
+pub async fn eventually<T, F, Fut>(
+    timeout: std::time::Duration,
+    what: impl std::fmt::Display,
+    mut probe: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} (waited {timeout:?})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 pub fn admin_database_url() -> String {
     std::env::var("HC_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into())
@@ -255,4 +280,34 @@ pub fn quiet_telemetry(service: &'static str) {
             std::io::sink,
         ));
     });
+}
+
+#[cfg(test)]
+mod eventually_tests {
+    use std::time::Duration;
+
+    use super::eventually;
+
+    #[tokio::test]
+    async fn eventually_returns_the_first_answer() {
+        let mut asked = 0;
+        let answer = eventually(Duration::from_secs(5), "never answered", || {
+            asked += 1;
+            let n = asked;
+            async move { (n >= 3).then_some(n) }
+        })
+        .await;
+        assert_eq!(answer, 3);
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "the thing never came")]
+    async fn eventually_gives_up_naming_what_it_waited_for() {
+        eventually(
+            Duration::from_millis(60),
+            "the thing never came",
+            || async { None::<()> },
+        )
+        .await;
+    }
 }

@@ -1,13 +1,14 @@
-use std::time::Duration;
-
 use hc_platform::privacy::random_base64;
 use hc_platform::settings::{Settings, load_with};
 use hc_platform::store::Store;
-use hc_platform::testing::{TestDatabase, TestRedis, shared_overrides};
+use hc_platform::testing::{TestDatabase, TestRedis, eventually, shared_overrides};
 pub use hc_platform::testing::{problem, valid_id_number as id_number};
 use identity::testing::TestIdentity;
 
 use serde_json::{Value, json};
+
+/// How long a test waits for something asynchronous (generous: a CI machine may be slow and busy).
+const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 type Builder = config::ConfigBuilder<config::builder::DefaultState>;
 
@@ -139,27 +140,31 @@ impl TestApp {
             self.redis.prefix,
             hc_platform::outbox::stream_key(stream)
         );
-        for _ in 0..500 {
-            let reply: redis::streams::StreamRangeReply =
-                redis::AsyncCommands::xrange_all(&mut self.store.conn(), &key)
-                    .await
-                    .expect("xrange");
-            if reply.ids.len() >= at_least {
-                return reply
-                    .ids
-                    .iter()
-                    .map(|e| {
-                        let payload: String = e.get("payload").unwrap_or_default();
-                        (
-                            serde_json::from_str(&payload).unwrap_or(Value::Null),
-                            e.get("traceparent"),
-                        )
-                    })
-                    .collect();
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("fewer than {at_least} events on {stream}");
+        let key = &key;
+        eventually(
+            WAIT,
+            format!("fewer than {at_least} events on {stream}"),
+            || async move {
+                let reply: redis::streams::StreamRangeReply =
+                    redis::AsyncCommands::xrange_all(&mut self.store.conn(), key)
+                        .await
+                        .expect("xrange");
+                (reply.ids.len() >= at_least).then(|| {
+                    reply
+                        .ids
+                        .iter()
+                        .map(|e| {
+                            let payload: String = e.get("payload").unwrap_or_default();
+                            (
+                                serde_json::from_str(&payload).unwrap_or(Value::Null),
+                                e.get("traceparent"),
+                            )
+                        })
+                        .collect()
+                })
+            },
+        )
+        .await
     }
 }
 

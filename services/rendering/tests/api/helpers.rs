@@ -5,9 +5,12 @@ use hc_platform::privacy::random_base64;
 use hc_platform::settings::{Builder, Settings, load_with};
 use hc_platform::status_document::{self, CurrentStatus};
 use hc_platform::store::Store;
-use hc_platform::testing::{TestDatabase, TestRedis, shared_overrides};
+use hc_platform::testing::{TestDatabase, TestRedis, eventually, shared_overrides};
 use identity::testing::TestIdentity;
 use serde_json::Value;
+
+/// How long a test waits for something asynchronous (generous: a CI machine may be slow and busy).
+const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// The test platform's keys: the signing seed and the pseudonym key, known here so tests can check what they see.
 pub const SIGNING_SEED: [u8; 32] = [7; 32];
@@ -124,19 +127,19 @@ impl TestApp {
 
     /// Waits up to 10 s for scoring to put the person's status in Redis, and returns its version.
     pub async fn wait_status(&self, person: &str) -> i64 {
-        for _ in 0..500 {
-            let v: Option<i64> = redis::cmd("HGET")
-                .arg(self.status_key(person))
-                .arg("v")
-                .query_async(&mut self.store.conn())
-                .await
-                .expect("hget");
-            if let Some(v) = v {
-                return v;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        panic!("scoring never stored a status for {person}");
+        eventually(
+            WAIT,
+            format!("scoring never stored a status for {person}"),
+            || async move {
+                redis::cmd("HGET")
+                    .arg(self.status_key(person))
+                    .arg(status_document::VERSION_FIELD)
+                    .query_async::<Option<i64>>(&mut self.store.conn())
+                    .await
+                    .expect("hget")
+            },
+        )
+        .await
     }
 
     /// Writes a status document through scoring's writer, and announces it on `status.changed`.
@@ -187,15 +190,11 @@ impl TestApp {
         token: &str,
         ok: impl Fn(&Value) -> bool,
     ) -> Value {
-        let mut last = Value::Null;
-        for _ in 0..250 {
-            last = self.payload(address, token).await;
-            if ok(&last) {
-                return last;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        panic!("the code never changed as expected: {last}");
+        let ok = &ok;
+        eventually(WAIT, "the code never changed as expected", || async move {
+            Some(self.payload(address, token).await).filter(ok)
+        })
+        .await
     }
 
     pub async fn get(&self, address: &str, path: &str, token: &str) -> reqwest::Response {

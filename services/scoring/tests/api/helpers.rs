@@ -1,14 +1,15 @@
-use std::time::Duration;
-
 use hc_platform::privacy::random_base64;
 use hc_platform::settings::{Builder, Settings, load_with};
 use hc_platform::status_document;
 use hc_platform::store::Store;
-use hc_platform::testing::{TestDatabase, TestRedis, shared_overrides};
+use hc_platform::testing::{TestDatabase, TestRedis, eventually, shared_overrides};
 pub use hc_platform::testing::{problem, valid_id_number as id_number};
 use identity::testing::TestIdentity;
 
 use serde_json::Value;
+
+/// How long a test waits for something asynchronous (generous: a CI machine may be slow and busy).
+const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Identity, declaration and scoring on free ports over one fresh database and key prefix.
 pub struct TestApp {
@@ -145,33 +146,30 @@ impl TestApp {
 
     /// Waits up to 10 s for the Redis status of `person` to satisfy `ok`, and returns it.
     pub async fn wait_status(&self, person: &str, ok: impl Fn(&Value) -> bool) -> Value {
-        let mut last = None;
-        for _ in 0..500 {
-            if let Some(s) = self.cached(person).await {
-                if ok(&s) {
-                    return s;
-                }
-                last = Some(s);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("status of {person} never matched; last: {last:?}");
+        let ok = &ok;
+        eventually(
+            WAIT,
+            format!("the status of {person} never matched"),
+            || async move { self.cached(person).await.filter(ok) },
+        )
+        .await
     }
 
     /// Waits up to 10 s until the scoring schema holds `rows` rows of `table` (a fact reached the projection even when
     /// it changes no colour).
     pub async fn wait_rows(&self, table: &str, rows: i64) {
-        let sql = format!("SELECT count(*) FROM {table}");
-        for _ in 0..500 {
-            let n = scoring::count(&self.pool.get().await.expect("db"), &sql)
-                .await
-                .expect("count");
-            if n >= rows {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("{table} never held {rows} rows");
+        let sql = &format!("SELECT count(*) FROM {table}");
+        eventually(
+            WAIT,
+            format!("{table} never held {rows} rows"),
+            || async move {
+                let n = scoring::count(&self.pool.get().await.expect("db"), sql)
+                    .await
+                    .expect("count");
+                (n >= rows).then_some(())
+            },
+        )
+        .await
     }
 
     /// Waits until `person` has the colour, in Redis and in PostgreSQL.

@@ -4,10 +4,13 @@ use hc_platform::privacy::random_base64;
 use hc_platform::settings::{Builder, Settings, load_with};
 use hc_platform::status_document::{self, CurrentStatus};
 use hc_platform::store::Store;
-use hc_platform::testing::{TestDatabase, TestRedis, shared_overrides};
+use hc_platform::testing::{TestDatabase, TestRedis, eventually, shared_overrides};
 use hc_token::{CodeClaims, Flags, SigningKey};
 use identity::testing::TestIdentity;
 use serde_json::{Value, json};
+
+/// How long a test waits for something asynchronous (generous: a CI machine may be slow and busy).
+const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Asserts a problem+json answer with `status` naming `field`, and returns it.
 pub async fn problem(r: reqwest::Response, status: u16, field: &str) -> Value {
@@ -221,14 +224,18 @@ impl TestApp {
 
     /// Waits until our trust list names `region` (our own keys are fetched from rendering at start).
     pub async fn wait_trusting(&self, region: &str) {
-        for _ in 0..250 {
-            let list = self.trust_list().await;
-            if list.issuers.iter().any(|i| i.region == region) {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        panic!("the trust list never named {region}");
+        eventually(
+            WAIT,
+            format!("the trust list never named {region}"),
+            || async move {
+                let list = self.trust_list().await;
+                list.issuers
+                    .iter()
+                    .any(|i| i.region == region)
+                    .then_some(())
+            },
+        )
+        .await
     }
 
     /// Our trust list, verified against our root key.
@@ -311,22 +318,24 @@ impl TestApp {
     /// Waits until verification has heard of the person's registration.
     pub async fn wait_registered(&self, person: &str) {
         let id: uuid::Uuid = person.parse().expect("uuid");
-        for _ in 0..500 {
-            let n: i64 = self
-                .pool
-                .get()
-                .await
-                .expect("db")
-                .query_one("SELECT count(*) FROM persons WHERE person_id = $1", &[&id])
-                .await
-                .expect("count")
-                .get(0);
-            if n == 1 {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        panic!("verification never heard of {person}");
+        let id = &id;
+        eventually(
+            WAIT,
+            format!("verification never heard of {person}"),
+            || async move {
+                let n: i64 = self
+                    .pool
+                    .get()
+                    .await
+                    .expect("db")
+                    .query_one("SELECT count(*) FROM persons WHERE person_id = $1", &[id])
+                    .await
+                    .expect("count")
+                    .get(0);
+                (n == 1).then_some(())
+            },
+        )
+        .await
     }
 
     /// Writes a status document through scoring's writer.
