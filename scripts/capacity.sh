@@ -6,7 +6,7 @@
 #
 # Knobs (environment): SUITE_CORES (0.5), PEOPLE (3000), KNEE_FROM_HARDENED (200), KNEE_FROM_NAIVE (20),
 # STEP_SECONDS (12), PLAN_SCALE (default: 70 % of the naive knee as the baseline), ONLY (a space-separated subset of:
-# knees costs plans ablation ablation-knees map seed), MAP_FACTORS ("3 10"), MAP_HOLDS ("10 30"), SEED_PEOPLE (1000000: the
+# knees knees-1m costs plans ablation ablation-knees map seed), MAP_FACTORS ("3 10"), MAP_HOLDS ("10 30"), SEED_PEOPLE (1000000: the
 # seeding speed, about 20 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,13 +21,21 @@ if [ "${1:-}" = report ]; then report; exit 0; fi
 cargo build --release --workspace --bins --locked -q
 lt() { SKIP_BUILD=1 scripts/loadtest.sh "$@"; }
 people="${PEOPLE:-3000}"; step="${STEP_SECONDS:-12}"; scale="${PLAN_SCALE:-0.03}"
-only=" ${ONLY:-knees costs plans ablation ablation-knees map seed} "
+only=" ${ONLY:-knees knees-1m costs plans ablation ablation-knees map seed} "
 
 if [[ "$only" == *" knees "* ]]; then
   lt knee --profile hardened --people "$people" --scale 1 --from "${KNEE_FROM_HARDENED:-200}" --factor 1.5 --steps 9 \
     --duration "$step" --name knee-hardened
   lt knee --profile naive --people "$people" --scale 1 --from "${KNEE_FROM_NAIVE:-20}" --factor 1.5 --steps 9 \
     --duration "$step" --name knee-naive
+fi
+# The same sweeps over a population of a million (seeding is not timed: about 20 minutes each with the suite
+# unconfined, on a machine with nothing else to do).
+if [[ "$only" == *" knees-1m "* ]]; then
+  lt knee --profile hardened --people 1000000 --scale 1 --from 100 --factor 1.5 --steps 8 \
+    --duration "$step" --name knee-hardened-1m
+  lt knee --profile naive --people 1000000 --scale 1 --from 20 --factor 1.5 --steps 7 \
+    --duration "$step" --name knee-naive-1m
 fi
 knee_of() { python3 -c "import json,sys;print(round(json.load(open('loadtests/results/knee-$1.json'))['knee_per_s'] or 0))" 2>/dev/null || echo 0; }
 if [[ "$only" == *" costs "* ]]; then

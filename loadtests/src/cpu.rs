@@ -126,14 +126,14 @@ impl Confinement {
     }
 }
 
+/// Every CPU of the machine, as a taskset list. Not `available_parallelism`: that counts the CPUs this process may
+/// use, and the generator is pinned to its own.
 fn all_cpus() -> String {
-    format!(
-        "0-{}",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            - 1
-    )
+    fs::read_to_string("/sys/devices/system/cpu/online")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "0-1".into())
 }
 
 impl Drop for Confinement {
