@@ -125,7 +125,7 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
         let _ = writeln!(
             md,
             "## Set-up\n\n| | |\n|---|---|\n| suite (5 services, PostgreSQL, Redis) | CPU {}, CFS quota {} |\n\
-             | load generator | CPU {} |\n| services | `{}`, {} actix worker(s) each |\n| population | {} people per run unless its table says otherwise, seeded through the APIs with the suite unconfined |\n",
+             | load generator | CPU {} |\n| services | `{}`, {} actix worker(s) each |\n| population | {} people per run unless its table says otherwise, seeded through the APIs (never timed) |\n",
             s.suite_cpus.as_deref().unwrap_or("any"),
             s.suite_cores
                 .map(|c| format!("{c} cores"))
