@@ -29,8 +29,8 @@ if [[ "$only" == *" knees "* ]]; then
   lt knee --profile naive --people "$people" --scale 1 --from "${KNEE_FROM_NAIVE:-20}" --factor 1.5 --steps 9 \
     --duration "$step" --name knee-naive
 fi
-# The same sweeps over a population of a million (seeding is not timed: about 20 minutes each with the suite
-# unconfined, on a machine with nothing else to do).
+# The same sweeps over a population of a million (seeding is not timed, but takes over 35 minutes each here with the suite
+# unconfined; run them on a machine with nothing else to do).
 if [[ "$only" == *" knees-1m "* ]]; then
   lt knee --profile hardened --people 1000000 --scale 1 --from 100 --factor 1.5 --steps 8 \
     --duration "$step" --name knee-hardened-1m

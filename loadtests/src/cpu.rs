@@ -40,10 +40,7 @@ impl Confinement {
                     )
                 })?;
                 fs::write(dir.join("cpu.cfs_period_us"), PERIOD_US.to_string())?;
-                fs::write(
-                    dir.join("cpu.cfs_quota_us"),
-                    ((cores * PERIOD_US as f64) as u64).to_string(),
-                )?;
+                fs::write(dir.join("cpu.cfs_quota_us"), quota_us(cores))?;
                 Some(dir)
             }
             None => None,
@@ -89,8 +86,9 @@ impl Confinement {
             fs::write(dir.join("cpu.cfs_quota_us"), "-1")?;
         }
         if self.cpus.is_some() {
+            let all = all_cpus();
             for pid in self.members() {
-                set_affinity(pid, &all_cpus())?;
+                set_affinity(pid, &all)?;
             }
         }
         Ok(())
@@ -99,10 +97,7 @@ impl Confinement {
     /// The quota and CPUs of `create` again, for every process in the suite (those forked meanwhile included).
     pub fn confine_again(&self) -> anyhow::Result<()> {
         if let (Some(dir), Some(cores)) = (&self.cgroup, self.cores) {
-            fs::write(
-                dir.join("cpu.cfs_quota_us"),
-                ((cores * PERIOD_US as f64) as u64).to_string(),
-            )?;
+            fs::write(dir.join("cpu.cfs_quota_us"), quota_us(cores))?;
         }
         if let Some(cpus) = &self.cpus {
             for pid in self.members() {
@@ -124,6 +119,11 @@ impl Confinement {
         members.dedup();
         members
     }
+}
+
+/// A CFS quota of `cores` cores per period, as `cpu.cfs_quota_us` takes it.
+fn quota_us(cores: f64) -> String {
+    ((cores * PERIOD_US as f64) as u64).to_string()
 }
 
 /// Every CPU of the machine, as a taskset list. Not `available_parallelism`: that counts the CPUs this process may

@@ -43,6 +43,22 @@ fn versioned(mut payload: serde_json::Value) -> serde_json::Value {
     payload
 }
 
+/// An event's wire form, serialised as it is, with the schema version.
+fn encode_wire<T: Serialize>(wire: &T) -> serde_json::Value {
+    versioned(serde_json::to_value(wire).unwrap_or_default())
+}
+
+/// An event's wire form from its payload: a schema version we do not know, or a field missing or of the wrong
+/// type, is malformed (named with the stream and the event id).
+fn decode_wire<T: serde::de::DeserializeOwned>(
+    stream: &str,
+    event: &Delivered,
+) -> Result<T, Malformed> {
+    check_schema(event)?;
+    serde_json::from_value(event.payload.clone())
+        .map_err(|e| Malformed(format!("{stream} {}: {e}", event.event_id)))
+}
+
 /// `person.registered`, published by identity when a person registers: links the ID number's blind index to the
 /// person in every service that keys facts by it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,21 +84,16 @@ impl PersonRegistered {
     pub const STREAM: &'static str = "person.registered";
 
     pub fn encode(&self) -> serde_json::Value {
-        versioned(
-            serde_json::to_value(PersonRegisteredWire {
-                person_id: self.person_id,
-                id_number_index: to_hex(&self.id_number_index),
-                home_region: self.home_region.clone(),
-                masked_name: self.masked_name.clone(),
-            })
-            .unwrap_or_default(),
-        )
+        encode_wire(&PersonRegisteredWire {
+            person_id: self.person_id,
+            id_number_index: to_hex(&self.id_number_index),
+            home_region: self.home_region.clone(),
+            masked_name: self.masked_name.clone(),
+        })
     }
 
     pub fn decode(event: &Delivered) -> Result<Self, Malformed> {
-        check_schema(event)?;
-        let wire: PersonRegisteredWire = serde_json::from_value(event.payload.clone())
-            .map_err(|e| Malformed(format!("person.registered {}: {e}", event.event_id)))?;
+        let wire: PersonRegisteredWire = decode_wire(Self::STREAM, event)?;
         let id_number_index = from_hex(&wire.id_number_index)
             .filter(|i| i.len() == 32)
             .ok_or_else(|| Malformed("id_number_index must be 64 hex digits".into()))?;
@@ -120,13 +131,11 @@ impl DeclarationSubmitted {
     pub const STREAM: &'static str = "declaration.submitted";
 
     pub fn encode(&self) -> serde_json::Value {
-        versioned(serde_json::to_value(self).unwrap_or_default())
+        encode_wire(self)
     }
 
     pub fn decode(event: &Delivered) -> Result<Self, Malformed> {
-        check_schema(event)?;
-        serde_json::from_value(event.payload.clone())
-            .map_err(|e| Malformed(format!("declaration.submitted {}: {e}", event.event_id)))
+        decode_wire(Self::STREAM, event)
     }
 }
 
@@ -248,27 +257,22 @@ impl FactsImported {
     pub const STREAM: &'static str = "facts.imported";
 
     pub fn encode(&self) -> serde_json::Value {
-        versioned(
-            serde_json::to_value(FactsImportedWire {
-                kind: self.facts.kind().into(),
-                client_id: self.client_id.clone(),
-                batch_id: self.batch_id.clone(),
-                through_row: self.through_row,
-                people_count: self.people.len(),
-                people: STANDARD.encode(self.people.concat()),
-                facts: self.facts.to_wire(),
-            })
-            .unwrap_or_default(),
-        )
+        encode_wire(&FactsImportedWire {
+            kind: self.facts.kind().into(),
+            client_id: self.client_id.clone(),
+            batch_id: self.batch_id.clone(),
+            through_row: self.through_row,
+            people_count: self.people.len(),
+            people: STANDARD.encode(self.people.concat()),
+            facts: self.facts.to_wire(),
+        })
     }
 
     /// Every shape error (a field missing or of the wrong type, indexes that are not 32 bytes, rows and people
     /// of different lengths, an unknown kind) is [`Malformed`]: retrying cannot fix it.
     pub fn decode(event: &Delivered) -> Result<Self, Malformed> {
-        check_schema(event)?;
-        let bad = |what: String| Malformed(format!("facts.imported {}: {what}", event.event_id));
-        let wire: FactsImportedWire =
-            serde_json::from_value(event.payload.clone()).map_err(|e| bad(e.to_string()))?;
+        let wire: FactsImportedWire = decode_wire(Self::STREAM, event)?;
+        let bad = |what: String| Malformed(format!("{} {}: {what}", Self::STREAM, event.event_id));
         let people = STANDARD
             .decode(&wire.people)
             .map_err(|_| bad("people is not base64".into()))?;
@@ -308,13 +312,11 @@ impl StatusChanged {
     pub const STREAM: &'static str = "status.changed";
 
     pub fn encode(&self) -> serde_json::Value {
-        versioned(serde_json::to_value(self).unwrap_or_default())
+        encode_wire(self)
     }
 
     pub fn decode(event: &Delivered) -> Result<Self, Malformed> {
-        check_schema(event)?;
-        serde_json::from_value(event.payload.clone())
-            .map_err(|e| Malformed(format!("status.changed {}: {e}", event.event_id)))
+        decode_wire(Self::STREAM, event)
     }
 }
 
@@ -332,13 +334,11 @@ impl RegionRiskChanged {
     pub const STREAM: &'static str = "region.risk_changed";
 
     pub fn encode(&self) -> serde_json::Value {
-        versioned(serde_json::to_value(self).unwrap_or_default())
+        encode_wire(self)
     }
 
     pub fn decode(event: &Delivered) -> Result<Self, Malformed> {
-        check_schema(event)?;
-        serde_json::from_value(event.payload.clone())
-            .map_err(|e| Malformed(format!("region.risk_changed {}: {e}", event.event_id)))
+        decode_wire(Self::STREAM, event)
     }
 }
 

@@ -55,6 +55,20 @@ const CLAIM_IDLE: Duration = Duration::from_secs(60);
 /// How often a consumer reports its group's backlog (one XINFO GROUPS).
 const BACKLOG_EVERY: Duration = Duration::from_secs(5);
 
+impl Delivered {
+    /// An event as read from its stream (by a group or by a plain follower): the publisher's id (the entry's own
+    /// when it has none), the payload (JSON null when it does not parse, which every decoder calls malformed), and
+    /// the trace context.
+    pub fn from_entry(entry: &redis::streams::StreamId) -> Self {
+        Delivered {
+            event_id: field(&entry.map, "event_id").unwrap_or_else(|| entry.id.clone()),
+            payload: serde_json::from_str(&field(&entry.map, "payload").unwrap_or_default())
+                .unwrap_or(serde_json::Value::Null),
+            traceparent: field(&entry.map, "traceparent"),
+        }
+    }
+}
+
 fn field(map: &HashMap<String, redis::Value>, name: &str) -> Option<String> {
     map.get(name)
         .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
@@ -171,14 +185,7 @@ impl Consumer {
                 .into_iter()
                 .flat_map(|k| k.ids)
                 .map(|entry| Entry {
-                    delivered: Delivered {
-                        event_id: field(&entry.map, "event_id").unwrap_or_else(|| entry.id.clone()),
-                        payload: serde_json::from_str(
-                            &field(&entry.map, "payload").unwrap_or_default(),
-                        )
-                        .unwrap_or(serde_json::Value::Null),
-                        traceparent: field(&entry.map, "traceparent"),
-                    },
+                    delivered: Delivered::from_entry(&entry),
                     payload: field(&entry.map, "payload").unwrap_or_default(),
                     id: entry.id,
                 })

@@ -10,6 +10,9 @@ use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 use tracing_subscriber::fmt::MakeWriter;
 
+/// How long a test waits for something asynchronous (generous: a CI machine may be slow and busy).
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Asks `probe` every 20 ms until it answers `Some`, and returns that answer; panics with `what` once `timeout` has
 /// passed. The one way a test waits for something that happens asynchronously (an event consumed, a status
 /// written): one interval, one deadline, one message.

@@ -120,15 +120,7 @@ pub async fn follow_changes(
             let mut heard = 0;
             let mut newest = from;
             for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
-                let event = Delivered {
-                    event_id: entry.get("event_id").unwrap_or_default(),
-                    payload: entry
-                        .get::<String>("payload")
-                        .and_then(|p| serde_json::from_str(&p).ok())
-                        .unwrap_or_default(),
-                    traceparent: None,
-                };
-                match StatusChanged::decode(&event) {
+                match StatusChanged::decode(&Delivered::from_entry(&entry)) {
                     Ok(changed) => {
                         for change in changed.changes {
                             memory.changed(change.person_id, change.version);

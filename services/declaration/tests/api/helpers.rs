@@ -1,14 +1,11 @@
 use hc_platform::privacy::random_base64;
 use hc_platform::settings::{Settings, load_with};
 use hc_platform::store::Store;
-use hc_platform::testing::{TestDatabase, TestRedis, eventually, shared_overrides};
+use hc_platform::testing::{TestDatabase, TestRedis, WAIT, eventually, shared_overrides};
 pub use hc_platform::testing::{problem, valid_id_number as id_number};
 use identity::testing::TestIdentity;
 
 use serde_json::{Value, json};
-
-/// How long a test waits for something asynchronous (generous: a CI machine may be slow and busy).
-const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 type Builder = config::ConfigBuilder<config::builder::DefaultState>;
 
@@ -124,7 +121,7 @@ impl TestApp {
             .expect("import")
     }
 
-    /// Entries of an event stream (whole key), waiting up to 5 s for at least `at_least`.
+    /// Entries of an event stream (whole key), waiting (up to `WAIT`) for at least `at_least`.
     pub async fn events(&self, stream: &str, at_least: usize) -> Vec<Value> {
         self.entries(stream, at_least)
             .await

@@ -5,12 +5,9 @@ use hc_platform::privacy::random_base64;
 use hc_platform::settings::{Builder, Settings, load_with};
 use hc_platform::status_document::{self, CurrentStatus};
 use hc_platform::store::Store;
-use hc_platform::testing::{TestDatabase, TestRedis, eventually, shared_overrides};
+use hc_platform::testing::{TestDatabase, TestRedis, WAIT, eventually, shared_overrides};
 use identity::testing::TestIdentity;
 use serde_json::Value;
-
-/// How long a test waits for something asynchronous (generous: a CI machine may be slow and busy).
-const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// The test platform's keys: the signing seed and the pseudonym key, known here so tests can check what they see.
 pub const SIGNING_SEED: [u8; 32] = [7; 32];
@@ -125,7 +122,7 @@ impl TestApp {
         )
     }
 
-    /// Waits up to 10 s for scoring to put the person's status in Redis, and returns its version.
+    /// Waits (up to `WAIT`) for scoring to put the person's status in Redis, and returns its version.
     pub async fn wait_status(&self, person: &str) -> i64 {
         eventually(
             WAIT,
@@ -182,7 +179,7 @@ impl TestApp {
             .expect("xadd");
     }
 
-    /// Requests the payload until `ok` holds (up to 5 s: a status change reaches the in-process cache through the
+    /// Requests the payload until `ok` holds (up to `WAIT`: a status change reaches the in-process cache through the
     /// stream), and returns it.
     pub async fn payload_until(
         &self,

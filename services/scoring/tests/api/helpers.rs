@@ -2,14 +2,11 @@ use hc_platform::privacy::random_base64;
 use hc_platform::settings::{Builder, Settings, load_with};
 use hc_platform::status_document;
 use hc_platform::store::Store;
-use hc_platform::testing::{TestDatabase, TestRedis, eventually, shared_overrides};
+use hc_platform::testing::{TestDatabase, TestRedis, WAIT, eventually, shared_overrides};
 pub use hc_platform::testing::{problem, valid_id_number as id_number};
 use identity::testing::TestIdentity;
 
 use serde_json::Value;
-
-/// How long a test waits for something asynchronous (generous: a CI machine may be slow and busy).
-const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Identity, declaration and scoring on free ports over one fresh database and key prefix.
 pub struct TestApp {
@@ -144,7 +141,7 @@ impl TestApp {
         .expect("a status document that parses")
     }
 
-    /// Waits up to 10 s for the Redis status of `person` to satisfy `ok`, and returns it.
+    /// Waits (up to `WAIT`) for the Redis status of `person` to satisfy `ok`, and returns it.
     pub async fn wait_status(&self, person: &str, ok: impl Fn(&Value) -> bool) -> Value {
         let ok = &ok;
         eventually(
@@ -155,7 +152,7 @@ impl TestApp {
         .await
     }
 
-    /// Waits up to 10 s until the scoring schema holds `rows` rows of `table` (a fact reached the projection even when
+    /// Waits (up to `WAIT`) until the scoring schema holds `rows` rows of `table` (a fact reached the projection even when
     /// it changes no colour).
     pub async fn wait_rows(&self, table: &str, rows: i64) {
         let sql = &format!("SELECT count(*) FROM {table}");

@@ -4,13 +4,10 @@ use hc_platform::privacy::random_base64;
 use hc_platform::settings::{Builder, Settings, load_with};
 use hc_platform::status_document::{self, CurrentStatus};
 use hc_platform::store::Store;
-use hc_platform::testing::{TestDatabase, TestRedis, eventually, shared_overrides};
+use hc_platform::testing::{TestDatabase, TestRedis, WAIT, eventually, shared_overrides};
 use hc_token::{CodeClaims, Flags, SigningKey};
 use identity::testing::TestIdentity;
 use serde_json::{Value, json};
-
-/// How long a test waits for something asynchronous (generous: a CI machine may be slow and busy).
-const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Asserts a problem+json answer with `status` naming `field`, and returns it.
 pub async fn problem(r: reqwest::Response, status: u16, field: &str) -> Value {
