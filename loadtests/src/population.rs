@@ -123,7 +123,7 @@ impl Population {
                 iat: now,
                 exp: now + 4 * 3600,
                 jti: uuid::Uuid::new_v4().to_string(),
-                scope: "citizen".into(),
+                scope: hc_domain::Scope::Citizen.into(),
                 kind: SubjectKind::Citizen,
                 region: None,
             };

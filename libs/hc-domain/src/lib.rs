@@ -10,6 +10,7 @@ mod id_number;
 mod person;
 mod phone;
 mod region;
+mod scope;
 mod temperature;
 
 pub use case_status::CaseStatus;
@@ -19,4 +20,5 @@ pub use id_number::{IdNumber, Sex, check_character};
 pub use person::{PersonId, PersonName};
 pub use phone::Phone;
 pub use region::{RegionCode, RegionLevel, enclosing_codes};
+pub use scope::{Scope, Scopes};
 pub use temperature::Temperature;

@@ -28,7 +28,7 @@ fn verification(c: &mut Criterion) {
         iat: now,
         exp: now + 3600,
         jti: uuid::Uuid::new_v4().to_string(),
-        scope: "citizen".into(),
+        scope: hc_domain::Scope::Citizen.into(),
         kind: SubjectKind::Citizen,
         region: None,
     };

@@ -15,7 +15,7 @@ use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use futures_util::future::LocalBoxFuture;
-use hc_domain::{PersonId, RegionCode};
+use hc_domain::{PersonId, RegionCode, Scope, Scopes};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
@@ -42,18 +42,12 @@ pub struct AccessClaims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
-    /// Space-separated scopes (RFC 8693 style).
-    pub scope: String,
+    /// Space-separated scopes on the wire (RFC 8693 style), a set once read.
+    pub scope: Scopes,
     pub kind: SubjectKind,
     /// An official client's region scope (GB/T 2260 code); absent for citizens and nationwide clients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
-}
-
-impl AccessClaims {
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scope.split(' ').any(|s| s == scope)
-    }
 }
 
 struct SigningKey {
@@ -314,44 +308,43 @@ impl FromRequest for Citizen {
     }
 }
 
-/// A scope an official client can hold. Each scope is a type, so a handler states what it needs in its
-/// signature: `Official<PersonRead>`.
-pub trait Scope {
-    const NAME: &'static str;
+/// What an endpoint for official clients needs, as a type, so a handler states it in its signature:
+/// `Official<PersonRead>`.
+pub trait Needs {
+    /// `None`: any official client (the handler checks with [`Official::require`]).
+    const SCOPE: Option<Scope>;
 }
 
-macro_rules! scopes {
-    ($($ty:ident => $name:literal),* $(,)?) => {
+macro_rules! needs {
+    ($($ty:ident),* $(,)?) => {
         $(
-            #[doc = concat!("The `", $name, "` scope.")]
+            #[doc = concat!("Needs [`Scope::", stringify!($ty), "`].")]
             pub struct $ty;
-            impl Scope for $ty { const NAME: &'static str = $name; }
+            impl Needs for $ty { const SCOPE: Option<Scope> = Some(Scope::$ty); }
         )*
-        /// Every scope an official client may be granted.
-        pub const ALL_SCOPES: &[&str] = &[$($name),*];
     };
 }
 
-scopes! {
-    ImportNat => "import:nat",
-    ImportCases => "import:cases",
-    ImportVisits => "import:visits",
-    RiskWrite => "risk:write",
-    RulesWrite => "rules:write",
-    Verify => "verify",
-    VerifyId => "verify:id",
-    PersonRead => "person:read",
-    TraceRead => "trace:read",
-    AppealsResolve => "appeals:resolve",
-    StaffRead => "staff:read",
-    Admin => "admin",
-}
+needs!(
+    ImportNat,
+    ImportCases,
+    ImportVisits,
+    RiskWrite,
+    RulesWrite,
+    Verify,
+    VerifyId,
+    PersonRead,
+    TraceRead,
+    AppealsResolve,
+    StaffRead,
+    Admin,
+);
 
 /// Any official client, whatever its scopes: for endpoints whose scope depends on the request (an import's
 /// kind); the handler calls [`Official::require`].
 pub struct AnyScope;
-impl Scope for AnyScope {
-    const NAME: &'static str = "";
+impl Needs for AnyScope {
+    const SCOPE: Option<Scope> = None;
 }
 
 /// An official API client holding scope `S`, with its region scope.
@@ -359,14 +352,14 @@ impl Scope for AnyScope {
 pub struct Official<S> {
     pub client_id: String,
     pub region: Option<RegionCode>,
-    scopes: Vec<String>,
+    scopes: Scopes,
     _scope: PhantomData<S>,
 }
 
-impl<S: Scope> Official<S> {
+impl<S: Needs> Official<S> {
     /// 403 unless the client holds `scope`.
-    pub fn require(&self, scope: &str) -> Result<(), ApiError> {
-        if self.scopes.iter().any(|s| s == scope) {
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.scopes.contains(scope) {
             Ok(())
         } else {
             Err(ApiError::forbidden(format!(
@@ -381,7 +374,7 @@ impl<S: Scope> Official<S> {
     }
 }
 
-impl<S: Scope + 'static> FromRequest for Official<S> {
+impl<S: Needs + 'static> FromRequest for Official<S> {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
@@ -395,10 +388,9 @@ impl<S: Scope + 'static> FromRequest for Official<S> {
             if let Some(defences) = req.app_data::<web::Data<Defences>>() {
                 defences.check_key(&claims.sub)?;
             }
-            if !S::NAME.is_empty() && !claims.has_scope(S::NAME) {
+            if let Some(needed) = S::SCOPE.filter(|s| !claims.scope.contains(*s)) {
                 return Err(ApiError::forbidden(format!(
-                    "this endpoint needs the scope {}",
-                    S::NAME
+                    "this endpoint needs the scope {needed}"
                 )));
             }
             let region = claims
@@ -409,11 +401,10 @@ impl<S: Scope + 'static> FromRequest for Official<S> {
                 .map_err(|_| {
                     ApiError::unauthorized("the access token carries an invalid region")
                 })?;
-            let scopes = claims.scope.split(' ').map(str::to_owned).collect();
             Ok(Official {
                 client_id: claims.sub.clone(),
                 region,
-                scopes,
+                scopes: claims.scope,
                 _scope: PhantomData,
             })
         })
@@ -443,7 +434,7 @@ mod tests {
             iat: now,
             exp: now + exp_in,
             jti: uuid::Uuid::new_v4().to_string(),
-            scope: "citizen".into(),
+            scope: Scope::Citizen.into(),
             kind: SubjectKind::Citizen,
             region: None,
         }
@@ -467,7 +458,7 @@ mod tests {
             .verify_cached(&token)
             .expect("valid");
         assert_eq!(verified.sub, original.sub);
-        assert!(verified.has_scope("citizen") && !verified.has_scope("admin"));
+        assert!(verified.scope.contains(Scope::Citizen) && !verified.scope.contains(Scope::Admin));
     }
 
     #[test]

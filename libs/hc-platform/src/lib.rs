@@ -21,6 +21,7 @@ pub mod status_document;
 pub mod store;
 pub mod streams;
 pub mod telemetry;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use error::ApiError;

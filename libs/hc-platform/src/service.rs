@@ -1,6 +1,6 @@
 //! Starting a service the same way everywhere: the listener bound (port 0 picks a free one), the HTTP server behind
-//! the platform's middleware, the outbox relay and stream consumers as background loops behind their switches, and
-//! all of it stopped together.
+//! the platform's middleware, the outbox relay, stream consumers and the service's own loops as background tasks of
+//! one handle, and all of it stopped together: shutdown waits for the background tasks to finish their work.
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -12,15 +12,50 @@ use actix_web::web;
 use anyhow::Context;
 use deadpool_postgres::Pool;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::TokenVerifier;
 use crate::defences::Defences;
 use crate::health::Dependencies;
 use crate::http::{Platform, serve};
 use crate::outbox::Relay;
-use crate::settings::{EventSettings, PlatformSettings};
+use crate::settings::{EventSettings, PlatformSettings, Settings};
 use crate::store::Store;
 use crate::streams::{Consumer, Delivered};
+
+/// A service as its binary and the test harness start it.
+pub trait Service {
+    /// Its settings section and environment prefix, and its name in logs.
+    const NAME: &'static str;
+    /// Its embedded `config/default.toml`.
+    const DEFAULT_CONFIG: &'static str;
+    /// Its own settings section.
+    type Settings: serde::de::DeserializeOwned + Clone;
+
+    /// Migrates, connects and starts serving (port 0 picks a free port).
+    fn start(settings: Settings<Self::Settings>) -> impl Future<Output = anyhow::Result<Running>>;
+
+    /// Development secrets for `make up` (`<binary> generate-secrets`), for a service that has any.
+    fn generate_secrets() -> Option<anyhow::Result<String>> {
+        None
+    }
+}
+
+/// The `main` of every service binary: `generate-secrets`, or settings from the environment, telemetry, and serving
+/// until SIGTERM.
+pub async fn main<S: Service>() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("generate-secrets") {
+        let secrets = S::generate_secrets()
+            .with_context(|| format!("{} has no secrets to generate", S::NAME))??;
+        print!("{secrets}");
+        return Ok(());
+    }
+    let settings: Settings<S::Settings> = crate::settings::load(S::DEFAULT_CONFIG, S::NAME)?;
+    let _telemetry = crate::telemetry::init(S::NAME, &settings.platform.telemetry)?;
+    let running = S::start(settings).await?;
+    tracing::info!(port = running.port(), "{} listening", S::NAME);
+    running.run_until_stopped().await
+}
 
 /// What a service brings to [`launch`].
 pub struct Launch<'a> {
@@ -38,6 +73,7 @@ pub struct Running {
     port: u16,
     server: Server,
     background: CancellationToken,
+    tasks: TaskTracker,
     events: EventSettings,
     schema: &'static str,
     store: Store,
@@ -57,6 +93,7 @@ where
         verifier,
     } = launch;
     let background = CancellationToken::new();
+    let tasks = TaskTracker::new();
     if let Some(db) = db.as_ref().filter(|_| platform.events.relay_enabled) {
         let relay = Relay::new(
             db.clone(),
@@ -64,7 +101,7 @@ where
             schema,
             platform.events.relay_batch,
         );
-        tokio::spawn(relay.run(
+        tasks.spawn(relay.run(
             background.clone(),
             Duration::from_millis(platform.events.idle_ms),
         ));
@@ -95,6 +132,7 @@ where
         port,
         server,
         background,
+        tasks,
         events: platform.events.clone(),
         schema,
         store,
@@ -160,21 +198,41 @@ impl Running {
             batch,
         );
         let idle = Duration::from_millis(self.events.idle_ms);
-        tokio::spawn(consumer.run(self.background.clone(), idle, grouped, handler));
+        self.spawn_background(|stop| consumer.run(stop, idle, grouped, handler));
     }
 
-    /// Cancelled when the service stops: for a service's own background loops.
-    pub fn background(&self) -> CancellationToken {
-        self.background.clone()
+    /// Starts one of the service's own background loops; `loop_` gets the token that is cancelled when the service
+    /// stops, and shutdown waits (up to [`SHUTDOWN_GRACE`]) for the loop to return.
+    pub fn spawn_background<F, Fut>(&self, loop_: F)
+    where
+        F: FnOnce(CancellationToken) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(loop_(self.background.clone()));
     }
 
-    /// Serves until the server stops (SIGTERM or SIGINT: in-flight requests drain), then stops the background loops.
+    /// Serves until the server stops (SIGTERM or SIGINT: in-flight requests drain), then stops the background loops
+    /// and waits for them: a consumer finishes the batch it holds, the scan log commits what it has queued.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let outcome = self.server.await.context("HTTP server");
         self.background.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.tasks.len(),
+                "background tasks still running after the shutdown grace; stopping anyway"
+            );
+        }
         outcome
     }
 }
+
+/// How long shutdown waits for the background loops once the HTTP server has drained (Kubernetes gives a pod 30 s
+/// between SIGTERM and SIGKILL by default; the server's own drain takes part of it).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// A consumer name unique to this process, so each replica has its own pending entries.
 fn consumer_name() -> String {

@@ -1,14 +1,21 @@
-//! Helpers for integration tests against real servers: a throw-away database per test, a unique Redis key
-//! prefix that is swept afterwards, a log capture, and a TCP proxy that can be cut to make a dependency
-//! unreachable. Connection settings come from `HC_TEST_DATABASE_URL` and `HC_TEST_REDIS_URL`.
+//! Helpers for integration tests against real servers (behind the `testing` feature, so never in a service binary):
+//! [`TestSuite`] starts any set of services over one throw-away database and one Redis key prefix, [`eventually`]
+//! waits for what happens asynchronously, [`expect_json`] and [`problem`] check an answer's status, and there is
+//! a log capture and a TCP proxy that can be cut to make a dependency unreachable. Connection settings come from
+//! `HC_TEST_DATABASE_URL` and `HC_TEST_REDIS_URL`.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 use tracing_subscriber::fmt::MakeWriter;
+
+use crate::service::Service;
+use crate::settings::{Builder, Settings, load_with};
+use crate::store::Store;
 
 /// How long a test waits for something asynchronous (generous: a CI machine may be slow and busy).
 pub const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
@@ -60,6 +67,18 @@ pub fn valid_id_number(first17: &str) -> String {
         "{first17}{}",
         hc_domain::check_character(first17.as_bytes()) as char
     )
+}
+
+/// The JSON body of `response`, once its status is `status` (the body is in the message when it is not).
+pub async fn expect_json(
+    response: reqwest::Response,
+    status: reqwest::StatusCode,
+) -> serde_json::Value {
+    let got = response.status();
+    let url = response.url().path().to_owned();
+    let body = response.text().await.expect("a response body");
+    assert_eq!(got, status, "{url} answered {got}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: not JSON ({e}): {body}"))
 }
 
 /// Asserts an `application/problem+json` response with `status` and returns its body.
@@ -250,9 +269,132 @@ impl Drop for TcpProxy {
     }
 }
 
+/// Services under test over one database, one Redis key prefix and one blind-index key, shared as a deployment
+/// shares them. Start identity first when the others need tokens ([`TestSuite::trust_identity_at`]): every service
+/// started after that verifies tokens against its keys.
+pub struct TestSuite {
+    pub db: TestDatabase,
+    pub redis: TestRedis,
+    pub blind_key: String,
+    /// The same Redis as the services, without their key prefix: tests spell whole keys.
+    pub store: Store,
+    pub http: reqwest::Client,
+    jwks_url: OnceLock<String>,
+}
+
+impl TestSuite {
+    pub async fn new() -> Self {
+        let redis = TestRedis::new();
+        let store = Store::connect(&crate::settings::RedisSettings {
+            url: redis.url.clone().into(),
+            cluster_urls: String::new(),
+            key_prefix: String::new(),
+            response_timeout_ms: 5_000,
+        })
+        .await
+        .expect("test Redis");
+        Self {
+            db: TestDatabase::create().await.expect("test database"),
+            redis,
+            blind_key: crate::privacy::random_base64(32).expect("random key"),
+            store,
+            http: reqwest::Client::new(),
+            jwks_url: OnceLock::new(),
+        }
+    }
+
+    /// The services' keys, as the services see them (with the suite's prefix).
+    pub fn prefixed(&self) -> Store {
+        self.store.with_prefix(&self.redis.prefix)
+    }
+
+    /// Services started from now on verify access tokens against the identity service at `address`.
+    pub fn trust_identity_at(&self, address: &str) {
+        let _ = self.jwks_url.set(format!("{address}/v1/auth/keys"));
+    }
+
+    /// Prepares `S` with the suite's settings; add overrides with [`Starting::set`], then [`Starting::start`] it.
+    pub fn service<S: Service>(&self) -> Starting<'_, S> {
+        Starting {
+            suite: self,
+            overrides: Vec::new(),
+            service: PhantomData,
+        }
+    }
+}
+
+/// A service about to start in a [`TestSuite`].
+pub struct Starting<'a, S> {
+    suite: &'a TestSuite,
+    overrides: Vec<(String, config::Value)>,
+    service: PhantomData<S>,
+}
+
+impl<S: Service> Starting<'_, S> {
+    /// Overrides one setting (`section.key`).
+    pub fn set(mut self, key: &str, value: impl Into<config::Value>) -> Self {
+        self.overrides.push((key.to_owned(), value.into()));
+        self
+    }
+
+    /// Starts the service on a free port, serving in the background until the test ends.
+    pub async fn start(self) -> Started<S::Settings> {
+        self.start_with(|b| b).await
+    }
+
+    /// As [`Self::start`], with a test's own overrides applied last.
+    pub async fn start_with(self, tweak: impl FnOnce(Builder) -> Builder) -> Started<S::Settings> {
+        let Starting {
+            suite, overrides, ..
+        } = self;
+        let settings: Settings<S::Settings> = load_with(S::DEFAULT_CONFIG, S::NAME, None, |b| {
+            let mut b = shared_overrides(b, &suite.db, &suite.redis, &suite.blind_key)
+                .set_override("events.idle_ms", 20)
+                .expect("test overrides");
+            if let Some(jwks) = suite.jwks_url.get() {
+                b = b
+                    .set_override("auth.jwks_url", jwks.as_str())
+                    .expect("test overrides");
+            }
+            for (key, value) in overrides {
+                b = b.set_override(key, value).expect("test overrides");
+            }
+            tweak(b)
+        })
+        .unwrap_or_else(|e| panic!("{} settings: {e:#}", S::NAME));
+        let running = S::start(settings.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{} starts: {e:#}", S::NAME));
+        let address = format!("http://127.0.0.1:{}", running.port());
+        tokio::spawn(running.run_until_stopped());
+        Started { address, settings }
+    }
+}
+
+/// A service serving in a [`TestSuite`].
+pub struct Started<S> {
+    pub address: String,
+    /// The settings it started with.
+    pub settings: Settings<S>,
+}
+
+impl<S> Started<S> {
+    /// A pool on the service's schema, for tests that look at its tables.
+    pub fn pool(&self, schema: &'static str) -> deadpool_postgres::Pool {
+        crate::db::pool(&self.settings.platform.database, schema).expect("test pool")
+    }
+
+    /// The Redis (node or cluster) the service uses, without its key prefix: tests spell whole keys.
+    pub async fn unprefixed_store(&self) -> Store {
+        let mut redis = self.settings.platform.redis.clone();
+        redis.key_prefix = String::new();
+        Store::connect(&redis).await.expect("test Redis")
+    }
+}
+
 /// The overrides every service under test shares: its database and Redis prefix, a free port, two workers, a
 /// small pool, and the platform-wide blind-index key (services under test together must share it).
-pub fn shared_overrides(
+fn shared_overrides(
     b: crate::settings::Builder,
     db: &TestDatabase,
     redis: &TestRedis,

@@ -16,7 +16,7 @@ use actix_web::web;
 use anyhow::Context;
 use hc_platform::auth::TokenVerifier;
 use hc_platform::privacy::BlindIndex;
-use hc_platform::service::{Launch, Running, launch};
+use hc_platform::service::{Launch, Running, Service, launch};
 use hc_platform::settings::Settings;
 use hc_platform::store::Store;
 
@@ -31,10 +31,15 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
-pub struct Application(Running);
+/// The declaration service, as its binary and the tests start it.
+pub struct Declaration;
 
-impl Application {
-    pub async fn build(settings: Settings<DeclarationSettings>) -> anyhow::Result<Self> {
+impl Service for Declaration {
+    const NAME: &'static str = "declaration";
+    const DEFAULT_CONFIG: &'static str = DEFAULT_CONFIG;
+    type Settings = DeclarationSettings;
+
+    async fn start(settings: Settings<DeclarationSettings>) -> anyhow::Result<Running> {
         let Settings { platform, service } = settings;
         service.validate()?;
         let db = hc_platform::db::pool(&platform.database, SCHEMA)?;
@@ -69,14 +74,6 @@ impl Application {
             200,
             move |events| link_people(db.clone(), events),
         );
-        Ok(Self(running))
-    }
-
-    pub fn port(&self) -> u16 {
-        self.0.port()
-    }
-
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.0.run_until_stopped().await
+        Ok(running)
     }
 }

@@ -1,11 +1,6 @@
-use declaration::{Application, DeclarationSettings};
+//! The declaration service's binary (`declaration generate-secrets` prints development secrets where it has any).
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings: hc_platform::settings::Settings<DeclarationSettings> =
-        hc_platform::settings::load(declaration::DEFAULT_CONFIG, "declaration")?;
-    let _telemetry = hc_platform::telemetry::init("declaration", &settings.platform.telemetry)?;
-    let app = Application::build(settings).await?;
-    tracing::info!(port = app.port(), "declaration listening");
-    app.run_until_stopped().await
+    hc_platform::service::main::<declaration::Declaration>().await
 }

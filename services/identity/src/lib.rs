@@ -9,7 +9,7 @@ mod routes;
 mod settings;
 mod sms;
 mod state;
-#[doc(hidden)]
+#[cfg(feature = "testing")]
 pub mod testing;
 mod vault;
 
@@ -19,7 +19,7 @@ use actix_web::web;
 use anyhow::Context;
 use hc_platform::auth::KeyRing;
 use hc_platform::privacy::{BlindIndex, FieldCipher, random_base64};
-use hc_platform::service::{Launch, Running, launch};
+use hc_platform::service::{Launch, Running, Service, launch};
 use hc_platform::settings::Settings;
 use hc_platform::store::Store;
 
@@ -38,11 +38,16 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
-pub struct Application(Running);
+/// The identity service, as its binary and the tests start it.
+pub struct Identity;
 
-impl Application {
+impl Service for Identity {
+    const NAME: &'static str = "identity";
+    const DEFAULT_CONFIG: &'static str = DEFAULT_CONFIG;
+    type Settings = IdentitySettings;
+
     /// Connects to PostgreSQL and Redis, applies migrations and binds the listener (port 0 picks a free one).
-    pub async fn build(settings: Settings<IdentitySettings>) -> anyhow::Result<Self> {
+    async fn start(settings: Settings<IdentitySettings>) -> anyhow::Result<Running> {
         let Settings { platform, service } = settings;
         service.validate()?;
         let db = hc_platform::db::pool(&platform.database, SCHEMA)?;
@@ -75,15 +80,11 @@ impl Application {
                 cfg.app_data(state.clone()).configure(routes::configure);
             },
         )?;
-        Ok(Self(running))
+        Ok(running)
     }
 
-    pub fn port(&self) -> u16 {
-        self.0.port()
-    }
-
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.0.run_until_stopped().await
+    fn generate_secrets() -> Option<anyhow::Result<String>> {
+        Some(generate_secrets())
     }
 }
 

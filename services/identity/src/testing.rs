@@ -3,12 +3,12 @@
 //! in the service calls it).
 
 use hc_platform::privacy::random_base64;
-use hc_platform::settings::{Settings, load_with};
 use hc_platform::store::Store;
-use hc_platform::testing::{TestDatabase, TestRedis, shared_overrides};
+use hc_platform::testing::{TestSuite, expect_json};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::{Application, DEFAULT_CONFIG, IdentitySettings};
+use crate::Identity;
 
 pub struct TestIdentity {
     pub address: String,
@@ -20,40 +20,29 @@ pub struct TestIdentity {
 }
 
 impl TestIdentity {
-    /// Starts identity on a free port; `blind_index_key` must be the one the other services under test use.
-    pub async fn start(db: &TestDatabase, redis: &TestRedis, blind_index_key: &str) -> Self {
+    /// Starts identity in `suite` and makes the services started after it trust its tokens.
+    pub async fn start(suite: &TestSuite) -> Self {
         let admin_key = random_base64(24).expect("rand");
-        let settings: Settings<IdentitySettings> =
-            load_with(DEFAULT_CONFIG, "identity", None, |b| {
-                shared_overrides(b, db, redis, blind_index_key)
-                    .set_override("identity.admin_key", admin_key.clone())
-                    .and_then(|b| {
-                        b.set_override(
-                            "identity.signing_keys",
-                            hc_platform::auth::KeyRing::generate_spec("k").expect("key"),
-                        )
-                    })
-                    .and_then(|b| {
-                        b.set_override(
-                            "identity.data_keys",
-                            format!("d1:{}", random_base64(32).expect("rand")),
-                        )
-                    })
-                    .expect("identity overrides")
-            })
-            .expect("identity settings");
-        let mut unprefixed = settings.platform.redis.clone();
-        unprefixed.key_prefix = String::new();
-        let store = Store::connect(&unprefixed).await.expect("redis");
-        let app = Application::build(settings).await.expect("identity builds");
-        let address = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run_until_stopped());
+        let started = suite
+            .service::<Identity>()
+            .set("identity.admin_key", admin_key.clone())
+            .set(
+                "identity.signing_keys",
+                hc_platform::auth::KeyRing::generate_spec("k").expect("key"),
+            )
+            .set(
+                "identity.data_keys",
+                format!("d1:{}", random_base64(32).expect("rand")),
+            )
+            .start()
+            .await;
+        suite.trust_identity_at(&started.address);
         Self {
-            address,
-            http: reqwest::Client::new(),
+            address: started.address,
+            http: suite.http.clone(),
             admin_key,
-            redis_prefix: redis.prefix.clone(),
-            store,
+            redis_prefix: suite.redis.prefix.clone(),
+            store: suite.store.clone(),
         }
     }
 
@@ -62,7 +51,7 @@ impl TestIdentity {
         format!("{}/v1/auth/keys", self.address)
     }
 
-    async fn post(&self, path: &str, body: &Value) -> Value {
+    async fn post(&self, path: &str, body: &Value, status: StatusCode) -> Value {
         let r = self
             .http
             .post(format!("{}{path}", self.address))
@@ -70,8 +59,7 @@ impl TestIdentity {
             .send()
             .await
             .expect("identity");
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.expect("json")
+        expect_json(r, status).await
     }
 
     /// Registers a person living in `home` and signs them in with a one-time code; returns (person id, access
@@ -81,12 +69,18 @@ impl TestIdentity {
             .post(
                 "/v1/persons",
                 &json!({"name": "测试", "id_number": id_number, "phone": phone, "home_region": home}),
+                StatusCode::CREATED,
             )
             .await["id"]
             .as_str()
             .expect("id")
             .to_owned();
-        self.post("/v1/auth/otp", &json!({"phone": phone})).await;
+        self.post(
+            "/v1/auth/otp",
+            &json!({"phone": phone}),
+            StatusCode::ACCEPTED,
+        )
+        .await;
         let key = format!("{}{}", self.redis_prefix, crate::dev_sms_key(phone));
         let code: String = redis::AsyncCommands::get(&mut self.store.conn(), key)
             .await
@@ -95,6 +89,7 @@ impl TestIdentity {
             .post(
                 "/v1/auth/token",
                 &json!({"grant_type": "otp", "phone": phone, "code": code}),
+                StatusCode::OK,
             )
             .await;
         (
@@ -106,7 +101,7 @@ impl TestIdentity {
     /// The access token of a new official client with `scopes`, limited to `region` if given.
     pub async fn official(&self, scopes: &[&str], region: Option<&str>) -> String {
         let admin = self
-            .post("/v1/auth/token", &json!({"grant_type": "client_credentials", "client_id": "admin", "client_secret": self.admin_key}))
+            .post("/v1/auth/token", &json!({"grant_type": "client_credentials", "client_id": "admin", "client_secret": self.admin_key}), StatusCode::OK)
             .await["access_token"]
             .as_str()
             .expect("admin")
@@ -123,9 +118,8 @@ impl TestIdentity {
             .send()
             .await
             .expect("client");
-        assert_eq!(r.status(), reqwest::StatusCode::CREATED);
-        let c: Value = r.json().await.expect("json");
-        self.post("/v1/auth/token", &json!({"grant_type": "client_credentials", "client_id": c["client_id"], "client_secret": c["client_secret"]}))
+        let c = expect_json(r, StatusCode::CREATED).await;
+        self.post("/v1/auth/token", &json!({"grant_type": "client_credentials", "client_id": c["client_id"], "client_secret": c["client_secret"]}), StatusCode::OK)
             .await["access_token"]
             .as_str()
             .expect("token")

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use actix_web::web;
 use hc_platform::auth::TokenVerifier;
-use hc_platform::service::{Launch, Running, launch};
+use hc_platform::service::{Launch, Running, Service, launch};
 use hc_platform::settings::Settings;
 use hc_platform::store::Store;
 
@@ -30,10 +30,15 @@ pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
 /// Names its metrics and logs; rendering has no schema of its own.
 pub const SERVICE: &str = "rendering";
 
-pub struct Application(Running);
+/// The rendering service, as its binary and the tests start it.
+pub struct Rendering;
 
-impl Application {
-    pub async fn build(settings: Settings<RenderingSettings>) -> anyhow::Result<Self> {
+impl Service for Rendering {
+    const NAME: &'static str = "rendering";
+    const DEFAULT_CONFIG: &'static str = DEFAULT_CONFIG;
+    type Settings = RenderingSettings;
+
+    async fn start(settings: Settings<RenderingSettings>) -> anyhow::Result<Running> {
         let Settings { platform, service } = settings;
         service.validate()?;
         let keys = Arc::new(keys::Keys::from_settings(&service)?);
@@ -70,21 +75,13 @@ impl Application {
             },
         )?;
         if let Some(memory) = memory {
-            tokio::spawn(memory::follow_changes(
-                follower,
-                memory,
-                running.background(),
-                std::time::Duration::from_millis(platform.events.idle_ms),
-            ));
+            let idle = std::time::Duration::from_millis(platform.events.idle_ms);
+            running.spawn_background(|stop| memory::follow_changes(follower, memory, stop, idle));
         }
-        Ok(Self(running))
+        Ok(running)
     }
 
-    pub fn port(&self) -> u16 {
-        self.0.port()
-    }
-
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.0.run_until_stopped().await
+    fn generate_secrets() -> Option<anyhow::Result<String>> {
+        Some(generate_secrets())
     }
 }

@@ -23,7 +23,7 @@ use anyhow::Context;
 use deadpool_postgres::GenericClient;
 use hc_platform::auth::TokenVerifier;
 use hc_platform::privacy::BlindIndex;
-use hc_platform::service::{Launch, Running, launch};
+use hc_platform::service::{Launch, Running, Service, launch};
 use hc_platform::settings::Settings;
 use hc_platform::store::Store;
 
@@ -60,10 +60,15 @@ pub async fn prepare(db: &deadpool_postgres::Pool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub struct Application(Running);
+/// The scoring service, as its binary and the tests start it.
+pub struct Scoring;
 
-impl Application {
-    pub async fn build(settings: Settings<ScoringSettings>) -> anyhow::Result<Self> {
+impl Service for Scoring {
+    const NAME: &'static str = "scoring";
+    const DEFAULT_CONFIG: &'static str = DEFAULT_CONFIG;
+    type Settings = ScoringSettings;
+
+    async fn start(settings: Settings<ScoringSettings>) -> anyhow::Result<Running> {
         let Settings { platform, service } = settings;
         service.validate()?;
         let db = hc_platform::db::pool(&platform.database, SCHEMA)?;
@@ -108,21 +113,10 @@ impl Application {
             events::handle(r.clone(), Fact::FactsImported, vec![event])
         });
         if settings.scheduler_enabled {
-            tokio::spawn(scheduler::run(
-                recolourer,
-                Duration::from_millis(settings.scheduler_interval_ms),
-                running.background(),
-            ));
+            let interval = Duration::from_millis(settings.scheduler_interval_ms);
+            running.spawn_background(|stop| scheduler::run(recolourer, interval, stop));
         }
-        Ok(Self(running))
-    }
-
-    pub fn port(&self) -> u16 {
-        self.0.port()
-    }
-
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.0.run_until_stopped().await
+        Ok(running)
     }
 }
 

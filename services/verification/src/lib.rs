@@ -21,7 +21,7 @@ use actix_web::web;
 use anyhow::Context;
 use hc_platform::auth::TokenVerifier;
 use hc_platform::privacy::BlindIndex;
-use hc_platform::service::{Launch, Running, launch};
+use hc_platform::service::{Launch, Running, Service, launch};
 use hc_platform::settings::Settings;
 use hc_platform::store::Store;
 use secrecy::ExposeSecret;
@@ -37,10 +37,15 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
-pub struct Application(Running);
+/// The verification service, as its binary and the tests start it.
+pub struct Verification;
 
-impl Application {
-    pub async fn build(settings: Settings<VerificationSettings>) -> anyhow::Result<Self> {
+impl Service for Verification {
+    const NAME: &'static str = "verification";
+    const DEFAULT_CONFIG: &'static str = DEFAULT_CONFIG;
+    type Settings = VerificationSettings;
+
+    async fn start(settings: Settings<VerificationSettings>) -> anyhow::Result<Running> {
         let Settings { platform, service } = settings;
         service.validate()?;
         let db = hc_platform::db::pool(&platform.database, SCHEMA)?;
@@ -66,7 +71,7 @@ impl Application {
         ));
         // The committer outlives the HTTP server's shutdown until it drains (its own token, cancelled last).
         let commits = tokio_util::sync::CancellationToken::new();
-        let scans = scans::ScanLog::start(db.clone(), &settings, commits.clone());
+        let (scans, committer) = scans::ScanLog::start(db.clone(), &settings, commits.clone());
         let state = web::Data::new(AppState {
             db: db.clone(),
             store: store.clone(),
@@ -102,33 +107,28 @@ impl Application {
             4,
             move |event| events::facts_imported(d.clone(), event),
         );
-        let background = running.background();
-        tokio::spawn(trust.run_refresh(
-            db.clone(),
+        let (keys_every, peers_every) = (
             Duration::from_millis(settings.keys_refresh_ms),
             Duration::from_millis(settings.peers_refresh_ms),
-            background.clone(),
-        ));
-        tokio::spawn(partitions::run(
-            db,
-            settings.partition_days_ahead,
-            settings.retention_days,
-            Duration::from_millis(settings.maintenance_interval_ms),
-            background.clone(),
-        ));
-        tokio::spawn(async move {
-            background.cancelled().await;
+        );
+        let d = db.clone();
+        running.spawn_background(|stop| trust.run_refresh(d, keys_every, peers_every, stop));
+        let (days_ahead, retention_days) = (settings.partition_days_ahead, settings.retention_days);
+        let every = Duration::from_millis(settings.maintenance_interval_ms);
+        running
+            .spawn_background(|stop| partitions::run(db, days_ahead, retention_days, every, stop));
+        // The scan log drains what is queued after the HTTP server has stopped taking requests, and shutdown waits
+        // for it: every scan acknowledged is committed.
+        running.spawn_background(|stop| async move {
+            stop.cancelled().await;
             commits.cancel();
+            let _ = committer.await;
         });
-        Ok(Self(running))
+        Ok(running)
     }
 
-    pub fn port(&self) -> u16 {
-        self.0.port()
-    }
-
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.0.run_until_stopped().await
+    fn generate_secrets() -> Option<anyhow::Result<String>> {
+        Some(generate_secrets())
     }
 }
 

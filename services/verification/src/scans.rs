@@ -50,10 +50,14 @@ pub enum RecordError {
 }
 
 impl ScanLog {
-    /// Starts the committer; it drains what is queued when `cancel` fires.
-    pub fn start(pool: Pool, s: &VerificationSettings, cancel: CancellationToken) -> Self {
+    /// Starts the committer; it drains what is queued when `cancel` fires, and its task ends once it has.
+    pub fn start(
+        pool: Pool,
+        s: &VerificationSettings,
+        cancel: CancellationToken,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(s.commit_queue);
-        tokio::spawn(commit_loop(
+        let committer = tokio::spawn(commit_loop(
             rx,
             pool,
             s.commit_max_batch,
@@ -61,7 +65,7 @@ impl ScanLog {
             s.commit_writers,
             cancel,
         ));
-        Self { queue: tx }
+        (Self { queue: tx }, committer)
     }
 
     /// Returns once the record is durable in PostgreSQL.
@@ -98,6 +102,9 @@ async fn commit_loop(
             _ = cancel.cancelled() => { rx.close(); rx.recv().await }
         };
         let Some(first) = first else {
+            // Drained: wait for the batches still committing, so the loop ends only when every record is durable.
+            drop(permit);
+            let _ = free.acquire_many(writers as u32).await;
             return;
         };
         let mut batch = vec![first];

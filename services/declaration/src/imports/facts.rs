@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
-use hc_domain::{CaseStatus, IdNumber, RegionCode};
+use hc_domain::{CaseStatus, IdNumber, RegionCode, Scope};
 use hc_platform::events::{CaseFact, ImportedFacts, NatResultFact, VisitFact};
 use hc_platform::privacy::BlindIndex;
 use serde::Deserialize;
@@ -36,11 +36,11 @@ impl Kind {
     }
 
     /// The scope an official client needs to import this kind.
-    pub fn scope(self) -> &'static str {
+    pub fn scope(self) -> Scope {
         match self {
-            Kind::NatResults => "import:nat",
-            Kind::Cases => "import:cases",
-            Kind::Visits => "import:visits",
+            Kind::NatResults => Scope::ImportNat,
+            Kind::Cases => Scope::ImportCases,
+            Kind::Visits => Scope::ImportVisits,
         }
     }
 }

@@ -82,16 +82,7 @@ async fn an_event_committed_but_not_yet_published_still_arrives() {
     assert_eq!(pending, 1, "the event is durable in the outbox");
 
     // A relay starting afterwards (the restarted process) publishes it.
-    let mut redis_settings = hc_platform::settings::RedisSettings {
-        url: secrecy::SecretString::from(app.redis.url.clone()),
-        cluster_urls: String::new(),
-        key_prefix: app.redis.prefix.clone(),
-        response_timeout_ms: 1000,
-    };
-    redis_settings.key_prefix = app.redis.prefix.clone();
-    let store = hc_platform::store::Store::connect(&redis_settings)
-        .await
-        .expect("redis");
+    let store = app.prefixed();
     let relay = Relay::new(app.pool.clone(), store, declaration::SCHEMA, 100);
     assert_eq!(relay.process_next_batch().await.expect("relay"), 1);
     assert_eq!(

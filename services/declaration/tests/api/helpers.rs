@@ -1,7 +1,4 @@
-use hc_platform::privacy::random_base64;
-use hc_platform::settings::{Settings, load_with};
-use hc_platform::store::Store;
-use hc_platform::testing::{TestDatabase, TestRedis, WAIT, eventually, shared_overrides};
+use hc_platform::testing::{TestSuite, WAIT, eventually};
 pub use hc_platform::testing::{problem, valid_id_number as id_number};
 use identity::testing::TestIdentity;
 
@@ -9,58 +6,40 @@ use serde_json::{Value, json};
 
 type Builder = config::ConfigBuilder<config::builder::DefaultState>;
 
+/// Identity and declaration on free ports over one fresh database and key prefix.
 pub struct TestApp {
+    pub suite: TestSuite,
     pub identity: TestIdentity,
     pub address: String,
-    pub http: reqwest::Client,
-    pub _db: TestDatabase,
-    pub redis: TestRedis,
+    /// The declaration schema.
     pub pool: deadpool_postgres::Pool,
-    /// Same Redis as the apps, without a prefix.
-    pub store: Store,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = TestSuite;
+    fn deref(&self) -> &TestSuite {
+        &self.suite
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|b| b).await
 }
 
-/// Starts identity and declaration on free ports over one fresh database and key prefix; `tweak` adds
-/// overrides to the declaration service's settings.
+/// `tweak` adds overrides to the declaration service's settings.
 pub async fn spawn_app_with(tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
     hc_platform::testing::quiet_telemetry("declaration-tests");
-    let db = TestDatabase::create().await.expect("test database");
-    let redis = TestRedis::new();
-    let blind_key = random_base64(32).expect("rand");
-    let common = |b: Builder| -> Builder { shared_overrides(b, &db, &redis, &blind_key) };
-    let identity = TestIdentity::start(&db, &redis, &blind_key).await;
-    let jwks = identity.jwks_url();
-    let settings: Settings<declaration::DeclarationSettings> =
-        load_with(declaration::DEFAULT_CONFIG, "declaration", None, |b| {
-            tweak(
-                common(b)
-                    .set_override("auth.jwks_url", jwks)
-                    .expect("override"),
-            )
-        })
-        .expect("declaration settings");
-    let pool =
-        hc_platform::db::pool(&settings.platform.database, declaration::SCHEMA).expect("pool");
-    let mut unprefixed = settings.platform.redis.clone();
-    unprefixed.key_prefix = String::new();
-    let store = Store::connect(&unprefixed).await.expect("redis");
-    let app = declaration::Application::build(settings)
-        .await
-        .expect("declaration builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let suite = TestSuite::new().await;
+    let identity = TestIdentity::start(&suite).await;
+    let declaration = suite
+        .service::<declaration::Declaration>()
+        .start_with(tweak)
+        .await;
     TestApp {
+        pool: declaration.pool(declaration::SCHEMA),
+        address: declaration.address,
         identity,
-        address,
-        http: reqwest::Client::new(),
-        _db: db,
-        redis,
-        pool,
-        store,
+        suite,
     }
 }
 

@@ -272,7 +272,7 @@ async fn an_interrupted_batch_resumes_after_its_last_committed_chunk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_imports_progress_is_read_from_the_replica_when_one_is_configured() {
     let replica = spawn_app().await;
-    let replica_url = replica._db.url.clone();
+    let replica_url = replica.db.url.clone();
     let app = spawn_app_with(move |b| {
         b.set_override("database.read_url", replica_url)
             .expect("override")

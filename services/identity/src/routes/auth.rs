@@ -1,7 +1,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use aws_lc_rs::digest::{SHA256, digest};
 use chrono::{Duration, Utc};
-use hc_domain::{PersonId, Phone};
+use hc_domain::{PersonId, Phone, Scope, Scopes};
 use hc_platform::ApiError;
 use hc_platform::auth::{AccessClaims, SubjectKind};
 use hc_platform::http::Json;
@@ -231,7 +231,7 @@ async fn client_grant(
         if admin.is_empty() || digest(&SHA256, admin.as_bytes()).as_ref() != presented.as_ref() {
             return Err(refused());
         }
-        (vec!["admin".to_owned()], None)
+        (Scopes::from(Scope::Admin), None)
     } else {
         let id: Uuid = client_id.parse().map_err(|_| refused())?;
         let db = state.db.get().await?;
@@ -239,15 +239,14 @@ async fn client_grant(
         if row.revoked_at.is_some() || row.secret_hash != presented.as_ref() {
             return Err(refused());
         }
-        (row.scopes, row.region)
+        (Scopes::parse(&row.scopes.join(" ")), row.region)
     };
     let ttl = state.settings.client_token_ttl_seconds;
-    let scope = scopes.join(" ");
     let access_token = sign(
         state,
         client_id.to_owned(),
         SubjectKind::Client,
-        scope.clone(),
+        scopes,
         region,
         ttl,
     )?;
@@ -256,7 +255,7 @@ async fn client_grant(
         token_type: "Bearer".into(),
         expires_in: ttl,
         refresh_token: None,
-        scope,
+        scope: scopes.to_string(),
     })
 }
 
@@ -270,7 +269,7 @@ fn citizen_tokens(
         state,
         person.to_string(),
         SubjectKind::Citizen,
-        "citizen".into(),
+        Scope::Citizen.into(),
         None,
         ttl,
     )?;
@@ -279,7 +278,7 @@ fn citizen_tokens(
         token_type: "Bearer".into(),
         expires_in: ttl,
         refresh_token: Some(refresh),
-        scope: "citizen".into(),
+        scope: Scope::Citizen.to_string(),
     })
 }
 
@@ -287,7 +286,7 @@ fn sign(
     state: &AppState,
     sub: String,
     kind: SubjectKind,
-    scope: String,
+    scope: Scopes,
     region: Option<String>,
     ttl: i64,
 ) -> Result<String, ApiError> {

@@ -1,9 +1,9 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use aws_lc_rs::digest::{SHA256, digest};
 use chrono::{DateTime, Utc};
-use hc_domain::RegionCode;
+use hc_domain::{RegionCode, Scope};
 use hc_platform::ApiError;
-use hc_platform::auth::{ALL_SCOPES, Admin, Official};
+use hc_platform::auth::{Admin, Official};
 use hc_platform::http::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -85,7 +85,7 @@ pub async fn create(
         ));
     }
     for (i, scope) in body.scopes.iter().enumerate() {
-        if !ALL_SCOPES.contains(&scope.as_str()) {
+        if !scope.parse::<Scope>().is_ok_and(Scope::is_official) {
             return Err(ApiError::unprocessable(
                 format!("scopes[{i}]"),
                 format!("unknown scope {scope:?}"),

@@ -2,11 +2,11 @@ use std::sync::LazyLock;
 
 use hc_domain::Phone;
 use hc_platform::privacy::{BlindIndex, random_base64};
-use hc_platform::settings::{Settings, load_with};
+use hc_platform::settings::Builder;
 use hc_platform::store::Store;
-use hc_platform::testing::{CapturedLog, TestDatabase, TestRedis, shared_overrides};
+use hc_platform::testing::{CapturedLog, TestSuite};
 pub use hc_platform::testing::{problem, valid_id_number as id_number};
-use identity::{Application, DEFAULT_CONFIG, IdentitySettings};
+use identity::Identity;
 use redis::AsyncCommands;
 use reqwest::StatusCode;
 use secrecy::SecretString;
@@ -29,11 +29,9 @@ pub static LOG: LazyLock<CapturedLog> = LazyLock::new(|| {
 });
 
 pub struct TestApp {
+    /// The database and key prefix (dropped with the app), the HTTP client.
+    pub suite: TestSuite,
     pub address: String,
-    pub http: reqwest::Client,
-    /// Dropped with the app: the database goes with it.
-    pub _db: TestDatabase,
-    pub redis: TestRedis,
     pub pool: deadpool_postgres::Pool,
     /// The same Redis (node or cluster) as the app, without a prefix: tests spell whole keys.
     pub store: Store,
@@ -41,48 +39,44 @@ pub struct TestApp {
     pub index: BlindIndex,
 }
 
+impl std::ops::Deref for TestApp {
+    type Target = TestSuite;
+    fn deref(&self) -> &TestSuite {
+        &self.suite
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|b| b).await
 }
 
-type Builder = config::ConfigBuilder<config::builder::DefaultState>;
-
 /// Starts the real application with a fresh database and key prefix; `tweak` adds setting overrides.
 pub async fn spawn_app_with(tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
     LazyLock::force(&LOG);
-    let db = TestDatabase::create().await.expect("test database");
-    let redis = TestRedis::new();
+    let suite = TestSuite::new().await;
     let admin_key = random_base64(24).expect("rand");
-    let blind_key = random_base64(32).expect("rand");
-    let signing = hc_platform::auth::KeyRing::generate_spec("test-key").expect("keygen");
-    let data = format!("d1:{}", random_base64(32).expect("rand"));
-    let settings: Settings<IdentitySettings> = load_with(DEFAULT_CONFIG, "identity", None, |b| {
-        let b = shared_overrides(b, &db, &redis, &blind_key)
-            .set_override("identity.admin_key", admin_key.clone())
-            .and_then(|b| b.set_override("identity.signing_keys", signing.clone()))
-            .and_then(|b| b.set_override("identity.data_keys", data.clone()))
-            .expect("overrides");
-        tweak(b)
-    })
-    .expect("settings");
-    let pool = hc_platform::db::pool(&settings.platform.database, identity::SCHEMA).expect("pool");
-    let mut unprefixed = settings.platform.redis.clone();
-    unprefixed.key_prefix = String::new();
-    let store = Store::connect(&unprefixed).await.expect("redis");
-    let app = Application::build(settings)
-        .await
-        .expect("application builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let started = suite
+        .service::<Identity>()
+        .set("identity.admin_key", admin_key.clone())
+        .set(
+            "identity.signing_keys",
+            hc_platform::auth::KeyRing::generate_spec("test-key").expect("keygen"),
+        )
+        .set(
+            "identity.data_keys",
+            format!("d1:{}", random_base64(32).expect("rand")),
+        )
+        .start_with(tweak)
+        .await;
+    let index =
+        BlindIndex::from_secret(&SecretString::from(suite.blind_key.clone())).expect("index");
     TestApp {
-        address,
-        http: reqwest::Client::new(),
-        _db: db,
-        redis,
-        pool,
-        store,
+        pool: started.pool(identity::SCHEMA),
+        store: started.unprefixed_store().await,
+        address: started.address,
+        suite,
         admin_key,
-        index: BlindIndex::from_secret(&SecretString::from(blind_key)).expect("index"),
+        index,
     }
 }
 

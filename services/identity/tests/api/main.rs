@@ -1,5 +1,5 @@
 //! The identity service end to end, against a real PostgreSQL and Redis: each test gets its own database and
-//! Redis key prefix and runs the production `Application` on a free port.
+//! Redis key prefix and runs the production service on a free port.
 
 mod clients;
 mod health;

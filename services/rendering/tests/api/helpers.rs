@@ -1,11 +1,9 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hc_platform::events::{StatusChange, StatusChanged};
-use hc_platform::privacy::random_base64;
-use hc_platform::settings::{Builder, Settings, load_with};
+use hc_platform::settings::Builder;
 use hc_platform::status_document::{self, CurrentStatus};
-use hc_platform::store::Store;
-use hc_platform::testing::{TestDatabase, TestRedis, WAIT, eventually, shared_overrides};
+use hc_platform::testing::{TestSuite, WAIT, eventually};
 use identity::testing::TestIdentity;
 use serde_json::Value;
 
@@ -20,15 +18,17 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 /// Identity, scoring and rendering on free ports over one fresh database and key prefix.
 pub struct TestApp {
     _turn: tokio::sync::MutexGuard<'static, ()>,
+    pub suite: TestSuite,
     pub identity: TestIdentity,
     pub scoring: String,
     pub address: String,
-    pub http: reqwest::Client,
-    pub db: TestDatabase,
-    pub redis: TestRedis,
-    pub blind_key: String,
-    /// Same Redis as the apps, without a prefix.
-    pub store: Store,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = TestSuite;
+    fn deref(&self) -> &TestSuite {
+        &self.suite
+    }
 }
 
 pub fn signing_keys() -> String {
@@ -42,38 +42,15 @@ pub fn pseudonyms() -> hc_token::Pseudonyms {
 pub async fn spawn_app() -> TestApp {
     let turn = ONE_AT_A_TIME.lock().await;
     hc_platform::testing::quiet_telemetry("rendering-tests");
-    let db = TestDatabase::create().await.expect("test database");
-    let redis = TestRedis::new();
-    let blind_key = random_base64(32).expect("rand");
-    let identity = TestIdentity::start(&db, &redis, &blind_key).await;
-
-    let settings: Settings<scoring::ScoringSettings> =
-        load_with(scoring::DEFAULT_CONFIG, "scoring", None, |b| {
-            shared_overrides(b, &db, &redis, &blind_key)
-                .set_override("auth.jwks_url", identity.jwks_url())
-                .and_then(|b| b.set_override("events.idle_ms", 20))
-                .expect("override")
-        })
-        .expect("scoring settings");
-    let mut unprefixed = settings.platform.redis.clone();
-    unprefixed.key_prefix = String::new();
-    let store = Store::connect(&unprefixed).await.expect("redis");
-    let scoring_app = scoring::Application::build(settings)
-        .await
-        .expect("scoring builds");
-    let scoring = format!("http://127.0.0.1:{}", scoring_app.port());
-    tokio::spawn(scoring_app.run_until_stopped());
-
+    let suite = TestSuite::new().await;
+    let identity = TestIdentity::start(&suite).await;
+    let scoring = suite.service::<scoring::Scoring>().start().await.address;
     let mut app = TestApp {
         _turn: turn,
+        suite,
         identity,
         scoring,
         address: String::new(),
-        http: reqwest::Client::new(),
-        db,
-        redis,
-        blind_key,
-        store,
     };
     app.address = app.rendering(|b| b).await;
     app
@@ -83,29 +60,16 @@ impl TestApp {
     /// Starts a rendering service with `tweak`'s overrides (on top of the test keys and this app's scoring), and
     /// returns its address.
     pub async fn rendering(&self, tweak: impl FnOnce(Builder) -> Builder) -> String {
-        let settings: Settings<rendering::RenderingSettings> =
-            load_with(rendering::DEFAULT_CONFIG, "rendering", None, |b| {
-                tweak(
-                    shared_overrides(b, &self.db, &self.redis, &self.blind_key)
-                        .set_override("auth.jwks_url", self.identity.jwks_url())
-                        .and_then(|b| b.set_override("rendering.signing_keys", signing_keys()))
-                        .and_then(|b| {
-                            b.set_override(
-                                "rendering.pseudonym_keys",
-                                format!("1:{}", STANDARD.encode(PSEUDONYM_KEY)),
-                            )
-                        })
-                        .and_then(|b| b.set_override("rendering.scoring_url", self.scoring.clone()))
-                        .expect("override"),
-                )
-            })
-            .expect("rendering settings");
-        let app = rendering::Application::build(settings)
+        self.service::<rendering::Rendering>()
+            .set("rendering.signing_keys", signing_keys())
+            .set(
+                "rendering.pseudonym_keys",
+                format!("1:{}", STANDARD.encode(PSEUDONYM_KEY)),
+            )
+            .set("rendering.scoring_url", self.scoring.clone())
+            .start_with(tweak)
             .await
-            .expect("rendering builds");
-        let address = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run_until_stopped());
-        address
+            .address
     }
 
     /// Registers a person living in Guangzhou and signs them in: (person id, citizen token).
@@ -116,10 +80,7 @@ impl TestApp {
     }
 
     pub fn status_key(&self, person: &str) -> String {
-        status_document::key(
-            &self.store.with_prefix(&self.redis.prefix),
-            person.parse().expect("a person id"),
-        )
+        status_document::key(&self.prefixed(), person.parse().expect("a person id"))
     }
 
     /// Waits (up to `WAIT`) for scoring to put the person's status in Redis, and returns its version.
@@ -149,7 +110,7 @@ impl TestApp {
             negative_test_at: Some("2026-01-01T09:41:07Z".parse().expect("time")),
         };
         status_document::write_status(
-            &self.store.with_prefix(&self.redis.prefix),
+            &self.prefixed(),
             person.parse().expect("a person id"),
             &status,
         )

@@ -32,7 +32,7 @@ fn rule_error(e: RuleError) -> ApiError {
 
 /// A client may change the rules of regions inside its own region scope; the national set needs a nationwide
 /// client.
-fn check_scope<S: hc_platform::auth::Scope>(
+fn check_scope<S: hc_platform::auth::Needs>(
     official: &Official<S>,
     region: &str,
 ) -> Result<(), ApiError> {

@@ -1,8 +1,6 @@
-use hc_platform::privacy::random_base64;
-use hc_platform::settings::{Builder, Settings, load_with};
+use hc_platform::settings::Builder;
 use hc_platform::status_document;
-use hc_platform::store::Store;
-use hc_platform::testing::{TestDatabase, TestRedis, WAIT, eventually, shared_overrides};
+use hc_platform::testing::{TestSuite, WAIT, eventually};
 pub use hc_platform::testing::{problem, valid_id_number as id_number};
 use identity::testing::TestIdentity;
 
@@ -10,16 +8,19 @@ use serde_json::Value;
 
 /// Identity, declaration and scoring on free ports over one fresh database and key prefix.
 pub struct TestApp {
+    pub suite: TestSuite,
     pub identity: TestIdentity,
     pub declaration: String,
     pub address: String,
-    pub http: reqwest::Client,
-    pub _db: TestDatabase,
-    pub redis: TestRedis,
     /// The scoring schema.
     pub pool: deadpool_postgres::Pool,
-    /// Same Redis as the apps, without a prefix.
-    pub store: Store,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = TestSuite;
+    fn deref(&self) -> &TestSuite {
+        &self.suite
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -29,55 +30,21 @@ pub async fn spawn_app() -> TestApp {
 /// `tweak` adds overrides to the scoring service's settings. The scheduler runs every 200 ms.
 pub async fn spawn_app_with(tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
     hc_platform::testing::quiet_telemetry("scoring-tests");
-    let db = TestDatabase::create().await.expect("test database");
-    let redis = TestRedis::new();
-    let blind_key = random_base64(32).expect("rand");
-    let identity = TestIdentity::start(&db, &redis, &blind_key).await;
-    let jwks = identity.jwks_url();
-
-    let declaration_settings: Settings<declaration::DeclarationSettings> =
-        load_with(declaration::DEFAULT_CONFIG, "declaration", None, |b| {
-            shared_overrides(b, &db, &redis, &blind_key)
-                .set_override("auth.jwks_url", jwks.clone())
-                .expect("override")
-        })
-        .expect("declaration settings");
-    let declaration_app = declaration::Application::build(declaration_settings)
-        .await
-        .expect("declaration builds");
-    let declaration = format!("http://127.0.0.1:{}", declaration_app.port());
-    tokio::spawn(declaration_app.run_until_stopped());
-
-    let settings: Settings<scoring::ScoringSettings> =
-        load_with(scoring::DEFAULT_CONFIG, "scoring", None, |b| {
-            tweak(
-                shared_overrides(b, &db, &redis, &blind_key)
-                    .set_override("auth.jwks_url", jwks)
-                    .and_then(|b| b.set_override("scoring.scheduler_interval_ms", 200))
-                    .and_then(|b| b.set_override("scoring.snapshot_refresh_ms", 100))
-                    .and_then(|b| b.set_override("events.idle_ms", 20))
-                    .expect("override"),
-            )
-        })
-        .expect("scoring settings");
-    let pool = hc_platform::db::pool(&settings.platform.database, scoring::SCHEMA).expect("pool");
-    let mut unprefixed = settings.platform.redis.clone();
-    unprefixed.key_prefix = String::new();
-    let store = Store::connect(&unprefixed).await.expect("redis");
-    let app = scoring::Application::build(settings)
-        .await
-        .expect("scoring builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let suite = TestSuite::new().await;
+    let identity = TestIdentity::start(&suite).await;
+    let declaration = suite.service::<declaration::Declaration>().start().await;
+    let scoring = suite
+        .service::<scoring::Scoring>()
+        .set("scoring.scheduler_interval_ms", 200)
+        .set("scoring.snapshot_refresh_ms", 100)
+        .start_with(tweak)
+        .await;
     TestApp {
+        pool: scoring.pool(scoring::SCHEMA),
+        address: scoring.address,
+        declaration: declaration.address,
         identity,
-        declaration,
-        address,
-        http: reqwest::Client::new(),
-        _db: db,
-        redis,
-        pool,
-        store,
+        suite,
     }
 }
 
@@ -123,22 +90,16 @@ impl TestApp {
 
     /// The status document in Redis, if any, read as a whole.
     pub async fn cached(&self, person: &str) -> Option<Value> {
-        status_document::read_as(
-            &self.store.with_prefix(&self.redis.prefix),
-            person.parse().expect("a person id"),
-        )
-        .await
-        .expect("a status document that parses")
+        status_document::read_as(&self.prefixed(), person.parse().expect("a person id"))
+            .await
+            .expect("a status document that parses")
     }
 
     /// The status document in Redis as rendering and verification read it.
     pub async fn as_readers_see_it(&self, person: &str) -> Option<status_document::CurrentStatus> {
-        status_document::read(
-            &self.store.with_prefix(&self.redis.prefix),
-            person.parse().expect("a person id"),
-        )
-        .await
-        .expect("a status document that parses")
+        status_document::read(&self.prefixed(), person.parse().expect("a person id"))
+            .await
+            .expect("a status document that parses")
     }
 
     /// Waits (up to `WAIT`) for the Redis status of `person` to satisfy `ok`, and returns it.
@@ -227,8 +188,7 @@ impl TestApp {
             .send()
             .await
             .expect("import");
-        assert!(r.status().is_success(), "import: {}", r.status());
-        let v: Value = r.json().await.expect("json");
+        let v = hc_platform::testing::expect_json(r, reqwest::StatusCode::CREATED).await;
         assert_eq!(v["rejected"], 0, "{v}");
     }
 

@@ -97,7 +97,7 @@ async fn view(state: &AppState, v: Venue) -> Result<VenueView, ApiError> {
     })
 }
 
-fn in_scope<S: hc_platform::auth::Scope>(
+fn in_scope<S: hc_platform::auth::Needs>(
     official: &Official<S>,
     region: &str,
 ) -> Result<(), ApiError> {

@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use hc_domain::{Colour, IdNumber};
+use hc_domain::{Colour, IdNumber, Scope};
 use hc_platform::ApiError;
 use hc_platform::auth::{AnyScope, Official};
 use hc_platform::http::Json;
@@ -82,11 +82,11 @@ pub async fn verify(
     // What to verify decides the scope it needs.
     let target = match (body.code, body.id_number) {
         (Some(code), None) => {
-            device.require("verify")?;
+            device.require(Scope::Verify)?;
             Target::Code(code)
         }
         (None, Some(id)) => {
-            device.require("verify:id")?;
+            device.require(Scope::VerifyId)?;
             Target::IdCard(id)
         }
         (Some(_), Some(_)) => {

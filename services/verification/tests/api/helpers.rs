@@ -1,10 +1,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use hc_platform::privacy::random_base64;
-use hc_platform::settings::{Builder, Settings, load_with};
+use hc_platform::settings::{Builder, Settings};
 use hc_platform::status_document::{self, CurrentStatus};
-use hc_platform::store::Store;
-use hc_platform::testing::{TestDatabase, TestRedis, WAIT, eventually, shared_overrides};
+use hc_platform::testing::{TestSuite, WAIT, eventually};
 use hc_token::{CodeClaims, Flags, SigningKey};
 use identity::testing::TestIdentity;
 use serde_json::{Value, json};
@@ -74,18 +72,20 @@ pub fn claims(person: &str, colour: hc_domain::Colour, version: u64) -> CodeClai
 
 /// One platform: identity, rendering and verification over one fresh database and key prefix.
 pub struct TestApp {
+    pub suite: TestSuite,
     pub identity: TestIdentity,
     pub rendering: String,
     pub address: String,
-    pub http: reqwest::Client,
-    pub _db: TestDatabase,
-    pub redis: TestRedis,
-    pub blind_key: String,
     /// The verification schema.
     pub pool: deadpool_postgres::Pool,
-    /// Same Redis as the apps, without a prefix.
-    pub store: Store,
     pub settings: Settings<verification::VerificationSettings>,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = TestSuite;
+    fn deref(&self) -> &TestSuite {
+        &self.suite
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -100,43 +100,28 @@ pub async fn spawn_app_with(tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
 /// A platform of `region` (440100 Guangzhou or 610100 Xi'an), each pinning the other's root.
 pub async fn spawn_platform(region: &str, tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
     hc_platform::testing::quiet_telemetry("verification-tests");
-    let db = TestDatabase::create().await.expect("test database");
-    let redis = TestRedis::new();
-    let blind_key = random_base64(32).expect("rand");
-    let identity = TestIdentity::start(&db, &redis, &blind_key).await;
+    let suite = TestSuite::new().await;
+    let identity = TestIdentity::start(&suite).await;
     let gz = region == "440100";
     let (seed, pseudo, kid) = if gz {
         (GZ_SIGNING_SEED, PSEUDONYM_KEY, "gz1")
     } else {
         (XA_SIGNING_SEED, XA_PSEUDONYM_KEY, "xa1")
     };
-    let rendering_settings: Settings<rendering::RenderingSettings> =
-        load_with(rendering::DEFAULT_CONFIG, "rendering", None, |b| {
-            shared_overrides(b, &db, &redis, &blind_key)
-                .set_override("auth.jwks_url", identity.jwks_url())
-                .and_then(|b| b.set_override("rendering.issuer", region))
-                .and_then(|b| {
-                    b.set_override(
-                        "rendering.signing_keys",
-                        format!("{kid}:{}", STANDARD.encode(seed)),
-                    )
-                })
-                .and_then(|b| {
-                    b.set_override(
-                        "rendering.pseudonym_keys",
-                        format!("1:{}", STANDARD.encode(pseudo)),
-                    )
-                })
-                // No scoring here: statuses are put into Redis as scoring does.
-                .and_then(|b| b.set_override("rendering.scoring_url", "http://127.0.0.1:9"))
-                .expect("override")
-        })
-        .expect("rendering settings");
-    let rendering_app = rendering::Application::build(rendering_settings)
+    let pseudonym_keys = format!("1:{}", STANDARD.encode(pseudo));
+    let rendering = suite
+        .service::<rendering::Rendering>()
+        .set("rendering.issuer", region)
+        .set(
+            "rendering.signing_keys",
+            format!("{kid}:{}", STANDARD.encode(seed)),
+        )
+        .set("rendering.pseudonym_keys", pseudonym_keys.clone())
+        // No scoring here: statuses are put into Redis as scoring does.
+        .set("rendering.scoring_url", "http://127.0.0.1:9")
+        .start()
         .await
-        .expect("rendering builds");
-    let rendering = format!("http://127.0.0.1:{}", rendering_app.port());
-    tokio::spawn(rendering_app.run_until_stopped());
+        .address;
 
     let (root_seed, peer) = if gz {
         (GZ_ROOT_SEED, pinned("610100", XA_ROOT_SEED))
@@ -144,59 +129,30 @@ pub async fn spawn_platform(region: &str, tweak: impl FnOnce(Builder) -> Builder
         (XA_ROOT_SEED, pinned("440100", GZ_ROOT_SEED))
     };
     let root_kid = if gz { "gz-root" } else { "xa-root" };
-    let settings: Settings<verification::VerificationSettings> =
-        load_with(verification::DEFAULT_CONFIG, "verification", None, |b| {
-            tweak(
-                shared_overrides(b, &db, &redis, &blind_key)
-                    .set_override("auth.jwks_url", identity.jwks_url())
-                    .and_then(|b| b.set_override("verification.issuer", region))
-                    .and_then(|b| {
-                        b.set_override(
-                            "verification.own_keys_url",
-                            format!("{rendering}/v1/trust/keys"),
-                        )
-                    })
-                    .and_then(|b| {
-                        b.set_override(
-                            "verification.pseudonym_keys",
-                            format!("1:{}", STANDARD.encode(pseudo)),
-                        )
-                    })
-                    .and_then(|b| {
-                        b.set_override(
-                            "verification.root_key",
-                            format!("{root_kid}:{}", STANDARD.encode(root_seed)),
-                        )
-                    })
-                    .and_then(|b| b.set_override("verification.peer_roots", peer))
-                    .and_then(|b| b.set_override("verification.peers_refresh_ms", 200))
-                    .and_then(|b| b.set_override("verification.venue_cache_ms", 100))
-                    .and_then(|b| b.set_override("events.idle_ms", 20))
-                    .expect("override"),
-            )
-        })
-        .expect("verification settings");
-    let pool =
-        hc_platform::db::pool(&settings.platform.database, verification::SCHEMA).expect("pool");
-    let mut unprefixed = settings.platform.redis.clone();
-    unprefixed.key_prefix = String::new();
-    let store = Store::connect(&unprefixed).await.expect("redis");
-    let app = verification::Application::build(settings.clone())
-        .await
-        .expect("verification builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let verification = suite
+        .service::<verification::Verification>()
+        .set("verification.issuer", region)
+        .set(
+            "verification.own_keys_url",
+            format!("{rendering}/v1/trust/keys"),
+        )
+        .set("verification.pseudonym_keys", pseudonym_keys)
+        .set(
+            "verification.root_key",
+            format!("{root_kid}:{}", STANDARD.encode(root_seed)),
+        )
+        .set("verification.peer_roots", peer)
+        .set("verification.peers_refresh_ms", 200)
+        .set("verification.venue_cache_ms", 100)
+        .start_with(tweak)
+        .await;
     let app = TestApp {
+        pool: verification.pool(verification::SCHEMA),
+        address: verification.address,
+        settings: verification.settings,
+        suite,
         identity,
         rendering,
-        address,
-        http: reqwest::Client::new(),
-        _db: db,
-        redis,
-        blind_key,
-        pool,
-        store,
-        settings,
     };
     app.wait_trusting(region).await;
     app
@@ -351,7 +307,7 @@ impl TestApp {
             negative_test_at: Some(chrono::Utc::now() - chrono::Duration::hours(tested_hours_ago)),
         };
         status_document::write_status(
-            &self.store.with_prefix(&self.redis.prefix),
+            &self.prefixed(),
             person.parse().expect("a person id"),
             &status,
         )
