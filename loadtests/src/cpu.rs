@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -73,7 +73,11 @@ impl Confinement {
     pub fn adopt_by_name(&self, names: &[&str]) -> anyhow::Result<()> {
         for (pid, name) in processes() {
             if names.contains(&name.as_str()) {
-                self.adopt(pid)?;
+                match self.adopt(pid) {
+                    // A PostgreSQL backend whose connection closed between the listing and the move.
+                    Err(_) if !Path::new(&format!("/proc/{pid}")).exists() => continue,
+                    outcome => outcome?,
+                }
             }
         }
         Ok(())

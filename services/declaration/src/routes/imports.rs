@@ -127,13 +127,11 @@ pub async fn status(
     }
     // Polled while the import runs: a replica's view, a moment behind, is what the poll is for.
     let client = state.db_read.get().await?;
-    imports::view(
-        &client,
-        &official.client_id,
-        &path,
-        query.errors_after.unwrap_or(0),
-        limit,
-    )
+    imports::BatchKey {
+        client_id: &official.client_id,
+        batch_id: &path,
+    }
+    .view(&client, query.errors_after.unwrap_or(0), limit)
     .await?
     .map(web::Json)
     .ok_or(ApiError::NotFound { what: "batch" })
