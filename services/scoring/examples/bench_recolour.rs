@@ -86,8 +86,7 @@ async fn run(url: &str, people: i64, affected: i64) -> anyhow::Result<()> {
     // whenever they evaluate someone; the scheduler rebuilds any left behind, which is what runs here).
     let t = Instant::now();
     let digests =
-        scoring::projection::refresh_digests(&db, recolourer.since(chrono::Utc::now()), 50_000)
-            .await?;
+        scoring::loader::refresh_digests(&db, recolourer.since(chrono::Utc::now()), 50_000).await?;
     db.get()
         .await?
         .batch_execute("VACUUM ANALYZE subjects")
@@ -143,7 +142,7 @@ async fn run(url: &str, people: i64, affected: i64) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
     let mut docs = Vec::with_capacity(indexes.len());
     for chunk in indexes.chunks(20_000) {
-        for l in scoring::projection::lock_and_load(&client, chunk, since, false)
+        for l in scoring::loader::lock_and_load(&client, chunk, since, false)
             .await?
             .0
         {

@@ -5,6 +5,7 @@
 mod audit;
 mod events;
 pub mod facts;
+pub mod loader;
 mod openapi;
 pub mod projection;
 pub mod recolour;

@@ -17,7 +17,8 @@ use hc_platform::store::Store;
 use uuid::Uuid;
 
 use crate::facts::{RiskLevel, RiskMap, document};
-use crate::projection::{Index, Loaded, load_many, lock_and_load, store_digests};
+use crate::loader::{Loaded, load_many, lock_and_load, store_digests};
+use crate::projection::Index;
 use crate::rules::{self, Active, Evaluator, Reason, RuleBook, RuleSetDoc};
 use crate::settings::ScoringSettings;
 use crate::status::{self, Computed};

@@ -25,7 +25,7 @@ pub async fn run(recolourer: Arc<Recolourer>, interval: Duration, cancel: Cancel
         // them; a crash between storing facts and recolouring) are rebuilt, so bulk recolourings read digests.
         // Safe on several replicas at once: each write checks the facts' version.
         if !digests_checked {
-            match crate::projection::refresh_digests(
+            match crate::loader::refresh_digests(
                 &recolourer.db,
                 recolourer.since(chrono::Utc::now()),
                 10_000,

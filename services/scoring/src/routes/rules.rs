@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::facts::document;
-use crate::projection::lock_and_load;
+use crate::loader::lock_and_load;
 use crate::rules::{self, RuleError, RuleSetDoc, compile};
 use crate::state::AppState;
 
