@@ -137,7 +137,9 @@ async fn run(url: &str, people: i64, affected: i64) -> anyhow::Result<()> {
     // every core.
     let book = Arc::new(load_book(&client).await?);
     let risk = load_risk(&client).await?;
-    let indexes = recolourer.visitors(REGION).await?;
+    let indexes =
+        scoring::recolour::regions::visitors(&client, REGION, recolourer.since(chrono::Utc::now()))
+            .await?;
     let since = chrono::Utc::now() - chrono::Duration::days(service.lookback_days);
     let now = chrono::Utc::now();
     let mut docs = Vec::with_capacity(indexes.len());

@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use crate::recolour::{Recolourer, Summary};
+use crate::recolour::{Recolourer, Summary, regions};
 
 /// The advisory lock key of the scheduler ("scoring" in ASCII).
 const LOCK: i64 = 0x73636f72696e67;
@@ -114,9 +115,8 @@ pub async fn apply_due_rules(recolourer: &Recolourer) -> anyhow::Result<Summary>
     recolourer.invalidate();
     for row in due {
         let (id, region): (i64, String) = (row.get(0), row.get(1));
-        total += recolourer
-            .recolour(recolourer.population(&region).await?)
-            .await?;
+        let people = regions::population(&recolourer.db.get().await?, &region).await?;
+        total += recolourer.recolour(people).await?;
         recolourer
             .db
             .get()
@@ -151,9 +151,9 @@ pub async fn apply_due_risks(recolourer: &Recolourer) -> anyhow::Result<Summary>
     regions.sort();
     regions.dedup();
     for region in &regions {
-        total += recolourer
-            .recolour(recolourer.visitors(region).await?)
-            .await?;
+        let since = recolourer.since(Utc::now());
+        let people = regions::visitors(&recolourer.db.get().await?, region, since).await?;
+        total += recolourer.recolour(people).await?;
         tracing::info!(region = %region, "risk level applied");
     }
     let ids: Vec<i64> = due.iter().map(|r| r.get(0)).collect();

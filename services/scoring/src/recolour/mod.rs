@@ -3,42 +3,30 @@
 //! `status.changed` event, and pipelined to Redis; several chunks are in flight at once. Never one round trip per
 //! person.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+mod evaluate;
+mod overrides;
+pub mod regions;
+mod snapshot;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{GenericClient, Pool};
+use deadpool_postgres::Pool;
 use futures_util::{StreamExt, TryStreamExt};
-use hc_domain::Colour;
-use hc_domain::china_time::{next_midnight, start_of};
 use hc_platform::events::{StatusChange, StatusChanged};
 use hc_platform::store::Store;
 use uuid::Uuid;
 
-use crate::facts::{RiskLevel, RiskMap, document};
 use crate::loader::{Loaded, load_many, lock_and_load, store_digests};
 use crate::projection::Index;
-use crate::rules::{self, Active, Evaluator, Reason, RuleBook, RuleSetDoc};
 use crate::settings::ScoringSettings;
-use crate::status::{self, Computed};
-
-/// What the rules and the risk map were when a recolouring started.
-#[derive(Clone)]
-pub struct Snapshot {
-    pub book: Arc<RuleBook>,
-    pub risk: Arc<RiskMap>,
-    /// Grows with every change of rules or risk levels (each part of the generation only grows).
-    pub basis: i64,
-    /// Grows with every change of risk levels in effect (the public map's ETag).
-    pub risk_generation: i64,
-}
-
-struct Cached {
-    snapshot: Snapshot,
-    generation: (i64, i64),
-    checked: Instant,
-}
+use crate::status;
+use evaluate::evaluate_all;
+use overrides::active_overrides;
+pub use regions::span;
+use snapshot::SnapshotCache;
+pub use snapshot::{Snapshot, load_book, load_risk};
 
 /// What one recolouring did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -56,15 +44,6 @@ impl std::ops::AddAssign for Summary {
     }
 }
 
-/// An accepted appeal in force.
-#[derive(Debug, Clone)]
-struct Override {
-    appeal: Uuid,
-    colour: Colour,
-    until: DateTime<Utc>,
-    resolution: String,
-}
-
 /// People loaded (and held in memory) at once by a bulk recolouring.
 const BULK_SLICE: usize = 200_000;
 
@@ -72,7 +51,7 @@ pub struct Recolourer {
     pub db: Pool,
     pub store: Store,
     pub settings: Arc<ScoringSettings>,
-    cache: Mutex<Option<Cached>>,
+    snapshots: SnapshotCache,
 }
 
 impl Recolourer {
@@ -81,7 +60,7 @@ impl Recolourer {
             db,
             store,
             settings,
-            cache: Mutex::new(None),
+            snapshots: SnapshotCache::default(),
         }
     }
 
@@ -95,49 +74,11 @@ impl Recolourer {
     /// The rules and risk map in force, checked against the database unless this replica checked within `refresh`
     /// (zero: always checked; reloaded only when they changed).
     pub async fn snapshot_within(&self, refresh: Duration) -> anyhow::Result<Snapshot> {
-        if let Ok(guard) = self.cache.lock()
-            && let Some(c) = guard.as_ref()
-            && c.checked.elapsed() < refresh
-        {
-            return Ok(c.snapshot.clone());
-        }
-        let client = self.db.get().await?;
-        let row = client
-            .query_one(
-                "SELECT (SELECT count(*) FROM rule_sets WHERE effective_from <= now()),
-                        (SELECT count(*) FROM region_risk WHERE effective_from <= now())",
-                &[],
-            )
-            .await?;
-        // Both only grow: rows are never deleted, and time only brings more of them into effect.
-        let generation = (row.get(0), row.get(1));
-        if let Ok(mut guard) = self.cache.lock()
-            && let Some(c) = guard.as_mut()
-            && c.generation == generation
-        {
-            c.checked = Instant::now();
-            return Ok(c.snapshot.clone());
-        }
-        let snapshot = Snapshot {
-            book: Arc::new(load_book(&client).await?),
-            risk: Arc::new(load_risk(&client).await?),
-            basis: generation.0 + generation.1,
-            risk_generation: generation.1,
-        };
-        if let Ok(mut guard) = self.cache.lock() {
-            *guard = Some(Cached {
-                snapshot: snapshot.clone(),
-                generation,
-                checked: Instant::now(),
-            });
-        }
-        Ok(snapshot)
+        self.snapshots.get(&self.db, refresh).await
     }
 
     pub fn invalidate(&self) {
-        if let Ok(mut guard) = self.cache.lock() {
-            *guard = None;
-        }
+        self.snapshots.invalidate();
     }
 
     /// Recolours the people behind `indexes` (those not registered are skipped). A large set is loaded set-based
@@ -315,196 +256,4 @@ impl Recolourer {
             retry,
         ))
     }
-
-    /// Everyone whose home lies in `region` (the national region: everyone), e.g. after its rules changed.
-    pub async fn population(&self, region: &str) -> anyhow::Result<Vec<Index>> {
-        let (lo, hi) = span(region);
-        let client = self.db.get().await?;
-        let rows = client
-            .query(
-                "SELECT id_index FROM subjects WHERE home_region BETWEEN $1 AND $2",
-                &[&lo, &hi],
-            )
-            .await?;
-        Ok(rows.into_iter().map(|r| r.get(0)).collect())
-    }
-
-    /// Everyone seen in `region` (or a county inside it) within the lookback: the one set-based query behind a
-    /// change of risk.
-    pub async fn visitors(&self, region: &str) -> anyhow::Result<Vec<Index>> {
-        let (lo, hi) = span(region);
-        let since = Utc::now() - chrono::Duration::days(self.settings.lookback_days);
-        let client = self.db.get().await?;
-        let rows = client
-            .query(
-                "SELECT DISTINCT id_index FROM f_visits WHERE region BETWEEN $1 AND $2 AND last_seen >= $3",
-                &[&lo, &hi, &since],
-            )
-            .await?;
-        Ok(rows.into_iter().map(|r| r.get(0)).collect())
-    }
-}
-
-/// The range of codes inside a region (`RegionCode::span`), or every code for the national rule set.
-pub fn span(region: &str) -> (String, String) {
-    if region == rules::NATIONAL {
-        return ("000000".into(), "999999".into());
-    }
-    match hc_domain::RegionCode::parse(region) {
-        Ok(code) => code.span(),
-        Err(_) => (region.to_owned(), region.to_owned()),
-    }
-}
-
-async fn active_overrides(
-    client: &impl GenericClient,
-    persons: &[Uuid],
-) -> Result<HashMap<Uuid, Override>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            "SELECT DISTINCT ON (person_id) person_id, id, override_colour, override_until, resolution
-             FROM appeals WHERE state = 'accepted' AND person_id = ANY($1) AND override_until > now()
-             ORDER BY person_id, resolved_at DESC",
-            &[&persons],
-        )
-        .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| {
-            Some((
-                r.get(0),
-                Override {
-                    appeal: r.get(1),
-                    colour: r.get::<_, Option<String>>(2)?.parse().ok()?,
-                    until: r.get::<_, Option<DateTime<Utc>>>(3)?,
-                    resolution: r.get::<_, Option<String>>(4).unwrap_or_default(),
-                },
-            ))
-        })
-        .collect())
-}
-
-/// Evaluates a loaded chunk (CPU only).
-fn evaluate_all(
-    loaded: &[Loaded],
-    snapshot: &Snapshot,
-    overrides: &HashMap<Uuid, Override>,
-    now: DateTime<Utc>,
-) -> anyhow::Result<(Vec<Computed>, u64)> {
-    let mut evaluator = Evaluator::default();
-    let mut out = Vec::with_capacity(loaded.len());
-    for l in loaded {
-        let subject = &l.subject;
-        let set = snapshot.book.for_home(&subject.home_region)?;
-        let facts = document(&l.facts, &subject.home_region, now, &snapshot.risk);
-        let outcome = evaluator.evaluate(&set, &facts);
-        let c = computed(
-            subject.person_id,
-            outcome,
-            &set.label,
-            &facts,
-            overrides.get(&subject.person_id),
-            now,
-        );
-        out.push(c);
-    }
-    Ok((out, evaluator.evaluations))
-}
-
-/// The status from an outcome, with an override applied. Time alone changes colours at midnight (every
-/// `days_ago` moves on), so everything is rechecked then, or when an override ends if that is sooner.
-fn computed(
-    person_id: Uuid,
-    outcome: rules::Outcome,
-    label: &str,
-    facts: &serde_json::Value,
-    over: Option<&Override>,
-    now: DateTime<Utc>,
-) -> Computed {
-    let negative_test_at = facts["nat"]["negative"]["time"]
-        .as_str()
-        .and_then(|t| t.parse().ok());
-    let mut c = Computed {
-        person_id,
-        colour: outcome.colour,
-        variant: outcome.variant.as_str(),
-        reasons: outcome.reasons,
-        requirements: outcome.requirements,
-        valid_until: outcome.valid_until.map(start_of),
-        rule_set: label.to_owned(),
-        negative_test_at,
-        override_appeal: None,
-        recheck_at: next_midnight(now),
-    };
-    if let Some(o) = over {
-        c.reasons.insert(
-            0,
-            Reason {
-                rule: "appeal-override".into(),
-                colour: o.colour,
-                zh: format!(
-                    "申诉核定为{}，至 {}：{}",
-                    o.colour.zh_code(),
-                    o.until.format("%Y-%m-%d %H:%M UTC"),
-                    o.resolution
-                ),
-                en: format!(
-                    "set to {} on appeal until {}: {}",
-                    o.colour,
-                    o.until.format("%Y-%m-%d %H:%M UTC"),
-                    o.resolution
-                ),
-            },
-        );
-        c.colour = o.colour;
-        c.valid_until = Some(o.until);
-        c.rule_set = format!("appeal:{}", o.appeal);
-        c.override_appeal = Some(o.appeal);
-        c.recheck_at = c.recheck_at.min(o.until);
-    }
-    c
-}
-
-/// The latest version in force of every region's rule set.
-pub async fn load_book(client: &impl GenericClient) -> anyhow::Result<RuleBook> {
-    let rows = client
-        .query(
-            "SELECT DISTINCT ON (region) region, version, document FROM rule_sets
-             WHERE effective_from <= now() ORDER BY region, version DESC",
-            &[],
-        )
-        .await?;
-    let mut sets = HashMap::new();
-    for r in rows {
-        let region: String = r.get(0);
-        let doc: RuleSetDoc = serde_json::from_value(r.get(2))?;
-        sets.insert(
-            region,
-            Active {
-                version: r.get(1),
-                doc,
-            },
-        );
-    }
-    Ok(RuleBook::new(sets))
-}
-
-pub async fn load_risk(client: &impl GenericClient) -> anyhow::Result<RiskMap> {
-    let rows = client
-        .query(
-            "SELECT DISTINCT ON (region) region, level FROM region_risk WHERE effective_from <= now()
-             ORDER BY region, effective_from DESC, id DESC",
-            &[],
-        )
-        .await?;
-    let levels: Vec<(String, RiskLevel)> = rows
-        .into_iter()
-        .filter_map(|r| {
-            Some((
-                r.get::<_, String>(0),
-                RiskLevel::parse(r.get::<_, &str>(1))?,
-            ))
-        })
-        .collect();
-    Ok(RiskMap::new(levels.iter().map(|(r, l)| (r.as_str(), *l))))
 }
