@@ -197,8 +197,20 @@ async fn send_unless_shed(
 ) -> anyhow::Result<reqwest::Response> {
     let give_up = Instant::now() + Duration::from_secs(120);
     let rng = std::sync::Mutex::new(<rand::rngs::StdRng as rand::SeedableRng>::from_os_rng());
+    let mut lost = 0;
     loop {
-        let r = request().send().await?;
+        let r = match request().send().await {
+            Ok(r) => r,
+            // Every seeding request is idempotent (an Idempotency-Key, or a natural key such as the ID number): a
+            // connection lost or a request stalled past the client's timeout is sent again, a few times.
+            Err(err) if lost < 5 => {
+                lost += 1;
+                eprintln!("seeding: {err}; sending again ({lost} of 5)");
+                tokio::time::sleep(Duration::from_secs(1 << lost)).await;
+                continue;
+            }
+            Err(err) => return Err(err.into()),
+        };
         let retry_after = r
             .headers()
             .get(reqwest::header::RETRY_AFTER)

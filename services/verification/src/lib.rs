@@ -2,6 +2,7 @@
 //! regions' through their signed trust lists) and ID cards against their venue's policy; citizens check in with
 //! venue codes; every scan and check-in is group-committed before the answer, kept by day for contact tracing.
 
+mod db;
 pub mod events;
 mod openapi;
 pub mod partitions;

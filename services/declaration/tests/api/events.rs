@@ -1,4 +1,5 @@
 use hc_platform::outbox::Relay;
+use hc_platform::testing::{WAIT, eventually};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -32,24 +33,25 @@ async fn a_result_for_an_unregistered_person_is_kept_and_counts_after_registrati
 
     // Registration happens later; identity's event links the person to the stored result.
     let (_, token) = app.citizen(&id, "13900000042").await;
-    let mut facts = Value::Null;
-    for _ in 0..500 {
-        facts = app
-            .http
-            .get(app.url("/v1/facts/me"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("facts")
-            .json()
-            .await
-            .expect("json");
-        if facts["linked"] == true {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert_eq!(facts["linked"], true, "{facts}");
+    let (app, token) = (&app, &token);
+    let facts = eventually(
+        WAIT,
+        "the stored result was never linked after registration",
+        || async move {
+            let facts: Value = app
+                .http
+                .get(app.url("/v1/facts/me"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("facts")
+                .json()
+                .await
+                .expect("json");
+            (facts["linked"] == true).then_some(facts)
+        },
+    )
+    .await;
     assert_eq!(facts["nat_results"][0]["positive"], true);
     assert_eq!(facts["nat_results"][0]["lab"], "XA-3");
 }

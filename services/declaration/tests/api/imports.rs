@@ -1,5 +1,6 @@
 use std::fmt::Write;
 
+use hc_platform::testing::{WAIT, eventually};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -218,37 +219,36 @@ async fn an_interrupted_batch_resumes_after_its_last_committed_chunk() {
     let cut: String = body.lines().take(250).map(|l| format!("{l}\n")).collect();
     let socket = start_held_import(&app, &lab, "resume-1", &cut).await;
     // Once the first chunk is committed (the second is parsed meanwhile), drop the connection mid-body.
-    for _ in 0..500 {
-        if count(&app, "nat_results").await >= 100 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let (app, lab) = (&app, &lab);
+    eventually(WAIT, "the first chunk was never committed", || async move {
+        (count(app, "nat_results").await >= 100).then_some(())
+    })
+    .await;
     drop(socket);
-    let mut partial = Value::Null;
-    for _ in 0..200 {
-        partial = app
-            .http
-            .get(app.url("/v1/imports/resume-1"))
-            .bearer_auth(&lab)
-            .send()
-            .await
-            .expect("status")
-            .json()
-            .await
-            .expect("json");
-        if partial["state"] == "failed" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert_eq!(partial["state"], "failed", "{partial}");
+    let partial = eventually(
+        WAIT,
+        "the interrupted import never showed as failed",
+        || async move {
+            let partial: Value = app
+                .http
+                .get(app.url("/v1/imports/resume-1"))
+                .bearer_auth(lab)
+                .send()
+                .await
+                .expect("status")
+                .json()
+                .await
+                .expect("json");
+            (partial["state"] == "failed").then_some(partial)
+        },
+    )
+    .await;
     assert_eq!(partial["committed_through"], 200);
-    assert_eq!(count(&app, "nat_results").await, 200);
+    assert_eq!(count(app, "nat_results").await, 200);
 
     let resumed: Value = app
         .import(
-            &lab,
+            lab,
             "nat-results",
             "resume-1",
             "application/x-ndjson",
@@ -263,7 +263,7 @@ async fn an_interrupted_batch_resumes_after_its_last_committed_chunk() {
         (resumed["accepted"].as_i64(), resumed["duplicates"].as_i64()),
         (Some(450), Some(0))
     );
-    assert_eq!(count(&app, "nat_results").await, 450);
+    assert_eq!(count(app, "nat_results").await, 450);
 }
 
 /// With a read replica configured (`database.read_url`, CloudNativePG's `-ro` Service), an import's progress is read
@@ -326,14 +326,11 @@ async fn beyond_the_imports_a_replica_takes_at_once_another_waits_its_turn() {
     // The first import sends its head and one row, then holds the connection open: it is running.
     let socket = start_held_import(&app, &lab, "held-1", &nat_rows(1, &[])).await;
     // The held import has its turn once its batch is recorded (the turn is taken before the batch).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while count(&app, "import_batches").await < 1 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first import never started"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let app = &app;
+    eventually(WAIT, "the first import never started", || async move {
+        (count(app, "import_batches").await >= 1).then_some(())
+    })
+    .await;
     let started = std::time::Instant::now();
     let refused = app
         .import(

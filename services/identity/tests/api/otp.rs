@@ -1,3 +1,4 @@
+use hc_platform::testing::{WAIT, eventually};
 use redis::AsyncCommands;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -48,13 +49,12 @@ async fn an_expired_code_is_refused() {
     let key = app.otp_key(&phone);
     let mut redis = app.store.conn();
     let _: bool = redis.pexpire(&key, 1).await.expect("pexpire");
-    for _ in 0..200 {
-        if !redis.exists::<_, bool>(&key).await.expect("exists") {
-            break;
-        }
-        tokio::task::yield_now().await;
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    let (store, key) = (&app.store, &key);
+    eventually(WAIT, "the expired code was never removed", || async move {
+        let exists: bool = store.conn().exists(key).await.expect("exists");
+        (!exists).then_some(())
+    })
+    .await;
     let response = app
         .post_json(
             "/v1/auth/token",

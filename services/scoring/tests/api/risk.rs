@@ -1,6 +1,7 @@
 //! A region turning high recolours exactly the people seen there within the window, in PostgreSQL and Redis;
 //! the public map follows with ETags.
 
+use hc_platform::testing::{WAIT, eventually};
 use redis::AsyncCommands;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -223,29 +224,27 @@ async fn a_large_recolouring_takes_the_set_based_path_and_lands_everywhere() {
         let s = app.wait_colour(&c.person, "yellow").await;
         assert_eq!(s["reasons"][0]["rule"], "visit-medium");
     }
-    let mut applied = false;
-    for _ in 0..250 {
-        applied = app
-            .pool
-            .get()
-            .await
-            .expect("db")
-            .query_one(
-                "SELECT bool_and(recoloured_at IS NOT NULL) FROM region_risk WHERE region = '610113'",
-                &[],
-            )
-            .await
-            .expect("row")
-            .get(0);
-        if applied {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(
-        applied,
-        "the risk level is marked applied once every chunk landed"
-    );
+    let app = &app;
+    eventually(
+        WAIT,
+        "the risk level was never marked applied once every chunk landed",
+        || async move {
+            let applied: bool = app
+                .pool
+                .get()
+                .await
+                .expect("db")
+                .query_one(
+                    "SELECT bool_and(recoloured_at IS NOT NULL) FROM region_risk WHERE region = '610113'",
+                    &[],
+                )
+                .await
+                .expect("row")
+                .get(0);
+            applied.then_some(())
+        },
+    )
+    .await;
 }
 
 /// A set-based recolouring reads each person's fact digest, not the fact tables, and only while the digest is
@@ -290,25 +289,25 @@ async fn a_large_recolouring_reads_digests_only_while_they_are_current() {
         }
     };
     // The import's own recolouring wrote every digest, with the visit in it.
-    let mut current = false;
-    for _ in 0..250 {
-        current = true;
-        for c in &people {
-            let (digest, fresh) = digest_of(c.person.clone()).await;
-            current &= fresh == Some(true) && digest.is_some_and(|d| d.contains("610113"));
-        }
-        if current {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(current, "digests are written by the event's recolouring");
+    let (app, people, digest_of) = (&app, &people, &digest_of);
+    eventually(
+        WAIT,
+        "the event's recolouring never wrote every digest",
+        || async move {
+            let mut current = true;
+            for c in people {
+                let (digest, fresh) = digest_of(c.person.clone()).await;
+                current &= fresh == Some(true) && digest.is_some_and(|d| d.contains("610113"));
+            }
+            current.then_some(())
+        },
+    )
+    .await;
     // A digest can be current before every event's recolouring is done (registrations come in batches, beside the
     // import's event): wait until scoring has applied and acknowledged them all, so that none lands after the
     // tampering below and marks the believed digest out of date.
-    let mut drained = false;
-    for _ in 0..250 {
-        drained = true;
+    eventually(WAIT, "scoring never applied every event", || async move {
+        let mut drained = true;
         for stream in ["person.registered", "facts.imported"] {
             let key = format!("{}events:{stream}", app.redis.prefix);
             let groups: redis::streams::StreamInfoGroupsReply =
@@ -319,12 +318,9 @@ async fn a_large_recolouring_reads_digests_only_while_they_are_current() {
                 .filter(|g| g.name == "scoring")
                 .all(|g| g.pending == 0 && g.lag == Some(0));
         }
-        if drained {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(drained, "scoring applied every event");
+        drained.then_some(())
+    })
+    .await;
     let believed: uuid::Uuid = people[0].person.parse().expect("uuid");
     let moved_on: uuid::Uuid = people[1].person.parse().expect("uuid");
     db.execute(

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db;
 use crate::routes::venues::venue_of_code;
 use crate::routes::verify::record_scan;
 use crate::scans::ScanRecord;
@@ -119,16 +120,7 @@ async fn record_checkin(
     let venue = state.venues.by_id(venue_id).await?.ok_or_else(|| {
         ApiError::unprocessable("venue_code", "names a venue that no longer exists")
     })?;
-    let row = state
-        .db
-        .get()
-        .await?
-        .query_opt(
-            "SELECT id_index FROM persons WHERE person_id = $1",
-            &[&person],
-        )
-        .await?;
-    let Some(row) = row else {
+    let Some(index) = db::persons::index_of(&state.db.get().await?, person).await? else {
         // The registration event is still on its way (seconds at most).
         return Err(ApiError::Unavailable {
             what: "this person's registration",
@@ -147,7 +139,7 @@ async fn record_checkin(
         colour: None,
         decision: "recorded",
         reason: None,
-        visit: Some((row.get(0), venue.region.clone())),
+        visit: Some((index, venue.region.clone())),
     };
     let id = record.id;
     record_scan(state, record).await?;
@@ -182,36 +174,17 @@ pub async fn exposure(
     citizen: Citizen,
 ) -> Result<HttpResponse, ApiError> {
     let s = &state.settings;
-    let window = i32::try_from(s.cotraveller_window_minutes).unwrap_or(60);
-    let case_days = i32::try_from(s.case_days).unwrap_or(14);
-    let lookback = i32::try_from(s.cotraveller_lookback_days).unwrap_or(14);
-    let rows = state
-        .db
-        .get()
-        .await?
-        .query(
-            "SELECT DISTINCT v.name, date_trunc('hour', mine.at) AS hour
-             FROM scan_events mine
-             JOIN scan_events other ON other.venue_id = mine.venue_id
-                  AND other.at BETWEEN mine.at - make_interval(mins => $2) AND mine.at + make_interval(mins => $2)
-                  AND other.person_id IS NOT NULL AND other.person_id <> mine.person_id
-             JOIN persons p ON p.person_id = other.person_id
-             JOIN cases c ON c.id_index = p.id_index
-                  AND c.since BETWEEN (other.at - make_interval(days => $3))::date
-                                  AND (other.at + make_interval(days => $3))::date
-             JOIN venues v ON v.id = mine.venue_id
-             WHERE mine.person_id = $1 AND mine.at > now() - make_interval(days => $4)
-             ORDER BY hour DESC LIMIT 100",
-            &[&citizen.0.0, &window, &case_days, &lookback],
-        )
-        .await?;
-    let exposures: Vec<Exposure> = rows
-        .iter()
-        .map(|r| Exposure {
-            venue_name: r.get(0),
-            hour: r.get(1),
-        })
-        .collect();
+    let window = db::scans::Window {
+        minutes: i32::try_from(s.cotraveller_window_minutes).unwrap_or(60),
+        case_days: i32::try_from(s.case_days).unwrap_or(14),
+        lookback_days: i32::try_from(s.cotraveller_lookback_days).unwrap_or(14),
+    };
+    let exposures: Vec<Exposure> =
+        db::scans::exposures(&state.db.get().await?, citizen.0.0, &window)
+            .await?
+            .into_iter()
+            .map(|(venue_name, hour)| Exposure { venue_name, hour })
+            .collect();
     Ok(HttpResponse::Ok().json(ExposureView {
         exposed: !exposures.is_empty(),
         exposures,

@@ -14,6 +14,7 @@ use hc_token::{ListedKey, SignedTrustList};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::db;
 use crate::state::AppState;
 use crate::trust::peer_issuer;
 use hc_platform::audit;
@@ -143,18 +144,19 @@ pub async fn import_peer(
         .map_err(|_| ApiError::unprocessable("list", "sequence is too large"))?;
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
-    let updated = tx
-        .execute(
-            "INSERT INTO trust_peers (region, signed, sequence, expires_at, colour_map, imported_by)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (region) DO UPDATE SET signed = excluded.signed, sequence = excluded.sequence,
-                 expires_at = excluded.expires_at, colour_map = excluded.colour_map,
-                 imported_by = excluded.imported_by, imported_at = now()
-             WHERE trust_peers.sequence <= excluded.sequence",
-            &[&region, &body.list.signed, &sequence, &expires_at, &serde_json::to_value(&colours).map_err(anyhow::Error::from)?, &official.client_id],
-        )
-        .await?;
-    if updated == 0 {
+    let stored = db::peers::store(
+        &tx,
+        &db::peers::PeerList {
+            region: &region,
+            signed: &body.list.signed,
+            sequence,
+            expires_at,
+            colour_map: serde_json::to_value(&colours).map_err(anyhow::Error::from)?,
+            imported_by: &official.client_id,
+        },
+    )
+    .await?;
+    if !stored {
         return Err(ApiError::Conflict {
             field: Some("list".into()),
             detail: format!("the list held for {region} is newer than sequence {sequence}"),

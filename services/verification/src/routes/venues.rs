@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::db;
 use crate::policy::{self, Policy};
 use crate::state::AppState;
 use crate::venues::{self, Venue};
@@ -75,18 +76,7 @@ pub struct VenueView {
 }
 
 async fn view(state: &AppState, v: Venue) -> Result<VenueView, ApiError> {
-    let devices = state
-        .db
-        .get()
-        .await?
-        .query(
-            "SELECT client_id FROM devices WHERE venue_id = $1 ORDER BY client_id",
-            &[&v.id],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let devices = db::venues::devices(&state.db.get().await?, &v.id).await?;
     Ok(VenueView {
         venue_code: venue_code(&state.index, &v.id),
         id: v.id,
@@ -157,21 +147,14 @@ pub async fn put(
         // A client cannot move a venue out of its scope, nor edit one outside it.
         in_scope(&official, &existing.region)?;
     }
-    tx.execute(
-        "INSERT INTO venues (id, name, region, policy, updated_by) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (id) DO UPDATE SET name = excluded.name, region = excluded.region, policy = excluded.policy,
-             updated_by = excluded.updated_by, updated_at = now()",
-        &[&id, &name, &body.region, &serde_json::to_value(&body.policy).map_err(anyhow::Error::from)?, &official.client_id],
-    )
-    .await?;
-    tx.execute("DELETE FROM devices WHERE venue_id = $1", &[&id])
-        .await?;
-    tx.execute(
-        "INSERT INTO devices (client_id, venue_id) SELECT d, $2 FROM unnest($1::text[]) d
-         ON CONFLICT (client_id) DO UPDATE SET venue_id = excluded.venue_id",
-        &[&devices, &id],
-    )
-    .await?;
+    let stored = db::venues::StoredVenue {
+        id: &id,
+        name,
+        region: &body.region,
+        policy: serde_json::to_value(&body.policy).map_err(anyhow::Error::from)?,
+        updated_by: &official.client_id,
+    };
+    db::venues::store(&tx, &stored, &devices).await?;
     tx.commit().await?;
     state.venues.forget();
     tracing::info!(venue = %id, devices = devices.len(), "venue stored");
@@ -308,33 +291,25 @@ pub async fn visits(
         .await?
         .ok_or(ApiError::NotFound { what: "venue" })?;
     in_scope(&official, &venue.region)?;
-    let rows = client
-        .query(
-            "SELECT at, id, kind, person_id, issuer, colour, decision FROM scan_events
-             WHERE venue_id = $1 AND at >= $2 AND at < $3 AND (at, id) > ($4, $5)
-             ORDER BY at, id LIMIT $6",
-            &[
-                &venue.id,
-                &query.from,
-                &query.to,
-                &after_at,
-                &after_id,
-                &(limit + 1),
-            ],
-        )
-        .await?;
-    let mut visits: Vec<VisitRecord> = rows
-        .iter()
-        .map(|r| VisitRecord {
-            at: r.get(0),
-            id: r.get(1),
-            kind: r.get(2),
-            person_id: r.get(3),
-            issuer: r.get::<_, Option<String>>(4),
-            colour: r.get(5),
-            decision: r.get(6),
-        })
-        .collect();
+    let mut visits: Vec<VisitRecord> = db::scans::at_venue(
+        &client,
+        &venue.id,
+        (query.from, query.to),
+        (after_at, after_id),
+        limit + 1,
+    )
+    .await?
+    .into_iter()
+    .map(|v| VisitRecord {
+        at: v.at,
+        id: v.id,
+        kind: v.kind,
+        person_id: v.person_id,
+        issuer: v.issuer,
+        colour: v.colour,
+        decision: v.decision,
+    })
+    .collect();
     let next_cursor = if visits.len() as i64 > limit {
         visits.truncate(limit as usize);
         visits.last().map(|v| cursor::format(v.at, v.id))

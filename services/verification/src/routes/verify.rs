@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db;
 use crate::policy::{self, Decision, Subject, Verdict};
 use crate::scans::{RecordError, ScanRecord};
 use crate::state::AppState;
@@ -328,12 +329,7 @@ async fn by_id_card(
         .map_err(|e| ApiError::unprocessable("id_number", e.reason))?;
     let index = state.index.id_number(&id);
     let client = state.db.get().await?;
-    let row = client
-        .query_opt(
-            "SELECT person_id, masked_name FROM persons WHERE id_index = $1",
-            &[&index],
-        )
-        .await?;
+    let row = db::persons::by_index(&client, &index).await?;
     let mut record = scan("id_card", venue, now);
     record.issuer = Some(state.settings.issuer.clone());
     let (verdict, colour, person, masked) = match row {
@@ -348,29 +344,25 @@ async fn by_id_card(
             None,
             None,
         ),
-        Some(row) => {
-            let person: Uuid = row.get(0);
-            let masked: Option<String> = row.get(1);
-            match status::current(&state.store, person).await? {
-                None => (
-                    Verdict::deny(
-                        "no_status",
-                        "id_card",
-                        "暂无健康码状态".into(),
-                        "no status is known for this person yet".into(),
-                    ),
-                    None,
-                    Some(person),
-                    masked,
+        Some((person, masked)) => match status::current(&state.store, person).await? {
+            None => (
+                Verdict::deny(
+                    "no_status",
+                    "id_card",
+                    "暂无健康码状态".into(),
+                    "no status is known for this person yet".into(),
                 ),
-                Some(c) => (
-                    policy::judge(&venue.policy, &status::subject(&c), now),
-                    Some(c.colour),
-                    Some(person),
-                    masked,
-                ),
-            }
-        }
+                None,
+                Some(person),
+                masked,
+            ),
+            Some(c) => (
+                policy::judge(&venue.policy, &status::subject(&c), now),
+                Some(c.colour),
+                Some(person),
+                masked,
+            ),
+        },
     };
     // The read of a person's status by ID number is audited before anything is answered.
     audit::record(
