@@ -3,6 +3,7 @@
 //! alone changes it.
 
 mod audit;
+mod db;
 mod events;
 pub mod facts;
 pub mod loader;

@@ -247,13 +247,7 @@ async fn an_interrupted_batch_resumes_after_its_last_committed_chunk() {
     assert_eq!(count(app, "nat_results").await, 200);
 
     let resumed: Value = app
-        .import(
-            lab,
-            "nat-results",
-            "resume-1",
-            "application/x-ndjson",
-            body,
-        )
+        .import(lab, "nat-results", "resume-1", "application/x-ndjson", body)
         .await
         .json()
         .await

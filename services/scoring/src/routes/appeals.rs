@@ -13,45 +13,15 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::audit::{self, Entry};
+use crate::db::{self, appeals};
 use crate::state::AppState;
+pub use appeals::AppealView;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AppealRequest {
     /// Why the colour is wrong (10 to 2000 characters).
     #[schema(example = "我的行程卡显示到访高风险地区，但那是邻县基站信号，我当天在家。")]
     pub reason: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct AppealView {
-    pub id: Uuid,
-    pub person_id: Uuid,
-    pub reason: String,
-    pub colour_at_filing: String,
-    /// open, accepted or rejected.
-    pub state: String,
-    pub filed_at: DateTime<Utc>,
-    pub resolution: Option<String>,
-    pub resolved_at: Option<DateTime<Utc>>,
-    pub override_colour: Option<String>,
-    pub override_until: Option<DateTime<Utc>>,
-}
-
-const COLUMNS: &str = "id, person_id, reason, colour_at_filing, state, filed_at, resolution, resolved_at, override_colour, override_until";
-
-fn view(r: &tokio_postgres::Row) -> AppealView {
-    AppealView {
-        id: r.get(0),
-        person_id: r.get(1),
-        reason: r.get(2),
-        colour_at_filing: r.get(3),
-        state: r.get(4),
-        filed_at: r.get(5),
-        resolution: r.get(6),
-        resolved_at: r.get(7),
-        override_colour: r.get(8),
-        override_until: r.get(9),
-    }
 }
 
 /// File an appeal against the current colour. A retry with the same `Idempotency-Key` returns the first answer.
@@ -78,55 +48,24 @@ pub async fn file(
     let key = idempotency_key(&req)?;
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtext('appeal:' || $1::uuid::text))",
-        &[&person.0],
-    )
-    .await?;
+    appeals::lock_person(&tx, person.0).await?;
     if let Some(key) = &key
-        && let Some(first) = tx
-            .query_opt(
-                &format!(
-                    "SELECT {COLUMNS} FROM appeals WHERE person_id = $1 AND idempotency_key = $2"
-                ),
-                &[&person.0, key],
-            )
-            .await?
+        && let Some(first) = appeals::by_key(&tx, person.0, key).await?
     {
-        return Ok(HttpResponse::Created().json(view(&first)));
+        return Ok(HttpResponse::Created().json(first));
     }
-    let open: bool = tx
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM appeals WHERE person_id = $1 AND state = 'open')",
-            &[&person.0],
-        )
-        .await?
-        .get(0);
-    if open {
+    if appeals::has_open(&tx, person.0).await? {
         return Err(ApiError::Conflict {
             field: None,
             detail: "an appeal of this person is already open".into(),
         });
     }
-    let colour: String = tx
-        .query_opt(
-            "SELECT colour FROM status WHERE person_id = $1",
-            &[&person.0],
-        )
+    let colour = appeals::colour_now(&tx, person.0)
         .await?
-        .map(|r| r.get(0))
         .ok_or(ApiError::NotFound { what: "status" })?;
-    let row = tx
-        .query_one(
-            &format!(
-                "INSERT INTO appeals (id, person_id, reason, colour_at_filing, state, idempotency_key)
-                 VALUES ($1, $2, $3, $4, 'open', $5) RETURNING {COLUMNS}"
-            ),
-            &[&Uuid::new_v4(), &person.0, &reason, &colour, &key],
-        )
-        .await?;
+    let filed = appeals::file(&tx, person.0, reason, &colour, key.as_deref()).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Created().json(view(&row)))
+    Ok(HttpResponse::Created().json(filed))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -142,15 +81,8 @@ pub async fn mine(
     state: web::Data<AppState>,
     Citizen(person): Citizen,
 ) -> Result<web::Json<AppealPage>, ApiError> {
-    let client = state.db.get().await?;
-    let rows = client
-        .query(
-            &format!("SELECT {COLUMNS} FROM appeals WHERE person_id = $1 ORDER BY filed_at DESC LIMIT 100"),
-            &[&person.0],
-        )
-        .await?;
     Ok(web::Json(AppealPage {
-        appeals: rows.iter().map(view).collect(),
+        appeals: appeals::of_person(&state.db.get().await?, person.0).await?,
         next_cursor: None,
     }))
 }
@@ -175,25 +107,14 @@ pub async fn open(
     if !(1..=100).contains(&limit) {
         return Err(ApiError::unprocessable("limit", "must be 1 to 100"));
     }
-    let (after_time, after_id) = hc_platform::http::cursor::parse(query.cursor.as_deref())?;
+    let after = hc_platform::http::cursor::parse(query.cursor.as_deref())?;
     // A regional client sees the appeals of people living in its region.
     let (lo, hi) = match official.region {
         Some(r) => crate::recolour::span(&r.to_string()),
         None => crate::recolour::span(crate::rules::NATIONAL),
     };
     let client = state.db.get().await?;
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {COLUMNS} FROM appeals a
-                 WHERE state = 'open' AND (filed_at, id) > ($1, $2)
-                   AND EXISTS (SELECT 1 FROM subjects s WHERE s.person_id = a.person_id AND s.home_region BETWEEN $4 AND $5)
-                 ORDER BY filed_at, id LIMIT $3"
-            ),
-            &[&after_time, &after_id, &(limit + 1), &lo, &hi],
-        )
-        .await?;
-    let mut appeals: Vec<AppealView> = rows.iter().map(view).collect();
+    let mut appeals = appeals::open_in(&client, (&lo, &hi), after, limit + 1).await?;
     let next_cursor = if appeals.len() as i64 > limit {
         appeals.truncate(limit as usize);
         appeals
@@ -275,21 +196,10 @@ pub async fn resolve(
     };
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
-    let current = tx
-        .query_opt(
-            "SELECT state, person_id FROM appeals WHERE id = $1 FOR UPDATE",
-            &[&id],
-        )
+    let (current_state, person) = appeals::lock(&tx, id)
         .await?
         .ok_or(ApiError::NotFound { what: "appeal" })?;
-    let person: Uuid = current.get(1);
-    let home: Option<String> = tx
-        .query_opt(
-            "SELECT home_region FROM subjects WHERE person_id = $1",
-            &[&person],
-        )
-        .await?
-        .map(|r| r.get(0));
+    let home = db::subjects::home_region(&tx, person).await?;
     let inside = home
         .as_deref()
         .and_then(|h| hc_domain::RegionCode::parse(h).ok())
@@ -299,22 +209,24 @@ pub async fn resolve(
             "this appeal's person lives outside the client's region scope",
         ));
     }
-    if current.get::<_, String>(0) != "open" {
+    if current_state != "open" {
         return Err(ApiError::Conflict {
             field: None,
             detail: "this appeal is already resolved".into(),
         });
     }
-    let row = tx
-        .query_one(
-            &format!(
-                "UPDATE appeals SET state = $2, resolved_by = $3, resolved_at = now(), resolution = $4,
-                     override_colour = $5, override_until = $6
-                 WHERE id = $1 RETURNING {COLUMNS}"
-            ),
-            &[&id, &new_state, &official.client_id, &resolution, &colour, &until],
-        )
-        .await?;
+    let resolved = appeals::resolve(
+        &tx,
+        id,
+        &appeals::Decision {
+            state: new_state,
+            by: &official.client_id,
+            resolution,
+            colour,
+            until,
+        },
+    )
+    .await?;
     let outcome = match colour {
         Some(c) => format!(
             "accepted: {c} until {}",
@@ -333,17 +245,11 @@ pub async fn resolve(
         },
     )
     .await?;
-    let index: Option<Vec<u8>> = tx
-        .query_opt(
-            "SELECT id_index FROM subjects WHERE person_id = $1",
-            &[&person],
-        )
-        .await?
-        .map(|r| r.get(0));
+    let index = db::subjects::index_of(&tx, person).await?;
     tx.commit().await?;
     if let (Some(index), Some(_)) = (index, colour) {
         // The override shows at once (and its end is the person's next recheck).
         state.recolourer.recolour(vec![index]).await?;
     }
-    Ok(web::Json(view(&row)))
+    Ok(web::Json(resolved))
 }

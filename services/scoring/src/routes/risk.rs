@@ -66,9 +66,12 @@ pub async fn put(
     let code = region.to_string();
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
-    tx.execute(
-        "INSERT INTO region_risk (region, level, effective_from, updated_by) VALUES ($1, $2, $3, $4)",
-        &[&code, &level.as_str(), &effective_from, &official.client_id],
+    crate::db::region_risk::insert(
+        &tx,
+        &code,
+        level.as_str(),
+        effective_from,
+        &official.client_id,
     )
     .await?;
     let event = RegionRiskChanged {

@@ -10,6 +10,7 @@ use hc_platform::http::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::db::{rule_sets, subjects};
 use crate::facts::document;
 use crate::loader::lock_and_load;
 use crate::rules::{self, RuleError, RuleSetDoc, compile};
@@ -119,26 +120,9 @@ pub async fn put(
     let effective_from = doc.effective_from.unwrap_or_else(Utc::now);
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
-    // One writer per region at a time, so versions are dense.
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtext('rules:' || $1))",
-        &[&region],
-    )
-    .await?;
-    let row = tx
-        .query_one(
-            "INSERT INTO rule_sets (region, version, document, effective_from, created_by)
-             SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4 FROM rule_sets WHERE region = $1
-             RETURNING version",
-            &[
-                &region,
-                &serde_json::to_value(&doc).map_err(anyhow::Error::from)?,
-                &effective_from,
-                &official.client_id,
-            ],
-        )
-        .await?;
-    let version: i32 = row.get(0);
+    let document = serde_json::to_value(&doc).map_err(anyhow::Error::from)?;
+    let version =
+        rule_sets::store_next(&tx, &region, &document, effective_from, &official.client_id).await?;
     tx.commit().await?;
     tracing::info!(region = %region, version, client = %official.client_id, "rule set stored");
     if effective_from <= Utc::now() {
@@ -161,51 +145,20 @@ async fn read(
     version: Option<i32>,
 ) -> Result<Option<StoredRuleSet>, ApiError> {
     let client = state.db.get().await?;
-    let versions: Vec<i32> = client
-        .query(
-            "SELECT version FROM rule_sets WHERE region = $1 ORDER BY version",
-            &[&region],
-        )
-        .await?
-        .into_iter()
-        .map(|r| r.get(0))
-        .collect();
-    let row = match version {
-        Some(v) => {
-            client
-                .query_opt(
-                    "SELECT version, effective_from, activated_at, created_by, created_at, document
-                     FROM rule_sets WHERE region = $1 AND version = $2",
-                    &[&region, &v],
-                )
-                .await?
-        }
-        // The version in force, or the first one if none is yet.
-        None => {
-            client
-                .query_opt(
-                    "SELECT version, effective_from, activated_at, created_by, created_at, document
-                     FROM rule_sets WHERE region = $1
-                     ORDER BY (effective_from <= now()) DESC, CASE WHEN effective_from <= now() THEN -version ELSE version END
-                     LIMIT 1",
-                    &[&region],
-                )
-                .await?
-        }
+    let versions = rule_sets::versions(&client, region).await?;
+    let Some(r) = rule_sets::read(&client, region, version).await? else {
+        return Ok(None);
     };
-    Ok(match row {
-        None => None,
-        Some(r) => Some(StoredRuleSet {
-            region: region.to_owned(),
-            version: r.get(0),
-            effective_from: r.get(1),
-            applied_at: r.get(2),
-            created_by: r.get(3),
-            created_at: r.get(4),
-            versions,
-            document: serde_json::from_value(r.get(5)).map_err(anyhow::Error::from)?,
-        }),
-    })
+    Ok(Some(StoredRuleSet {
+        region: region.to_owned(),
+        version: r.version,
+        effective_from: r.effective_from,
+        applied_at: r.activated_at,
+        created_by: r.created_by,
+        created_at: r.created_at,
+        versions,
+        document: serde_json::from_value(r.document).map_err(anyhow::Error::from)?,
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -280,15 +233,7 @@ pub async fn dry_run(
     }
     let (lo, hi) = crate::recolour::span(&region);
     let client = state.db.get().await?;
-    let indexes: Vec<Vec<u8>> = client
-        .query(
-            "SELECT id_index FROM subjects WHERE home_region BETWEEN $1 AND $2 ORDER BY random() LIMIT $3",
-            &[&lo, &hi, &sample],
-        )
-        .await?
-        .into_iter()
-        .map(|r| r.get(0))
-        .collect();
+    let indexes = subjects::sample_living_in(&client, (&lo, &hi), sample).await?;
     let snapshot = state.recolourer.snapshot().await?;
     let now = Utc::now();
     let since = now - chrono::Duration::days(state.settings.lookback_days);

@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::audit::{self, Entry};
+use crate::db;
 use crate::state::AppState;
 use crate::status::{self, StatusView};
 
@@ -19,15 +20,7 @@ use crate::status::{self, StatusView};
 /// that fell over did.
 async fn current(state: &AppState, person: Uuid) -> Result<Option<StatusView>, ApiError> {
     if state.settings.recompute_on_read {
-        let client = state.db.get().await?;
-        let index = client
-            .query_opt(
-                "SELECT id_index FROM subjects WHERE person_id = $1",
-                &[&person],
-            )
-            .await?
-            .map(|r| r.get::<_, Vec<u8>>(0));
-        drop(client);
+        let index = db::subjects::index_of(&state.db.get().await?, person).await?;
         if let Some(index) = index {
             state.recolourer.recolour(vec![index]).await?;
         }
@@ -103,12 +96,7 @@ pub async fn lookup(
         .map_err(|e| ApiError::unprocessable("id_number", e.reason))?;
     let index = state.index.id_number(&id);
     let client = state.db.get().await?;
-    let subject = client
-        .query_opt(
-            "SELECT person_id, home_region FROM subjects WHERE id_index = $1",
-            &[&index],
-        )
-        .await?;
+    let subject = db::subjects::by_index(&client, &index).await?;
     let actor = official.client_id.as_str();
     let Some(subject) = subject else {
         audit::record(
@@ -124,8 +112,7 @@ pub async fn lookup(
         .await?;
         return Err(ApiError::NotFound { what: "person" });
     };
-    let person: Uuid = subject.get(0);
-    let home: String = subject.get(1);
+    let (person, home) = subject;
     let inside = RegionCode::parse(&home)
         .map(|r| official.covers(r))
         .unwrap_or(false);
@@ -220,18 +207,7 @@ pub async fn put_staff(
     }
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
-    tx.execute(
-        "DELETE FROM staff WHERE employer_id = $1",
-        &[&official.client_id],
-    )
-    .await?;
-    let n = tx
-        .execute(
-            "INSERT INTO staff (employer_id, id_index, label) SELECT $1, * FROM unnest($2::bytea[], $3::text[])
-             ON CONFLICT DO NOTHING",
-            &[&official.client_id, &indexes, &labels],
-        )
-        .await?;
+    let n = db::staff::replace(&tx, &official.client_id, &indexes, &labels).await?;
     tx.commit().await?;
     Ok(web::Json(StaffListStored { staff: n as usize }))
 }
@@ -273,22 +249,12 @@ pub async fn staff_colours(
     }
     let after = query.cursor.clone().unwrap_or_default();
     let client = state.db.get().await?;
-    let rows = client
-        .query(
-            "SELECT st.label, s.colour FROM staff st
-             LEFT JOIN subjects sub ON sub.id_index = st.id_index
-             LEFT JOIN status s ON s.person_id = sub.person_id
-             WHERE st.employer_id = $1 AND st.label > $2 ORDER BY st.label LIMIT $3",
-            &[&official.client_id, &after, &(limit + 1)],
-        )
-        .await?;
-    let mut staff: Vec<StaffColour> = rows
-        .into_iter()
-        .map(|r| StaffColour {
-            label: r.get(0),
-            colour: r.get::<_, Option<String>>(1).and_then(|c| c.parse().ok()),
-        })
-        .collect();
+    let mut staff: Vec<StaffColour> =
+        db::staff::colours(&client, &official.client_id, &after, limit + 1)
+            .await?
+            .into_iter()
+            .map(|(label, colour)| StaffColour { label, colour })
+            .collect();
     let next_cursor = if staff.len() as i64 > limit {
         staff.truncate(limit as usize);
         staff.last().map(|s| s.label.clone())

@@ -3,6 +3,7 @@
 
 use base64::Engine;
 use hc_platform::events::DeclarationSubmitted;
+use hc_platform::testing::{WAIT, eventually};
 use serde_json::json;
 
 use crate::helpers::{date_ago, spawn_app};
@@ -67,28 +68,30 @@ async fn registration_and_a_fever_declaration_colour_a_person_with_reasons() {
         app.redis.prefix,
         hc_platform::outbox::stream_key("status.changed")
     );
-    let mut announced = Vec::new();
-    for _ in 0..250 {
-        let reply: redis::streams::StreamRangeReply =
-            redis::AsyncCommands::xrange_all(&mut app.store.conn(), &key)
-                .await
-                .expect("xrange");
-        announced = reply
-            .ids
-            .iter()
-            .flat_map(|e| {
-                let payload: String = e.get("payload").unwrap_or_default();
-                let v: serde_json::Value = serde_json::from_str(&payload).expect("json");
-                v["changes"].as_array().cloned().unwrap_or_default()
-            })
-            .filter(|c2| c2["person_id"] == c.person.as_str())
-            .map(|c2| c2["colour"].as_str().unwrap_or_default().to_owned())
-            .collect::<Vec<_>>();
-        if announced.len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let (app, key, c) = (&app, &key, &c);
+    let announced = eventually(
+        WAIT,
+        "fewer than two status changes were announced",
+        || async move {
+            let reply: redis::streams::StreamRangeReply =
+                redis::AsyncCommands::xrange_all(&mut app.store.conn(), key)
+                    .await
+                    .expect("xrange");
+            let announced = reply
+                .ids
+                .iter()
+                .flat_map(|e| {
+                    let payload: String = e.get("payload").unwrap_or_default();
+                    let v: serde_json::Value = serde_json::from_str(&payload).expect("json");
+                    v["changes"].as_array().cloned().unwrap_or_default()
+                })
+                .filter(|c2| c2["person_id"] == c.person.as_str())
+                .map(|c2| c2["colour"].as_str().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>();
+            (announced.len() >= 2).then_some(announced)
+        },
+    )
+    .await;
     assert_eq!(announced, ["green", "yellow"]);
 }
 

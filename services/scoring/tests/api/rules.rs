@@ -1,5 +1,6 @@
 //! Rule sets over HTTP: errors with their position, versions, inheritance applied to the population, dry runs.
 
+use hc_platform::testing::{WAIT, eventually};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -223,34 +224,28 @@ async fn replicas_starting_together_store_the_shipped_rule_set_once_and_all_star
     let pool = app.pool.clone();
     let starting = tokio::spawn(async move { scoring::prepare(&pool).await });
     // Commit only once this replica's insert waits on the other's row, so that it cannot have seen it.
-    let mut waiting = false;
-    for _ in 0..200 {
-        let locked = scoring::count(
-            &db,
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .await
-        .expect("activity");
-        if locked > 0 {
-            waiting = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(
-        waiting,
-        "the second replica's insert never waited on the first's"
-    );
+    let db = &db;
+    eventually(
+        WAIT,
+        "the second replica's insert never waited on the first's",
+        || async move {
+            let locked = scoring::count(
+                db,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .await
+            .expect("activity");
+            (locked > 0).then_some(())
+        },
+    )
+    .await;
     tx.commit().await.expect("commit");
     starting
         .await
         .expect("joined")
         .expect("the second replica starts");
-    let stored = scoring::count(
-        &db,
-        "SELECT count(*) FROM rule_sets WHERE region = '610000'",
-    )
-    .await
-    .expect("count");
+    let stored = scoring::count(db, "SELECT count(*) FROM rule_sets WHERE region = '610000'")
+        .await
+        .expect("count");
     assert_eq!(stored, 1);
 }

@@ -1,5 +1,6 @@
 use hc_platform::events::{CaseFact, FactsImported, ImportedFacts};
 use hc_platform::privacy::BlindIndex;
+use hc_platform::testing::{WAIT, eventually};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, open_policy, problem, spawn_app};
@@ -27,16 +28,17 @@ async fn check_in(app: &TestApp, token: &str, code: &str) -> reqwest::Response {
         .expect("checkin")
 }
 
-/// The events on a stream of this test's prefix.
+/// The events on a stream of this test's prefix, waiting (up to `WAIT`) for at least one.
 async fn stream(app: &TestApp, name: &str) -> Vec<Value> {
     let key = format!(
         "{}{}",
         app.redis.prefix,
         hc_platform::outbox::stream_key(name)
     );
-    for _ in 0..250 {
+    let key = &key;
+    eventually(WAIT, format!("no events on {name}"), || async move {
         let entries: redis::streams::StreamRangeReply =
-            redis::AsyncCommands::xrange_all(&mut app.store.conn(), &key)
+            redis::AsyncCommands::xrange_all(&mut app.store.conn(), key)
                 .await
                 .expect("xrange");
         let payloads: Vec<Value> = entries
@@ -45,12 +47,9 @@ async fn stream(app: &TestApp, name: &str) -> Vec<Value> {
             .filter_map(|e| e.get::<String>("payload"))
             .filter_map(|p| serde_json::from_str(&p).ok())
             .collect();
-        if !payloads.is_empty() {
-            return payloads;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    Vec::new()
+        (!payloads.is_empty()).then_some(payloads)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,12 +161,13 @@ async fn the_cotraveller_check_finds_a_case_in_the_same_hour_without_saying_who(
     )
     .await
     .expect("xadd");
-    for _ in 0..250 {
-        if app.count("SELECT count(*) FROM cases").await == 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let app = &app;
+    eventually(
+        WAIT,
+        "the case list never reached verification",
+        || async move { (app.count("SELECT count(*) FROM cases").await == 1).then_some(()) },
+    )
+    .await;
 
     let exposure = |token: String| {
         let app = &app;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hc_domain::Colour;
+use hc_platform::testing::eventually;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
@@ -64,26 +65,25 @@ async fn every_acknowledged_scan_survives_a_kill_9_mid_load() {
         .build()
         .expect("client");
     // Ready, and trusting our keys: one scan passes.
-    let started = Instant::now();
-    loop {
-        let r = http
-            .post(format!("{base}/v1/verify"))
-            .bearer_auth(&device)
-            .json(&json!({"code": code}))
-            .send()
-            .await;
-        if let Ok(r) = r {
+    let (http, base, device, code) = (&http, &base, &device, &code);
+    eventually(
+        Duration::from_secs(30),
+        "the child never verified a code",
+        || async move {
+            let Ok(r) = http
+                .post(format!("{base}/v1/verify"))
+                .bearer_auth(device)
+                .json(&json!({"code": code}))
+                .send()
+                .await
+            else {
+                return None;
+            };
             let v: serde_json::Value = r.json().await.unwrap_or_default();
-            if v["decision"] == "pass" {
-                break;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the child never verified a code"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            (v["decision"] == "pass").then_some(())
+        },
+    )
+    .await;
 
     let acked = Arc::new(std::sync::Mutex::new(Vec::new()));
     let deadline = Instant::now() + Duration::from_secs(8);
