@@ -3,13 +3,19 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// One scan at a venue, as the visit log lists it.
+/// One scan at a venue, as the visit log lists it (the API's `VisitRecord`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = VisitRecord)]
 pub struct Visit {
     pub at: DateTime<Utc>,
     pub id: Uuid,
+    /// `scan`, `id_card` or `checkin`.
     pub kind: String,
+    /// The person (resolvable by officials with person:read); null for other issuers' codes and refused codes.
     pub person_id: Option<Uuid>,
     pub issuer: Option<String>,
     pub colour: Option<String>,

@@ -10,9 +10,9 @@ use hc_platform::http::{Json, cursor};
 use hc_platform::privacy::{BlindIndex, to_hex};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
 use crate::db;
+pub use crate::db::scans::Visit as VisitRecord;
 use crate::policy::{self, Policy};
 use crate::state::AppState;
 use crate::venues::{self, Venue};
@@ -237,19 +237,6 @@ pub struct VisitsQuery {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct VisitRecord {
-    pub at: DateTime<Utc>,
-    pub id: Uuid,
-    /// `scan`, `id_card` or `checkin`.
-    pub kind: String,
-    /// The person (resolvable by officials with person:read); null for other issuers' codes and refused codes.
-    pub person_id: Option<Uuid>,
-    pub issuer: Option<String>,
-    pub colour: Option<String>,
-    pub decision: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VisitPage {
     pub visits: Vec<VisitRecord>,
     pub next_cursor: Option<String>,
@@ -298,18 +285,7 @@ pub async fn visits(
         (after_at, after_id),
         limit + 1,
     )
-    .await?
-    .into_iter()
-    .map(|v| VisitRecord {
-        at: v.at,
-        id: v.id,
-        kind: v.kind,
-        person_id: v.person_id,
-        issuer: v.issuer,
-        colour: v.colour,
-        decision: v.decision,
-    })
-    .collect();
+    .await?;
     let next_cursor = if visits.len() as i64 > limit {
         visits.truncate(limit as usize);
         visits.last().map(|v| cursor::format(v.at, v.id))
