@@ -70,6 +70,10 @@ enum Command {
         factor: f64,
         #[arg(long, default_value_t = 10)]
         steps: usize,
+        /// After the sweep, the same sweep in another profile over the same seeded population: PROFILE@FROM, e.g.
+        /// `naive@8` (repeatable). Its result is named as the first with the profile's name swapped.
+        #[arg(long)]
+        then: Vec<ThenSweep>,
     },
     /// The suite idle, then each persona alone at a steady rate (`--rate`, 100/s; imports a fiftieth, sign-ins a
     /// quarter): CPU per request of each request type, by program.
@@ -120,6 +124,27 @@ struct SuiteArgs {
     /// As `--target`, one service at its own base URL (NAME=URL; repeatable, e.g. identity=http://127.0.0.1:8081).
     #[arg(long, value_parser = parse_target)]
     target_service: Vec<(String, String)>,
+}
+
+/// A further knee sweep over the same seeded suite (`--then naive@8`).
+#[derive(Clone)]
+struct ThenSweep {
+    profile: suite::Profile,
+    from: f64,
+}
+
+impl std::str::FromStr for ThenSweep {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (profile, from) = s.split_once('@').ok_or("expected PROFILE@FROM")?;
+        let from: f64 = from
+            .parse()
+            .map_err(|_| format!("{from:?} is not a rate"))?;
+        Ok(ThenSweep {
+            profile: profile.parse()?,
+            from,
+        })
+    }
 }
 
 fn parse_target(s: &str) -> Result<(String, String), String> {
@@ -299,15 +324,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             from,
             factor,
             steps,
+            then,
         } => {
-            let (setup, s, population) = seeded(&suite, &cli.generator_cpus).await?;
+            let (setup, mut s, population) = seeded(&suite, &cli.generator_cpus).await?;
             let name = load
                 .name
                 .clone()
                 .unwrap_or_else(|| format!("knee-{}", suite.profile.name()));
             runner::knee(
                 &s,
-                population,
+                population.clone(),
                 &load,
                 &suite.profile,
                 &setup,
@@ -316,7 +342,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 factor,
                 steps,
             )
-            .await
+            .await?;
+            for next in then {
+                s.restart_as(next.profile.clone()).await?;
+                let setup =
+                    runner::Setup::new(&s.options, suite.people, cli.generator_cpus.clone());
+                let name = name.replace(&suite.profile.name(), &next.profile.name());
+                runner::knee(
+                    &s,
+                    population.clone(),
+                    &load,
+                    &next.profile,
+                    &setup,
+                    &name,
+                    next.from,
+                    factor,
+                    steps,
+                )
+                .await?;
+            }
+            Ok(())
         }
         Command::Costs { suite, load } => {
             let (setup, s, population) = seeded(&suite, &cli.generator_cpus).await?;

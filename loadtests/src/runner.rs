@@ -536,19 +536,49 @@ pub async fn knee(
 }
 
 /// make test's proof that the generator works: a small suite from debug builds, every persona a few times at a
-/// low rate with the risk change in the middle, every answer right, every persona answered.
+/// low rate with the risk change in the middle, every answer right, every persona answered (after a short run in the
+/// naive profile and a restart).
 pub async fn smoke(bin_dir: PathBuf) -> anyhow::Result<()> {
     let options = suite::SuiteOptions {
-        profile: Profile::Hardened,
+        profile: Profile::Naive,
         bin_dir,
         cpus: None,
         cores: None,
         workers: 1,
     };
     let people = 300;
-    let setup = Setup::new(&options, people, None);
-    let s = Suite::start(options).await?;
+    let mut s = Suite::start(options).await?;
     let (population, _) = population::seed(&s, people).await?;
+    let population = Arc::new(population);
+    let out = std::env::temp_dir().join(format!("hc-loadtest-smoke-{}", std::process::id()));
+    let args = |name: &str, s: &Suite| RunArgs {
+        patience: Duration::from_secs(10),
+        in_flight_s: 1.0,
+        max_users: 200,
+        thresholds: vec!["error-rate<1%".into()],
+        out: out.clone(),
+        name: name.into(),
+        seed: 1,
+        setup: Setup::new(&s.options, people, None),
+    };
+    // First a few seconds in the naive profile at 20/s, then the same seeded suite restarted in the hardened one
+    // (how `knee --then` sweeps both profiles over one seeding): the people seeded before the restart still get
+    // their right answers.
+    let o = PlanOptions {
+        rate: Some(200.0),
+        duration_s: Some(3.0),
+        risk_change: Some(false),
+        ..Default::default()
+    };
+    let plan = Plan::new(PlanName::Steady, 0.1, &o).map_err(anyhow::Error::msg)?;
+    let naive = run(&s, population.clone(), plan, &args("smoke-naive", &s)).await?;
+    enforce(&naive, None)?;
+    let shown = naive.summary.personas.get(Persona::ShowCode.name());
+    anyhow::ensure!(
+        shown.is_some_and(|p| p.requests >= 1 && p.outcomes.get("ok") == Some(&p.requests)),
+        "naive profile, show-code: {shown:?}"
+    );
+    s.restart_as(Profile::Hardened).await?;
     // 800 full-scale requests/s at scale 0.1: 80/s, so that even the 1 % personas come a few times in 8 s.
     let o = PlanOptions {
         rate: Some(800.0),
@@ -557,18 +587,7 @@ pub async fn smoke(bin_dir: PathBuf) -> anyhow::Result<()> {
         ..Default::default()
     };
     let plan = Plan::new(PlanName::Steady, 0.1, &o).map_err(anyhow::Error::msg)?;
-    let out = std::env::temp_dir().join(format!("hc-loadtest-smoke-{}", std::process::id()));
-    let args = RunArgs {
-        patience: Duration::from_secs(10),
-        in_flight_s: 1.0,
-        max_users: 200,
-        thresholds: vec!["error-rate<1%".into()],
-        out: out.clone(),
-        name: "smoke".into(),
-        seed: 1,
-        setup,
-    };
-    let r = run(&s, Arc::new(population), plan, &args).await?;
+    let r = run(&s, population, plan, &args("smoke", &s)).await?;
     enforce(&r, None)?;
     for p in Persona::ALL {
         let ps = r.summary.personas.get(p.name());
@@ -598,7 +617,7 @@ pub async fn smoke(bin_dir: PathBuf) -> anyhow::Result<()> {
     );
     let _ = std::fs::remove_dir_all(out);
     eprintln!(
-        "smoke: every persona answered right ({} requests)",
+        "smoke: every persona answered right ({} requests), after a restart from the naive profile",
         r.summary.requests
     );
     Ok(())

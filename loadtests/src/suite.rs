@@ -235,20 +235,53 @@ impl Suite {
                 suite.options.cores,
             )?);
         }
+        suite.start_services().await?;
+        Ok(suite)
+    }
+
+    async fn start_services(&mut self) -> anyhow::Result<()> {
         // Identity first: the others fetch its keys at start.
-        suite.spawn("identity")?;
-        suite.wait_ready("identity").await?;
+        self.spawn("identity")?;
+        self.wait_ready("identity").await?;
         for name in ["declaration", "scoring", "rendering", "verification"] {
-            suite.spawn(name)?;
+            self.spawn(name)?;
         }
         for (name, _) in SERVICES {
-            suite.wait_ready(name).await?;
+            self.wait_ready(name).await?;
         }
-        if let Some(c) = &suite.confinement {
+        if let Some(c) = &self.confinement {
             // PostgreSQL and Redis are part of the suite: their processes join its CPUs and quota for the run.
             c.adopt_by_name(&["postgres", "redis-server"])?;
         }
-        Ok(suite)
+        Ok(())
+    }
+
+    /// Each service asked to stop (SIGTERM), and killed if it has not within 10 s.
+    fn stop_services(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+        }
+        for (_, mut child) in self.children.drain(..) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The same suite (its database, Redis prefix and secrets, so the seeded population) in another profile: the
+    /// services stop and start again with that profile's settings. Seeding a million people takes half an hour;
+    /// this sweeps both profiles over one seeding, side by side.
+    pub async fn restart_as(&mut self, profile: Profile) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.attached, "a suite running elsewhere is not restarted");
+        self.stop_services();
+        self.options.profile = profile;
+        self.start_services().await
     }
 
     /// Seeding is not measured: the suite runs it on every CPU without its quota (see `Confinement::lift`).
@@ -504,20 +537,7 @@ impl Drop for Suite {
         if self.attached {
             return;
         }
-        for (_, child) in &mut self.children {
-            let _ = Command::new("kill").arg(child.id().to_string()).status();
-        }
-        for (_, child) in &mut self.children {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.stop_services();
         // Give PostgreSQL and Redis their whole machine back.
         self.confinement.take();
         // The scratch data goes with the run.

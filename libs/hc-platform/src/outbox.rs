@@ -18,6 +18,12 @@ use crate::store::Store;
 
 /// How often the relay reports its backlog.
 const BACKLOG_EVERY: Duration = Duration::from_secs(5);
+/// How often the relay deletes published rows (kept an hour for inspection), and how many of the oldest rows one
+/// deletion looks at.
+const CLEANUP_EVERY: Duration = Duration::from_secs(60);
+const CLEANUP_BATCH: i64 = 10_000;
+/// Deletions per cleanup at most, so that a large backlog of published rows does not hold up publishing.
+const CLEANUP_ROUNDS: usize = 10;
 
 /// The Redis key (without prefix) of an event stream, e.g. `events:facts.imported`.
 pub fn stream_key(stream: &str) -> String {
@@ -82,12 +88,6 @@ impl Relay {
             )
             .await?;
         if rows.is_empty() {
-            tx.execute(
-                "DELETE FROM outbox WHERE published_at < now() - interval '1 hour'",
-                &[],
-            )
-            .await?;
-            tx.commit().await?;
             return Ok(0);
         }
         let mut pipe = redis::pipe();
@@ -121,6 +121,37 @@ impl Relay {
         Ok(ids.len())
     }
 
+    /// Deletes the published rows older than an hour among the oldest `CLEANUP_BATCH` rows, and returns how many
+    /// went. Only the head of the table is read, through the primary key: rows are published in id order, so the old
+    /// ones are there, and a deletion costs the same over a thousand rows or millions. (It was a full scan on every
+    /// idle pause of the relay, 20 a second: over the outboxes of a million people that was most of PostgreSQL's
+    /// CPU, see docs/capacity.md.)
+    pub async fn delete_published(&self) -> anyhow::Result<u64> {
+        Ok(self
+            .pool
+            .get()
+            .await?
+            .execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT $1)
+                   AND published_at < now() - interval '1 hour'",
+                &[&CLEANUP_BATCH],
+            )
+            .await?)
+    }
+
+    async fn clean_up(&self) {
+        for _ in 0..CLEANUP_ROUNDS {
+            match self.delete_published().await {
+                Ok(n) if n == CLEANUP_BATCH as u64 => {}
+                Ok(_) => return,
+                Err(err) => {
+                    tracing::warn!(error = %err, "deleting published outbox rows failed");
+                    return;
+                }
+            }
+        }
+    }
+
     /// Events committed and not yet relayed (the partial index on unpublished rows keeps the count cheap).
     async fn record_backlog(&self) -> anyhow::Result<()> {
         let unpublished: i64 = self
@@ -140,7 +171,12 @@ impl Relay {
     /// Relays until cancelled, pausing `idle` when there is nothing to publish.
     pub async fn run(self, cancel: CancellationToken, idle: Duration) {
         let mut backlog_measured: Option<std::time::Instant> = None;
+        let mut cleaned = std::time::Instant::now();
         while !cancel.is_cancelled() {
+            if cleaned.elapsed() >= CLEANUP_EVERY {
+                cleaned = std::time::Instant::now();
+                self.clean_up().await;
+            }
             if backlog_measured.is_none_or(|at| at.elapsed() >= BACKLOG_EVERY) {
                 backlog_measured = Some(std::time::Instant::now());
                 if let Err(err) = self.record_backlog().await {

@@ -127,3 +127,32 @@ async fn an_event_continues_the_trace_of_the_request_that_caused_it() {
         "the event's parent is the service's own span"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_deletes_published_events_after_an_hour_and_nothing_unpublished() {
+    let app = spawn_app_with(|b| {
+        b.set_override("events.relay_enabled", false)
+            .expect("override")
+    })
+    .await;
+    let db = app.pool.get().await.expect("db");
+    db.batch_execute(
+        "INSERT INTO outbox (stream, payload, created_at, published_at) VALUES
+           ('s', '{\"n\": 1}', now() - interval '3 hours', now() - interval '2 hours'),
+           ('s', '{\"n\": 2}', now() - interval '3 hours', NULL),
+           ('s', '{\"n\": 3}', now() - interval '2 hours', now() - interval '61 minutes'),
+           ('s', '{\"n\": 4}', now() - interval '1 hour', now() - interval '59 minutes')",
+    )
+    .await
+    .expect("seed the outbox");
+    let relay = Relay::new(app.pool.clone(), app.prefixed(), declaration::SCHEMA, 100);
+    assert_eq!(relay.delete_published().await.expect("delete"), 2);
+    let left: Vec<i32> = db
+        .query("SELECT (payload->>'n')::int FROM outbox ORDER BY id", &[])
+        .await
+        .expect("rows")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(left, [2, 4], "the unpublished and the recent one stay");
+}
