@@ -159,6 +159,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_knee_step_draws_its_own_people_and_the_same_ones_when_repeated() {
+        let a = step_seed(1, "knee-hardened-1m-step0");
+        assert_eq!(a, step_seed(1, "knee-hardened-1m-step0"));
+        assert_ne!(a, step_seed(1, "knee-hardened-1m-step1"));
+        assert_ne!(a, step_seed(1, "knee-naive-1m-step0"));
+        assert_ne!(a, step_seed(2, "knee-hardened-1m-step0"));
+    }
+
+    #[test]
     fn admission_gauges_are_read_per_service() {
         let metrics = BTreeMap::from([
             (
@@ -458,6 +467,14 @@ fn shed_by_reason(counters: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
         .collect()
 }
 
+/// The seed of one knee step: the run's seed mixed with the step's name (deterministic for a build).
+fn step_seed(seed: u64, step: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    (seed, step).hash(&mut h);
+    h.finish()
+}
+
 #[allow(clippy::too_many_arguments)]
 pub async fn knee(
     suite: &Suite,
@@ -491,8 +508,12 @@ pub async fn knee(
         let mut options = options;
         options.duration_s = Some(load.duration.unwrap_or(20.0));
         let plan = Plan::new(PlanName::Steady, load.scale, &options).map_err(anyhow::Error::msg)?;
-        let mut args = RunArgs::from(load, setup, &format!("{name}-step{i}"));
+        let step = format!("{name}-step{i}");
+        let mut args = RunArgs::from(load, setup, &step);
         args.out = load.out.join("steps");
+        // Each step its own draw of people: with one seed every step (and the next profile's sweep over the same
+        // suite) signs in the same phones again, until their hourly one-time-code limit sheds them.
+        args.seed = step_seed(load.seed, &step);
         let r = run(suite, population.clone(), plan, &args).await?;
         let s = &r.summary;
         let holds = s.holds();
