@@ -14,6 +14,9 @@ use crate::recolour::{Recolourer, Summary, regions};
 const LOCK: i64 = 0x73636f72696e67;
 /// Statuses rechecked per round.
 const RECHECK_BATCH: i64 = 50_000;
+/// The people whose status is due for a recheck, the earliest first (read through `status_recheck_idx`).
+pub const DUE_STATUSES: &str = "SELECT s.id_index FROM status st JOIN subjects s USING (person_id)
+     WHERE st.recheck_at <= now() ORDER BY st.recheck_at LIMIT $1";
 
 pub async fn run(recolourer: Arc<Recolourer>, interval: Duration, cancel: CancellationToken) {
     let mut digests_checked = false;
@@ -71,13 +74,7 @@ pub async fn tick(recolourer: &Recolourer) -> anyhow::Result<Summary> {
         total += apply_due_risks(recolourer).await?;
         loop {
             let client = recolourer.db.get().await?;
-            let rows = client
-                .query(
-                    "SELECT s.id_index FROM status st JOIN subjects s USING (person_id)
-                     WHERE st.recheck_at <= now() ORDER BY st.recheck_at LIMIT $1",
-                    &[&RECHECK_BATCH],
-                )
-                .await?;
+            let rows = client.query(DUE_STATUSES, &[&RECHECK_BATCH]).await?;
             drop(client);
             if rows.is_empty() {
                 break;

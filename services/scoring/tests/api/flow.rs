@@ -6,7 +6,7 @@ use hc_platform::events::DeclarationSubmitted;
 use hc_platform::testing::{WAIT, eventually};
 use serde_json::json;
 
-use crate::helpers::{date_ago, spawn_app};
+use crate::helpers::{date_ago, spawn_app, spawn_app_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registration_and_a_fever_declaration_colour_a_person_with_reasons() {
@@ -270,4 +270,30 @@ async fn a_malformed_event_is_dead_lettered_and_the_stream_goes_on() {
             "{expected}: {reasons:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_finds_due_statuses_through_an_index_instead_of_reading_every_status() {
+    let app = spawn_app_with(|b| {
+        b.set_override("scoring.scheduler_enabled", false)
+            .expect("override")
+    })
+    .await;
+    let db = app.pool.get().await.expect("db");
+    // The tables are tiny here, where a scan is cheapest: forbid it, and an index must be there to answer.
+    db.batch_execute("SET enable_seqscan = off")
+        .await
+        .expect("set");
+    let plan: Vec<String> = db
+        .query(
+            &format!("EXPLAIN {}", scoring::scheduler::DUE_STATUSES),
+            &[&50_000_i64],
+        )
+        .await
+        .expect("explain")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let plan = plan.join("\n");
+    assert!(plan.contains("status_recheck_idx"), "{plan}");
 }
