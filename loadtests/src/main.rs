@@ -147,6 +147,17 @@ impl std::str::FromStr for ThenSweep {
     }
 }
 
+/// The result name of a `--then` sweep: the first sweep's with the profile's name swapped, or the profile appended
+/// when the first name does not contain it (so that no sweep overwrites another's result).
+fn then_name(first: &str, first_profile: &suite::Profile, profile: &suite::Profile) -> String {
+    let swapped = first.replace(&first_profile.name(), &profile.name());
+    if swapped == first {
+        format!("{first}-{}", profile.name())
+    } else {
+        swapped
+    }
+}
+
 fn parse_target(s: &str) -> Result<(String, String), String> {
     let (name, url) = s.split_once('=').ok_or("expected NAME=URL")?;
     if !suite::SERVICES.iter().any(|(n, _)| *n == name) {
@@ -331,31 +342,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .name
                 .clone()
                 .unwrap_or_else(|| format!("knee-{}", suite.profile.name()));
-            runner::knee(
-                &s,
-                population.clone(),
-                &load,
-                &suite.profile,
-                &setup,
-                &name,
+            let first = ThenSweep {
+                profile: suite.profile.clone(),
                 from,
-                factor,
-                steps,
-            )
-            .await?;
-            for next in then {
-                s.restart_as(next.profile.clone()).await?;
-                let setup =
-                    runner::Setup::new(&s.options, suite.people, cli.generator_cpus.clone());
-                let name = name.replace(&suite.profile.name(), &next.profile.name());
+            };
+            for (i, sweep) in std::iter::once(first).chain(then).enumerate() {
+                let (setup, name) = if i == 0 {
+                    (setup.clone(), name.clone())
+                } else {
+                    s.restart_as(sweep.profile.clone()).await?;
+                    (
+                        runner::Setup::new(&s.options, suite.people, cli.generator_cpus.clone()),
+                        then_name(&name, &suite.profile, &sweep.profile),
+                    )
+                };
                 runner::knee(
                     &s,
                     population.clone(),
                     &load,
-                    &next.profile,
+                    &sweep.profile,
                     &setup,
                     &name,
-                    next.from,
+                    sweep.from,
                     factor,
                     steps,
                 )
@@ -373,5 +381,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Smoke { bin_dir } => runner::smoke(bin_dir).await,
         Command::Report { results, out } => report::write(&results, &out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_then_sweep_is_named_after_the_first_and_never_overwrites_it() {
+        let (h, n) = (suite::Profile::Hardened, suite::Profile::Naive);
+        assert_eq!(then_name("knee-hardened-1m", &h, &n), "knee-naive-1m");
+        assert_eq!(then_name("knee-1m", &h, &n), "knee-1m-naive");
     }
 }

@@ -594,11 +594,7 @@ pub async fn smoke(bin_dir: PathBuf) -> anyhow::Result<()> {
     let plan = Plan::new(PlanName::Steady, 0.1, &o).map_err(anyhow::Error::msg)?;
     let naive = run(&s, population.clone(), plan, &args("smoke-naive", &s)).await?;
     enforce(&naive, None)?;
-    let shown = naive.summary.personas.get(Persona::ShowCode.name());
-    anyhow::ensure!(
-        shown.is_some_and(|p| p.requests >= 1 && p.outcomes.get("ok") == Some(&p.requests)),
-        "naive profile, show-code: {shown:?}"
-    );
+    all_answered_right(&naive, Persona::ShowCode).context("naive profile")?;
     s.restart_as(Profile::Hardened).await?;
     // 800 full-scale requests/s at scale 0.1: 80/s, so that even the 1 % personas come a few times in 8 s.
     let o = PlanOptions {
@@ -611,16 +607,7 @@ pub async fn smoke(bin_dir: PathBuf) -> anyhow::Result<()> {
     let r = run(&s, population, plan, &args("smoke", &s)).await?;
     enforce(&r, None)?;
     for p in Persona::ALL {
-        let ps = r.summary.personas.get(p.name());
-        let ok = ps
-            .and_then(|ps| ps.outcomes.get("ok"))
-            .copied()
-            .unwrap_or(0);
-        let total = ps.map(|ps| ps.requests).unwrap_or(0);
-        anyhow::ensure!(
-            ok >= 1 && ok == total,
-            "{p}: {ok} right answers of {total}: {ps:?}"
-        );
+        all_answered_right(&r, p)?;
     }
     let rc = r.recolour.as_ref().context("no recolouring measured")?;
     anyhow::ensure!(
@@ -640,6 +627,21 @@ pub async fn smoke(bin_dir: PathBuf) -> anyhow::Result<()> {
     eprintln!(
         "smoke: every persona answered right ({} requests), after a restart from the naive profile",
         r.summary.requests
+    );
+    Ok(())
+}
+
+/// The persona came at least once in the run, and every answer it got was right.
+fn all_answered_right(r: &RunResult, p: Persona) -> anyhow::Result<()> {
+    let ps = r.summary.personas.get(p.name());
+    let ok = ps
+        .and_then(|ps| ps.outcomes.get("ok"))
+        .copied()
+        .unwrap_or(0);
+    let total = ps.map(|ps| ps.requests).unwrap_or(0);
+    anyhow::ensure!(
+        ok >= 1 && ok == total,
+        "{p}: {ok} right answers of {total}: {ps:?}"
     );
     Ok(())
 }
