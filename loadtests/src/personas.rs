@@ -158,16 +158,8 @@ pub fn scenarios(plan: &Plan, in_flight_s: f64, max_users: usize) -> Vec<(Person
 }
 
 pub fn scenario(persona: Persona, users: usize) -> Result<Scenario, GooseError> {
-    let t = match persona {
-        Persona::ShowCode => transaction!(show_code),
-        Persona::ReadStatus => transaction!(read_status),
-        Persona::SignIn => transaction!(sign_in),
-        Persona::Declare => transaction!(declare),
-        Persona::VerifyCode => transaction!(verify_code),
-        Persona::VerifyIdCard => transaction!(verify_id_card),
-        Persona::CheckIn => transaction!(check_in),
-        Persona::ImportNat => transaction!(import_nat),
-    };
+    // What goose's `transaction!` expands to, with the persona captured.
+    let t = Transaction::new(Arc::new(move |user| Box::pin(persona_loop(user, persona))));
     Scenario::new(persona.name())
         .set_weight(users)
         .map(|s| s.register_transaction(t.set_name(persona.name())))
@@ -178,31 +170,6 @@ pub fn risk_scenario() -> Result<Scenario, GooseError> {
     Ok(scenario!("risk-change")
         .set_weight(1)?
         .register_transaction(transaction!(risk_change)))
-}
-
-async fn show_code(user: &mut GooseUser) -> TransactionResult {
-    persona_loop(user, Persona::ShowCode).await
-}
-async fn read_status(user: &mut GooseUser) -> TransactionResult {
-    persona_loop(user, Persona::ReadStatus).await
-}
-async fn sign_in(user: &mut GooseUser) -> TransactionResult {
-    persona_loop(user, Persona::SignIn).await
-}
-async fn declare(user: &mut GooseUser) -> TransactionResult {
-    persona_loop(user, Persona::Declare).await
-}
-async fn verify_code(user: &mut GooseUser) -> TransactionResult {
-    persona_loop(user, Persona::VerifyCode).await
-}
-async fn verify_id_card(user: &mut GooseUser) -> TransactionResult {
-    persona_loop(user, Persona::VerifyIdCard).await
-}
-async fn check_in(user: &mut GooseUser) -> TransactionResult {
-    persona_loop(user, Persona::CheckIn).await
-}
-async fn import_nat(user: &mut GooseUser) -> TransactionResult {
-    persona_loop(user, Persona::ImportNat).await
 }
 
 /// Nothing left to send: wait for the run's end (goose stops a user between two calls of its transaction).
@@ -341,6 +308,22 @@ fn json_body(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or(Value::Null)
 }
 
+/// Sends a request and reads its answer as JSON when it has the status `want`; any other status is what
+/// [`unexpected`] makes of it.
+async fn expect(
+    user: &mut GooseUser,
+    name: &str,
+    method: GooseMethod,
+    rb: reqwest::RequestBuilder,
+    want: u16,
+) -> Result<Value, Try> {
+    let (status, ra, body) = send(user, name, method, rb).await?;
+    if status != want {
+        return Err(unexpected(status, ra, &body));
+    }
+    Ok(json_body(&body))
+}
+
 async fn attempt(
     user: &mut GooseUser,
     ctx: &RunContext,
@@ -376,11 +359,7 @@ async fn attempt_inner(
             let rb = client
                 .get(format!("{}/v1/codes/me?format=payload", url("rendering")))
                 .bearer_auth(pop.token(i));
-            let (status, ra, body) = send(user, "show code", GooseMethod::Get, rb).await?;
-            if status != 200 {
-                return Err(unexpected(status, ra, &body));
-            }
-            let v = json_body(&body);
+            let v = expect(user, "show code", GooseMethod::Get, rb, 200).await?;
             let code = v["code"].as_str().unwrap_or("");
             if !code.starts_with("HCQ1:") {
                 return Err(Try::Wrong(format!(
@@ -393,22 +372,15 @@ async fn attempt_inner(
             let rb = client
                 .get(format!("{}/v1/status/me", url("scoring")))
                 .bearer_auth(pop.token(i));
-            let (status, ra, body) = send(user, "read status", GooseMethod::Get, rb).await?;
-            if status != 200 {
-                return Err(unexpected(status, ra, &body));
-            }
-            check_colour(json_body(&body)["colour"].as_str().unwrap_or(""))
+            let v = expect(user, "read status", GooseMethod::Get, rb, 200).await?;
+            check_colour(v["colour"].as_str().unwrap_or(""))
         }
         Persona::SignIn => {
             let phone = population::phone(i);
             let rb = client
                 .post(format!("{}/v1/auth/otp", url("identity")))
                 .json(&json!({"phone": phone}));
-            let (status, ra, body) =
-                send(user, "request one-time code", GooseMethod::Post, rb).await?;
-            if status != 202 {
-                return Err(unexpected(status, ra, &body));
-            }
+            expect(user, "request one-time code", GooseMethod::Post, rb, 202).await?;
             let mut redis = ctx.redis.clone();
             let code: Option<String> = redis::cmd("GET")
                 .arg(format!("{}sms:dev:{phone}", ctx.redis_prefix))
@@ -421,11 +393,7 @@ async fn attempt_inner(
             let rb = client
                 .post(format!("{}/v1/auth/token", url("identity")))
                 .json(&json!({"grant_type": "otp", "phone": phone, "code": code}));
-            let (status, ra, body) = send(user, "sign in", GooseMethod::Post, rb).await?;
-            if status != 200 {
-                return Err(unexpected(status, ra, &body));
-            }
-            let v = json_body(&body);
+            let v = expect(user, "sign in", GooseMethod::Post, rb, 200).await?;
             if v["access_token"].as_str().is_some_and(|t| !t.is_empty()) && v["scope"] == "citizen"
             {
                 Try::Ok
@@ -444,11 +412,7 @@ async fn attempt_inner(
                     format!("load-{}-{}", ticket.seq, uuid::Uuid::new_v4()),
                 )
                 .json(&population::declaration());
-            let (status, ra, body) = send(user, "declare", GooseMethod::Post, rb).await?;
-            if status != 201 {
-                return Err(unexpected(status, ra, &body));
-            }
-            let v = json_body(&body);
+            let v = expect(user, "declare", GooseMethod::Post, rb, 201).await?;
             if v["id"].as_str().is_some() && v["current_region"] == population::HOME {
                 Try::Ok
             } else {
@@ -463,22 +427,15 @@ async fn attempt_inner(
                 .post(format!("{}/v1/verify", url("verification")))
                 .bearer_auth(&ctx.device_token)
                 .json(&json!({"code": code}));
-            let (status, ra, body) = send(user, "verify code", GooseMethod::Post, rb).await?;
-            if status != 200 {
-                return Err(unexpected(status, ra, &body));
-            }
-            judge(&json_body(&body), holder, holder_group, changed)
+            let v = expect(user, "verify code", GooseMethod::Post, rb, 200).await?;
+            judge(&v, holder, holder_group, changed)
         }
         Persona::VerifyIdCard => {
             let rb = client
                 .post(format!("{}/v1/verify", url("verification")))
                 .bearer_auth(&ctx.device_token)
                 .json(&json!({"id_number": population::id_number(i)}));
-            let (status, ra, body) = send(user, "verify id card", GooseMethod::Post, rb).await?;
-            if status != 200 {
-                return Err(unexpected(status, ra, &body));
-            }
-            let v = json_body(&body);
+            let v = expect(user, "verify id card", GooseMethod::Post, rb, 200).await?;
             if v["masked_name"].as_str() != Some("压*") {
                 return Ok(Try::Wrong(format!(
                     "ID-card verify of person {i} without the masked name"
@@ -495,11 +452,8 @@ async fn attempt_inner(
                     format!("load-{}-{}", ticket.seq, uuid::Uuid::new_v4()),
                 )
                 .json(&json!({"venue_code": pop.venue_code}));
-            let (status, ra, body) = send(user, "check in", GooseMethod::Post, rb).await?;
-            if status != 201 {
-                return Err(unexpected(status, ra, &body));
-            }
-            if json_body(&body)["venue"] == population::VENUE {
+            let v = expect(user, "check in", GooseMethod::Post, rb, 201).await?;
+            if v["venue"] == population::VENUE {
                 Try::Ok
             } else {
                 Try::Wrong("check-in answer names another venue".into())
@@ -525,12 +479,7 @@ async fn attempt_inner(
                 .header("Idempotency-Key", lab.clone())
                 .header("Content-Type", "application/x-ndjson")
                 .body(body);
-            let (status, ra, body) =
-                send(user, "import NAT results", GooseMethod::Post, rb).await?;
-            if status != 201 {
-                return Err(unexpected(status, ra, &body));
-            }
-            let v = json_body(&body);
+            let v = expect(user, "import NAT results", GooseMethod::Post, rb, 201).await?;
             if v["accepted"] == rows && v["rejected"] == 0 && v["state"] == "complete" {
                 ctx.import_rows.fetch_add(rows as u64, Ordering::Relaxed);
                 Try::Ok
@@ -574,11 +523,8 @@ async fn fresh_code(
         .client
         .get(format!("{}/v1/codes/me?format=payload", url("rendering")))
         .bearer_auth(ctx.population.token(slot));
-    let (status, ra, body) = send(user, "show code (to be scanned)", GooseMethod::Get, rb).await?;
-    if status != 200 {
-        return Err(unexpected(status, ra, &body));
-    }
-    let code = json_body(&body)["code"].as_str().unwrap_or("").to_owned();
+    let v = expect(user, "show code (to be scanned)", GooseMethod::Get, rb, 200).await?;
+    let code = v["code"].as_str().unwrap_or("").to_owned();
     if let Ok(mut c) = ctx.codes[slot].lock() {
         *c = Some((code.clone(), Instant::now()));
     }

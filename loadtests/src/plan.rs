@@ -2,14 +2,24 @@
 //! A plan is a total rate curve (full scale, requests per second) times `scale`, split over the personas by the
 //! model's mix, with the surge multiplying some personas only.
 
-use std::fmt;
-use std::str::FromStr;
-
 /// Who sends a request, and what it does (traffic-model.md, "Personas and mix").
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantArray,
 )]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Persona {
     ShowCode,
     ReadStatus,
@@ -22,16 +32,7 @@ pub enum Persona {
 }
 
 impl Persona {
-    pub const ALL: [Persona; 8] = [
-        Persona::ShowCode,
-        Persona::ReadStatus,
-        Persona::SignIn,
-        Persona::Declare,
-        Persona::VerifyCode,
-        Persona::VerifyIdCard,
-        Persona::CheckIn,
-        Persona::ImportNat,
-    ];
+    pub const ALL: &[Persona] = <Persona as strum::VariantArray>::VARIANTS;
 
     /// Share of the requests at steady state. Imports are requests of 1,000 rows each.
     pub fn share(self) -> f64 {
@@ -53,28 +54,16 @@ impl Persona {
     }
 
     pub fn name(self) -> &'static str {
-        match self {
-            Persona::ShowCode => "show-code",
-            Persona::ReadStatus => "read-status",
-            Persona::SignIn => "sign-in",
-            Persona::Declare => "declare",
-            Persona::VerifyCode => "verify-code",
-            Persona::VerifyIdCard => "verify-id-card",
-            Persona::CheckIn => "check-in",
-            Persona::ImportNat => "import-nat",
-        }
-    }
-}
-
-impl fmt::Display for Persona {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        self.into()
     }
 }
 
 /// How a client treats a timeout, a 5xx or a 503/429 with `Retry-After`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, strum::EnumString,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case", parse_err_ty = String, parse_err_fn = unknown_clients)]
 pub enum Clients {
     /// The hardened page: honours `Retry-After` with jittered backoff, at most 3 tries, and keeps showing its last
     /// valid code meanwhile.
@@ -83,21 +72,23 @@ pub enum Clients {
     Immediate,
 }
 
-impl FromStr for Clients {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "page" => Ok(Clients::Page),
-            "immediate" => Ok(Clients::Immediate),
-            other => Err(format!(
-                "unknown client behaviour {other:?} (page, immediate)"
-            )),
-        }
-    }
+fn unknown_clients(other: &str) -> String {
+    format!("unknown client behaviour {other:?} (page, immediate)")
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case", parse_err_ty = String, parse_err_fn = unknown_plan)]
 pub enum PlanName {
     LaunchDay,
     MassTesting,
@@ -107,31 +98,15 @@ pub enum PlanName {
     Steady,
 }
 
-impl FromStr for PlanName {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "launch-day" => Ok(PlanName::LaunchDay),
-            "mass-testing" => Ok(PlanName::MassTesting),
-            "retry-storm" => Ok(PlanName::RetryStorm),
-            "recolour-under-load" => Ok(PlanName::RecolourUnderLoad),
-            "steady" => Ok(PlanName::Steady),
-            other => Err(format!(
-                "unknown plan {other:?} (launch-day, mass-testing, retry-storm, recolour-under-load, steady)"
-            )),
-        }
-    }
+fn unknown_plan(other: &str) -> String {
+    format!(
+        "unknown plan {other:?} (launch-day, mass-testing, retry-storm, recolour-under-load, steady)"
+    )
 }
 
 impl PlanName {
     pub fn as_str(self) -> &'static str {
-        match self {
-            PlanName::LaunchDay => "launch-day",
-            PlanName::MassTesting => "mass-testing",
-            PlanName::RetryStorm => "retry-storm",
-            PlanName::RecolourUnderLoad => "recolour-under-load",
-            PlanName::Steady => "steady",
-        }
+        self.into()
     }
 }
 
@@ -436,7 +411,7 @@ mod tests {
         let before = 1.0;
         let during = s.start_s + s.ramp_s + s.hold_s / 2.0;
         let after = s.end_s() + 1.0;
-        for p in Persona::ALL {
+        for &p in Persona::ALL {
             let ratio = plan.rate(p, during) / plan.rate(p, before);
             let expected = if p.surges() { 10.0 } else { 1.0 };
             assert!((ratio - expected).abs() < 1e-9, "{p}: {ratio}");

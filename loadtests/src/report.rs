@@ -380,7 +380,7 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
             "---|".repeat(programs.len())
         );
         let mut weighted = Vec::new();
-        for p in Persona::ALL {
+        for &p in Persona::ALL {
             if let Some(pc) = c.personas.get(p.name()) {
                 let cells: Vec<String> = programs
                     .iter()

@@ -606,7 +606,7 @@ pub async fn smoke(bin_dir: PathBuf) -> anyhow::Result<()> {
     let plan = Plan::new(PlanName::Steady, 0.1, &o).map_err(anyhow::Error::msg)?;
     let r = run(&s, population, plan, &args("smoke", &s)).await?;
     enforce(&r, None)?;
-    for p in Persona::ALL {
+    for &p in Persona::ALL {
         all_answered_right(&r, p)?;
     }
     let rc = r.recolour.as_ref().context("no recolouring measured")?;
@@ -690,7 +690,7 @@ pub async fn costs(
     let idle = CpuSample::take(&pids).cores_since(&before);
     let base = load.rate.unwrap_or(100.0);
     let mut personas = BTreeMap::new();
-    for p in Persona::ALL {
+    for &p in Persona::ALL {
         let options = PlanOptions {
             rate: Some(cost_rate(p, base)),
             duration_s: Some(load.duration.unwrap_or(15.0)),

@@ -37,8 +37,20 @@ pub fn url(service: &str) -> String {
 }
 
 /// A defence the ablation turns off, one at a time (docs/architecture.md §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case", parse_err_ty = String, parse_err_fn = unknown_defence)]
 pub enum Defence {
     RenderCache,
     InProcessCaches,
@@ -50,29 +62,15 @@ pub enum Defence {
     ImportCap,
 }
 
+fn unknown_defence(s: &str) -> String {
+    format!("unknown defence {s:?}")
+}
+
 impl Defence {
-    pub const ALL: [Defence; 8] = [
-        Defence::RenderCache,
-        Defence::InProcessCaches,
-        Defence::Admission,
-        Defence::RequestTimeouts,
-        Defence::PoolWaitLimit,
-        Defence::CircuitBreaker,
-        Defence::StaleFallback,
-        Defence::ImportCap,
-    ];
+    pub const ALL: &[Defence] = <Defence as strum::VariantArray>::VARIANTS;
 
     pub fn name(self) -> &'static str {
-        match self {
-            Defence::RenderCache => "render-cache",
-            Defence::InProcessCaches => "in-process-caches",
-            Defence::Admission => "admission",
-            Defence::RequestTimeouts => "request-timeouts",
-            Defence::PoolWaitLimit => "pool-wait-limit",
-            Defence::CircuitBreaker => "circuit-breaker",
-            Defence::StaleFallback => "stale-fallback",
-            Defence::ImportCap => "import-cap",
-        }
+        self.into()
     }
 
     /// The settings that turn it off (the same keys as config/naive.toml).
@@ -93,16 +91,6 @@ impl Defence {
             Defence::StaleFallback => &[("HC__RENDERING__STALE_FALLBACK_ENABLED", "false")],
             Defence::ImportCap => &[("HC__DECLARATION__IMPORT_MAX_CONCURRENT", "0")],
         }
-    }
-}
-
-impl std::str::FromStr for Defence {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Defence::ALL
-            .into_iter()
-            .find(|d| d.name() == s)
-            .ok_or_else(|| format!("unknown defence {s:?}"))
     }
 }
 
@@ -589,7 +577,7 @@ mod tests {
         ] {
             assert_eq!(p.name().parse::<Profile>(), Ok(p.clone()));
         }
-        for d in Defence::ALL {
+        for &d in Defence::ALL {
             assert_eq!(
                 format!("without-{}", d.name()).parse::<Profile>(),
                 Ok(Profile::Without(d))
@@ -604,7 +592,7 @@ mod tests {
         // config/naive.toml must hold every key the ablation uses, with the same value: one list of defences.
         let naive =
             fs::read_to_string(repo_root().join("config/naive.toml")).expect("config/naive.toml");
-        for d in Defence::ALL {
+        for &d in Defence::ALL {
             for (key, value) in d.off() {
                 let mut parts = key.trim_start_matches("HC__").split("__");
                 let (section, field) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));

@@ -1,13 +1,26 @@
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 use crate::InvalidValue;
 
 /// A status on a health commission's case list, as the lists name them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case", parse_err_ty = InvalidValue, parse_err_fn = unknown_status)]
 pub enum CaseStatus {
     Confirmed,
     Suspected,
@@ -19,27 +32,15 @@ pub enum CaseStatus {
     Inbound,
 }
 
+fn unknown_status(_: &str) -> InvalidValue {
+    InvalidValue::new(format!("must be one of {}", CaseStatus::listed()))
+}
+
 impl CaseStatus {
-    pub const ALL: [CaseStatus; 7] = [
-        CaseStatus::Confirmed,
-        CaseStatus::Suspected,
-        CaseStatus::Asymptomatic,
-        CaseStatus::CloseContact,
-        CaseStatus::SecondaryContact,
-        CaseStatus::Recovered,
-        CaseStatus::Inbound,
-    ];
+    pub const ALL: &[CaseStatus] = <CaseStatus as strum::VariantArray>::VARIANTS;
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            CaseStatus::Confirmed => "confirmed",
-            CaseStatus::Suspected => "suspected",
-            CaseStatus::Asymptomatic => "asymptomatic",
-            CaseStatus::CloseContact => "close_contact",
-            CaseStatus::SecondaryContact => "secondary_contact",
-            CaseStatus::Recovered => "recovered",
-            CaseStatus::Inbound => "inbound",
-        }
+        self.into()
     }
 
     /// Carries the virus (confirmed or asymptomatic): whoever travelled with such a person is checked at a gate.
@@ -49,23 +50,11 @@ impl CaseStatus {
 
     /// "confirmed, suspected, …", for an error that lists what is allowed.
     pub fn listed() -> String {
-        CaseStatus::ALL.map(CaseStatus::as_str).join(", ")
-    }
-}
-
-impl fmt::Display for CaseStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for CaseStatus {
-    type Err = InvalidValue;
-    fn from_str(raw: &str) -> Result<Self, Self::Err> {
         CaseStatus::ALL
-            .into_iter()
-            .find(|s| s.as_str() == raw)
-            .ok_or_else(|| InvalidValue::new(format!("must be one of {}", CaseStatus::listed())))
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -75,7 +64,7 @@ mod tests {
 
     #[test]
     fn case_statuses_round_trip_through_text_and_serde() {
-        for s in CaseStatus::ALL {
+        for &s in CaseStatus::ALL {
             assert_eq!(s.as_str().parse::<CaseStatus>(), Ok(s));
             assert_eq!(
                 serde_json::to_value(s).expect("json"),
@@ -92,7 +81,8 @@ mod tests {
     #[test]
     fn only_confirmed_and_asymptomatic_cases_are_infectious() {
         let infectious: Vec<_> = CaseStatus::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|s| s.is_infectious())
             .collect();
         assert_eq!(

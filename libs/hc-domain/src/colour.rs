@@ -1,14 +1,26 @@
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 use crate::InvalidValue;
 
 /// A health-code colour. `Orange` exists only in the inbound travellers' (international) variant, which
 /// uses green, yellow and orange.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase", parse_err_ty = InvalidValue, parse_err_fn = unknown_colour)]
 pub enum Colour {
     Green,
     Yellow,
@@ -16,14 +28,13 @@ pub enum Colour {
     Red,
 }
 
+fn unknown_colour(_: &str) -> InvalidValue {
+    InvalidValue::new("must be one of green, yellow, orange, red")
+}
+
 impl Colour {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Colour::Green => "green",
-            Colour::Yellow => "yellow",
-            Colour::Orange => "orange",
-            Colour::Red => "red",
-        }
+        self.into()
     }
 
     /// The colour's character, as in 绿码 or "黄码不可进入".
@@ -39,27 +50,6 @@ impl Colour {
     /// The code's name in Chinese: 绿码, 黄码, 橙码, 红码.
     pub fn zh_code(self) -> String {
         format!("{}码", self.zh())
-    }
-}
-
-impl fmt::Display for Colour {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Colour {
-    type Err = InvalidValue;
-    fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        match raw {
-            "green" => Ok(Colour::Green),
-            "yellow" => Ok(Colour::Yellow),
-            "orange" => Ok(Colour::Orange),
-            "red" => Ok(Colour::Red),
-            _ => Err(InvalidValue::new(
-                "must be one of green, yellow, orange, red",
-            )),
-        }
     }
 }
 

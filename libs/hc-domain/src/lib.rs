@@ -16,7 +16,7 @@ mod temperature;
 pub use case_status::CaseStatus;
 pub use colour::Colour;
 pub use error::InvalidValue;
-pub use id_number::{IdNumber, Sex, check_character};
+pub use id_number::{IdNumber, check_character};
 pub use person::{PersonId, PersonName};
 pub use phone::Phone;
 pub use region::{RegionCode, RegionLevel, enclosing_codes};

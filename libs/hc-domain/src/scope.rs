@@ -1,5 +1,4 @@
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -7,57 +6,60 @@ use crate::InvalidValue;
 
 /// What a caller may do. Identity grants scopes, the access token's `scope` claim carries them (space-separated,
 /// RFC 8693), and every service checks them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[strum(parse_err_ty = InvalidValue, parse_err_fn = unknown_scope)]
 pub enum Scope {
     /// A signed-in citizen: their own status, code, declarations and appeals.
+    #[strum(serialize = "citizen")]
     Citizen,
+    #[strum(serialize = "import:nat")]
     ImportNat,
+    #[strum(serialize = "import:cases")]
     ImportCases,
+    #[strum(serialize = "import:visits")]
     ImportVisits,
+    #[strum(serialize = "risk:write")]
     RiskWrite,
+    #[strum(serialize = "rules:write")]
     RulesWrite,
+    #[strum(serialize = "verify")]
     Verify,
+    #[strum(serialize = "verify:id")]
     VerifyId,
+    #[strum(serialize = "person:read")]
     PersonRead,
+    #[strum(serialize = "trace:read")]
     TraceRead,
+    #[strum(serialize = "appeals:resolve")]
     AppealsResolve,
+    #[strum(serialize = "staff:read")]
     StaffRead,
+    #[strum(serialize = "admin")]
     Admin,
 }
 
+fn unknown_scope(_: &str) -> InvalidValue {
+    InvalidValue::new("is not a known scope")
+}
+
 impl Scope {
-    pub const ALL: [Scope; 13] = [
-        Scope::Citizen,
-        Scope::ImportNat,
-        Scope::ImportCases,
-        Scope::ImportVisits,
-        Scope::RiskWrite,
-        Scope::RulesWrite,
-        Scope::Verify,
-        Scope::VerifyId,
-        Scope::PersonRead,
-        Scope::TraceRead,
-        Scope::AppealsResolve,
-        Scope::StaffRead,
-        Scope::Admin,
-    ];
+    pub const ALL: &[Scope] = <Scope as strum::VariantArray>::VARIANTS;
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Citizen => "citizen",
-            Scope::ImportNat => "import:nat",
-            Scope::ImportCases => "import:cases",
-            Scope::ImportVisits => "import:visits",
-            Scope::RiskWrite => "risk:write",
-            Scope::RulesWrite => "rules:write",
-            Scope::Verify => "verify",
-            Scope::VerifyId => "verify:id",
-            Scope::PersonRead => "person:read",
-            Scope::TraceRead => "trace:read",
-            Scope::AppealsResolve => "appeals:resolve",
-            Scope::StaffRead => "staff:read",
-            Scope::Admin => "admin",
-        }
+        self.into()
     }
 
     /// Whether an official API client may be granted it (`citizen` comes only with a citizen's sign-in).
@@ -67,22 +69,6 @@ impl Scope {
 
     fn bit(self) -> u16 {
         1 << self as u16
-    }
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Scope {
-    type Err = InvalidValue;
-    fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        Scope::ALL
-            .into_iter()
-            .find(|s| s.as_str() == raw)
-            .ok_or_else(|| InvalidValue::new("is not a known scope"))
     }
 }
 
@@ -97,7 +83,10 @@ impl Scopes {
     }
 
     pub fn iter(self) -> impl Iterator<Item = Scope> {
-        Scope::ALL.into_iter().filter(move |s| self.contains(*s))
+        Scope::ALL
+            .iter()
+            .copied()
+            .filter(move |s| self.contains(*s))
     }
 
     /// Reads a `scope` claim.
@@ -151,7 +140,7 @@ mod tests {
 
     #[test]
     fn every_scope_round_trips_through_its_name() {
-        for s in Scope::ALL {
+        for &s in Scope::ALL {
             assert_eq!(s.as_str().parse::<Scope>(), Ok(s));
         }
         assert!("import".parse::<Scope>().is_err());

@@ -55,7 +55,19 @@ pub static KNOWN_FACTS: std::sync::LazyLock<BTreeSet<String>> = std::sync::LazyL
     known
 });
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "lowercase")]
 pub enum RiskLevel {
     Low,
     Medium,
@@ -63,21 +75,8 @@ pub enum RiskLevel {
 }
 
 impl RiskLevel {
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "low" => Some(RiskLevel::Low),
-            "medium" => Some(RiskLevel::Medium),
-            "high" => Some(RiskLevel::High),
-            _ => None,
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
-        match self {
-            RiskLevel::Low => "low",
-            RiskLevel::Medium => "medium",
-            RiskLevel::High => "high",
-        }
+        self.into()
     }
 }
 
@@ -241,7 +240,7 @@ pub fn document(raw: &RawFacts, home_region: &str, now: DateTime<Utc>, risk: &Ri
     doc.insert("today".into(), Value::String(today.to_string()));
     doc.insert("home_region".into(), json!(home_region));
 
-    for status in CaseStatus::ALL.map(CaseStatus::as_str) {
+    for status in CaseStatus::ALL.iter().map(|s| s.as_str()) {
         let mut active = false;
         let mut latest: Option<NaiveDate> = None;
         for c in raw.cases.iter().filter(|c| c.status == *status) {

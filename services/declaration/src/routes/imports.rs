@@ -38,8 +38,8 @@ pub async fn upload(
     path: web::Path<String>,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let kind = Kind::from_path(&path)
-        .ok_or_else(|| ApiError::unprocessable("kind", "must be nat-results, cases or visits"))?;
+    let kind = (path.parse::<Kind>())
+        .map_err(|_| ApiError::unprocessable("kind", "must be nat-results, cases or visits"))?;
     official.require(kind.scope())?;
     let batch_id = req
         .headers()

@@ -1,17 +1,16 @@
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use hc_domain::{IdNumber, PersonId, PersonName, Phone, RegionCode};
-use hc_platform::ApiError;
 use hc_platform::auth::{Citizen, Official, PersonRead};
 use hc_platform::error::ConflictOnUnique;
 use hc_platform::events::PersonRegistered;
 use hc_platform::http::Json;
+use hc_platform::{ApiError, audit};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::invalid;
-use crate::db::audit::{self, AuditEntry};
 use crate::db::persons::{self, NewPerson, StoredPerson};
 use crate::state::AppState;
 use crate::vault::{self, Field};
@@ -220,11 +219,11 @@ pub async fn by_id_number(
     // The audit row is written before any personal data leaves; if it cannot be written, nothing is shown.
     audit::record(
         &client,
-        &AuditEntry {
+        &audit::Entry {
             actor: &official.client_id,
             action: "person.read_by_id_number",
-            subject: found.as_ref().map(|p| p.id),
-            reason,
+            subject: found.as_ref().map(|p| p.id.0),
+            reason: Some(reason),
             outcome,
         },
     )

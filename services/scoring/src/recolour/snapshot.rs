@@ -121,7 +121,7 @@ pub async fn load_risk(client: &impl GenericClient) -> anyhow::Result<RiskMap> {
         .filter_map(|r| {
             Some((
                 r.get::<_, String>(0),
-                RiskLevel::parse(r.get::<_, &str>(1))?,
+                r.get::<_, &str>(1).parse::<RiskLevel>().ok()?,
             ))
         })
         .collect();

@@ -53,8 +53,8 @@ pub async fn put(
             "region {region} is outside this client's region scope"
         )));
     }
-    let level = RiskLevel::parse(body.level.trim())
-        .ok_or_else(|| ApiError::unprocessable("level", "must be low, medium or high"))?;
+    let level = (body.level.trim().parse::<RiskLevel>())
+        .map_err(|_| ApiError::unprocessable("level", "must be low, medium or high"))?;
     let now = Utc::now();
     let effective_from = body.effective_from.unwrap_or(now);
     if effective_from < now - chrono::Duration::days(1) {

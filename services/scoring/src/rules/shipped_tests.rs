@@ -389,8 +389,9 @@ fn arb_facts() -> impl Strategy<Value = RawFacts> {
     let regions = prop::sample::select(vec!["610113", "440111", "440106", "330102"]);
     let statuses = prop::sample::select(
         hc_domain::CaseStatus::ALL
-            .map(hc_domain::CaseStatus::as_str)
-            .to_vec(),
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>(),
     );
     (
         prop::collection::vec(
