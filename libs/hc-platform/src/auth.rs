@@ -142,6 +142,8 @@ pub enum AuthError {
     Missing,
     #[error("token signed by unknown key")]
     UnknownKey,
+    #[error("token revoked")]
+    Revoked,
     #[error("invalid token: {0}")]
     Invalid(#[from] jsonwebtoken::errors::Error),
 }
@@ -159,6 +161,9 @@ pub struct TokenVerifier {
     /// Shared, so a hit costs a reference count rather than a copy of every claim's string.
     verified: Option<quick_cache::sync::Cache<String, Arc<AccessClaims>>>,
     leeway: i64,
+    /// Subjects whose tokens issued before a time are revoked (`auth.revoked`, followed by [`crate::revocation`]):
+    /// held here so that the check costs no round trip.
+    revoked: RwLock<HashMap<String, i64>>,
 }
 
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
@@ -182,6 +187,34 @@ impl TokenVerifier {
             verified: (settings.verified_cache_capacity > 0)
                 .then(|| quick_cache::sync::Cache::new(settings.verified_cache_capacity)),
             leeway: i64::try_from(settings.leeway_seconds).unwrap_or(i64::MAX),
+            revoked: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Refuses from now on every token of `subject` issued before `not_before`.
+    pub fn revoke(&self, subject: &str, not_before: i64) {
+        let mut revoked = self
+            .revoked
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let at = revoked.entry(subject.to_owned()).or_insert(not_before);
+        *at = (*at).max(not_before);
+        // Once every token issued before it has expired, a revocation refuses nothing more.
+        if revoked.len() > 10_000 {
+            let horizon =
+                chrono::Utc::now().timestamp() - crate::revocation::LOOKBACK.as_secs() as i64;
+            revoked.retain(|_, at| *at > horizon);
+        }
+    }
+
+    fn check_revoked(&self, claims: &AccessClaims) -> Result<(), AuthError> {
+        let revoked = self
+            .revoked
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match revoked.get(&claims.sub) {
+            Some(not_before) if claims.iat < *not_before => Err(AuthError::Revoked),
+            _ => Ok(()),
         }
     }
 
@@ -203,6 +236,12 @@ impl TokenVerifier {
     }
 
     pub async fn verify(&self, token: &str) -> Result<Arc<AccessClaims>, AuthError> {
+        let claims = self.verify_signed(token).await?;
+        self.check_revoked(&claims)?;
+        Ok(claims)
+    }
+
+    async fn verify_signed(&self, token: &str) -> Result<Arc<AccessClaims>, AuthError> {
         if let Some(verified) = &self.verified
             && let Some(claims) = verified.get(token)
             && claims.exp + self.leeway > chrono::Utc::now().timestamp()
@@ -371,6 +410,22 @@ impl<S: Needs> Official<S> {
     /// Whether `region` lies inside this client's region scope (a nationwide client sees everything).
     pub fn covers(&self, region: RegionCode) -> bool {
         self.region.is_none_or(|own| own.contains(region))
+    }
+
+    /// Every scope the client holds.
+    pub fn scopes(&self) -> Scopes {
+        self.scopes
+    }
+
+    /// 403 unless `region` lies inside this client's region scope.
+    pub fn require_region(&self, region: RegionCode) -> Result<(), ApiError> {
+        if self.covers(region) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "region {region} is outside this client's region scope"
+            )))
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use crate::settings::PlatformSettings;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::{HttpRequest, web};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
@@ -24,6 +24,70 @@ pub struct Defences {
     timeout_exempt: Vec<String>,
     ip_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     key_limiter: Option<DefaultKeyedRateLimiter<String>>,
+    proxies: TrustedProxies,
+}
+
+/// The proxies whose `X-Forwarded-For` is believed (`server.trusted_proxies`).
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// Reads "10.0.0.0/8, 192.168.1.7": ranges, or single addresses.
+    pub fn parse(list: &str) -> anyhow::Result<Self> {
+        let nets = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "server.trusted_proxies: {s:?} is not an address or a range"
+                        )
+                    })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self(nets))
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client's address: the peer's, unless the peer is one of our proxies; then the right-most address of
+    /// `X-Forwarded-For` that is not one of ours (those left of it were written by the client and prove nothing).
+    pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
+        let peer = req.peer_addr()?.ip();
+        if !self.trusts(peer) {
+            return Some(peer);
+        }
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|s| s.trim().parse::<IpAddr>())
+            .collect::<Result<Vec<_>, _>>();
+        match forwarded {
+            // A header we cannot read is not believed in part: the proxy itself is the client.
+            Err(_) => Some(peer),
+            Ok(hops) => Some(
+                hops.into_iter()
+                    .rev()
+                    .find(|ip| !self.trusts(*ip))
+                    .unwrap_or(peer),
+            ),
+        }
+    }
+}
+
+/// The client's address as the service's [`TrustedProxies`] see it (the peer's where none are configured).
+pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
+    match req.app_data::<web::Data<Defences>>() {
+        Some(d) => d.proxies.client_ip(req),
+        None => req.peer_addr().map(|p| p.ip()),
+    }
 }
 
 fn limiter<K: std::hash::Hash + Eq + Clone>(
@@ -38,8 +102,8 @@ fn limiter<K: std::hash::Hash + Eq + Clone>(
 }
 
 impl Defences {
-    pub fn from_settings(settings: &PlatformSettings) -> Self {
-        Self {
+    pub fn from_settings(settings: &PlatformSettings) -> anyhow::Result<Self> {
+        Ok(Self {
             admission: Admission::from_settings(&settings.admission),
             retry_after: settings.admission.retry_after_seconds.max(1),
             timeout: (settings.timeouts.request_ms > 0)
@@ -60,7 +124,8 @@ impl Defences {
                 settings.rate_limit.per_key_per_second,
                 settings.rate_limit.per_key_burst,
             ),
-        }
+            proxies: TrustedProxies::parse(&settings.server.trusted_proxies)?,
+        })
     }
 
     /// Charges one request to an API key's bucket (called by the `Official` extractor once the key is known).
@@ -162,16 +227,17 @@ pub async fn timeout(
     }
 }
 
-/// Per-client-IP token bucket. The peer address is used, not X-Forwarded-For, which any client can forge;
-/// behind a proxy, the proxy's own limit applies per client.
+/// Per-client-IP token bucket. The client is the peer, or the address a trusted proxy forwarded (never an
+/// `X-Forwarded-For` from anyone else: any client can write one).
 pub async fn rate_limit_by_ip(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    if let (Some(d), Some(peer)) = (defences_of(&req), req.peer_addr())
+    if let Some(d) = defences_of(&req)
+        && let Some(ip) = d.proxies.client_ip(req.request())
         && !exempt(req.path())
     {
-        d.check_ip(peer.ip())?;
+        d.check_ip(ip)?;
     }
     next.call(req).await
 }

@@ -320,6 +320,28 @@ impl StatusChanged {
     }
 }
 
+/// `auth.revoked`, published by identity when an API client is revoked or a citizen's sign-ins are (a refresh token
+/// presented twice): every access token of `subject` issued before `not_before` (Unix seconds) is refused by every
+/// service from the moment it hears of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthRevoked {
+    /// A person id or an API client id: the token's `sub`.
+    pub subject: String,
+    pub not_before: i64,
+}
+
+impl AuthRevoked {
+    pub const STREAM: &'static str = "auth.revoked";
+
+    pub fn encode(&self) -> serde_json::Value {
+        encode_wire(self)
+    }
+
+    pub fn decode(event: &Delivered) -> Result<Self, Malformed> {
+        decode_wire(Self::STREAM, event)
+    }
+}
+
 /// `region.risk_changed`, published by scoring when a health commission sets a region's risk level (for outside
 /// subscribers; scoring recolours the region itself).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

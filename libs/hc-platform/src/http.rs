@@ -209,29 +209,61 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             let mut de = serde_json::Deserializer::from_slice(&bytes);
             serde_path_to_error::deserialize(&mut de)
                 .map(Json)
-                .map_err(|err| {
-                    let path = err.path().to_string();
-                    let inner = err.into_inner();
-                    if inner.is_syntax() || inner.is_eof() {
-                        return ApiError::BadRequest {
-                            detail: format!("malformed JSON: {inner}"),
-                        };
-                    }
-                    let message = inner.to_string();
-                    let reason = message
-                        .split(" at line ")
-                        .next()
-                        .unwrap_or(&message)
-                        .to_owned();
-                    let field = if path == "." {
-                        missing_field(&reason).unwrap_or_else(|| "body".to_owned())
-                    } else {
-                        path
-                    };
-                    ApiError::Unprocessable { field, reason }
+                .map_err(|err| match json_fault(err, "body") {
+                    JsonFault::Malformed(reason) => ApiError::BadRequest {
+                        detail: format!("malformed JSON: {reason}"),
+                    },
+                    JsonFault::Field { field, reason } => ApiError::Unprocessable { field, reason },
                 })
         })
     }
+}
+
+/// What was wrong with a JSON document that did not deserialize.
+#[derive(Debug, PartialEq, Eq)]
+pub enum JsonFault {
+    /// Not JSON at all, or cut short: what and where (line and column).
+    Malformed(String),
+    /// The field at fault (`root` when it is the whole document) and why.
+    Field { field: String, reason: String },
+}
+
+/// Names the field at fault and the problem, never the value: a value may be personal (an ID number sent as a JSON
+/// number appears in serde's message as "invalid type: integer `4401…`").
+pub fn json_fault(err: serde_path_to_error::Error<serde_json::Error>, root: &str) -> JsonFault {
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        // Where the document breaks (a syntax error quotes no value).
+        return JsonFault::Malformed(inner.to_string());
+    }
+    let reason = without_value(&inner.to_string());
+    let field = if path == "." {
+        missing_field(&reason).unwrap_or_else(|| root.to_owned())
+    } else {
+        path
+    };
+    JsonFault::Field { field, reason }
+}
+
+/// serde's message without its position and without any value it quotes: "invalid type: integer `4401…`, expected
+/// a string" becomes "invalid type, expected a string".
+pub fn without_value(message: &str) -> String {
+    let message = message.split(" at line ").next().unwrap_or(message);
+    for kind in [
+        "invalid type",
+        "invalid value",
+        "invalid length",
+        "unknown variant",
+    ] {
+        if message.starts_with(kind) {
+            return match message.split_once(", expected ") {
+                Some((_, expected)) => format!("{kind}, expected {expected}"),
+                None => kind.to_owned(),
+            };
+        }
+    }
+    message.to_owned()
 }
 
 /// serde reports a missing field at the parent's path; the field's name is in the message.
@@ -281,5 +313,63 @@ pub mod cursor {
 
     pub fn format(at: DateTime<Utc>, id: Uuid) -> String {
         format!("{}_{id}", at.timestamp_micros())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fault(json: &str) -> JsonFault {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Row {
+            id_number: String,
+            result: Option<Colourless>,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        enum Colourless {
+            Negative,
+        }
+        let mut de = serde_json::Deserializer::from_str(json);
+        json_fault(
+            serde_path_to_error::deserialize::<_, Row>(&mut de).expect_err(json),
+            "row",
+        )
+    }
+
+    #[test]
+    fn a_fault_names_the_field_and_the_problem_but_never_the_value() {
+        let cases = [
+            (
+                r#"{"id_number": 440106199001011234}"#,
+                "id_number",
+                "invalid type, expected a string",
+            ),
+            (
+                r#"{"id_number": "x", "result": "440106199001011234"}"#,
+                "result",
+                "unknown variant, expected `Negative`",
+            ),
+            (
+                r#"{"result": null}"#,
+                "id_number",
+                "missing field `id_number`",
+            ),
+        ];
+        for (json, field, reason) in cases {
+            assert_eq!(
+                fault(json),
+                JsonFault::Field {
+                    field: field.into(),
+                    reason: reason.into()
+                },
+                "{json}"
+            );
+        }
+        assert!(
+            matches!(fault(r#"{"id_number": "4401"#), JsonFault::Malformed(m) if !m.contains("4401"))
+        );
     }
 }

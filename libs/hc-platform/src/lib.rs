@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod outbox;
 pub mod privacy;
+pub mod revocation;
 pub mod service;
 pub mod settings;
 pub mod status_document;

@@ -68,6 +68,9 @@ pub struct Launch<'a> {
     pub verifier: TokenVerifier,
 }
 
+/// How often a replica looks for new revocations: a revoked token works at most this much longer.
+const REVOCATION_POLL: Duration = Duration::from_millis(500);
+
 /// A started service.
 pub struct Running {
     port: u16,
@@ -106,12 +109,19 @@ where
             Duration::from_millis(platform.events.idle_ms),
         ));
     }
+    let verifier = web::Data::new(verifier);
+    tasks.spawn(crate::revocation::follow(
+        store.clone(),
+        verifier.clone().into_inner(),
+        background.clone(),
+        REVOCATION_POLL,
+    ));
     let listener = TcpListener::bind((platform.server.host.as_str(), platform.server.port))
         .with_context(|| format!("binding {}:{}", platform.server.host, platform.server.port))?;
     let port = listener.local_addr()?.port();
     let http = Platform {
-        defences: web::Data::new(Defences::from_settings(platform)),
-        verifier: web::Data::new(verifier),
+        defences: web::Data::new(Defences::from_settings(platform)?),
+        verifier,
         dependencies: web::Data::new(Dependencies {
             db,
             redis: Some(store.clone()),
@@ -144,16 +154,8 @@ impl Running {
         self.port
     }
 
-    /// Consumes `stream` with the service's consumer group when `events.consumers_enabled` is on.
-    pub fn consume<H, Fut>(&self, stream: &str, handler: H)
-    where
-        H: Fn(Delivered) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-    {
-        self.consume_batched(stream, 200, handler);
-    }
-
-    /// As [`Self::consume`], reading at most `batch` entries at a time (large events want small batches).
+    /// Consumes `stream` with the service's consumer group when `events.consumers_enabled` is on, reading at most
+    /// `batch` entries at a time (large events want small batches).
     pub fn consume_batched<H, Fut>(&self, stream: &str, batch: usize, handler: H)
     where
         H: Fn(Delivered) -> Fut + Send + Sync + 'static,

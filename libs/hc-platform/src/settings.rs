@@ -33,6 +33,8 @@ pub struct ServerSettings {
     pub port: u16,
     pub workers: usize,
     pub cors_allowed_origins: String,
+    /// Proxies (addresses or CIDR ranges, comma-separated) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

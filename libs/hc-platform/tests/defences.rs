@@ -32,7 +32,7 @@ async fn start(settings: &PlatformSettings, gate: Arc<Notify>) -> String {
     ))
     .expect("ring");
     let platform = Platform {
-        defences: web::Data::new(Defences::from_settings(settings)),
+        defences: web::Data::new(Defences::from_settings(settings).expect("defences")),
         verifier: web::Data::new(ring.verifier(&settings.auth).expect("verifier")),
         dependencies: web::Data::new(Dependencies {
             db: None,

@@ -14,34 +14,19 @@ pub fn otp_key(phone_index: &[u8]) -> String {
 
 pub use hc_platform::privacy::to_hex as hex;
 
-#[derive(Debug, PartialEq, Eq)]
-pub enum Check {
-    Accepted,
-    /// No code: never sent, expired, used or burnt.
-    Missing,
-    Wrong {
-        remaining: i64,
-    },
-    /// This wrong try was the last one allowed; the code is gone.
-    Burnt,
-}
-
 static CHECK_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
         local mac = redis.call('HGET', KEYS[1], 'mac')
-        if not mac then return {-1, 0} end
+        if not mac then return 0 end
         if mac == ARGV[1] then
             redis.call('DEL', KEYS[1])
-            return {1, 0}
+            return 1
         end
-        local tries = redis.call('HINCRBY', KEYS[1], 'tries', 1)
-        local allowed = tonumber(ARGV[2])
-        if tries >= allowed then
+        if redis.call('HINCRBY', KEYS[1], 'tries', 1) >= tonumber(ARGV[2]) then
             redis.call('DEL', KEYS[1])
-            return {-2, 0}
         end
-        return {0, allowed - tries}
+        return 0
         ",
     )
 });
@@ -73,25 +58,23 @@ pub async fn issue(
     Ok(code)
 }
 
+/// Whether `code` is the phone's current code, which it then uses up. A wrong try counts against the code, and the
+/// last one allowed burns it. The caller learns nothing else: not whether a code was sent, nor how many tries are
+/// left, since either would tell an attacker whether the phone is registered.
 pub async fn check(
     store: &Store,
     index: &BlindIndex,
     phone_index: &[u8],
     code: &str,
     max_attempts: u32,
-) -> anyhow::Result<Check> {
-    let (outcome, remaining): (i64, i64) = CHECK_SCRIPT
+) -> anyhow::Result<bool> {
+    let accepted: i64 = CHECK_SCRIPT
         .key(store.key(&otp_key(phone_index)))
         .arg(mac(index, phone_index, code))
         .arg(max_attempts)
         .invoke_async(&mut store.conn())
         .await?;
-    Ok(match outcome {
-        1 => Check::Accepted,
-        -2 => Check::Burnt,
-        0 => Check::Wrong { remaining },
-        _ => Check::Missing,
-    })
+    Ok(accepted == 1)
 }
 
 /// A uniformly distributed six-digit code (rejection sampling avoids the modulo bias).

@@ -18,12 +18,19 @@ pub struct IdentitySettings {
 pub struct OtpSettings {
     pub ttl_seconds: u64,
     pub max_attempts: u32,
+    /// To one phone from one client address.
     pub per_phone_per_hour: u32,
+    /// To one phone from every address together: bounds what a phone receives, set above what one address may ask.
+    pub per_phone_all_addresses_per_hour: u32,
     pub per_ip_per_hour: u32,
 }
 
 impl IdentitySettings {
     pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.otp.per_phone_all_addresses_per_hour >= self.otp.per_phone_per_hour,
+            "identity.otp.per_phone_all_addresses_per_hour must be at least identity.otp.per_phone_per_hour"
+        );
         anyhow::ensure!(
             self.citizen_token_ttl_seconds > 0,
             "identity.citizen_token_ttl_seconds must be positive"

@@ -98,14 +98,32 @@ impl TestIdentity {
         )
     }
 
-    /// The access token of a new official client with `scopes`, limited to `region` if given.
-    pub async fn official(&self, scopes: &[&str], region: Option<&str>) -> String {
-        let admin = self
+    /// A token of the bootstrap admin.
+    async fn admin_token(&self) -> String {
+        self
             .post("/v1/auth/token", &json!({"grant_type": "client_credentials", "client_id": "admin", "client_secret": self.admin_key}), StatusCode::OK)
             .await["access_token"]
             .as_str()
             .expect("admin")
-            .to_owned();
+            .to_owned()
+    }
+
+    /// Revokes the official client `client_id` as an operator would, through the admin API.
+    pub async fn revoke(&self, client_id: &str) {
+        let admin = self.admin_token().await;
+        let r = self
+            .http
+            .delete(format!("{}/v1/clients/{client_id}", self.address))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .expect("revoke");
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    }
+
+    /// The access token of a new official client with `scopes`, limited to `region` if given.
+    pub async fn official(&self, scopes: &[&str], region: Option<&str>) -> String {
+        let admin = self.admin_token().await;
         let mut body = json!({"name": "official", "scopes": scopes});
         if let Some(region) = region {
             body["region"] = json!(region);

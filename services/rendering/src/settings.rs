@@ -17,6 +17,7 @@ pub struct RenderingSettings {
     pub breaker_failures: u32,
     pub breaker_open_ms: u64,
     pub stale_fallback_enabled: bool,
+    pub stale_max_age_seconds: u64,
     pub last_known_capacity: usize,
     pub qr_module_px: u32,
     pub page_identity_url: String,
@@ -41,6 +42,10 @@ impl RenderingSettings {
         anyhow::ensure!(
             self.breaker_failures >= 1,
             "rendering.breaker_failures must be at least 1"
+        );
+        anyhow::ensure!(
+            (1..=86_400).contains(&self.stale_max_age_seconds),
+            "rendering.stale_max_age_seconds must be 1 to 86400"
         );
         anyhow::ensure!(
             (1..=32).contains(&self.qr_module_px),

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use hc_platform::error::ApiError;
 use hc_platform::status_document;
 use hc_platform::store::Store;
@@ -19,8 +20,10 @@ pub use hc_platform::status_document::CurrentStatus as Status;
 pub enum Source {
     Redis,
     Scoring,
-    /// The last status known here: scoring could not be asked.
-    Stale,
+    /// The last status known here, read from Redis or scoring at `since`: scoring could not be asked now.
+    Stale {
+        since: DateTime<Utc>,
+    },
 }
 
 impl Source {
@@ -28,7 +31,14 @@ impl Source {
         match self {
             Source::Redis => "redis",
             Source::Scoring => "scoring",
-            Source::Stale => "stale",
+            Source::Stale { .. } => "stale",
+        }
+    }
+
+    pub fn stale_since(self) -> Option<DateTime<Utc>> {
+        match self {
+            Source::Stale { since } => Some(since),
+            _ => None,
         }
     }
 }
@@ -39,8 +49,10 @@ pub struct StatusSource {
     scoring_url: String,
     from_redis: bool,
     stale_fallback: bool,
+    stale_max_age: chrono::Duration,
     breaker: Breaker,
-    last_known: quick_cache::sync::Cache<Uuid, Status>,
+    /// Each person's last status read here, and when it was read.
+    last_known: quick_cache::sync::Cache<Uuid, (Status, DateTime<Utc>)>,
 }
 
 impl StatusSource {
@@ -53,6 +65,7 @@ impl StatusSource {
             scoring_url: s.scoring_url.trim_end_matches('/').to_owned(),
             from_redis: s.status_from_redis,
             stale_fallback: s.stale_fallback_enabled,
+            stale_max_age: chrono::Duration::seconds(s.stale_max_age_seconds as i64),
             breaker: Breaker::new(
                 s.breaker_enabled,
                 s.breaker_failures,
@@ -78,8 +91,12 @@ impl StatusSource {
             Ok(None) => Err(ApiError::NotFound { what: "status" }),
             Err(err) => {
                 tracing::warn!(error = %err, "scoring did not answer");
-                match self.last_known.get(&person).filter(|_| self.stale_fallback) {
-                    Some(status) => Ok((status, Source::Stale)),
+                // Signed with its time, and only while it is recent enough to be worth a gate's trust.
+                let last = self.last_known.get(&person).filter(|(_, since)| {
+                    self.stale_fallback && Utc::now() - *since <= self.stale_max_age
+                });
+                match last {
+                    Some((status, since)) => Ok((status, Source::Stale { since })),
                     None => Err(ApiError::Unavailable {
                         what: "the status service",
                         retry_after: 2,
@@ -91,7 +108,7 @@ impl StatusSource {
 
     fn remember(&self, person: Uuid, status: Status) -> Status {
         if self.stale_fallback {
-            self.last_known.insert(person, status.clone());
+            self.last_known.insert(person, (status.clone(), Utc::now()));
         }
         status
     }

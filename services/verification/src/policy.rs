@@ -20,6 +20,11 @@ pub struct Policy {
     /// Opening hours in China time, `HH:MM` to `HH:MM` (closing after midnight when `closes` < `opens`); none:
     /// always open.
     pub hours: Option<Hours>,
+    /// A code flagged stale (issued while scoring could not be reached) is refused when its status was last known
+    /// to be current more than this many minutes ago, 1 to 1440; none: stale codes are judged like any other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 1440)]
+    pub stale_max_minutes: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -47,6 +52,8 @@ pub struct Subject {
     pub colour: Colour,
     pub international: bool,
     pub negative_test_at: Option<DateTime<Utc>>,
+    /// For a code flagged stale and judged on itself: when its status was last known to be current.
+    pub stale_since: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -92,7 +99,7 @@ impl Verdict {
 }
 
 /// Judges a person (whose code verified) against a venue's policy at `now`, checking in this order: opening
-/// hours, colour, international variant, negative test.
+/// hours, the age of a stale code's status, colour, international variant, negative test.
 pub fn judge(policy: &Policy, who: &Subject, now: DateTime<Utc>) -> Verdict {
     if let Some(hours) = policy.hours.as_ref().filter(|h| !h.open_at(now)) {
         return Verdict::deny(
@@ -108,6 +115,16 @@ pub fn judge(policy: &Policy, who: &Subject, now: DateTime<Utc>) -> Verdict {
                 hours.opens.format("%H:%M"),
                 hours.closes.format("%H:%M")
             ),
+        );
+    }
+    if let (Some(max), Some(since)) = (policy.stale_max_minutes, who.stale_since)
+        && now - since > chrono::Duration::minutes(i64::from(max))
+    {
+        return Verdict::deny(
+            "stale_too_old",
+            "venue.stale_max_minutes",
+            format!("健康码状态已超过 {max} 分钟未更新，请刷新后出示"),
+            format!("the code's status is more than {max} minutes old; show a fresh code"),
         );
     }
     if !policy.colours.contains(&who.colour) {
@@ -177,6 +194,15 @@ pub fn check(policy: &Policy, ceiling: &[Colour]) -> Result<(), (String, String)
     {
         return Err(("policy.nat_within_hours".into(), "must be 1 to 720".into()));
     }
+    if policy
+        .stale_max_minutes
+        .is_some_and(|m| !(1..=1440).contains(&m))
+    {
+        return Err((
+            "policy.stale_max_minutes".into(),
+            "must be 1 to 1440".into(),
+        ));
+    }
     if policy.hours.as_ref().is_some_and(|h| h.opens == h.closes) {
         return Err(("policy.hours".into(), "opens and closes must differ".into()));
     }
@@ -197,6 +223,7 @@ mod tests {
                 opens: NaiveTime::from_hms_opt(8, 0, 0).expect("time"),
                 closes: NaiveTime::from_hms_opt(22, 0, 0).expect("time"),
             }),
+            stale_max_minutes: None,
         }
     }
 
@@ -212,6 +239,7 @@ mod tests {
             colour: Colour::Green,
             international: false,
             negative_test_at: tested_hours_ago.map(|h| noon() - chrono::Duration::hours(h)),
+            stale_since: None,
         }
     }
 
@@ -249,6 +277,32 @@ mod tests {
         );
         assert_eq!(judge(&p, &green(Some(49)), noon()).reason, "nat_too_old");
         assert_eq!(judge(&p, &green(None), noon()).reason, "no_negative_test");
+    }
+
+    #[test]
+    fn a_stale_code_is_refused_only_past_the_venues_limit() {
+        let p = Policy {
+            stale_max_minutes: Some(30),
+            ..policy()
+        };
+        let stale = |minutes| Subject {
+            stale_since: Some(noon() - chrono::Duration::minutes(minutes)),
+            ..green(Some(1))
+        };
+        assert_eq!(judge(&p, &stale(20), noon()).decision, Decision::Pass);
+        assert_eq!(judge(&p, &stale(31), noon()).reason, "stale_too_old");
+        assert_eq!(
+            judge(&policy(), &stale(600), noon()).decision,
+            Decision::Pass
+        );
+        let zero = Policy {
+            stale_max_minutes: Some(0),
+            ..policy()
+        };
+        assert_eq!(
+            check(&zero, &[Colour::Green]).expect_err("zero").0,
+            "policy.stale_max_minutes"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub fn subject(status: &CurrentStatus) -> Subject {
         colour: status.colour,
         international: status.variant == "international",
         negative_test_at: status.negative_test_at,
+        stale_since: None,
     }
 }
 

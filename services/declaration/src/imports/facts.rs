@@ -4,13 +4,16 @@ use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
 use hc_domain::{CaseStatus, IdNumber, RegionCode, Scope};
 use hc_platform::events::{CaseFact, ImportedFacts, NatResultFact, VisitFact};
+use hc_platform::http::{JsonFault, without_value};
 use hc_platform::privacy::BlindIndex;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// As the import path names it: `nat-results`, `cases`, `visits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Kind {
     NatResults,
     Cases,
@@ -18,21 +21,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn from_path(raw: &str) -> Option<Self> {
-        match raw {
-            "nat-results" => Some(Kind::NatResults),
-            "cases" => Some(Kind::Cases),
-            "visits" => Some(Kind::Visits),
-            _ => None,
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::NatResults => "nat-results",
-            Kind::Cases => "cases",
-            Kind::Visits => "visits",
-        }
+        self.into()
     }
 
     /// The scope an official client needs to import this kind.
@@ -270,38 +260,24 @@ impl Row<'_> {
                 }
                 let mut de = serde_json::Deserializer::from_slice(line);
                 serde_path_to_error::deserialize(&mut de).map_err(|err| {
-                    let path = err.path().to_string();
-                    let inner = err.into_inner();
-                    let message = inner.to_string();
-                    let reason = message
-                        .split(" at line ")
-                        .next()
-                        .unwrap_or(&message)
-                        .to_owned();
-                    if inner.is_syntax() || inner.is_eof() {
-                        return reject("row", format!("malformed JSON: {reason}"));
+                    match hc_platform::http::json_fault(err, "row") {
+                        JsonFault::Malformed(reason) => {
+                            reject("row", format!("malformed JSON: {reason}"))
+                        }
+                        JsonFault::Field { field, reason } => reject(&field, reason),
                     }
-                    let field = if path == "." {
-                        reason
-                            .strip_prefix("missing field `")
-                            .and_then(|r| r.split('`').next())
-                            .unwrap_or("row")
-                            .to_owned()
-                    } else {
-                        path
-                    };
-                    reject(&field, reason)
                 })
             }
             Row::Csv { headers, record } => record.deserialize(Some(headers)).map_err(|err| {
-                let field = match err.kind() {
-                    csv::ErrorKind::Deserialize { err, .. } => err
-                        .field()
-                        .and_then(|i| headers.get(i as usize))
-                        .map(str::to_owned),
-                    _ => None,
+                let (field, reason) = match err.kind() {
+                    csv::ErrorKind::Deserialize { err, .. } => (
+                        err.field()
+                            .and_then(|i| headers.get(i as usize))
+                            .map(str::to_owned),
+                        without_value(&err.kind().to_string()),
+                    ),
+                    _ => (None, err.to_string()),
                 };
-                let reason = err.to_string();
                 let missing = reason
                     .split("missing field `")
                     .nth(1)

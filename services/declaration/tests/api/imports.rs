@@ -372,3 +372,37 @@ async fn beyond_the_imports_a_replica_takes_at_once_another_waits_its_turn() {
     drop(socket);
     assert_eq!(third.await.expect("join"), StatusCode::CREATED);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_error_names_the_field_and_the_problem_never_the_value() {
+    let app = spawn_app().await;
+    let lab = app.official(&["import:nat"]).await;
+    // An ID number sent as a JSON number (serde would quote it), one whose region digits are unknown, and a CSV
+    // row with a birth date that is no calendar date.
+    let ndjson = concat!(
+        r#"{"id_number": 440106199001011234, "sample_time": "2026-12-01T08:00:00Z", "result": "negative", "lab": "l"}"#,
+        "\n",
+        r#"{"id_number": "999999199001011234", "sample_time": "2026-12-01T08:00:00Z", "result": "negative", "lab": "l"}"#,
+        "\n",
+    );
+    let csv =
+        "id_number,sample_time,result,lab\n440106199002301234,2026-12-01T08:00:00Z,negative,l\n";
+    for (batch, ctype, body) in [
+        ("leak-1", "application/x-ndjson", ndjson),
+        ("leak-2", "text/csv", csv),
+    ] {
+        let r = app
+            .import(&lab, "nat-results", batch, ctype, body.to_owned())
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let text = r.text().await.expect("body");
+        let v: Value = serde_json::from_str(&text).expect("json");
+        assert!(v["rejected"].as_i64() > Some(0), "{v}");
+        for e in v["errors"].as_array().expect("errors") {
+            assert_eq!(e["field"], "id_number", "{e}");
+        }
+        for digits in ["4401061990", "9999991990", "19900230"] {
+            assert!(!text.contains(digits), "{digits} in {text}");
+        }
+    }
+}

@@ -32,6 +32,8 @@ pub struct NewClient<'a> {
     pub secret_hash: &'a [u8],
     pub scopes: &'a [String],
     pub region: Option<&'a str>,
+    /// The admin client that creates it: its idempotency keys are its own.
+    pub created_by: &'a str,
     pub idempotency_key: Option<&'a str>,
 }
 
@@ -43,9 +45,9 @@ pub async fn insert(
     let inserted = client
         .query_opt(
             &format!(
-                "INSERT INTO api_clients (id, name, secret_hash, scopes, region, idempotency_key)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (idempotency_key) DO NOTHING
+                "INSERT INTO api_clients (id, name, secret_hash, scopes, region, created_by, idempotency_key)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (created_by, idempotency_key) DO NOTHING
                  RETURNING {COLUMNS}"
             ),
             &[
@@ -54,6 +56,7 @@ pub async fn insert(
                 &c.secret_hash,
                 &c.scopes,
                 &c.region,
+                &c.created_by,
                 &c.idempotency_key,
             ],
         )
@@ -63,8 +66,10 @@ pub async fn insert(
     }
     let row = client
         .query_one(
-            &format!("SELECT {COLUMNS} FROM api_clients WHERE idempotency_key = $1"),
-            &[&c.idempotency_key],
+            &format!(
+                "SELECT {COLUMNS} FROM api_clients WHERE created_by = $1 AND idempotency_key = $2"
+            ),
+            &[&c.created_by, &c.idempotency_key],
         )
         .await?;
     Ok((client_row(&row), false))
@@ -83,16 +88,22 @@ pub async fn by_id(
     Ok(row.as_ref().map(client_row))
 }
 
-/// One page in id order, starting after `after`.
+/// One page in id order, starting after `after`; only clients limited to a region within `span` when given.
 pub async fn page(
     client: &impl GenericClient,
+    span: Option<(String, String)>,
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<ClientRow>, tokio_postgres::Error> {
+    let (first, last) = span.unzip();
     let rows = client
         .query(
-            &format!("SELECT {COLUMNS} FROM api_clients WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2"),
-            &[&after, &limit],
+            &format!(
+                "SELECT {COLUMNS} FROM api_clients
+                 WHERE ($1::uuid IS NULL OR id > $1) AND ($3::text IS NULL OR region BETWEEN $3 AND $4)
+                 ORDER BY id LIMIT $2"
+            ),
+            &[&after, &limit, &first, &last],
         )
         .await?;
     Ok(rows.iter().map(client_row).collect())

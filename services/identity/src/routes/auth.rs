@@ -4,6 +4,7 @@ use chrono::{Duration, Utc};
 use hc_domain::{PersonId, Phone, Scope, Scopes};
 use hc_platform::ApiError;
 use hc_platform::auth::{AccessClaims, SubjectKind};
+use hc_platform::events::AuthRevoked;
 use hc_platform::http::Json;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -12,7 +13,7 @@ use uuid::Uuid;
 
 use super::invalid;
 use crate::db::{clients, persons, refresh_tokens};
-use crate::otp::{self, Check, hex};
+use crate::otp::{self, hex};
 use crate::rate_limit;
 use crate::state::AppState;
 
@@ -46,23 +47,25 @@ pub async fn request_otp(
     let phone = Phone::parse(&body.phone).map_err(invalid("phone"))?;
     let limits = &state.settings.otp;
     let phone_index = state.index.phone(&phone);
-    if let Some(peer) = req.peer_addr() {
-        let ip = hex(&state.index.other("ip", peer.ip().to_string().as_bytes()));
-        rate_limit::hit(
-            &state.store,
-            &format!("ratelimit:otp-ip:{ip}"),
-            limits.per_ip_per_hour,
-            3600,
-        )
-        .await?;
+    let phone_key = hex(&phone_index);
+    // Three counters: an address cannot send to every phone, nor use up one phone's sends for its owner (who asks
+    // from another address), and a phone gets a bounded number of messages whoever asks.
+    let ip = hc_platform::defences::client_ip(&req)
+        .map(|ip| hex(&state.index.other("ip", ip.to_string().as_bytes())))
+        .unwrap_or_default();
+    for (key, limit) in [
+        (format!("otp-ip:{ip}"), limits.per_ip_per_hour),
+        (
+            format!("otp-phone-ip:{phone_key}:{ip}"),
+            limits.per_phone_per_hour,
+        ),
+        (
+            format!("otp-phone:{phone_key}"),
+            limits.per_phone_all_addresses_per_hour,
+        ),
+    ] {
+        rate_limit::hit(&state.store, &format!("ratelimit:{key}"), limit, 3600).await?;
     }
-    rate_limit::hit(
-        &state.store,
-        &format!("ratelimit:otp-phone:{}", hex(&phone_index)),
-        limits.per_phone_per_hour,
-        3600,
-    )
-    .await?;
 
     let client = state.db.get().await?;
     if persons::id_by_phone_index(&client, &phone_index)
@@ -161,28 +164,17 @@ pub async fn token(
 async fn otp_grant(state: &AppState, phone: &Phone, code: &str) -> Result<TokenResponse, ApiError> {
     let phone_index = state.index.phone(phone);
     let max = state.settings.otp.max_attempts;
-    match otp::check(&state.store, &state.index, &phone_index, code, max).await? {
-        Check::Accepted => {}
-        Check::Wrong { remaining } => {
-            return Err(ApiError::unauthorized(format!(
-                "wrong code; {remaining} tries left"
-            )));
-        }
-        Check::Burnt => {
-            return Err(ApiError::unauthorized(
-                "wrong code; the code is burnt, request a new one",
-            ));
-        }
-        Check::Missing => {
-            return Err(ApiError::unauthorized(
-                "no valid code for this phone; request a new one",
-            ));
-        }
+    // One answer for a wrong, a burnt and a missing code: which of them it was would tell whether this phone was
+    // sent a code, and so whether it is registered.
+    let refused =
+        || ApiError::unauthorized("the code is wrong, used or expired; request a new one");
+    if !otp::check(&state.store, &state.index, &phone_index, code, max).await? {
+        return Err(refused());
     }
     let client = state.db.get().await?;
     let person = persons::id_by_phone_index(&client, &phone_index)
         .await?
-        .ok_or_else(|| ApiError::unauthorized("no valid code for this phone; request a new one"))?;
+        .ok_or_else(refused)?;
     let refresh = new_refresh_token(state, &client, person, Uuid::new_v4()).await?;
     citizen_tokens(state, person, refresh)
 }
@@ -197,6 +189,12 @@ async fn refresh_grant(state: &AppState, presented: &str) -> Result<TokenRespons
     if row.rotated && !row.revoked {
         // A rotated token presented again means two parties hold the family: revoke all of it.
         let revoked = refresh_tokens::revoke_family(&tx, row.family_id).await?;
+        // And the access tokens either party holds: every service refuses them within a second.
+        let event = AuthRevoked {
+            subject: row.person_id.to_string(),
+            not_before: Utc::now().timestamp() + 1,
+        };
+        hc_platform::outbox::enqueue(&tx, AuthRevoked::STREAM, &event.encode()).await?;
         tx.commit().await?;
         tracing::warn!(person = %row.person_id, revoked, "refresh token reuse detected; family revoked");
         return Err(ApiError::unauthorized(
@@ -231,7 +229,16 @@ async fn client_grant(
         if admin.is_empty() || digest(&SHA256, admin.as_bytes()).as_ref() != presented.as_ref() {
             return Err(refused());
         }
-        (Scopes::from(Scope::Admin), None)
+        // The root of delegation: nationwide, with every scope an official client can hold, so that it can create
+        // the clients (regional admins among them) that hold each (a client is created within its creator's).
+        (
+            Scope::ALL
+                .iter()
+                .copied()
+                .filter(|s| s.is_official())
+                .collect(),
+            None,
+        )
     } else {
         let id: Uuid = client_id.parse().map_err(|_| refused())?;
         let db = state.db.get().await?;

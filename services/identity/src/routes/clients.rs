@@ -2,9 +2,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use aws_lc_rs::digest::{SHA256, digest};
 use chrono::{DateTime, Utc};
 use hc_domain::{RegionCode, Scope};
-use hc_platform::ApiError;
 use hc_platform::auth::{Admin, Official};
+use hc_platform::events::AuthRevoked;
 use hc_platform::http::Json;
+use hc_platform::{ApiError, audit};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -62,12 +63,12 @@ impl From<ClientRow> for ClientView {
         (status = 201, description = "Created; the secret is shown only now", body = ClientCreated),
         (status = 200, description = "Replay of an earlier request with the same Idempotency-Key", body = ClientCreated),
         (status = 401, description = "No valid token", body = hc_platform::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin, or a region or scope outside the creator's own", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field", body = hc_platform::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create(
     state: web::Data<AppState>,
-    _admin: Official<Admin>,
+    admin: Official<Admin>,
     req: HttpRequest,
     Json(body): Json<NewClientRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -85,11 +86,17 @@ pub async fn create(
         ));
     }
     for (i, scope) in body.scopes.iter().enumerate() {
-        if !scope.parse::<Scope>().is_ok_and(Scope::is_official) {
+        let Some(scope) = scope.parse::<Scope>().ok().filter(|s| s.is_official()) else {
             return Err(ApiError::unprocessable(
                 format!("scopes[{i}]"),
                 format!("unknown scope {scope:?}"),
             ));
+        };
+        // A client is created within its creator's powers, never beyond them.
+        if !admin.scopes().contains(scope) {
+            return Err(ApiError::forbidden(format!(
+                "scopes[{i}]: the scope {scope} is not the creator's own"
+            )));
         }
     }
     let region = body
@@ -98,6 +105,15 @@ pub async fn create(
         .map(RegionCode::parse)
         .transpose()
         .map_err(invalid("region"))?;
+    match (admin.region, region) {
+        (Some(own), None) => {
+            return Err(ApiError::forbidden(format!(
+                "region: a client of an admin limited to {own} is limited to a region inside it"
+            )));
+        }
+        (_, Some(region)) => admin.require_region(region)?,
+        (None, None) => {}
+    }
     let idempotency_key = hc_platform::http::idempotency_key(&req)?;
 
     let secret = hc_platform::privacy::random_token(32)?;
@@ -105,19 +121,42 @@ pub async fn create(
     scopes.sort();
     scopes.dedup();
     let region_text = region.map(|r| r.to_string());
-    let db = state.db.get().await?;
+    let mut db = state.db.get().await?;
+    let tx = db.transaction().await?;
     let (row, created) = clients::insert(
-        &db,
+        &tx,
         &NewClient {
             id: Uuid::new_v4(),
             name,
             secret_hash: digest(&SHA256, secret.as_bytes()).as_ref(),
             scopes: &scopes,
             region: region_text.as_deref(),
+            created_by: &admin.client_id,
             idempotency_key: idempotency_key.as_deref(),
         },
     )
     .await?;
+    if created {
+        // Who handed out which powers: the audit log has it beside every read of personal data.
+        let what = format!(
+            "client {} ({}) in {}",
+            row.id,
+            scopes.join(" "),
+            region_text.as_deref().unwrap_or("all regions")
+        );
+        audit::record(
+            &tx,
+            &audit::Entry {
+                actor: &admin.client_id,
+                action: "client.create",
+                subject: None,
+                reason: Some(&what),
+                outcome: "created",
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
     let body = ClientCreated {
         client: row.into(),
         client_secret: created.then_some(secret),
@@ -153,7 +192,7 @@ pub struct ClientPage {
     ))]
 pub async fn list(
     state: web::Data<AppState>,
-    _admin: Official<Admin>,
+    admin: Official<Admin>,
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<ClientPage>, ApiError> {
     let limit = query.limit.unwrap_or(50);
@@ -167,7 +206,7 @@ pub async fn list(
         .transpose()
         .map_err(|_| ApiError::unprocessable("cursor", "is not a cursor this endpoint returned"))?;
     let db = state.db.get().await?;
-    let rows = clients::page(&db, after, limit + 1).await?;
+    let rows = clients::page(&db, admin.region.map(RegionCode::span), after, limit + 1).await?;
     let more = rows.len() as i64 > limit;
     let items: Vec<ClientView> = rows
         .into_iter()
@@ -180,8 +219,8 @@ pub async fn list(
     Ok(web::Json(ClientPage { items, next_cursor }))
 }
 
-/// Revoke an API client (scope `admin`): it can no longer get tokens; tokens it holds expire within
-/// `identity.client_token_ttl_seconds`.
+/// Revoke an API client (scope `admin`): it can no longer get tokens, and every service refuses the tokens it
+/// holds within a second. A client outside the admin's region answers 404, as one that does not exist.
 #[utoipa::path(delete, path = "/v1/clients/{id}", tag = "clients", security(("bearer" = ["admin"])),
     params(("id" = Uuid, Path, description = "client_id")),
     responses(
@@ -196,10 +235,38 @@ pub async fn revoke(
     let id: Uuid = path
         .parse()
         .map_err(|_| ApiError::unprocessable("id", "is not a client id"))?;
-    let db = state.db.get().await?;
-    if !clients::revoke(&db, id).await? {
+    let mut db = state.db.get().await?;
+    let tx = db.transaction().await?;
+    // A client outside the admin's region is, to this admin, no client at all.
+    let inside = clients::by_id(&tx, id).await?.is_some_and(|c| {
+        admin.region.is_none()
+            || c.region
+                .as_deref()
+                .and_then(|r| RegionCode::parse(r).ok())
+                .is_some_and(|r| admin.covers(r))
+    });
+    if !inside || !clients::revoke(&tx, id).await? {
         return Err(ApiError::NotFound { what: "client" });
     }
+    // The tokens it holds stop working within a poll of every service (hc_platform::revocation), not at expiry.
+    let revoked = AuthRevoked {
+        subject: id.to_string(),
+        not_before: Utc::now().timestamp() + 1,
+    };
+    hc_platform::outbox::enqueue(&tx, AuthRevoked::STREAM, &revoked.encode()).await?;
+    let what = format!("client {id}");
+    audit::record(
+        &tx,
+        &audit::Entry {
+            actor: &admin.client_id,
+            action: "client.revoke",
+            subject: None,
+            reason: Some(&what),
+            outcome: "revoked",
+        },
+    )
+    .await?;
+    tx.commit().await?;
     tracing::info!(client = %id, by = %admin.client_id, "API client revoked");
     Ok(HttpResponse::NoContent().finish())
 }

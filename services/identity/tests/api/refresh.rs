@@ -1,6 +1,8 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use hc_platform::testing::{WAIT, eventually};
+
 use crate::helpers::{problem, spawn_app, unique_person};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,6 +54,22 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
         )
         .await;
     problem(newest, StatusCode::UNAUTHORIZED).await;
+    // So do the family's access tokens, at every service long before they expire (identity hears its own
+    // revocation like the others).
+    let access = second["access_token"].as_str().expect("access").to_owned();
+    let (app_ref, access) = (&app, &access);
+    eventually(
+        WAIT,
+        "the reused family's access token still works",
+        || async move {
+            let status = app_ref
+                .get_with_token("/v1/persons/me", access)
+                .await
+                .status();
+            (status == StatusCode::UNAUTHORIZED).then_some(())
+        },
+    )
+    .await;
 
     // A fresh sign-in starts a new family that works.
     let third = app.sign_in(&phone).await;

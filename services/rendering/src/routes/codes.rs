@@ -16,7 +16,7 @@ use crate::cache::{self, Format};
 use crate::memory::Rendered;
 use crate::render;
 use crate::state::AppState;
-use crate::status::{Source, Status};
+use crate::status::Status;
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct CodeQuery {
@@ -38,7 +38,7 @@ pub struct CodePayload {
     pub expires_at: DateTime<Utc>,
     /// Ask again after this: a new code is signed per half of a code's life.
     pub refresh_after: DateTime<Utc>,
-    /// The status could not be read fresh; this is the last one known, as of `status_at`.
+    /// The status could not be read fresh; this is the last one known, last known to be current at `status_at`.
     pub stale: bool,
     pub status_at: Option<DateTime<Utc>>,
 }
@@ -195,7 +195,8 @@ pub async fn mine(
     }
     let bearer = hc_platform::auth::bearer(&req).unwrap_or_default();
     let (status, source) = state.status.current(person, bearer).await?;
-    let stale = source == Source::Stale;
+    let stale_since = source.stale_since();
+    let stale = stale_since.is_some();
     let etag = window.etag(status.version, format, stale);
     if not_modified(&req, &etag) {
         outcome("not_modified");
@@ -207,9 +208,9 @@ pub async fn mine(
     // One token per bucket and version, whatever the format: the SVG, the PNG and the payload show the same code.
     let (token, new_token) = match signed.filter(|(v, _)| *v == status.version && !stale) {
         Some((_, token)) => (token, false),
-        None => (sign(&state, person, &status, stale, &window)?, true),
+        None => (sign(&state, person, &status, stale_since, &window)?, true),
     };
-    let body = render_as(&state, format, &token, &status, stale, &window)?;
+    let body = render_as(&state, format, &token, &status, stale_since, &window)?;
     if settings.render_cache_enabled
         && settings.status_from_redis
         && !stale
@@ -274,7 +275,7 @@ fn sign(
     state: &AppState,
     person: Uuid,
     status: &Status,
-    stale: bool,
+    stale_since: Option<DateTime<Utc>>,
     window: &Window,
 ) -> Result<String, ApiError> {
     let claims = CodeClaims {
@@ -288,9 +289,9 @@ fn sign(
         negative_test_at: status
             .negative_test_at
             .map(|t| t.timestamp() - t.timestamp().rem_euclid(3600)),
-        status_at: stale.then(|| status.computed_at.timestamp()),
+        status_at: stale_since.map(|t| t.timestamp()),
         flags: Flags::default()
-            .with(Flags::STALE, stale)
+            .with(Flags::STALE, stale_since.is_some())
             .with(Flags::INTERNATIONAL, status.variant == "international"),
     };
     let token = hc_token::encode(&claims, &state.keys.signer).map_err(anyhow::Error::from)?;
@@ -303,7 +304,7 @@ fn render_as(
     format: Format,
     token: &str,
     status: &Status,
-    stale: bool,
+    stale_since: Option<DateTime<Utc>>,
     window: &Window,
 ) -> Result<Vec<u8>, ApiError> {
     metrics::counter!("rendering_renders_total", "format" => format.field()).increment(1);
@@ -317,8 +318,8 @@ fn render_as(
             status_version: status.version,
             expires_at: at(window.start() + state.settings.token_seconds),
             refresh_after: at(window.end()),
-            stale,
-            status_at: stale.then_some(status.computed_at),
+            stale: stale_since.is_some(),
+            status_at: stale_since,
         })
         .map_err(anyhow::Error::from)?,
     })

@@ -47,10 +47,7 @@ async fn without_a_status_in_redis_scoring_is_asked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_scoring_is_down_the_last_known_status_is_signed_and_flagged_stale() {
     let app = spawn_app().await;
-    // A port nothing listens on: scoring is down for this replica.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let dead_url = format!("http://{}", dead.local_addr().expect("addr"));
-    drop(dead);
+    let dead_url = nothing_listens();
     let replica = app
         .rendering(|b| {
             // Without the in-process cache, so the request reaches the status source.
@@ -64,6 +61,7 @@ async fn when_scoring_is_down_the_last_known_status_is_signed_and_flagged_stale(
     let (person, token) = app.citizen(11).await;
     let version = app.wait_status(&person).await;
     app.put_status(&person, version + 1, "yellow").await;
+    let read_at = chrono::Utc::now().timestamp();
     let fresh = app.payload(&replica, &token).await;
     assert_eq!(fresh["stale"], false);
 
@@ -85,7 +83,13 @@ async fn when_scoring_is_down_the_last_known_status_is_signed_and_flagged_stale(
     let stale: serde_json::Value = r.json().await.expect("json");
     assert_eq!(stale["stale"], true);
     assert_eq!(stale["colour"], "yellow");
-    assert_eq!(stale["status_at"], "2026-01-01T00:00:00Z");
+    // As of when this replica last read it (not when scoring computed it: 2026-01-01).
+    let status_at = stale["status_at"]
+        .as_str()
+        .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+        .expect("status_at")
+        .timestamp();
+    assert!((read_at..=read_at + 5).contains(&status_at), "{stale}");
     let claims = hc_token::decode(
         stale["code"].as_str().expect("code"),
         &app.trust().await,
@@ -93,7 +97,7 @@ async fn when_scoring_is_down_the_last_known_status_is_signed_and_flagged_stale(
     )
     .expect("a stale code is still a signed code");
     assert!(claims.flags.stale());
-    assert_eq!(claims.status_at, Some(1_767_225_600));
+    assert_eq!(claims.status_at, Some(status_at));
     let svg = app.get(&replica, "/v1/codes/me?format=svg", &token).await;
     assert_eq!(svg.headers()["x-code-stale"], "true");
 
@@ -119,4 +123,39 @@ async fn when_scoring_is_down_the_last_known_status_is_signed_and_flagged_stale(
             >= 1.0,
         "after two failures in a row the breaker refuses at once"
     );
+}
+
+/// A last-known status older than `rendering.stale_max_age_seconds` is not signed: the colour may have changed since.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_known_status_older_than_the_cap_is_not_signed() {
+    let app = spawn_app().await;
+    let dead_url = nothing_listens();
+    let replica = app
+        .rendering(|b| {
+            b.set_override("rendering.scoring_url", dead_url.clone())
+                .and_then(|b| b.set_override("rendering.memory_cache_enabled", false))
+                .and_then(|b| b.set_override("rendering.stale_max_age_seconds", 1))
+                .expect("override")
+        })
+        .await;
+    let (person, token) = app.citizen(13).await;
+    app.wait_status(&person).await;
+    assert_eq!(app.payload(&replica, &token).await["stale"], false);
+    redis::cmd("DEL")
+        .arg(app.status_key(&person))
+        .query_async::<()>(&mut app.store.conn())
+        .await
+        .expect("del");
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let r = app
+        .get(&replica, "/v1/codes/me?format=payload", &token)
+        .await;
+    assert!(r.headers().contains_key("retry-after"));
+    hc_platform::testing::problem(r, reqwest::StatusCode::SERVICE_UNAVAILABLE).await;
+}
+
+/// A URL where nothing listens: scoring is down for a replica pointed at it.
+fn nothing_listens() -> String {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    format!("http://{}", dead.local_addr().expect("addr"))
 }

@@ -75,8 +75,8 @@ pub struct LookupAnswer {
 #[utoipa::path(post, path = "/v1/status/lookup", tag = "status", request_body = LookupRequest, security(("bearer" = [])),
     responses(
         (status = 200, description = "The status", body = LookupAnswer),
-        (status = 403, description = "Lacks person:read, or the person is outside the client's region", body = hc_platform::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such person", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks person:read", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such person, or one outside the client's region (the same answer, so that it does not tell that they exist)", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid", body = hc_platform::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn lookup(
@@ -97,52 +97,30 @@ pub async fn lookup(
     let index = state.index.id_number(&id);
     let client = state.db.get().await?;
     let subject = db::subjects::by_index(&client, &index).await?;
-    let actor = official.client_id.as_str();
-    let Some(subject) = subject else {
-        audit::record(
-            &client,
-            &Entry {
-                actor,
-                action: "status.lookup",
-                subject: None,
-                reason: Some(reason),
-                outcome: "not_found",
-            },
-        )
-        .await?;
-        return Err(ApiError::NotFound { what: "person" });
+    let inside = subject
+        .as_ref()
+        .is_some_and(|(_, home)| RegionCode::parse(home).is_ok_and(|r| official.covers(r)));
+    let outcome = match (&subject, inside) {
+        (None, _) => "not_found",
+        (Some(_), false) => "denied_region",
+        (Some(_), true) => "read",
     };
-    let (person, home) = subject;
-    let inside = RegionCode::parse(&home)
-        .map(|r| official.covers(r))
-        .unwrap_or(false);
-    if !inside {
-        audit::record(
-            &client,
-            &Entry {
-                actor,
-                action: "status.lookup",
-                subject: Some(person),
-                reason: Some(reason),
-                outcome: "denied_region",
-            },
-        )
-        .await?;
-        return Err(ApiError::forbidden(
-            "this person lives outside the client's region scope",
-        ));
-    }
+    // The audit row is written before anything is answered; if it cannot be written, nothing is shown.
     audit::record(
         &client,
         &Entry {
-            actor,
+            actor: &official.client_id,
             action: "status.lookup",
-            subject: Some(person),
+            subject: subject.as_ref().map(|(person, _)| *person),
             reason: Some(reason),
-            outcome: "read",
+            outcome,
         },
     )
     .await?;
+    // A person outside the client's region is, to this client, nobody: a 403 would say that they exist.
+    let Some((person, home)) = subject.filter(|_| inside) else {
+        return Err(ApiError::NotFound { what: "person" });
+    };
     drop(client);
     let status = current(&state, person)
         .await?

@@ -35,7 +35,16 @@ async fn an_official_lookup_is_audited_and_bounded_by_region() {
             &json!({"id_number": c.id_number, "reason": "curiosity is not a reason"}),
         )
         .await;
-    problem(r, StatusCode::FORBIDDEN).await;
+    // The same answer as for nobody: a 403 would tell Xi'an that this person exists.
+    let outside = problem(r, StatusCode::NOT_FOUND).await;
+    let r = app
+        .post_json(
+            "/v1/status/lookup",
+            &xian,
+            &json!({"id_number": hc_platform::testing::valid_id_number("44010619900101123"), "reason": "curiosity is not a reason"}),
+        )
+        .await;
+    assert_eq!(problem(r, StatusCode::NOT_FOUND).await, outside);
     let r = app
         .post_json(
             "/v1/status/lookup",
@@ -59,7 +68,7 @@ async fn an_official_lookup_is_audited_and_bounded_by_region() {
         .await
         .expect("audit");
     let outcomes: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-    assert_eq!(outcomes, ["read", "denied_region"]);
+    assert_eq!(outcomes, ["read", "denied_region", "not_found"]);
     assert_eq!(rows[0].get::<_, String>(1), "case investigation 2022-031");
 }
 

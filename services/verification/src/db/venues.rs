@@ -28,6 +28,23 @@ pub struct StoredVenue<'a> {
     pub updated_by: &'a str,
 }
 
+/// Those of `devices` bound to a venue other than `venue`, with that venue's region; their rows stay locked until the
+/// transaction ends, so that no concurrent request moves them between the check and the store.
+pub async fn bound_elsewhere(
+    client: &impl GenericClient,
+    devices: &[String],
+    venue: &str,
+) -> Result<Vec<(String, String)>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT d.client_id, v.region FROM devices d JOIN venues v ON v.id = d.venue_id
+             WHERE d.client_id = ANY($1) AND d.venue_id <> $2 FOR UPDATE OF d",
+            &[&devices, &venue],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
 /// Creates or replaces the venue, and binds exactly `devices` to it (a device bound elsewhere moves here). Run in a
 /// transaction.
 pub async fn store(

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use hc_domain::Colour;
+use hc_domain::{Colour, RegionCode};
 use hc_platform::ApiError;
 use hc_platform::auth::{Admin, Official};
 use hc_platform::http::Json;
@@ -75,6 +75,7 @@ pub struct PeerView {
     params(("region" = String, Path, description = "The peer's region code, whose root key is pinned in verification.peer_roots")),
     responses(
         (status = 200, description = "Imported; codes of the peer verify here from now on", body = PeerView),
+        (status = 403, description = "Lacks admin, or the client's region scope does not cover this platform's whole region", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Older than the list held", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "No pinned root, a list that does not verify (with its reason), or an incomplete colour table", body = hc_platform::error::Problem, content_type = "application/problem+json"),
     ))]
@@ -85,6 +86,11 @@ pub async fn import_peer(
     Json(body): Json<PeerImport>,
 ) -> Result<HttpResponse, ApiError> {
     let region = path.into_inner();
+    // Which issuers every gate of this platform trusts is the platform's decision: only an admin whose scope
+    // covers the platform's whole region makes it.
+    official.require_region(
+        RegionCode::parse(&state.trust.issuer).map_err(|e| anyhow::anyhow!("trust.issuer: {e}"))?,
+    )?;
     if region == state.trust.issuer {
         return Err(ApiError::unprocessable(
             "region",

@@ -93,13 +93,7 @@ fn in_scope<S: hc_platform::auth::Needs>(
 ) -> Result<(), ApiError> {
     let region =
         RegionCode::parse(region).map_err(|e| ApiError::unprocessable("region", e.reason))?;
-    if official.covers(region) {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(format!(
-            "region {region} is outside this client's region scope"
-        )))
-    }
+    official.require_region(region)
 }
 
 /// Create or replace a venue: its name, region, policy and devices.
@@ -107,7 +101,7 @@ fn in_scope<S: hc_platform::auth::Needs>(
     params(("id" = String, Path, description = "1 to 64 of a-z, 0-9 and -")),
     responses(
         (status = 200, description = "Stored", body = VenueView),
-        (status = 403, description = "Lacks admin, or the region is outside the client's scope", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks admin, or the region (or the venue a listed device is bound to) is outside the client's scope", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid (a policy that widens the colour rule names the colour)", body = hc_platform::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn put(
@@ -146,6 +140,16 @@ pub async fn put(
     if let Some(existing) = venues::load(&tx, &id).await? {
         // A client cannot move a venue out of its scope, nor edit one outside it.
         in_scope(&official, &existing.region)?;
+    }
+    // Nor take a device from a venue outside its scope: the device's gate would then report its visitors to this
+    // client's officials.
+    for (device, region) in db::venues::bound_elsewhere(&tx, &devices, &id).await? {
+        if !RegionCode::parse(&region).is_ok_and(|r| official.covers(r)) {
+            let i = body.devices.iter().position(|d| *d == device).unwrap_or(0);
+            return Err(ApiError::forbidden(format!(
+                "devices[{i}] is bound to a venue outside this client's region scope"
+            )));
+        }
     }
     let stored = db::venues::StoredVenue {
         id: &id,

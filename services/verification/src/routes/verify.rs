@@ -251,6 +251,13 @@ async fn by_code(
         negative_test_at: claims
             .negative_test_at
             .and_then(|t| DateTime::from_timestamp(t, 0)),
+        // A stale code without its status time is as old as can be.
+        stale_since: claims.flags.stale().then(|| {
+            claims
+                .status_at
+                .and_then(|t| DateTime::from_timestamp(t, 0))
+                .unwrap_or(DateTime::UNIX_EPOCH)
+        }),
     };
     let peer_colours = trust
         .issuers

@@ -255,3 +255,30 @@ async fn hc_verify_checks_a_code_offline_against_a_trust_list_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("refused"));
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_admin_covering_the_whole_platform_imports_a_peer_list() {
+    let app = spawn_app().await;
+    let device = app
+        .device_at("baiyun-airport", open_policy(), &["verify"])
+        .await;
+    let put = |admin: String| {
+        let body =
+            json!({"list": xa_list(&root("610100", XA_ROOT_SEED), 1), "colours": same_colours()});
+        app.http
+            .put(app.url("/v1/trust/peers/610100"))
+            .bearer_auth(admin)
+            .json(&body)
+            .send()
+    };
+    // Tianhe's admin (440106) would decide what every gate of Guangzhou (440100) trusts: refused, nothing imported.
+    let tianhe = app.identity.official(&["admin"], Some("440106")).await;
+    assert_eq!(put(tianhe).await.expect("put").status(), 403);
+    let (_, answer) = app
+        .verify(&device, json!({"code": xa_code(Colour::Green)}))
+        .await;
+    assert_eq!(answer["reason"], "unknown_issuer", "{answer}");
+    let guangzhou = app.identity.official(&["admin"], Some("440100")).await;
+    let r = put(guangzhou).await.expect("put");
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+}

@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::{open_policy, problem, spawn_app};
+use crate::helpers::{TestApp, open_policy, problem, spawn_app, subject_of};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_can_narrow_the_colour_rule_but_never_widen_it() {
@@ -89,4 +89,56 @@ async fn scan_partitions_are_made_ahead_and_dropped_after_their_retention() {
         .expect("regclass")
         .get(0);
     assert!(exists, "{name} is made ahead");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_cannot_take_a_device_bound_to_a_venue_outside_its_region() {
+    let app = spawn_app().await;
+    // Bound to a gate in Tianhe (440106).
+    let device = app
+        .device_at("tianhe-gate", open_policy(), &["verify"])
+        .await;
+    let put = |admin: String| {
+        let body = json!({"name": "白云门", "region": "440111", "policy": open_policy(), "devices": [subject_of(&device)]});
+        app.http
+            .put(app.url("/v1/venues/baiyun-gate"))
+            .bearer_auth(admin)
+            .json(&body)
+            .send()
+    };
+    // Baiyun's admin (440111) lists it for a venue of its own: refused, and the device stays in Tianhe.
+    let baiyun = app.identity.official(&["admin"], Some("440111")).await;
+    let r = put(baiyun).await.expect("put");
+    assert_eq!(r.status(), 403);
+    let body: serde_json::Value = r.json().await.expect("problem");
+    assert!(
+        body["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("devices[0]"),
+        "{body}"
+    );
+    assert_eq!(
+        devices_at(&app, "tianhe-gate").await,
+        json!([subject_of(&device)])
+    );
+    // Guangzhou's admin covers both districts and moves it.
+    let guangzhou = app.identity.official(&["admin"], Some("440100")).await;
+    assert_eq!(put(guangzhou).await.expect("put").status(), 200);
+    assert_eq!(devices_at(&app, "tianhe-gate").await, json!([]));
+    assert_eq!(
+        devices_at(&app, "baiyun-gate").await,
+        json!([subject_of(&device)])
+    );
+}
+
+async fn devices_at(app: &TestApp, venue: &str) -> serde_json::Value {
+    let r = app
+        .http
+        .get(app.url(&format!("/v1/venues/{venue}")))
+        .bearer_auth(app.admin().await)
+        .send()
+        .await
+        .expect("get");
+    r.json::<serde_json::Value>().await.expect("json")["devices"].clone()
 }

@@ -2,7 +2,9 @@ use hc_domain::Colour;
 use hc_token::SigningKey;
 use serde_json::json;
 
-use crate::helpers::{claims, gz_code_key, now, open_policy, problem, spawn_app};
+use hc_platform::testing::{WAIT, eventually};
+
+use crate::helpers::{claims, gz_code_key, now, open_policy, problem, spawn_app, subject_of};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_green_code_from_rendering_passes_and_the_scan_is_recorded_before_the_answer() {
@@ -267,4 +269,23 @@ async fn a_device_must_be_bound_to_a_venue_and_send_one_thing_to_verify() {
     let citizen = app.citizen(5).await.1;
     let (status, _) = app.verify(&citizen, json!({"code": "HCQ1:X"})).await;
     assert_eq!(status, 403, "a citizen token is no device");
+}
+
+/// A device revoked at identity is refused here within a poll of `auth.revoked`, though its token has minutes to live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_device_is_refused_at_the_gate_long_before_its_token_expires() {
+    let app = spawn_app().await;
+    let device = app
+        .device_at("metro-gate", open_policy(), &["verify"])
+        .await;
+    let body = json!({"code": "HCQ1:not-a-code"});
+    assert_eq!(app.verify(&device, body.clone()).await.0, 200);
+    app.identity.revoke(&subject_of(&device)).await;
+    let (app, device, body) = (&app, &device, &body);
+    eventually(
+        WAIT,
+        "the revoked device is still admitted",
+        || async move { (app.verify(device, body.clone()).await.0 == 401).then_some(()) },
+    )
+    .await;
 }
