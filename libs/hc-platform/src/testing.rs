@@ -82,6 +82,24 @@ pub async fn expect_json(
 }
 
 /// Asserts an `application/problem+json` response with `status` and returns its body.
+/// The sum of a counter's series at `address`'s `/metrics` whose labels contain `labels` ("" for all).
+pub async fn metric(http: &reqwest::Client, address: &str, name: &str, labels: &str) -> f64 {
+    let text = http
+        .get(format!("{address}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .filter(|l| {
+            l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']) && l.contains(labels)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 pub async fn problem(
     response: reqwest::Response,
     status: reqwest::StatusCode,

@@ -86,6 +86,7 @@ impl Service for Scoring {
             index,
             settings: settings.clone(),
             recolourer: recolourer.clone(),
+            risk_map: Default::default(),
         });
         let running = launch(
             Launch {

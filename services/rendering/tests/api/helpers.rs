@@ -174,21 +174,7 @@ impl TestApp {
 
     /// A counter's value from a service's /metrics (0 if absent), summed over its labels matching `labels`.
     pub async fn counter(&self, address: &str, name: &str, labels: &str) -> f64 {
-        let text = self
-            .http
-            .get(format!("{address}/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
-        text.lines()
-            .filter(|l| {
-                l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']) && l.contains(labels)
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        hc_platform::testing::metric(&self.http, address, name, labels).await
     }
 
     /// The trust store a checkpoint would build from `GET /v1/trust/keys`.

@@ -81,6 +81,8 @@ pub async fn put(
     };
     hc_platform::outbox::enqueue(&tx, RegionRiskChanged::STREAM, &event.encode()).await?;
     tx.commit().await?;
+    // This replica's map and recolouring see the level at once; the others within their snapshot refresh.
+    state.recolourer.invalidate();
     tracing::info!(region = %code, level = level.as_str(), "risk level set");
     let started = effective_from <= Utc::now();
     if started {
@@ -146,12 +148,9 @@ fn map_colour(region: &str, risk: &RiskMap) -> &'static str {
         (status = 304, description = "Unchanged since the ETag sent"),
     ))]
 pub async fn map(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    // Checked against the database on every call, whatever scoring.snapshot_refresh_ms says, so the ETag, the
-    // levels and the colours all come from one current read of the risk levels in effect.
-    let snapshot = state
-        .recolourer
-        .snapshot_within(std::time::Duration::ZERO)
-        .await?;
+    // The levels in effect are checked at most once a second (one small query), and the map is rendered once per
+    // change of them: a public page that everyone refreshes must not cost a database read per request.
+    let snapshot = state.recolourer.snapshot_within(MAP_REFRESH).await?;
     let generation = snapshot.risk_generation;
     let etag = format!("\"risk-{generation}\"");
     let cache = (header::CACHE_CONTROL, "public, max-age=30");
@@ -166,8 +165,37 @@ pub async fn map(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
             .insert_header(cache)
             .finish());
     }
-    let risk = &snapshot.risk;
-    // Counties of every province with a region at risk, coloured.
+    let rendered = state.risk_map.lock().ok().and_then(|m| {
+        m.as_ref()
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, body)| body.clone())
+    });
+    let body = match rendered {
+        Some(body) => body,
+        None => {
+            let body = web::Bytes::from(
+                serde_json::to_vec(&render_map(&snapshot.risk)).map_err(anyhow::Error::from)?,
+            );
+            metrics::counter!("scoring_risk_map_renders_total").increment(1);
+            if let Ok(mut m) = state.risk_map.lock() {
+                *m = Some((generation, body.clone()));
+            }
+            body
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, etag))
+        .insert_header(cache)
+        .content_type("application/json")
+        .body(body))
+}
+
+/// How long a replica serves the map without checking the levels in effect; the replica that sets a level sees it
+/// at once.
+const MAP_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Counties of every province with a region at risk, coloured.
+fn render_map(risk: &RiskMap) -> RiskMapView {
     let provinces: std::collections::BTreeSet<String> = risk
         .entries()
         .filter(|(_, l)| *l != RiskLevel::Low)
@@ -189,8 +217,5 @@ pub async fn map(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
             });
         }
     }
-    Ok(HttpResponse::Ok()
-        .insert_header((header::ETAG, etag))
-        .insert_header(cache)
-        .json(RiskMapView { regions }))
+    RiskMapView { regions }
 }

@@ -67,6 +67,17 @@ pub struct Citizen {
 }
 
 impl TestApp {
+    /// How often scoring has rendered the public risk map.
+    pub async fn renders(&self) -> f64 {
+        hc_platform::testing::metric(
+            &self.http,
+            &self.address,
+            "scoring_risk_map_renders_total",
+            "",
+        )
+        .await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

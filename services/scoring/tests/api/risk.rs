@@ -170,6 +170,18 @@ async fn the_public_map_is_cached_with_an_etag() {
         .await
         .expect("map");
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    // Asked again and again, the map is rendered once per change of the levels, not per request.
+    let renders = app.renders().await;
+    for _ in 0..5 {
+        let r = app
+            .http
+            .get(app.url("/v1/regions/risk"))
+            .send()
+            .await
+            .expect("map");
+        assert_eq!(r.headers()["etag"].to_str().expect("ascii"), etag);
+    }
+    assert_eq!(app.renders().await, renders);
     let r = app
         .put_json(
             "/v1/regions/610112/risk",
@@ -186,6 +198,7 @@ async fn the_public_map_is_cached_with_an_etag() {
         .await
         .expect("map");
     assert_eq!(r.status(), StatusCode::OK, "a change gives a new ETag");
+    assert_eq!(app.renders().await, renders + 1.0);
 }
 
 /// With one person per chunk, four visitors make a set-based recolouring (load_many, unlocked writes checked
