@@ -267,7 +267,7 @@ pub fn without_value(message: &str) -> String {
 }
 
 /// serde reports a missing field at the parent's path; the field's name is in the message.
-fn missing_field(message: &str) -> Option<String> {
+pub fn missing_field(message: &str) -> Option<String> {
     let rest = message.strip_prefix("missing field `")?;
     Some(rest.split('`').next()?.to_owned())
 }

@@ -1,5 +1,6 @@
-//! Consuming events from Redis Streams with a consumer group: at-least-once delivery, an entry acknowledged
-//! only after its handler succeeded, and entries left pending by a crashed consumer delivered again.
+//! Consuming events from Redis Streams: with a consumer group, at-least-once delivery, an entry acknowledged
+//! only after its handler succeeded, and entries left pending by a crashed consumer delivered again; or, where
+//! every replica needs every entry, [`follow`] without a group.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -11,6 +12,81 @@ use tokio_util::sync::CancellationToken;
 
 use crate::outbox::stream_key;
 use crate::store::Store;
+
+/// Where a [`follow`] starts reading its stream.
+#[derive(Debug, Clone, Copy)]
+pub enum Start {
+    /// After the newest entry there when it starts: older entries concern nothing this replica holds.
+    End,
+    /// With the entries of the last `Duration` (stream ids are milliseconds).
+    Within(Duration),
+}
+
+/// Follows `stream` without a consumer group, every replica reading every entry, until cancelled: each entry goes
+/// to `each` in order; a read that fails goes to `missed` (entries may have been lost meanwhile) and is tried again.
+/// Reads again at once after hearing something, and polls every `idle` when there is nothing new.
+pub async fn follow(
+    store: Store,
+    stream: &str,
+    start: Start,
+    cancel: CancellationToken,
+    idle: Duration,
+    mut each: impl FnMut(&Delivered),
+    mut missed: impl FnMut(&redis::RedisError),
+) {
+    const BATCH: usize = 500;
+    let key = store.key(&stream_key(stream));
+    let mut last: Option<String> = match start {
+        Start::End => None,
+        Start::Within(span) => {
+            let since = chrono::Utc::now().timestamp_millis() - span.as_millis() as i64;
+            Some(format!("{}-0", since.max(0)))
+        }
+    };
+    while !cancel.is_cancelled() {
+        let step = async {
+            let from = match &last {
+                Some(id) => id.clone(),
+                None => {
+                    let tail: redis::streams::StreamRangeReply =
+                        store.conn().xrevrange_count(&key, "+", "-", 1).await?;
+                    tail.ids
+                        .first()
+                        .map_or_else(|| "0-0".to_owned(), |e| e.id.clone())
+                }
+            };
+            let reply: StreamReadReply = store
+                .conn()
+                .xread_options(
+                    &[&key],
+                    &[&from],
+                    &StreamReadOptions::default().count(BATCH),
+                )
+                .await?;
+            let mut heard = 0;
+            let mut newest = from;
+            for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
+                each(&Delivered::from_entry(&entry));
+                newest = entry.id;
+                heard += 1;
+            }
+            redis::RedisResult::Ok((newest, heard))
+        };
+        match step.await {
+            Ok((newest, heard)) => {
+                last = Some(newest);
+                if heard > 0 {
+                    continue;
+                }
+            }
+            Err(err) => missed(&err),
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(idle) => {}
+        }
+    }
+}
 
 /// A handler's verdict on an event that can never be handled (its payload is malformed): the consumer moves it to
 /// the dead-letter stream `events:{stream}:dead` with the reason, acknowledges it and goes on, instead of retrying

@@ -11,9 +11,7 @@ use actix_web::web::Bytes;
 use hc_domain::Colour;
 use hc_platform::events::StatusChanged;
 use hc_platform::store::Store;
-use hc_platform::streams::Delivered;
-use redis::AsyncCommands;
-use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
+use hc_platform::streams::Start;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -98,63 +96,31 @@ pub async fn follow_changes(
     cancel: CancellationToken,
     idle: Duration,
 ) {
-    let key = store.key(&hc_platform::outbox::stream_key(StatusChanged::STREAM));
-    let mut last: Option<String> = None;
-    while !cancel.is_cancelled() {
-        let step = async {
-            let from = match &last {
-                Some(id) => id.clone(),
-                None => {
-                    // Start at the end: older changes concern renders this replica does not have.
-                    let tail: StreamRangeReply =
-                        store.conn().xrevrange_count(&key, "+", "-", 1).await?;
-                    tail.ids
-                        .first()
-                        .map_or_else(|| "0-0".to_owned(), |e| e.id.clone())
-                }
-            };
-            let reply: StreamReadReply = store
-                .conn()
-                .xread_options(&[&key], &[&from], &StreamReadOptions::default().count(500))
-                .await?;
-            let mut heard = 0;
-            let mut newest = from;
-            for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
-                match StatusChanged::decode(&Delivered::from_entry(&entry)) {
-                    Ok(changed) => {
-                        for change in changed.changes {
-                            memory.changed(change.person_id, change.version);
-                        }
-                    }
-                    Err(malformed) => {
-                        // A change we cannot read may concern any code kept here.
-                        tracing::error!(reason = %malformed, "a status change does not decode; dropping the in-process code cache");
-                        memory.clear();
-                    }
-                }
-                newest = entry.id;
-                heard += 1;
-            }
-            anyhow::Ok((newest, heard))
-        };
-        match step.await {
-            Ok((newest, heard)) => {
-                last = Some(newest);
-                if heard > 0 {
-                    continue;
+    hc_platform::streams::follow(
+        store,
+        StatusChanged::STREAM,
+        Start::End,
+        cancel,
+        idle,
+        |event| match StatusChanged::decode(event) {
+            Ok(changed) => {
+                for change in changed.changes {
+                    memory.changed(change.person_id, change.version);
                 }
             }
-            Err(err) => {
-                // Changes may have been missed: nothing cached can be trusted any more.
-                tracing::warn!(error = %err, "following status.changed failed; dropping the in-process code cache");
+            Err(malformed) => {
+                // A change we cannot read may concern any code kept here.
+                tracing::error!(reason = %malformed, "a status change does not decode; dropping the in-process code cache");
                 memory.clear();
             }
-        }
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            () = tokio::time::sleep(idle) => {}
-        }
-    }
+        },
+        |err| {
+            // Changes may have been missed: nothing cached can be trusted any more.
+            tracing::warn!(error = %err, "following status.changed failed; dropping the in-process code cache");
+            memory.clear();
+        },
+    )
+    .await;
 }
 
 #[cfg(test)]

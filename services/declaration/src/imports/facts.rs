@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
 use hc_domain::{CaseStatus, IdNumber, RegionCode, Scope};
 use hc_platform::events::{CaseFact, ImportedFacts, NatResultFact, VisitFact};
-use hc_platform::http::{JsonFault, without_value};
+use hc_platform::http::{JsonFault, missing_field, without_value};
 use hc_platform::privacy::BlindIndex;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -278,12 +278,8 @@ impl Row<'_> {
                     ),
                     _ => (None, err.to_string()),
                 };
-                let missing = reason
-                    .split("missing field `")
-                    .nth(1)
-                    .and_then(|r| r.split('`').next())
-                    .map(str::to_owned);
-                reject(&field.or(missing).unwrap_or_else(|| "row".into()), reason)
+                let field = field.or_else(|| missing_field(&reason));
+                reject(&field.unwrap_or_else(|| "row".into()), reason)
             }),
         }
     }

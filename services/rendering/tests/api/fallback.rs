@@ -1,6 +1,8 @@
 use hc_token::Validation;
 
-use crate::helpers::spawn_app;
+use hc_platform::settings::Builder;
+
+use crate::helpers::{TestApp, spawn_app};
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -11,11 +13,7 @@ async fn without_a_status_in_redis_scoring_is_asked() {
     let app = spawn_app().await;
     let (person, token) = app.citizen(10).await;
     let version = app.wait_status(&person).await;
-    redis::cmd("DEL")
-        .arg(app.status_key(&person))
-        .query_async::<()>(&mut app.store.conn())
-        .await
-        .expect("del");
+    drop_status(&app, &person).await;
     let asked_before = app
         .counter(
             &app.address,
@@ -47,17 +45,12 @@ async fn without_a_status_in_redis_scoring_is_asked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_scoring_is_down_the_last_known_status_is_signed_and_flagged_stale() {
     let app = spawn_app().await;
-    let dead_url = nothing_listens();
-    let replica = app
-        .rendering(|b| {
-            // Without the in-process cache, so the request reaches the status source.
-            b.set_override("rendering.scoring_url", dead_url.clone())
-                .and_then(|b| b.set_override("rendering.memory_cache_enabled", false))
-                .and_then(|b| b.set_override("rendering.breaker_failures", 2))
-                .and_then(|b| b.set_override("rendering.breaker_open_ms", 60_000))
-                .expect("override")
-        })
-        .await;
+    let replica = without_scoring(&app, |b| {
+        b.set_override("rendering.breaker_failures", 2)
+            .and_then(|b| b.set_override("rendering.breaker_open_ms", 60_000))
+            .expect("override")
+    })
+    .await;
     let (person, token) = app.citizen(11).await;
     let version = app.wait_status(&person).await;
     app.put_status(&person, version + 1, "yellow").await;
@@ -65,11 +58,7 @@ async fn when_scoring_is_down_the_last_known_status_is_signed_and_flagged_stale(
     let fresh = app.payload(&replica, &token).await;
     assert_eq!(fresh["stale"], false);
 
-    redis::cmd("DEL")
-        .arg(app.status_key(&person))
-        .query_async::<()>(&mut app.store.conn())
-        .await
-        .expect("del");
+    drop_status(&app, &person).await;
     let r = app
         .get(&replica, "/v1/codes/me?format=payload", &token)
         .await;
@@ -103,11 +92,7 @@ async fn when_scoring_is_down_the_last_known_status_is_signed_and_flagged_stale(
 
     let (stranger, stranger_token) = app.citizen(12).await;
     app.wait_status(&stranger).await;
-    redis::cmd("DEL")
-        .arg(app.status_key(&stranger))
-        .query_async::<()>(&mut app.store.conn())
-        .await
-        .expect("del");
+    drop_status(&app, &stranger).await;
     let r = app
         .get(&replica, "/v1/codes/me?format=payload", &stranger_token)
         .await;
@@ -129,23 +114,15 @@ async fn when_scoring_is_down_the_last_known_status_is_signed_and_flagged_stale(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_last_known_status_older_than_the_cap_is_not_signed() {
     let app = spawn_app().await;
-    let dead_url = nothing_listens();
-    let replica = app
-        .rendering(|b| {
-            b.set_override("rendering.scoring_url", dead_url.clone())
-                .and_then(|b| b.set_override("rendering.memory_cache_enabled", false))
-                .and_then(|b| b.set_override("rendering.stale_max_age_seconds", 1))
-                .expect("override")
-        })
-        .await;
+    let replica = without_scoring(&app, |b| {
+        b.set_override("rendering.stale_max_age_seconds", 1)
+            .expect("override")
+    })
+    .await;
     let (person, token) = app.citizen(13).await;
     app.wait_status(&person).await;
     assert_eq!(app.payload(&replica, &token).await["stale"], false);
-    redis::cmd("DEL")
-        .arg(app.status_key(&person))
-        .query_async::<()>(&mut app.store.conn())
-        .await
-        .expect("del");
+    drop_status(&app, &person).await;
     tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
     let r = app
         .get(&replica, "/v1/codes/me?format=payload", &token)
@@ -154,8 +131,27 @@ async fn a_last_known_status_older_than_the_cap_is_not_signed() {
     hc_platform::testing::problem(r, reqwest::StatusCode::SERVICE_UNAVAILABLE).await;
 }
 
-/// A URL where nothing listens: scoring is down for a replica pointed at it.
-fn nothing_listens() -> String {
+/// A rendering replica for which scoring is down (its URL is a port nothing listens on), without the in-process
+/// cache so that every request reaches the status source; `tweak` adds overrides.
+async fn without_scoring(app: &TestApp, tweak: impl FnOnce(Builder) -> Builder) -> String {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    format!("http://{}", dead.local_addr().expect("addr"))
+    let dead_url = format!("http://{}", dead.local_addr().expect("addr"));
+    drop(dead);
+    app.rendering(|b| {
+        tweak(
+            b.set_override("rendering.scoring_url", dead_url)
+                .and_then(|b| b.set_override("rendering.memory_cache_enabled", false))
+                .expect("override"),
+        )
+    })
+    .await
+}
+
+/// Removes the person's status document from Redis, as if scoring had never written it there.
+async fn drop_status(app: &TestApp, person: &str) {
+    redis::cmd("DEL")
+        .arg(app.status_key(person))
+        .query_async::<()>(&mut app.store.conn())
+        .await
+        .expect("del");
 }
