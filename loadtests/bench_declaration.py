@@ -109,6 +109,7 @@ def main():
         env.update({
             "HC__DATABASE__URL": db_url, "HC__REDIS__URL": infra["HC_TEST_REDIS_URL"], "HC__REDIS__KEY_PREFIX": f"bench:{stamp}:",
             "HC__RATE_LIMIT__PER_IP_PER_SECOND": "0", "HC__IDENTITY__OTP__PER_IP_PER_HOUR": "100000",
+            "HC__IDENTITY__SMS__KIND": "dev", "HC__IDENTITY__REAL_NAME__KIND": "dev",
             "HC__AUTH__JWKS_URL": "http://127.0.0.1:18081/v1/auth/keys", "HC__TELEMETRY__LOG_FILTER": "warn",
             "HC__DATABASE__POOL_MAX_SIZE": "32",
         })
@@ -154,11 +155,16 @@ def main():
         tokens = []
         for i in range(args.citizens):
             phone = "137%08d" % i
-            call("POST", f"{identity}/v1/persons", {"name": "压测", "id_number": nth_id(5_000_000 + i), "phone": phone, "home_region": "440106"})
+            id_number = nth_id(5_000_000 + i)
+
+            def sent_code():
+                return subprocess.run(["redis-cli", "-u", infra["HC_TEST_REDIS_URL"], "GET", f"bench:{stamp}:sms:dev:{phone}"],
+                                      check=True, capture_output=True, text=True).stdout.strip()
+            call("POST", f"{identity}/v1/auth/otp", {"phone": phone, "purpose": "register"})
+            call("POST", f"{identity}/v1/persons", {"name": "压测", "id_number": id_number, "phone": phone, "home_region": "440106",
+                                                   "phone_code": sent_code(), "real_name_ticket": f"dev:{id_number}"})
             call("POST", f"{identity}/v1/auth/otp", {"phone": phone})
-            code = subprocess.run(["redis-cli", "-u", infra["HC_TEST_REDIS_URL"], "GET", f"bench:{stamp}:sms:dev:{phone}"],
-                                  check=True, capture_output=True, text=True).stdout.strip()
-            tokens.append(call("POST", f"{identity}/v1/auth/token", {"grant_type": "otp", "phone": phone, "code": code})["access_token"])
+            tokens.append(call("POST", f"{identity}/v1/auth/token", {"grant_type": "otp", "phone": phone, "code": sent_code()})["access_token"])
         lua = f"{work}/declare.lua"
         with open(lua, "w") as f:
             f.write("local tokens = {%s}\n" % ",".join(json.dumps(t) for t in tokens))

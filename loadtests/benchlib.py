@@ -155,6 +155,7 @@ class Scratch:
         self.env.update({
             "HC__DATABASE__URL": self.db_url, "HC__REDIS__URL": self.redis_url, "HC__REDIS__KEY_PREFIX": self.prefix,
             "HC__RATE_LIMIT__PER_IP_PER_SECOND": "0", "HC__IDENTITY__OTP__PER_IP_PER_HOUR": "100000",
+            "HC__IDENTITY__SMS__KIND": "dev", "HC__IDENTITY__REAL_NAME__KIND": "dev",
             "HC__AUTH__JWKS_URL": "http://127.0.0.1:18081/v1/auth/keys", "HC__TELEMETRY__LOG_FILTER": "warn",
         })
         self.env.pop("APP_ENV", None)
@@ -169,15 +170,23 @@ class Scratch:
     def start_plaintext(self, port=18090):
         self.start("plaintext", port, binary=f"{ROOT}/target/release/examples/plaintext", args=(str(port),))
 
-    def citizen_token(self, n, phone, id_offset):
-        """Registers a citizen in Tianhe and signs them in with the one-time code the development gateway left."""
-        identity = "http://127.0.0.1:18081"
-        call("POST", f"{identity}/v1/persons", {"name": "压测", "id_number": nth_id(id_offset + n), "phone": phone,
-                                               "home_region": "440106"})
-        call("POST", f"{identity}/v1/auth/otp", {"phone": phone})
-        code = subprocess.run(["redis-cli", "-u", self.redis_url, "GET", f"{self.prefix}sms:dev:{phone}"],
+    def sent_code(self, phone):
+        """The last code the development SMS gateway sent to `phone`."""
+        return subprocess.run(["redis-cli", "-u", self.redis_url, "GET", f"{self.prefix}sms:dev:{phone}"],
                               check=True, capture_output=True, text=True).stdout.strip()
-        return call("POST", f"{identity}/v1/auth/token", {"grant_type": "otp", "phone": phone, "code": code})["access_token"]
+
+    def citizen_token(self, n, phone, id_offset):
+        """Registers a citizen in Tianhe (the phone proven by a code, the ID number by the development verifier's
+        ticket) and signs them in with the one-time code the development gateway left."""
+        identity = "http://127.0.0.1:18081"
+        id_number = nth_id(id_offset + n)
+        call("POST", f"{identity}/v1/auth/otp", {"phone": phone, "purpose": "register"})
+        call("POST", f"{identity}/v1/persons", {"name": "压测", "id_number": id_number, "phone": phone,
+                                               "home_region": "440106", "phone_code": self.sent_code(phone),
+                                               "real_name_ticket": f"dev:{id_number}"})
+        call("POST", f"{identity}/v1/auth/otp", {"phone": phone})
+        return call("POST", f"{identity}/v1/auth/token",
+                    {"grant_type": "otp", "phone": phone, "code": self.sent_code(phone)})["access_token"]
 
     def __enter__(self):
         return self

@@ -46,6 +46,8 @@ HC__RENDERING__PAGE_SCORING_URL="http://127.0.0.1:18283"
 HC__RENDERING__SCORING_URL="http://127.0.0.1:18283"
 HC__TELEMETRY__LOG_FILTER="warn"
 HC__EVENTS__IDLE_MS=20
+HC__IDENTITY__SMS__KIND=dev
+HC__IDENTITY__REAL_NAME__KIND=dev
 set +a
 port=18281
 for name in identity declaration scoring rendering; do
@@ -59,8 +61,12 @@ for port in 18281 18282 18283 18284; do
 done
 
 phone=13912345678
+id_number=440106199001010013
+curl -sf -o /dev/null -XPOST http://127.0.0.1:18281/v1/auth/otp -H 'content-type: application/json' \
+  -d '{"phone":"'$phone'","purpose":"register"}' || { echo "e2e: no registration code" >&2; exit 1; }
+code="$(redis-cli -u "$HC_TEST_REDIS_URL" GET "${prefix}sms:dev:$phone")"
 curl -sf -o /dev/null -XPOST http://127.0.0.1:18281/v1/persons -H 'content-type: application/json' \
-  -d '{"name":"测试","id_number":"440106199001010013","phone":"'$phone'","home_region":"440106"}' \
+  -d '{"name":"测试","id_number":"'$id_number'","phone":"'$phone'","home_region":"440106","phone_code":"'$code'","real_name_ticket":"dev:'$id_number'"}' \
   || { echo "e2e: registration failed" >&2; exit 1; }
 
 mkdir -p docs/screenshots

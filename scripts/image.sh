@@ -94,7 +94,8 @@ smoke() {
   podman run -d --name "$name" --read-only --network host --cap-drop ALL --security-opt no-new-privileges \
     -e HC__SERVER__HOST=127.0.0.1 -e HC__SERVER__PORT="$port" \
     -e HC__DATABASE__URL="$admin/$db" -e HC__REDIS__URL="$HC_TEST_REDIS_URL" \
-    -e HC__REDIS__KEY_PREFIX="hc:image-smoke-$$:" "${env_args[@]}" "$image" >/dev/null
+    -e HC__REDIS__KEY_PREFIX="hc:image-smoke-$$:" -e HC__IDENTITY__SMS__KIND=dev -e HC__IDENTITY__REAL_NAME__KIND=dev \
+    "${env_args[@]}" "$image" >/dev/null
   local ready=""
   for _ in $(seq 60); do
     if curl -sf -o /dev/null "http://127.0.0.1:$port/health/ready"; then ready=1; break; fi

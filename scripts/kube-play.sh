@@ -81,7 +81,7 @@ podman run --rm --network host --read-only --tmpfs /results --user 65532:65532 \
 say "ok: the load-test Job's command ran against the pods: $(grep -o 'offered.*cores' "$work/loadtest.log" | head -1)"
 # Graceful shutdown: SIGTERM (what the kubelet sends after preStop) lets a request in flight finish, refuses new
 # ones, and the process exits 0 well within terminationGracePeriodSeconds.
-out="$(python3 k8s/tests/drain_check.py "$base_port" podman pod stop -t 30 identity-pod-0)" \
+out="$(python3 k8s/tests/drain_check.py "$base_port" "$HC_TEST_REDIS_URL" "hc:kube-play-$$:" podman pod stop -t 30 identity-pod-0)" \
   || { say "FAILED: identity did not drain on SIGTERM: $out"; exit 1; }
 code="$(podman inspect -f '{{.State.ExitCode}}' identity-pod-0-identity)"
 [ "$code" = 0 ] || { say "FAILED: identity exited with $code after SIGTERM"; exit 1; }

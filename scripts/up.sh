@@ -35,6 +35,8 @@ set +a
 export HC__VERIFICATION__PSEUDONYM_KEYS="$HC__RENDERING__PSEUDONYM_KEYS"
 export HC__DATABASE__URL="$HC_TEST_DATABASE_URL"
 export HC__REDIS__URL="$HC_TEST_REDIS_URL"
+# The demo's codes and real-name tickets come from the development stand-ins (codes kept in Redis for the reader).
+export HC__IDENTITY__SMS__KIND=dev HC__IDENTITY__REAL_NAME__KIND=dev
 # The citizen's page is served by rendering on 8084 and calls identity, declaration and scoring from the browser.
 export HC__SERVER__CORS_ALLOWED_ORIGINS="http://127.0.0.1:8084,http://localhost:8084"
 

@@ -73,6 +73,8 @@ def main() -> int:
                     continue
                 if e["name"] == "HC__DATABASE__URL":
                     env.append({"name": e["name"], "value": db_url})
+                elif ref and ref["key"] not in secrets and ref.get("optional"):
+                    continue
                 elif ref:
                     env.append({"name": e["name"], "value": secrets[ref["key"]]})
                 else:

@@ -381,10 +381,7 @@ async fn attempt_inner(
                 .post(format!("{}/v1/auth/otp", url("identity")))
                 .json(&json!({"phone": phone}));
             expect(user, "request one-time code", GooseMethod::Post, rb, 202).await?;
-            let mut redis = ctx.redis.clone();
-            let code: Option<String> = redis::cmd("GET")
-                .arg(format!("{}sms:dev:{phone}", ctx.redis_prefix))
-                .query_async(&mut redis)
+            let code = population::dev_code(&mut ctx.redis.clone(), &ctx.redis_prefix, &phone)
                 .await
                 .map_err(|e| Try::ClientError(format!("reading the one-time code: {e}")))?;
             let Some(code) = code else {

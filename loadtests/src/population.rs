@@ -189,6 +189,18 @@ async fn create_client(
     })
 }
 
+/// The last one-time code the development SMS gateway sent to `phone` (the suites under load run it).
+pub async fn dev_code(
+    redis: &mut redis::aio::ConnectionManager,
+    prefix: &str,
+    phone: &str,
+) -> redis::RedisResult<Option<String>> {
+    redis::cmd("GET")
+        .arg(format!("{prefix}sms:dev:{phone}"))
+        .query_async(redis)
+        .await
+}
+
 /// Sends a request again while the suite sheds it before it reached a handler (429, or 503 `overloaded` from
 /// admission control), after its `Retry-After` with jitter, as the citizen's page does; for up to two minutes.
 /// Such a request was never handled, so even a request without an idempotency key is safe to send again.
@@ -303,12 +315,29 @@ pub async fn seed(suite: &Suite, people: usize) -> anyhow::Result<(Population, S
     };
     let t = Instant::now();
     let ids: Vec<OnceLock<String>> = (0..people).map(|_| OnceLock::new()).collect();
+    let redis =
+        redis::aio::ConnectionManager::new(redis::Client::open(suite.redis_url.as_str())?).await?;
     each(people, 64, |i| {
-        let (http, ids) = (&http, &ids);
+        let (http, ids, mut redis) = (&http, &ids, redis.clone());
         async move {
+            // As a citizen registers: a code to the phone first, then the registration with it and the
+            // development verifier's ticket for the ID number.
+            let phone = phone(i);
+            let r = send_unless_shed(|| {
+                http.post(format!("{}/v1/auth/otp", url("identity")))
+                    .json(&json!({"phone": phone, "purpose": "register"}))
+            })
+            .await?;
+            if r.status() != reqwest::StatusCode::ACCEPTED {
+                bail!("a registration code for person {i}: {}", r.status());
+            }
+            let code = dev_code(&mut redis, &suite.prefix, &phone)
+                .await?
+                .with_context(|| format!("no registration code sent to person {i}"))?;
             let r = send_unless_shed(|| {
                 http.post(format!("{}/v1/persons", url("identity")))
-                    .json(&json!({"name": "压测", "id_number": id_number(i), "phone": phone(i), "home_region": HOME}))
+                    .json(&json!({"name": "压测", "id_number": id_number(i), "phone": phone, "home_region": HOME,
+                        "phone_code": code, "real_name_ticket": format!("dev:{}", id_number(i))}))
             })
             .await?;
             if !r.status().is_success() {
@@ -415,6 +444,9 @@ pub async fn seed(suite: &Suite, people: usize) -> anyhow::Result<(Population, S
     // Every person has the status their facts give before any load starts.
     let t = Instant::now();
     wait_for_statuses(suite, people, &population.people).await?;
+    if !suite.attached {
+        wait_until_quiet(suite, &mut redis.clone()).await?;
+    }
     times.statuses_s = t.elapsed().as_secs_f64();
     Ok((population, times))
 }
@@ -422,6 +454,68 @@ pub async fn seed(suite: &Suite, people: usize) -> anyhow::Result<(Population, S
 pub fn declaration() -> Value {
     json!({"current_region": HOME, "temperature": 36.5, "symptoms": [], "contact_with_case": false,
            "travelled_regions": [], "commitment": true})
+}
+
+/// Waits until the seeding has left nothing to do: every outbox relayed and every consumer group caught up. The
+/// statuses are in place while scoring may still be consuming events that change no colour (the declarations): a
+/// run that starts then measures the seeding's tail (the smoke's first second did, with scoring at a full core and
+/// rendering's calls to it timing out, on a day when the declarations came last).
+async fn wait_until_quiet(
+    suite: &Suite,
+    redis: &mut redis::aio::ConnectionManager,
+) -> anyhow::Result<()> {
+    use hc_platform::events::{DeclarationSubmitted, FactsImported, PersonRegistered};
+    let (db, conn) = tokio_postgres::connect(&suite.db_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let unpublished = db
+        .query(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = 'outbox'",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            let schema: String = r.get(0);
+            format!("SELECT count(*) FROM {schema}.outbox WHERE published_at IS NULL")
+        })
+        .collect::<Vec<_>>();
+    let streams = [
+        PersonRegistered::STREAM,
+        DeclarationSubmitted::STREAM,
+        FactsImported::STREAM,
+    ]
+    .map(|s| format!("{}{}", suite.prefix, hc_platform::outbox::stream_key(s)));
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let mut left = 0;
+        for query in &unpublished {
+            left += db.query_one(query.as_str(), &[]).await?.get::<_, i64>(0) as usize;
+        }
+        for key in &streams {
+            // A stream nobody has written yet has no groups to wait for.
+            if let Ok(info) = redis::AsyncCommands::xinfo_groups::<
+                _,
+                redis::streams::StreamInfoGroupsReply,
+            >(redis, key)
+            .await
+            {
+                left += info
+                    .groups
+                    .iter()
+                    .map(|g| g.pending + g.lag.unwrap_or(0))
+                    .sum::<usize>();
+            }
+        }
+        if left == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the suite never caught up with its seeding: {left} events unrelayed or unconsumed"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Waits until scoring holds every seeded person's status. A suite of our own holds only them, counted by colour;

@@ -400,6 +400,9 @@ impl Suite {
             ("HC__RATE_LIMIT__PER_IP_PER_SECOND", "0".into()),
             ("HC__RATE_LIMIT__PER_KEY_PER_SECOND", "0".into()),
             ("HC__IDENTITY__OTP__PER_IP_PER_HOUR", "10000000".into()),
+            // The load's citizens get their codes and real-name tickets from the development stand-ins.
+            ("HC__IDENTITY__SMS__KIND", "dev".into()),
+            ("HC__IDENTITY__REAL_NAME__KIND", "dev".into()),
             // Imports of the seed are larger than the default body limit of a batch.
             ("HC__DECLARATION__IMPORT_MAX_BYTES", "1000000000".into()),
         ];

@@ -14,7 +14,7 @@ use crate::streams::{Delivered, Malformed};
 /// The schema version every event carries, as `MAJOR.MINOR`. Within a stream only the minor version moves: a
 /// new optional field, which older consumers ignore. A change they could not ignore is a new stream
 /// (`facts.imported.v2`), published beside the old one until every consumer reads it. See docs/events.md.
-pub const SCHEMA_VERSION: &str = "1.0";
+pub const SCHEMA_VERSION: &str = "1.1";
 const SCHEMA_FIELD: &str = "schema_version";
 
 /// Events from before versions were written are 1.0; a major version other than ours is malformed here.
@@ -152,6 +152,10 @@ pub struct FactsImported {
     /// Blind indexes, 32 bytes each, one per row of `facts`.
     pub people: Vec<Vec<u8>>,
     pub facts: ImportedFacts,
+    /// An official's audited correction of facts already stored (since 1.1): consumers replace what they hold under
+    /// the same natural keys. Without it a fact already stored is kept as it is, so a row sent again in another
+    /// batch never changes a fact unseen.
+    pub correction: bool,
 }
 
 /// The rows of one kind of official fact.
@@ -251,6 +255,8 @@ struct FactsImportedWire {
     /// The 32-byte indexes concatenated, in one base64 string: compact for a thousand rows.
     people: String,
     facts: Vec<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    correction: bool,
 }
 
 impl FactsImported {
@@ -265,6 +271,7 @@ impl FactsImported {
             people_count: self.people.len(),
             people: STANDARD.encode(self.people.concat()),
             facts: self.facts.to_wire(),
+            correction: self.correction,
         })
     }
 
@@ -290,6 +297,7 @@ impl FactsImported {
             through_row: wire.through_row,
             people,
             facts,
+            correction: wire.correction,
         })
     }
 }
@@ -403,6 +411,7 @@ mod tests {
             through_row: Some(2),
             people: vec![vec![1; 32], vec![2; 32]],
             facts,
+            correction: false,
         }
     }
 
@@ -444,7 +453,16 @@ mod tests {
                 2
             ]),
         ] {
-            let event = imported(facts);
+            let mut event = imported(facts);
+            assert_eq!(
+                FactsImported::decode(&delivered(event.encode())).expect("decodes"),
+                event
+            );
+            assert!(
+                event.encode().get("correction").is_none(),
+                "1.0 readers see nothing new"
+            );
+            event.correction = true;
             assert_eq!(
                 FactsImported::decode(&delivered(event.encode())).expect("decodes"),
                 event

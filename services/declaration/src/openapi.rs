@@ -11,7 +11,7 @@ use crate::routes;
     info(title = "Health-code platform: declaration", description = "Daily declarations and official fact imports. Errors are application/problem+json (RFC 9457)."),
     paths(
         routes::declarations::submit, routes::declarations::history, routes::facts::mine,
-        routes::imports::upload, routes::imports::status,
+        routes::imports::upload, routes::imports::status, routes::corrections::correct,
     ),
     components(schemas(hc_platform::error::Problem)),
     modifiers(&BearerAuth),

@@ -4,10 +4,10 @@
 mod db;
 mod openapi;
 mod otp;
+mod providers;
 mod rate_limit;
 mod routes;
 mod settings;
-mod sms;
 mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -23,9 +23,9 @@ use hc_platform::service::{Launch, Running, Service, launch};
 use hc_platform::settings::Settings;
 use hc_platform::store::Store;
 
-pub use otp::otp_key;
+pub use otp::{Purpose as OtpPurpose, otp_key};
+pub use providers::{dev_real_name_ticket, dev_sms_key};
 pub use settings::{IdentitySettings, OtpSettings};
-pub use sms::dev_sms_key;
 use state::AppState;
 
 /// The embedded defaults (`config/default.toml`); its comments document every key.
@@ -64,7 +64,8 @@ impl Service for Identity {
             ),
             index: BlindIndex::from_secret(&platform.privacy.blind_index_key)
                 .context("privacy.blind_index_key")?,
-            sms: sms::gateway(&service, store.clone())?,
+            sms: Arc::new(providers::Sms::new(&service.sms, store.clone())?),
+            real_name: Arc::new(providers::RealName::new(&service.real_name)?),
             auth: platform.auth.clone(),
             settings: Arc::new(service),
         });

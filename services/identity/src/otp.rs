@@ -6,10 +6,27 @@ use std::sync::LazyLock;
 use anyhow::anyhow;
 use hc_platform::privacy::BlindIndex;
 use hc_platform::store::Store;
+use serde::Deserialize;
+use utoipa::ToSchema;
 
-/// The Redis key (without prefix) of the code for a phone, by the phone's blind index.
-pub fn otp_key(phone_index: &[u8]) -> String {
-    format!("otp:{}", hex(phone_index))
+/// What a code is for. A code sent for one purpose never serves the other.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema, strum::IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Purpose {
+    /// Signing in to a registered phone's person (the code is used up by the sign-in).
+    #[default]
+    SignIn,
+    /// Proving the phone when registering: sent to any phone, and valid until it expires, so that a registration
+    /// retried after a lost answer proves the phone again and gets the same person.
+    Register,
+}
+
+/// The Redis key (without prefix) of the code for a purpose and phone, by the phone's blind index.
+pub fn otp_key(purpose: Purpose, phone_index: &[u8]) -> String {
+    format!("otp:{}:{}", <&str>::from(purpose), hex(phone_index))
 }
 
 pub use hc_platform::privacy::to_hex as hex;
@@ -20,7 +37,7 @@ static CHECK_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
         local mac = redis.call('HGET', KEYS[1], 'mac')
         if not mac then return 0 end
         if mac == ARGV[1] then
-            redis.call('DEL', KEYS[1])
+            if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
             return 1
         end
         if redis.call('HINCRBY', KEYS[1], 'tries', 1) >= tonumber(ARGV[2]) then
@@ -31,26 +48,28 @@ static CHECK_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
     )
 });
 
-fn mac(index: &BlindIndex, phone_index: &[u8], code: &str) -> String {
-    let mut input = phone_index.to_vec();
+fn mac(index: &BlindIndex, purpose: Purpose, phone_index: &[u8], code: &str) -> String {
+    let mut input = <&str>::from(purpose).as_bytes().to_vec();
+    input.extend_from_slice(phone_index);
     input.extend_from_slice(code.as_bytes());
     hex(&index.other("otp", &input))
 }
 
-/// Creates a fresh six-digit code for the phone, replacing any earlier one.
+/// Creates a fresh six-digit code for the purpose and phone, replacing any earlier one.
 pub async fn issue(
     store: &Store,
     index: &BlindIndex,
+    purpose: Purpose,
     phone_index: &[u8],
     ttl_seconds: u64,
 ) -> anyhow::Result<String> {
     let code = random_code()?;
-    let key = store.key(&otp_key(phone_index));
+    let key = store.key(&otp_key(purpose, phone_index));
     let mut conn = store.conn();
     redis::pipe()
         .atomic()
         .del(&key)
-        .hset(&key, "mac", mac(index, phone_index, &code))
+        .hset(&key, "mac", mac(index, purpose, phone_index, &code))
         .hset(&key, "tries", 0)
         .expire(&key, ttl_seconds as i64)
         .query_async::<()>(&mut conn)
@@ -58,23 +77,31 @@ pub async fn issue(
     Ok(code)
 }
 
-/// Whether `code` is the phone's current code, which it then uses up. A wrong try counts against the code, and the
-/// last one allowed burns it. The caller learns nothing else: not whether a code was sent, nor how many tries are
+/// Whether `code` is the phone's current code for the purpose; a sign-in uses it up. A wrong try counts against the
+/// code, and the last one allowed burns it. The caller learns nothing else: not whether a code was sent, nor how many tries are
 /// left, since either would tell an attacker whether the phone is registered.
 pub async fn check(
     store: &Store,
     index: &BlindIndex,
+    purpose: Purpose,
     phone_index: &[u8],
     code: &str,
     max_attempts: u32,
 ) -> anyhow::Result<bool> {
     let accepted: i64 = CHECK_SCRIPT
-        .key(store.key(&otp_key(phone_index)))
-        .arg(mac(index, phone_index, code))
+        .key(store.key(&otp_key(purpose, phone_index)))
+        .arg(mac(index, purpose, phone_index, code))
         .arg(max_attempts)
+        .arg(if purpose == Purpose::SignIn { "1" } else { "0" })
         .invoke_async(&mut store.conn())
         .await?;
     Ok(accepted == 1)
+}
+
+/// One answer for a wrong, a burnt and a missing code: which of them it was would tell whether this phone was sent a
+/// code, and so whether it is registered.
+pub fn refused() -> hc_platform::ApiError {
+    hc_platform::ApiError::unauthorized("the code is wrong, used or expired; request a new one")
 }
 
 /// A uniformly distributed six-digit code (rejection sampling avoids the modulo bias).

@@ -1,6 +1,8 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::providers::ProviderSettings;
+
 /// The `[identity]` section (documented in config/default.toml).
 #[derive(Debug, Clone, Deserialize)]
 pub struct IdentitySettings {
@@ -10,7 +12,8 @@ pub struct IdentitySettings {
     pub citizen_token_ttl_seconds: i64,
     pub client_token_ttl_seconds: i64,
     pub refresh_token_ttl_days: i64,
-    pub sms_gateway: String,
+    pub sms: ProviderSettings,
+    pub real_name: ProviderSettings,
     pub otp: OtpSettings,
 }
 

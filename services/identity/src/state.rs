@@ -6,8 +6,8 @@ use hc_platform::privacy::{BlindIndex, FieldCipher};
 use hc_platform::settings::AuthSettings;
 use hc_platform::store::Store;
 
+use crate::providers::{RealName, Sms};
 use crate::settings::IdentitySettings;
-use crate::sms::SmsGateway;
 
 /// Everything a handler needs, shared by all workers.
 #[derive(Clone)]
@@ -17,7 +17,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     pub cipher: Arc<FieldCipher>,
     pub index: BlindIndex,
-    pub sms: Arc<dyn SmsGateway>,
+    pub sms: Arc<Sms>,
+    pub real_name: Arc<RealName>,
     pub auth: AuthSettings,
     pub settings: Arc<IdentitySettings>,
 }

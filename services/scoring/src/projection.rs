@@ -81,16 +81,31 @@ pub async fn facts_imported(
     client: &impl GenericClient,
     event: &Delivered,
 ) -> anyhow::Result<Vec<Index>> {
-    let FactsImported { people, facts, .. } = FactsImported::decode(event)?;
+    let FactsImported {
+        people,
+        facts,
+        correction,
+        ..
+    } = FactsImported::decode(event)?;
+    // A fact already held is kept as it is, as declaration keeps it: a row sent again in another batch must not
+    // change a colour unseen. Only an official's audited correction replaces it.
+    let on_conflict = |replace: &str| {
+        if correction {
+            format!("ON CONFLICT ON CONSTRAINT {replace}")
+        } else {
+            "ON CONFLICT DO NOTHING".to_owned()
+        }
+    };
     match &facts {
         ImportedFacts::NatResults(rows) => {
             let times: Vec<_> = rows.iter().map(|r| r.sample_time).collect();
             let positive: Vec<_> = rows.iter().map(|r| r.positive).collect();
             let lab: Vec<_> = rows.iter().map(|r| r.lab.as_str()).collect();
+            let conflict = on_conflict("f_nat_key DO UPDATE SET positive = excluded.positive");
             client
                 .execute(
-                    "INSERT INTO f_nat (id_index, sample_time, positive, lab)
-                     SELECT * FROM unnest($1::bytea[], $2::timestamptz[], $3::bool[], $4::text[]) ON CONFLICT DO NOTHING",
+                    &format!("INSERT INTO f_nat (id_index, sample_time, positive, lab)
+                     SELECT * FROM unnest($1::bytea[], $2::timestamptz[], $3::bool[], $4::text[]) {conflict}"),
                     &[&people, &times, &positive, &lab],
                 )
                 .await?;
@@ -99,11 +114,11 @@ pub async fn facts_imported(
             let status: Vec<_> = rows.iter().map(|r| r.status.as_str()).collect();
             let since: Vec<_> = rows.iter().map(|r| r.since).collect();
             let until: Vec<_> = rows.iter().map(|r| r.until).collect();
+            let conflict = on_conflict("f_cases_key DO UPDATE SET until = excluded.until");
             client
                 .execute(
-                    "INSERT INTO f_cases (id_index, status, since, until)
-                     SELECT * FROM unnest($1::bytea[], $2::text[], $3::date[], $4::date[])
-                     ON CONFLICT (id_index, status, since) DO UPDATE SET until = excluded.until",
+                    &format!("INSERT INTO f_cases (id_index, status, since, until)
+                     SELECT * FROM unnest($1::bytea[], $2::text[], $3::date[], $4::date[]) {conflict}"),
                     &[&people, &status, &since, &until],
                 )
                 .await?;

@@ -202,6 +202,7 @@ async fn insert(
             client_id: "verification".into(),
             batch_id: format!("checkins-{}", visits[0].0.id),
             through_row: None,
+            correction: false,
             people: visits.iter().map(|(_, index, _)| index.to_vec()).collect(),
             facts: ImportedFacts::Visits(
                 visits

@@ -1,1 +1,2 @@
+pub mod corrections;
 pub mod declarations;

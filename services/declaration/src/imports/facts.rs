@@ -55,6 +55,9 @@ struct RawNat {
     sample_time: String,
     result: String,
     lab: String,
+    /// Where the sample was taken; the client's region if not given.
+    #[serde(default)]
+    region: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -64,6 +67,9 @@ struct RawCase {
     since: String,
     #[serde(default)]
     until: Option<String>,
+    /// The region that reported the case; the client's region if not given.
+    #[serde(default)]
+    region: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -86,6 +92,8 @@ pub struct Columns {
     flags: Vec<bool>,
     text_a: Vec<String>,
     text_b: Vec<String>,
+    /// Where each NAT result or case arose (visits carry theirs in `text_a`).
+    regions: Vec<Option<String>>,
 }
 
 impl Columns {
@@ -127,13 +135,31 @@ impl Columns {
     }
 }
 
-/// What a row is checked against: the blind index, and "now" for dates in the future.
+/// What a row is checked against: the blind index, "now" for dates in the future, and the importing client's region
+/// (none: nationwide).
 pub struct RowContext<'a> {
     pub index: &'a BlindIndex,
     pub now: DateTime<Utc>,
+    pub client_region: Option<RegionCode>,
 }
 
 impl RowContext<'_> {
+    /// The region a fact arose in: the row's own if it names one, else the client's. A regional client's power
+    /// ends at its region, so its facts must arise within it.
+    fn arose_in(&self, raw: Option<&str>) -> Result<Option<RegionCode>, RowError> {
+        let given = raw
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(|r| RegionCode::parse(r).map_err(|e| reject("region", e.reason)))
+            .transpose()?;
+        match (self.client_region, given) {
+            (Some(own), Some(region)) if !own.contains(region) => {
+                Err(reject("region", "is outside the client's region"))
+            }
+            (own, given) => Ok(given.or(own)),
+        }
+    }
+
     fn person(&self, raw: &str) -> Result<Vec<u8>, RowError> {
         let id = IdNumber::parse(raw, hc_domain::china_time::day_of(self.now))
             .map_err(|e| reject("id_number", e.reason))?;
@@ -181,7 +207,9 @@ impl RowContext<'_> {
                 }
                 let index = self.person(&raw.id_number)?;
                 let sampled = self.instant("sample_time", &raw.sample_time)?;
+                let region = self.arose_in(raw.region.as_deref())?;
                 cols.index.push(index);
+                cols.regions.push(region.map(|r| r.to_string()));
                 cols.times_a.push(sampled);
                 cols.flags.push(positive);
                 cols.text_a.push(lab.to_owned());
@@ -211,15 +239,18 @@ impl RowContext<'_> {
                     }
                     None => None,
                 };
+                let region = self.arose_in(raw.region.as_deref())?;
                 cols.index.push(index);
+                cols.regions.push(region.map(|r| r.to_string()));
                 cols.text_a.push(status.as_str().to_owned());
                 cols.dates_a.push(since);
                 cols.dates_b.push(until);
             }
             Kind::Visits => {
                 let raw: RawVisit = row.decode()?;
-                let region =
-                    RegionCode::parse(raw.region.trim()).map_err(|e| reject("region", e.reason))?;
+                let region = self
+                    .arose_in(Some(&raw.region))?
+                    .ok_or_else(|| reject("region", "is required"))?;
                 let source = raw.source.trim();
                 if !matches!(source, "carrier" | "venue") {
                     return Err(reject("source", "must be carrier or venue"));
@@ -285,27 +316,36 @@ impl Row<'_> {
     }
 }
 
+/// Who sent a chunk: stored on every fact it adds (a fact sent again keeps its first sender).
+#[derive(Clone, Copy)]
+pub struct Sender<'a> {
+    pub client_id: &'a str,
+    pub batch_id: &'a str,
+}
+
 /// Inserts a chunk and returns how many facts were new. The fast path COPYs the chunk straight into the fact
 /// table; if any row is already stored (a resend, the same fact in another batch or twice in this chunk), the
 /// unique key stops the COPY, the savepoint undoes it, and the chunk goes in again row by row with
-/// `ON CONFLICT DO NOTHING`, which is about three times slower (docs/benchmarks.md).
+/// `ON CONFLICT DO NOTHING`, which is about three times slower (docs/benchmarks.md). A fact already stored is never
+/// changed by an import: that is a correction (`routes::corrections`).
 pub async fn insert(
     tx: &deadpool_postgres::Transaction<'_>,
     kind: Kind,
     c: &Columns,
+    sender: Sender<'_>,
 ) -> Result<u64, tokio_postgres::Error> {
     if c.len() == 0 {
         return Ok(0);
     }
     tx.batch_execute("SAVEPOINT chunk").await?;
-    match copy(tx, kind, c).await {
+    match copy(tx, kind, c, sender).await {
         Ok(n) => {
             tx.batch_execute("RELEASE SAVEPOINT chunk").await?;
             Ok(n)
         }
         Err(err) if err.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
             tx.batch_execute("ROLLBACK TO SAVEPOINT chunk").await?;
-            insert_skipping_duplicates(tx, kind, c).await
+            insert_skipping_duplicates(tx, kind, c, sender).await
         }
         Err(err) => Err(err),
     }
@@ -315,41 +355,78 @@ async fn copy(
     tx: &deadpool_postgres::Transaction<'_>,
     kind: Kind,
     c: &Columns,
+    sender: Sender<'_>,
 ) -> Result<u64, tokio_postgres::Error> {
+    use Type as T;
     let (statement, types): (&str, &[Type]) = match kind {
         Kind::NatResults => (
-            "COPY nat_results (id_index, sample_time, positive, lab) FROM STDIN BINARY",
-            &[Type::BYTEA, Type::TIMESTAMPTZ, Type::BOOL, Type::TEXT],
+            "COPY nat_results (id_index, sample_time, positive, lab, region, client_id, batch_id) FROM STDIN BINARY",
+            &[
+                T::BYTEA,
+                T::TIMESTAMPTZ,
+                T::BOOL,
+                T::TEXT,
+                T::BPCHAR,
+                T::TEXT,
+                T::TEXT,
+            ],
         ),
         Kind::Cases => (
-            "COPY case_status (id_index, status, since, until) FROM STDIN BINARY",
-            &[Type::BYTEA, Type::TEXT, Type::DATE, Type::DATE],
+            "COPY case_status (id_index, status, since, until, region, client_id, batch_id) FROM STDIN BINARY",
+            &[
+                T::BYTEA,
+                T::TEXT,
+                T::DATE,
+                T::DATE,
+                T::BPCHAR,
+                T::TEXT,
+                T::TEXT,
+            ],
         ),
         Kind::Visits => (
-            "COPY visits (id_index, region, first_seen, last_seen, source) FROM STDIN BINARY",
+            "COPY visits (id_index, region, first_seen, last_seen, source, client_id, batch_id) FROM STDIN BINARY",
             &[
-                Type::BYTEA,
-                Type::BPCHAR,
-                Type::TIMESTAMPTZ,
-                Type::TIMESTAMPTZ,
-                Type::TEXT,
+                T::BYTEA,
+                T::BPCHAR,
+                T::TIMESTAMPTZ,
+                T::TIMESTAMPTZ,
+                T::TEXT,
+                T::TEXT,
+                T::TEXT,
             ],
         ),
     };
     let sink = tx.copy_in(statement).await?;
     let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, types));
+    let (client, batch) = (&sender.client_id, &sender.batch_id);
     for i in 0..c.len() {
         match kind {
             Kind::NatResults => {
                 writer
                     .as_mut()
-                    .write(&[&c.index[i], &c.times_a[i], &c.flags[i], &c.text_a[i]])
+                    .write(&[
+                        &c.index[i],
+                        &c.times_a[i],
+                        &c.flags[i],
+                        &c.text_a[i],
+                        &c.regions[i],
+                        client,
+                        batch,
+                    ])
                     .await?
             }
             Kind::Cases => {
                 writer
                     .as_mut()
-                    .write(&[&c.index[i], &c.text_a[i], &c.dates_a[i], &c.dates_b[i]])
+                    .write(&[
+                        &c.index[i],
+                        &c.text_a[i],
+                        &c.dates_a[i],
+                        &c.dates_b[i],
+                        &c.regions[i],
+                        client,
+                        batch,
+                    ])
                     .await?
             }
             Kind::Visits => {
@@ -361,6 +438,8 @@ async fn copy(
                         &c.times_a[i],
                         &c.times_b[i],
                         &c.text_b[i],
+                        client,
+                        batch,
                     ])
                     .await?
             }
@@ -373,35 +452,37 @@ async fn insert_skipping_duplicates(
     client: &impl GenericClient,
     kind: Kind,
     c: &Columns,
+    sender: Sender<'_>,
 ) -> Result<u64, tokio_postgres::Error> {
+    let (who, batch) = (&sender.client_id, &sender.batch_id);
     match kind {
         Kind::NatResults => {
             client
                 .execute(
-                    "INSERT INTO nat_results (id_index, sample_time, positive, lab)
-                     SELECT * FROM unnest($1::bytea[], $2::timestamptz[], $3::bool[], $4::text[])
+                    "INSERT INTO nat_results (id_index, sample_time, positive, lab, region, client_id, batch_id)
+                     SELECT *, $6, $7 FROM unnest($1::bytea[], $2::timestamptz[], $3::bool[], $4::text[], $5::text[])
                      ON CONFLICT DO NOTHING",
-                    &[&c.index, &c.times_a, &c.flags, &c.text_a],
+                    &[&c.index, &c.times_a, &c.flags, &c.text_a, &c.regions, who, batch],
                 )
                 .await
         }
         Kind::Cases => {
             client
                 .execute(
-                    "INSERT INTO case_status (id_index, status, since, until)
-                     SELECT * FROM unnest($1::bytea[], $2::text[], $3::date[], $4::date[])
+                    "INSERT INTO case_status (id_index, status, since, until, region, client_id, batch_id)
+                     SELECT *, $6, $7 FROM unnest($1::bytea[], $2::text[], $3::date[], $4::date[], $5::text[])
                      ON CONFLICT DO NOTHING",
-                    &[&c.index, &c.text_a, &c.dates_a, &c.dates_b],
+                    &[&c.index, &c.text_a, &c.dates_a, &c.dates_b, &c.regions, who, batch],
                 )
                 .await
         }
         Kind::Visits => {
             client
                 .execute(
-                    "INSERT INTO visits (id_index, region, first_seen, last_seen, source)
-                     SELECT * FROM unnest($1::bytea[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[])
+                    "INSERT INTO visits (id_index, region, first_seen, last_seen, source, client_id, batch_id)
+                     SELECT *, $6, $7 FROM unnest($1::bytea[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[])
                      ON CONFLICT DO NOTHING",
-                    &[&c.index, &c.text_a, &c.times_a, &c.times_b, &c.text_b],
+                    &[&c.index, &c.text_a, &c.times_a, &c.times_b, &c.text_b, who, batch],
                 )
                 .await
         }

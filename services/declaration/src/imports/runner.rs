@@ -8,6 +8,7 @@ use actix_web::web;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
 use futures_util::StreamExt;
+use hc_domain::RegionCode;
 use hc_platform::ApiError;
 use hc_platform::events::FactsImported;
 
@@ -16,11 +17,13 @@ use super::facts::{self, Columns, Kind, Row, RowContext, RowError};
 use super::framing::{Block, Format, Framer, FramingError, MAX_LINE_BYTES, csv_record};
 use crate::state::AppState;
 
-/// Imports the body as batch `batch_id` of `client_id`. Returns the batch and whether this call completed it
+/// Imports the body as batch `batch_id` of `client_id`, whose rows must arise within `client_region` (none:
+/// nationwide). Returns the batch and whether this call completed it
 /// (`false`: it was complete already and nothing changed).
 pub async fn import(
     state: &AppState,
     client_id: &str,
+    client_region: Option<RegionCode>,
     batch_id: &str,
     kind: Kind,
     format: Format,
@@ -53,6 +56,7 @@ pub async fn import(
             conn: &mut conn,
             key,
             kind,
+            client_region,
             progress,
         };
         let streamed = job.stream(format, &mut body).await;
@@ -75,6 +79,7 @@ struct Job<'a> {
     conn: &'a mut Object,
     key: BatchKey<'a>,
     kind: Kind,
+    client_region: Option<RegionCode>,
     progress: Progress,
 }
 
@@ -93,6 +98,7 @@ struct Parser {
     headers: Option<Arc<csv::StringRecord>>,
     index: hc_platform::privacy::BlindIndex,
     now: DateTime<Utc>,
+    client_region: Option<RegionCode>,
     resume_after: i64,
 }
 
@@ -101,6 +107,7 @@ impl Parser {
         let context = RowContext {
             index: &self.index,
             now: self.now,
+            client_region: self.client_region,
         };
         let mut cols = Columns::default();
         let mut errors = Vec::new();
@@ -155,6 +162,7 @@ impl Job<'_> {
             headers: None,
             index: self.state.index.clone(),
             now: Utc::now(),
+            client_region: self.client_region,
             resume_after: self.progress.committed_through,
         };
         let mut in_flight: Option<tokio::task::JoinHandle<Parsed>> = None;
@@ -220,7 +228,11 @@ impl Job<'_> {
         } = parsed;
         let p = &mut self.progress;
         let tx = self.conn.transaction().await?;
-        let new = facts::insert(&tx, self.kind, &cols).await? as i64;
+        let sender = facts::Sender {
+            client_id: self.key.client_id,
+            batch_id: self.key.batch_id,
+        };
+        let new = facts::insert(&tx, self.kind, &cols, sender).await? as i64;
         let keep = (self.state.settings.import_max_errors - p.stored_errors)
             .clamp(0, errors.len() as i64) as usize;
         self.key.store_errors(&tx, &errors[..keep]).await?;
@@ -239,6 +251,7 @@ impl Job<'_> {
                 client_id: self.key.client_id.into(),
                 batch_id: self.key.batch_id.into(),
                 through_row: Some(through),
+                correction: false,
                 people: cols.index.clone(),
                 facts: cols.event_facts(self.kind),
             };

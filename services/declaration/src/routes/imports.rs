@@ -14,9 +14,12 @@ use crate::state::AppState;
 /// reported and skipped. The `Idempotency-Key` is the batch id: sending a complete batch again changes nothing; sending
 /// an interrupted one again resumes after its last committed chunk.
 ///
-/// Rows — nat-results: `id_number, sample_time (RFC 3339), result (positive|negative), lab`; cases: `id_number,
-/// status (confirmed|suspected|asymptomatic|close_contact|secondary_contact|recovered), since, until?` (dates);
-/// visits: `id_number, region (GB/T 2260), first_seen, last_seen (RFC 3339), source (carrier|venue)`.
+/// Rows — nat-results: `id_number, sample_time (RFC 3339), result (positive|negative), lab, region?` (where the
+/// sample was taken); cases: `id_number, status (confirmed|suspected|asymptomatic|close_contact|secondary_contact|
+/// recovered), since, until?` (dates), `region?` (the reporting region); visits: `id_number, region (GB/T 2260),
+/// first_seen, last_seen (RFC 3339), source (carrier|venue)`. A regional client's rows must arise within its region
+/// (a row naming another is rejected on `region`); a row without a region arose in the client's. Every fact keeps
+/// the client and batch that first sent it; a row matching a stored fact changes nothing (a correction does).
 #[utoipa::path(post, path = "/v1/imports/{kind}", tag = "imports", security(("bearer" = ["import:nat", "import:cases", "import:visits"])),
     params(("kind" = String, Path, description = "nat-results, cases or visits"),
            ("Idempotency-Key" = String, Header, description = "The client-chosen batch id")),
@@ -88,8 +91,16 @@ pub async fn upload(
         }
         None => None,
     };
-    let (view, completed) =
-        imports::import(&state, &official.client_id, &batch_id, kind, format, body).await?;
+    let (view, completed) = imports::import(
+        &state,
+        &official.client_id,
+        official.region,
+        &batch_id,
+        kind,
+        format,
+        body,
+    )
+    .await?;
     tracing::info!(batch = %batch_id, kind = kind.as_str(), accepted = view.accepted, rejected = view.rejected, "import finished");
     Ok(if completed {
         HttpResponse::Created().json(view)

@@ -1,3 +1,4 @@
+pub(crate) mod corrections;
 pub(crate) mod declarations;
 pub(crate) mod facts;
 pub(crate) mod imports;
@@ -11,6 +12,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/declarations", web::post().to(declarations::submit))
                 .route("/declarations", web::get().to(declarations::history))
                 .route("/facts/me", web::get().to(facts::mine))
+                .route("/facts/corrections", web::post().to(corrections::correct))
                 // One resource: POST names a kind, GET a batch id (two patterns of the same shape would shadow).
                 .service(
                     web::resource("/imports/{id}")

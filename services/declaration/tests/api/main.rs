@@ -5,3 +5,4 @@ mod declarations;
 mod events;
 mod helpers;
 mod imports;
+mod provenance;

@@ -3,15 +3,14 @@ use deadpool_postgres::GenericClient;
 use hc_domain::PersonId;
 use uuid::Uuid;
 
-pub struct NewPerson<'a> {
+/// A person's personal fields, each sealed under `data_key_id` and bound to the person's id.
+pub struct SealedPerson {
     pub id: PersonId,
-    pub id_number_index: &'a [u8],
-    pub phone_index: &'a [u8],
-    pub name_ct: &'a [u8],
-    pub id_number_ct: &'a [u8],
-    pub phone_ct: &'a [u8],
-    pub data_key_id: &'a str,
-    pub home_region: &'a str,
+    pub phone_index: Vec<u8>,
+    pub name_ct: Vec<u8>,
+    pub id_number_ct: Vec<u8>,
+    pub phone_ct: Vec<u8>,
+    pub data_key_id: String,
 }
 
 pub struct StoredPerson {
@@ -24,11 +23,13 @@ pub struct StoredPerson {
     pub created_at: DateTime<Utc>,
 }
 
-/// Inserts the person unless the ID number is registered already; `None` then. A phone registered to
+/// Inserts the person; `None` if a concurrent registration of the ID number came first. A phone registered to
 /// someone else is a unique violation on `persons_phone_index_key`.
 pub async fn insert(
     client: &impl GenericClient,
-    p: &NewPerson<'_>,
+    p: &SealedPerson,
+    id_number_index: &[u8],
+    home_region: &str,
 ) -> Result<Option<PersonId>, tokio_postgres::Error> {
     let row = client
         .query_opt(
@@ -36,23 +37,48 @@ pub async fn insert(
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (id_number_index) DO NOTHING
              RETURNING id",
-            &[&p.id.0, &p.id_number_index, &p.phone_index, &p.name_ct, &p.id_number_ct, &p.phone_ct, &p.data_key_id, &p.home_region],
+            &[&p.id.0, &id_number_index, &p.phone_index, &p.name_ct, &p.id_number_ct, &p.phone_ct, &p.data_key_id, &home_region],
         )
         .await?;
     Ok(row.map(|r| PersonId(r.get(0))))
 }
 
-pub async fn id_by_id_number_index(
+/// The person holding an ID number and the phone it is bound to.
+pub struct Binding {
+    pub id: PersonId,
+    pub phone_index: Vec<u8>,
+}
+
+/// The person registered under an ID number, locked until the transaction ends.
+pub async fn lock_by_id_number_index(
     client: &impl GenericClient,
     index: &[u8],
-) -> Result<Option<PersonId>, tokio_postgres::Error> {
+) -> Result<Option<Binding>, tokio_postgres::Error> {
     let row = client
         .query_opt(
-            "SELECT id FROM persons WHERE id_number_index = $1",
+            "SELECT id, phone_index FROM persons WHERE id_number_index = $1 FOR UPDATE",
             &[&index],
         )
         .await?;
-    Ok(row.map(|r| PersonId(r.get(0))))
+    Ok(row.map(|r| Binding {
+        id: PersonId(r.get(0)),
+        phone_index: r.get(1),
+    }))
+}
+
+/// Replaces the person's sealed fields and phone (a re-binding to a new phone).
+pub async fn reseal(
+    client: &impl GenericClient,
+    p: &SealedPerson,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE persons SET phone_index = $2, name_ct = $3, id_number_ct = $4, phone_ct = $5, data_key_id = $6
+             WHERE id = $1",
+            &[&p.id.0, &p.phone_index, &p.name_ct, &p.id_number_ct, &p.phone_ct, &p.data_key_id],
+        )
+        .await?;
+    Ok(())
 }
 
 pub async fn id_by_phone_index(

@@ -69,3 +69,16 @@ pub async fn revoke_family(
         .execute("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL", &[&family_id])
         .await
 }
+
+/// Revokes every refresh token of the person (it moved to another phone).
+pub async fn revoke_person(
+    client: &impl GenericClient,
+    person: PersonId,
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE refresh_tokens SET revoked_at = now() WHERE person_id = $1 AND revoked_at IS NULL",
+            &[&person.0],
+        )
+        .await
+}

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::invalid;
 use crate::db::{clients, persons, refresh_tokens};
-use crate::otp::{self, hex};
+use crate::otp::{self, Purpose, hex};
 use crate::rate_limit;
 use crate::state::AppState;
 
@@ -23,6 +23,10 @@ const ADMIN_CLIENT_ID: &str = "admin";
 pub struct OtpRequest {
     #[schema(example = "13800138000")]
     pub phone: String,
+    /// `sign_in` (the default: a code only if the phone is registered) or `register` (a code to any phone, which
+    /// `POST /v1/persons` asks for as `phone_code`).
+    #[serde(default)]
+    pub purpose: Purpose,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -31,13 +35,14 @@ pub struct OtpSent {
     pub expires_in: u64,
 }
 
-/// Send a six-digit sign-in code to a registered phone. The answer is the same whether or not the phone is
-/// registered, so the endpoint cannot be used to find out who is.
+/// Send a six-digit code: to sign in, to a registered phone; to register, to any phone. The answer is the same
+/// whether or not the phone is registered, so the endpoint cannot be used to find out who is.
 #[utoipa::path(post, path = "/v1/auth/otp", tag = "auth", request_body = OtpRequest,
     responses(
-        (status = 202, description = "A code was sent if the phone is registered", body = OtpSent),
+        (status = 202, description = "A code was sent: to register, always; to sign in, if the phone is registered", body = OtpSent),
         (status = 422, description = "Invalid phone", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many codes for this phone or client IP; see Retry-After", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The SMS gateway did not take the code; see Retry-After", body = hc_platform::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn request_otp(
     state: web::Data<AppState>,
@@ -67,16 +72,29 @@ pub async fn request_otp(
         rate_limit::hit(&state.store, &format!("ratelimit:{key}"), limit, 3600).await?;
     }
 
-    let client = state.db.get().await?;
-    if persons::id_by_phone_index(&client, &phone_index)
-        .await?
-        .is_some()
-    {
-        let code = otp::issue(&state.store, &state.index, &phone_index, limits.ttl_seconds).await?;
+    let send = match body.purpose {
+        Purpose::Register => true,
+        Purpose::SignIn => {
+            let client = state.db.get().await?;
+            persons::id_by_phone_index(&client, &phone_index)
+                .await?
+                .is_some()
+        }
+    };
+    if send {
+        let code = otp::issue(
+            &state.store,
+            &state.index,
+            body.purpose,
+            &phone_index,
+            limits.ttl_seconds,
+        )
+        .await?;
         state
             .sms
             .send_code(&phone, &code, limits.ttl_seconds)
-            .await?;
+            .await
+            .map_err(super::provider_down("the SMS gateway"))?;
     }
     Ok(HttpResponse::Accepted().json(OtpSent {
         expires_in: limits.ttl_seconds,
@@ -164,17 +182,22 @@ pub async fn token(
 async fn otp_grant(state: &AppState, phone: &Phone, code: &str) -> Result<TokenResponse, ApiError> {
     let phone_index = state.index.phone(phone);
     let max = state.settings.otp.max_attempts;
-    // One answer for a wrong, a burnt and a missing code: which of them it was would tell whether this phone was
-    // sent a code, and so whether it is registered.
-    let refused =
-        || ApiError::unauthorized("the code is wrong, used or expired; request a new one");
-    if !otp::check(&state.store, &state.index, &phone_index, code, max).await? {
-        return Err(refused());
+    if !otp::check(
+        &state.store,
+        &state.index,
+        Purpose::SignIn,
+        &phone_index,
+        code,
+        max,
+    )
+    .await?
+    {
+        return Err(otp::refused());
     }
     let client = state.db.get().await?;
     let person = persons::id_by_phone_index(&client, &phone_index)
         .await?
-        .ok_or_else(refused)?;
+        .ok_or_else(otp::refused)?;
     let refresh = new_refresh_token(state, &client, person, Uuid::new_v4()).await?;
     citizen_tokens(state, person, refresh)
 }

@@ -30,3 +30,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 fn invalid(field: &'static str) -> impl Fn(InvalidValue) -> ApiError {
     move |err| ApiError::unprocessable(field, err.reason)
 }
+
+/// A provider that did not answer is a 503: the request may be tried again, and the cause is logged, not shown.
+fn provider_down(what: &'static str) -> impl Fn(anyhow::Error) -> ApiError {
+    move |err| {
+        tracing::warn!(error = %err, "{what} failed");
+        ApiError::Unavailable {
+            what,
+            retry_after: 5,
+        }
+    }
+}

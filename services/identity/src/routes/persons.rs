@@ -3,25 +3,27 @@ use chrono::{DateTime, Utc};
 use hc_domain::{IdNumber, PersonId, PersonName, Phone, RegionCode};
 use hc_platform::auth::{Citizen, Official, PersonRead};
 use hc_platform::error::ConflictOnUnique;
-use hc_platform::events::PersonRegistered;
+use hc_platform::events::{AuthRevoked, PersonRegistered};
 use hc_platform::http::Json;
 use hc_platform::{ApiError, audit};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::invalid;
-use crate::db::persons::{self, NewPerson, StoredPerson};
+use super::{invalid, provider_down};
+use crate::db::persons::{self, SealedPerson, StoredPerson};
+use crate::db::refresh_tokens;
+use crate::otp::{self, Purpose};
 use crate::state::AppState;
 use crate::vault::{self, Field};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterPerson {
     /// Full name as on the resident ID card.
-    #[schema(example = "张三")]
+    #[schema(example = "张三", max_length = 50)]
     pub name: String,
     /// 18-character resident ID number (GB 11643-1999).
-    #[schema(example = "11010519491231002X")]
+    #[schema(example = "11010519491231002X", min_length = 18, max_length = 18)]
     pub id_number: String,
     /// Mainland mobile number.
     #[schema(example = "13800138000")]
@@ -29,6 +31,12 @@ pub struct RegisterPerson {
     /// GB/T 2260 code of the home region.
     #[schema(example = "440106")]
     pub home_region: String,
+    /// The code sent to `phone` by `POST /v1/auth/otp` with `purpose: register`; it proves the phone.
+    #[schema(example = "123456")]
+    pub phone_code: String,
+    /// The real-name verifier's ticket for this ID number: proof that the registrant holds it.
+    #[schema(example = "dev:11010519491231002X", max_length = 4096)]
+    pub real_name_ticket: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -37,15 +45,19 @@ pub struct PersonCreated {
     pub id: Uuid,
 }
 
-/// Register a citizen. The same ID number again returns the existing person (200), never a duplicate.
+/// Register a citizen: the phone is proven with a one-time code and the ID number with a real-name ticket, in that
+/// order. The same ID number again returns its person; from another phone the person moves to the new phone
+/// (audited, and every session of the old one ends), since only the ID number's holder gets a ticket for it.
 #[utoipa::path(post, path = "/v1/persons", tag = "persons", request_body = RegisterPerson,
     responses(
         (status = 201, description = "Registered", body = PersonCreated),
-        (status = 200, description = "Already registered: the existing person", body = PersonCreated),
+        (status = 200, description = "Already registered: the existing person, now on this phone", body = PersonCreated),
+        (status = 401, description = "`phone_code` is wrong, burnt or expired", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The phone is registered to another person", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = hc_platform::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid; `field` names it", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid, or the ticket does not certify this ID number; `field` names it", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The real-name verifier did not answer; see Retry-After", body = hc_platform::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn register(
     state: web::Data<AppState>,
@@ -56,52 +68,155 @@ pub async fn register(
         .map_err(invalid("id_number"))?;
     let phone = Phone::parse(&body.phone).map_err(invalid("phone"))?;
     let region = RegionCode::parse(&body.home_region).map_err(invalid("home_region"))?;
-
-    let id = PersonId::new();
-    let id_number_index = state.index.id_number(&id_number);
+    let ticket = body.real_name_ticket.trim();
+    if ticket.is_empty() || ticket.len() > 4096 {
+        return Err(ApiError::unprocessable(
+            "real_name_ticket",
+            "must be the real-name verifier's ticket (1 to 4096 bytes)",
+        ));
+    }
     let phone_index = state.index.phone(&phone);
-    let cipher = &state.cipher;
-    let new = NewPerson {
-        id,
-        id_number_index: &id_number_index,
-        phone_index: &phone_index,
-        name_ct: &vault::seal(cipher, id, Field::Name, name.expose())?,
-        id_number_ct: &vault::seal(cipher, id, Field::IdNumber, id_number.expose())?,
-        phone_ct: &vault::seal(cipher, id, Field::Phone, phone.expose())?,
-        data_key_id: cipher.active_key_id(),
-        home_region: &region.to_string(),
-    };
+
+    // The phone first, so that nobody without one can use the verifier to learn whether a name fits an ID number.
+    let proven = otp::check(
+        &state.store,
+        &state.index,
+        Purpose::Register,
+        &phone_index,
+        &body.phone_code,
+        state.settings.otp.max_attempts,
+    )
+    .await?;
+    if !proven {
+        return Err(otp::refused());
+    }
+    let certified = state
+        .real_name
+        .certifies(&name, &id_number, ticket)
+        .await
+        .map_err(provider_down("the real-name verifier"))?;
+    if !certified {
+        return Err(ApiError::unprocessable(
+            "real_name_ticket",
+            "does not certify the holder of this ID number; verify again",
+        ));
+    }
+
+    let id_number_index = state.index.id_number(&id_number);
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
-    let inserted = persons::insert(&tx, &new).await.conflict_on(&[(
-        "persons_phone_index_key",
-        "phone",
-        "this phone number is registered to another person",
-    )])?;
-    if let Some(id) = inserted {
-        // Other services key facts by this index; the event lets them link facts to the person. The masked name
-        // (张*) is what a checkpoint guard compares with an ID card on verification's ID-card path.
-        let event = PersonRegistered {
-            person_id: id.0,
-            id_number_index: id_number_index.clone(),
-            home_region: region.to_string(),
-            masked_name: Some(name.masked()),
-        };
-        hc_platform::outbox::enqueue(&tx, PersonRegistered::STREAM, &event.encode()).await?;
-    }
-    tx.commit().await?;
-    match inserted {
-        Some(id) => {
-            tracing::info!(person = %id, "person registered");
-            Ok(HttpResponse::Created().json(PersonCreated { id: id.0 }))
-        }
+    let person = match persons::lock_by_id_number_index(&tx, &id_number_index).await? {
         None => {
-            let existing = persons::id_by_id_number_index(&client, &id_number_index)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("person vanished between insert and select"))?;
-            Ok(HttpResponse::Ok().json(PersonCreated { id: existing.0 }))
+            let id = PersonId::new();
+            let new = sealed(&state, id, &name, &id_number, &phone, &phone_index)?;
+            persons::insert(&tx, &new, &id_number_index, &region.to_string())
+                .await
+                .conflict_on(PHONE_TAKEN)?
+                .ok_or_else(|| ApiError::Conflict {
+                    field: Some("id_number".into()),
+                    detail: "another registration of this ID number is under way; try again".into(),
+                })?;
+            // Other services key facts by this index; the event lets them link facts to the person. The masked
+            // name (张*) is what a checkpoint guard compares with an ID card on verification's ID-card path.
+            let event = PersonRegistered {
+                person_id: id.0,
+                id_number_index: id_number_index.clone(),
+                home_region: region.to_string(),
+                masked_name: Some(name.masked()),
+            };
+            hc_platform::outbox::enqueue(&tx, PersonRegistered::STREAM, &event.encode()).await?;
+            Registered::New(id)
         }
-    }
+        Some(existing) if existing.phone_index == phone_index => Registered::Again(existing.id),
+        Some(existing) => {
+            rebind(
+                &state,
+                &tx,
+                existing.id,
+                &name,
+                &id_number,
+                &phone,
+                &phone_index,
+            )
+            .await?;
+            Registered::Again(existing.id)
+        }
+    };
+    tx.commit().await?;
+    Ok(match person {
+        Registered::New(id) => {
+            tracing::info!(person = %id, "person registered");
+            HttpResponse::Created().json(PersonCreated { id: id.0 })
+        }
+        Registered::Again(id) => HttpResponse::Ok().json(PersonCreated { id: id.0 }),
+    })
+}
+
+enum Registered {
+    New(PersonId),
+    Again(PersonId),
+}
+
+const PHONE_TAKEN: &[(&str, &str, &str)] = &[(
+    "persons_phone_index_key",
+    "phone",
+    "this phone number is registered to another person",
+)];
+
+/// The person's fields sealed under the active data key, bound to the person's id.
+fn sealed(
+    state: &AppState,
+    id: PersonId,
+    name: &PersonName,
+    id_number: &IdNumber,
+    phone: &Phone,
+    phone_index: &[u8],
+) -> Result<SealedPerson, ApiError> {
+    let cipher = &state.cipher;
+    Ok(SealedPerson {
+        id,
+        phone_index: phone_index.to_vec(),
+        name_ct: vault::seal(cipher, id, Field::Name, name.expose())?,
+        id_number_ct: vault::seal(cipher, id, Field::IdNumber, id_number.expose())?,
+        phone_ct: vault::seal(cipher, id, Field::Phone, phone.expose())?,
+        data_key_id: cipher.active_key_id().to_owned(),
+    })
+}
+
+/// The ID number's certified holder registers from a phone other than the person's: the person moves to the new
+/// phone, with the name the verifier certified. The old phone's refresh tokens are revoked and its access tokens
+/// refused everywhere within a second (`auth.revoked`), and the move is audited. Before this flow, whoever
+/// registered an ID number first kept it, and its holder was handed the first registrant's person.
+async fn rebind(
+    state: &AppState,
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: PersonId,
+    name: &PersonName,
+    id_number: &IdNumber,
+    phone: &Phone,
+    phone_index: &[u8],
+) -> Result<(), ApiError> {
+    let new = sealed(state, id, name, id_number, phone, phone_index)?;
+    persons::reseal(tx, &new).await.conflict_on(PHONE_TAKEN)?;
+    let revoked = refresh_tokens::revoke_person(tx, id).await?;
+    let event = AuthRevoked {
+        subject: id.to_string(),
+        not_before: Utc::now().timestamp() + 1,
+    };
+    hc_platform::outbox::enqueue(tx, AuthRevoked::STREAM, &event.encode()).await?;
+    audit::record(
+        tx,
+        &audit::Entry {
+            actor: "real-name-verifier",
+            action: "person.rebind_phone",
+            subject: Some(id.0),
+            reason: Some("registered again from another phone with a certified real-name ticket"),
+            outcome: "rebound",
+        },
+    )
+    .await?;
+    tracing::warn!(person = %id, revoked, "person moved to another phone by its certified holder");
+    Ok(())
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

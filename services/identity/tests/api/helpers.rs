@@ -66,6 +66,8 @@ pub async fn spawn_app_with(tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
             "identity.data_keys",
             format!("d1:{}", random_base64(32).expect("rand")),
         )
+        .set("identity.sms.kind", "dev")
+        .set("identity.real_name.kind", "dev")
         .start_with(tweak)
         .await;
     let index =
@@ -118,11 +120,25 @@ impl TestApp {
             .expect("request")
     }
 
+    /// A registration body for a person of Tianhe district, with a fresh `register` code for the phone and the
+    /// development verifier's ticket for the ID number.
+    pub async fn registration(&self, name: &str, id_number: &str, phone: &str) -> Value {
+        let sent = self
+            .post_json(
+                "/v1/auth/otp",
+                &json!({"phone": phone, "purpose": "register"}),
+            )
+            .await;
+        assert_eq!(sent.status(), StatusCode::ACCEPTED);
+        json!({"name": name, "id_number": id_number, "phone": phone, "home_region": "440106",
+            "phone_code": self.sent_code(phone).await.expect("a code was sent"),
+            "real_name_ticket": identity::dev_real_name_ticket(id_number)})
+    }
+
     /// Registers a person and returns the id, asserting 201.
     pub async fn register(&self, name: &str, id_number: &str, phone: &str) -> String {
-        let response = self
-            .post_json("/v1/persons", &json!({"name": name, "id_number": id_number, "phone": phone, "home_region": "440106"}))
-            .await;
+        let body = self.registration(name, id_number, phone).await;
+        let response = self.post_json("/v1/persons", &body).await;
         assert_eq!(response.status(), StatusCode::CREATED);
         response.json::<Value>().await.expect("json")["id"]
             .as_str()
@@ -136,13 +152,13 @@ impl TestApp {
         self.store.conn().get(key).await.expect("redis get")
     }
 
-    /// The Redis key holding the OTP state for `phone`.
+    /// The Redis key holding the sign-in code's state for `phone`.
     pub fn otp_key(&self, phone: &str) -> String {
         let phone = Phone::parse(phone).expect("phone");
         format!(
             "{}{}",
             self.redis.prefix,
-            identity::otp_key(&self.index.phone(&phone))
+            identity::otp_key(identity::OtpPurpose::SignIn, &self.index.phone(&phone))
         )
     }
 
@@ -161,6 +177,24 @@ impl TestApp {
                 &json!({"grant_type": "otp", "phone": phone, "code": code}),
             )
             .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("json")
+    }
+
+    /// How many persons are registered.
+    pub async fn persons(&self) -> i64 {
+        let db = self.pool.get().await.expect("db");
+        db.query_one("SELECT count(*) FROM persons", &[])
+            .await
+            .expect("count")
+            .get(0)
+    }
+
+    /// Signs in with `phone` and reads the citizen's own record (masked), asserting 200.
+    pub async fn own_record(&self, phone: &str) -> Value {
+        let tokens = self.sign_in(phone).await;
+        let access = tokens["access_token"].as_str().expect("token");
+        let response = self.get_with_token("/v1/persons/me", access).await;
         assert_eq!(response.status(), StatusCode::OK);
         response.json().await.expect("json")
     }

@@ -136,15 +136,7 @@ async fn the_citizen_sees_their_own_record_masked() {
     let app = spawn_app().await;
     let (id, phone) = unique_person();
     app.register("蒋六六", &id, &phone).await;
-    let tokens = app.sign_in(&phone).await;
-    let response = app
-        .get_with_token(
-            "/v1/persons/me",
-            tokens["access_token"].as_str().expect("token"),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let me: Value = response.json().await.expect("json");
+    let me = app.own_record(&phone).await;
     assert_eq!(me["name"], "蒋*六");
     assert_eq!(
         me["id_number"],

@@ -8,5 +8,6 @@ mod jwks;
 mod lookup;
 mod otp;
 mod privacy;
+mod providers;
 mod refresh;
 mod registration;

@@ -1,5 +1,3 @@
-use serde_json::json;
-
 use crate::helpers::{LOG, spawn_app, unique_person};
 
 fn hex(text: &str) -> String {
@@ -51,11 +49,8 @@ async fn a_whole_registration_sign_in_and_lookup_logs_no_personal_data() {
     .await;
     // A failing call logs too (the duplicate phone conflict).
     let (other, _) = unique_person();
-    app.post_json(
-        "/v1/persons",
-        &json!({"name": name, "id_number": other, "phone": phone, "home_region": "440106"}),
-    )
-    .await;
+    let body = app.registration(name, &other, &phone).await;
+    app.post_json("/v1/persons", &body).await;
 
     let log = LOG.contents();
     assert!(log.contains(&person), "the log did capture this flow");

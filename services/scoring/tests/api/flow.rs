@@ -297,3 +297,56 @@ async fn the_scheduler_finds_due_statuses_through_an_index_instead_of_reading_ev
     let plan = plan.join("\n");
     assert!(plan.contains("status_recheck_idx"), "{plan}");
 }
+
+/// Scoring used to upsert a case's end date from any import, so a case row sent again under a new batch could end a
+/// red person's case unseen. Now an import keeps the fact as it is, and only a correction changes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_sent_again_in_another_batch_changes_nothing_and_a_correction_does() {
+    let app = spawn_app().await;
+    let c = app.citizen("440106", 21).await;
+    let marker = app.citizen("440106", 22).await;
+    let health = app.official(&["import:cases", "import:nat"], None).await;
+    let case = json!({"id_number": c.id_number, "status": "confirmed", "since": date_ago(3)});
+    app.import(&health, "cases", std::slice::from_ref(&case))
+        .await;
+    app.wait_colour(&c.person, "red").await;
+
+    let mut ended = case.clone();
+    ended["until"] = json!(date_ago(1));
+    app.import(&health, "cases", &[ended]).await;
+    // Once a later import has reached scoring, the one before it has too.
+    app.import(
+        &health,
+        "nat-results",
+        &[json!({"id_number": marker.id_number, "sample_time": crate::helpers::days_ago(1), "result": "positive", "lab": "lab-1"})],
+    )
+    .await;
+    app.wait_colour(&marker.person, "red").await;
+    let until = || async {
+        app.pool
+            .get()
+            .await
+            .expect("db")
+            .query_one("SELECT until::text FROM f_cases", &[])
+            .await
+            .expect("case")
+            .get::<_, Option<String>>(0)
+    };
+    assert_eq!(until().await, None, "the import did not end the case");
+    app.wait_colour(&c.person, "red").await;
+
+    let r = app
+        .http
+        .post(format!("{}/v1/facts/corrections", app.declaration))
+        .bearer_auth(&health)
+        .json(&json!({"kind": "cases", "id_number": c.id_number, "status": "confirmed", "since": date_ago(3),
+                      "until": date_ago(1), "reason": "discharged from hospital"}))
+        .send()
+        .await
+        .expect("correction");
+    assert_eq!(r.status(), 200);
+    eventually(WAIT, "the correction reached scoring", || async {
+        (until().await == Some(date_ago(1))).then_some(())
+    })
+    .await;
+}

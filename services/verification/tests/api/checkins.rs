@@ -137,6 +137,7 @@ async fn the_cotraveller_check_finds_a_case_in_the_same_hour_without_saying_who(
         client_id: "health-commission".into(),
         batch_id: "cases-1".into(),
         through_row: Some(1),
+        correction: false,
         people: vec![index.to_vec()],
         facts: ImportedFacts::Cases(vec![CaseFact {
             status: "confirmed".into(),

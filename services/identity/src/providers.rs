@@ -1,0 +1,199 @@
+//! The two outside services identity relies on: the SMS gateway that delivers one-time codes and the real-name
+//! verifier (the public-security record check the health-code platforms ran at registration). Each is chosen by
+//! configuration, and no default is assumed: a deployment names a real provider (`http`) or opts in to the
+//! development stand-in (`dev`), which production refuses.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use hc_domain::{IdNumber, PersonName, Phone};
+use hc_platform::store::Store;
+use redis::AsyncCommands;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+/// `[identity.sms]` and `[identity.real_name]` (documented in config/default.toml).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProviderSettings {
+    pub kind: String,
+    pub url: String,
+    pub token: SecretString,
+    pub timeout_ms: u64,
+}
+
+/// A provider behind an HTTP endpoint: one JSON POST per call, bearer-authenticated, bounded in time.
+pub struct HttpProvider {
+    http: reqwest::Client,
+    url: String,
+    token: SecretString,
+}
+
+impl HttpProvider {
+    async fn post<T: DeserializeOwned>(&self, body: &serde_json::Value) -> anyhow::Result<T> {
+        let response = self
+            .http
+            .post(&self.url)
+            .bearer_auth(self.token.expose_secret())
+            .json(body)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(response.json().await?)
+    }
+}
+
+enum Kind {
+    Dev,
+    Http(HttpProvider),
+}
+
+fn kind(settings: &ProviderSettings, section: &str) -> anyhow::Result<Kind> {
+    match settings.kind.as_str() {
+        "dev" => {
+            anyhow::ensure!(
+                std::env::var("APP_ENV").as_deref() != Ok("production"),
+                "{section}.kind = \"dev\" is refused when APP_ENV=production"
+            );
+            Ok(Kind::Dev)
+        }
+        "http" => {
+            anyhow::ensure!(
+                settings.url.starts_with("http://") || settings.url.starts_with("https://"),
+                "{section}.url must be the provider's http(s) URL"
+            );
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_millis(settings.timeout_ms.max(1)))
+                .build()
+                .context("HTTP client")?;
+            Ok(Kind::Http(HttpProvider {
+                http,
+                url: settings.url.clone(),
+                token: settings.token.clone(),
+            }))
+        }
+        "" => anyhow::bail!(
+            "{section}.kind must be set: \"http\" (a provider at {section}.url) or \"dev\" (the development stand-in)"
+        ),
+        other => anyhow::bail!("{section}.kind: unknown {other:?} (known: http, dev)"),
+    }
+}
+
+/// The Redis key (without prefix) where the development gateway leaves the code for `phone`.
+pub fn dev_sms_key(phone: &str) -> String {
+    format!("sms:dev:{phone}")
+}
+
+/// Delivers one-time codes. The development gateway keeps the code in Redis (never in the log) for tests and demos
+/// to read; the HTTP gateway posts `{"phone", "code", "ttl_seconds"}` to the provider.
+pub struct Sms {
+    kind: Kind,
+    store: Store,
+}
+
+impl Sms {
+    pub fn new(settings: &ProviderSettings, store: Store) -> anyhow::Result<Self> {
+        Ok(Self {
+            kind: kind(settings, "identity.sms")?,
+            store,
+        })
+    }
+
+    pub async fn send_code(
+        &self,
+        phone: &Phone,
+        code: &str,
+        ttl_seconds: u64,
+    ) -> anyhow::Result<()> {
+        match &self.kind {
+            Kind::Dev => {
+                let key = self.store.key(&dev_sms_key(phone.expose()));
+                self.store
+                    .conn()
+                    .set_ex::<_, _, ()>(key, code, ttl_seconds)
+                    .await?;
+            }
+            Kind::Http(provider) => {
+                provider
+                    .post::<serde::de::IgnoredAny>(
+                        &json!({"phone": phone.expose(), "code": code, "ttl_seconds": ttl_seconds}),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The ticket the development verifier accepts for `id_number`: it stands for a passed check of the holder (in
+/// production a face match against the ID card's photo, done in the verifier's own app).
+pub fn dev_real_name_ticket(id_number: &str) -> String {
+    format!("dev:{}", id_number.to_ascii_uppercase())
+}
+
+/// Asks whether a registrant is the holder of the ID number they give. The HTTP verifier gets
+/// `{"name", "id_number", "ticket"}` and answers `{"certified": bool}`.
+pub struct RealName(Kind);
+
+impl RealName {
+    pub fn new(settings: &ProviderSettings) -> anyhow::Result<Self> {
+        Ok(Self(kind(settings, "identity.real_name")?))
+    }
+
+    pub async fn certifies(
+        &self,
+        name: &PersonName,
+        id_number: &IdNumber,
+        ticket: &str,
+    ) -> anyhow::Result<bool> {
+        match &self.0 {
+            Kind::Dev => Ok(ticket == dev_real_name_ticket(id_number.expose())),
+            Kind::Http(provider) => {
+                #[derive(Deserialize)]
+                struct Answer {
+                    certified: bool,
+                }
+                let answer: Answer = provider
+                    .post(&json!({"name": name.expose(), "id_number": id_number.expose(), "ticket": ticket}))
+                    .await?;
+                Ok(answer.certified)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neither_provider_has_a_default_and_each_names_its_key_when_unset() {
+        let defaults: hc_platform::settings::Settings<crate::IdentitySettings> =
+            hc_platform::settings::load_with(crate::DEFAULT_CONFIG, "identity", None, |b| b)
+                .expect("defaults load");
+        for (settings, section) in [
+            (&defaults.service.sms, "identity.sms"),
+            (&defaults.service.real_name, "identity.real_name"),
+        ] {
+            let Err(err) = kind(settings, section) else {
+                panic!("{section} has a default provider");
+            };
+            assert!(
+                err.to_string()
+                    .contains(&format!("{section}.kind must be set")),
+                "{err}"
+            );
+        }
+        let dev = ProviderSettings {
+            kind: "dev".into(),
+            ..defaults.service.sms.clone()
+        };
+        assert!(matches!(kind(&dev, "identity.sms"), Ok(Kind::Dev)));
+        let http_without_url = ProviderSettings {
+            kind: "http".into(),
+            ..defaults.service.sms.clone()
+        };
+        assert!(kind(&http_without_url, "identity.sms").is_err());
+    }
+}
