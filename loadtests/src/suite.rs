@@ -403,6 +403,9 @@ impl Suite {
             // The load's citizens get their codes and real-name tickets from the development stand-ins.
             ("HC__IDENTITY__SMS__KIND", "dev".into()),
             ("HC__IDENTITY__REAL_NAME__KIND", "dev".into()),
+            // The load's labs are one API client: a real lab sends one batch at a time, the mix's import users
+            // stand for many labs.
+            ("HC__DECLARATION__IMPORT_MAX_PER_CLIENT", "0".into()),
             // Imports of the seed are larger than the default body limit of a batch.
             ("HC__DECLARATION__IMPORT_MAX_BYTES", "1000000000".into()),
         ];

@@ -54,6 +54,7 @@ impl Service for Declaration {
             index,
             import_permits: (service.import_max_concurrent > 0)
                 .then(|| Arc::new(tokio::sync::Semaphore::new(service.import_max_concurrent))),
+            imports_by_client: Default::default(),
             settings: Arc::new(service),
         });
         let running = launch(

@@ -10,6 +10,9 @@ pub struct DeclarationSettings {
     pub import_max_concurrent: usize,
     pub import_queue_ms: u64,
     pub import_retry_after_seconds: u64,
+    pub import_block_max_bytes: usize,
+    pub import_max_per_client: usize,
+    pub import_max_seconds: u64,
 }
 
 impl DeclarationSettings {
@@ -21,6 +24,14 @@ impl DeclarationSettings {
         anyhow::ensure!(
             self.import_max_bytes > 0,
             "declaration.import_max_bytes must be positive"
+        );
+        anyhow::ensure!(
+            self.import_block_max_bytes >= 64 * 1024,
+            "declaration.import_block_max_bytes must be at least 65536 (one line's limit)"
+        );
+        anyhow::ensure!(
+            self.import_max_seconds > 0,
+            "declaration.import_max_seconds must be positive"
         );
         anyhow::ensure!(
             self.import_max_errors >= 0,

@@ -11,7 +11,7 @@ use crate::routes;
     info(title = "Health-code platform: scoring", description = "Rules as data, explained colours, region risk and appeals. Errors are application/problem+json (RFC 9457)."),
     paths(
         routes::rules::put, routes::rules::get, routes::rules::dry_run,
-        routes::status::mine, routes::status::lookup, routes::status::put_staff, routes::status::staff_colours,
+        routes::status::mine, routes::status::lookup, routes::staff::put, routes::staff::colours, routes::staff::mine, routes::staff::accept,
         routes::risk::put, routes::risk::map,
         routes::appeals::file, routes::appeals::mine, routes::appeals::open, routes::appeals::resolve,
     ),

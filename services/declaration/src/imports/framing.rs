@@ -49,6 +49,7 @@ pub enum FramingError {
 pub struct Framer {
     format: Format,
     chunk_rows: i64,
+    block_max_bytes: usize,
     pending: Vec<u8>,
     block: Block,
     line_no: i64,
@@ -56,10 +57,12 @@ pub struct Framer {
 }
 
 impl Framer {
-    pub fn new(format: Format, chunk_rows: usize) -> Self {
+    /// A block ends after `chunk_rows` lines or once it holds `block_max_bytes`, whichever comes first.
+    pub fn new(format: Format, chunk_rows: usize, block_max_bytes: usize) -> Self {
         Framer {
             format,
             chunk_rows: chunk_rows.max(1) as i64,
+            block_max_bytes,
             pending: Vec::new(),
             block: Block::starting_at(1),
             line_no: 0,
@@ -113,7 +116,9 @@ impl Framer {
             self.block.text.extend_from_slice(line);
             self.block.text.push(b'\n');
             self.block.last_line = self.line_no;
-            if self.block.lines() >= self.chunk_rows {
+            if self.block.lines() >= self.chunk_rows
+                || self.block.text.len() >= self.block_max_bytes
+            {
                 let next = Block::starting_at(self.line_no + 1);
                 full.push(std::mem::replace(&mut self.block, next));
             }
@@ -139,7 +144,10 @@ mod tests {
     use super::*;
 
     fn frame(format: Format, chunk: usize, pieces: &[&[u8]]) -> (Vec<Block>, Block, Framer) {
-        let mut framer = Framer::new(format, chunk);
+        framed(Framer::new(format, chunk, usize::MAX), pieces)
+    }
+
+    fn framed(mut framer: Framer, pieces: &[&[u8]]) -> (Vec<Block>, Block, Framer) {
         let mut blocks = Vec::new();
         for piece in pieces {
             blocks.extend(framer.push(piece).expect("frames"));
@@ -177,6 +185,18 @@ mod tests {
     }
 
     #[test]
+    fn a_block_also_ends_at_its_byte_limit_whatever_its_lines() {
+        // Lines of 6 bytes with their newline, blocks of at most 100 lines but 12 bytes: two lines a block.
+        let (blocks, rest, _) = framed(
+            Framer::new(Format::Ndjson, 100, 12),
+            &[b"aaaaa\nbbbbb\nccccc\nddddd\neeeee\n"],
+        );
+        let lines: Vec<_> = blocks.iter().map(|b| (b.first_line, b.last_line)).collect();
+        assert_eq!(lines, [(1, 2), (3, 4)]);
+        assert_eq!(rest.text, b"eeeee\n");
+    }
+
+    #[test]
     fn a_last_line_without_its_newline_is_kept_and_a_partial_block_is_left_for_the_end() {
         let (blocks, rest, _) = frame(Format::Ndjson, 10, &[b"one\r\ntwo"]);
         assert!(blocks.is_empty());
@@ -197,7 +217,7 @@ mod tests {
 
     #[test]
     fn a_csv_body_must_start_with_its_header_line() {
-        let mut framer = Framer::new(Format::Csv, 10);
+        let mut framer = Framer::new(Format::Csv, 10, usize::MAX);
         assert_eq!(
             framer.push(b"\nid,result\n"),
             Err(FramingError::MissingCsvHeader)
@@ -206,7 +226,7 @@ mod tests {
 
     #[test]
     fn a_line_longer_than_the_limit_is_refused_with_its_number() {
-        let mut framer = Framer::new(Format::Ndjson, 10);
+        let mut framer = Framer::new(Format::Ndjson, 10, usize::MAX);
         assert!(framer.push(b"short\n").expect("frames").is_empty());
         let long = vec![b'x'; MAX_LINE_BYTES + 1];
         assert_eq!(framer.push(&long), Err(FramingError::LineTooLong(2)));

@@ -155,7 +155,11 @@ impl Job<'_> {
     /// `committed_through` (landed by an earlier attempt) are skipped.
     async fn stream(&mut self, format: Format, body: &mut web::Payload) -> Result<(), ApiError> {
         let settings = &self.state.settings;
-        let mut framer = Framer::new(format, settings.import_chunk_rows);
+        let mut framer = Framer::new(
+            format,
+            settings.import_chunk_rows,
+            settings.import_block_max_bytes,
+        );
         let mut parser = Parser {
             kind: self.kind,
             format,
@@ -167,10 +171,14 @@ impl Job<'_> {
         };
         let mut in_flight: Option<tokio::task::JoinHandle<Parsed>> = None;
         let idle = std::time::Duration::from_millis(settings.import_idle_timeout_ms);
+        // However steadily the body arrives, an import holds its turn and a connection for a bounded time.
+        let deadline = tokio::time::Instant::now()
+            + std::time::Duration::from_secs(settings.import_max_seconds);
         let mut total_bytes: u64 = 0;
         let read: Result<(), ApiError> = async {
             loop {
-                let piece = tokio::time::timeout(idle, body.next())
+                let wait_until = deadline.min(tokio::time::Instant::now() + idle);
+                let piece = tokio::time::timeout_at(wait_until, body.next())
                     .await
                     .map_err(|_| ApiError::Timeout)?;
                 let finished = piece.is_none();

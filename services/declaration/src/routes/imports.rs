@@ -30,8 +30,11 @@ use crate::state::AppState;
         (status = 403, description = "The client lacks the kind's scope", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The batch is being imported by another request, or is of another kind", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Neither NDJSON nor CSV", body = hc_platform::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown kind, missing batch id or CSV header", body = hc_platform::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "As many imports as this replica takes at once have been running for as long as a batch waits its turn (or the service is overloaded): send the batch again after Retry-After seconds", body = hc_platform::error::Problem, content_type = "application/problem+json",
+        (status = 413, description = "The body is larger than `declaration.import_max_bytes`", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown kind, missing batch id or CSV header, or a line longer than 64 KiB", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "This client already has `declaration.import_max_per_client` imports running here: send the batch after Retry-After seconds", body = hc_platform::error::Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "As many imports as this replica takes at once have been running for as long as a batch waits its turn (or the service is overloaded), or the import ran past `declaration.import_max_seconds` or stalled past `declaration.import_idle_timeout_ms` (it resumes after its last committed block): send the batch again after Retry-After seconds", body = hc_platform::error::Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub async fn upload(
@@ -73,6 +76,13 @@ pub async fn upload(
             });
         }
     };
+    // One client cannot take every turn: a lab's second import waits for its first.
+    let _client_turn = state
+        .imports_by_client
+        .take(&official.client_id, state.settings.import_max_per_client)
+        .ok_or(ApiError::TooManyRequests {
+            retry_after: state.settings.import_retry_after_seconds.max(1),
+        })?;
     // Taken before the body is read: a refused upload costs the lab a resend, not us a parse. The short wait
     // absorbs the bunching of arrivals; a longer one would only hold connections while the CPU is spoken for.
     let _permit = match &state.import_permits {

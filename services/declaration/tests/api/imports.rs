@@ -317,6 +317,11 @@ async fn beyond_the_imports_a_replica_takes_at_once_another_waits_its_turn() {
     })
     .await;
     let lab = app.official(&["import:nat"]).await;
+    // Other labs: one lab waits for its own first import anyway (import_max_per_client).
+    let (second_lab, third_lab) = (
+        app.official(&["import:nat"]).await,
+        app.official(&["import:nat"]).await,
+    );
     // The first import sends its head and one row, then holds the connection open: it is running.
     let socket = start_held_import(&app, &lab, "held-1", &nat_rows(1, &[])).await;
     // The held import has its turn once its batch is recorded (the turn is taken before the batch).
@@ -328,7 +333,7 @@ async fn beyond_the_imports_a_replica_takes_at_once_another_waits_its_turn() {
     let started = std::time::Instant::now();
     let refused = app
         .import(
-            &lab,
+            &second_lab,
             "nat-results",
             "second-1",
             "application/x-ndjson",
@@ -354,7 +359,7 @@ async fn beyond_the_imports_a_replica_takes_at_once_another_waits_its_turn() {
         let (http, url, lab) = (
             app.http.clone(),
             app.url("/v1/imports/nat-results"),
-            lab.clone(),
+            third_lab.clone(),
         );
         async move {
             http.post(url)
@@ -405,4 +410,74 @@ async fn a_row_error_names_the_field_and_the_problem_never_the_value() {
             assert!(!text.contains(digits), "{digits} in {text}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_runs_one_import_at_a_time_and_none_runs_past_its_time_limit() {
+    let app = spawn_app_with(|b| {
+        b.set_override("declaration.import_max_seconds", 2)
+            .expect("override")
+    })
+    .await;
+    let lab = app.official(&["import:nat"]).await;
+    let other_lab = app.official(&["import:nat"]).await;
+    let mut socket = start_held_import(&app, &lab, "held-1", &nat_rows(1, &[])).await;
+    let app = &app;
+    eventually(WAIT, "the first import never started", || async move {
+        (count(app, "import_batches").await >= 1).then_some(())
+    })
+    .await;
+
+    // The same client waits for its first import; another client goes ahead.
+    let second = app
+        .import(
+            &lab,
+            "nat-results",
+            "second-1",
+            "application/x-ndjson",
+            nat_rows(3, &[]),
+        )
+        .await;
+    assert_eq!(
+        second
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("2")
+    );
+    problem(second, StatusCode::TOO_MANY_REQUESTS).await;
+    let other = app
+        .import(
+            &other_lab,
+            "nat-results",
+            "other-1",
+            "application/x-ndjson",
+            nat_rows(3, &[]),
+        )
+        .await;
+    assert_eq!(other.status(), StatusCode::CREATED);
+
+    // The held import never finishes its body, and well within its idle timeout (30 s) its total time (2 s) ends it.
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        tokio::io::AsyncReadExt::read(&mut socket, &mut answer),
+    )
+    .await
+    .expect("answered within its time limit")
+    .expect("read");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    drop(socket);
+    // Its turn is over: the client imports again.
+    let again = app
+        .import(
+            &lab,
+            "nat-results",
+            "second-1",
+            "application/x-ndjson",
+            nat_rows(3, &[]),
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::CREATED);
 }

@@ -1,6 +1,7 @@
 pub(crate) mod appeals;
 pub(crate) mod risk;
 pub(crate) mod rules;
+pub(crate) mod staff;
 pub(crate) mod status;
 
 use actix_web::web;
@@ -14,8 +15,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/rules/{region}/dry-run", web::post().to(rules::dry_run))
                 .route("/status/me", web::get().to(status::mine))
                 .route("/status/lookup", web::post().to(status::lookup))
-                .route("/staff", web::put().to(status::put_staff))
-                .route("/staff/colours", web::get().to(status::staff_colours))
+                .route("/staff", web::put().to(staff::put))
+                .route("/staff/colours", web::get().to(staff::colours))
+                .route("/staff/me", web::get().to(staff::mine))
+                .route("/staff/me/{employer_id}", web::put().to(staff::accept))
                 .route("/regions/risk", web::get().to(risk::map))
                 .route("/regions/{code}/risk", web::put().to(risk::put))
                 .route("/appeals", web::post().to(appeals::file))

@@ -1,13 +1,13 @@
-//! Reading statuses: the citizen's own, an official's audited look-up by ID number, and an employer's colours of
-//! the staff it listed.
+//! Reading statuses: the citizen's own and an official's audited look-up by ID number (an employer's colours of the
+//! staff it listed are in `staff`).
 
 use actix_web::web;
-use hc_domain::{Colour, IdNumber, RegionCode};
+use hc_domain::{IdNumber, RegionCode};
 use hc_platform::ApiError;
-use hc_platform::auth::{Citizen, Official, PersonRead, StaffRead};
+use hc_platform::auth::{Citizen, Official, PersonRead};
 use hc_platform::http::Json;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::audit::{self, Entry};
@@ -130,114 +130,4 @@ pub async fn lookup(
         home_region: home,
         status,
     }))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct StaffMember {
-    #[schema(example = "440106198001010016")]
-    pub id_number: String,
-    /// The employer's own label (a staff number): what the colour list shows instead of the ID number.
-    pub label: String,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct StaffList {
-    pub staff: Vec<StaffMember>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct StaffListStored {
-    pub staff: usize,
-}
-
-/// An employer replaces its staff list. ID numbers are kept only as blind indexes.
-#[utoipa::path(put, path = "/v1/staff", tag = "staff", request_body = StaffList, security(("bearer" = [])),
-    responses(
-        (status = 200, description = "Stored", body = StaffListStored),
-        (status = 422, description = "A row is invalid; `field` names it (staff[3].id_number)", body = hc_platform::error::Problem, content_type = "application/problem+json"),
-    ))]
-pub async fn put_staff(
-    state: web::Data<AppState>,
-    official: Official<StaffRead>,
-    Json(body): Json<StaffList>,
-) -> Result<web::Json<StaffListStored>, ApiError> {
-    if body.staff.len() > state.settings.staff_max {
-        return Err(ApiError::unprocessable(
-            "staff",
-            format!("at most {} people", state.settings.staff_max),
-        ));
-    }
-    let today = hc_domain::china_time::day_of(chrono::Utc::now());
-    let mut indexes = Vec::with_capacity(body.staff.len());
-    let mut labels = Vec::with_capacity(body.staff.len());
-    for (i, m) in body.staff.iter().enumerate() {
-        let id = IdNumber::parse(&m.id_number, today)
-            .map_err(|e| ApiError::unprocessable(format!("staff[{i}].id_number"), e.reason))?;
-        let label = m.label.trim();
-        if !(1..=64).contains(&label.chars().count()) {
-            return Err(ApiError::unprocessable(
-                format!("staff[{i}].label"),
-                "must be 1 to 64 characters",
-            ));
-        }
-        indexes.push(state.index.id_number(&id));
-        labels.push(label.to_owned());
-    }
-    let mut client = state.db.get().await?;
-    let tx = client.transaction().await?;
-    let n = db::staff::replace(&tx, &official.client_id, &indexes, &labels).await?;
-    tx.commit().await?;
-    Ok(web::Json(StaffListStored { staff: n as usize }))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct PageQuery {
-    /// 1 to 1000 (default 100).
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct StaffColour {
-    pub label: String,
-    /// Null while the person has not registered (no colour yet).
-    #[schema(value_type = Option<String>, example = "green")]
-    pub colour: Option<Colour>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct StaffColours {
-    pub staff: Vec<StaffColour>,
-    pub next_cursor: Option<String>,
-}
-
-/// The return-to-work check: the colour of each person the employer listed, and nothing else (no reasons, no
-/// health details, no one not on the list).
-#[utoipa::path(get, path = "/v1/staff/colours", tag = "staff", params(PageQuery), security(("bearer" = [])),
-    responses((status = 200, description = "Colours by label", body = StaffColours)))]
-pub async fn staff_colours(
-    state: web::Data<AppState>,
-    official: Official<StaffRead>,
-    query: web::Query<PageQuery>,
-) -> Result<web::Json<StaffColours>, ApiError> {
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::unprocessable("limit", "must be 1 to 1000"));
-    }
-    let after = query.cursor.clone().unwrap_or_default();
-    let client = state.db.get().await?;
-    let mut staff: Vec<StaffColour> =
-        db::staff::colours(&client, &official.client_id, &after, limit + 1)
-            .await?
-            .into_iter()
-            .map(|(label, colour)| StaffColour { label, colour })
-            .collect();
-    let next_cursor = if staff.len() as i64 > limit {
-        staff.truncate(limit as usize);
-        staff.last().map(|s| s.label.clone())
-    } else {
-        None
-    };
-    Ok(web::Json(StaffColours { staff, next_cursor }))
 }

@@ -73,7 +73,8 @@ async fn an_official_lookup_is_audited_and_bounded_by_region() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_employer_sees_only_the_colours_of_the_staff_it_listed() {
+async fn an_employer_sees_the_colours_only_of_listed_staff_who_accepted_it_and_every_one_is_audited()
+ {
     let app = spawn_app().await;
     let listed_red = app.citizen("440106", 60).await;
     let listed_green = app.citizen("440106", 61).await;
@@ -90,57 +91,135 @@ async fn an_employer_sees_only_the_colours_of_the_staff_it_listed() {
     .await;
     app.wait_colour(&listed_red.person, "red").await;
     app.wait_colour(&listed_green.person, "green").await;
-    let employer = app.official(&["staff:read"], None).await;
+    let employer = app.official(&["staff:read"], Some("440100")).await;
     let unregistered = nth_id("440106", 63);
-    let r = app
-        .put_json(
-            "/v1/staff",
-            &employer,
-            &json!({"staff": [
-                {"id_number": listed_red.id_number, "label": "E-001"},
-                {"id_number": listed_green.id_number, "label": "E-002"},
-                {"id_number": unregistered, "label": "E-003"}
-            ]}),
-        )
-        .await;
+    let list = json!({"employer_name": "广州测试公司", "staff": [
+        {"id_number": listed_red.id_number, "label": "E-001"},
+        {"id_number": listed_green.id_number, "label": "E-002"},
+        {"id_number": unregistered, "label": "E-003"}
+    ]});
+    let r = app.put_json("/v1/staff", &employer, &list).await;
     assert_eq!(r.status(), StatusCode::OK);
-    let colours: serde_json::Value = app
-        .get("/v1/staff/colours?limit=2", &employer)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let json_of = |r: reqwest::Response| async move {
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json::<serde_json::Value>().await.expect("json")
+    };
+    let colours = json_of(app.get("/v1/staff/colours", &employer).await).await;
     assert_eq!(
         colours["staff"],
-        json!([{"label": "E-001", "colour": "red"}, {"label": "E-002", "colour": "green"}])
+        json!([{"label": "E-001", "accepted": false, "colour": null},
+               {"label": "E-002", "accepted": false, "colour": null},
+               {"label": "E-003", "accepted": false, "colour": null}]),
+        "nobody has accepted yet"
+    );
+
+    // Each listed person sees the employer and accepts it.
+    let mine = json_of(app.get("/v1/staff/me", &listed_red.token).await).await;
+    assert_eq!(mine["employers"][0]["employer_name"], "广州测试公司");
+    assert_eq!(mine["employers"][0]["employer_region"], "440100");
+    assert_eq!(mine["employers"][0]["label"], "E-001");
+    let employer_id = mine["employers"][0]["employer_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let accept = |token: String, accepted: bool| {
+        let (app, employer_id) = (&app, &employer_id);
+        async move {
+            app.put_json(
+                &format!("/v1/staff/me/{employer_id}"),
+                &token,
+                &json!({"accepted": accepted}),
+            )
+            .await
+            .status()
+        }
+    };
+    assert_eq!(
+        accept(listed_red.token.clone(), true).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        accept(listed_green.token.clone(), true).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        accept(not_listed.token.clone(), true).await,
+        StatusCode::NOT_FOUND
+    );
+
+    let colours = json_of(app.get("/v1/staff/colours?limit=2", &employer).await).await;
+    assert_eq!(
+        colours["staff"],
+        json!([{"label": "E-001", "accepted": true, "colour": "red"},
+               {"label": "E-002", "accepted": true, "colour": "green"}])
     );
     let next = colours["next_cursor"].as_str().expect("cursor");
-    let rest: serde_json::Value = app
-        .get(
+    let rest = json_of(
+        app.get(
             &format!("/v1/staff/colours?limit=2&cursor={next}"),
             &employer,
         )
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(rest["staff"], json!([{"label": "E-003", "colour": null}]));
+        .await,
+    )
+    .await;
+    assert_eq!(
+        rest["staff"],
+        json!([{"label": "E-003", "accepted": false, "colour": null}])
+    );
     assert_eq!(rest["next_cursor"], json!(null));
-    // Another employer sees nothing of this list.
-    let other = app.official(&["staff:read"], None).await;
-    let theirs: serde_json::Value = app
-        .get("/v1/staff/colours", &other)
+    let db = app.pool.get().await.expect("db");
+    let audited: Vec<String> = db
+        .query(
+            "SELECT subject::text FROM audit_log WHERE action = 'staff.colour' AND outcome = 'shown' ORDER BY id",
+            &[],
+        )
         .await
-        .json()
-        .await
-        .expect("json");
+        .expect("audit")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        audited,
+        [listed_red.person.clone(), listed_green.person.clone()]
+    );
+
+    // Listing again keeps an acceptance; withdrawing ends it.
+    assert_eq!(
+        app.put_json("/v1/staff", &employer, &list).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        accept(listed_green.token.clone(), false).await,
+        StatusCode::NO_CONTENT
+    );
+    let colours = json_of(app.get("/v1/staff/colours?limit=2", &employer).await).await;
+    assert_eq!(
+        colours["staff"],
+        json!([{"label": "E-001", "accepted": true, "colour": "red"},
+               {"label": "E-002", "accepted": false, "colour": null}])
+    );
+
+    // Another employer sees nothing of this list; a nationwide client is no employer.
+    let other = app.official(&["staff:read"], Some("440100")).await;
+    let theirs = json_of(app.get("/v1/staff/colours", &other).await).await;
     assert_eq!(theirs["staff"], json!([]));
+    let nationwide = app.official(&["staff:read"], None).await;
+    problem(
+        app.get("/v1/staff/colours", &nationwide).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    problem(
+        app.put_json("/v1/staff", &nationwide, &list).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
     // A bad row is named.
     let r = app
         .put_json(
             "/v1/staff",
             &employer,
-            &json!({"staff": [{"id_number": "44010619800101001X", "label": "E-9"}]}),
+            &json!({"employer_name": "x", "staff": [{"id_number": "44010619800101001X", "label": "E-9"}]}),
         )
         .await;
     assert_eq!(

@@ -59,7 +59,12 @@ pub struct Window {
     pub lookback_days: i32,
 }
 
-/// The person's own visits (venue name, hour) that a listed case was at within the window, newest first.
+/// The most recent of the person's own visits that [`exposures`] looks at: the self-join below costs the person's
+/// visits times the visitors near each, so a person who checked in everywhere cannot make it unbounded.
+pub const EXPOSURE_VISITS: i64 = 200;
+
+/// The person's own visits (venue name, hour) that a listed case was at within the window, newest first; of the
+/// person's latest [`EXPOSURE_VISITS`] visits in the lookback.
 pub async fn exposures(
     client: &impl GenericClient,
     person: Uuid,
@@ -67,8 +72,13 @@ pub async fn exposures(
 ) -> Result<Vec<(String, DateTime<Utc>)>, tokio_postgres::Error> {
     let rows = client
         .query(
-            "SELECT DISTINCT v.name, date_trunc('hour', mine.at) AS hour
-             FROM scan_events mine
+            "WITH mine AS (
+                 SELECT venue_id, at, person_id FROM scan_events
+                 WHERE person_id = $1 AND at > now() - make_interval(days => $4)
+                 ORDER BY at DESC LIMIT $5
+             )
+             SELECT DISTINCT v.name, date_trunc('hour', mine.at) AS hour
+             FROM mine
              JOIN scan_events other ON other.venue_id = mine.venue_id
                   AND other.at BETWEEN mine.at - make_interval(mins => $2) AND mine.at + make_interval(mins => $2)
                   AND other.person_id IS NOT NULL AND other.person_id <> mine.person_id
@@ -77,9 +87,8 @@ pub async fn exposures(
                   AND c.since BETWEEN (other.at - make_interval(days => $3))::date
                                   AND (other.at + make_interval(days => $3))::date
              JOIN venues v ON v.id = mine.venue_id
-             WHERE mine.person_id = $1 AND mine.at > now() - make_interval(days => $4)
              ORDER BY hour DESC LIMIT 100",
-            &[&person, &w.minutes, &w.case_days, &w.lookback_days],
+            &[&person, &w.minutes, &w.case_days, &w.lookback_days, &EXPOSURE_VISITS],
         )
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())

@@ -184,6 +184,7 @@ async fn the_cotraveller_check_finds_a_case_in_the_same_hour_without_saying_who(
             r.json::<Value>().await.expect("json")
         }
     };
+    let my_token_again = my_token.clone();
     let mine = exposure(my_token).await;
     assert_eq!(mine["exposed"], true, "{mine}");
     assert_eq!(mine["exposures"][0]["venue_name"], "场所 noodle-shop");
@@ -193,6 +194,24 @@ async fn the_cotraveller_check_finds_a_case_in_the_same_hour_without_saying_who(
         "nobody is named: {text}"
     );
     assert_eq!(exposure(elsewhere_token).await["exposed"], false);
+
+    // The check looks at the person's latest visits only (the self-join is bounded): after that many later
+    // check-ins elsewhere, the shared hour at the noodle shop is beyond it.
+    let visits = verification::EXPOSURE_VISITS;
+    let me_id: uuid::Uuid = me.parse().expect("uuid");
+    app.pool
+        .get()
+        .await
+        .expect("db")
+        .execute(
+            "INSERT INTO scan_events (at, id, kind, venue_id, person_id, decision)
+             SELECT now() + make_interval(secs => n / 1000.0), gen_random_uuid(), 'checkin', 'book-shop', $1, 'recorded'
+             FROM generate_series(1, $2::bigint) AS n",
+            &[&me_id, &visits],
+        )
+        .await
+        .expect("later visits");
+    assert_eq!(exposure(my_token_again).await["exposed"], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
