@@ -1,6 +1,6 @@
 # The two commands: `make up` starts the whole suite with demo data, `make test` runs every check.
 # Both bring up PostgreSQL and Redis themselves (scripts/infra.sh) or use the ones already answering.
-.PHONY: up down test fmt lint image k8s-check loadtest capacity-report bench bench-declaration bench-scoring bench-rendering bench-verification infra-up infra-down
+.PHONY: up down test fmt lint image k8s-check loadtest capacity-report bench bench-declaration bench-scoring bench-rendering bench-verification infra-up infra-down advisories
 
 up:
 	@scripts/up.sh
@@ -13,6 +13,11 @@ test:
 
 fmt:
 	cargo fmt --all
+
+# The RustSec advisory database against Cargo.lock (cargo deny). It is fetched from github.com: where that cannot be
+# reached the target fails and says so. make test checks licences, bans and sources (scripts/deny.sh).
+advisories:
+	@scripts/deny.sh advisories
 
 lint:
 	cargo fmt --all --check

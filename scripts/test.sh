@@ -26,6 +26,8 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --all-targets --locked
+echo "== cargo deny: licences, a second major version of a crate, refused crates, sources (deny.toml)"
+scripts/deny.sh
 echo "== the load generator: every persona against a small suite, every answer checked (loadtest smoke)"
 cargo build --workspace --bins --locked -q
 target/debug/loadtest smoke

@@ -311,7 +311,7 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
         .map(str::trim)
 }
 
-async fn authenticate(req: &HttpRequest) -> Result<Arc<AccessClaims>, ApiError> {
+pub(crate) async fn authenticate(req: &HttpRequest) -> Result<Arc<AccessClaims>, ApiError> {
     let verifier = req
         .app_data::<web::Data<TokenVerifier>>()
         .ok_or_else(|| ApiError::Internal(anyhow!("no TokenVerifier registered")))?;
@@ -352,6 +352,8 @@ impl FromRequest for Citizen {
 pub trait Needs {
     /// `None`: any official client (the handler checks with [`Official::require`]).
     const SCOPE: Option<Scope>;
+    /// When not empty, the client must hold one of these (the handler narrows it with [`Official::require`]).
+    const ANY_OF: &'static [Scope] = &[];
 }
 
 macro_rules! needs {
@@ -384,6 +386,15 @@ needs!(
 pub struct AnyScope;
 impl Needs for AnyScope {
     const SCOPE: Option<Scope> = None;
+}
+
+/// Any of the import scopes: for the import routes, whose exact scope depends on the kind named in the request (the
+/// handler calls [`Official::require`] once it knows it). A client with none of them is refused before the request
+/// is read.
+pub struct AnyImport;
+impl Needs for AnyImport {
+    const SCOPE: Option<Scope> = None;
+    const ANY_OF: &'static [Scope] = &[Scope::ImportNat, Scope::ImportCases, Scope::ImportVisits];
 }
 
 /// An official API client holding scope `S`, with its region scope.
@@ -446,6 +457,13 @@ impl<S: Needs + 'static> FromRequest for Official<S> {
             if let Some(needed) = S::SCOPE.filter(|s| !claims.scope.contains(*s)) {
                 return Err(ApiError::forbidden(format!(
                     "this endpoint needs the scope {needed}"
+                )));
+            }
+            if !S::ANY_OF.is_empty() && !S::ANY_OF.iter().any(|s| claims.scope.contains(*s)) {
+                let names: Vec<&str> = S::ANY_OF.iter().map(|s| s.into()).collect();
+                return Err(ApiError::forbidden(format!(
+                    "this endpoint needs one of the scopes {}",
+                    names.join(", ")
                 )));
             }
             let region = claims

@@ -187,7 +187,30 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 mime.trim() == "application/json" || mime.trim().ends_with("+json")
             });
         let body = web::Bytes::from_request(req, payload);
+        let req = req.clone();
         Box::pin(async move {
+            let parsed = Self::parse(is_json, body).await;
+            // Who is asking is judged before what they sent: actix runs a handler's extractors side by side, and a
+            // token check that waits (the issuer's keys fetched on a cold start) would otherwise lose to a body
+            // error, answering 422 to a caller it should refuse. Only the failure path pays for this.
+            if parsed.is_err()
+                && req
+                    .headers()
+                    .contains_key(actix_web::http::header::AUTHORIZATION)
+            {
+                crate::auth::authenticate(&req).await?;
+            }
+            parsed
+        })
+    }
+}
+
+impl<T: DeserializeOwned + 'static> Json<T> {
+    async fn parse(
+        is_json: bool,
+        body: impl std::future::Future<Output = Result<web::Bytes, actix_web::Error>>,
+    ) -> Result<Self, ApiError> {
+        {
             if !is_json {
                 return Err(ApiError::UnsupportedMediaType {
                     detail: "the body must be application/json".into(),
@@ -215,7 +238,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                     },
                     JsonFault::Field { field, reason } => ApiError::Unprocessable { field, reason },
                 })
-        })
+        }
     }
 }
 

@@ -2,6 +2,8 @@
 //! metrics, health probes, the PostgreSQL pool and migrations, the prefixed Redis handle, problem+json
 //! errors, access-token verification and scope extractors, and the load defences of architecture section 4.
 
+#[cfg(feature = "testing")]
+pub mod access_matrix;
 pub mod admission;
 pub mod audit;
 pub mod auth;

@@ -2,6 +2,9 @@
 //! prefix, and the two ways in, a signed-in citizen and an official client with scopes. Test support only (nothing
 //! in the service calls it).
 
+use hc_domain::Scope;
+use hc_platform::access_matrix::Callers;
+use hc_platform::auth::{AccessClaims, KeyRing};
 use hc_platform::privacy::random_base64;
 use hc_platform::store::Store;
 use hc_platform::testing::{TestSuite, expect_json};
@@ -14,6 +17,8 @@ pub struct TestIdentity {
     pub address: String,
     http: reqwest::Client,
     admin_key: String,
+    /// The key ring identity signs with (to forge what only it could sign: an expired token).
+    signing_keys: String,
     redis_prefix: String,
     /// The same Redis, without a prefix.
     store: Store,
@@ -23,13 +28,11 @@ impl TestIdentity {
     /// Starts identity in `suite` and makes the services started after it trust its tokens.
     pub async fn start(suite: &TestSuite) -> Self {
         let admin_key = random_base64(24).expect("rand");
+        let signing_keys = KeyRing::generate_spec("k").expect("key");
         let started = suite
             .service::<Identity>()
             .set("identity.admin_key", admin_key.clone())
-            .set(
-                "identity.signing_keys",
-                hc_platform::auth::KeyRing::generate_spec("k").expect("key"),
-            )
+            .set("identity.signing_keys", signing_keys.clone())
             .set(
                 "identity.data_keys",
                 format!("d1:{}", random_base64(32).expect("rand")),
@@ -43,6 +46,7 @@ impl TestIdentity {
             address: started.address,
             http: suite.http.clone(),
             admin_key,
+            signing_keys,
             redis_prefix: suite.redis.prefix.clone(),
             store: suite.store.clone(),
         }
@@ -153,5 +157,46 @@ impl TestIdentity {
             .as_str()
             .expect("token")
             .to_owned()
+    }
+
+    /// The callers of the authorization matrix (`hc_platform::access_matrix`). `wrong_scope` must be a scope that
+    /// none of the checked service's operations asks for.
+    pub async fn callers(&self, wrong_scope: &str) -> Callers {
+        let id_number = hc_platform::testing::valid_id_number("65010219900101123");
+        let (_, citizen) = self.citizen(&id_number, "13999990001", "650102").await;
+        let wrong_scope = self.official(&[wrong_scope], None).await;
+        let every: Vec<&str> = Scope::ALL
+            .iter()
+            .filter(|s| s.is_official())
+            .map(|s| s.into())
+            .collect();
+        let other_region = self.official(&every, Some("650100")).await;
+        // A real client's claims, signed again: expired with identity's own key, and fresh with a key nobody trusts.
+        let payload = wrong_scope.split('.').nth(1).expect("a JWT");
+        let claims: AccessClaims = serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .expect("base64url"),
+        )
+        .expect("claims");
+        let now = chrono::Utc::now().timestamp();
+        let ours = KeyRing::from_spec(&self.signing_keys.clone().into()).expect("keys");
+        let expired = ours
+            .sign(&AccessClaims {
+                iat: now - 1_200,
+                exp: now - 600,
+                ..claims.clone()
+            })
+            .expect("sign");
+        let foreign = KeyRing::from_spec(&KeyRing::generate_spec("k").expect("key").into())
+            .expect("keys")
+            .sign(&claims)
+            .expect("sign");
+        Callers {
+            foreign_key: foreign,
+            expired,
+            citizen,
+            wrong_scope,
+            other_region,
+        }
     }
 }

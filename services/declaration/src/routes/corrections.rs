@@ -6,7 +6,7 @@ use actix_web::web;
 use chrono::{DateTime, NaiveDate, Utc};
 use hc_domain::{CaseStatus, IdNumber, RegionCode};
 use hc_platform::ApiError;
-use hc_platform::auth::{AnyScope, Official};
+use hc_platform::auth::{AnyImport, Official};
 use hc_platform::events::{CaseFact, FactsImported, ImportedFacts, NatResultFact};
 use hc_platform::http::Json;
 use serde::{Deserialize, Serialize};
@@ -67,7 +67,7 @@ pub struct CorrectionView {
     ))]
 pub async fn correct(
     state: web::Data<AppState>,
-    official: Official<AnyScope>,
+    official: Official<AnyImport>,
     Json(body): Json<CorrectionRequest>,
 ) -> Result<web::Json<CorrectionView>, ApiError> {
     let (kind, id_number, reason) = match &body {
@@ -203,7 +203,7 @@ pub async fn correct(
 
 /// Whether the stored fact arose within the official's region (a fact without a region, imported before regions
 /// were kept, only a nationwide official may correct).
-fn covers<T>(official: &Official<AnyScope>, stored: &Stored<T>) -> bool {
+fn covers<T>(official: &Official<AnyImport>, stored: &Stored<T>) -> bool {
     match stored
         .region
         .as_deref()

@@ -1,7 +1,7 @@
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
 use hc_platform::ApiError;
-use hc_platform::auth::{AnyScope, Official};
+use hc_platform::auth::{AnyImport, Official};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -39,7 +39,7 @@ use crate::state::AppState;
     ))]
 pub async fn upload(
     state: web::Data<AppState>,
-    official: Official<AnyScope>,
+    official: Official<AnyImport>,
     req: HttpRequest,
     path: web::Path<String>,
     body: web::Payload,
@@ -138,7 +138,7 @@ pub struct StatusQuery {
     ))]
 pub async fn status(
     state: web::Data<AppState>,
-    official: Official<AnyScope>,
+    official: Official<AnyImport>,
     path: web::Path<String>,
     query: web::Query<StatusQuery>,
 ) -> Result<web::Json<BatchView>, ApiError> {

@@ -1,3 +1,4 @@
+mod access;
 mod cluster;
 mod codes;
 mod fallback;

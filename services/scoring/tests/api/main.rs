@@ -1,3 +1,4 @@
+mod access;
 mod appeals;
 mod flow;
 mod helpers;
