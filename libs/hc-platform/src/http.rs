@@ -73,13 +73,16 @@ where
             .app_data(platform.verifier.clone())
             .app_data(platform.dependencies.clone())
             .app_data(web::PayloadConfig::new(platform.json_body_bytes))
-            // A query string that does not fit its handler's parameters is a 400 problem naming what is wrong,
-            // like every other bad input (actix's default is a plain-text 400).
+            // A query string that does not fit its handler's parameters is a 422 problem naming the parameter and
+            // the problem, never its value, like every other bad input (actix's default is a plain-text 400).
             .app_data(web::QueryConfig::default().error_handler(|err, _| {
-                ApiError::BadRequest {
-                    detail: format!("query string: {err}"),
-                }
-                .into()
+                let message = match &err {
+                    actix_web::error::QueryPayloadError::Deserialize(inner) => inner.to_string(),
+                    other => other.to_string(),
+                };
+                let reason = without_value(&message);
+                let field = missing_field(&reason).unwrap_or_else(|| "query".to_owned());
+                ApiError::unprocessable(field, reason).into()
             }))
             .configure(health::routes)
             .configure(metrics::routes)

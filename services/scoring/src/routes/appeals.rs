@@ -96,7 +96,7 @@ pub struct OpenQuery {
 }
 
 /// Open appeals, oldest first, for the officials who resolve them.
-#[utoipa::path(get, path = "/v1/appeals", tag = "appeals", params(OpenQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/appeals", tag = "appeals", params(OpenQuery), security(("bearer" = ["appeals:resolve"])),
     responses((status = 200, description = "Open appeals", body = AppealPage)))]
 pub async fn open(
     state: web::Data<AppState>,
@@ -143,7 +143,7 @@ pub struct Resolution {
 }
 
 /// Accept an appeal (the override colour holds until `until`, shown in the reasons) or reject it. Audited.
-#[utoipa::path(post, path = "/v1/appeals/{id}/resolution", tag = "appeals", request_body = Resolution, security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/appeals/{id}/resolution", tag = "appeals", request_body = Resolution, security(("bearer" = ["appeals:resolve"])),
     responses(
         (status = 200, description = "Resolved", body = AppealView),
         (status = 404, description = "No such appeal", body = hc_platform::error::Problem, content_type = "application/problem+json"),

@@ -34,7 +34,7 @@ pub struct RiskSet {
 
 /// Set a region's risk level. Everyone seen there within the lookback is recoloured (in the background; the
 /// answer does not wait for it).
-#[utoipa::path(put, path = "/v1/regions/{code}/risk", tag = "regions", request_body = RiskRequest, security(("bearer" = [])),
+#[utoipa::path(put, path = "/v1/regions/{code}/risk", tag = "regions", request_body = RiskRequest, security(("bearer" = ["risk:write"])),
     params(("code" = String, Path, description = "GB/T 2260 code: a county, a city (covers its counties) or a province")),
     responses(
         (status = 202, description = "Stored; recolouring started or scheduled", body = RiskSet),

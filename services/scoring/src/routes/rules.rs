@@ -100,7 +100,7 @@ pub struct StoredRuleSet {
 /// Upload a new version of a region's rule set. It is checked (JSON syntax with line and column, structure with the
 /// field's path, JsonLogic, facts it reads, colours it can reach) in its place in the inheritance chain, stored, and
 /// applied from `effective_from` (default now): everyone it governs is recoloured in the background.
-#[utoipa::path(put, path = "/v1/rules/{region}", tag = "rules", request_body = RuleSetDoc, security(("bearer" = [])),
+#[utoipa::path(put, path = "/v1/rules/{region}", tag = "rules", request_body = RuleSetDoc, security(("bearer" = ["rules:write"])),
     params(("region" = String, Path, description = "000000 for the national baseline, or a GB/T 2260 code")),
     responses(
         (status = 201, description = "Stored", body = StoredRuleSet),
@@ -211,7 +211,7 @@ pub struct DryRun {
 
 /// Evaluate a draft over the people living in the region (or a sample) against the rules in force, without
 /// storing anything: how many would change colour, from what to what.
-#[utoipa::path(post, path = "/v1/rules/{region}/dry-run", tag = "rules", request_body = RuleSetDoc, security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/rules/{region}/dry-run", tag = "rules", request_body = RuleSetDoc, security(("bearer" = ["rules:write"])),
     params(("region" = String, Path, description = "000000 or a GB/T 2260 code"), DryRunQuery),
     responses(
         (status = 200, description = "What would change", body = DryRun),

@@ -72,7 +72,7 @@ pub struct LookupAnswer {
 
 /// An official reads a person's status by ID number (in the body, so it never lands in an access log). The read is
 /// audited before the answer goes out; the person must live inside the client's region scope.
-#[utoipa::path(post, path = "/v1/status/lookup", tag = "status", request_body = LookupRequest, security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/status/lookup", tag = "status", request_body = LookupRequest, security(("bearer" = ["person:read"])),
     responses(
         (status = 200, description = "The status", body = LookupAnswer),
         (status = 403, description = "Lacks person:read", body = hc_platform::error::Problem, content_type = "application/problem+json"),

@@ -71,7 +71,7 @@ pub struct PeerView {
 }
 
 /// Import (or renew) another region's trust list.
-#[utoipa::path(put, path = "/v1/trust/peers/{region}", tag = "trust", request_body = PeerImport, security(("bearer" = [])),
+#[utoipa::path(put, path = "/v1/trust/peers/{region}", tag = "trust", request_body = PeerImport, security(("bearer" = ["admin"])),
     params(("region" = String, Path, description = "The peer's region code, whose root key is pinned in verification.peer_roots")),
     responses(
         (status = 200, description = "Imported; codes of the peer verify here from now on", body = PeerView),

@@ -97,7 +97,7 @@ fn in_scope<S: hc_platform::auth::Needs>(
 }
 
 /// Create or replace a venue: its name, region, policy and devices.
-#[utoipa::path(put, path = "/v1/venues/{id}", tag = "venues", request_body = VenueRequest, security(("bearer" = [])),
+#[utoipa::path(put, path = "/v1/venues/{id}", tag = "venues", request_body = VenueRequest, security(("bearer" = ["admin"])),
     params(("id" = String, Path, description = "1 to 64 of a-z, 0-9 and -")),
     responses(
         (status = 200, description = "Stored", body = VenueView),
@@ -173,7 +173,7 @@ pub async fn put(
     }))
 }
 
-#[utoipa::path(get, path = "/v1/venues/{id}", tag = "venues", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/venues/{id}", tag = "venues", security(("bearer" = ["admin"])),
     params(("id" = String, Path)),
     responses((status = 200, description = "The venue", body = VenueView), (status = 404, description = "No such venue")))]
 pub async fn get(
@@ -195,7 +195,7 @@ pub struct CodeQuery {
 }
 
 /// The venue's QR code, to print at its door: citizens scan it to check in.
-#[utoipa::path(get, path = "/v1/venues/{id}/code", tag = "venues", params(("id" = String, Path), CodeQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/venues/{id}/code", tag = "venues", params(("id" = String, Path), CodeQuery), security(("bearer" = ["admin"])),
     responses((status = 200, description = "SVG, or {code} as JSON"), (status = 404, description = "No such venue")))]
 pub async fn code(
     state: web::Data<AppState>,
@@ -247,7 +247,7 @@ pub struct VisitPage {
 }
 
 /// Who was at the venue between two times (contact tracing). Every page read is audited.
-#[utoipa::path(get, path = "/v1/venues/{id}/visits", tag = "venues", params(("id" = String, Path), VisitsQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/venues/{id}/visits", tag = "venues", params(("id" = String, Path), VisitsQuery), security(("bearer" = ["trace:read"])),
     responses(
         (status = 200, description = "Scans and check-ins, oldest first", body = VisitPage),
         (status = 403, description = "Lacks trace:read or the venue's region", body = hc_platform::error::Problem, content_type = "application/problem+json"),
