@@ -3,6 +3,7 @@
 //! configuration, and no default is assumed: a deployment names a real provider (`http`) or opts in to the
 //! development stand-in (`dev`), which production refuses.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -100,6 +101,30 @@ impl Sms {
         })
     }
 
+    /// Sends a sign-in code without making the caller wait for a provider: the answer to a sign-in request must
+    /// take as long for a registered phone, which is sent a code, as for any other, which is not. A failure is
+    /// logged and counted (`identity_sms_failures_total`); the citizen asks again. The development gateway only
+    /// writes to Redis, and does so before returning, so that tests and the demo find the code at once.
+    pub async fn send_code_detached(
+        self: &Arc<Self>,
+        phone: &Phone,
+        code: String,
+        ttl_seconds: u64,
+    ) {
+        if let Kind::Dev = self.kind {
+            if let Err(err) = self.send_code(phone, &code, ttl_seconds).await {
+                failed(&err);
+            }
+            return;
+        }
+        let (sms, phone) = (self.clone(), phone.clone());
+        tokio::spawn(async move {
+            if let Err(err) = sms.send_code(&phone, &code, ttl_seconds).await {
+                failed(&err);
+            }
+        });
+    }
+
     pub async fn send_code(
         &self,
         phone: &Phone,
@@ -124,6 +149,11 @@ impl Sms {
         }
         Ok(())
     }
+}
+
+fn failed(err: &anyhow::Error) {
+    tracing::warn!(error = %err, "the SMS gateway did not take a sign-in code");
+    metrics::counter!("identity_sms_failures_total").increment(1);
 }
 
 /// The ticket the development verifier accepts for `id_number`: it stands for a passed check of the holder (in

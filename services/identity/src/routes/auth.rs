@@ -42,7 +42,7 @@ pub struct OtpSent {
         (status = 202, description = "A code was sent: to register, always; to sign in, if the phone is registered", body = OtpSent),
         (status = 422, description = "Invalid phone", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many codes for this phone or client IP; see Retry-After", body = hc_platform::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The SMS gateway did not take the code; see Retry-After", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The SMS gateway did not take a registration code; see Retry-After", body = hc_platform::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn request_otp(
     state: web::Data<AppState>,
@@ -72,29 +72,36 @@ pub async fn request_otp(
         rate_limit::hit(&state.store, &format!("ratelimit:{key}"), limit, 3600).await?;
     }
 
-    let send = match body.purpose {
-        Purpose::Register => true,
-        Purpose::SignIn => {
-            let client = state.db.get().await?;
-            persons::id_by_phone_index(&client, &phone_index)
-                .await?
-                .is_some()
-        }
-    };
-    if send {
-        let code = otp::issue(
-            &state.store,
-            &state.index,
-            body.purpose,
-            &phone_index,
-            limits.ttl_seconds,
-        )
-        .await?;
-        state
+    // The same work whatever the answer: a code is issued for every phone (one that nobody receives can never be
+    // used: a sign-in also needs a registered phone), and a sign-in code leaves without the answer waiting for the
+    // gateway, so neither the answer nor its time tells whether the phone is registered. A registration code goes
+    // to any phone, so its answer may wait for the gateway and report a failure.
+    let code = otp::issue(
+        &state.store,
+        &state.index,
+        body.purpose,
+        &phone_index,
+        limits.ttl_seconds,
+    )
+    .await?;
+    match body.purpose {
+        Purpose::Register => state
             .sms
             .send_code(&phone, &code, limits.ttl_seconds)
             .await
-            .map_err(super::provider_down("the SMS gateway"))?;
+            .map_err(super::provider_down("the SMS gateway"))?,
+        Purpose::SignIn => {
+            let client = state.db.get().await?;
+            if persons::id_by_phone_index(&client, &phone_index)
+                .await?
+                .is_some()
+            {
+                state
+                    .sms
+                    .send_code_detached(&phone, code, limits.ttl_seconds)
+                    .await;
+            }
+        }
     }
     Ok(HttpResponse::Accepted().json(OtpSent {
         expires_in: limits.ttl_seconds,

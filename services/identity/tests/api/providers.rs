@@ -8,6 +8,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use hc_platform::testing::{WAIT, eventually};
+
 use crate::helpers::{problem, spawn_app_with, unique_person};
 
 /// What the provider was sent: (path, authorization header, body).
@@ -15,6 +17,9 @@ use crate::helpers::{problem, spawn_app_with, unique_person};
 struct Provider {
     seen: Arc<Mutex<Vec<(String, String, Value)>>>,
     down: Arc<AtomicBool>,
+    /// While set, the SMS endpoint answers only once `release` is notified.
+    hold: Arc<AtomicBool>,
+    release: Arc<tokio::sync::Notify>,
 }
 
 impl Provider {
@@ -44,6 +49,9 @@ impl Provider {
 }
 
 async fn sms(p: web::Data<Provider>, req: HttpRequest, body: web::Json<Value>) -> HttpResponse {
+    if p.hold.load(Ordering::SeqCst) {
+        p.release.notified().await;
+    }
     if p.record(&req, body.into_inner()) {
         HttpResponse::Ok().json(json!({"message_id": "m-1"}))
     } else {
@@ -152,4 +160,56 @@ async fn codes_go_to_the_sms_provider_and_tickets_to_the_real_name_verifier() {
         StatusCode::SERVICE_UNAVAILABLE,
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_code_request_never_waits_for_the_sms_provider() {
+    let (address, provider) = start_provider().await;
+    let app = spawn_app_with(|b| {
+        b.set_override("identity.sms.kind", "http")
+            .and_then(|b| b.set_override("identity.sms.url", format!("{address}/sms")))
+            .and_then(|b| b.set_override("identity.sms.timeout_ms", 600_000))
+            .and_then(|b| b.set_override("identity.real_name.kind", "dev"))
+            .expect("overrides")
+    })
+    .await;
+    let (id, phone) = unique_person();
+    let sent = app
+        .post_json(
+            "/v1/auth/otp",
+            &json!({"phone": phone, "purpose": "register"}),
+        )
+        .await;
+    assert_eq!(sent.status(), StatusCode::ACCEPTED);
+    let code = provider.last("/sms").1["code"]
+        .as_str()
+        .expect("code")
+        .to_owned();
+    let body = json!({"name": "陈三", "id_number": id, "phone": phone, "home_region": "440106",
+        "phone_code": code, "real_name_ticket": identity::dev_real_name_ticket(&id)});
+    assert_eq!(
+        app.post_json("/v1/persons", &body).await.status(),
+        StatusCode::CREATED
+    );
+
+    // The provider now holds every message until released. A registered phone's sign-in request is answered anyway:
+    // had the answer waited for the provider (whose timeout here is ten minutes), its time would tell that the
+    // phone is registered.
+    provider.hold.store(true, Ordering::SeqCst);
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        app.post_json("/v1/auth/otp", &json!({"phone": phone})),
+    )
+    .await
+    .expect("answered while the provider still holds the message");
+    assert_eq!(answered.status(), StatusCode::ACCEPTED);
+    provider.release.notify_one();
+    let sent = eventually(WAIT, "the sign-in code reached the provider", || {
+        let provider = &provider;
+        async move {
+            let seen = provider.seen.lock().expect("lock");
+            (seen.iter().filter(|(path, _, _)| path == "/sms").count() == 2).then_some(())
+        }
+    });
+    sent.await;
 }
