@@ -19,6 +19,8 @@ pub enum ApiError {
     Forbidden { detail: String },
     #[error("{what} not found")]
     NotFound { what: &'static str },
+    #[error("this route does not answer {method}")]
+    MethodNotAllowed { method: String },
     #[error("{detail}")]
     Conflict {
         field: Option<String>,
@@ -76,6 +78,7 @@ impl ApiError {
             ApiError::Unauthorized { .. } => ("unauthorized", "Authentication required"),
             ApiError::Forbidden { .. } => ("forbidden", "Not allowed"),
             ApiError::NotFound { .. } => ("not-found", "Not found"),
+            ApiError::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed"),
             ApiError::Conflict { .. } => ("conflict", "Conflict"),
             ApiError::PayloadTooLarge { .. } => ("payload-too-large", "Payload too large"),
             ApiError::UnsupportedMediaType { .. } => {
@@ -129,6 +132,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,

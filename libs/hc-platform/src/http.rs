@@ -87,8 +87,15 @@ where
             .configure(health::routes)
             .configure(metrics::routes)
             .configure(configure.clone())
-            .default_service(web::to(|| async {
-                Err::<actix_web::HttpResponse, _>(ApiError::NotFound { what: "route" })
+            // A path that a route matches, asked with a method none of its routes answers, is a 405; any other
+            // path is a 404 (both problems, like every other error).
+            .default_service(web::to(|req: HttpRequest| async move {
+                Err::<actix_web::HttpResponse, _>(match req.match_pattern() {
+                    Some(_) => ApiError::MethodNotAllowed {
+                        method: req.method().to_string(),
+                    },
+                    None => ApiError::NotFound { what: "route" },
+                })
             }))
             .wrap(from_fn(defences::timeout))
             .wrap(from_fn(defences::admission))

@@ -98,3 +98,35 @@ async fn the_openapi_document_lists_every_endpoint() {
     }
     assert!(doc["paths"]["/v1/persons"]["post"]["responses"]["422"].is_object());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_path_is_404_and_a_known_one_asked_with_another_method_is_405() {
+    let app = spawn_app().await;
+    let unknown = app
+        .http
+        .get(app.url("/v1/nothing-here"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        crate::helpers::problem(unknown, StatusCode::NOT_FOUND).await["type"],
+        "/problems/not-found"
+    );
+    for (method, path) in [
+        (reqwest::Method::DELETE, "/v1/persons"),
+        (reqwest::Method::TRACE, "/v1/auth/keys"),
+        (
+            reqwest::Method::PUT,
+            "/v1/clients/6f1b8c2e-3a4d-4e5f-9a0b-1c2d3e4f5a6b",
+        ),
+    ] {
+        let r = app
+            .http
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .expect("request");
+        let p = crate::helpers::problem(r, StatusCode::METHOD_NOT_ALLOWED).await;
+        assert_eq!(p["detail"], format!("this route does not answer {method}"));
+    }
+}
