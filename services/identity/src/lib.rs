@@ -24,7 +24,7 @@ use hc_platform::settings::Settings;
 use hc_platform::store::Store;
 
 pub use otp::{Purpose as OtpPurpose, otp_key};
-pub use providers::{dev_real_name_ticket, dev_sms_key};
+pub use providers::{dev_notice_key, dev_real_name_ticket, dev_sms_key};
 pub use settings::{IdentitySettings, OtpSettings};
 use state::AppState;
 

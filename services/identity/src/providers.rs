@@ -86,8 +86,25 @@ pub fn dev_sms_key(phone: &str) -> String {
     format!("sms:dev:{phone}")
 }
 
-/// Delivers one-time codes. The development gateway keeps the code in Redis (never in the log) for tests and demos
-/// to read; the HTTP gateway posts `{"phone", "code", "ttl_seconds"}` to the provider.
+/// The Redis key (without prefix) where the development gateway leaves the last notice for `phone`.
+pub fn dev_notice_key(phone: &str) -> String {
+    format!("sms:dev:notice:{phone}")
+}
+
+/// What identity sends to a phone.
+#[derive(Debug, Clone)]
+pub enum Message {
+    /// A one-time code, valid for `ttl_seconds`.
+    Code { code: String, ttl_seconds: u64 },
+    /// The person this phone signed in as has moved to another phone: its ID number's certified holder registered
+    /// again from there. The provider's template `person_moved` tells the phone's owner whom to call if that was
+    /// not them.
+    PersonMoved,
+}
+
+/// Delivers messages to phones. The development gateway keeps them in Redis (never in the log) for tests and demos to
+/// read; the HTTP gateway posts `{"phone", "code", "ttl_seconds"}` for a code and `{"phone", "template"}` for a
+/// notice to the provider.
 pub struct Sms {
     kind: Kind,
     store: Store,
@@ -101,48 +118,52 @@ impl Sms {
         })
     }
 
-    /// Sends a sign-in code without making the caller wait for a provider: the answer to a sign-in request must
-    /// take as long for a registered phone, which is sent a code, as for any other, which is not. A failure is
-    /// logged and counted (`identity_sms_failures_total`); the citizen asks again. The development gateway only
-    /// writes to Redis, and does so before returning, so that tests and the demo find the code at once.
-    pub async fn send_code_detached(
-        self: &Arc<Self>,
-        phone: &Phone,
-        code: String,
-        ttl_seconds: u64,
-    ) {
+    /// Sends without making the caller wait for a provider: the answer to a sign-in request must take as long for a
+    /// registered phone, which is sent a code, as for any other, which is not. A failure is logged and counted
+    /// (`identity_sms_failures_total`); the citizen asks again. The development gateway only writes to Redis, and does
+    /// so before returning, so that tests and the demo find the message at once.
+    pub async fn send_detached(self: &Arc<Self>, phone: &Phone, message: Message) {
         if let Kind::Dev = self.kind {
-            if let Err(err) = self.send_code(phone, &code, ttl_seconds).await {
+            if let Err(err) = self.send(phone, &message).await {
                 failed(&err);
             }
             return;
         }
         let (sms, phone) = (self.clone(), phone.clone());
         tokio::spawn(async move {
-            if let Err(err) = sms.send_code(&phone, &code, ttl_seconds).await {
+            if let Err(err) = sms.send(&phone, &message).await {
                 failed(&err);
             }
         });
     }
 
-    pub async fn send_code(
-        &self,
-        phone: &Phone,
-        code: &str,
-        ttl_seconds: u64,
-    ) -> anyhow::Result<()> {
-        match &self.kind {
-            Kind::Dev => {
+    pub async fn send(&self, phone: &Phone, message: &Message) -> anyhow::Result<()> {
+        match (&self.kind, message) {
+            (Kind::Dev, Message::Code { code, ttl_seconds }) => {
                 let key = self.store.key(&dev_sms_key(phone.expose()));
                 self.store
                     .conn()
-                    .set_ex::<_, _, ()>(key, code, ttl_seconds)
+                    .set_ex::<_, _, ()>(key, code, *ttl_seconds)
                     .await?;
             }
-            Kind::Http(provider) => {
+            (Kind::Dev, Message::PersonMoved) => {
+                let key = self.store.key(&dev_notice_key(phone.expose()));
+                self.store
+                    .conn()
+                    .set_ex::<_, _, ()>(key, "person_moved", 86_400)
+                    .await?;
+            }
+            (Kind::Http(provider), Message::Code { code, ttl_seconds }) => {
                 provider
                     .post::<serde::de::IgnoredAny>(
                         &json!({"phone": phone.expose(), "code": code, "ttl_seconds": ttl_seconds}),
+                    )
+                    .await?;
+            }
+            (Kind::Http(provider), Message::PersonMoved) => {
+                provider
+                    .post::<serde::de::IgnoredAny>(
+                        &json!({"phone": phone.expose(), "template": "person_moved"}),
                     )
                     .await?;
             }
@@ -152,7 +173,7 @@ impl Sms {
 }
 
 fn failed(err: &anyhow::Error) {
-    tracing::warn!(error = %err, "the SMS gateway did not take a sign-in code");
+    tracing::warn!(error = %err, "the SMS gateway did not take a message");
     metrics::counter!("identity_sms_failures_total").increment(1);
 }
 

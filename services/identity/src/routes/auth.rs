@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::invalid;
 use crate::db::{clients, persons, refresh_tokens};
 use crate::otp::{self, Purpose, hex};
+use crate::providers::Message;
 use crate::rate_limit;
 use crate::state::AppState;
 
@@ -87,7 +88,13 @@ pub async fn request_otp(
     match body.purpose {
         Purpose::Register => state
             .sms
-            .send_code(&phone, &code, limits.ttl_seconds)
+            .send(
+                &phone,
+                &Message::Code {
+                    code,
+                    ttl_seconds: limits.ttl_seconds,
+                },
+            )
             .await
             .map_err(super::provider_down("the SMS gateway"))?,
         Purpose::SignIn => {
@@ -96,10 +103,11 @@ pub async fn request_otp(
                 .await?
                 .is_some()
             {
-                state
-                    .sms
-                    .send_code_detached(&phone, code, limits.ttl_seconds)
-                    .await;
+                let message = Message::Code {
+                    code,
+                    ttl_seconds: limits.ttl_seconds,
+                };
+                state.sms.send_detached(&phone, message).await;
             }
         }
     }

@@ -14,6 +14,7 @@ use super::{invalid, provider_down};
 use crate::db::persons::{self, SealedPerson, StoredPerson};
 use crate::db::refresh_tokens;
 use crate::otp::{self, Purpose};
+use crate::providers::Message;
 use crate::state::AppState;
 use crate::vault::{self, Field};
 
@@ -129,7 +130,7 @@ pub async fn register(
         }
         Some(existing) if existing.phone_index == phone_index => Registered::Again(existing.id),
         Some(existing) => {
-            rebind(
+            let old_phone = rebind(
                 &state,
                 &tx,
                 existing.id,
@@ -139,7 +140,7 @@ pub async fn register(
                 &phone_index,
             )
             .await?;
-            Registered::Again(existing.id)
+            Registered::Moved(existing.id, old_phone)
         }
     };
     tx.commit().await?;
@@ -149,12 +150,22 @@ pub async fn register(
             HttpResponse::Created().json(PersonCreated { id: id.0 })
         }
         Registered::Again(id) => HttpResponse::Ok().json(PersonCreated { id: id.0 }),
+        Registered::Moved(id, old_phone) => {
+            // Once the move is durable: whoever holds the old phone learns that it no longer signs this person in.
+            state
+                .sms
+                .send_detached(&old_phone, Message::PersonMoved)
+                .await;
+            HttpResponse::Ok().json(PersonCreated { id: id.0 })
+        }
     })
 }
 
 enum Registered {
     New(PersonId),
     Again(PersonId),
+    /// Moved to this phone from the one given.
+    Moved(PersonId, Phone),
 }
 
 const PHONE_TAKEN: &[(&str, &str, &str)] = &[(
@@ -185,7 +196,7 @@ fn sealed(
 
 /// The ID number's certified holder registers from a phone other than the person's: the person moves to the new
 /// phone, with the name the verifier certified. The old phone's refresh tokens are revoked and its access tokens
-/// refused everywhere within a second (`auth.revoked`), and the move is audited. Before this flow, whoever
+/// refused everywhere within a second (`auth.revoked`), and the move is audited. Returns the old phone, to be told. Before this flow, whoever
 /// registered an ID number first kept it, and its holder was handed the first registrant's person.
 async fn rebind(
     state: &AppState,
@@ -195,7 +206,11 @@ async fn rebind(
     id_number: &IdNumber,
     phone: &Phone,
     phone_index: &[u8],
-) -> Result<(), ApiError> {
+) -> Result<Phone, ApiError> {
+    let stored = persons::by_id(tx, id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("a locked person vanished"))?;
+    let old_phone = unseal(state, &stored)?.phone;
     let new = sealed(state, id, name, id_number, phone, phone_index)?;
     persons::reseal(tx, &new).await.conflict_on(PHONE_TAKEN)?;
     let revoked = refresh_tokens::revoke_person(tx, id).await?;
@@ -216,7 +231,7 @@ async fn rebind(
     )
     .await?;
     tracing::warn!(person = %id, revoked, "person moved to another phone by its certified holder");
-    Ok(())
+    Ok(old_phone)
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -266,6 +266,18 @@ async fn the_holder_registering_from_a_new_phone_moves_the_person_there_and_ends
     assert_eq!(audit.get::<_, String>(0), "real-name-verifier");
     assert_eq!(audit.get::<_, String>(1), person);
     assert_eq!(audit.get::<_, String>(2), "rebound");
+    // The old phone is told that it no longer signs this person in.
+    let notice: Option<String> = redis::AsyncCommands::get(
+        &mut app.store.conn(),
+        format!(
+            "{}{}",
+            app.redis.prefix,
+            identity::dev_notice_key(&old_phone)
+        ),
+    )
+    .await
+    .expect("redis");
+    assert_eq!(notice.as_deref(), Some("person_moved"));
     let old_code_before = app.sent_code(&old_phone).await;
     assert_eq!(
         app.request_otp(&old_phone).await.status(),
