@@ -98,6 +98,35 @@ pub async fn check(
     Ok(accepted == 1)
 }
 
+static FAILURE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        if redis.call('HINCRBY', KEYS[1], 'tries', 1) >= tonumber(ARGV[1]) then
+            redis.call('DEL', KEYS[1])
+        end
+        return 1
+        ",
+    )
+});
+
+/// Counts a try that the code let through but that failed further on (a registration whose real-name ticket the
+/// verifier refused) against the phone's code, as a wrong code counts: one code buys at most `max_attempts` calls
+/// to the verifier.
+pub async fn count_failure(
+    store: &Store,
+    purpose: Purpose,
+    phone_index: &[u8],
+    max_attempts: u32,
+) -> anyhow::Result<()> {
+    FAILURE_SCRIPT
+        .key(store.key(&otp_key(purpose, phone_index)))
+        .arg(max_attempts)
+        .invoke_async::<i64>(&mut store.conn())
+        .await?;
+    Ok(())
+}
+
 /// One answer for a wrong, a burnt and a missing code: which of them it was would tell whether this phone was sent a
 /// code, and so whether it is registered.
 pub fn refused() -> hc_platform::ApiError {

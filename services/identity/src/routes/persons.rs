@@ -54,9 +54,9 @@ pub struct PersonCreated {
         (status = 201, description = "Registered", body = PersonCreated),
         (status = 200, description = "Already registered: the existing person, now on this phone", body = PersonCreated),
         (status = 401, description = "`phone_code` is wrong, burnt or expired", body = hc_platform::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The phone is registered to another person", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The phone is registered to another person (`field`: phone), or another registration of this ID number is under way (`field`: id_number; try again)", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = hc_platform::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid, or the ticket does not certify this ID number; `field` names it", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid, or the ticket does not certify this ID number (which counts against the phone's code like a wrong code); `field` names it", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The real-name verifier did not answer; see Retry-After", body = hc_platform::error::Problem, content_type = "application/problem+json"),
     ))]
@@ -97,6 +97,13 @@ pub async fn register(
         .await
         .map_err(provider_down("the real-name verifier"))?;
     if !certified {
+        otp::count_failure(
+            &state.store,
+            Purpose::Register,
+            &phone_index,
+            state.settings.otp.max_attempts,
+        )
+        .await?;
         return Err(ApiError::unprocessable(
             "real_name_ticket",
             "does not certify the holder of this ID number; verify again",

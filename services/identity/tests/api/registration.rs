@@ -210,6 +210,24 @@ async fn a_ticket_that_does_not_certify_the_id_number_gets_one_answer_whether_or
     }
     assert_eq!(answers[0], answers[1], "the answers tell nothing apart");
 
+    // Each refused ticket counts against the phone's code like a wrong code: one code buys at most five verifier calls.
+    let (target, _) = unique_person();
+    let mut body = app.registration("周九", &target, &attacker_phone).await;
+    body["real_name_ticket"] = json!(identity::dev_real_name_ticket(&attackers_own_id));
+    for _ in 0..5 {
+        problem(
+            app.post_json("/v1/persons", &body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    body["real_name_ticket"] = json!(identity::dev_real_name_ticket(&target));
+    problem(
+        app.post_json("/v1/persons", &body).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+
     // The holder keeps the person and the phone.
     assert_eq!(app.persons().await, 1);
     assert_eq!(app.own_record(&holder_phone).await["id"], person);
