@@ -350,10 +350,9 @@ impl FromRequest for Citizen {
 /// What an endpoint for official clients needs, as a type, so a handler states it in its signature:
 /// `Official<PersonRead>`.
 pub trait Needs {
-    /// `None`: any official client (the handler checks with [`Official::require`]).
-    const SCOPE: Option<Scope>;
-    /// When not empty, the client must hold one of these (the handler narrows it with [`Official::require`]).
-    const ANY_OF: &'static [Scope] = &[];
+    /// The client must hold one of these; empty: any official client (the handler checks with
+    /// [`Official::require`]). Where there are several, the handler narrows it the same way.
+    const ONE_OF: &'static [Scope];
 }
 
 macro_rules! needs {
@@ -361,7 +360,7 @@ macro_rules! needs {
         $(
             #[doc = concat!("Needs [`Scope::", stringify!($ty), "`].")]
             pub struct $ty;
-            impl Needs for $ty { const SCOPE: Option<Scope> = Some(Scope::$ty); }
+            impl Needs for $ty { const ONE_OF: &'static [Scope] = &[Scope::$ty]; }
         )*
     };
 }
@@ -385,7 +384,7 @@ needs!(
 /// kind); the handler calls [`Official::require`].
 pub struct AnyScope;
 impl Needs for AnyScope {
-    const SCOPE: Option<Scope> = None;
+    const ONE_OF: &'static [Scope] = &[];
 }
 
 /// Any of the import scopes: for the import routes, whose exact scope depends on the kind named in the request (the
@@ -393,8 +392,7 @@ impl Needs for AnyScope {
 /// is read.
 pub struct AnyImport;
 impl Needs for AnyImport {
-    const SCOPE: Option<Scope> = None;
-    const ANY_OF: &'static [Scope] = &[Scope::ImportNat, Scope::ImportCases, Scope::ImportVisits];
+    const ONE_OF: &'static [Scope] = &[Scope::ImportNat, Scope::ImportCases, Scope::ImportVisits];
 }
 
 /// An official API client holding scope `S`, with its region scope.
@@ -454,17 +452,14 @@ impl<S: Needs + 'static> FromRequest for Official<S> {
             if let Some(defences) = req.app_data::<web::Data<Defences>>() {
                 defences.check_key(&claims.sub)?;
             }
-            if let Some(needed) = S::SCOPE.filter(|s| !claims.scope.contains(*s)) {
-                return Err(ApiError::forbidden(format!(
-                    "this endpoint needs the scope {needed}"
-                )));
-            }
-            if !S::ANY_OF.is_empty() && !S::ANY_OF.iter().any(|s| claims.scope.contains(*s)) {
-                let names: Vec<&str> = S::ANY_OF.iter().map(|s| s.into()).collect();
-                return Err(ApiError::forbidden(format!(
-                    "this endpoint needs one of the scopes {}",
-                    names.join(", ")
-                )));
+            if !S::ONE_OF.is_empty() && !S::ONE_OF.iter().any(|s| claims.scope.contains(*s)) {
+                return Err(ApiError::forbidden(match S::ONE_OF {
+                    [needed] => format!("this endpoint needs the scope {needed}"),
+                    several => {
+                        let names: Vec<&str> = several.iter().map(|s| s.into()).collect();
+                        format!("this endpoint needs one of the scopes {}", names.join(", "))
+                    }
+                }));
             }
             let region = claims
                 .region

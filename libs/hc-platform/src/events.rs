@@ -341,6 +341,15 @@ pub struct AuthRevoked {
 impl AuthRevoked {
     pub const STREAM: &'static str = "auth.revoked";
 
+    /// Every token of `subject` issued up to now. A token's `iat` is in whole seconds, so the cut is the next
+    /// second: a token issued earlier in this one is refused too (and a new one issued in it as well).
+    pub fn from_now(subject: impl ToString) -> Self {
+        Self {
+            subject: subject.to_string(),
+            not_before: chrono::Utc::now().timestamp() + 1,
+        }
+    }
+
     pub fn encode(&self) -> serde_json::Value {
         encode_wire(self)
     }

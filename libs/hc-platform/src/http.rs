@@ -220,35 +220,33 @@ impl<T: DeserializeOwned + 'static> Json<T> {
         is_json: bool,
         body: impl std::future::Future<Output = Result<web::Bytes, actix_web::Error>>,
     ) -> Result<Self, ApiError> {
-        {
-            if !is_json {
-                return Err(ApiError::UnsupportedMediaType {
-                    detail: "the body must be application/json".into(),
-                });
-            }
-            let bytes = body.await.map_err(|err| {
-                if err.as_response_error().status_code()
-                    == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE
-                {
-                    ApiError::PayloadTooLarge {
-                        detail: "the body is larger than this endpoint accepts".into(),
-                    }
-                } else {
-                    ApiError::BadRequest {
-                        detail: "the body could not be read".into(),
-                    }
-                }
-            })?;
-            let mut de = serde_json::Deserializer::from_slice(&bytes);
-            serde_path_to_error::deserialize(&mut de)
-                .map(Json)
-                .map_err(|err| match json_fault(err, "body") {
-                    JsonFault::Malformed(reason) => ApiError::BadRequest {
-                        detail: format!("malformed JSON: {reason}"),
-                    },
-                    JsonFault::Field { field, reason } => ApiError::Unprocessable { field, reason },
-                })
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType {
+                detail: "the body must be application/json".into(),
+            });
         }
+        let bytes = body.await.map_err(|err| {
+            if err.as_response_error().status_code()
+                == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE
+            {
+                ApiError::PayloadTooLarge {
+                    detail: "the body is larger than this endpoint accepts".into(),
+                }
+            } else {
+                ApiError::BadRequest {
+                    detail: "the body could not be read".into(),
+                }
+            }
+        })?;
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(&mut de)
+            .map(Json)
+            .map_err(|err| match json_fault(err, "body") {
+                JsonFault::Malformed(reason) => ApiError::BadRequest {
+                    detail: format!("malformed JSON: {reason}"),
+                },
+                JsonFault::Field { field, reason } => ApiError::Unprocessable { field, reason },
+            })
     }
 }
 

@@ -98,30 +98,20 @@ pub async fn check(
     Ok(accepted == 1)
 }
 
-static FAILURE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
-        r"
-        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-        if redis.call('HINCRBY', KEYS[1], 'tries', 1) >= tonumber(ARGV[1]) then
-            redis.call('DEL', KEYS[1])
-        end
-        return 1
-        ",
-    )
-});
-
 /// Counts a try that the code let through but that failed further on (a registration whose real-name ticket the
 /// verifier refused) against the phone's code, as a wrong code counts: one code buys at most `max_attempts` calls
-/// to the verifier.
+/// to the verifier. It is the check's own wrong-code path, with a MAC no code has.
 pub async fn count_failure(
     store: &Store,
     purpose: Purpose,
     phone_index: &[u8],
     max_attempts: u32,
 ) -> anyhow::Result<()> {
-    FAILURE_SCRIPT
+    CHECK_SCRIPT
         .key(store.key(&otp_key(purpose, phone_index)))
+        .arg("")
         .arg(max_attempts)
+        .arg("0")
         .invoke_async::<i64>(&mut store.conn())
         .await?;
     Ok(())

@@ -35,6 +35,15 @@ impl Kind {
     }
 }
 
+/// Whether a test `result` (`positive` or `negative`, as rows and corrections name it) was positive.
+pub fn nat_result(result: &str) -> Result<bool, &'static str> {
+    match result {
+        "positive" => Ok(true),
+        "negative" => Ok(false),
+        _ => Err("must be positive or negative"),
+    }
+}
+
 /// Why a row was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowError {
@@ -196,11 +205,7 @@ impl RowContext<'_> {
         match kind {
             Kind::NatResults => {
                 let raw: RawNat = row.decode()?;
-                let positive = match raw.result.trim() {
-                    "positive" => true,
-                    "negative" => false,
-                    _ => return Err(reject("result", "must be positive or negative")),
-                };
+                let positive = nat_result(raw.result.trim()).map_err(|e| reject("result", e))?;
                 let lab = raw.lab.trim();
                 if lab.is_empty() || lab.chars().count() > 100 {
                     return Err(reject("lab", "must be 1 to 100 characters"));

@@ -7,6 +7,6 @@ mod framing;
 mod runner;
 
 pub use batches::{BatchKey, BatchView};
-pub use facts::Kind;
+pub use facts::{Kind, nat_result};
 pub use framing::Format;
 pub use runner::import;

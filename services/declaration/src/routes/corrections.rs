@@ -14,7 +14,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::db::corrections::{self, NewCorrection, Stored};
-use crate::imports::Kind;
+use crate::imports::{Kind, nat_result};
 use crate::state::AppState;
 
 /// What to correct, named by the fact's natural key, and its new value.
@@ -138,16 +138,7 @@ pub async fn correct(
             result,
             ..
         } => {
-            let positive = match result.as_str() {
-                "positive" => true,
-                "negative" => false,
-                _ => {
-                    return Err(ApiError::unprocessable(
-                        "result",
-                        "must be positive or negative",
-                    ));
-                }
-            };
+            let positive = nat_result(result).map_err(|e| ApiError::unprocessable("result", e))?;
             let stored = corrections::lock_nat(&tx, &index, *sample_time, lab)
                 .await?
                 .filter(|s| covers(&official, s))

@@ -85,16 +85,14 @@ pub async fn request_otp(
         limits.ttl_seconds,
     )
     .await?;
+    let message = Message::Code {
+        code,
+        ttl_seconds: limits.ttl_seconds,
+    };
     match body.purpose {
         Purpose::Register => state
             .sms
-            .send(
-                &phone,
-                &Message::Code {
-                    code,
-                    ttl_seconds: limits.ttl_seconds,
-                },
-            )
+            .send(&phone, &message)
             .await
             .map_err(super::provider_down("the SMS gateway"))?,
         Purpose::SignIn => {
@@ -103,10 +101,6 @@ pub async fn request_otp(
                 .await?
                 .is_some()
             {
-                let message = Message::Code {
-                    code,
-                    ttl_seconds: limits.ttl_seconds,
-                };
                 state.sms.send_detached(&phone, message).await;
             }
         }
@@ -228,10 +222,7 @@ async fn refresh_grant(state: &AppState, presented: &str) -> Result<TokenRespons
         // A rotated token presented again means two parties hold the family: revoke all of it.
         let revoked = refresh_tokens::revoke_family(&tx, row.family_id).await?;
         // And the access tokens either party holds: every service refuses them within a second.
-        let event = AuthRevoked {
-            subject: row.person_id.to_string(),
-            not_before: Utc::now().timestamp() + 1,
-        };
+        let event = AuthRevoked::from_now(row.person_id);
         hc_platform::outbox::enqueue(&tx, AuthRevoked::STREAM, &event.encode()).await?;
         tx.commit().await?;
         tracing::warn!(person = %row.person_id, revoked, "refresh token reuse detected; family revoked");

@@ -249,10 +249,7 @@ pub async fn revoke(
         return Err(ApiError::NotFound { what: "client" });
     }
     // The tokens it holds stop working within a poll of every service (hc_platform::revocation), not at expiry.
-    let revoked = AuthRevoked {
-        subject: id.to_string(),
-        not_before: Utc::now().timestamp() + 1,
-    };
+    let revoked = AuthRevoked::from_now(id);
     hc_platform::outbox::enqueue(&tx, AuthRevoked::STREAM, &revoked.encode()).await?;
     let what = format!("client {id}");
     audit::record(

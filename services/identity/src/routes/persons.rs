@@ -203,8 +203,9 @@ fn sealed(
 
 /// The ID number's certified holder registers from a phone other than the person's: the person moves to the new
 /// phone, with the name the verifier certified. The old phone's refresh tokens are revoked and its access tokens
-/// refused everywhere within a second (`auth.revoked`), and the move is audited. Returns the old phone, to be told. Before this flow, whoever
-/// registered an ID number first kept it, and its holder was handed the first registrant's person.
+/// refused everywhere within a second (`auth.revoked`), and the move is audited. Returns the old phone, to be told.
+/// Before this flow, whoever registered an ID number first kept it, and its holder was handed the first
+/// registrant's person.
 async fn rebind(
     state: &AppState,
     tx: &deadpool_postgres::Transaction<'_>,
@@ -221,10 +222,7 @@ async fn rebind(
     let new = sealed(state, id, name, id_number, phone, phone_index)?;
     persons::reseal(tx, &new).await.conflict_on(PHONE_TAKEN)?;
     let revoked = refresh_tokens::revoke_person(tx, id).await?;
-    let event = AuthRevoked {
-        subject: id.to_string(),
-        not_before: Utc::now().timestamp() + 1,
-    };
+    let event = AuthRevoked::from_now(id);
     hc_platform::outbox::enqueue(tx, AuthRevoked::STREAM, &event.encode()).await?;
     audit::record(
         tx,
