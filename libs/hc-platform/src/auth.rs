@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::defences::Defences;
 use crate::error::ApiError;
 use crate::settings::AuthSettings;
+use crate::tls::Tls;
 
 /// Who a token speaks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,7 +154,8 @@ pub enum AuthError {
 /// key ids cannot turn into a flood of fetches).
 pub struct TokenVerifier {
     keys: RwLock<HashMap<String, DecodingKey>>,
-    jwks_url: Option<String>,
+    /// Where the issuer's keys are fetched, and the client that fetches them.
+    jwks: Option<(String, reqwest::Client)>,
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
     validation: Validation,
     /// Tokens verified already, by their exact text: a hit needs the very same token, so nothing can be forged
@@ -171,7 +173,7 @@ const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 impl TokenVerifier {
     fn new(
         keys: HashMap<String, DecodingKey>,
-        jwks_url: Option<String>,
+        jwks: Option<(String, reqwest::Client)>,
         settings: &AuthSettings,
     ) -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
@@ -181,7 +183,7 @@ impl TokenVerifier {
         validation.leeway = settings.leeway_seconds;
         Self {
             keys: RwLock::new(keys),
-            jwks_url,
+            jwks,
             last_fetch: tokio::sync::Mutex::new(None),
             validation,
             verified: (settings.verified_cache_capacity > 0)
@@ -219,8 +221,15 @@ impl TokenVerifier {
     }
 
     /// A verifier for services that do not issue tokens: keys from `auth.jwks_url`.
-    pub fn from_jwks_url(settings: &AuthSettings) -> Self {
-        Self::new(HashMap::new(), Some(settings.jwks_url.clone()), settings)
+    /// Under `tls.required` the URL must be https: whoever answers a plain fetch could mint any token.
+    pub fn from_jwks_url(settings: &AuthSettings, tls: &Tls) -> anyhow::Result<Self> {
+        tls.check_https("auth.jwks_url", &settings.jwks_url)?;
+        let http = tls
+            .http_client()
+            .build()
+            .context("the key fetch's HTTP client")?;
+        let jwks = Some((settings.jwks_url.clone(), http));
+        Ok(Self::new(HashMap::new(), jwks, settings))
     }
 
     /// Verifies with the keys already known, without any I/O (the hot path, and what the benchmark measures).
@@ -257,7 +266,7 @@ impl TokenVerifier {
 
     async fn verify_with_keys(&self, token: &str) -> Result<AccessClaims, AuthError> {
         match self.verify_cached(token) {
-            Err(AuthError::UnknownKey) if self.jwks_url.is_some() => {
+            Err(AuthError::UnknownKey) if self.jwks.is_some() => {
                 // One fetch at a time: requests arriving meanwhile wait for it and then try the fresh keys, so a
                 // cold start under load is not a burst of 401s. The time is recorded only once an attempt has
                 // finished, so a request dropped mid-fetch (its client went away) does not block the next one.
@@ -278,10 +287,10 @@ impl TokenVerifier {
     }
 
     async fn refetch(&self) -> anyhow::Result<()> {
-        let url = self.jwks_url.as_deref().unwrap_or_default();
-        let request = reqwest::Client::new()
-            .get(url)
-            .timeout(Duration::from_secs(2));
+        let Some((url, http)) = &self.jwks else {
+            return Ok(());
+        };
+        let request = http.get(url).timeout(Duration::from_secs(2));
         let set: JwkSet = crate::http::with_trace_context(request)
             .send()
             .await?

@@ -5,23 +5,21 @@ use std::time::Duration;
 use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use secrecy::ExposeSecret;
-use tokio_postgres::NoTls;
+use tokio_postgres::config::SslMode;
 
 use crate::settings::DatabaseSettings;
+use crate::tls::Tls;
 
 /// Builds the pool (connections open lazily). `schema` must be a plain lower-case identifier.
-pub fn pool(settings: &DatabaseSettings, schema: &str) -> anyhow::Result<Pool> {
-    build(
-        settings,
-        settings.url.expose_secret(),
-        "database.url",
-        schema,
-    )
+pub fn pool(settings: &DatabaseSettings, tls: &Tls, schema: &str) -> anyhow::Result<Pool> {
+    let url = settings.url.expose_secret();
+    build(settings, tls, url, "database.url", schema)
 }
 
 /// The pool for reads that tolerate lag: the replica of `database.read_url`, or `primary` when none is set.
 pub fn read_pool(
     settings: &DatabaseSettings,
+    tls: &Tls,
     schema: &str,
     primary: &Pool,
 ) -> anyhow::Result<Pool> {
@@ -29,21 +27,33 @@ pub fn read_pool(
     if url.is_empty() {
         return Ok(primary.clone());
     }
-    build(settings, url, "database.read_url", schema)
+    build(settings, tls, url, "database.read_url", schema)
 }
 
-fn build(settings: &DatabaseSettings, url: &str, key: &str, schema: &str) -> anyhow::Result<Pool> {
+fn build(
+    settings: &DatabaseSettings,
+    tls: &Tls,
+    url: &str,
+    key: &str,
+    schema: &str,
+) -> anyhow::Result<Pool> {
     anyhow::ensure!(
         !schema.is_empty() && schema.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
         "schema name {schema:?} must be lower-case letters and underscores"
     );
-    let mut pg: tokio_postgres::Config = url.parse().with_context(|| key.to_owned())?;
+    let mut pg = crate::tls::postgres_config(url).with_context(|| key.to_owned())?;
+    // `prefer` (libpq's default) would take an unverified certificate or none: here it means plain, and TLS is
+    // asked for with `sslmode=verify-full`.
+    if pg.get_ssl_mode() == SslMode::Prefer {
+        pg.ssl_mode(SslMode::Disable);
+    }
+    tls.check_postgres(key, &pg)?;
     pg.options(format!("-c search_path={schema}"));
     pg.application_name(schema);
     pg.connect_timeout(Duration::from_millis(settings.connect_timeout_ms));
     let manager = Manager::from_config(
         pg,
-        NoTls,
+        tls.postgres(),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },

@@ -31,6 +31,8 @@ pub struct Platform {
     pub workers: usize,
     /// Origins allowed to call from a browser; empty: none.
     pub cors_origins: Vec<String>,
+    /// The service's certificate: it then serves HTTPS only.
+    pub tls: Option<rustls::ServerConfig>,
 }
 
 /// CORS for the configured origins: the methods and headers the public API uses, and the response headers a page
@@ -66,7 +68,8 @@ where
     });
     let workers = platform.workers;
     let cors_origins = platform.cors_origins.clone();
-    let mut server = HttpServer::new(move || {
+    let tls = platform.tls.clone();
+    let server = HttpServer::new(move || {
         // `wrap` nests outwards: observe sees everything, then rate limit, admission, timeout, the handler.
         App::new()
             .app_data(platform.defences.clone())
@@ -107,8 +110,11 @@ where
                 cors(&cors_origins),
             ))
     })
-    .shutdown_timeout(10)
-    .listen(listener)?;
+    .shutdown_timeout(10);
+    let mut server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, config)?,
+        None => server.listen(listener)?,
+    };
     if workers > 0 {
         server = server.workers(workers);
     }

@@ -26,5 +26,6 @@ pub mod streams;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;
 
 pub use error::ApiError;

@@ -136,6 +136,7 @@ where
             .filter(|o| !o.is_empty())
             .map(str::to_owned)
             .collect(),
+        tls: crate::tls::server_config(&platform.tls)?,
     };
     let server = serve(listener, http, configure)?;
     Ok(Running {

@@ -25,6 +25,7 @@ pub struct PlatformSettings {
     pub limits: LimitSettings,
     pub rate_limit: RateLimitSettings,
     pub events: EventSettings,
+    pub tls: TlsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -108,6 +109,14 @@ pub struct EventSettings {
     pub relay_batch: i64,
     pub consumers_enabled: bool,
     pub idle_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TlsSettings {
+    pub ca_file: String,
+    pub cert_file: String,
+    pub key_file: String,
+    pub required: bool,
 }
 
 /// A service's settings: the platform sections, and the service's own section (`[identity]`, …).

@@ -12,6 +12,7 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 use secrecy::ExposeSecret;
 
 use crate::settings::RedisSettings;
+use crate::tls::Tls;
 
 #[derive(Clone)]
 pub struct Store {
@@ -27,10 +28,17 @@ pub enum Conn {
 }
 
 impl Store {
-    pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
+    /// A `rediss://` URL connects over TLS with the trust store of `tls`.
+    pub async fn connect(settings: &RedisSettings, tls: &Tls) -> anyhow::Result<Self> {
         let timeout = Duration::from_millis(settings.response_timeout_ms);
         let conn = if settings.cluster_urls.trim().is_empty() {
-            let client = redis::Client::open(settings.url.expose_secret()).context("redis.url")?;
+            let url = settings.url.expose_secret();
+            tls.check_redis("redis.url", url)?;
+            let client = match url.starts_with("rediss://") {
+                true => redis::Client::build_with_tls(url, tls.redis_certs()),
+                false => redis::Client::open(url),
+            }
+            .context("redis.url")?;
             let config = ConnectionManagerConfig::new()
                 .set_response_timeout(Some(timeout))
                 .set_connection_timeout(Some(timeout));
@@ -45,7 +53,14 @@ impl Store {
                 .split(',')
                 .map(|s| s.trim().to_owned())
                 .collect();
-            let client = ClusterClientBuilder::new(nodes)
+            for node in &nodes {
+                tls.check_redis("redis.cluster_urls", node)?;
+            }
+            let mut builder = ClusterClientBuilder::new(nodes.clone());
+            if nodes.iter().all(|n| n.starts_with("rediss://")) {
+                builder = builder.certs(tls.redis_certs());
+            }
+            let client = builder
                 .response_timeout(timeout)
                 .connection_timeout(timeout)
                 .build()

@@ -4,6 +4,7 @@
 //! a log capture and a TCP proxy that can be cut to make a dependency unreachable. Connection settings come from
 //! `HC_TEST_DATABASE_URL` and `HC_TEST_REDIS_URL`.
 
+use crate::tls::Tls;
 use std::io::Write;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -303,12 +304,15 @@ pub struct TestSuite {
 impl TestSuite {
     pub async fn new() -> Self {
         let redis = TestRedis::new();
-        let store = Store::connect(&crate::settings::RedisSettings {
-            url: redis.url.clone().into(),
-            cluster_urls: String::new(),
-            key_prefix: String::new(),
-            response_timeout_ms: 5_000,
-        })
+        let store = Store::connect(
+            &crate::settings::RedisSettings {
+                url: redis.url.clone().into(),
+                cluster_urls: String::new(),
+                key_prefix: String::new(),
+                response_timeout_ms: 5_000,
+            },
+            &Tls::system(),
+        )
         .await
         .expect("test Redis");
         Self {
@@ -399,14 +403,16 @@ pub struct Started<S> {
 impl<S> Started<S> {
     /// A pool on the service's schema, for tests that look at its tables.
     pub fn pool(&self, schema: &'static str) -> deadpool_postgres::Pool {
-        crate::db::pool(&self.settings.platform.database, schema).expect("test pool")
+        let tls = Tls::from_settings(&self.settings.platform.tls).expect("test TLS");
+        crate::db::pool(&self.settings.platform.database, &tls, schema).expect("test pool")
     }
 
     /// The Redis (node or cluster) the service uses, without its key prefix: tests spell whole keys.
     pub async fn unprefixed_store(&self) -> Store {
         let mut redis = self.settings.platform.redis.clone();
         redis.key_prefix = String::new();
-        Store::connect(&redis).await.expect("test Redis")
+        let tls = Tls::from_settings(&self.settings.platform.tls).expect("test TLS");
+        Store::connect(&redis, &tls).await.expect("test Redis")
     }
 }
 

@@ -41,6 +41,7 @@ async fn start(settings: &PlatformSettings, gate: Arc<Notify>) -> String {
         json_body_bytes: 1024,
         workers: 2,
         cors_origins: vec!["http://page.example".into()],
+        tls: None,
     };
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();

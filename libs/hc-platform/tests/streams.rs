@@ -11,12 +11,15 @@ use hc_platform::testing::TestRedis;
 use redis::AsyncCommands;
 
 async fn connect(redis: &TestRedis) -> Store {
-    Store::connect(&RedisSettings {
-        url: redis.url.clone().into(),
-        cluster_urls: String::new(),
-        key_prefix: redis.prefix.clone(),
-        response_timeout_ms: 1000,
-    })
+    Store::connect(
+        &RedisSettings {
+            url: redis.url.clone().into(),
+            cluster_urls: String::new(),
+            key_prefix: redis.prefix.clone(),
+            response_timeout_ms: 1000,
+        },
+        &hc_platform::tls::Tls::system(),
+    )
     .await
     .expect("redis")
 }

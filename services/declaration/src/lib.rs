@@ -19,6 +19,7 @@ use hc_platform::privacy::BlindIndex;
 use hc_platform::service::{Launch, Running, Service, launch};
 use hc_platform::settings::Settings;
 use hc_platform::store::Store;
+use hc_platform::tls::Tls;
 
 pub use links::link_people;
 pub use settings::DeclarationSettings;
@@ -42,12 +43,13 @@ impl Service for Declaration {
     async fn start(settings: Settings<DeclarationSettings>) -> anyhow::Result<Running> {
         let Settings { platform, service } = settings;
         service.validate()?;
-        let db = hc_platform::db::pool(&platform.database, SCHEMA)?;
+        let tls = Tls::from_settings(&platform.tls)?;
+        let db = hc_platform::db::pool(&platform.database, &tls, SCHEMA)?;
         hc_platform::db::migrate(&db, SCHEMA, embedded::migrations::runner()).await?;
-        let store = Store::connect(&platform.redis).await?;
+        let store = Store::connect(&platform.redis, &tls).await?;
         let index = BlindIndex::from_secret(&platform.privacy.blind_index_key)
             .context("privacy.blind_index_key")?;
-        let db_read = hc_platform::db::read_pool(&platform.database, SCHEMA, &db)?;
+        let db_read = hc_platform::db::read_pool(&platform.database, &tls, SCHEMA, &db)?;
         let state = web::Data::new(AppState {
             db: db.clone(),
             db_read,
@@ -63,7 +65,7 @@ impl Service for Declaration {
                 schema: SCHEMA,
                 db: Some(db.clone()),
                 store,
-                verifier: TokenVerifier::from_jwks_url(&platform.auth),
+                verifier: TokenVerifier::from_jwks_url(&platform.auth, &tls)?,
             },
             move |cfg| {
                 cfg.app_data(state.clone()).configure(routes::configure);

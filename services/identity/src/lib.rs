@@ -22,6 +22,7 @@ use hc_platform::privacy::{BlindIndex, FieldCipher, random_base64};
 use hc_platform::service::{Launch, Running, Service, launch};
 use hc_platform::settings::Settings;
 use hc_platform::store::Store;
+use hc_platform::tls::Tls;
 
 pub use otp::{Purpose as OtpPurpose, otp_key};
 pub use providers::{dev_notice_key, dev_real_name_ticket, dev_sms_key};
@@ -50,9 +51,10 @@ impl Service for Identity {
     async fn start(settings: Settings<IdentitySettings>) -> anyhow::Result<Running> {
         let Settings { platform, service } = settings;
         service.validate()?;
-        let db = hc_platform::db::pool(&platform.database, SCHEMA)?;
+        let tls = Tls::from_settings(&platform.tls)?;
+        let db = hc_platform::db::pool(&platform.database, &tls, SCHEMA)?;
         hc_platform::db::migrate(&db, SCHEMA, embedded::migrations::runner()).await?;
-        let store = Store::connect(&platform.redis).await?;
+        let store = Store::connect(&platform.redis, &tls).await?;
         let keys = KeyRing::from_spec(&service.signing_keys).context("identity.signing_keys")?;
         let verifier = keys.verifier(&platform.auth)?;
         let state = web::Data::new(AppState {
@@ -64,8 +66,8 @@ impl Service for Identity {
             ),
             index: BlindIndex::from_secret(&platform.privacy.blind_index_key)
                 .context("privacy.blind_index_key")?,
-            sms: Arc::new(providers::Sms::new(&service.sms, store.clone())?),
-            real_name: Arc::new(providers::RealName::new(&service.real_name)?),
+            sms: Arc::new(providers::Sms::new(&service.sms, store.clone(), &tls)?),
+            real_name: Arc::new(providers::RealName::new(&service.real_name, &tls)?),
             auth: platform.auth.clone(),
             settings: Arc::new(service),
         });

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use hc_domain::{IdNumber, PersonName, Phone};
 use hc_platform::store::Store;
+use hc_platform::tls::Tls;
 use redis::AsyncCommands;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -50,12 +51,12 @@ enum Kind {
     Http(HttpProvider),
 }
 
-fn kind(settings: &ProviderSettings, section: &str) -> anyhow::Result<Kind> {
+fn kind(settings: &ProviderSettings, section: &str, tls: &Tls) -> anyhow::Result<Kind> {
     match settings.kind.as_str() {
         "dev" => {
             anyhow::ensure!(
-                std::env::var("APP_ENV").as_deref() != Ok("production"),
-                "{section}.kind = \"dev\" is refused when APP_ENV=production"
+                !tls.required(),
+                "{section}.kind = \"dev\" is refused in the production profile (tls.required)"
             );
             Ok(Kind::Dev)
         }
@@ -64,7 +65,9 @@ fn kind(settings: &ProviderSettings, section: &str) -> anyhow::Result<Kind> {
                 settings.url.starts_with("http://") || settings.url.starts_with("https://"),
                 "{section}.url must be the provider's http(s) URL"
             );
-            let http = reqwest::Client::builder()
+            tls.check_https(&format!("{section}.url"), &settings.url)?;
+            let http = tls
+                .http_client()
                 .timeout(Duration::from_millis(settings.timeout_ms.max(1)))
                 .build()
                 .context("HTTP client")?;
@@ -111,9 +114,9 @@ pub struct Sms {
 }
 
 impl Sms {
-    pub fn new(settings: &ProviderSettings, store: Store) -> anyhow::Result<Self> {
+    pub fn new(settings: &ProviderSettings, store: Store, tls: &Tls) -> anyhow::Result<Self> {
         Ok(Self {
-            kind: kind(settings, "identity.sms")?,
+            kind: kind(settings, "identity.sms", tls)?,
             store,
         })
     }
@@ -188,8 +191,8 @@ pub fn dev_real_name_ticket(id_number: &str) -> String {
 pub struct RealName(Kind);
 
 impl RealName {
-    pub fn new(settings: &ProviderSettings) -> anyhow::Result<Self> {
-        Ok(Self(kind(settings, "identity.real_name")?))
+    pub fn new(settings: &ProviderSettings, tls: &Tls) -> anyhow::Result<Self> {
+        Ok(Self(kind(settings, "identity.real_name", tls)?))
     }
 
     pub async fn certifies(
@@ -223,11 +226,12 @@ mod tests {
         let defaults: hc_platform::settings::Settings<crate::IdentitySettings> =
             hc_platform::settings::load_with(crate::DEFAULT_CONFIG, "identity", None, |b| b)
                 .expect("defaults load");
+        let tls = Tls::from_settings(&defaults.platform.tls).expect("system roots");
         for (settings, section) in [
             (&defaults.service.sms, "identity.sms"),
             (&defaults.service.real_name, "identity.real_name"),
         ] {
-            let Err(err) = kind(settings, section) else {
+            let Err(err) = kind(settings, section, &tls) else {
                 panic!("{section} has a default provider");
             };
             assert!(
@@ -240,11 +244,11 @@ mod tests {
             kind: "dev".into(),
             ..defaults.service.sms.clone()
         };
-        assert!(matches!(kind(&dev, "identity.sms"), Ok(Kind::Dev)));
+        assert!(matches!(kind(&dev, "identity.sms", &tls), Ok(Kind::Dev)));
         let http_without_url = ProviderSettings {
             kind: "http".into(),
             ..defaults.service.sms.clone()
         };
-        assert!(kind(&http_without_url, "identity.sms").is_err());
+        assert!(kind(&http_without_url, "identity.sms", &tls).is_err());
     }
 }

@@ -20,6 +20,7 @@ use hc_platform::auth::TokenVerifier;
 use hc_platform::service::{Launch, Running, Service, launch};
 use hc_platform::settings::Settings;
 use hc_platform::store::Store;
+use hc_platform::tls::Tls;
 
 pub use keys::generate_secrets;
 pub use routes::codes::CodePayload;
@@ -41,9 +42,10 @@ impl Service for Rendering {
     async fn start(settings: Settings<RenderingSettings>) -> anyhow::Result<Running> {
         let Settings { platform, service } = settings;
         service.validate()?;
+        let tls = Tls::from_settings(&platform.tls)?;
         let keys = Arc::new(keys::Keys::from_settings(&service)?);
-        let store = Store::connect(&platform.redis).await?;
-        let status = Arc::new(status::StatusSource::new(store.clone(), &service)?);
+        let store = Store::connect(&platform.redis, &tls).await?;
+        let status = Arc::new(status::StatusSource::new(store.clone(), &service, &tls)?);
         let memory = (service.memory_cache_enabled
             && service.render_cache_enabled
             && service.status_from_redis)
@@ -68,7 +70,7 @@ impl Service for Rendering {
                 schema: SERVICE,
                 db: None,
                 store,
-                verifier: TokenVerifier::from_jwks_url(&platform.auth),
+                verifier: TokenVerifier::from_jwks_url(&platform.auth, &tls)?,
             },
             move |cfg| {
                 cfg.app_data(state.clone()).configure(routes::configure);

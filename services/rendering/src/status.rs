@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use hc_platform::error::ApiError;
 use hc_platform::status_document;
 use hc_platform::store::Store;
+use hc_platform::tls::Tls;
 use uuid::Uuid;
 
 use crate::breaker::Breaker;
@@ -56,10 +57,12 @@ pub struct StatusSource {
 }
 
 impl StatusSource {
-    pub fn new(store: Store, s: &RenderingSettings) -> anyhow::Result<Self> {
+    pub fn new(store: Store, s: &RenderingSettings, tls: &Tls) -> anyhow::Result<Self> {
+        tls.check_https("rendering.scoring_url", &s.scoring_url)?;
         Ok(Self {
             store,
-            http: reqwest::Client::builder()
+            http: tls
+                .http_client()
                 .timeout(Duration::from_millis(s.scoring_timeout_ms))
                 .build()?,
             scoring_url: s.scoring_url.trim_end_matches('/').to_owned(),

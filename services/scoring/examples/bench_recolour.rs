@@ -69,9 +69,10 @@ async fn run(url: &str, people: i64, affected: i64) -> anyhow::Result<()> {
                 .and_then(|b| b.set_override("redis.key_prefix", prefix.clone()))
                 .expect("overrides")
         })?;
-    let db = hc_platform::db::pool(&settings.platform.database, scoring::SCHEMA)?;
+    let tls = hc_platform::tls::Tls::from_settings(&settings.platform.tls)?;
+    let db = hc_platform::db::pool(&settings.platform.database, &tls, scoring::SCHEMA)?;
     scoring::prepare(&db).await?;
-    let store = Store::connect(&settings.platform.redis).await?;
+    let store = Store::connect(&settings.platform.redis, &tls).await?;
 
     let started = Instant::now();
     seed(&db, people, affected).await?;

@@ -28,6 +28,7 @@ use hc_platform::privacy::BlindIndex;
 use hc_platform::service::{Launch, Running, Service, launch};
 use hc_platform::settings::Settings;
 use hc_platform::store::Store;
+use hc_platform::tls::Tls;
 
 use events::Fact;
 pub use recolour::Recolourer;
@@ -73,9 +74,10 @@ impl Service for Scoring {
     async fn start(settings: Settings<ScoringSettings>) -> anyhow::Result<Running> {
         let Settings { platform, service } = settings;
         service.validate()?;
-        let db = hc_platform::db::pool(&platform.database, SCHEMA)?;
+        let tls = Tls::from_settings(&platform.tls)?;
+        let db = hc_platform::db::pool(&platform.database, &tls, SCHEMA)?;
         prepare(&db).await?;
-        let store = Store::connect(&platform.redis).await?;
+        let store = Store::connect(&platform.redis, &tls).await?;
         let index = BlindIndex::from_secret(&platform.privacy.blind_index_key)
             .context("privacy.blind_index_key")?;
         let settings = Arc::new(service);
@@ -94,7 +96,7 @@ impl Service for Scoring {
                 schema: SCHEMA,
                 db: Some(db.clone()),
                 store,
-                verifier: TokenVerifier::from_jwks_url(&platform.auth),
+                verifier: TokenVerifier::from_jwks_url(&platform.auth, &tls)?,
             },
             move |cfg| {
                 cfg.app_data(state.clone()).configure(routes::configure);

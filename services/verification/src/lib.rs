@@ -26,6 +26,7 @@ use hc_platform::privacy::BlindIndex;
 use hc_platform::service::{Launch, Running, Service, launch};
 use hc_platform::settings::Settings;
 use hc_platform::store::Store;
+use hc_platform::tls::Tls;
 use secrecy::ExposeSecret;
 
 pub use routes::venues::venue_code;
@@ -50,7 +51,8 @@ impl Service for Verification {
     async fn start(settings: Settings<VerificationSettings>) -> anyhow::Result<Running> {
         let Settings { platform, service } = settings;
         service.validate()?;
-        let db = hc_platform::db::pool(&platform.database, SCHEMA)?;
+        let tls = Tls::from_settings(&platform.tls)?;
+        let db = hc_platform::db::pool(&platform.database, &tls, SCHEMA)?;
         hc_platform::db::migrate(&db, SCHEMA, embedded::migrations::runner()).await?;
         partitions::maintain(
             &db.get().await?,
@@ -59,12 +61,12 @@ impl Service for Verification {
         )
         .await
         .context("creating the scan partitions")?;
-        let store = Store::connect(&platform.redis).await?;
+        let store = Store::connect(&platform.redis, &tls).await?;
         let index = BlindIndex::from_secret(&platform.privacy.blind_index_key)
             .context("privacy.blind_index_key")?;
         let pseudonyms = hc_token::Pseudonyms::from_spec(service.pseudonym_keys.expose_secret())
             .context("verification.pseudonym_keys (the same secret as rendering.pseudonym_keys)")?;
-        let trust = Arc::new(trust::Trust::from_settings(&service)?);
+        let trust = Arc::new(trust::Trust::from_settings(&service, &tls)?);
         trust.reload_peers(&db.get().await?).await?;
         let settings = Arc::new(service);
         let venues = Arc::new(venues::Venues::new(
@@ -90,7 +92,7 @@ impl Service for Verification {
                 schema: SCHEMA,
                 db: Some(db.clone()),
                 store,
-                verifier: TokenVerifier::from_jwks_url(&platform.auth),
+                verifier: TokenVerifier::from_jwks_url(&platform.auth, &tls)?,
             },
             move |cfg| {
                 cfg.app_data(state.clone()).configure(routes::configure);

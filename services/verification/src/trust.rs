@@ -18,6 +18,8 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use hc_platform::tls::Tls;
+
 use crate::settings::VerificationSettings;
 
 /// How another issuer's colours read here.
@@ -80,7 +82,8 @@ pub struct Trust {
 }
 
 impl Trust {
-    pub fn from_settings(s: &VerificationSettings) -> anyhow::Result<Self> {
+    pub fn from_settings(s: &VerificationSettings, tls: &Tls) -> anyhow::Result<Self> {
+        tls.check_https("verification.own_keys_url", &s.own_keys_url)?;
         let (kid, seed) = s.root_key.expose_secret().trim().split_once(':').context(
             "verification.root_key is not kid:base64-seed (see verification generate-secrets)",
         )?;
@@ -108,9 +111,7 @@ impl Trust {
             root,
             pinned,
             own_keys_url: s.own_keys_url.clone(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()?,
+            http: tls.http_client().timeout(Duration::from_secs(5)).build()?,
             list_days: s.trust_list_days,
         })
     }

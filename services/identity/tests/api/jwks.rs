@@ -26,13 +26,17 @@ async fn another_service_verifies_tokens_with_the_published_keys_alone() {
     let (id, phone) = unique_person();
     let person = app.register("韩七", &id, &phone).await;
     let tokens = app.sign_in(&phone).await;
-    let verifier = TokenVerifier::from_jwks_url(&AuthSettings {
-        issuer: "hc-identity".into(),
-        audience: "hc-platform".into(),
-        jwks_url: app.url("/v1/auth/keys"),
-        leeway_seconds: 0,
-        verified_cache_capacity: 0,
-    });
+    let verifier = TokenVerifier::from_jwks_url(
+        &AuthSettings {
+            issuer: "hc-identity".into(),
+            audience: "hc-platform".into(),
+            jwks_url: app.url("/v1/auth/keys"),
+            leeway_seconds: 0,
+            verified_cache_capacity: 0,
+        },
+        &hc_platform::tls::Tls::system(),
+    )
+    .expect("verifier");
     let claims = verifier
         .verify(tokens["access_token"].as_str().expect("token"))
         .await

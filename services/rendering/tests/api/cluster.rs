@@ -8,12 +8,15 @@ use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_persons_status_and_code_cache_are_read_together_on_a_redis_cluster() {
-    let store = Store::connect(&RedisSettings {
-        url: String::new().into(),
-        cluster_urls: hc_platform::testing::redis_cluster_urls(),
-        key_prefix: format!("hc:test-{}:", Uuid::new_v4()),
-        response_timeout_ms: 2000,
-    })
+    let store = Store::connect(
+        &RedisSettings {
+            url: String::new().into(),
+            cluster_urls: hc_platform::testing::redis_cluster_urls(),
+            key_prefix: format!("hc:test-{}:", Uuid::new_v4()),
+            response_timeout_ms: 2000,
+        },
+        &hc_platform::tls::Tls::system(),
+    )
     .await
     .expect("cluster");
     // Several people, so that without the hash tag some pair of keys would land in different slots.

@@ -74,8 +74,12 @@ async fn a_checkin_is_recorded_and_reaches_scoring_as_a_visit_to_the_venues_regi
         .iter()
         .find(|e| e["kind"] == "visits")
         .expect("a visits event");
-    let scoring_db =
-        hc_platform::db::pool(&app.settings.platform.database, scoring::SCHEMA).expect("pool");
+    let scoring_db = hc_platform::db::pool(
+        &app.settings.platform.database,
+        &hc_platform::tls::Tls::system(),
+        scoring::SCHEMA,
+    )
+    .expect("pool");
     scoring::prepare(&scoring_db).await.expect("scoring schema");
     let client = scoring_db.get().await.expect("db");
     let delivered = hc_platform::streams::Delivered {
