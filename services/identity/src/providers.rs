@@ -245,6 +245,20 @@ mod tests {
             ..defaults.service.sms.clone()
         };
         assert!(matches!(kind(&dev, "identity.sms", &tls), Ok(Kind::Dev)));
+        // The production profile refuses the stand-in, and a provider reached without TLS.
+        let production = Tls::from_settings(&hc_platform::settings::TlsSettings {
+            required: true,
+            ..defaults.platform.tls.clone()
+        })
+        .expect("system roots");
+        assert!(kind(&dev, "identity.sms", &production).is_err());
+        let plain = ProviderSettings {
+            kind: "http".into(),
+            url: "http://sms.example/v1/codes".into(),
+            ..defaults.service.sms.clone()
+        };
+        assert!(kind(&plain, "identity.sms", &tls).is_ok());
+        assert!(kind(&plain, "identity.sms", &production).is_err());
         let http_without_url = ProviderSettings {
             kind: "http".into(),
             ..defaults.service.sms.clone()
