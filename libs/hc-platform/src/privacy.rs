@@ -1,18 +1,58 @@
 //! Personal data at rest: AES-256-GCM field encryption with a key ring (the key id is stored beside the
 //! ciphertext, so keys can rotate), and the HMAC-SHA256 blind index that lets services find and key facts by
-//! an ID number or phone without storing it.
+//! an ID number or phone without storing it, with a key of its own for each purpose.
 
 use anyhow::{Context, anyhow, bail};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use aws_lc_rs::hmac;
+use aws_lc_rs::{hkdf, hmac};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hc_domain::{IdNumber, Phone};
 use secrecy::{ExposeSecret, SecretString};
 
-/// Keyed hash of an identifier. Domain-separated so an ID number and a phone never share an index value.
+/// What a keyed hash is for. Each purpose has its own HMAC key, derived from `privacy.blind_index_key` with
+/// HKDF-SHA256 (the purpose's label as `info`): a value of one purpose never matches another's, and what leaks of one
+/// use (the IP hashes in rate-limit keys, a venue code's tag, which anyone holding the code sees) is computed under a
+/// key that indexes no person. The labels are part of every stored index: changing one orphans its data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// The index every service keys a person's facts by.
+    IdNumber,
+    /// Identity's index of a person's phone.
+    Phone,
+    /// The MAC of a one-time code kept in Redis.
+    OneTimeCode,
+    /// A client address in rate-limit keys.
+    ClientIp,
+    /// The tag that makes a venue code unforgeable.
+    VenueCode,
+}
+
+impl Purpose {
+    const ALL: [Purpose; 5] = [
+        Purpose::IdNumber,
+        Purpose::Phone,
+        Purpose::OneTimeCode,
+        Purpose::ClientIp,
+        Purpose::VenueCode,
+    ];
+
+    fn label(self) -> &'static [u8] {
+        match self {
+            Purpose::IdNumber => b"hc blind index: id-number",
+            Purpose::Phone => b"hc blind index: phone",
+            Purpose::OneTimeCode => b"hc blind index: one-time-code",
+            Purpose::ClientIp => b"hc blind index: client-ip",
+            Purpose::VenueCode => b"hc blind index: venue-code",
+        }
+    }
+}
+
+/// Keyed hashes of identifiers, one key per [`Purpose`].
 #[derive(Clone)]
-pub struct BlindIndex(hmac::Key);
+pub struct BlindIndex {
+    keys: [hmac::Key; Purpose::ALL.len()],
+}
 
 impl BlindIndex {
     /// `key` is base64 of at least 32 random bytes.
@@ -24,27 +64,37 @@ impl BlindIndex {
             bytes.len() >= 32,
             "privacy.blind_index_key must hold at least 32 bytes"
         );
-        Ok(Self(hmac::Key::new(hmac::HMAC_SHA256, &bytes)))
+        // No salt: the input is already a uniformly random key (RFC 5869 §3.1).
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &[]).extract(&bytes);
+        let derive = |purpose: Purpose| -> anyhow::Result<hmac::Key> {
+            let info = [purpose.label()];
+            let okm = prk
+                .expand(&info, hmac::HMAC_SHA256)
+                .map_err(|_| anyhow!("deriving the {purpose:?} key"))?;
+            Ok(hmac::Key::from(okm))
+        };
+        let mut keys = Vec::with_capacity(Purpose::ALL.len());
+        for purpose in Purpose::ALL {
+            keys.push(derive(purpose)?);
+        }
+        let keys = keys
+            .try_into()
+            .map_err(|_| anyhow!("one key per purpose"))?;
+        Ok(Self { keys })
     }
 
     pub fn id_number(&self, id: &IdNumber) -> Vec<u8> {
-        self.tagged(b"id-number:", id.expose().as_bytes())
+        self.of(Purpose::IdNumber, id.expose().as_bytes())
     }
 
     pub fn phone(&self, phone: &Phone) -> Vec<u8> {
-        self.tagged(b"phone:", phone.expose().as_bytes())
+        self.of(Purpose::Phone, phone.expose().as_bytes())
     }
 
-    /// Any other value that must not be stored or used as a key in the clear (client IPs in rate-limit keys).
-    pub fn other(&self, kind: &str, value: &[u8]) -> Vec<u8> {
-        self.tagged(format!("{kind}:").as_bytes(), value)
-    }
-
-    fn tagged(&self, tag: &[u8], value: &[u8]) -> Vec<u8> {
-        let mut ctx = hmac::Context::with_key(&self.0);
-        ctx.update(tag);
-        ctx.update(value);
-        ctx.sign().as_ref().to_vec()
+    /// The keyed hash of `value` for `purpose`.
+    pub fn of(&self, purpose: Purpose, value: &[u8]) -> Vec<u8> {
+        let index = Purpose::ALL.iter().position(|p| *p == purpose).unwrap_or(0);
+        hmac::sign(&self.keys[index], value).as_ref().to_vec()
     }
 }
 
@@ -193,7 +243,44 @@ mod tests {
         assert_ne!(a.phone(&phone), b.phone(&phone));
         assert_ne!(
             a.phone(&phone),
-            a.other("id-number", phone.expose().as_bytes())
+            a.of(Purpose::IdNumber, phone.expose().as_bytes())
         );
+    }
+
+    /// The derivation, checked against an independent HKDF-SHA256 (RFC 5869) and HMAC-SHA256 computation (Python's
+    /// hmac and hashlib): every stored index depends on it, so a change must fail here, not orphan the data.
+    #[test]
+    fn each_purpose_has_its_own_key_derived_with_hkdf() {
+        let master = STANDARD.encode([7u8; 32]);
+        let index = BlindIndex::from_secret(&SecretString::from(master)).expect("key");
+        let expected = [
+            (
+                Purpose::IdNumber,
+                "668df211fdf9a5bb204957a9c4bf811f38537a0ec72d88ac9545257eb7122028",
+            ),
+            (
+                Purpose::Phone,
+                "c8630940d70b7a1d50288d16984368de12170ba9a8ac8a250edd852e5e4386dd",
+            ),
+            (
+                Purpose::OneTimeCode,
+                "d75722a1a701317a752f16a538b957f8656e90e99b393f0102812de92f0c6cdc",
+            ),
+            (
+                Purpose::ClientIp,
+                "1a7b268660fb34bb0da4076a6fd7f710359fdb4cd1c59597cb7ba5ddf543a49f",
+            ),
+            (
+                Purpose::VenueCode,
+                "a2fb61506f21be0aa13e83533b4e05959349d60aacef3a486c64775bd971f3a7",
+            ),
+        ];
+        for (purpose, hex) in expected {
+            assert_eq!(
+                to_hex(&index.of(purpose, b"110101199003074514")),
+                hex,
+                "{purpose:?}"
+            );
+        }
     }
 }

@@ -52,7 +52,7 @@ fn mac(index: &BlindIndex, purpose: Purpose, phone_index: &[u8], code: &str) -> 
     let mut input = <&str>::from(purpose).as_bytes().to_vec();
     input.extend_from_slice(phone_index);
     input.extend_from_slice(code.as_bytes());
-    hex(&index.other("otp", &input))
+    hex(&index.of(hc_platform::privacy::Purpose::OneTimeCode, &input))
 }
 
 /// Creates a fresh six-digit code for the purpose and phone, replacing any earlier one.

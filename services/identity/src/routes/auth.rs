@@ -57,7 +57,12 @@ pub async fn request_otp(
     // Three counters: an address cannot send to every phone, nor use up one phone's sends for its owner (who asks
     // from another address), and a phone gets a bounded number of messages whoever asks.
     let ip = hc_platform::defences::client_ip(&req)
-        .map(|ip| hex(&state.index.other("ip", ip.to_string().as_bytes())))
+        .map(|ip| {
+            hex(&state.index.of(
+                hc_platform::privacy::Purpose::ClientIp,
+                ip.to_string().as_bytes(),
+            ))
+        })
         .unwrap_or_default();
     for (key, limit) in [
         (format!("otp-ip:{ip}"), limits.per_ip_per_hour),

@@ -24,7 +24,10 @@ pub const VENUE_CODE_PREFIX: &str = "HCV1:";
 /// The text of a venue's code: its id and a tag keyed by the platform's secret, so that a code for a venue cannot
 /// be made up (a check-in is a visit fact: it can turn someone's colour).
 pub fn venue_code(index: &BlindIndex, venue_id: &str) -> String {
-    let tag = index.other("venue-code", venue_id.as_bytes());
+    let tag = index.of(
+        hc_platform::privacy::Purpose::VenueCode,
+        venue_id.as_bytes(),
+    );
     format!("{VENUE_CODE_PREFIX}{venue_id}.{}", to_hex(&tag[..10]))
 }
 
