@@ -81,6 +81,35 @@ pub async fn reseal(
     Ok(())
 }
 
+/// The person signed in by a phone, held (`FOR SHARE`) until the transaction ends: a move to another phone, which
+/// updates the row, waits for a sign-in under way, or makes it find nobody.
+pub async fn share_by_phone_index(
+    client: &impl GenericClient,
+    index: &[u8],
+) -> Result<Option<PersonId>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT id FROM persons WHERE phone_index = $1 FOR SHARE",
+            &[&index],
+        )
+        .await?;
+    Ok(row.map(|r| PersonId(r.get(0))))
+}
+
+/// Holds the person's row (`FOR SHARE`) until the transaction ends, as [`share_by_phone_index`] does.
+pub async fn share(
+    client: &impl GenericClient,
+    person: PersonId,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .query_opt(
+            "SELECT 1 FROM persons WHERE id = $1 FOR SHARE",
+            &[&person.0],
+        )
+        .await
+        .map(drop)
+}
+
 pub async fn id_by_phone_index(
     client: &impl GenericClient,
     index: &[u8],

@@ -27,6 +27,20 @@ pub async fn insert(
     Ok(())
 }
 
+/// Whose token it is, without locking it (to take the person's lock first: see `routes::auth`).
+pub async fn person_of(
+    client: &impl GenericClient,
+    token_hash: &[u8],
+) -> Result<Option<PersonId>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT person_id FROM refresh_tokens WHERE token_hash = $1",
+            &[&token_hash],
+        )
+        .await?;
+    Ok(row.map(|r| PersonId(r.get(0))))
+}
+
 /// Locks the token's row for the rest of the transaction.
 pub async fn lock(
     client: &impl GenericClient,

@@ -208,11 +208,15 @@ async fn otp_grant(state: &AppState, phone: &Phone, code: &str) -> Result<TokenR
     {
         return Err(otp::refused());
     }
-    let client = state.db.get().await?;
-    let person = persons::id_by_phone_index(&client, &phone_index)
+    // The person is held until the refresh token is stored: a move to another phone that commits meanwhile would
+    // revoke the person's tokens before this one exists, and leave the old phone signed in.
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    let person = persons::share_by_phone_index(&tx, &phone_index)
         .await?
         .ok_or_else(otp::refused)?;
-    let refresh = new_refresh_token(state, &client, person, Uuid::new_v4()).await?;
+    let refresh = new_refresh_token(state, &tx, person, Uuid::new_v4()).await?;
+    tx.commit().await?;
     citizen_tokens(state, person, refresh)
 }
 
@@ -220,6 +224,12 @@ async fn refresh_grant(state: &AppState, presented: &str) -> Result<TokenRespons
     let hash = digest(&SHA256, presented.as_bytes()).as_ref().to_vec();
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
+    // The person's row first, then the token's, in the order a move to another phone takes them (the person, then
+    // every token of theirs): the move then waits for this rotation and revokes the new token too, or this waits
+    // for the move and finds the token revoked; never a deadlock, never a token that outlives the move.
+    if let Some(person) = refresh_tokens::person_of(&tx, &hash).await? {
+        persons::share(&tx, person).await?;
+    }
     let Some(row) = refresh_tokens::lock(&tx, &hash).await? else {
         return Err(ApiError::unauthorized("unknown refresh token"));
     };

@@ -319,3 +319,66 @@ async fn the_holder_registering_from_a_new_phone_moves_the_person_there_and_ends
         format!("{}****{}", &new_phone[..3], &new_phone[7..])
     );
 }
+
+/// A sign-in and a refresh under way while the person moves to another phone. The test holds the person's row as
+/// a move does (locked and changed, tokens revoked, not yet committed): both must wait for the move and then be
+/// refused, so that no session of the old phone outlives it. Without the person's lock the sign-in finished at once
+/// with a new refresh token that the move had not revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_or_refresh_racing_a_move_to_another_phone_never_outlives_it() {
+    let app = spawn_app().await;
+    let (id, old_phone) = unique_person();
+    let person = app.register("郑十一", &id, &old_phone).await;
+    let session = app.sign_in(&old_phone).await;
+    assert_eq!(
+        app.request_otp(&old_phone).await.status(),
+        StatusCode::ACCEPTED
+    );
+    let code = app.sent_code(&old_phone).await.expect("a code was sent");
+
+    let mut db = app.pool.get().await.expect("db");
+    let tx = db.transaction().await.expect("transaction");
+    tx.execute(
+        "UPDATE persons SET phone_index = $2 WHERE id::text = $1",
+        &[&person, &vec![0u8; 32]],
+    )
+    .await
+    .expect("the move's update");
+    tx.execute(
+        "UPDATE refresh_tokens SET revoked_at = now() WHERE person_id::text = $1 AND revoked_at IS NULL",
+        &[&person],
+    )
+    .await
+    .expect("the move's revocation");
+
+    let grant = |body: Value| {
+        let (http, url) = (app.http.clone(), app.url("/v1/auth/token"));
+        tokio::spawn(async move {
+            let answer = http.post(url).json(&body).send().await.expect("answer");
+            answer.status()
+        })
+    };
+    let sign_in = grant(json!({"grant_type": "otp", "phone": old_phone, "code": code}));
+    let refresh =
+        grant(json!({"grant_type": "refresh_token", "refresh_token": session["refresh_token"]}));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !sign_in.is_finished() && !refresh.is_finished(),
+        "both wait for the move"
+    );
+    tx.commit().await.expect("the move commits");
+    assert_eq!(sign_in.await.expect("sign-in"), StatusCode::UNAUTHORIZED);
+    assert_eq!(refresh.await.expect("refresh"), StatusCode::UNAUTHORIZED);
+    let live: i64 = db
+        .query_one(
+            "SELECT count(*) FROM refresh_tokens WHERE person_id::text = $1 AND revoked_at IS NULL",
+            &[&person],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(
+        live, 0,
+        "no refresh token of the old phone outlives the move"
+    );
+}
