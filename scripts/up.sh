@@ -27,6 +27,12 @@ fi
 if ! grep -q '^HC__VERIFICATION__ROOT_KEY=' "$run/secrets.env"; then
   (umask 077; target/debug/verification generate-secrets >> "$run/secrets.env")
 fi
+# Each service with a database connects as a role of its own (provisioned below), with a password of its own.
+for name in identity declaration scoring verification; do
+  if ! grep -q "^HC_DB_PASSWORD_$name=" "$run/secrets.env"; then
+    (umask 077; echo "HC_DB_PASSWORD_$name=$(head -c 18 /dev/urandom | base64 | tr '+/' 'xy')" >> "$run/secrets.env")
+  fi
+done
 set -a
 # shellcheck disable=SC1091
 . "$run/secrets.env"
@@ -50,14 +56,35 @@ for entry in "${services[@]}"; do
     echo "[up] port $port is taken by something that is not ours; stop it first" >&2
     exit 1
   fi
-  HC__SERVER__PORT="$port" nohup "target/debug/$name" >"$run/logs/$name.log" 2>&1 &
+  : >"$run/logs/$name.log"
+  if [ "$name" != rendering ]; then
+    # The service's own role owns its schema and nothing else; the administrator's URL only provisions it.
+    password_var="HC_DB_PASSWORD_$name"
+    own_url="$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(p._replace(netloc=f"hc_{sys.argv[2]}:{sys.argv[3]}@{p.hostname}:{p.port or 5432}").geturl())' \
+      "$HC_TEST_DATABASE_URL" "$name" "${!password_var}")"
+    HC_ADMIN_DATABASE_URL="$HC_TEST_DATABASE_URL" HC__DATABASE__URL="$own_url" "target/debug/$name" provision-database \
+      >>"$run/logs/$name.log" 2>&1 || { echo "[up] provisioning $name's role failed; see .run/logs/$name.log" >&2; exit 1; }
+  else
+    own_url="$HC_TEST_DATABASE_URL"
+  fi
+  HC__DATABASE__URL="$own_url" HC__SERVER__PORT="$port" nohup "target/debug/$name" >>"$run/logs/$name.log" 2>&1 &
   echo $! >"$run/$name.pid"
 done
 for entry in "${services[@]}"; do
   read -r name port <<<"$entry"
   for _ in $(seq 120); do
     curl -sf -o /dev/null "http://127.0.0.1:$port/health/ready" && break
-    kill -0 "$(cat "$run/$name.pid")" 2>/dev/null || { echo "[up] $name exited; see .run/logs/$name.log" >&2; tail -5 "$run/logs/$name.log" >&2; exit 1; }
+    if ! kill -0 "$(cat "$run/$name.pid")" 2>/dev/null; then
+      if grep -q "the blind-index key does not match the stored data" "$run/logs/$name.log" && [ -z "${HC_UP_RESET:-}" ]; then
+        # Demo data from another key or an older index derivation: it is only demo data, so start it again.
+        echo "[up] the demo data was indexed under another key: resetting the demo schemas and Redis keys"
+        scripts/down.sh --services-only
+        psql "$HC_TEST_DATABASE_URL" -qc "DROP SCHEMA IF EXISTS identity, declaration, scoring, verification CASCADE" >/dev/null
+        redis-cli -u "$HC_TEST_REDIS_URL" --scan --pattern 'hc:*' | xargs -r -n 500 redis-cli -u "$HC_TEST_REDIS_URL" del >/dev/null
+        HC_UP_RESET=1 exec "$0" "$@"
+      fi
+      echo "[up] $name exited; see .run/logs/$name.log" >&2; tail -5 "$run/logs/$name.log" >&2; exit 1
+    fi
     sleep 0.5
   done
   curl -sf -o /dev/null "http://127.0.0.1:$port/health/ready" || { echo "[up] $name is not ready; see .run/logs/$name.log" >&2; exit 1; }

@@ -31,6 +31,8 @@ pub trait Service {
     const DEFAULT_CONFIG: &'static str;
     /// Its own settings section.
     type Settings: serde::de::DeserializeOwned + Clone;
+    /// Its PostgreSQL schema, for a service that has one (`provision-database`).
+    const SCHEMA: Option<&'static str> = None;
 
     /// Migrates, connects and starts serving (port 0 picks a free port).
     fn start(settings: Settings<Self::Settings>) -> impl Future<Output = anyhow::Result<Running>>;
@@ -41,9 +43,12 @@ pub trait Service {
     }
 }
 
-/// The `main` of every service binary: `generate-secrets`, or settings from the environment, telemetry, and serving
-/// until SIGTERM.
+/// The `main` of every service binary: `generate-secrets`, `provision-database`, or settings from the environment,
+/// telemetry, and serving until SIGTERM.
 pub async fn main<S: Service>() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("provision-database") {
+        return provision_database::<S>().await;
+    }
     if std::env::args().nth(1).as_deref() == Some("generate-secrets") {
         let secrets = S::generate_secrets()
             .with_context(|| format!("{} has no secrets to generate", S::NAME))??;
@@ -55,6 +60,23 @@ pub async fn main<S: Service>() -> anyhow::Result<()> {
     let running = S::start(settings).await?;
     tracing::info!(port = running.port(), "{} listening", S::NAME);
     running.run_until_stopped().await
+}
+
+/// Makes the service's own role (the user and password of its `database.url`) and schema, with the administrator's
+/// connection of `HC_ADMIN_DATABASE_URL` (see [`crate::db::provision`]).
+async fn provision_database<S: Service>() -> anyhow::Result<()> {
+    let schema = S::SCHEMA.with_context(|| format!("{} opens no database", S::NAME))?;
+    let settings: Settings<S::Settings> = crate::settings::load(S::DEFAULT_CONFIG, S::NAME)?;
+    let admin_url = std::env::var("HC_ADMIN_DATABASE_URL")
+        .context("HC_ADMIN_DATABASE_URL must name an administrator's connection")?;
+    let tls = crate::tls::Tls::from_settings(&settings.platform.tls)?;
+    let mut database = settings.platform.database.clone();
+    database.url = admin_url.into();
+    let admin = crate::db::pool(&database, &tls, schema)?.get().await?;
+    let url = secrecy::ExposeSecret::expose_secret(&settings.platform.database.url).to_owned();
+    let role = crate::db::provision(&admin, schema, &url).await?;
+    println!("{}: role {role} owns schema {schema}", S::NAME);
+    Ok(())
 }
 
 /// What a service brings to [`launch`].

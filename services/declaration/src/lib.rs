@@ -37,6 +37,7 @@ pub struct Declaration;
 
 impl Service for Declaration {
     const NAME: &'static str = "declaration";
+    const SCHEMA: Option<&'static str> = Some(SCHEMA);
     const DEFAULT_CONFIG: &'static str = DEFAULT_CONFIG;
     type Settings = DeclarationSettings;
 

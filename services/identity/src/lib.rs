@@ -44,6 +44,7 @@ pub struct Identity;
 
 impl Service for Identity {
     const NAME: &'static str = "identity";
+    const SCHEMA: Option<&'static str> = Some(SCHEMA);
     const DEFAULT_CONFIG: &'static str = DEFAULT_CONFIG;
     type Settings = IdentitySettings;
 
@@ -55,17 +56,18 @@ impl Service for Identity {
         let db = hc_platform::db::pool(&platform.database, &tls, SCHEMA)?;
         hc_platform::db::migrate(&db, SCHEMA, embedded::migrations::runner()).await?;
         let store = Store::connect(&platform.redis, &tls).await?;
+        let cipher = FieldCipher::from_spec(&service.data_keys).context("identity.data_keys")?;
+        let index = BlindIndex::from_secret(&platform.privacy.blind_index_key)
+            .context("privacy.blind_index_key")?;
+        index_key_check(&db, &cipher, &index).await?;
         let keys = KeyRing::from_spec(&service.signing_keys).context("identity.signing_keys")?;
         let verifier = keys.verifier(&platform.auth)?;
         let state = web::Data::new(AppState {
             db: db.clone(),
             store: store.clone(),
             keys: Arc::new(keys),
-            cipher: Arc::new(
-                FieldCipher::from_spec(&service.data_keys).context("identity.data_keys")?,
-            ),
-            index: BlindIndex::from_secret(&platform.privacy.blind_index_key)
-                .context("privacy.blind_index_key")?,
+            cipher: Arc::new(cipher),
+            index,
             sms: Arc::new(providers::Sms::new(&service.sms, store.clone(), &tls)?),
             real_name: Arc::new(providers::RealName::new(&service.real_name, &tls)?),
             auth: platform.auth.clone(),
@@ -90,6 +92,39 @@ impl Service for Identity {
         Some(generate_secrets())
     }
 }
+
+/// Refuses to start when `privacy.blind_index_key` does not index the stored persons (another key, or data indexed
+/// before the per-purpose keys): every service would then find nobody by ID number and key new facts apart from the
+/// old ones. One stored person is enough to tell; identity is the one service that can, holding the ID numbers.
+async fn index_key_check(
+    db: &deadpool_postgres::Pool,
+    cipher: &FieldCipher,
+    index: &BlindIndex,
+) -> anyhow::Result<()> {
+    let Some((person, stored)) = db::persons::any_with_index(&db.get().await?).await? else {
+        return Ok(());
+    };
+    let sealed = &person.id_number_ct;
+    let id = vault::open(
+        cipher,
+        person.id,
+        &person.data_key_id,
+        vault::Field::IdNumber,
+        sealed,
+    )
+    .context("identity.data_keys do not open the stored persons")?;
+    let today = hc_domain::china_time::day_of(chrono::Utc::now());
+    let id = hc_domain::IdNumber::parse(&id, today).context("a stored ID number")?;
+    anyhow::ensure!(
+        index.id_number(&id) == stored,
+        "{INDEX_KEY_MISMATCH}: privacy.blind_index_key is another key than the stored indexes were made with, or they \
+         predate the per-purpose keys; re-index them (docs/deploy.md, \"Rotate keys\") or start from an empty database"
+    );
+    Ok(())
+}
+
+/// The start of the error of [`index_key_check`], which `make up` recognises to reset its demo data.
+pub const INDEX_KEY_MISMATCH: &str = "the blind-index key does not match the stored data";
 
 /// Fresh secrets as environment lines, for a new deployment or `make up`.
 pub fn generate_secrets() -> anyhow::Result<String> {

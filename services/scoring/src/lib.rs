@@ -68,6 +68,7 @@ pub struct Scoring;
 
 impl Service for Scoring {
     const NAME: &'static str = "scoring";
+    const SCHEMA: Option<&'static str> = Some(SCHEMA);
     const DEFAULT_CONFIG: &'static str = DEFAULT_CONFIG;
     type Settings = ScoringSettings;
 

@@ -45,6 +45,7 @@ pub struct Verification;
 
 impl Service for Verification {
     const NAME: &'static str = "verification";
+    const SCHEMA: Option<&'static str> = Some(SCHEMA);
     const DEFAULT_CONFIG: &'static str = DEFAULT_CONFIG;
     type Settings = VerificationSettings;
 

@@ -120,6 +120,19 @@ pub async fn id_by_phone_index(
     Ok(row.map(|r| PersonId(r.get(0))))
 }
 
+/// One stored person with the index of their ID number, to check the index key against (`index_key_check`).
+pub async fn any_with_index(
+    client: &impl GenericClient,
+) -> Result<Option<(StoredPerson, Vec<u8>)>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            &format!("SELECT {COLUMNS}, id_number_index FROM persons LIMIT 1"),
+            &[],
+        )
+        .await?;
+    Ok(row.map(|r| (stored(&r), r.get(7))))
+}
+
 const COLUMNS: &str = "id, name_ct, id_number_ct, phone_ct, data_key_id, home_region, created_at";
 
 fn stored(row: &tokio_postgres::Row) -> StoredPerson {

@@ -37,6 +37,8 @@ pub struct TestApp {
     pub store: Store,
     pub admin_key: String,
     pub index: BlindIndex,
+    /// The settings it started with.
+    pub settings: hc_platform::settings::Settings<identity::IdentitySettings>,
 }
 
 impl std::ops::Deref for TestApp {
@@ -76,6 +78,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
         pool: started.pool(identity::SCHEMA),
         store: started.unprefixed_store().await,
         address: started.address,
+        settings: started.settings,
         suite,
         admin_key,
         index,

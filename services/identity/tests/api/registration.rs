@@ -1,3 +1,4 @@
+use hc_platform::service::Service;
 use hc_platform::testing::{WAIT, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -380,5 +381,29 @@ async fn a_sign_in_or_refresh_racing_a_move_to_another_phone_never_outlives_it()
     assert_eq!(
         live, 0,
         "no refresh token of the old phone outlives the move"
+    );
+}
+
+/// Identity refuses to start over persons indexed under another blind-index key (or an older derivation): going on
+/// would find nobody by ID number in any service and key new facts apart from the old ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_refuses_to_start_when_the_index_key_does_not_match_the_stored_persons() {
+    let app = spawn_app().await;
+    let (id, phone) = unique_person();
+    app.register("王十二", &id, &phone).await;
+    let mut settings = app.settings.clone();
+    settings.platform.server.port = 0;
+    let same = identity::Identity::start(settings.clone()).await;
+    assert!(same.is_ok(), "the same key starts");
+    settings.platform.privacy.blind_index_key = hc_platform::privacy::random_base64(32)
+        .expect("rand")
+        .into();
+    let err = identity::Identity::start(settings)
+        .await
+        .err()
+        .expect("another key is refused");
+    assert!(
+        format!("{err:#}").contains(identity::INDEX_KEY_MISMATCH),
+        "{err:#}"
     );
 }

@@ -4,4 +4,5 @@ mod flow;
 mod helpers;
 mod lookup;
 mod risk;
+mod roles;
 mod rules;
