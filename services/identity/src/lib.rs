@@ -6,6 +6,7 @@ mod openapi;
 mod otp;
 mod providers;
 mod rate_limit;
+pub mod rotation;
 mod routes;
 mod settings;
 mod state;

@@ -19,6 +19,8 @@ pub struct TestIdentity {
     admin_key: String,
     /// The key ring identity signs with (to forge what only it could sign: an expired token).
     signing_keys: String,
+    /// Its data keys (`identity.data_keys`), for the key-rotation tests.
+    pub data_keys: String,
     redis_prefix: String,
     /// The same Redis, without a prefix.
     store: Store,
@@ -29,14 +31,12 @@ impl TestIdentity {
     pub async fn start(suite: &TestSuite) -> Self {
         let admin_key = random_base64(24).expect("rand");
         let signing_keys = KeyRing::generate_spec("k").expect("key");
+        let data_keys = format!("d1:{}", random_base64(32).expect("rand"));
         let started = suite
             .service::<Identity>()
             .set("identity.admin_key", admin_key.clone())
             .set("identity.signing_keys", signing_keys.clone())
-            .set(
-                "identity.data_keys",
-                format!("d1:{}", random_base64(32).expect("rand")),
-            )
+            .set("identity.data_keys", data_keys.clone())
             .set("identity.sms.kind", "dev")
             .set("identity.real_name.kind", "dev")
             .start()
@@ -47,6 +47,7 @@ impl TestIdentity {
             http: suite.http.clone(),
             admin_key,
             signing_keys,
+            data_keys,
             redis_prefix: suite.redis.prefix.clone(),
             store: suite.store.clone(),
         }

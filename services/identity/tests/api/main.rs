@@ -12,3 +12,4 @@ mod privacy;
 mod providers;
 mod refresh;
 mod registration;
+mod rotation;

@@ -2,6 +2,7 @@ mod access;
 mod checkins;
 mod durability;
 mod helpers;
+mod rotation;
 mod trust;
 mod venues;
 mod verify;
