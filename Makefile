@@ -1,6 +1,6 @@
 # The two commands: `make up` starts the whole suite with demo data, `make test` runs every check.
 # Both bring up PostgreSQL and Redis themselves (scripts/infra.sh) or use the ones already answering.
-.PHONY: up down test fmt lint image k8s-check loadtest capacity-report bench bench-declaration bench-scoring bench-rendering bench-verification infra-up infra-down advisories
+.PHONY: up down test fmt lint image k8s-check loadtest capacity-report bench bench-declaration bench-scoring bench-rendering bench-verification infra-up infra-down advisories api-check
 
 up:
 	@scripts/up.sh
@@ -18,6 +18,10 @@ fmt:
 # reached the target fails and says so. make test checks licences, bans and sources (scripts/deny.sh).
 advisories:
 	@scripts/deny.sh advisories
+
+# schemathesis against every service's OpenAPI document for a minute per service and caller (make test runs 8 s).
+api-check:
+	@API_CHECK_SECONDS=60 scripts/api-check.sh
 
 lint:
 	cargo fmt --all --check

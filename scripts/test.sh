@@ -38,6 +38,8 @@ echo "== Kubernetes: overlays rendered and validated, policies, Prometheus rules
 IMAGE=localhost/health-code:test scripts/k8s-check.sh
 echo "== token test vectors, checked independently (Python: cbor2, cryptography, base45)"
 "$(scripts/pyenv.sh)" scripts/check_token_vectors.py
+echo "== the OpenAPI documents against the running services (schemathesis, every check, 8 s per service and caller)"
+scripts/api-check.sh
 echo "== the citizen's page end to end (headless Chromium)"
 scripts/e2e.sh
 echo "== make test took $(( $(date +%s) - start )) s"

@@ -20,7 +20,11 @@ pub enum ApiError {
     #[error("{what} not found")]
     NotFound { what: &'static str },
     #[error("this route does not answer {method}")]
-    MethodNotAllowed { method: String },
+    MethodNotAllowed {
+        method: String,
+        /// The methods it does answer (the `Allow` header).
+        allow: String,
+    },
     #[error("{detail}")]
     Conflict {
         field: Option<String>,
@@ -175,6 +179,11 @@ impl ResponseError for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         ));
+        if let ApiError::MethodNotAllowed { allow, .. } = self
+            && let Ok(value) = HeaderValue::from_str(allow)
+        {
+            response.insert_header((header::ALLOW, value));
+        }
         if matches!(self, ApiError::Unauthorized { .. }) {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }

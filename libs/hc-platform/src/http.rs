@@ -33,6 +33,9 @@ pub struct Platform {
     pub cors_origins: Vec<String>,
     /// The service's certificate: it then serves HTTPS only.
     pub tls: Option<rustls::ServerConfig>,
+    /// The service's documented routes: the `Allow` header of a 405 (a path not documented, such as health, metrics
+    /// or a page, answers GET), and which operations are public.
+    pub routes: web::Data<crate::openapi::Routes>,
 }
 
 /// CORS for the configured origins: the methods and headers the public API uses, and the response headers a page
@@ -69,12 +72,14 @@ where
     let workers = platform.workers;
     let cors_origins = platform.cors_origins.clone();
     let tls = platform.tls.clone();
+    let routes = platform.routes.clone();
     let server = HttpServer::new(move || {
         // `wrap` nests outwards: observe sees everything, then rate limit, admission, timeout, the handler.
         App::new()
             .app_data(platform.defences.clone())
             .app_data(platform.verifier.clone())
             .app_data(platform.dependencies.clone())
+            .app_data(routes.clone())
             .app_data(web::PayloadConfig::new(platform.json_body_bytes))
             // A query string that does not fit its handler's parameters is a 422 problem naming the parameter and
             // the problem, never its value, like every other bad input (actix's default is a plain-text 400).
@@ -87,6 +92,16 @@ where
                 let field = missing_field(&reason).unwrap_or_else(|| "query".to_owned());
                 ApiError::unprocessable(field, reason).into()
             }))
+            // A path segment that does not parse (a malformed id) is a 422 problem naming the segment, never echoing
+            // it (actix's default is a plain-text 404 quoting the value).
+            .app_data(web::PathConfig::default().error_handler(|_, req| {
+                let names: Vec<&str> = req.match_info().iter().map(|(name, _)| name).collect();
+                let field = match names.as_slice() {
+                    [one] => (*one).to_owned(),
+                    _ => "path".to_owned(),
+                };
+                ApiError::unprocessable(field, "is not of the documented form").into()
+            }))
             .configure(health::routes)
             .configure(metrics::routes)
             .configure(configure.clone())
@@ -94,8 +109,12 @@ where
             // path is a 404 (both problems, like every other error).
             .default_service(web::to(|req: HttpRequest| async move {
                 Err::<actix_web::HttpResponse, _>(match req.match_pattern() {
-                    Some(_) => ApiError::MethodNotAllowed {
+                    Some(pattern) => ApiError::MethodNotAllowed {
                         method: req.method().to_string(),
+                        allow: req
+                            .app_data::<web::Data<crate::openapi::Routes>>()
+                            .and_then(|routes| routes.allow.get(&pattern).cloned())
+                            .unwrap_or_else(|| "GET".into()),
                     },
                     None => ApiError::NotFound { what: "route" },
                 })
@@ -209,7 +228,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             // Who is asking is judged before what they sent: actix runs a handler's extractors side by side, and a
             // token check that waits (the issuer's keys fetched on a cold start) would otherwise lose to a body
             // error, answering 422 to a caller it should refuse. Only the failure path pays for this.
+            // A public operation judges no token, sent or not.
+            let public = req.match_pattern().is_some_and(|pattern| {
+                req.app_data::<web::Data<crate::openapi::Routes>>()
+                    .is_some_and(|routes| routes.is_public(req.method().as_str(), &pattern))
+            });
             if parsed.is_err()
+                && !public
                 && req
                     .headers()
                     .contains_key(actix_web::http::header::AUTHORIZATION)

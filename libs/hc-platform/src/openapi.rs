@@ -7,7 +7,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 
 /// Declares the `bearer` security scheme (the identity service's EdDSA JWTs) that operations refer to, and gives
 /// every operation that needs a token the two answers the token check itself can give (401: no valid token; 403: a
-/// token of the wrong kind or without the scope), so that no handler has to remember to document them.
+/// token of the wrong kind or without the scope), and every operation the platform's own answers to a bad body or
+/// parameter, so that no handler has to remember to document them.
 pub struct BearerAuth;
 
 fn problem(description: &str) -> RefOr<utoipa::openapi::Response> {
@@ -39,6 +40,43 @@ fn document_token_answers(op: &mut Operation) {
     });
 }
 
+/// The answers the platform itself gives before a handler runs, documented on every operation they can reach: a body
+/// that is not JSON (415), too large (413) or not well-formed (400); a path or query parameter of the wrong shape
+/// (422, naming it).
+fn document_platform_answers(op: &mut Operation) {
+    let answers = &mut op.responses.responses;
+    // A Problem is always served as application/problem+json, whatever content type an annotation left it under.
+    for answer in answers.values_mut() {
+        if let RefOr::T(response) = answer
+            && let Some(content) = response.content.shift_remove("application/json")
+        {
+            let is_problem = matches!(&content.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem"));
+            let kind = if is_problem {
+                "application/problem+json"
+            } else {
+                "application/json"
+            };
+            response.content.insert(kind.to_owned(), content);
+        }
+    }
+    if op.request_body.is_some() {
+        for (status, description) in [
+            ("400", "The body is not well-formed JSON"),
+            ("413", "The body is larger than the service takes"),
+            ("415", "The body is not of the documented content type"),
+        ] {
+            answers
+                .entry(status.into())
+                .or_insert_with(|| problem(description));
+        }
+    }
+    if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+        answers
+            .entry("422".into())
+            .or_insert_with(|| problem("A parameter or field is invalid; `field` names it"));
+    }
+}
+
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
@@ -63,7 +101,48 @@ impl Modify for BearerAuth {
             .flatten()
             {
                 document_token_answers(op);
+                document_platform_answers(op);
             }
         }
+    }
+}
+
+/// What the platform needs to know of a service's routes, from its OpenAPI document (whose paths are the server's
+/// route patterns, distinct by more than their parameters' names, as OpenAPI requires).
+#[derive(Debug, Default)]
+pub struct Routes {
+    /// The methods each path answers, as an `Allow` header value ("GET, PUT").
+    pub allow: std::collections::HashMap<String, String>,
+    /// The operations (method, path) that need no token.
+    pub public: std::collections::HashSet<(String, String)>,
+}
+
+impl Routes {
+    pub fn of(doc: &utoipa::openapi::OpenApi) -> Self {
+        let mut routes = Routes::default();
+        for (path, item) in &doc.paths.paths {
+            let mut answered = Vec::new();
+            for (name, op) in [
+                ("GET", &item.get),
+                ("PUT", &item.put),
+                ("POST", &item.post),
+                ("DELETE", &item.delete),
+                ("PATCH", &item.patch),
+            ] {
+                let Some(op) = op else { continue };
+                answered.push(name);
+                if op.security.as_ref().is_none_or(|s| s.is_empty()) {
+                    routes.public.insert((name.to_owned(), path.clone()));
+                }
+            }
+            routes.allow.insert(path.clone(), answered.join(", "));
+        }
+        routes
+    }
+
+    /// Whether the operation `method` `pattern` is documented as needing no token.
+    pub fn is_public(&self, method: &str, pattern: &str) -> bool {
+        self.public
+            .contains(&(method.to_owned(), pattern.to_owned()))
     }
 }

@@ -88,6 +88,8 @@ pub struct Launch<'a> {
     pub db: Option<Pool>,
     pub store: Store,
     pub verifier: TokenVerifier,
+    /// The service's OpenAPI document: which methods each path answers.
+    pub openapi: utoipa::openapi::OpenApi,
 }
 
 /// How often a replica looks for new revocations: a revoked token works at most this much longer.
@@ -116,6 +118,7 @@ where
         db,
         store,
         verifier,
+        openapi,
     } = launch;
     let background = CancellationToken::new();
     let tasks = TaskTracker::new();
@@ -159,6 +162,7 @@ where
             .map(str::to_owned)
             .collect(),
         tls: crate::tls::server_config(&platform.tls)?,
+        routes: web::Data::new(crate::openapi::Routes::of(&openapi)),
     };
     let server = serve(listener, http, configure)?;
     Ok(Running {

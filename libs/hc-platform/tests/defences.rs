@@ -42,6 +42,7 @@ async fn start(settings: &PlatformSettings, gate: Arc<Notify>) -> String {
         workers: 2,
         cors_origins: vec!["http://page.example".into()],
         tls: None,
+        routes: Default::default(),
     };
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();

@@ -352,6 +352,7 @@ async fn postgres_redis_and_https_speak_tls_verified_against_the_configured_ca_o
             workers: 1,
             cors_origins: Vec::new(),
             tls: server_config(&tls_settings).expect("server certificate"),
+            routes: Default::default(),
         },
         |cfg| {
             cfg.route(

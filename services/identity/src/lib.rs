@@ -81,6 +81,7 @@ impl Service for Identity {
                 db: Some(db),
                 store,
                 verifier,
+                openapi: <openapi::ApiDoc as utoipa::OpenApi>::openapi(),
             },
             move |cfg| {
                 cfg.app_data(state.clone()).configure(routes::configure);

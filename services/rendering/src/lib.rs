@@ -71,6 +71,7 @@ impl Service for Rendering {
                 db: None,
                 store,
                 verifier: TokenVerifier::from_jwks_url(&platform.auth, &tls)?,
+                openapi: <openapi::ApiDoc as utoipa::OpenApi>::openapi(),
             },
             move |cfg| {
                 cfg.app_data(state.clone()).configure(routes::configure);

@@ -98,6 +98,7 @@ impl Service for Scoring {
                 db: Some(db.clone()),
                 store,
                 verifier: TokenVerifier::from_jwks_url(&platform.auth, &tls)?,
+                openapi: <openapi::ApiDoc as utoipa::OpenApi>::openapi(),
             },
             move |cfg| {
                 cfg.app_data(state.clone()).configure(routes::configure);

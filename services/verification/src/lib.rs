@@ -94,6 +94,7 @@ impl Service for Verification {
                 db: Some(db.clone()),
                 store,
                 verifier: TokenVerifier::from_jwks_url(&platform.auth, &tls)?,
+                openapi: <openapi::ApiDoc as utoipa::OpenApi>::openapi(),
             },
             move |cfg| {
                 cfg.app_data(state.clone()).configure(routes::configure);

@@ -20,8 +20,8 @@ use crate::state::AppState;
 /// first_seen, last_seen (RFC 3339), source (carrier|venue)`. A regional client's rows must arise within its region
 /// (a row naming another is rejected on `region`); a row without a region arose in the client's. Every fact keeps
 /// the client and batch that first sent it; a row matching a stored fact changes nothing (a correction does).
-#[utoipa::path(post, path = "/v1/imports/{kind}", tag = "imports", security(("bearer" = ["import:nat", "import:cases", "import:visits"])),
-    params(("kind" = String, Path, description = "nat-results, cases or visits"),
+#[utoipa::path(post, path = "/v1/imports/{id}", tag = "imports", security(("bearer" = ["import:nat", "import:cases", "import:visits"])),
+    params(("id" = String, Path, description = "The kind of facts: nat-results, cases or visits (the path is one with `GET /v1/imports/{id}`, where it names a batch)"),
            ("Idempotency-Key" = String, Header, description = "The client-chosen batch id")),
     request_body(content = String, content_type = "application/x-ndjson", description = "One JSON object per line, or text/csv with a header line"),
     responses(
@@ -120,18 +120,20 @@ pub async fn upload(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatusQuery {
     /// Show row errors after this row (the previous page's `next_errors_after`).
     pub errors_after: Option<i64>,
     /// Row errors per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
 /// A batch's state and progress (updated per committed chunk, so it can be polled while the import runs) and a
 /// page of its row errors. Clients see their own batches only. Served from a read replica where one is configured,
 /// so it may be a moment behind the import's own answer (a batch just created may briefly answer 404).
-#[utoipa::path(get, path = "/v1/imports/{batch}", tag = "imports", security(("bearer" = ["import:nat", "import:cases", "import:visits"])),
-    params(("batch" = String, Path, description = "The batch id"), StatusQuery),
+#[utoipa::path(get, path = "/v1/imports/{id}", tag = "imports", security(("bearer" = ["import:nat", "import:cases", "import:visits"])),
+    params(("id" = String, Path, description = "The batch id (the import's Idempotency-Key)"), StatusQuery),
     responses(
         (status = 200, description = "The batch", body = BatchView),
         (status = 404, description = "No such batch of this client", body = hc_platform::error::Problem, content_type = "application/problem+json"),

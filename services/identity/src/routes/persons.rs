@@ -277,6 +277,7 @@ fn unseal(state: &AppState, p: &StoredPerson) -> Result<Plain, ApiError> {
 #[utoipa::path(get, path = "/v1/persons/me", tag = "persons", security(("bearer" = [])),
     responses(
         (status = 200, description = "The citizen's own record, masked", body = MaskedPerson),
+        (status = 404, description = "The token's person is not registered here (any more)", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid citizen token", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a citizen token", body = hc_platform::error::Problem, content_type = "application/problem+json"),
     ))]
@@ -300,6 +301,7 @@ pub async fn me(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AccessReason {
     /// Why the caller needs this record (3 to 200 characters); written to the audit log.
     pub reason: Option<String>,

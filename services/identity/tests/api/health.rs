@@ -112,12 +112,14 @@ async fn an_unknown_path_is_404_and_a_known_one_asked_with_another_method_is_405
         crate::helpers::problem(unknown, StatusCode::NOT_FOUND).await["type"],
         "/problems/not-found"
     );
-    for (method, path) in [
-        (reqwest::Method::DELETE, "/v1/persons"),
-        (reqwest::Method::TRACE, "/v1/auth/keys"),
+    // Each 405 names the methods the path answers (RFC 9110 §15.5.6), from the OpenAPI document.
+    for (method, path, allow) in [
+        (reqwest::Method::DELETE, "/v1/persons", "POST"),
+        (reqwest::Method::TRACE, "/v1/auth/keys", "GET"),
         (
             reqwest::Method::PUT,
             "/v1/clients/6f1b8c2e-3a4d-4e5f-9a0b-1c2d3e4f5a6b",
+            "DELETE",
         ),
     ] {
         let r = app
@@ -126,6 +128,7 @@ async fn an_unknown_path_is_404_and_a_known_one_asked_with_another_method_is_405
             .send()
             .await
             .expect("request");
+        assert_eq!(r.headers()["allow"], allow, "{method} {path}");
         let p = crate::helpers::problem(r, StatusCode::METHOD_NOT_ALLOWED).await;
         assert_eq!(p["detail"], format!("this route does not answer {method}"));
     }

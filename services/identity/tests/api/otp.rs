@@ -274,3 +274,20 @@ async fn someone_else_asking_for_a_phone_does_not_use_up_its_owners_sends() {
         StatusCode::ACCEPTED
     );
 }
+
+/// A public operation judges no token: a bad body with a stale token is the body's 422, not a 401 (a page that kept
+/// an expired token must not be told to sign in to ask for a code).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_operation_answers_its_body_error_whatever_token_comes_with_it() {
+    let app = spawn_app().await;
+    let r = app
+        .http
+        .post(app.url("/v1/auth/otp"))
+        .bearer_auth("not-a-token")
+        .json(&serde_json::json!({"phone": "13800138000", "purpose": "nonsense"}))
+        .send()
+        .await
+        .expect("otp");
+    let p = crate::helpers::problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(p["field"], "purpose");
+}

@@ -19,9 +19,10 @@ use crate::state::AppState;
 use crate::status::Status;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CodeQuery {
     /// `svg` (the default), `png`, or `payload` (the code's text and what it says, as JSON).
-    #[param(inline)]
+    #[param(inline, pattern = "^(svg|png|payload)$")]
     pub format: Option<String>,
 }
 
@@ -120,7 +121,8 @@ fn outcome(label: &'static str) {
 
 #[utoipa::path(get, path = "/v1/codes/me", tag = "codes", security(("bearer" = [])), params(CodeQuery),
     responses(
-        (status = 200, description = "The code: an SVG or PNG QR code (headers X-Code-Colour, X-Code-Stale), or the payload", body = CodePayload),
+        (status = 200, description = "The code: an SVG (the default) or PNG QR code (headers X-Code-Colour, X-Code-Stale), or the payload",
+            content((String = "image/svg+xml"), (Vec<u8> = "image/png"), (CodePayload = "application/json"))),
         (status = 304, description = "Unchanged since the ETag sent in If-None-Match"),
         (status = 401, description = "No valid citizen access token", body = hc_platform::error::Problem),
         (status = 403, description = "The token is not a citizen's", body = hc_platform::error::Problem),

@@ -29,6 +29,7 @@ pub struct AppealRequest {
     params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key returns the first answer")),
     responses(
         (status = 201, description = "Filed", body = AppealView),
+        (status = 404, description = "No colour yet for this person: nothing to appeal", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "An appeal is already open", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid", body = hc_platform::error::Problem, content_type = "application/problem+json"),
     ))]
@@ -88,8 +89,10 @@ pub async fn mine(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OpenQuery {
     /// 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -144,6 +147,7 @@ pub struct Resolution {
 
 /// Accept an appeal (the override colour holds until `until`, shown in the reasons) or reject it. Audited.
 #[utoipa::path(post, path = "/v1/appeals/{id}/resolution", tag = "appeals", request_body = Resolution, security(("bearer" = ["appeals:resolve"])),
+    params(("id" = uuid::Uuid, Path, description = "The appeal's id")),
     responses(
         (status = 200, description = "Resolved", body = AppealView),
         (status = 404, description = "No such appeal", body = hc_platform::error::Problem, content_type = "application/problem+json"),

@@ -133,9 +133,12 @@ pub async fn put(
             }
         });
     }
-    let stored = read(&state, &region, Some(version))
-        .await?
-        .ok_or(ApiError::NotFound { what: "rule set" })?;
+    // Just stored: not reading it back is our fault, not a missing resource.
+    let stored = read(&state, &region, Some(version)).await?.ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!(
+            "rule set {region}@{version} did not read back"
+        ))
+    })?;
     Ok(HttpResponse::Created().json(stored))
 }
 
@@ -162,6 +165,7 @@ async fn read(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VersionQuery {
     /// A version number (default: the version in force).
     pub version: Option<i32>,
@@ -188,6 +192,7 @@ pub async fn get(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DryRunQuery {
     /// Evaluate at most this many people of the region, chosen at random (default: everyone, up to 1,000,000).
     pub sample: Option<i64>,

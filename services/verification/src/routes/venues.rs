@@ -192,6 +192,7 @@ pub async fn get(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CodeQuery {
     /// `svg` (default) or `payload` (the code's text as JSON).
     pub format: Option<String>,
@@ -230,6 +231,7 @@ pub async fn code(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VisitsQuery {
     /// From this time (inclusive).
     pub from: DateTime<Utc>,
@@ -238,6 +240,7 @@ pub struct VisitsQuery {
     /// Why the records are read (case number, order); audited.
     pub reason: String,
     /// 1 to 1000 (default 200).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -254,6 +257,7 @@ pub struct VisitPage {
     responses(
         (status = 200, description = "Scans and check-ins, oldest first", body = VisitPage),
         (status = 403, description = "Lacks trace:read or the venue's region", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such venue", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A parameter is invalid", body = hc_platform::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn visits(
