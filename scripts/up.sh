@@ -75,9 +75,10 @@ for entry in "${services[@]}"; do
   for _ in $(seq 120); do
     curl -sf -o /dev/null "http://127.0.0.1:$port/health/ready" && break
     if ! kill -0 "$(cat "$run/$name.pid")" 2>/dev/null; then
-      if grep -q "the blind-index key does not match the stored data" "$run/logs/$name.log" && [ -z "${HC_UP_RESET:-}" ]; then
-        # Demo data from another key or an older index derivation: it is only demo data, so start it again.
-        echo "[up] the demo data was indexed under another key: resetting the demo schemas and Redis keys"
+      if grep -q "the stored persons were sealed or indexed under other keys" "$run/logs/$name.log" && [ -z "${HC_UP_RESET:-}" ]; then
+        # Demo data made with other keys (another checkout's .run/secrets.env, or an older index derivation): it is
+        # only demo data, so start it again.
+        echo "[up] the demo data was made with other keys: resetting the demo schemas and Redis keys"
         scripts/down.sh --services-only
         psql "$HC_TEST_DATABASE_URL" -qc "DROP SCHEMA IF EXISTS identity, declaration, scoring, verification CASCADE" >/dev/null
         redis-cli -u "$HC_TEST_REDIS_URL" --scan --pattern 'hc:*' | xargs -r -n 500 redis-cli -u "$HC_TEST_REDIS_URL" del >/dev/null

@@ -114,19 +114,21 @@ async fn index_key_check(
         vault::Field::IdNumber,
         sealed,
     )
-    .context("identity.data_keys do not open the stored persons")?;
+    .with_context(|| {
+        format!("{KEYS_MISMATCH}: identity.data_keys do not open the stored persons")
+    })?;
     let today = hc_domain::china_time::day_of(chrono::Utc::now());
     let id = hc_domain::IdNumber::parse(&id, today).context("a stored ID number")?;
     anyhow::ensure!(
         index.id_number(&id) == stored,
-        "{INDEX_KEY_MISMATCH}: privacy.blind_index_key is another key than the stored indexes were made with, or they \
+        "{KEYS_MISMATCH}: privacy.blind_index_key is another key than the stored indexes were made with, or they \
          predate the per-purpose keys; re-index them (docs/deploy.md, \"Rotate keys\") or start from an empty database"
     );
     Ok(())
 }
 
-/// The start of the error of [`index_key_check`], which `make up` recognises to reset its demo data.
-pub const INDEX_KEY_MISMATCH: &str = "the blind-index key does not match the stored data";
+/// The start of the errors of [`index_key_check`], which `make up` recognises to reset its demo data.
+pub const KEYS_MISMATCH: &str = "the stored persons were sealed or indexed under other keys";
 
 /// Fresh secrets as environment lines, for a new deployment or `make up`.
 pub fn generate_secrets() -> anyhow::Result<String> {

@@ -11,8 +11,15 @@ pub async fn people_registered(db: Pool, events: Vec<Delivered>) -> anyhow::Resu
     let mut people = Vec::with_capacity(events.len());
     let mut indexes = Vec::with_capacity(events.len());
     let mut masked = Vec::with_capacity(events.len());
+    // The last announcement of a person in the batch wins (one row may be changed once per statement).
+    let mut decoded = Vec::with_capacity(events.len());
     for event in &events {
-        let e = PersonRegistered::decode(event)?;
+        decoded.push(PersonRegistered::decode(event)?);
+    }
+    let mut seen = std::collections::HashSet::new();
+    decoded.reverse();
+    decoded.retain(|e| seen.insert(e.person_id));
+    for e in decoded {
         people.push(e.person_id);
         indexes.push(e.id_number_index);
         // Registrations announced before identity carried it have none: the guard is told the name is unknown.
@@ -21,8 +28,10 @@ pub async fn people_registered(db: Pool, events: Vec<Delivered>) -> anyhow::Resu
     db.get()
         .await?
         .execute(
+            // A person announced again (moved to the holder's phone) keeps the link and takes the new masked name.
             "INSERT INTO persons (person_id, id_index, masked_name)
-             SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::text[]) ON CONFLICT DO NOTHING",
+             SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::text[])
+             ON CONFLICT (person_id) DO UPDATE SET masked_name = coalesce(excluded.masked_name, persons.masked_name)",
             &[&people, &indexes, &masked],
         )
         .await?;

@@ -224,6 +224,15 @@ async fn rebind(
     let revoked = refresh_tokens::revoke_person(tx, id).await?;
     let event = AuthRevoked::from_now(id);
     hc_platform::outbox::enqueue(tx, AuthRevoked::STREAM, &event.encode()).await?;
+    // The certified name may differ from the first registrant's: announced again, so that a checkpoint compares ID
+    // cards with the holder's masked name (consumers keep the link and take the new name).
+    let announced = PersonRegistered {
+        person_id: id.0,
+        id_number_index: state.index.id_number(id_number),
+        home_region: stored.home_region.clone(),
+        masked_name: Some(name.masked()),
+    };
+    hc_platform::outbox::enqueue(tx, PersonRegistered::STREAM, &announced.encode()).await?;
     audit::record(
         tx,
         &audit::Entry {

@@ -243,7 +243,8 @@ async fn the_holder_registering_from_a_new_phone_moves_the_person_there_and_ends
     let person = app.register("吴十", &id, &old_phone).await;
     let old_session = app.sign_in(&old_phone).await;
 
-    let body = app.registration("吴十", &id, &new_phone).await;
+    // The holder's certified name may differ from the first registrant's.
+    let body = app.registration("吴十一", &id, &new_phone).await;
     let moved = app.post_json("/v1/persons", &body).await;
     assert_eq!(moved.status(), StatusCode::OK);
     assert_eq!(moved.json::<Value>().await.expect("json")["id"], person);
@@ -275,6 +276,19 @@ async fn the_holder_registering_from_a_new_phone_moves_the_person_there_and_ends
         .expect("outbox")
         .get(0);
     assert_eq!(announced, 1);
+    // The person is announced again with the holder's masked name, for the checkpoints' ID-card path.
+    let names: Vec<String> = db
+        .query(
+            "SELECT payload->>'masked_name' FROM outbox WHERE stream = 'person.registered' AND payload->>'person_id' = $1
+             ORDER BY id",
+            &[&person],
+        )
+        .await
+        .expect("outbox")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(names, ["吴*", "吴*一"]);
     let audit = db
         .query_one(
             "SELECT actor, subject::text, outcome FROM audit_log WHERE action = 'person.rebind_phone'",
@@ -403,7 +417,7 @@ async fn identity_refuses_to_start_when_the_index_key_does_not_match_the_stored_
         .err()
         .expect("another key is refused");
     assert!(
-        format!("{err:#}").contains(identity::INDEX_KEY_MISMATCH),
+        format!("{err:#}").contains(identity::KEYS_MISMATCH),
         "{err:#}"
     );
 }

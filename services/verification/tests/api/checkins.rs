@@ -326,3 +326,42 @@ async fn a_repeated_checkin_with_its_idempotency_key_is_recorded_once() {
         2
     );
 }
+
+/// A person announced again (identity moved them to the certified holder's phone, with the holder's name) keeps the
+/// link and takes the new masked name, which the ID-card path shows the guard; within one batch the last one wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_announced_again_takes_the_new_masked_name() {
+    let app = spawn_app().await;
+    let person = uuid::Uuid::new_v4();
+    let announce = |n: u32, name: &str| hc_platform::streams::Delivered {
+        event_id: format!("identity:{n}"),
+        payload: hc_platform::events::PersonRegistered {
+            person_id: person,
+            id_number_index: vec![7; 32],
+            home_region: "440106".into(),
+            masked_name: Some(name.into()),
+        }
+        .encode(),
+        traceparent: None,
+    };
+    let masked = || async {
+        let row = app.pool.get().await.expect("db");
+        let row = row
+            .query_one(
+                "SELECT masked_name FROM persons WHERE person_id = $1",
+                &[&person],
+            )
+            .await
+            .expect("person");
+        row.get::<_, Option<String>>(0)
+    };
+    verification::events::people_registered(app.pool.clone(), vec![announce(1, "吴*")])
+        .await
+        .expect("first");
+    assert_eq!(masked().await.as_deref(), Some("吴*"));
+    let batch = vec![announce(2, "吴**"), announce(3, "周**")];
+    verification::events::people_registered(app.pool.clone(), batch)
+        .await
+        .expect("again, twice in one batch");
+    assert_eq!(masked().await.as_deref(), Some("周**"));
+}
