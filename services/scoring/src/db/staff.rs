@@ -13,6 +13,22 @@ pub struct Employer<'a> {
     pub region: &'a str,
 }
 
+/// Serializes the changes to one employer's list until the transaction ends: a replace carries each person's
+/// acceptance over from the rows it read, so a withdrawal committed between that read and the rewrite would be lost
+/// (and the employer shown a colour without consent). Both take this lock first.
+pub async fn lock_employer(
+    client: &impl GenericClient,
+    employer: &str,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('staff:' || $1, 0))",
+            &[&employer],
+        )
+        .await
+        .map(drop)
+}
+
 /// Replaces the employer's list; returns how many people it holds. A person still on the list keeps their
 /// acceptance; a person taken off it loses it. Run in a transaction.
 pub async fn replace(

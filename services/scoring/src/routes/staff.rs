@@ -95,6 +95,7 @@ pub async fn put(
     };
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
+    db::staff::lock_employer(&tx, employer.id).await?;
     let n = db::staff::replace(&tx, &employer, &indexes, &labels).await?;
     tx.commit().await?;
     Ok(web::Json(StaffListStored { staff: n as usize }))
@@ -247,13 +248,17 @@ pub async fn accept(
     path: web::Path<String>,
     Json(body): Json<Acceptance>,
 ) -> Result<actix_web::HttpResponse, ApiError> {
-    let client = state.db.get().await?;
+    let mut client = state.db.get().await?;
     let not_listed = || ApiError::NotFound { what: "employer" };
     let index = db::subjects::index_of(&client, person.0)
         .await?
         .ok_or_else(not_listed)?;
-    if !db::staff::set_accepted(&client, &path, &index, body.accepted).await? {
+    // After the employer's lock, so that a list being replaced cannot carry the old answer over this one.
+    let tx = client.transaction().await?;
+    db::staff::lock_employer(&tx, &path).await?;
+    if !db::staff::set_accepted(&tx, &path, &index, body.accepted).await? {
         return Err(not_listed());
     }
+    tx.commit().await?;
     Ok(actix_web::HttpResponse::NoContent().finish())
 }

@@ -230,3 +230,91 @@ async fn an_employer_sees_the_colours_only_of_listed_staff_who_accepted_it_and_e
     let r = app.get("/v1/staff/colours", &lab).await;
     problem(r, StatusCode::FORBIDDEN).await;
 }
+
+/// A citizen withdrawing while the employer's list is being replaced is not undone by the replace. The test holds a
+/// replace open as the service runs one (the employer's lock, the acceptances read, the list rewritten with them) and
+/// withdraws meanwhile: the withdrawal waits for the replace and then applies. Without the lock it went through at
+/// once and the replace wrote the old acceptance back, showing the employer a colour without consent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_during_a_list_replace_is_kept() {
+    let app = spawn_app().await;
+    let citizen = app.citizen("440106", 70).await;
+    let employer = app.official(&["staff:read"], Some("440100")).await;
+    let list = json!({"employer_name": "广州测试公司", "staff": [{"id_number": citizen.id_number, "label": "E-1"}]});
+    assert_eq!(
+        app.put_json("/v1/staff", &employer, &list).await.status(),
+        StatusCode::OK
+    );
+    let mine: serde_json::Value = app
+        .get("/v1/staff/me", &citizen.token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let employer_id = mine["employers"][0]["employer_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let path = format!("/v1/staff/me/{employer_id}");
+    let accepted = app
+        .put_json(&path, &citizen.token, &json!({"accepted": true}))
+        .await;
+    assert_eq!(accepted.status(), StatusCode::NO_CONTENT);
+
+    let mut db = app.pool.get().await.expect("db");
+    let tx = db.transaction().await.expect("transaction");
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('staff:' || $1, 0))",
+        &[&employer_id],
+    )
+    .await
+    .expect("the employer's lock");
+    let read: Vec<tokio_postgres::Row> = tx
+        .query("SELECT id_index, label, accepted_at, employer_name, employer_region FROM staff WHERE employer_id = $1", &[&employer_id])
+        .await
+        .expect("acceptances");
+    let withdraw = {
+        let (http, url, token) = (app.http.clone(), app.url(&path), citizen.token.clone());
+        tokio::spawn(async move {
+            let answer = http
+                .put(url)
+                .bearer_auth(token)
+                .json(&json!({"accepted": false}))
+                .send()
+                .await;
+            answer.expect("withdraw").status()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !withdraw.is_finished(),
+        "the withdrawal waits for the replace"
+    );
+    tx.execute("DELETE FROM staff WHERE employer_id = $1", &[&employer_id])
+        .await
+        .expect("delete");
+    for row in &read {
+        let (index, label): (Vec<u8>, String) = (row.get(0), row.get(1));
+        let (at, name, region): (Option<chrono::DateTime<chrono::Utc>>, String, String) =
+            (row.get(2), row.get(3), row.get(4));
+        tx.execute(
+            "INSERT INTO staff (employer_id, employer_name, employer_region, id_index, label, accepted_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&employer_id, &name, &region, &index, &label, &at],
+        )
+        .await
+        .expect("rewrite");
+    }
+    tx.commit().await.expect("the replace commits");
+    assert_eq!(withdraw.await.expect("withdraw"), StatusCode::NO_CONTENT);
+    let colours: serde_json::Value = app
+        .get("/v1/staff/colours", &employer)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        colours["staff"][0]["accepted"], false,
+        "the withdrawal stands"
+    );
+}
