@@ -14,27 +14,16 @@ for bin in identity declaration scoring rendering verification; do
   [ -x "target/debug/$bin" ] || cargo build -q --locked --workspace --bins
 done
 
-stamp="api_$(date +%s)_$$"
-admin_url="$HC_TEST_DATABASE_URL"
-prefix="api:$stamp:"
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  psql "$admin_url" -q -c "DROP DATABASE IF EXISTS $stamp WITH (FORCE)" >/dev/null 2>&1 || true
-  redis-cli -u "$HC_TEST_REDIS_URL" --scan --pattern "$prefix*" | xargs -r redis-cli -u "$HC_TEST_REDIS_URL" DEL >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-psql "$admin_url" -q -c "CREATE DATABASE $stamp"
+# shellcheck source=scripts/scratch.sh
+. scripts/scratch.sh
+scratch_begin api
 
 set -a
 eval "$(target/debug/identity generate-secrets)"
 eval "$(target/debug/rendering generate-secrets)"
 eval "$(target/debug/verification generate-secrets)"
 HC__VERIFICATION__PSEUDONYM_KEYS="$HC__RENDERING__PSEUDONYM_KEYS"
-HC__DATABASE__URL="${admin_url%/*}/$stamp"
+HC__DATABASE__URL="$db_url"
 HC__REDIS__URL="$HC_TEST_REDIS_URL"
 HC__REDIS__KEY_PREFIX="$prefix"
 HC__AUTH__JWKS_URL="http://127.0.0.1:18291/v1/auth/keys"

@@ -16,21 +16,9 @@ for bin in identity declaration scoring rendering; do
   [ -x "target/debug/$bin" ] || cargo build -q --locked -p "$bin" --bin "$bin"
 done
 
-stamp="e2e_$(date +%s)_$$"
-admin_url="$HC_TEST_DATABASE_URL"
-db_url="${admin_url%/*}/$stamp"
-prefix="e2e:$stamp:"
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  psql "$admin_url" -q -c "DROP DATABASE IF EXISTS $stamp WITH (FORCE)" >/dev/null 2>&1 || true
-  redis-cli -u "$HC_TEST_REDIS_URL" --scan --pattern "$prefix*" | xargs -r redis-cli -u "$HC_TEST_REDIS_URL" DEL >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-[ -n "${E2E_KEEP:-}" ] || trap cleanup EXIT
-psql "$admin_url" -q -c "CREATE DATABASE $stamp"
+# shellcheck source=scripts/scratch.sh
+. scripts/scratch.sh
+KEEP="${E2E_KEEP:-}" scratch_begin e2e
 
 set -a
 eval "$(target/debug/identity generate-secrets)"

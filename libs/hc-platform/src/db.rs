@@ -5,7 +5,6 @@ use std::time::Duration;
 use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use secrecy::ExposeSecret;
-use tokio_postgres::config::SslMode;
 
 use crate::settings::DatabaseSettings;
 use crate::tls::Tls;
@@ -37,16 +36,8 @@ fn build(
     key: &str,
     schema: &str,
 ) -> anyhow::Result<Pool> {
-    anyhow::ensure!(
-        !schema.is_empty() && schema.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
-        "schema name {schema:?} must be lower-case letters and underscores"
-    );
+    check_schema(schema)?;
     let mut pg = crate::tls::postgres_config(url).with_context(|| key.to_owned())?;
-    // `prefer` (libpq's default) would take an unverified certificate or none: here it means plain, and TLS is
-    // asked for with `sslmode=verify-full`.
-    if pg.get_ssl_mode() == SslMode::Prefer {
-        pg.ssl_mode(SslMode::Disable);
-    }
     tls.check_postgres(key, &pg)?;
     pg.options(format!("-c search_path={schema}"));
     pg.application_name(schema);
@@ -68,6 +59,15 @@ fn build(
         .create_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
         .build()
         .context("building the PostgreSQL pool")
+}
+
+/// A schema name is spliced into SQL: plain lower-case letters and underscores only.
+fn check_schema(schema: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !schema.is_empty() && schema.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+        "schema name {schema:?} must be lower-case letters and underscores"
+    );
+    Ok(())
 }
 
 /// Creates the schema and applies the embedded migrations, holding an advisory lock so that replicas
@@ -127,10 +127,7 @@ pub async fn provision(
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
         "the role {role:?} of database.url must be lower-case letters, digits and underscores"
     );
-    anyhow::ensure!(
-        schema.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
-        "schema name {schema:?} must be lower-case letters and underscores"
-    );
+    check_schema(schema)?;
     let password = config
         .get_password()
         .map(|p| String::from_utf8_lossy(p).into_owned())

@@ -111,7 +111,7 @@ pub struct EventSettings {
     pub idle_ms: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct TlsSettings {
     pub ca_file: String,
     pub cert_file: String,

@@ -52,13 +52,8 @@ impl Tls {
 
     /// The system's trust store, TLS not required: for tools and tests that build their own connections.
     pub fn system() -> Self {
-        let settings = TlsSettings {
-            ca_file: String::new(),
-            cert_file: String::new(),
-            key_file: String::new(),
-            required: false,
-        };
-        Self::from_settings(&settings).expect("the system's trust store needs no file")
+        Self::from_settings(&TlsSettings::default())
+            .expect("the system's trust store needs no file")
     }
 
     /// The client side of every outgoing TLS connection: the trust store, full verification.
@@ -124,12 +119,18 @@ impl Tls {
 }
 
 /// Parses a PostgreSQL URL. libpq's `sslmode=verify-full` and `verify-ca` (which tokio-postgres does not know) mean
-/// `require` here: every TLS connection is verified in full, so both ask for what `verify-full` promises.
+/// `require` here: every TLS connection is verified in full, so both ask for what `verify-full` promises. `prefer`
+/// (libpq's default, and so a URL without `sslmode`) would take an unverified certificate or none: here it means plain.
 pub fn postgres_config(url: &str) -> Result<tokio_postgres::Config, tokio_postgres::Error> {
+    use tokio_postgres::config::SslMode;
     let url = url
         .replace("sslmode=verify-full", "sslmode=require")
         .replace("sslmode=verify-ca", "sslmode=require");
-    url.parse()
+    let mut config: tokio_postgres::Config = url.parse()?;
+    if config.get_ssl_mode() == SslMode::Prefer {
+        config.ssl_mode(SslMode::Disable);
+    }
+    Ok(config)
 }
 
 /// The server side: the service's certificate chain and key, when `tls.cert_file` and `tls.key_file` are set.

@@ -110,12 +110,13 @@ pub async fn reindex(
             old.id_number(&id_number) == stored,
             "privacy.blind_index_key is not the key the stored indexes were made with"
         );
+        let new_index = new.id_number(&id_number);
         tx.execute(
             "UPDATE identity.persons SET id_number_index = $2, phone_index = $3 WHERE id = $1",
-            &[&id.0, &new.id_number(&id_number), &new.phone(&phone)],
+            &[&id.0, &new_index, &new.phone(&phone)],
         )
         .await?;
-        moved.insert(stored, new.id_number(&id_number));
+        moved.insert(stored, new_index);
     }
     tx.batch_execute("CREATE TEMPORARY TABLE index_moves (old bytea PRIMARY KEY, new bytea NOT NULL) ON COMMIT DROP")
         .await?;
