@@ -8,7 +8,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::privacy::{from_hex, to_hex};
 use crate::streams::{Delivered, Malformed};
 
 /// The schema version every event carries, as `MAJOR.MINOR`. Within a stream only the minor version moves: a
@@ -61,48 +60,30 @@ fn decode_wire<T: serde::de::DeserializeOwned>(
 
 /// `person.registered`, published by identity when a person registers: links the ID number's blind index to the
 /// person in every service that keys facts by it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonRegistered {
     pub person_id: Uuid,
-    /// The ID number's blind index (32 bytes, HMAC-SHA256 under the platform's index key).
+    /// The ID number's blind index (32 bytes, HMAC-SHA256 under the platform's index key), as 64 hex digits.
+    #[serde(with = "index_hex")]
     pub id_number_index: Vec<u8>,
     pub home_region: String,
     /// The name as a checkpoint guard may see it (张*); absent in events from before identity carried it.
+    #[serde(default)]
     pub masked_name: Option<String>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct PersonRegisteredWire {
-    person_id: Uuid,
-    id_number_index: String,
-    home_region: String,
-    #[serde(default)]
-    masked_name: Option<String>,
-}
+mod index_hex {
+    use crate::privacy::{from_hex, to_hex};
 
-impl PersonRegistered {
-    pub const STREAM: &'static str = "person.registered";
-
-    pub fn encode(&self) -> serde_json::Value {
-        encode_wire(&PersonRegisteredWire {
-            person_id: self.person_id,
-            id_number_index: to_hex(&self.id_number_index),
-            home_region: self.home_region.clone(),
-            masked_name: self.masked_name.clone(),
-        })
+    pub fn serialize<S: serde::Serializer>(index: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&to_hex(index))
     }
 
-    pub fn decode(event: &Delivered) -> Result<Self, Malformed> {
-        let wire: PersonRegisteredWire = decode_wire(Self::STREAM, event)?;
-        let id_number_index = from_hex(&wire.id_number_index)
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let hex: String = serde::Deserialize::deserialize(d)?;
+        from_hex(&hex)
             .filter(|i| i.len() == 32)
-            .ok_or_else(|| Malformed("id_number_index must be 64 hex digits".into()))?;
-        Ok(Self {
-            person_id: wire.person_id,
-            id_number_index,
-            home_region: wire.home_region,
-            masked_name: wire.masked_name,
-        })
+            .ok_or_else(|| serde::de::Error::custom("id_number_index must be 64 hex digits"))
     }
 }
 
@@ -125,18 +106,6 @@ pub struct DeclarationSubmitted {
     pub travelled_regions: Vec<String>,
     #[serde(default)]
     pub supersedes: Option<Uuid>,
-}
-
-impl DeclarationSubmitted {
-    pub const STREAM: &'static str = "declaration.submitted";
-
-    pub fn encode(&self) -> serde_json::Value {
-        encode_wire(self)
-    }
-
-    pub fn decode(event: &Delivered) -> Result<Self, Malformed> {
-        decode_wire(Self::STREAM, event)
-    }
 }
 
 /// `facts.imported`, published by declaration for each committed chunk of an official import and by verification
@@ -316,18 +285,6 @@ pub struct StatusChange {
     pub colour: hc_domain::Colour,
 }
 
-impl StatusChanged {
-    pub const STREAM: &'static str = "status.changed";
-
-    pub fn encode(&self) -> serde_json::Value {
-        encode_wire(self)
-    }
-
-    pub fn decode(event: &Delivered) -> Result<Self, Malformed> {
-        decode_wire(Self::STREAM, event)
-    }
-}
-
 /// `auth.revoked`, published by identity when an API client is revoked or a citizen's sign-ins are (a refresh token
 /// presented twice): every access token of `subject` issued before `not_before` (Unix seconds) is refused by every
 /// service from the moment it hears of it.
@@ -339,8 +296,6 @@ pub struct AuthRevoked {
 }
 
 impl AuthRevoked {
-    pub const STREAM: &'static str = "auth.revoked";
-
     /// Every token of `subject` issued up to now. A token's `iat` is in whole seconds, so the cut is the next
     /// second: a token issued earlier in this one is refused too (and a new one issued in it as well).
     pub fn from_now(subject: impl ToString) -> Self {
@@ -348,14 +303,6 @@ impl AuthRevoked {
             subject: subject.to_string(),
             not_before: chrono::Utc::now().timestamp() + 1,
         }
-    }
-
-    pub fn encode(&self) -> serde_json::Value {
-        encode_wire(self)
-    }
-
-    pub fn decode(event: &Delivered) -> Result<Self, Malformed> {
-        decode_wire(Self::STREAM, event)
     }
 }
 
@@ -369,17 +316,30 @@ pub struct RegionRiskChanged {
     pub effective_from: DateTime<Utc>,
 }
 
-impl RegionRiskChanged {
-    pub const STREAM: &'static str = "region.risk_changed";
+/// The events whose wire form is the struct itself: each gets its stream name and one encoder and decoder.
+macro_rules! plain_events {
+    ($($event:ty => $stream:literal),* $(,)?) => {$(
+        impl $event {
+            pub const STREAM: &'static str = $stream;
 
-    pub fn encode(&self) -> serde_json::Value {
-        encode_wire(self)
-    }
+            pub fn encode(&self) -> serde_json::Value {
+                encode_wire(self)
+            }
 
-    pub fn decode(event: &Delivered) -> Result<Self, Malformed> {
-        decode_wire(Self::STREAM, event)
-    }
+            pub fn decode(event: &Delivered) -> Result<Self, Malformed> {
+                decode_wire(Self::STREAM, event)
+            }
+        }
+    )*};
 }
+
+plain_events!(
+    PersonRegistered => "person.registered",
+    DeclarationSubmitted => "declaration.submitted",
+    StatusChanged => "status.changed",
+    AuthRevoked => "auth.revoked",
+    RegionRiskChanged => "region.risk_changed",
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,8 @@
 //! Why a code was refused (typed, so a checkpoint can say which), and why a token or key could not be made.
 
 /// Why a code does not decode or verify. Decoding never panics: every input ends in a value or one of these.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum DecodeError {
     #[error("the code does not start with HCQ1:")]
     BadPrefix,
@@ -34,19 +35,7 @@ pub enum DecodeError {
 impl DecodeError {
     /// A stable machine-readable name (for problem+json, metrics and checkpoint screens).
     pub fn code(&self) -> &'static str {
-        match self {
-            DecodeError::BadPrefix => "bad_prefix",
-            DecodeError::BadBase45 => "bad_base45",
-            DecodeError::BadCbor(_) => "bad_cbor",
-            DecodeError::WrongAlgorithm(_) => "wrong_algorithm",
-            DecodeError::UnknownKeyId(_) => "unknown_key_id",
-            DecodeError::BadSignature => "bad_signature",
-            DecodeError::IssuerMismatch { .. } => "issuer_mismatch",
-            DecodeError::KeyNotValid(_) => "key_not_valid",
-            DecodeError::BadClaims(_) => "bad_claims",
-            DecodeError::Expired(_) => "expired",
-            DecodeError::NotYetValid(_) => "not_yet_valid",
-        }
+        self.into()
     }
 }
 
@@ -79,7 +68,8 @@ pub enum KeyError {
 }
 
 /// Why a signed trust list is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum TrustListError {
     #[error("the format is {0:?}, not hc-trust-list/1")]
     BadFormat(String),
@@ -104,16 +94,68 @@ pub enum TrustListError {
 impl TrustListError {
     /// A stable machine-readable name.
     pub fn code(&self) -> &'static str {
-        match self {
-            TrustListError::BadFormat(_) => "bad_format",
-            TrustListError::BadEncoding => "bad_encoding",
-            TrustListError::BadCbor(_) => "bad_cbor",
-            TrustListError::WrongAlgorithm => "wrong_algorithm",
-            TrustListError::WrongKey { .. } => "wrong_key",
-            TrustListError::BadSignature => "bad_signature",
-            TrustListError::BadPayload(_) => "bad_payload",
-            TrustListError::WrongSigner { .. } => "wrong_signer",
-            TrustListError::Expired(_) => "expired",
+        self.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The codes are an interface (problem+json, metrics, checkpoint screens): strum's names must stay these.
+    #[test]
+    fn the_codes_are_the_published_names() {
+        let decode = [
+            (DecodeError::BadPrefix, "bad_prefix"),
+            (DecodeError::BadBase45, "bad_base45"),
+            (DecodeError::BadCbor(String::new()), "bad_cbor"),
+            (
+                DecodeError::WrongAlgorithm(String::new()),
+                "wrong_algorithm",
+            ),
+            (DecodeError::UnknownKeyId(String::new()), "unknown_key_id"),
+            (DecodeError::BadSignature, "bad_signature"),
+            (
+                DecodeError::IssuerMismatch {
+                    kid: String::new(),
+                    key_issuer: String::new(),
+                    claimed: String::new(),
+                },
+                "issuer_mismatch",
+            ),
+            (DecodeError::KeyNotValid(String::new()), "key_not_valid"),
+            (DecodeError::BadClaims(String::new()), "bad_claims"),
+            (DecodeError::Expired(0), "expired"),
+            (DecodeError::NotYetValid(0), "not_yet_valid"),
+        ];
+        for (error, code) in decode {
+            assert_eq!(error.code(), code);
+        }
+        let trust = [
+            (TrustListError::BadFormat(String::new()), "bad_format"),
+            (TrustListError::BadEncoding, "bad_encoding"),
+            (TrustListError::BadCbor(String::new()), "bad_cbor"),
+            (TrustListError::WrongAlgorithm, "wrong_algorithm"),
+            (
+                TrustListError::WrongKey {
+                    expected: String::new(),
+                    found: String::new(),
+                },
+                "wrong_key",
+            ),
+            (TrustListError::BadSignature, "bad_signature"),
+            (TrustListError::BadPayload(String::new()), "bad_payload"),
+            (
+                TrustListError::WrongSigner {
+                    expected: String::new(),
+                    found: String::new(),
+                },
+                "wrong_signer",
+            ),
+            (TrustListError::Expired(0), "expired"),
+        ];
+        for (error, code) in trust {
+            assert_eq!(error.code(), code);
         }
     }
 }

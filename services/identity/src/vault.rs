@@ -4,25 +4,16 @@
 use hc_domain::PersonId;
 use hc_platform::privacy::FieldCipher;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Field {
     Name,
     IdNumber,
     Phone,
 }
 
-impl Field {
-    fn as_str(self) -> &'static str {
-        match self {
-            Field::Name => "name",
-            Field::IdNumber => "id_number",
-            Field::Phone => "phone",
-        }
-    }
-}
-
 fn context(person: PersonId, field: Field) -> Vec<u8> {
-    format!("persons/{person}/{}", field.as_str()).into_bytes()
+    format!("persons/{person}/{}", <&str>::from(field)).into_bytes()
 }
 
 pub fn seal(

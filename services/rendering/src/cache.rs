@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use hc_platform::status_document;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::EnumString)]
+#[strum(serialize_all = "lowercase")]
 pub enum Format {
     Svg,
     Png,
@@ -18,11 +19,7 @@ pub enum Format {
 
 impl Format {
     pub fn field(self) -> &'static str {
-        match self {
-            Format::Svg => "svg",
-            Format::Png => "png",
-            Format::Payload => "payload",
-        }
+        self.into()
     }
 
     pub fn content_type(self) -> &'static str {

@@ -17,7 +17,8 @@ use crate::settings::RenderingSettings;
 /// The part of scoring's status view a code needs: the status document's fields every reader relies on.
 pub use hc_platform::status_document::CurrentStatus as Status;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
 pub enum Source {
     Redis,
     Scoring,
@@ -29,11 +30,7 @@ pub enum Source {
 
 impl Source {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Redis => "redis",
-            Source::Scoring => "scoring",
-            Source::Stale { .. } => "stale",
-        }
+        self.into()
     }
 
     pub fn stale_since(self) -> Option<DateTime<Utc>> {

@@ -73,11 +73,20 @@ impl Window {
     }
 }
 
-fn not_modified(req: &HttpRequest, etag: &str) -> bool {
-    req.headers()
+/// A 304 (counted) when the client already holds this code.
+fn not_modified(req: &HttpRequest, etag: &str) -> Option<HttpResponse> {
+    let held = req
+        .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    held.then(|| {
+        outcome("not_modified");
+        HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag.to_owned()))
+            .insert_header(cache_control())
+            .finish()
+    })
 }
 
 fn respond(format: Format, body: Bytes, colour: Colour, etag: &str, stale: bool) -> HttpResponse {
@@ -138,15 +147,10 @@ pub async fn mine(
 ) -> Result<HttpResponse, ApiError> {
     let person: Uuid = citizen.0.0;
     let format = match query.format.as_deref() {
-        None | Some("svg") => Format::Svg,
-        Some("png") => Format::Png,
-        Some("payload") => Format::Payload,
-        Some(_) => {
-            return Err(ApiError::unprocessable(
-                "format",
-                "must be svg, png or payload",
-            ));
-        }
+        None => Format::Svg,
+        Some(f) => f
+            .parse()
+            .map_err(|_| ApiError::unprocessable("format", "must be svg, png or payload"))?,
     };
     let settings = &state.settings;
     let now = Utc::now().timestamp();
@@ -159,12 +163,8 @@ pub async fn mine(
         && let Some(r) = memory.get(person, format, window.bucket)
     {
         let etag = window.etag(r.version, format, false);
-        if not_modified(&req, &etag) {
-            outcome("not_modified");
-            return Ok(HttpResponse::NotModified()
-                .insert_header((header::ETAG, etag))
-                .insert_header(cache_control())
-                .finish());
+        if let Some(unchanged) = not_modified(&req, &etag) {
+            return Ok(unchanged);
         }
         outcome("memory_hit");
         return Ok(respond(format, r.body.clone(), r.colour, &etag, false));
@@ -176,12 +176,8 @@ pub async fn mine(
             Ok(found) if found.current() => {
                 let version = found.version.unwrap_or_default();
                 let etag = window.etag(version, format, false);
-                if not_modified(&req, &etag) {
-                    outcome("not_modified");
-                    return Ok(HttpResponse::NotModified()
-                        .insert_header((header::ETAG, etag))
-                        .insert_header(cache_control())
-                        .finish());
+                if let Some(unchanged) = not_modified(&req, &etag) {
+                    return Ok(unchanged);
                 }
                 if let (Some(body), Some(colour)) = (found.body, found.colour) {
                     outcome("hit");
@@ -200,12 +196,8 @@ pub async fn mine(
     let stale_since = source.stale_since();
     let stale = stale_since.is_some();
     let etag = window.etag(status.version, format, stale);
-    if not_modified(&req, &etag) {
-        outcome("not_modified");
-        return Ok(HttpResponse::NotModified()
-            .insert_header((header::ETAG, etag))
-            .insert_header(cache_control())
-            .finish());
+    if let Some(unchanged) = not_modified(&req, &etag) {
+        return Ok(unchanged);
     }
     // One token per bucket and version, whatever the format: the SVG, the PNG and the payload show the same code.
     let (token, new_token) = match signed.filter(|(v, _)| *v == status.version && !stale) {
