@@ -353,6 +353,23 @@ pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 }
 
 /// Keyset pagination over `(time, id)`: the cursor is `{micros}_{uuid}` of the last item of the previous page.
+/// A free-text field trimmed, if it is `chars` characters long; otherwise a 422 naming `field`.
+pub fn text(
+    field: impl Into<String>,
+    raw: &str,
+    chars: std::ops::RangeInclusive<usize>,
+) -> Result<&str, ApiError> {
+    let text = raw.trim();
+    if chars.contains(&text.chars().count()) {
+        return Ok(text);
+    }
+    let (min, max) = chars.into_inner();
+    Err(ApiError::unprocessable(
+        field,
+        format!("must be {min} to {max} characters"),
+    ))
+}
+
 pub mod cursor {
     use chrono::{DateTime, Utc};
     use uuid::Uuid;

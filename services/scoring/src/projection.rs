@@ -41,16 +41,9 @@ pub async fn declaration_submitted(
     event: &Delivered,
 ) -> anyhow::Result<Vec<Index>> {
     let d = DeclarationSubmitted::decode(event)?;
-    let Some(row) = client
-        .query_opt(
-            "SELECT id_index FROM subjects WHERE person_id = $1",
-            &[&d.person_id],
-        )
-        .await?
-    else {
+    let Some(index) = crate::db::subjects::index_of(client, d.person_id).await? else {
         anyhow::bail!("person {} is not registered here yet", d.person_id);
     };
-    let index: Index = row.get(0);
     client
         .execute(
             "INSERT INTO f_declarations (id_index, day, declaration_id, fever, symptoms, contact_date)

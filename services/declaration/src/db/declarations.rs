@@ -1,5 +1,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub struct NewDeclaration<'a> {
@@ -15,34 +17,42 @@ pub struct NewDeclaration<'a> {
     pub idempotency_key: Option<&'a str>,
 }
 
-pub struct StoredDeclaration {
+/// A declaration as stored and as the API shows it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeclarationView {
     pub id: Uuid,
+    /// The calendar day (Asia/Shanghai) the declaration is for.
     pub day: NaiveDate,
     pub current_region: String,
-    pub temperature_tenths: i16,
+    pub temperature: f64,
     pub symptoms: Vec<String>,
     pub contact_with_case: bool,
     pub contact_date: Option<NaiveDate>,
     pub travelled_regions: Vec<String>,
     pub submitted_at: DateTime<Utc>,
+    /// When a later declaration of the same day replaced this one.
     pub superseded_at: Option<DateTime<Utc>>,
+    /// The declaration of the same day this one replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supersedes: Option<Uuid>,
 }
 
 const COLUMNS: &str = "id, day, current_region, temperature_tenths, symptoms, contact_with_case, contact_date, \
                        travelled_regions, submitted_at, superseded_at";
 
-fn stored(r: &tokio_postgres::Row) -> StoredDeclaration {
-    StoredDeclaration {
+fn stored(r: &tokio_postgres::Row) -> DeclarationView {
+    DeclarationView {
         id: r.get(0),
         day: r.get(1),
         current_region: r.get(2),
-        temperature_tenths: r.get(3),
+        temperature: f64::from(r.get::<_, i16>(3)) / 10.0,
         symptoms: r.get(4),
         contact_with_case: r.get(5),
         contact_date: r.get(6),
         travelled_regions: r.get(7),
         submitted_at: r.get(8),
         superseded_at: r.get(9),
+        supersedes: None,
     }
 }
 
@@ -64,7 +74,7 @@ pub async fn by_idempotency_key(
     client: &impl GenericClient,
     person: Uuid,
     key: &str,
-) -> Result<Option<(StoredDeclaration, Option<Uuid>)>, tokio_postgres::Error> {
+) -> Result<Option<DeclarationView>, tokio_postgres::Error> {
     let row = client
         .query_opt(
             &format!(
@@ -75,7 +85,10 @@ pub async fn by_idempotency_key(
             &[&person, &key],
         )
         .await?;
-    Ok(row.map(|r| (stored(&r), r.get(10))))
+    Ok(row.map(|r| DeclarationView {
+        supersedes: r.get(10),
+        ..stored(&r)
+    }))
 }
 
 /// Marks the person's current declaration of `day` superseded; returns its id.
@@ -97,7 +110,7 @@ pub async fn supersede(
 pub async fn insert(
     client: &impl GenericClient,
     d: &NewDeclaration<'_>,
-) -> Result<StoredDeclaration, tokio_postgres::Error> {
+) -> Result<DeclarationView, tokio_postgres::Error> {
     let row = client
         .query_one(
             &format!(
@@ -128,7 +141,7 @@ pub async fn history(
     person: Uuid,
     before: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
-) -> Result<Vec<StoredDeclaration>, tokio_postgres::Error> {
+) -> Result<Vec<DeclarationView>, tokio_postgres::Error> {
     let (at, id) = before.unzip();
     let rows = client
         .query(

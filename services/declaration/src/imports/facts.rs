@@ -9,7 +9,7 @@ use hc_platform::privacy::BlindIndex;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{ToSql, Type};
 
 /// As the import path names it: `nat-results`, `cases`, `visits`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr)]
@@ -356,99 +356,115 @@ pub async fn insert(
     }
 }
 
+/// Where a kind's facts go: its table, the five columns before the sender's, their binary COPY types, and the
+/// casts of the same columns as arrays for `unnest`.
+struct Target {
+    table: &'static str,
+    columns: &'static str,
+    types: [Type; 5],
+    arrays: &'static str,
+}
+
+fn target(kind: Kind) -> Target {
+    use Type as T;
+    match kind {
+        Kind::NatResults => Target {
+            table: "nat_results",
+            columns: "id_index, sample_time, positive, lab, region",
+            types: [T::BYTEA, T::TIMESTAMPTZ, T::BOOL, T::TEXT, T::BPCHAR],
+            arrays: "$1::bytea[], $2::timestamptz[], $3::bool[], $4::text[], $5::text[]",
+        },
+        Kind::Cases => Target {
+            table: "case_status",
+            columns: "id_index, status, since, until, region",
+            types: [T::BYTEA, T::TEXT, T::DATE, T::DATE, T::BPCHAR],
+            arrays: "$1::bytea[], $2::text[], $3::date[], $4::date[], $5::text[]",
+        },
+        Kind::Visits => Target {
+            table: "visits",
+            columns: "id_index, region, first_seen, last_seen, source",
+            types: [T::BYTEA, T::BPCHAR, T::TIMESTAMPTZ, T::TIMESTAMPTZ, T::TEXT],
+            arrays: "$1::bytea[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[]",
+        },
+    }
+}
+
+type Param<'a> = &'a (dyn ToSql + Sync);
+
+impl Columns {
+    /// `kind`'s five columns, in its [`Target`]'s order.
+    fn arrays(&self, kind: Kind) -> [Param<'_>; 5] {
+        match kind {
+            Kind::NatResults => [
+                &self.index,
+                &self.times_a,
+                &self.flags,
+                &self.text_a,
+                &self.regions,
+            ],
+            Kind::Cases => [
+                &self.index,
+                &self.text_a,
+                &self.dates_a,
+                &self.dates_b,
+                &self.regions,
+            ],
+            Kind::Visits => [
+                &self.index,
+                &self.text_a,
+                &self.times_a,
+                &self.times_b,
+                &self.text_b,
+            ],
+        }
+    }
+
+    /// Row `i` of `kind`'s five columns, in its [`Target`]'s order.
+    fn row(&self, kind: Kind, i: usize) -> [Param<'_>; 5] {
+        match kind {
+            Kind::NatResults => [
+                &self.index[i],
+                &self.times_a[i],
+                &self.flags[i],
+                &self.text_a[i],
+                &self.regions[i],
+            ],
+            Kind::Cases => [
+                &self.index[i],
+                &self.text_a[i],
+                &self.dates_a[i],
+                &self.dates_b[i],
+                &self.regions[i],
+            ],
+            Kind::Visits => [
+                &self.index[i],
+                &self.text_a[i],
+                &self.times_a[i],
+                &self.times_b[i],
+                &self.text_b[i],
+            ],
+        }
+    }
+}
+
 async fn copy(
     tx: &deadpool_postgres::Transaction<'_>,
     kind: Kind,
     c: &Columns,
     sender: Sender<'_>,
 ) -> Result<u64, tokio_postgres::Error> {
-    use Type as T;
-    let (statement, types): (&str, &[Type]) = match kind {
-        Kind::NatResults => (
-            "COPY nat_results (id_index, sample_time, positive, lab, region, client_id, batch_id) FROM STDIN BINARY",
-            &[
-                T::BYTEA,
-                T::TIMESTAMPTZ,
-                T::BOOL,
-                T::TEXT,
-                T::BPCHAR,
-                T::TEXT,
-                T::TEXT,
-            ],
-        ),
-        Kind::Cases => (
-            "COPY case_status (id_index, status, since, until, region, client_id, batch_id) FROM STDIN BINARY",
-            &[
-                T::BYTEA,
-                T::TEXT,
-                T::DATE,
-                T::DATE,
-                T::BPCHAR,
-                T::TEXT,
-                T::TEXT,
-            ],
-        ),
-        Kind::Visits => (
-            "COPY visits (id_index, region, first_seen, last_seen, source, client_id, batch_id) FROM STDIN BINARY",
-            &[
-                T::BYTEA,
-                T::BPCHAR,
-                T::TIMESTAMPTZ,
-                T::TIMESTAMPTZ,
-                T::TEXT,
-                T::TEXT,
-                T::TEXT,
-            ],
-        ),
-    };
-    let sink = tx.copy_in(statement).await?;
-    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, types));
-    let (client, batch) = (&sender.client_id, &sender.batch_id);
+    let t = target(kind);
+    let statement = format!(
+        "COPY {} ({}, client_id, batch_id) FROM STDIN BINARY",
+        t.table, t.columns
+    );
+    let types = [&t.types[..], &[Type::TEXT, Type::TEXT]].concat();
+    let sink = tx.copy_in(statement.as_str()).await?;
+    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
     for i in 0..c.len() {
-        match kind {
-            Kind::NatResults => {
-                writer
-                    .as_mut()
-                    .write(&[
-                        &c.index[i],
-                        &c.times_a[i],
-                        &c.flags[i],
-                        &c.text_a[i],
-                        &c.regions[i],
-                        client,
-                        batch,
-                    ])
-                    .await?
-            }
-            Kind::Cases => {
-                writer
-                    .as_mut()
-                    .write(&[
-                        &c.index[i],
-                        &c.text_a[i],
-                        &c.dates_a[i],
-                        &c.dates_b[i],
-                        &c.regions[i],
-                        client,
-                        batch,
-                    ])
-                    .await?
-            }
-            Kind::Visits => {
-                writer
-                    .as_mut()
-                    .write(&[
-                        &c.index[i],
-                        &c.text_a[i],
-                        &c.times_a[i],
-                        &c.times_b[i],
-                        &c.text_b[i],
-                        client,
-                        batch,
-                    ])
-                    .await?
-            }
-        }
+        let [a, b, d, e, f] = c.row(kind, i);
+        let row: [Param<'_>; 7] = [a, b, d, e, f, &sender.client_id, &sender.batch_id];
+        writer.as_mut().write(&row).await?;
     }
     writer.finish().await
 }
@@ -459,37 +475,12 @@ async fn insert_skipping_duplicates(
     c: &Columns,
     sender: Sender<'_>,
 ) -> Result<u64, tokio_postgres::Error> {
-    let (who, batch) = (&sender.client_id, &sender.batch_id);
-    match kind {
-        Kind::NatResults => {
-            client
-                .execute(
-                    "INSERT INTO nat_results (id_index, sample_time, positive, lab, region, client_id, batch_id)
-                     SELECT *, $6, $7 FROM unnest($1::bytea[], $2::timestamptz[], $3::bool[], $4::text[], $5::text[])
-                     ON CONFLICT DO NOTHING",
-                    &[&c.index, &c.times_a, &c.flags, &c.text_a, &c.regions, who, batch],
-                )
-                .await
-        }
-        Kind::Cases => {
-            client
-                .execute(
-                    "INSERT INTO case_status (id_index, status, since, until, region, client_id, batch_id)
-                     SELECT *, $6, $7 FROM unnest($1::bytea[], $2::text[], $3::date[], $4::date[], $5::text[])
-                     ON CONFLICT DO NOTHING",
-                    &[&c.index, &c.text_a, &c.dates_a, &c.dates_b, &c.regions, who, batch],
-                )
-                .await
-        }
-        Kind::Visits => {
-            client
-                .execute(
-                    "INSERT INTO visits (id_index, region, first_seen, last_seen, source, client_id, batch_id)
-                     SELECT *, $6, $7 FROM unnest($1::bytea[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[])
-                     ON CONFLICT DO NOTHING",
-                    &[&c.index, &c.text_a, &c.times_a, &c.times_b, &c.text_b, who, batch],
-                )
-                .await
-        }
-    }
+    let t = target(kind);
+    let statement = format!(
+        "INSERT INTO {} ({}, client_id, batch_id) SELECT *, $6, $7 FROM unnest({}) ON CONFLICT DO NOTHING",
+        t.table, t.columns, t.arrays
+    );
+    let [a, b, d, e, f] = c.arrays(kind);
+    let params: [Param<'_>; 7] = [a, b, d, e, f, &sender.client_id, &sender.batch_id];
+    client.execute(statement.as_str(), &params).await
 }

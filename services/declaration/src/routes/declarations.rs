@@ -1,15 +1,16 @@
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use hc_domain::{RegionCode, Temperature};
 use hc_platform::ApiError;
 use hc_platform::auth::Citizen;
 use hc_platform::events::DeclarationSubmitted;
-use hc_platform::http::{Json, idempotency_key};
+use hc_platform::http::{Json, cursor, idempotency_key};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::db::declarations::{self as db, NewDeclaration, StoredDeclaration};
+pub use crate::db::declarations::DeclarationView;
+use crate::db::declarations::{self as db, NewDeclaration};
 use crate::state::AppState;
 use hc_domain::china_time;
 
@@ -42,43 +43,6 @@ pub struct DeclarationRequest {
     pub travelled_regions: Vec<String>,
     /// The electronic commitment that the declaration is true: must be `true`.
     pub commitment: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct DeclarationView {
-    pub id: Uuid,
-    /// The calendar day (Asia/Shanghai) the declaration is for.
-    pub day: NaiveDate,
-    pub current_region: String,
-    pub temperature: f64,
-    pub symptoms: Vec<String>,
-    pub contact_with_case: bool,
-    pub contact_date: Option<NaiveDate>,
-    pub travelled_regions: Vec<String>,
-    pub submitted_at: DateTime<Utc>,
-    /// When a later declaration of the same day replaced this one.
-    pub superseded_at: Option<DateTime<Utc>>,
-    /// The declaration of the same day this one replaced.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub supersedes: Option<Uuid>,
-}
-
-impl DeclarationView {
-    fn from_stored(d: StoredDeclaration, supersedes: Option<Uuid>) -> Self {
-        DeclarationView {
-            id: d.id,
-            day: d.day,
-            current_region: d.current_region,
-            temperature: f64::from(d.temperature_tenths) / 10.0,
-            symptoms: d.symptoms,
-            contact_with_case: d.contact_with_case,
-            contact_date: d.contact_date,
-            travelled_regions: d.travelled_regions,
-            submitted_at: d.submitted_at,
-            superseded_at: d.superseded_at,
-            supersedes,
-        }
-    }
 }
 
 struct Valid {
@@ -169,12 +133,12 @@ pub async fn submit(
     let tx = client.transaction().await?;
     db::lock_person(&tx, person.0).await?;
     if let Some(key) = &key
-        && let Some((first, supersedes)) = db::by_idempotency_key(&tx, person.0, key).await?
+        && let Some(first) = db::by_idempotency_key(&tx, person.0, key).await?
     {
-        return Ok(HttpResponse::Created().json(DeclarationView::from_stored(first, supersedes)));
+        return Ok(HttpResponse::Created().json(first));
     }
     let supersedes = db::supersede(&tx, person.0, today).await?;
-    let stored = db::insert(
+    let mut stored = db::insert(
         &tx,
         &NewDeclaration {
             id: Uuid::new_v4(),
@@ -204,7 +168,8 @@ pub async fn submit(
     };
     hc_platform::outbox::enqueue(&tx, DeclarationSubmitted::STREAM, &event.encode()).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Created().json(DeclarationView::from_stored(stored, supersedes)))
+    stored.supersedes = supersedes;
+    Ok(HttpResponse::Created().json(stored))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -223,14 +188,6 @@ pub struct DeclarationPage {
     pub next_cursor: Option<String>,
 }
 
-fn parse_cursor(raw: &str) -> Option<(DateTime<Utc>, Uuid)> {
-    let (micros, id) = raw.split_once('_')?;
-    Some((
-        DateTime::from_timestamp_micros(micros.parse().ok()?)?,
-        id.parse().ok()?,
-    ))
-}
-
 /// The citizen's own declarations, newest first.
 #[utoipa::path(get, path = "/v1/declarations", tag = "declarations", security(("bearer" = [])), params(HistoryQuery),
     responses(
@@ -246,26 +203,16 @@ pub async fn history(
     if !(1..=100).contains(&limit) {
         return Err(ApiError::unprocessable("limit", "must be 1 to 100"));
     }
-    let before = match query.cursor.as_deref() {
-        Some(raw) => Some(parse_cursor(raw).ok_or_else(|| {
-            ApiError::unprocessable("cursor", "is not a cursor this endpoint returned")
-        })?),
-        None => None,
-    };
+    let before = (query.cursor.as_deref())
+        .map(|c| cursor::parse(Some(c)))
+        .transpose()
+        .map_err(|_| ApiError::unprocessable("cursor", "is not a cursor this endpoint returned"))?;
     let client = state.db.get().await?;
     let rows = db::history(&client, person.0, before, limit + 1).await?;
     let more = rows.len() as i64 > limit;
-    let items: Vec<DeclarationView> = rows
-        .into_iter()
-        .take(limit as usize)
-        .map(|d| DeclarationView::from_stored(d, None))
-        .collect();
-    let next_cursor = if more {
-        items
-            .last()
-            .map(|d| format!("{}_{}", d.submitted_at.timestamp_micros(), d.id))
-    } else {
-        None
-    };
+    let items: Vec<DeclarationView> = rows.into_iter().take(limit as usize).collect();
+    let next_cursor = (items.last())
+        .filter(|_| more)
+        .map(|d| cursor::format(d.submitted_at, d.id));
     Ok(web::Json(DeclarationPage { items, next_cursor }))
 }

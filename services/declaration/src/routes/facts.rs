@@ -29,7 +29,7 @@ pub struct VisitView {
     pub source: String,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct MyFacts {
     /// False until the identity service's registration event has linked this person to their facts.
     pub linked: bool,
@@ -58,12 +58,7 @@ pub async fn mine(
         )
         .await?
     else {
-        return Ok(web::Json(MyFacts {
-            linked: false,
-            nat_results: vec![],
-            case_status: vec![],
-            visits: vec![],
-        }));
+        return Ok(web::Json(MyFacts::default()));
     };
     let index: Vec<u8> = link.get(0);
     let nat = client

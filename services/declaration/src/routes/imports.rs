@@ -2,6 +2,7 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
 use hc_platform::ApiError;
 use hc_platform::auth::{AnyImport, Official};
+use hc_platform::http::idempotency_key;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -47,18 +48,12 @@ pub async fn upload(
     let kind = (path.parse::<Kind>())
         .map_err(|_| ApiError::unprocessable("kind", "must be nat-results, cases or visits"))?;
     official.require(kind.scope())?;
-    let batch_id = req
-        .headers()
-        .get("Idempotency-Key")
-        .and_then(|v| v.to_str().ok())
-        .filter(|k| (1..=200).contains(&k.len()))
-        .ok_or_else(|| {
-            ApiError::unprocessable(
-                "Idempotency-Key",
-                "the batch id (1 to 200 visible ASCII characters) is required",
-            )
-        })?
-        .to_owned();
+    let batch_id = (idempotency_key(&req).ok().flatten()).ok_or_else(|| {
+        ApiError::unprocessable(
+            "Idempotency-Key",
+            "the batch id (1 to 200 visible ASCII characters) is required",
+        )
+    })?;
     let mime = req
         .headers()
         .get(CONTENT_TYPE)

@@ -72,13 +72,7 @@ pub async fn create(
     req: HttpRequest,
     Json(body): Json<NewClientRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::unprocessable(
-            "name",
-            "must be 1 to 100 characters",
-        ));
-    }
+    let name = hc_platform::http::text("name", &body.name, 1..=100)?;
     if body.scopes.is_empty() {
         return Err(ApiError::unprocessable(
             "scopes",

@@ -2,29 +2,27 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-/// A stored version, as read back.
-pub struct RuleSetRow {
+use crate::rules::RuleSetDoc;
+
+/// A stored version, as read back and as the API shows it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StoredRuleSet {
+    pub region: String,
     pub version: i32,
     pub effective_from: DateTime<Utc>,
-    pub activated_at: Option<DateTime<Utc>>,
+    /// When everyone it governs was recoloured under it (null: pending).
+    pub applied_at: Option<DateTime<Utc>>,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
-    pub document: serde_json::Value,
+    /// Every version of this region, oldest first.
+    pub versions: Vec<i32>,
+    pub document: RuleSetDoc,
 }
 
 const COLUMNS: &str = "version, effective_from, activated_at, created_by, created_at, document";
-
-fn rule_set(r: &tokio_postgres::Row) -> RuleSetRow {
-    RuleSetRow {
-        version: r.get(0),
-        effective_from: r.get(1),
-        activated_at: r.get(2),
-        created_by: r.get(3),
-        created_at: r.get(4),
-        document: r.get(5),
-    }
-}
 
 /// Stores the next version of the region's rule set and returns its number. One writer per region at a time (a
 /// transaction lock), so versions are dense. Run in a transaction.
@@ -73,7 +71,7 @@ pub async fn read(
     client: &impl GenericClient,
     region: &str,
     version: Option<i32>,
-) -> Result<Option<RuleSetRow>, tokio_postgres::Error> {
+) -> anyhow::Result<Option<StoredRuleSet>> {
     let row = match version {
         Some(v) => {
             let sql = format!("SELECT {COLUMNS} FROM rule_sets WHERE region = $1 AND version = $2");
@@ -88,5 +86,17 @@ pub async fn read(
             client.query_opt(&sql, &[&region]).await?
         }
     };
-    Ok(row.as_ref().map(rule_set))
+    let Some(r) = row else {
+        return Ok(None);
+    };
+    Ok(Some(StoredRuleSet {
+        region: region.to_owned(),
+        version: r.get(0),
+        effective_from: r.get(1),
+        applied_at: r.get(2),
+        created_by: r.get(3),
+        created_at: r.get(4),
+        versions: versions(client, region).await?,
+        document: serde_json::from_value(r.get(5))?,
+    }))
 }

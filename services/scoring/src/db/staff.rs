@@ -4,6 +4,8 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use hc_domain::Colour;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// The employer listing people.
@@ -100,10 +102,12 @@ pub async fn colours(
 }
 
 /// An employer that listed a person, as the person sees it.
-pub struct ListedBy {
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MyEmployer {
     pub employer_id: String,
     pub employer_name: String,
     pub employer_region: Option<String>,
+    /// What the employer calls the person.
     pub label: String,
     pub accepted: bool,
 }
@@ -112,7 +116,7 @@ pub struct ListedBy {
 pub async fn employers_of(
     client: &impl GenericClient,
     index: &[u8],
-) -> Result<Vec<ListedBy>, tokio_postgres::Error> {
+) -> Result<Vec<MyEmployer>, tokio_postgres::Error> {
     let rows = client
         .query(
             "SELECT employer_id, employer_name, employer_region, label, accepted_at IS NOT NULL FROM staff
@@ -122,10 +126,10 @@ pub async fn employers_of(
         .await?;
     Ok(rows
         .into_iter()
-        .map(|r| ListedBy {
+        .map(|r| MyEmployer {
             employer_id: r.get(0),
             employer_name: r.get(1),
-            employer_region: r.get(2),
+            employer_region: r.get::<_, Option<String>>(2).map(|r| r.trim().to_owned()),
             label: r.get(3),
             accepted: r.get(4),
         })

@@ -39,13 +39,7 @@ pub async fn file(
     req: HttpRequest,
     Json(body): Json<AppealRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let reason = body.reason.trim();
-    if !(10..=2000).contains(&reason.chars().count()) {
-        return Err(ApiError::unprocessable(
-            "reason",
-            "must be 10 to 2000 characters",
-        ));
-    }
+    let reason = hc_platform::http::text("reason", &body.reason, 10..=2000)?;
     let key = idempotency_key(&req)?;
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
@@ -161,13 +155,7 @@ pub async fn resolve(
     Json(body): Json<Resolution>,
 ) -> Result<web::Json<AppealView>, ApiError> {
     let id = path.into_inner();
-    let resolution = body.resolution.trim();
-    if !(4..=2000).contains(&resolution.chars().count()) {
-        return Err(ApiError::unprocessable(
-            "resolution",
-            "must be 4 to 2000 characters",
-        ));
-    }
+    let resolution = hc_platform::http::text("resolution", &body.resolution, 4..=2000)?;
     let now = Utc::now();
     let (new_state, colour, until) = match body.decision.as_str() {
         "accept" => {

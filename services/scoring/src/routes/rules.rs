@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use hc_platform::ApiError;
 use hc_platform::auth::{AnyScope, Official, RulesWrite};
 use hc_platform::http::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+pub use crate::db::rule_sets::StoredRuleSet;
 use crate::db::{rule_sets, subjects};
 use crate::facts::document;
 use crate::loader::lock_and_load;
@@ -83,20 +84,6 @@ async fn check_draft(state: &AppState, region: &str, draft: &RuleSetDoc) -> Resu
     Ok(())
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct StoredRuleSet {
-    pub region: String,
-    pub version: i32,
-    pub effective_from: DateTime<Utc>,
-    /// When everyone it governs was recoloured under it (null: pending).
-    pub applied_at: Option<DateTime<Utc>>,
-    pub created_by: String,
-    pub created_at: DateTime<Utc>,
-    /// Every version of this region, oldest first.
-    pub versions: Vec<i32>,
-    pub document: RuleSetDoc,
-}
-
 /// Upload a new version of a region's rule set. It is checked (JSON syntax with line and column, structure with the
 /// field's path, JsonLogic, facts it reads, colours it can reach) in its place in the inheritance chain, stored, and
 /// applied from `effective_from` (default now): everyone it governs is recoloured in the background.
@@ -147,21 +134,7 @@ async fn read(
     region: &str,
     version: Option<i32>,
 ) -> Result<Option<StoredRuleSet>, ApiError> {
-    let client = state.db.get().await?;
-    let versions = rule_sets::versions(&client, region).await?;
-    let Some(r) = rule_sets::read(&client, region, version).await? else {
-        return Ok(None);
-    };
-    Ok(Some(StoredRuleSet {
-        region: region.to_owned(),
-        version: r.version,
-        effective_from: r.effective_from,
-        applied_at: r.activated_at,
-        created_by: r.created_by,
-        created_at: r.created_at,
-        versions,
-        document: serde_json::from_value(r.document).map_err(anyhow::Error::from)?,
-    }))
+    Ok(rule_sets::read(&state.db.get().await?, region, version).await?)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -13,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::audit::{self, Entry};
 use crate::db;
 use crate::db::staff::Employer;
+pub use crate::db::staff::MyEmployer;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -59,13 +60,7 @@ pub async fn put(
     Json(body): Json<StaffList>,
 ) -> Result<web::Json<StaffListStored>, ApiError> {
     let region = employer_region(&official)?;
-    let name = body.employer_name.trim();
-    if !(1..=100).contains(&name.chars().count()) {
-        return Err(ApiError::unprocessable(
-            "employer_name",
-            "must be 1 to 100 characters",
-        ));
-    }
+    let name = hc_platform::http::text("employer_name", &body.employer_name, 1..=100)?;
     if body.staff.len() > state.settings.staff_max {
         return Err(ApiError::unprocessable(
             "staff",
@@ -78,13 +73,7 @@ pub async fn put(
     for (i, m) in body.staff.iter().enumerate() {
         let id = IdNumber::parse(&m.id_number, today)
             .map_err(|e| ApiError::unprocessable(format!("staff[{i}].id_number"), e.reason))?;
-        let label = m.label.trim();
-        if !(1..=64).contains(&label.chars().count()) {
-            return Err(ApiError::unprocessable(
-                format!("staff[{i}].label"),
-                "must be 1 to 64 characters",
-            ));
-        }
+        let label = hc_platform::http::text(format!("staff[{i}].label"), &m.label, 1..=64)?;
         indexes.push(state.index.id_number(&id));
         labels.push(label.to_owned());
     }
@@ -182,16 +171,6 @@ pub async fn colours(
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct MyEmployer {
-    pub employer_id: String,
-    pub employer_name: String,
-    pub employer_region: Option<String>,
-    /// What the employer calls the person.
-    pub label: String,
-    pub accepted: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MyEmployers {
     pub employers: Vec<MyEmployer>,
 }
@@ -211,17 +190,7 @@ pub async fn mine(
     let Some(index) = db::subjects::index_of(&client, person.0).await? else {
         return Ok(web::Json(MyEmployers { employers: vec![] }));
     };
-    let employers = db::staff::employers_of(&client, &index)
-        .await?
-        .into_iter()
-        .map(|e| MyEmployer {
-            employer_id: e.employer_id,
-            employer_name: e.employer_name,
-            employer_region: e.employer_region.map(|r| r.trim().to_owned()),
-            label: e.label,
-            accepted: e.accepted,
-        })
-        .collect();
+    let employers = db::staff::employers_of(&client, &index).await?;
     Ok(web::Json(MyEmployers { employers }))
 }
 

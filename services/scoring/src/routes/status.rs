@@ -84,13 +84,7 @@ pub async fn lookup(
     official: Official<PersonRead>,
     Json(body): Json<LookupRequest>,
 ) -> Result<web::Json<LookupAnswer>, ApiError> {
-    let reason = body.reason.trim();
-    if !(4..=500).contains(&reason.chars().count()) {
-        return Err(ApiError::unprocessable(
-            "reason",
-            "must be 4 to 500 characters",
-        ));
-    }
+    let reason = hc_platform::http::text("reason", &body.reason, 4..=500)?;
     let today = hc_domain::china_time::day_of(chrono::Utc::now());
     let id = IdNumber::parse(&body.id_number, today)
         .map_err(|e| ApiError::unprocessable("id_number", e.reason))?;

@@ -115,13 +115,7 @@ pub async fn put(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     check_id(&id)?;
-    let name = body.name.trim();
-    if !(1..=100).contains(&name.chars().count()) {
-        return Err(ApiError::unprocessable(
-            "name",
-            "must be 1 to 100 characters",
-        ));
-    }
+    let name = hc_platform::http::text("name", &body.name, 1..=100)?;
     in_scope(&official, &body.region)?;
     let ceiling = state.settings.ceiling()?;
     policy::check(&body.policy, &ceiling)
@@ -276,13 +270,7 @@ pub async fn visits(
             "must be after from, by at most 31 days",
         ));
     }
-    let reason = query.reason.trim();
-    if !(3..=500).contains(&reason.chars().count()) {
-        return Err(ApiError::unprocessable(
-            "reason",
-            "must be 3 to 500 characters",
-        ));
-    }
+    let reason = hc_platform::http::text("reason", &query.reason, 3..=500)?;
     let (after_at, after_id) = cursor::parse(query.cursor.as_deref())?;
     let client = state.db.get().await?;
     let venue = venues::load(&client, &path)
