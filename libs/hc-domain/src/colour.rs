@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use crate::InvalidValue;
 
 /// A health-code colour. `Orange` exists only in the inbound travellers' (international) variant, which
-/// uses green, yellow and orange.
+/// uses green, yellow and orange. The numbers are the code token's (docs/token-format.md) and the order of severity.
 #[derive(
     Debug,
     Clone,
@@ -18,14 +18,15 @@ use crate::InvalidValue;
     strum::Display,
     strum::EnumString,
     strum::IntoStaticStr,
+    strum::FromRepr,
 )]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase", parse_err_ty = InvalidValue, parse_err_fn = unknown_colour)]
 pub enum Colour {
-    Green,
-    Yellow,
-    Orange,
-    Red,
+    Green = 0,
+    Yellow = 1,
+    Orange = 2,
+    Red = 3,
 }
 
 fn unknown_colour(_: &str) -> InvalidValue {

@@ -66,25 +66,6 @@ pub struct CodeClaims {
     pub flags: Flags,
 }
 
-fn colour_number(c: Colour) -> u64 {
-    match c {
-        Colour::Green => 0,
-        Colour::Yellow => 1,
-        Colour::Orange => 2,
-        Colour::Red => 3,
-    }
-}
-
-fn colour_of(n: u64) -> Option<Colour> {
-    Some(match n {
-        0 => Colour::Green,
-        1 => Colour::Yellow,
-        2 => Colour::Orange,
-        3 => Colour::Red,
-        _ => return None,
-    })
-}
-
 fn int(i: i64) -> Value {
     Value::Integer(Integer::from(i))
 }
@@ -93,10 +74,7 @@ impl CodeClaims {
     pub(crate) fn to_claims_set(&self) -> ClaimsSet {
         let mut inner = vec![
             (int(SUBJECT), Value::Bytes(self.subject.clone())),
-            (
-                int(COLOUR),
-                Value::Integer(colour_number(self.colour).into()),
-            ),
+            (int(COLOUR), Value::Integer((self.colour as u64).into())),
             (
                 int(STATUS_VERSION),
                 Value::Integer(self.status_version.into()),
@@ -162,7 +140,7 @@ impl CodeClaims {
                 COLOUR => {
                     colour = Some(
                         unsigned(&value)
-                            .and_then(colour_of)
+                            .and_then(|n| Colour::from_repr(usize::try_from(n).ok()?))
                             .ok_or_else(|| bad("colour is not 0 to 3"))?,
                     )
                 }

@@ -60,21 +60,11 @@ async fn check_draft(state: &AppState, region: &str, draft: &RuleSetDoc) -> Resu
     // Alone first, so that an error points into the document as sent.
     compile(draft, "draft".into()).map_err(rule_error)?;
     let snapshot = state.recolourer.snapshot().await?;
-    let book = &snapshot.book;
-    let (merged, label) = book
-        .merged(region, Some((region, draft)))
-        .map_err(rule_error)?;
-    compile(&merged, label).map_err(rule_error)?;
+    let drafted = snapshot.book.with_draft(region, draft);
+    drafted.for_home(region).map_err(rule_error)?;
     let (lo, hi) = crate::recolour::span(region);
-    for inner in book
-        .sets
-        .keys()
-        .filter(|r| *r != region && **r >= lo && **r <= hi)
-    {
-        let (merged, label) = book
-            .merged(inner, Some((region, draft)))
-            .map_err(rule_error)?;
-        compile(&merged, label).map_err(|e| {
+    for inner in (drafted.sets.keys()).filter(|r| *r != region && **r >= lo && **r <= hi) {
+        drafted.for_home(inner).map_err(|e| {
             ApiError::unprocessable(
                 "body",
                 format!("the rule set of {inner}, which inherits from this one, would break: {e}"),
@@ -213,36 +203,21 @@ pub async fn dry_run(
     let client = state.db.get().await?;
     let indexes = subjects::sample_living_in(&client, (&lo, &hi), sample).await?;
     let snapshot = state.recolourer.snapshot().await?;
+    let drafted = std::sync::Arc::new(snapshot.book.with_draft(&region, &draft));
     let now = Utc::now();
     let since = now - chrono::Duration::days(state.settings.lookback_days);
     let mut transitions: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut evaluated = 0u64;
     for chunk in indexes.chunks(state.settings.recolour_chunk) {
         let (loaded, _) = lock_and_load(&client, chunk, since, false).await?;
-        let snapshot = snapshot.clone();
-        let region = region.clone();
-        let draft = draft.clone();
+        let (snapshot, drafted) = (snapshot.clone(), drafted.clone());
         let pairs = web::block(move || -> Result<Vec<(String, String)>, RuleError> {
             let mut evaluator = rules::Evaluator::default();
-            let mut cache: std::collections::HashMap<
-                String,
-                std::sync::Arc<rules::CompiledRuleSet>,
-            > = std::collections::HashMap::new();
             let mut out = Vec::with_capacity(loaded.len());
             for l in &loaded {
                 let (subject, raw) = (&l.subject, &l.facts);
                 let current = snapshot.book.for_home(&subject.home_region)?;
-                let proposed = match cache.get(&subject.home_region) {
-                    Some(p) => p.clone(),
-                    None => {
-                        let (doc, label) = snapshot
-                            .book
-                            .merged(&subject.home_region, Some((&region, &draft)))?;
-                        let p = std::sync::Arc::new(compile(&doc, label)?);
-                        cache.insert(subject.home_region.clone(), p.clone());
-                        p
-                    }
-                };
+                let proposed = drafted.for_home(&subject.home_region)?;
                 let facts = document(raw, &subject.home_region, now, &snapshot.risk);
                 let before = evaluator.evaluate(&current, &facts).colour;
                 let after = evaluator.evaluate(&proposed, &facts).colour;

@@ -103,32 +103,29 @@ impl RuleBook {
         }
     }
 
-    /// The merged document and its label for the chain of `home`, optionally with `draft` in place of the
-    /// version of `draft_region`.
-    pub fn merged(
-        &self,
-        home: &str,
-        draft: Option<(&str, &RuleSetDoc)>,
-    ) -> Result<(RuleSetDoc, String), RuleError> {
+    /// This book with `draft` in place of `region`'s set (as version 0), to check or try the draft.
+    pub fn with_draft(&self, region: &str, draft: &RuleSetDoc) -> RuleBook {
+        let mut sets = self.sets.clone();
+        let draft = Active {
+            version: 0,
+            doc: draft.clone(),
+        };
+        sets.insert(region.to_owned(), draft);
+        RuleBook::new(sets)
+    }
+
+    /// The merged document and its label for the chain of `home`.
+    pub fn merged(&self, home: &str) -> Result<(RuleSetDoc, String), RuleError> {
         let mut merged: Option<RuleSetDoc> = None;
         let mut label = Vec::new();
         for region in chain(home) {
-            let doc = match draft {
-                Some((r, d)) if r == region => {
-                    label.push(format!("{region}@draft"));
-                    d
-                }
-                _ => match self.sets.get(&region) {
-                    Some(a) => {
-                        label.push(format!("{region}@{}", a.version));
-                        &a.doc
-                    }
-                    None => continue,
-                },
+            let Some(a) = self.sets.get(&region) else {
+                continue;
             };
+            label.push(format!("{region}@{}", a.version));
             merged = Some(match merged {
-                None => doc.clone(),
-                Some(parent) => merge(&parent, doc)?,
+                None => a.doc.clone(),
+                Some(parent) => merge(&parent, &a.doc)?,
             });
         }
         let doc = merged.ok_or_else(|| RuleError {
@@ -157,7 +154,7 @@ impl RuleBook {
         {
             return Ok(hit.clone());
         }
-        let (doc, label) = self.merged(home, None)?;
+        let (doc, label) = self.merged(home)?;
         let compiled = Arc::new(compile(&doc, label)?);
         if let Ok(mut cache) = self.compiled.lock() {
             cache.insert(key, compiled.clone());
@@ -210,7 +207,7 @@ mod tests {
 
     #[test]
     fn a_province_overrides_one_inherited_rule_and_keeps_the_rest() {
-        let (xian, label) = book().merged("610113", None).expect("merge");
+        let (xian, label) = book().merged("610113").expect("merge");
         assert_eq!(label, "000000@1+610000@1");
         let close = xian
             .rules
@@ -219,7 +216,7 @@ mod tests {
             .expect("rule");
         assert_eq!(close.colour, hc_domain::Colour::Red);
         assert!(xian.rules.iter().any(|r| r.id == "visit-high"));
-        let (gz, _) = book().merged("440106", None).expect("merge");
+        let (gz, _) = book().merged("440106").expect("merge");
         let close = gz
             .rules
             .iter()
