@@ -196,12 +196,8 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     let fields: Vec<&str> = after.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of proc(5): the 12th and 13th after the command name.
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / clock_ticks())
-}
-
-fn clock_ticks() -> f64 {
     // USER_HZ is 100 on Linux for every architecture we run on (getconf CLK_TCK).
-    100.0
+    Some(ticks / 100.0)
 }
 
 /// CPU seconds by program at one moment: the suite's services by name, PostgreSQL and Redis summed over their

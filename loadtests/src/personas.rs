@@ -209,7 +209,7 @@ async fn arrive(user: &mut GooseUser, ctx: &RunContext, persona: Persona, ticket
     let mut tries = 0;
     let outcome = loop {
         tries += 1;
-        let result = attempt(user, ctx, persona, person, ticket).await;
+        let (Ok(result) | Err(result)) = attempt(user, ctx, persona, person, ticket).await;
         let elapsed = intended.elapsed();
         let again = match (&result, ctx.plan.clients) {
             (Try::Shed(_) | Try::ServerError | Try::Timeout, Clients::Immediate) => {
@@ -284,6 +284,11 @@ async fn send(
     }
 }
 
+/// Right, or wrong as `what` says.
+fn right_if(ok: bool, what: impl FnOnce() -> String) -> Try {
+    if ok { Try::Ok } else { Try::Wrong(what()) }
+}
+
 fn classify(e: &reqwest::Error) -> Try {
     if e.is_timeout() {
         Try::Timeout
@@ -330,29 +335,15 @@ async fn attempt(
     persona: Persona,
     i: usize,
     ticket: Ticket,
-) -> Try {
-    match attempt_inner(user, ctx, persona, i, ticket).await {
-        Ok(t) | Err(t) => t,
-    }
-}
-
-async fn attempt_inner(
-    user: &mut GooseUser,
-    ctx: &RunContext,
-    persona: Persona,
-    i: usize,
-    ticket: Ticket,
 ) -> Result<Try, Try> {
     let pop = &ctx.population;
     let group = Group::of(i);
     let changed = ctx.risk_changed();
     let client = user.client.clone();
     let check_colour = |colour: &str| {
-        if group.accepts(colour, changed) {
-            Try::Ok
-        } else {
-            Try::Wrong(format!("person {i} ({group:?}) got {colour}"))
-        }
+        right_if(group.accepts(colour, changed), || {
+            format!("person {i} ({group:?}) got {colour}")
+        })
     };
     Ok(match persona {
         Persona::ShowCode => {
@@ -391,14 +382,10 @@ async fn attempt_inner(
                 .post(format!("{}/v1/auth/token", url("identity")))
                 .json(&json!({"grant_type": "otp", "phone": phone, "code": code}));
             let v = expect(user, "sign in", GooseMethod::Post, rb, 200).await?;
-            if v["access_token"].as_str().is_some_and(|t| !t.is_empty()) && v["scope"] == "citizen"
-            {
-                Try::Ok
-            } else {
-                Try::Wrong(format!(
-                    "sign-in answer without a citizen token for person {i}"
-                ))
-            }
+            let token = v["access_token"].as_str().is_some_and(|t| !t.is_empty());
+            right_if(token && v["scope"] == "citizen", || {
+                format!("sign-in answer without a citizen token for person {i}")
+            })
         }
         Persona::Declare => {
             let rb = client
@@ -410,11 +397,10 @@ async fn attempt_inner(
                 )
                 .json(&population::declaration());
             let v = expect(user, "declare", GooseMethod::Post, rb, 201).await?;
-            if v["id"].as_str().is_some() && v["current_region"] == population::HOME {
-                Try::Ok
-            } else {
-                Try::Wrong("declaration answer without its id and region".into())
-            }
+            right_if(
+                v["id"].as_str().is_some() && v["current_region"] == population::HOME,
+                || "declaration answer without its id and region".into(),
+            )
         }
         Persona::VerifyCode => {
             let slot = i % ctx.codes.len().max(1);
@@ -450,11 +436,9 @@ async fn attempt_inner(
                 )
                 .json(&json!({"venue_code": pop.venue_code}));
             let v = expect(user, "check in", GooseMethod::Post, rb, 201).await?;
-            if v["venue"] == population::VENUE {
-                Try::Ok
-            } else {
-                Try::Wrong("check-in answer names another venue".into())
-            }
+            right_if(v["venue"] == population::VENUE, || {
+                "check-in answer names another venue".into()
+            })
         }
         Persona::ImportNat => {
             let rows = 1_000;
@@ -495,13 +479,10 @@ fn judge(v: &Value, holder: usize, group: Group, changed: bool) -> Try {
     let colour = v["colour"].as_str().unwrap_or("");
     let decision = v["decision"].as_str().unwrap_or("");
     let right_decision = if colour == "green" { "pass" } else { "deny" };
-    if group.accepts(colour, changed) && decision == right_decision {
-        Try::Ok
-    } else {
-        Try::Wrong(format!(
-            "person {holder} ({group:?}): {decision} with {colour}"
-        ))
-    }
+    right_if(
+        group.accepts(colour, changed) && decision == right_decision,
+        || format!("person {holder} ({group:?}): {decision} with {colour}"),
+    )
 }
 
 /// A code from the pool for the checkpoint to scan, fetched again (by its holder, as they show it) when it is

@@ -181,7 +181,7 @@ pub struct Plan {
     pub only: Option<Persona>,
 }
 
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub struct Surge {
     pub start_s: f64,
     pub ramp_s: f64,
@@ -232,84 +232,52 @@ impl Plan {
         if !(scale > 0.0 && scale.is_finite()) {
             return Err("scale must be a positive number".into());
         }
-        let surge = |duration: f64| {
-            // Warm up for a fifth of the run, rise within the "two minutes" of the model (compressed), hold, fall
-            // back, and leave the last third of the run to show whether the suite recovers.
-            let hold = o.surge_hold_s.unwrap_or(duration * 0.3);
-            Surge {
-                start_s: duration * 0.2,
-                ramp_s: (duration * 0.08).max(1.0),
-                hold_s: hold,
-                fall_s: (duration * 0.04).max(1.0),
+        let d = o.duration_s.unwrap_or(match name {
+            PlanName::LaunchDay => 240.0,
+            PlanName::MassTesting | PlanName::RetryStorm => 180.0,
+            PlanName::RecolourUnderLoad => 120.0,
+            PlanName::Steady => 20.0,
+        });
+        let base_rate = match name {
+            PlanName::LaunchDay => o.rate.unwrap_or(LAUNCH_DAY_MEAN),
+            PlanName::Steady => o.rate.ok_or("a steady run needs --rate")?,
+            _ => o.rate.unwrap_or(XIAN_DESIGN_RATE),
+        };
+        // Warm up for a fifth of the run, rise within the "two minutes" of the model (compressed), hold, fall
+        // back, and leave the last third of the run to show whether the suite recovers.
+        let surge = matches!(name, PlanName::MassTesting | PlanName::RetryStorm).then(|| {
+            let mut s = Surge {
+                start_s: d * 0.2,
+                ramp_s: (d * 0.08).max(1.0),
+                hold_s: o.surge_hold_s.unwrap_or(d * 0.3),
+                fall_s: (d * 0.04).max(1.0),
                 factor: o.surge_factor.unwrap_or(10.0),
+            };
+            if s.end_s() >= d {
+                s.hold_s = (d - s.start_s - s.ramp_s - s.fall_s - 1.0).max(1.0);
             }
+            s
+        });
+        let risk_change_at_s = match (o.risk_change, name) {
+            (Some(false), _) => None,
+            (_, PlanName::LaunchDay) => Some(d * 0.6),
+            (Some(true), _) | (_, PlanName::RecolourUnderLoad) => Some(d / 3.0),
+            _ => None,
         };
-        let plan = match name {
-            PlanName::LaunchDay => {
-                let d = o.duration_s.unwrap_or(240.0);
-                Plan {
-                    name,
-                    scale,
-                    duration_s: d,
-                    base_rate: o.rate.unwrap_or(LAUNCH_DAY_MEAN),
-                    surge: None,
-                    risk_change_at_s: Some(d * 0.6),
-                    clients: o.clients.unwrap_or(Clients::Page),
-                    only: None,
-                }
-            }
-            PlanName::MassTesting | PlanName::RetryStorm => {
-                let d = o.duration_s.unwrap_or(180.0);
-                let mut s = surge(d);
-                if s.end_s() >= d {
-                    s.hold_s = (d - s.start_s - s.ramp_s - s.fall_s - 1.0).max(1.0);
-                }
-                Plan {
-                    name,
-                    scale,
-                    duration_s: d,
-                    base_rate: o.rate.unwrap_or(XIAN_DESIGN_RATE),
-                    surge: Some(s),
-                    risk_change_at_s: None,
-                    clients: o.clients.unwrap_or(if name == PlanName::RetryStorm {
-                        Clients::Immediate
-                    } else {
-                        Clients::Page
-                    }),
-                    only: None,
-                }
-            }
-            PlanName::RecolourUnderLoad => {
-                let d = o.duration_s.unwrap_or(120.0);
-                Plan {
-                    name,
-                    scale,
-                    duration_s: d,
-                    base_rate: o.rate.unwrap_or(XIAN_DESIGN_RATE),
-                    surge: None,
-                    risk_change_at_s: Some(d / 3.0),
-                    clients: o.clients.unwrap_or(Clients::Page),
-                    only: None,
-                }
-            }
-            PlanName::Steady => Plan {
-                name,
-                scale,
-                duration_s: o.duration_s.unwrap_or(20.0),
-                base_rate: o.rate.ok_or("a steady run needs --rate")?,
-                surge: None,
-                risk_change_at_s: None,
-                clients: o.clients.unwrap_or(Clients::Page),
-                only: None,
-            },
+        let plan = Plan {
+            name,
+            scale,
+            duration_s: d,
+            base_rate,
+            surge,
+            risk_change_at_s,
+            clients: o.clients.unwrap_or(if name == PlanName::RetryStorm {
+                Clients::Immediate
+            } else {
+                Clients::Page
+            }),
+            only: o.only,
         };
-        let mut plan = plan;
-        plan.only = o.only;
-        if o.risk_change == Some(false) {
-            plan.risk_change_at_s = None;
-        } else if o.risk_change == Some(true) && plan.risk_change_at_s.is_none() {
-            plan.risk_change_at_s = Some(plan.duration_s / 3.0);
-        }
         if !(plan.duration_s >= 1.0 && plan.duration_s <= 3_600.0) {
             return Err("duration must be between 1 s and an hour".into());
         }

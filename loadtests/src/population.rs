@@ -566,11 +566,7 @@ async fn wait_for_statuses(suite: &Suite, people: usize, ids: &[String]) -> anyh
             .filter(|&i| Group::of(i).colour(false) == colour)
             .count() as i64
     };
-    let want = [
-        ("green", expected("green")),
-        ("yellow", expected("yellow")),
-        ("red", expected("red")),
-    ];
+    let want = ["green", "yellow", "red"].map(|c| (c, expected(c)));
     let mut seen = Vec::new();
     while Instant::now() < deadline {
         seen = db

@@ -503,10 +503,9 @@ pub async fn knee(
         let options = PlanOptions {
             rate: Some(rate),
             risk_change: Some(false),
+            duration_s: Some(load.duration.unwrap_or(20.0)),
             ..load.plan_options(profile)
         };
-        let mut options = options;
-        options.duration_s = Some(load.duration.unwrap_or(20.0));
         let plan = Plan::new(PlanName::Steady, load.scale, &options).map_err(anyhow::Error::msg)?;
         let step = format!("{name}-step{i}");
         let mut args = RunArgs::from(load, setup, &step);
@@ -711,11 +710,7 @@ pub async fn costs(
                 (k.clone(), net * 1e6 / s.goodput_per_s.max(1e-9))
             })
             .collect();
-        let suite_us = us_per_request
-            .iter()
-            .filter(|(k, _)| k.as_str() != "load generator")
-            .map(|(_, v)| v)
-            .sum();
+        let suite_us = crate::report::suite_cpu(&us_per_request);
         personas.insert(
             p.name().to_owned(),
             PersonaCost {

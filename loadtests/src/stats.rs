@@ -15,8 +15,8 @@ use crate::plan::Persona;
 pub const GOODPUT_DEADLINE_US: u64 = 1_000_000;
 
 /// How one intended request ended, after every retry its client made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Outcome {
     /// The answer was checked and right.
     Ok,
@@ -47,12 +47,8 @@ struct PersonaStats {
 #[derive(Clone)]
 struct Second {
     latency_us: Histogram<u64>,
-    intended: u64,
-    ok: u64,
-    goodput: u64,
-    shed: u64,
-    failed: u64,
-    attempts: u64,
+    /// Its counts (offered, attempts, ok, goodput, shed, failed); `t` and the percentiles come with the summary.
+    counts: SecondSummary,
 }
 
 /// Shared by every user of a run.
@@ -69,12 +65,7 @@ impl Recorder {
     pub fn new(seconds: usize) -> Recorder {
         let second = Second {
             latency_us: histogram(),
-            intended: 0,
-            ok: 0,
-            goodput: 0,
-            shed: 0,
-            failed: 0,
-            attempts: 0,
+            counts: SecondSummary::default(),
         };
         Recorder {
             inner: Mutex::new(Inner {
@@ -108,15 +99,16 @@ impl Recorder {
         if outcome != Outcome::Late {
             stats.latency_us.saturating_record(latency);
         }
-        *stats.outcomes.entry(outcome_name(outcome)).or_default() += 1;
+        *stats.outcomes.entry(outcome.into()).or_default() += 1;
         stats.attempts += u64::from(attempts);
         let last = inner.seconds.len() - 1;
-        let s = &mut inner.seconds[(intended_s.max(0.0) as usize).min(last)];
-        s.intended += 1;
-        s.attempts += u64::from(attempts);
+        let second = &mut inner.seconds[(intended_s.max(0.0) as usize).min(last)];
         if outcome != Outcome::Late {
-            s.latency_us.saturating_record(latency);
+            second.latency_us.saturating_record(latency);
         }
+        let s = &mut second.counts;
+        s.offered += 1;
+        s.attempts += u64::from(attempts);
         match outcome {
             Outcome::Ok => {
                 s.ok += 1;
@@ -168,17 +160,12 @@ impl Recorder {
             .take(duration_s.ceil() as usize)
             .map(|(i, s)| SecondSummary {
                 t: i as u64,
-                offered: s.intended,
-                attempts: s.attempts,
-                ok: s.ok,
-                goodput: s.goodput,
-                shed: s.shed,
-                failed: s.failed,
                 p50_us: s.latency_us.value_at_quantile(0.5),
                 p99_us: s.latency_us.value_at_quantile(0.99),
+                ..s.counts.clone()
             })
             .collect();
-        let goodput: u64 = inner.seconds.iter().map(|s| s.goodput).sum();
+        let goodput: u64 = inner.seconds.iter().map(|s| s.counts.goodput).sum();
         Summary {
             requests,
             attempts,
@@ -190,17 +177,6 @@ impl Recorder {
             personas,
             seconds,
         }
-    }
-}
-
-fn outcome_name(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Ok => "ok",
-        Outcome::Wrong => "wrong",
-        Outcome::Shed => "shed",
-        Outcome::Error => "error",
-        Outcome::Timeout => "timeout",
-        Outcome::Late => "late",
     }
 }
 

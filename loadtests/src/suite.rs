@@ -28,12 +28,15 @@ pub fn url(service: &str) -> String {
     {
         return url.clone();
     }
-    let port = SERVICES
+    format!("http://127.0.0.1:{}", port(service))
+}
+
+fn port(service: &str) -> u16 {
+    SERVICES
         .iter()
         .find(|(n, _)| *n == service)
         .map(|(_, p)| *p)
-        .unwrap_or(0);
-    format!("http://127.0.0.1:{port}")
+        .unwrap_or(0)
 }
 
 /// A defence the ablation turns off, one at a time (docs/architecture.md §4).
@@ -274,10 +277,7 @@ impl Suite {
 
     /// Seeding is not measured: the suite runs it on every CPU without its quota (see `Confinement::lift`).
     pub fn unconfined_for_seeding(&self) -> anyhow::Result<()> {
-        match &self.confinement {
-            Some(c) => c.lift(),
-            None => Ok(()),
-        }
+        self.confinement.as_ref().map_or(Ok(()), |c| c.lift())
     }
 
     /// After seeding, before anything is timed: the seeded tables vacuumed and analysed, and a checkpoint, so
@@ -300,10 +300,9 @@ impl Suite {
 
     /// Back to the run's CPUs and quota after seeding.
     pub fn confined_for_the_run(&self) -> anyhow::Result<()> {
-        match &self.confinement {
-            Some(c) => c.confine_again(),
-            None => Ok(()),
-        }
+        self.confinement
+            .as_ref()
+            .map_or(Ok(()), |c| c.confine_again())
     }
 
     /// A suite that is already running (in a cluster, behind its Ingress: `targets` maps `*` or each service to its
@@ -425,11 +424,6 @@ impl Suite {
     }
 
     fn spawn(&mut self, name: &str) -> anyhow::Result<()> {
-        let port = SERVICES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, p)| *p)
-            .unwrap_or(0);
         let log = fs::File::create(self.log_dir.join(format!("{name}.log")))?;
         let mut cmd = match &self.options.cpus {
             Some(cpus) => {
@@ -442,7 +436,7 @@ impl Suite {
         cmd.current_dir(repo_root())
             .env_remove("APP_ENV")
             .envs(self.env())
-            .env("HC__SERVER__PORT", port.to_string())
+            .env("HC__SERVER__PORT", port(name).to_string())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
