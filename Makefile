@@ -1,6 +1,6 @@
 # The two commands: `make up` starts the whole suite with demo data, `make test` runs every check.
 # Both bring up PostgreSQL and Redis themselves (scripts/infra.sh) or use the ones already answering.
-.PHONY: up down test fmt lint image k8s-check loadtest capacity-report bench bench-declaration bench-scoring bench-rendering bench-verification infra-up infra-down advisories api-check
+.PHONY: up down test fmt lint image k8s-check loadtest capacity-report bench bench-declaration bench-scoring bench-rendering bench-verification infra-up infra-down advisories api-check fuzz
 
 up:
 	@scripts/up.sh
@@ -22,6 +22,11 @@ advisories:
 # schemathesis against every service's OpenAPI document for a minute per service and caller (make test runs 8 s).
 api-check:
 	@API_CHECK_SECONDS=60 scripts/api-check.sh
+
+# cargo-fuzz over every parser of outside input, FUZZ_SECONDS (default 60) per target (make test replays the kept
+# corpus and regressions without libFuzzer).
+fuzz:
+	@scripts/fuzz.sh
 
 lint:
 	cargo fmt --all --check

@@ -1,6 +1,8 @@
 //! The load defences through the real server: admission control sheds with 503 + Retry-After, the request
 //! timeout answers 503 instead of hanging, and the per-IP limit answers 429. A handler that waits on a
-//! `Notify` holds requests in flight for exactly as long as the test wants, without sleeps.
+//! `Notify` holds requests in flight for exactly as long as the test wants, without sleeps. Abuse at the edge
+//! (issue 17): a client trickling its head or its body, bodies over the limit, a header flood, a JSON nested 10,000
+//! deep and 10,000 idle connections each end in a bounded answer while other clients are served.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -38,7 +40,7 @@ async fn start(settings: &PlatformSettings, gate: Arc<Notify>) -> String {
             db: None,
             redis: None,
         }),
-        json_body_bytes: 1024,
+        json_body_bytes: settings.limits.json_body_bytes,
         workers: 2,
         cors_origins: vec!["http://page.example".into()],
         tls: None,
@@ -68,6 +70,14 @@ async fn start(settings: &PlatformSettings, gate: Arc<Notify>) -> String {
         .route(
             "/fast",
             web::get().to(|| async { HttpResponse::Ok().finish() }),
+        )
+        .route(
+            "/json",
+            web::post().to(
+                |body: hc_platform::http::Json<serde_json::Value>| async move {
+                    HttpResponse::Ok().json(body.0)
+                },
+            ),
         );
     })
     .expect("serve");
@@ -364,5 +374,213 @@ async fn only_the_configured_origins_may_call_from_a_browser() {
     assert_eq!(
         get.headers()["access-control-allow-origin"],
         "http://page.example"
+    );
+}
+
+/// The status of the first answer on a raw connection, or `None` when the server closed it without one.
+async fn first_status(reader: &mut (impl tokio::io::AsyncRead + Unpin)) -> Option<u16> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 4096];
+    let n = reader.read(&mut buf).await.ok()?;
+    let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+    head.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
+
+/// Writes `head`, then `trickle` a byte a second (or until the server stops reading); returns the first answer's
+/// status and when it came.
+async fn trickled(
+    base: &str,
+    head: &str,
+    trickle: &'static [u8],
+) -> (Option<u16>, std::time::Duration) {
+    use tokio::io::AsyncWriteExt;
+    let stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    writer.write_all(head.as_bytes()).await.expect("head");
+    let started = std::time::Instant::now();
+    let writing = tokio::spawn(async move {
+        for byte in trickle.chunks(1) {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            if writer.write_all(byte).await.is_err() {
+                return;
+            }
+        }
+    });
+    let status = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        first_status(&mut reader),
+    )
+    .await
+    .expect("an answer within 20 s");
+    writing.abort();
+    (status, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_trickling_its_body_is_cut_off_at_the_request_timeout_while_others_are_served() {
+    let base = start(
+        &settings(&[("timeouts.request_ms", 2000)]),
+        Arc::new(Notify::new()),
+    )
+    .await;
+    let head = "POST /json HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n";
+    let slow = tokio::spawn({
+        let base = base.clone();
+        async move { trickled(&base, head, b"[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]").await }
+    });
+    // Meanwhile everyone else is answered at once.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let r = reqwest::get(format!("{base}/fast")).await.expect("request");
+    assert_eq!(r.status(), 200);
+    let (status, after) = slow.await.expect("join");
+    assert_eq!(
+        status,
+        Some(503),
+        "the request timeout answers the trickler"
+    );
+    assert!(
+        after < std::time::Duration::from_secs(5),
+        "answered after {after:?}, not at the 2 s timeout"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_trickling_its_head_is_dropped_after_the_head_timeout() {
+    let base = start(&settings(&[]), Arc::new(Notify::new())).await;
+    let (status, after) = trickled(
+        &base,
+        "GET /fast HTTP/1.1\r\nHost: edge\r\n",
+        b"X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    )
+    .await;
+    // actix's client_request_timeout (5 s): a 408, or the connection closed without an answer.
+    assert!(matches!(status, Some(408) | None), "{status:?}");
+    assert!(
+        after < std::time::Duration::from_secs(10),
+        "dropped after {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_a_413_problem() {
+    let base = start(&settings(&[]), Arc::new(Notify::new())).await;
+    let big = format!("[{}1]", "1,".repeat(40_000));
+    let r = reqwest::Client::new()
+        .post(format!("{base}/json"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 413);
+    let problem: serde_json::Value = r.json().await.expect("problem");
+    assert_eq!(problem["type"], "/problems/payload-too-large");
+}
+
+#[tokio::test]
+async fn json_nested_ten_thousand_deep_is_a_400_problem_not_a_crash() {
+    let base = start(&settings(&[]), Arc::new(Notify::new())).await;
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let r = reqwest::Client::new()
+        .post(format!("{base}/json"))
+        .header("content-type", "application/json")
+        .body(deep)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 400);
+    let problem: serde_json::Value = r.json().await.expect("problem");
+    assert_eq!(problem["type"], "/problems/bad-request");
+    let r = reqwest::get(format!("{base}/fast")).await.expect("request");
+    assert_eq!(r.status(), 200, "the server is still up");
+}
+
+#[tokio::test]
+async fn a_header_flood_is_refused_with_431() {
+    use tokio::io::AsyncWriteExt;
+    let base = start(&settings(&[]), Arc::new(Notify::new())).await;
+    let many: String = (0..200).map(|i| format!("X-Flood-{i}: {i}\r\n")).collect();
+    // actix's limits: 96 headers, and a head of 128 KiB (held at most for its 5 s head timeout).
+    let huge = format!("X-Huge: {}\r\n", "a".repeat(200_000));
+    for headers in [many, huge] {
+        let mut stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+            .await
+            .expect("connect");
+        let request = format!("GET /fast HTTP/1.1\r\nHost: edge\r\n{headers}\r\n");
+        // The server may answer and close before it has read everything.
+        let _ = stream.write_all(request.as_bytes()).await;
+        let status = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            first_status(&mut stream),
+        )
+        .await
+        .expect("an answer");
+        assert_eq!(status, Some(431), "{}", &headers[..40]);
+    }
+    let r = reqwest::get(format!("{base}/fast")).await.expect("request");
+    assert_eq!(r.status(), 200);
+}
+
+/// The next line the child prints, within a minute.
+async fn line(lines: &mut tokio::io::Lines<impl tokio::io::AsyncBufRead + Unpin>) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("in time")
+        .expect("read")
+        .expect("a line")
+}
+
+/// 10,000 connections that never send a request (held by a child process: this one's descriptors could not hold
+/// both ends): the server still answers at once, and drops them all after its head timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_idle_connections_neither_block_others_nor_stay_open() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let base = start(&settings(&[]), Arc::new(Notify::new())).await;
+    let port = base.rsplit(':').next().expect("port");
+    let holder = r#"
+import socket, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+held = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(n)]
+print(len(held), flush=True)
+sys.stdin.readline()
+time.sleep(7)
+dropped = 0
+for s in held:
+    s.setblocking(False)
+    try:
+        data = s.recv(64)
+        dropped += data == b"" or data.startswith(b"HTTP/1.1 408")
+    except BlockingIOError:
+        pass
+    except OSError:
+        dropped += 1
+print(dropped, flush=True)
+"#;
+    let mut child = tokio::process::Command::new("python3")
+        .args(["-c", holder, port, "10000"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let held: usize = line(&mut lines).await.parse().expect("count");
+    assert_eq!(held, 10_000);
+    let started = std::time::Instant::now();
+    let r = reqwest::get(format!("{base}/fast")).await.expect("request");
+    assert_eq!(r.status(), 200);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "a request beside 10,000 idle connections took {:?}",
+        started.elapsed()
+    );
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"go\n").await.expect("go");
+    let dropped: usize = line(&mut lines).await.parse().expect("count");
+    assert_eq!(
+        dropped, 10_000,
+        "idle connections still open after the head timeout"
     );
 }

@@ -21,6 +21,7 @@ use hc_platform::settings::Settings;
 use hc_platform::store::Store;
 use hc_platform::tls::Tls;
 
+pub use imports::{Format, FramingError, Kind, RowError, check_upload};
 pub use links::link_people;
 pub use settings::DeclarationSettings;
 use state::AppState;

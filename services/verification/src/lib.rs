@@ -29,7 +29,7 @@ use hc_platform::store::Store;
 use hc_platform::tls::Tls;
 use secrecy::ExposeSecret;
 
-pub use routes::venues::venue_code;
+pub use routes::venues::{venue_code, venue_of_code};
 pub use settings::VerificationSettings;
 use state::AppState;
 

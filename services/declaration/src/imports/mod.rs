@@ -7,6 +7,6 @@ mod framing;
 mod runner;
 
 pub use batches::{BatchKey, BatchView};
-pub use facts::{Kind, nat_result};
-pub use framing::Format;
-pub use runner::import;
+pub use facts::{Kind, RowError, nat_result};
+pub use framing::{Format, FramingError};
+pub use runner::{check_upload, import};

@@ -27,7 +27,7 @@ pub async fn import(
     batch_id: &str,
     kind: Kind,
     format: Format,
-    mut body: web::Payload,
+    body: &mut web::Payload,
 ) -> Result<(BatchView, bool), ApiError> {
     let key = BatchKey {
         client_id,
@@ -59,7 +59,7 @@ pub async fn import(
             client_region,
             progress,
         };
-        let streamed = job.stream(format, &mut body).await;
+        let streamed = job.stream(format, body).await;
         key.finish(&conn, streamed.is_ok()).await?;
         streamed.map(|()| true)
     }
@@ -147,6 +147,40 @@ impl Parser {
             through: block.last_line,
         }
     }
+}
+
+/// An upload's rows framed and checked as an import frames and checks them, storing nothing: how many facts would
+/// be stored, and the row errors by line. The import parsers' fuzz target (libs/fuzz) runs this.
+pub fn check_upload(
+    kind: Kind,
+    format: Format,
+    body: &[u8],
+    client_region: Option<RegionCode>,
+    index: &hc_platform::privacy::BlindIndex,
+    now: DateTime<Utc>,
+) -> Result<(usize, Vec<(i64, RowError)>), FramingError> {
+    let mut framer = Framer::new(format, 100, 64 * 1024);
+    let mut blocks = Vec::new();
+    for piece in body.chunks(4096) {
+        blocks.extend(framer.push(piece)?);
+    }
+    blocks.extend(framer.finish()?);
+    let parser = Parser {
+        kind,
+        format,
+        headers: framer.headers(),
+        index: index.clone(),
+        now,
+        client_region,
+        resume_after: 0,
+    };
+    blocks.push(framer.into_rest());
+    let (mut facts, mut errors) = (0, Vec::new());
+    for parsed in blocks.into_iter().map(|b| parser.parse(b)) {
+        facts += parsed.cols.len();
+        errors.extend(parsed.errors);
+    }
+    Ok((facts, errors))
 }
 
 impl Job<'_> {

@@ -481,3 +481,42 @@ async fn a_client_runs_one_import_at_a_time_and_none_runs_past_its_time_limit() 
         .await;
     assert_eq!(again.status(), StatusCode::CREATED);
 }
+
+/// Abuse at the edge (issue 17): an import whose line never ends, sent on toward 2 GiB. The framing refuses the line
+/// once it passes 64 KiB, so the lab hears a 422 naming the line at once and the service never holds more than one
+/// line of it; then the connection is closed (after actix's one-second linger), instead of the service reading the
+/// rest of the chunked body to keep the connection alive (it read on for minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_with_a_two_gib_line_is_refused_after_its_first_64_kib() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let lab = app.official(&["import:nat"]).await;
+    let socket = start_held_import(&app, &lab, "batch-long-line", r#"{"id_number":""#).await;
+    let (mut reader, mut writer) = socket.into_split();
+    const GIB2: u64 = 2 << 30;
+    let sending = tokio::spawn(async move {
+        let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "7".repeat(64 * 1024));
+        let mut sent: u64 = 0;
+        while sent < GIB2 {
+            if writer.write_all(chunk.as_bytes()).await.is_err() {
+                break;
+            }
+            sent += 64 * 1024;
+        }
+        sent
+    });
+    let mut answer = vec![0u8; 8192];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(30), reader.read(&mut answer))
+        .await
+        .expect("an answer within 30 s")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+    drop(reader);
+    assert!(answer.starts_with("HTTP/1.1 422"), "{answer}");
+    assert!(answer.contains("is longer than 65536 bytes"), "{answer}");
+    let sent = tokio::time::timeout(std::time::Duration::from_secs(10), sending)
+        .await
+        .unwrap_or_else(|_| panic!("the service still reads the line 10 s after answering"))
+        .expect("join");
+    assert!(sent < GIB2, "the whole 2 GiB line was read");
+}

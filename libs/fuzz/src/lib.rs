@@ -1,0 +1,2 @@
+//! The fuzz targets' bodies (one file, also included by the replay test in `make test`).
+pub mod targets;
