@@ -352,7 +352,6 @@ pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// Keyset pagination over `(time, id)`: the cursor is `{micros}_{uuid}` of the last item of the previous page.
 /// A free-text field trimmed, if it is `chars` characters long; otherwise a 422 naming `field`.
 pub fn text(
     field: impl Into<String>,
@@ -370,6 +369,7 @@ pub fn text(
     ))
 }
 
+/// Keyset pagination over `(time, id)`: the cursor is `{micros}_{uuid}` of the last item of the previous page.
 pub mod cursor {
     use chrono::{DateTime, Utc};
     use uuid::Uuid;

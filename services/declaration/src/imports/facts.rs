@@ -391,9 +391,25 @@ fn target(kind: Kind) -> Target {
 
 type Param<'a> = &'a (dyn ToSql + Sync);
 
+/// One column of a chunk, bound whole as an array (`unnest`) or one row at a time (COPY).
+trait Column: Sync {
+    fn whole(&self) -> Param<'_>;
+    fn at(&self, row: usize) -> Param<'_>;
+}
+
+impl<T: ToSql + Sync> Column for Vec<T> {
+    fn whole(&self) -> Param<'_> {
+        self
+    }
+
+    fn at(&self, row: usize) -> Param<'_> {
+        &self[row]
+    }
+}
+
 impl Columns {
-    /// `kind`'s five columns, in its [`Target`]'s order.
-    fn arrays(&self, kind: Kind) -> [Param<'_>; 5] {
+    /// `kind`'s five columns, in its [`Target`]'s order: the one place that pairs the columns with the table's.
+    fn of(&self, kind: Kind) -> [&dyn Column; 5] {
         match kind {
             Kind::NatResults => [
                 &self.index,
@@ -418,33 +434,6 @@ impl Columns {
             ],
         }
     }
-
-    /// Row `i` of `kind`'s five columns, in its [`Target`]'s order.
-    fn row(&self, kind: Kind, i: usize) -> [Param<'_>; 5] {
-        match kind {
-            Kind::NatResults => [
-                &self.index[i],
-                &self.times_a[i],
-                &self.flags[i],
-                &self.text_a[i],
-                &self.regions[i],
-            ],
-            Kind::Cases => [
-                &self.index[i],
-                &self.text_a[i],
-                &self.dates_a[i],
-                &self.dates_b[i],
-                &self.regions[i],
-            ],
-            Kind::Visits => [
-                &self.index[i],
-                &self.text_a[i],
-                &self.times_a[i],
-                &self.times_b[i],
-                &self.text_b[i],
-            ],
-        }
-    }
 }
 
 async fn copy(
@@ -461,8 +450,9 @@ async fn copy(
     let types = [&t.types[..], &[Type::TEXT, Type::TEXT]].concat();
     let sink = tx.copy_in(statement.as_str()).await?;
     let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
+    let columns = c.of(kind);
     for i in 0..c.len() {
-        let [a, b, d, e, f] = c.row(kind, i);
+        let [a, b, d, e, f] = columns.map(|column| column.at(i));
         let row: [Param<'_>; 7] = [a, b, d, e, f, &sender.client_id, &sender.batch_id];
         writer.as_mut().write(&row).await?;
     }
@@ -480,7 +470,7 @@ async fn insert_skipping_duplicates(
         "INSERT INTO {} ({}, client_id, batch_id) SELECT *, $6, $7 FROM unnest({}) ON CONFLICT DO NOTHING",
         t.table, t.columns, t.arrays
     );
-    let [a, b, d, e, f] = c.arrays(kind);
+    let [a, b, d, e, f] = c.of(kind).map(|column| column.whole());
     let params: [Param<'_>; 7] = [a, b, d, e, f, &sender.client_id, &sender.batch_id];
     client.execute(statement.as_str(), &params).await
 }
