@@ -74,7 +74,8 @@ where
     let tls = platform.tls.clone();
     let routes = platform.routes.clone();
     let server = HttpServer::new(move || {
-        // `wrap` nests outwards: observe sees everything, then rate limit, admission, timeout, the handler.
+        // `wrap` nests outwards: observe sees everything, then the unread-body hold (it covers every refusal),
+        // rate limit, admission, timeout, the handler.
         App::new()
             .app_data(platform.defences.clone())
             .app_data(platform.verifier.clone())
@@ -122,6 +123,7 @@ where
             .wrap(from_fn(defences::timeout))
             .wrap(from_fn(defences::admission))
             .wrap(from_fn(defences::rate_limit_by_ip))
+            .wrap(from_fn(crate::unread_body::hold_unread_body))
             .wrap(from_fn(observe))
             // Outermost: a browser's preflight is answered before any limit or authentication.
             .wrap(actix_web::middleware::Condition::new(

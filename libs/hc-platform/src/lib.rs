@@ -27,5 +27,6 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tls;
+pub mod unread_body;
 
 pub use error::ApiError;

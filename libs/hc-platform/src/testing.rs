@@ -21,6 +21,39 @@ use crate::store::Store;
 /// How long a test waits for something asynchronous (generous: a CI machine may be slow and busy).
 pub const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
+/// On a connection whose head announced a chunked body, sends 64 KiB chunks on toward 64 GiB (bounded, and far more
+/// than a server could read in the test's time) and returns the server's answer, once the server has stopped reading.
+/// Panics when no answer comes within 30 s, or when the server still reads 10 s after answering (it is draining the
+/// body instead of closing the connection).
+pub async fn answer_to_an_endless_chunked_body(stream: TcpStream) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const ENDLESS: u64 = 64 << 30;
+    let (mut reader, mut writer) = stream.into_split();
+    let sending = tokio::spawn(async move {
+        let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "7".repeat(64 * 1024));
+        let mut sent: u64 = 0;
+        while sent < ENDLESS {
+            if writer.write_all(chunk.as_bytes()).await.is_err() {
+                break;
+            }
+            sent += 64 * 1024;
+        }
+        sent
+    });
+    let mut answer = vec![0u8; 8192];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(30), reader.read(&mut answer))
+        .await
+        .expect("an answer within 30 s")
+        .expect("read");
+    drop(reader);
+    let sent = tokio::time::timeout(std::time::Duration::from_secs(10), sending)
+        .await
+        .unwrap_or_else(|_| panic!("the server still reads the body 10 s after answering"))
+        .expect("join");
+    assert!(sent < ENDLESS, "the whole body was read");
+    String::from_utf8_lossy(&answer[..n]).into_owned()
+}
+
 /// Asks `probe` every 20 ms until it answers `Some`, and returns that answer; panics with `what` once `timeout` has
 /// passed. The one way a test waits for something that happens asynchronously (an event consumed, a status
 /// written): one interval, one deadline, one message.

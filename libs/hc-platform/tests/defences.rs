@@ -584,3 +584,22 @@ print(dropped, flush=True)
         "idle connections still open after the head timeout"
     );
 }
+
+/// A request refused before its body is read (here a 405: `/fast` answers GET only; the same holds for a bad token's
+/// 401 or a shed 503) leaves a chunked body unread. The platform holds it while the answer goes out, so actix closes
+/// the connection; without the hold, actix reads the rest of the body, gigabytes if the client sends them, to keep
+/// the connection alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_s_endless_chunked_body_is_not_read() {
+    use tokio::io::AsyncWriteExt;
+    let base = start(&settings(&[]), Arc::new(Notify::new())).await;
+    let mut stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"POST /fast HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .await
+        .expect("head");
+    let answer = hc_platform::testing::answer_to_an_endless_chunked_body(stream).await;
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+}

@@ -1,5 +1,5 @@
 use actix_web::http::header::CONTENT_TYPE;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use hc_platform::ApiError;
 use hc_platform::auth::{AnyImport, Official};
 use hc_platform::http::idempotency_key;
@@ -44,29 +44,9 @@ pub async fn upload(
     req: HttpRequest,
     path: web::Path<String>,
     mut body: web::Payload,
-) -> HttpResponse {
-    match receive(state, official, req, path, &mut body).await {
-        Ok(response) => response,
-        Err(err) => {
-            // A refusal may leave the body unread. Held, not dropped, while the answer goes out, the unread body makes
-            // actix close the connection; dropped, it would read the rest of a chunked upload, up to gigabytes, to
-            // keep the connection alive.
-            actix_web::rt::spawn(async move {
-                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-                drop(body);
-            });
-            err.error_response()
-        }
-    }
-}
-
-async fn receive(
-    state: web::Data<AppState>,
-    official: Official<AnyImport>,
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: &mut web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    // A refusal may leave the body unread: the platform holds it so that actix closes the connection rather than
+    // reading the rest (hc_platform::unread_body).
     let kind = (path.parse::<Kind>())
         .map_err(|_| ApiError::unprocessable("kind", "must be nat-results, cases or visits"))?;
     official.require(kind.scope())?;
@@ -125,7 +105,7 @@ async fn receive(
         &batch_id,
         kind,
         format,
-        body,
+        &mut body,
     )
     .await?;
     tracing::info!(batch = %batch_id, kind = kind.as_str(), accepted = view.accepted, rejected = view.rejected, "import finished");
