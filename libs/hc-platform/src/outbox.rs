@@ -6,6 +6,12 @@
 //! Each service that publishes has an `outbox` table in its own schema, created by its migrations:
 //! `(id bigint identity primary key, stream text, payload jsonb, traceparent text, created_at, published_at)`
 //! with a partial index on unpublished rows.
+//!
+//! A Redis that restarts loses what it had not written down: everything, when it comes back empty, or the last
+//! second of writes when it comes back from an AOF fsynced every second. Events relayed into that loss and not yet
+//! consumed would be gone. So the relay knows which Redis it relays to (its `run_id`, new at every start): when that
+//! changes, it publishes again every event it relayed since a little before the new Redis started (the rows are kept
+//! an hour), and consumers, idempotent by `event_id`, apply nothing twice. See [`Relay::replay_if_redis_restarted`].
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -24,6 +30,11 @@ const CLEANUP_EVERY: Duration = Duration::from_secs(60);
 const CLEANUP_BATCH: i64 = 10_000;
 /// Deletions per cleanup at most, so that a large backlog of published rows does not hold up publishing.
 const CLEANUP_ROUNDS: usize = 10;
+/// How often the relay asks which Redis it relays to.
+const RESTART_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// After a Redis restart, events relayed up to this long before it started are published again: the longest a
+/// consumer may have lagged behind and still find its unread events replayed (the consumer-lag alert fires long before).
+const REPLAY_MARGIN: Duration = Duration::from_secs(600);
 
 /// The Redis key (without prefix) of an event stream, e.g. `events:facts.imported`.
 pub fn stream_key(stream: &str) -> String {
@@ -80,6 +91,13 @@ impl Relay {
     pub async fn process_next_batch(&self) -> anyhow::Result<usize> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        // Shared with other batches, exclusive to a replay: a replay waits for batches under way to commit, so that
+        // it sees, and publishes again, what they sent to a Redis that has since restarted.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock_shared(hashtext('outbox relay ' || $1))",
+            &[&self.source],
+        )
+        .await?;
         let rows = tx
             .query(
                 "SELECT id, stream, payload::text, traceparent FROM outbox
@@ -119,6 +137,61 @@ impl Relay {
         .await?;
         tx.commit().await?;
         Ok(ids.len())
+    }
+
+    /// The Redis key recording which Redis (its run ids) this relay's events were last replayed for.
+    fn replayed_for_key(&self) -> String {
+        self.store
+            .key(&format!("outbox:{}:replayed-for", self.source))
+    }
+
+    /// Publishes again the events relayed since shortly before the Redis (every node of a cluster) last started, when
+    /// that start is one this relay's outbox has not yet been replayed for; returns how many rows were marked for
+    /// publishing again. The first start ever replays too: a harmless repeat, since consumers are idempotent.
+    pub async fn replay_if_redis_restarted(&self) -> anyhow::Result<u64> {
+        let info: redis::Value = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut self.store.conn())
+            .await?;
+        let started = RedisStart::of(&info)?;
+        let replayed_for: Option<String> = redis::cmd("GET")
+            .arg(self.replayed_for_key())
+            .query_async(&mut self.store.conn())
+            .await?;
+        if replayed_for.as_deref() == Some(started.run_ids.as_str()) {
+            return Ok(0);
+        }
+        let window = (started.uptime + REPLAY_MARGIN).as_secs_f64();
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('outbox relay ' || $1))",
+            &[&self.source],
+        )
+        .await?;
+        let replayed = tx
+            .execute(
+                "UPDATE outbox SET published_at = NULL
+                 WHERE published_at > now() - make_interval(secs => $1)",
+                &[&window],
+            )
+            .await?;
+        tx.commit().await?;
+        // Recorded only after the rows are marked: a relay that stops in between replays again, which is harmless.
+        redis::cmd("SET")
+            .arg(self.replayed_for_key())
+            .arg(&started.run_ids)
+            .query_async::<()>(&mut self.store.conn())
+            .await?;
+        metrics::counter!("outbox_replayed_events_total").increment(replayed);
+        if replayed > 0 {
+            tracing::warn!(
+                replayed,
+                source = %self.source,
+                "Redis restarted: the events it may have lost are published again"
+            );
+        }
+        Ok(replayed)
     }
 
     /// Deletes the published rows older than an hour among the oldest `CLEANUP_BATCH` rows, and returns how many
@@ -172,7 +245,14 @@ impl Relay {
     pub async fn run(self, cancel: CancellationToken, idle: Duration) {
         let mut backlog_measured: Option<std::time::Instant> = None;
         let mut cleaned = std::time::Instant::now();
+        let mut restart_checked: Option<std::time::Instant> = None;
         while !cancel.is_cancelled() {
+            if restart_checked.is_none_or(|at| at.elapsed() >= RESTART_CHECK_EVERY) {
+                restart_checked = Some(std::time::Instant::now());
+                if let Err(err) = self.replay_if_redis_restarted().await {
+                    tracing::warn!(error = %err, "checking for a Redis restart failed");
+                }
+            }
             if cleaned.elapsed() >= CLEANUP_EVERY {
                 cleaned = std::time::Instant::now();
                 self.clean_up().await;
@@ -197,5 +277,49 @@ impl Relay {
                 }
             }
         }
+    }
+}
+
+/// When the Redis the streams live in started: the run ids of its nodes (one, or a cluster's, sorted and joined) and
+/// the shortest uptime among them.
+struct RedisStart {
+    run_ids: String,
+    uptime: Duration,
+}
+
+impl RedisStart {
+    /// From the reply to `INFO server`: one node's text, or (from a cluster) one text per node.
+    fn of(info: &redis::Value) -> anyhow::Result<Self> {
+        let mut texts = Vec::new();
+        collect_text(info, &mut texts);
+        let mut run_ids = Vec::new();
+        let mut uptime = None::<u64>;
+        for line in texts.iter().flat_map(|t| t.lines()) {
+            if let Some(id) = line.strip_prefix("run_id:") {
+                run_ids.push(id.trim().to_owned());
+            } else if let Some(secs) = line.strip_prefix("uptime_in_seconds:") {
+                let secs: u64 = secs.trim().parse()?;
+                uptime = Some(uptime.map_or(secs, |u| u.min(secs)));
+            }
+        }
+        run_ids.sort();
+        anyhow::ensure!(!run_ids.is_empty(), "INFO server names no run_id");
+        Ok(Self {
+            run_ids: run_ids.join(","),
+            uptime: Duration::from_secs(uptime.unwrap_or(0)),
+        })
+    }
+}
+
+fn collect_text(value: &redis::Value, into: &mut Vec<String>) {
+    match value {
+        redis::Value::BulkString(bytes) => into.push(String::from_utf8_lossy(bytes).into_owned()),
+        redis::Value::SimpleString(text) => into.push(text.clone()),
+        redis::Value::VerbatimString { text, .. } => into.push(text.clone()),
+        redis::Value::Array(items) | redis::Value::Set(items) => {
+            items.iter().for_each(|v| collect_text(v, into));
+        }
+        redis::Value::Map(pairs) => pairs.iter().for_each(|(_, v)| collect_text(v, into)),
+        _ => {}
     }
 }

@@ -377,6 +377,15 @@ impl Consumer {
             }
             let handled = match self.process_next_group(grouped, &handler).await {
                 Ok(n) => n,
+                // A Redis that came back empty has lost the group with the stream: make both again, reading from the
+                // start, where the relays publish again what the lost stream held (hc_platform::outbox).
+                Err(err) if no_group(&err) => {
+                    tracing::warn!(stream = %self.key, "the consumer group is gone: Redis lost its data; making it again");
+                    if let Err(err) = self.ensure_group().await {
+                        tracing::warn!(error = %err, stream = %self.key, "cannot create the consumer group");
+                    }
+                    0
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, stream = %self.key, "stream consumer step failed");
                     0
@@ -390,4 +399,10 @@ impl Consumer {
             }
         }
     }
+}
+
+/// The error of reading through a consumer group that does not exist.
+fn no_group(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<redis::RedisError>()
+        .is_some_and(|e| e.code() == Some("NOGROUP"))
 }

@@ -54,6 +54,26 @@ pub async fn answer_to_an_endless_chunked_body(stream: TcpStream) -> String {
     String::from_utf8_lossy(&answer[..n]).into_owned()
 }
 
+/// A TCP port on 127.0.0.1 that nothing listens on (for a server a test starts itself).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Waits (blocking, up to 30 s) until something accepts connections on `port` of 127.0.0.1.
+pub fn wait_for_port(port: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listens on {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Asks `probe` every 20 ms until it answers `Some`, and returns that answer; panics with `what` once `timeout` has
 /// passed. The one way a test waits for something that happens asynchronously (an event consumed, a status
 /// written): one interval, one deadline, one message.

@@ -5,7 +5,6 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use actix_web::{HttpResponse, web};
 use hc_platform::auth::KeyRing;
@@ -14,6 +13,7 @@ use hc_platform::health::Dependencies;
 use hc_platform::http::{Platform, serve};
 use hc_platform::settings::{PlatformSettings, RedisSettings, TlsSettings};
 use hc_platform::store::Store;
+use hc_platform::testing::{free_port, wait_for_port};
 use hc_platform::tls::{Tls, server_config};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use secrecy::SecretString;
@@ -73,21 +73,6 @@ impl Pki {
 impl Drop for Pki {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
