@@ -11,6 +11,8 @@
 //! drives it for a bounded time, writes goose's HTML, JSON and Markdown reports and our own JSON result, and
 //! removes the scratch data. See docs/capacity.md for the method.
 
+mod accounting;
+mod chaos;
 mod cpu;
 mod personas;
 mod plan;
@@ -83,6 +85,27 @@ enum Command {
         #[command(flatten)]
         load: LoadArgs,
     },
+    /// Faults under load: the steady mix at --rate (default 70 % of the hardened knee, 317/s) for --duration
+    /// (default 60 s), each fault in a run of its own over one seeded suite with a Redis of its own, injected at
+    /// --fault-at and ended --fault-for later; then the acknowledged writes are accounted for. Fails when a fault
+    /// breaks a promise (docs/reliability.md).
+    Chaos {
+        #[command(flatten)]
+        suite: SuiteArgs,
+        #[command(flatten)]
+        load: LoadArgs,
+        /// redis-empty, redis-aof, kill-identity, kill-declaration, kill-scoring, kill-rendering,
+        /// kill-verification (repeatable); none: all of them.
+        #[arg(long)]
+        fault: Vec<chaos::Fault>,
+        #[arg(long, default_value_t = 20.0)]
+        fault_at: f64,
+        #[arg(long, default_value_t = 10.0)]
+        fault_for: f64,
+        /// How long the accounting waits for the events to settle after the load.
+        #[arg(long, default_value_t = 60.0)]
+        settle: f64,
+    },
     /// Every persona for a few seconds against a small suite, every answer checked: proves the generator works
     /// (make test); measures nothing.
     Smoke {
@@ -124,6 +147,9 @@ struct SuiteArgs {
     /// As `--target`, one service at its own base URL (NAME=URL; repeatable, e.g. identity=http://127.0.0.1:8081).
     #[arg(long, value_parser = parse_target)]
     target_service: Vec<(String, String)>,
+    /// A Redis of the suite's own (chaos runs kill it).
+    #[arg(skip)]
+    own_redis: bool,
 }
 
 /// A further knee sweep over the same seeded suite (`--then naive@8`).
@@ -301,6 +327,7 @@ fn suite_options(s: &SuiteArgs) -> suite::SuiteOptions {
         cpus: s.suite_cpus.clone(),
         cores: s.suite_cores,
         workers: s.workers,
+        own_redis: s.own_redis,
     }
 }
 
@@ -378,6 +405,48 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .clone()
                 .unwrap_or_else(|| format!("costs-{}", suite.profile.name()));
             runner::costs(&s, population, &load, &setup, &name).await
+        }
+        Command::Chaos {
+            mut suite,
+            load,
+            fault,
+            fault_at,
+            fault_for,
+            settle,
+        } => {
+            anyhow::ensure!(
+                suite.target.is_none() && suite.target_service.is_empty(),
+                "chaos runs start their own suite: it kills its processes"
+            );
+            suite.own_redis = true;
+            let (setup, s, population) = seeded(&suite, &cli.generator_cpus).await?;
+            let faults = if fault.is_empty() {
+                chaos::Fault::ALL.to_vec()
+            } else {
+                fault
+            };
+            let args = chaos::ChaosArgs {
+                rate: load.rate.unwrap_or(0.7 * chaos::HARDENED_KNEE),
+                duration_s: load.duration.unwrap_or(60.0),
+                fault_at_s: fault_at,
+                fault_for_s: fault_for,
+                settle: std::time::Duration::from_secs_f64(settle),
+            };
+            let mut broken = Vec::new();
+            for f in faults {
+                let name = format!("{}-{}", load.name.as_deref().unwrap_or("chaos"), f.name());
+                let r = chaos::scenario(
+                    &s,
+                    population.clone(),
+                    runner::RunArgs::from(&load, &setup, &name),
+                    f,
+                    &args,
+                )
+                .await?;
+                broken.extend(r.broken.iter().map(|b| format!("{name}: {b}")));
+            }
+            anyhow::ensure!(broken.is_empty(), "promises broken:\n{}", broken.join("\n"));
+            Ok(())
         }
         Command::Smoke { bin_dir } => runner::smoke(bin_dir).await,
         Command::Report { results, out } => report::write(&results, &out),

@@ -48,6 +48,10 @@ pub struct RunContext {
     pub import_rows: AtomicU64,
     /// Answers that were wrong, by persona and what was seen (first few), for the run's log.
     pub wrong: Mutex<Vec<String>>,
+    /// The writes the suite acknowledged, for the accounting after a chaos run.
+    pub ledger: Mutex<crate::accounting::Ledger>,
+    /// Names this run's idempotency keys: one key per arrival, kept across its retries.
+    run_id: String,
 }
 
 static CURRENT: RwLock<Option<Arc<RunContext>>> = RwLock::new(None);
@@ -98,6 +102,8 @@ impl RunContext {
             risk_sent: AtomicBool::new(false),
             import_rows: AtomicU64::new(0),
             wrong: Mutex::new(Vec::new()),
+            ledger: Mutex::new(Default::default()),
+            run_id: uuid::Uuid::new_v4().simple().to_string(),
             plan,
         }
     }
@@ -115,6 +121,17 @@ impl RunContext {
             .lock()
             .map(|mut r| r.random_range(0..self.population.len()))
             .unwrap_or(0)
+    }
+
+    /// The arrival's idempotency key: its retries send the same, as a client that lost an answer should.
+    fn idempotency_key(&self, persona: Persona, ticket: Ticket) -> String {
+        format!("load-{}-{persona}-{}", self.run_id, ticket.seq)
+    }
+
+    fn acknowledged(&self, write: impl FnOnce(&mut crate::accounting::Ledger)) {
+        if let Ok(mut ledger) = self.ledger.lock() {
+            write(&mut ledger);
+        }
     }
 
     fn note_wrong(&self, persona: Persona, what: String) {
@@ -391,12 +408,12 @@ async fn attempt(
             let rb = client
                 .post(format!("{}/v1/declarations", url("declaration")))
                 .bearer_auth(pop.token(i))
-                .header(
-                    "Idempotency-Key",
-                    format!("load-{}-{}", ticket.seq, uuid::Uuid::new_v4()),
-                )
+                .header("Idempotency-Key", ctx.idempotency_key(persona, ticket))
                 .json(&population::declaration());
             let v = expect(user, "declare", GooseMethod::Post, rb, 201).await?;
+            if let Some(id) = uuid_in(&v, "id") {
+                ctx.acknowledged(|l| l.declarations.push(id));
+            }
             right_if(
                 v["id"].as_str().is_some() && v["current_region"] == population::HOME,
                 || "declaration answer without its id and region".into(),
@@ -411,6 +428,9 @@ async fn attempt(
                 .bearer_auth(&ctx.device_token)
                 .json(&json!({"code": code}));
             let v = expect(user, "verify code", GooseMethod::Post, rb, 200).await?;
+            if let Some(id) = uuid_in(&v, "scan_id") {
+                ctx.acknowledged(|l| l.scans.push(id));
+            }
             judge(&v, holder, holder_group, changed)
         }
         Persona::VerifyIdCard => {
@@ -419,6 +439,9 @@ async fn attempt(
                 .bearer_auth(&ctx.device_token)
                 .json(&json!({"id_number": population::id_number(i)}));
             let v = expect(user, "verify id card", GooseMethod::Post, rb, 200).await?;
+            if let Some(id) = uuid_in(&v, "scan_id") {
+                ctx.acknowledged(|l| l.scans.push(id));
+            }
             if v["masked_name"].as_str() != Some("压*") {
                 return Ok(Try::Wrong(format!(
                     "ID-card verify of person {i} without the masked name"
@@ -430,18 +453,18 @@ async fn attempt(
             let rb = client
                 .post(format!("{}/v1/checkins", url("verification")))
                 .bearer_auth(pop.token(i))
-                .header(
-                    "Idempotency-Key",
-                    format!("load-{}-{}", ticket.seq, uuid::Uuid::new_v4()),
-                )
+                .header("Idempotency-Key", ctx.idempotency_key(persona, ticket))
                 .json(&json!({"venue_code": pop.venue_code}));
             let v = expect(user, "check in", GooseMethod::Post, rb, 201).await?;
+            if let Some(id) = uuid_in(&v, "id") {
+                ctx.acknowledged(|l| l.checkins.push(id));
+            }
             right_if(v["venue"] == population::VENUE, || {
                 "check-in answer names another venue".into()
             })
         }
         Persona::ImportNat => {
-            let rows = 1_000;
+            let rows = crate::accounting::IMPORT_ROWS;
             let lab = format!("load-lab-{}", uuid::Uuid::new_v4());
             let now = chrono::Utc::now();
             let body: String = (0..rows)
@@ -450,7 +473,7 @@ async fn attempt(
                     format!(
                         "{}\n",
                         json!({"id_number": population::id_number(person), "result": "negative", "lab": lab,
-                               "sample_time": now - chrono::Duration::seconds(r)})
+                               "sample_time": now - chrono::Duration::seconds(r as i64)})
                     )
                 })
                 .collect();
@@ -462,7 +485,8 @@ async fn attempt(
                 .body(body);
             let v = expect(user, "import NAT results", GooseMethod::Post, rb, 201).await?;
             if v["accepted"] == rows && v["rejected"] == 0 && v["state"] == "complete" {
-                ctx.import_rows.fetch_add(rows as u64, Ordering::Relaxed);
+                ctx.import_rows.fetch_add(rows, Ordering::Relaxed);
+                ctx.acknowledged(|l| l.import_labs.push(lab.clone()));
                 Try::Ok
             } else {
                 Try::Wrong(format!(
@@ -472,6 +496,10 @@ async fn attempt(
             }
         }
     })
+}
+
+fn uuid_in(v: &Value, field: &str) -> Option<uuid::Uuid> {
+    v[field].as_str().and_then(|s| s.parse().ok())
 }
 
 /// The gate's decision against what the holder must get: the venue admits green only.

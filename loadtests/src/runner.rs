@@ -54,6 +54,8 @@ pub struct RunArgs {
     pub name: String,
     pub seed: u64,
     pub setup: Setup,
+    /// Told when the plan's clock starts (a chaos run times its fault from it).
+    pub started: Option<tokio::sync::watch::Sender<Option<Instant>>>,
 }
 
 impl RunArgs {
@@ -67,6 +69,7 @@ impl RunArgs {
             name: name.to_owned(),
             seed: load.seed,
             setup: setup.clone(),
+            started: None,
         }
     }
 }
@@ -92,6 +95,9 @@ pub struct RunResult {
     pub recovery_s: Option<f64>,
     pub import_rows: u64,
     pub wrong_answers: Vec<String>,
+    /// The writes acknowledged to the load's clients (for a chaos run's accounting; not written out).
+    #[serde(skip)]
+    pub ledger: crate::accounting::Ledger,
     /// goose's thresholds that failed.
     pub thresholds_failed: Vec<String>,
     /// Counters the services expose that say where the load went (shed, pool waits, breaker, stale codes).
@@ -254,6 +260,9 @@ pub async fn run(
         suite.prefix.clone(),
     ));
     personas::install(ctx.clone());
+    if let Some(started) = &args.started {
+        started.send_replace(Some(ctx.start));
+    }
 
     let mut config = GooseConfiguration::default();
     config.host = Some(suite::url("rendering"));
@@ -358,6 +367,11 @@ pub async fn run(
         recovery_s,
         import_rows: ctx.import_rows.load(std::sync::atomic::Ordering::Relaxed),
         wrong_answers: ctx.wrong.lock().map(|w| w.clone()).unwrap_or_default(),
+        ledger: ctx
+            .ledger
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default(),
         thresholds_failed,
         service_counters: metrics_after
             .iter()
@@ -565,6 +579,7 @@ pub async fn smoke(bin_dir: PathBuf) -> anyhow::Result<()> {
         cpus: None,
         cores: None,
         workers: 1,
+        own_redis: false,
     };
     let people = 300;
     let mut s = Suite::start(options).await?;
@@ -580,6 +595,7 @@ pub async fn smoke(bin_dir: PathBuf) -> anyhow::Result<()> {
         name: name.into(),
         seed: 1,
         setup: Setup::new(&s.options, people, None),
+        started: None,
     };
     // First a few seconds in the naive profile at 20/s, then the same seeded suite restarted in the hardened one
     // (how `knee --then` sweeps both profiles over one seeding): the people seeded before the restart still get

@@ -144,7 +144,13 @@ pub struct SuiteOptions {
     pub cores: Option<f64>,
     /// actix workers per service.
     pub workers: usize,
+    /// A redis-server of the suite's own (AOF fsynced every second, on port [`OWN_REDIS_PORT`]) instead of the shared
+    /// one, so that a chaos run can kill it.
+    pub own_redis: bool,
 }
+
+/// The port of the suite's own Redis (chaos runs).
+const OWN_REDIS_PORT: u16 = 19079;
 
 pub struct Suite {
     pub options: SuiteOptions,
@@ -155,7 +161,10 @@ pub struct Suite {
     pub prefix: String,
     /// The run's secrets (development ones, generated for this run only).
     pub secrets: BTreeMap<String, String>,
-    children: Vec<(String, Child)>,
+    /// The services' processes (behind a lock: a chaos run kills and restarts them while the load runs).
+    children: std::sync::Mutex<Vec<(String, Child)>>,
+    /// The suite's own redis-server, when it has one.
+    redis: std::sync::Mutex<Option<Child>>,
     pub log_dir: PathBuf,
     confinement: Option<crate::cpu::Confinement>,
     /// A suite running elsewhere (a cluster): nothing to start, stop or drop.
@@ -180,8 +189,11 @@ impl Suite {
         }
         let admin_db_url = std::env::var("HC_TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into());
-        let redis_url =
-            std::env::var("HC_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let redis_url = if options.own_redis {
+            format!("redis://127.0.0.1:{OWN_REDIS_PORT}")
+        } else {
+            std::env::var("HC_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+        };
         let stamp = format!(
             "{}_{}",
             chrono::Utc::now().format("%Y%m%d%H%M%S"),
@@ -214,12 +226,16 @@ impl Suite {
             redis_url,
             prefix: format!("load:{stamp}:"),
             secrets: BTreeMap::new(),
-            children: Vec::new(),
+            children: Default::default(),
+            redis: Default::default(),
             log_dir,
             confinement: None,
             attached: false,
         };
         suite.generate_secrets()?;
+        if suite.options.own_redis {
+            suite.start_redis(true)?;
+        }
         if suite.options.cpus.is_some() || suite.options.cores.is_some() {
             suite.confinement = Some(crate::cpu::Confinement::create(
                 suite.options.cpus.as_deref(),
@@ -249,10 +265,11 @@ impl Suite {
 
     /// Each service asked to stop (SIGTERM), and killed if it has not within 10 s.
     fn stop_services(&mut self) {
-        for (_, child) in &mut self.children {
+        let children = std::mem::take(self.children.get_mut().unwrap_or_else(|p| p.into_inner()));
+        for (_, child) in &children {
             let _ = Command::new("kill").arg(child.id().to_string()).status();
         }
-        for (_, mut child) in self.children.drain(..) {
+        for (_, mut child) in children {
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -333,7 +350,8 @@ impl Suite {
             redis_url: env("HC__REDIS__URL")?,
             prefix: std::env::var("HC__REDIS__KEY_PREFIX").unwrap_or_else(|_| "hc:".into()),
             secrets,
-            children: Vec::new(),
+            children: Default::default(),
+            redis: Default::default(),
             log_dir: std::env::temp_dir(),
             confinement: None,
             attached: true,
@@ -423,7 +441,7 @@ impl Suite {
         env
     }
 
-    fn spawn(&mut self, name: &str) -> anyhow::Result<()> {
+    fn spawn(&self, name: &str) -> anyhow::Result<()> {
         let log = fs::File::create(self.log_dir.join(format!("{name}.log")))?;
         let mut cmd = match &self.options.cpus {
             Some(cpus) => {
@@ -444,11 +462,14 @@ impl Suite {
         if let Some(c) = &self.confinement {
             c.adopt(child.id())?;
         }
-        self.children.push((name.to_owned(), child));
+        self.children
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((name.to_owned(), child));
         Ok(())
     }
 
-    async fn wait_ready(&mut self, name: &str) -> anyhow::Result<()> {
+    async fn wait_ready(&self, name: &str) -> anyhow::Result<()> {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(120);
         let ready = format!("{}/health/ready", url(name));
@@ -462,9 +483,14 @@ impl Suite {
             {
                 return Ok(());
             }
-            if let Some((_, child)) = self.children.iter_mut().find(|(n, _)| n == name)
-                && let Ok(Some(status)) = child.try_wait()
-            {
+            let exited = self
+                .children
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter_mut()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, child)| child.try_wait().ok().flatten());
+            if let Some(status) = exited {
                 bail!("{name} exited ({status}); {}", self.log_tail(name));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -484,9 +510,71 @@ impl Suite {
     /// The service processes' ids by name (CPU accounting).
     pub fn pids(&self) -> Vec<(String, u32)> {
         self.children
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
             .iter()
             .map(|(n, c)| (n.clone(), c.id()))
             .collect()
+    }
+
+    /// Kills a service at once (SIGKILL), as a crash of its machine would.
+    pub fn kill(&self, name: &str) {
+        let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = children.iter().position(|(n, _)| n == name) {
+            let (_, mut child) = children.remove(i);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a killed service again (its log goes on in the same file) and waits until it is ready.
+    pub async fn restart(&self, name: &str) -> anyhow::Result<()> {
+        self.spawn(name)?;
+        self.wait_ready(name).await
+    }
+
+    /// Starts the suite's own redis-server; `keep_data`: from its AOF, else empty (its data directory removed).
+    pub fn start_redis(&self, keep_data: bool) -> anyhow::Result<()> {
+        let dir = self.log_dir.join("redis");
+        if !keep_data {
+            let _ = fs::remove_dir_all(&dir);
+        }
+        fs::create_dir_all(&dir)?;
+        let child = Command::new("redis-server")
+            .args(["--port", &OWN_REDIS_PORT.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+            ])
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--logfile")
+            .arg(self.log_dir.join("redis.log"))
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting redis-server")?;
+        if let Some(c) = &self.confinement {
+            c.adopt(child.id())?;
+        }
+        *self.redis.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", OWN_REDIS_PORT)).is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "redis-server never listened");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Kills the suite's own redis-server (SIGKILL).
+    pub fn kill_redis(&self) {
+        if let Some(mut child) = self.redis.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// The services' Prometheus text, by service.
@@ -539,6 +627,11 @@ impl Drop for Suite {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+        if self.options.own_redis {
+            self.kill_redis();
+            let _ = fs::remove_dir_all(self.log_dir.join("redis"));
+            return;
+        }
         let _ = Command::new("redis-cli")
             .args([
                 "-u",

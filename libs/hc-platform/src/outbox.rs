@@ -149,11 +149,7 @@ impl Relay {
     /// that start is one this relay's outbox has not yet been replayed for; returns how many rows were marked for
     /// publishing again. The first start ever replays too: a harmless repeat, since consumers are idempotent.
     pub async fn replay_if_redis_restarted(&self) -> anyhow::Result<u64> {
-        let info: redis::Value = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut self.store.conn())
-            .await?;
-        let started = RedisStart::of(&info)?;
+        let started = self.store.started().await?;
         let replayed_for: Option<String> = redis::cmd("GET")
             .arg(self.replayed_for_key())
             .query_async(&mut self.store.conn())
@@ -277,49 +273,5 @@ impl Relay {
                 }
             }
         }
-    }
-}
-
-/// When the Redis the streams live in started: the run ids of its nodes (one, or a cluster's, sorted and joined) and
-/// the shortest uptime among them.
-struct RedisStart {
-    run_ids: String,
-    uptime: Duration,
-}
-
-impl RedisStart {
-    /// From the reply to `INFO server`: one node's text, or (from a cluster) one text per node.
-    fn of(info: &redis::Value) -> anyhow::Result<Self> {
-        let mut texts = Vec::new();
-        collect_text(info, &mut texts);
-        let mut run_ids = Vec::new();
-        let mut uptime = None::<u64>;
-        for line in texts.iter().flat_map(|t| t.lines()) {
-            if let Some(id) = line.strip_prefix("run_id:") {
-                run_ids.push(id.trim().to_owned());
-            } else if let Some(secs) = line.strip_prefix("uptime_in_seconds:") {
-                let secs: u64 = secs.trim().parse()?;
-                uptime = Some(uptime.map_or(secs, |u| u.min(secs)));
-            }
-        }
-        run_ids.sort();
-        anyhow::ensure!(!run_ids.is_empty(), "INFO server names no run_id");
-        Ok(Self {
-            run_ids: run_ids.join(","),
-            uptime: Duration::from_secs(uptime.unwrap_or(0)),
-        })
-    }
-}
-
-fn collect_text(value: &redis::Value, into: &mut Vec<String>) {
-    match value {
-        redis::Value::BulkString(bytes) => into.push(String::from_utf8_lossy(bytes).into_owned()),
-        redis::Value::SimpleString(text) => into.push(text.clone()),
-        redis::Value::VerbatimString { text, .. } => into.push(text.clone()),
-        redis::Value::Array(items) | redis::Value::Set(items) => {
-            items.iter().for_each(|v| collect_text(v, into));
-        }
-        redis::Value::Map(pairs) => pairs.iter().for_each(|(_, v)| collect_text(v, into)),
-        _ => {}
     }
 }

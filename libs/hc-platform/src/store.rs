@@ -39,9 +39,16 @@ impl Store {
                 false => redis::Client::open(url),
             }
             .context("redis.url")?;
+            // While Redis is down every command waits on the manager's reconnection; its default (6 retries from
+            // 100 ms, doubling) held each request about 6 s, so the fallbacks behind Redis came too late for anyone
+            // (make chaos, redis-empty). One quick retry: a command fails within a connection timeout and 100 ms, and
+            // the next command tries again.
             let config = ConnectionManagerConfig::new()
                 .set_response_timeout(Some(timeout))
-                .set_connection_timeout(Some(timeout));
+                .set_connection_timeout(Some(timeout))
+                .set_number_of_retries(1)
+                .set_min_delay(Duration::from_millis(50))
+                .set_max_delay(Duration::from_millis(100));
             Conn::Single(
                 ConnectionManager::new_with_config(client, config)
                     .await
@@ -82,6 +89,16 @@ impl Store {
     /// between services come from the functions below).
     pub fn key(&self, suffix: &str) -> String {
         format!("{}{suffix}", self.prefix)
+    }
+
+    /// When the Redis behind this store (every primary of a cluster) started: new at every restart, so a reader can
+    /// tell that what it wrote there before may be gone (see `hc_platform::outbox`).
+    pub async fn started(&self) -> anyhow::Result<RedisStart> {
+        let info: redis::Value = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut self.conn())
+            .await?;
+        RedisStart::of(&info)
     }
 
     /// The same connection under another key prefix: a test seeds a service's keys as that service would.
@@ -147,4 +164,48 @@ pub fn person_tag(person: uuid::Uuid) -> String {
 /// The key suffix of a person's status hash, written by scoring and read by rendering and verification.
 pub fn status_key(person: uuid::Uuid) -> String {
     format!("status:{}", person_tag(person))
+}
+
+/// When the Redis the streams live in started: the run ids of its nodes (one, or a cluster's, sorted and joined) and
+/// the shortest uptime among them.
+pub struct RedisStart {
+    pub run_ids: String,
+    pub uptime: Duration,
+}
+
+impl RedisStart {
+    /// From the reply to `INFO server`: one node's text, or (from a cluster) one text per node.
+    fn of(info: &redis::Value) -> anyhow::Result<Self> {
+        let mut texts = Vec::new();
+        collect_text(info, &mut texts);
+        let mut run_ids = Vec::new();
+        let mut uptime = None::<u64>;
+        for line in texts.iter().flat_map(|t| t.lines()) {
+            if let Some(id) = line.strip_prefix("run_id:") {
+                run_ids.push(id.trim().to_owned());
+            } else if let Some(secs) = line.strip_prefix("uptime_in_seconds:") {
+                let secs: u64 = secs.trim().parse()?;
+                uptime = Some(uptime.map_or(secs, |u| u.min(secs)));
+            }
+        }
+        run_ids.sort();
+        anyhow::ensure!(!run_ids.is_empty(), "INFO server names no run_id");
+        Ok(Self {
+            run_ids: run_ids.join(","),
+            uptime: Duration::from_secs(uptime.unwrap_or(0)),
+        })
+    }
+}
+
+fn collect_text(value: &redis::Value, into: &mut Vec<String>) {
+    match value {
+        redis::Value::BulkString(bytes) => into.push(String::from_utf8_lossy(bytes).into_owned()),
+        redis::Value::SimpleString(text) => into.push(text.clone()),
+        redis::Value::VerbatimString { text, .. } => into.push(text.clone()),
+        redis::Value::Array(items) | redis::Value::Set(items) => {
+            items.iter().for_each(|v| collect_text(v, into));
+        }
+        redis::Value::Map(pairs) => pairs.iter().for_each(|(_, v)| collect_text(v, into)),
+        _ => {}
+    }
 }

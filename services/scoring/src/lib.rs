@@ -10,6 +10,7 @@ pub mod loader;
 mod openapi;
 pub mod projection;
 pub mod recolour;
+pub mod refill;
 mod routes;
 pub mod rules;
 pub mod scheduler;
@@ -96,7 +97,7 @@ impl Service for Scoring {
                 platform: &platform,
                 schema: SCHEMA,
                 db: Some(db.clone()),
-                store,
+                store: store.clone(),
                 verifier: TokenVerifier::from_jwks_url(&platform.auth, &tls)?,
                 openapi: <openapi::ApiDoc as utoipa::OpenApi>::openapi(),
             },
@@ -104,6 +105,7 @@ impl Service for Scoring {
                 cfg.app_data(state.clone()).configure(routes::configure);
             },
         )?;
+        let store_for_refill = store;
         // Registrations and declarations come in bulk (a city registering, a morning's declarations): a batch
         // is one transaction and one recolouring. An import event carries up to a chunk of rows already.
         for (fact, batch) in [
@@ -118,6 +120,10 @@ impl Service for Scoring {
         let r = recolourer.clone();
         running.consume_batched(Fact::FactsImported.stream(), 4, move |event| {
             events::handle(r.clone(), Fact::FactsImported, vec![event])
+        });
+        running.spawn_background({
+            let (db, store) = (db.clone(), store_for_refill);
+            |stop| refill::run(db, store, stop)
         });
         if settings.scheduler_enabled {
             let interval = Duration::from_millis(settings.scheduler_interval_ms);

@@ -189,6 +189,23 @@ pub async fn read_cached(store: &Store, person: Uuid) -> redis::RedisResult<Opti
     status_document::absent_if_invalid(status_document::read_as(store, person).await)
 }
 
+/// The columns a status view is read from, in the order [`view_of`] takes them.
+const VIEW_COLUMNS: &str = "colour, variant, reasons, requirements, valid_until, rule_set, version, computed_at, negative_test_at";
+
+fn view_of(r: &tokio_postgres::Row, first: usize) -> StatusView {
+    StatusView {
+        colour: r.get::<_, String>(first).parse().unwrap_or(Colour::Red),
+        variant: r.get(first + 1),
+        reasons: serde_json::from_str(r.get(first + 2)).unwrap_or_default(),
+        requirements: serde_json::from_str(r.get(first + 3)).unwrap_or_default(),
+        valid_until: r.get(first + 4),
+        rule_set: r.get(first + 5),
+        version: r.get(first + 6),
+        computed_at: r.get(first + 7),
+        negative_test_at: r.get(first + 8),
+    }
+}
+
 /// Reads a status from PostgreSQL.
 pub async fn read(
     client: &impl GenericClient,
@@ -196,20 +213,33 @@ pub async fn read(
 ) -> Result<Option<StatusView>, tokio_postgres::Error> {
     let row = client
         .query_opt(
-            "SELECT colour, variant, reasons, requirements, valid_until, rule_set, version, computed_at, negative_test_at
-             FROM status WHERE person_id = $1",
+            &format!("SELECT {VIEW_COLUMNS} FROM status WHERE person_id = $1"),
             &[&person],
         )
         .await?;
-    Ok(row.map(|r| StatusView {
-        colour: r.get::<_, String>(0).parse().unwrap_or(Colour::Red),
-        variant: r.get(1),
-        reasons: serde_json::from_str(r.get(2)).unwrap_or_default(),
-        requirements: serde_json::from_str(r.get(3)).unwrap_or_default(),
-        valid_until: r.get(4),
-        rule_set: r.get(5),
-        version: r.get(6),
-        computed_at: r.get(7),
-        negative_test_at: r.get(8),
-    }))
+    Ok(row.map(|r| view_of(&r, 0)))
+}
+
+/// Up to `limit` statuses of the people after `after` (by person id), for writing every document again.
+pub async fn read_page(
+    client: &impl GenericClient,
+    after: Uuid,
+    limit: i64,
+) -> Result<Vec<Stored>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT person_id, {VIEW_COLUMNS} FROM status WHERE person_id > $1 ORDER BY person_id LIMIT $2"
+            ),
+            &[&after, &limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Stored {
+            person_id: r.get(0),
+            view: view_of(r, 1),
+            changed: false,
+        })
+        .collect())
 }

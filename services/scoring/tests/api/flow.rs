@@ -350,3 +350,30 @@ async fn a_case_sent_again_in_another_batch_changes_nothing_and_a_correction_doe
     })
     .await;
 }
+
+/// A Redis that comes back empty has lost every status document; scoring writes them all again from PostgreSQL
+/// (scoring::refill), so that gates reading a status by ID number do not deny everyone "no status" until their next
+/// change. Here the documents and the record of the Redis they were written to are deleted, as an empty restart
+/// would leave them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_documents_lost_with_redis_are_written_again() {
+    // Without the scheduler, whose rechecks also write documents: only the refill can bring this one back.
+    let app = spawn_app_with(|b| {
+        b.set_override("scoring.scheduler_enabled", false)
+            .expect("override")
+    })
+    .await;
+    let c = app.citizen("440106", 1).await;
+    let green = app.wait_colour(&c.person, "green").await;
+    let store = app.prefixed();
+    let person: uuid::Uuid = c.person.parse().expect("person id");
+    redis::cmd("DEL")
+        .arg(hc_platform::status_document::key(&store, person))
+        .arg(store.key("status:documents-written-for"))
+        .query_async::<()>(&mut store.conn())
+        .await
+        .expect("del");
+    assert!(app.cached(&c.person).await.is_none());
+    let again = app.wait_colour(&c.person, "green").await;
+    assert_eq!(again["version"], green["version"]);
+}

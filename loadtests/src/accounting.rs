@@ -1,0 +1,239 @@
+//! After a chaos run: what clients were told had succeeded, against what is stored, row by row. Every acknowledged
+//! declaration, check-in, scan and imported row must be in PostgreSQL, and each once; the events that carry them must
+//! have reached scoring (declarations and test results among its facts); and no status document in Redis may be
+//! older than the status in PostgreSQL. The goal is zero lost, zero duplicated, zero stale.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::suite::Suite;
+
+/// What the load's clients were told had succeeded (filled by the personas as the answers come).
+#[derive(Debug, Clone, Default)]
+pub struct Ledger {
+    pub declarations: Vec<Uuid>,
+    pub checkins: Vec<Uuid>,
+    pub scans: Vec<Uuid>,
+    /// Import batches by their lab name (each batch is its own lab), 1,000 rows each.
+    pub import_labs: Vec<String>,
+}
+
+/// Rows of an import batch in the load.
+pub const IMPORT_ROWS: u64 = 1_000;
+
+/// One kind of acknowledged write, against what is stored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tally {
+    pub acknowledged: u64,
+    pub stored: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+}
+
+impl Tally {
+    fn of(acknowledged: u64, distinct: i64, rows: i64) -> Tally {
+        let (distinct, rows) = (distinct.max(0) as u64, rows.max(0) as u64);
+        Tally {
+            acknowledged,
+            stored: distinct,
+            lost: acknowledged.saturating_sub(distinct),
+            duplicated: rows.saturating_sub(distinct),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Accounting {
+    pub declarations: Tally,
+    /// Acknowledged declarations still current (not superseded the same day), against scoring's facts.
+    pub declarations_in_scoring: Tally,
+    pub checkins: Tally,
+    pub scans: Tally,
+    pub import_rows: Tally,
+    pub import_rows_in_scoring: Tally,
+    /// People whose status document in Redis is older than their status in PostgreSQL.
+    pub stale_status_documents: u64,
+    /// Status documents compared (the absent ones are read through from scoring, so they cannot be stale).
+    pub status_documents: u64,
+    /// How long the events took to settle after the load (the check is repeated until nothing is missing).
+    pub settled_after_s: f64,
+}
+
+impl Accounting {
+    /// Nothing lost, nothing duplicated, nothing stale.
+    pub fn clean(&self) -> bool {
+        self.problems().is_empty()
+    }
+
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (what, t) in [
+            ("declarations", &self.declarations),
+            ("declarations in scoring", &self.declarations_in_scoring),
+            ("check-ins", &self.checkins),
+            ("scans", &self.scans),
+            ("imported rows", &self.import_rows),
+            ("imported rows in scoring", &self.import_rows_in_scoring),
+        ] {
+            if t.lost > 0 {
+                out.push(format!(
+                    "{} of {} acknowledged {what} lost",
+                    t.lost, t.acknowledged
+                ));
+            }
+            if t.duplicated > 0 {
+                out.push(format!("{} {what} stored twice", t.duplicated));
+            }
+        }
+        if self.stale_status_documents > 0 {
+            out.push(format!(
+                "{} status documents in Redis older than PostgreSQL's",
+                self.stale_status_documents
+            ));
+        }
+        out
+    }
+}
+
+/// Checks the ledger against the suite's stores, again every second until nothing is missing or `settle` has
+/// passed (events are consumed asynchronously: a scan acknowledged at the run's last second reaches scoring later).
+pub async fn check(suite: &Suite, ledger: &Ledger, settle: Duration) -> anyhow::Result<Accounting> {
+    let (db, conn) = tokio_postgres::connect(&suite.db_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let mut redis =
+        redis::aio::ConnectionManager::new(redis::Client::open(suite.redis_url.as_str())?).await?;
+    let started = Instant::now();
+    loop {
+        let mut a = once(&db, &mut redis, &suite.prefix, ledger).await?;
+        a.settled_after_s = started.elapsed().as_secs_f64();
+        if a.clean() || started.elapsed() >= settle {
+            return Ok(a);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn once(
+    db: &tokio_postgres::Client,
+    redis: &mut redis::aio::ConnectionManager,
+    prefix: &str,
+    ledger: &Ledger,
+) -> anyhow::Result<Accounting> {
+    let count = |sql: &'static str, ids: &[Uuid]| {
+        let ids = ids.to_vec();
+        async move {
+            let row = db.query_one(sql, &[&ids]).await?;
+            anyhow::Ok((row.get::<_, i64>(0), row.get::<_, i64>(1)))
+        }
+    };
+    let (d, dr) = count(
+        "SELECT count(DISTINCT id), count(*) FROM declaration.declarations WHERE id = ANY($1)",
+        &ledger.declarations,
+    )
+    .await?;
+    let current = db
+        .query_one(
+            "SELECT count(*) FILTER (WHERE superseded_at IS NULL),
+                    count(*) FILTER (WHERE superseded_at IS NULL AND EXISTS
+                      (SELECT 1 FROM scoring.f_declarations f WHERE f.declaration_id = d.id))
+             FROM declaration.declarations d WHERE id = ANY($1)",
+            &[&ledger.declarations],
+        )
+        .await?;
+    let (current, in_scoring): (i64, i64) = (current.get(0), current.get(1));
+    let (c, cr) = count(
+        "SELECT count(DISTINCT id), count(*) FROM verification.scan_events
+         WHERE kind = 'checkin' AND id = ANY($1)",
+        &ledger.checkins,
+    )
+    .await?;
+    let (s, sr) = count(
+        "SELECT count(DISTINCT id), count(*) FROM verification.scan_events
+         WHERE kind IN ('scan', 'id_card') AND id = ANY($1)",
+        &ledger.scans,
+    )
+    .await?;
+    let rows = |sql: &'static str| async move {
+        let row = db.query_one(sql, &[&ledger.import_labs]).await?;
+        anyhow::Ok((row.get::<_, i64>(0), row.get::<_, i64>(1)))
+    };
+    let (n, nr) = rows(
+        "SELECT count(DISTINCT (id_index, sample_time, lab)), count(*) FROM declaration.nat_results
+         WHERE lab = ANY($1)",
+    )
+    .await?;
+    let (f, fr) = rows(
+        "SELECT count(DISTINCT (id_index, sample_time, lab)), count(*) FROM scoring.f_nat WHERE lab = ANY($1)",
+    )
+    .await?;
+    let imported = ledger.import_labs.len() as u64 * IMPORT_ROWS;
+    let (stale, compared) = stale_documents(db, redis, prefix).await?;
+    Ok(Accounting {
+        declarations: Tally::of(ledger.declarations.len() as u64, d, dr),
+        declarations_in_scoring: Tally::of(current.max(0) as u64, in_scoring, in_scoring),
+        checkins: Tally::of(ledger.checkins.len() as u64, c, cr),
+        scans: Tally::of(ledger.scans.len() as u64, s, sr),
+        import_rows: Tally::of(imported, n, nr),
+        import_rows_in_scoring: Tally::of(imported, f, fr),
+        stale_status_documents: stale,
+        status_documents: compared,
+        settled_after_s: 0.0,
+    })
+}
+
+/// Every person's status version in PostgreSQL against their document's in Redis: (older in Redis, compared).
+async fn stale_documents(
+    db: &tokio_postgres::Client,
+    redis: &mut redis::aio::ConnectionManager,
+    prefix: &str,
+) -> anyhow::Result<(u64, u64)> {
+    let rows = db
+        .query("SELECT person_id, version FROM scoring.status", &[])
+        .await?;
+    let (mut stale, mut compared) = (0, 0);
+    for chunk in rows.chunks(1_000) {
+        let mut pipe = redis::pipe();
+        for row in chunk {
+            let person: Uuid = row.get(0);
+            pipe.hget(
+                format!("{prefix}{}", hc_platform::store::status_key(person)),
+                hc_platform::status_document::VERSION_FIELD,
+            );
+        }
+        let versions: Vec<Option<i64>> = pipe.query_async(redis).await?;
+        for (row, version) in chunk.iter().zip(versions) {
+            if let Some(v) = version {
+                compared += 1;
+                if v < row.get::<_, i64>(1) {
+                    stale += 1;
+                }
+            }
+        }
+    }
+    Ok((stale, compared))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tally_counts_what_is_missing_and_what_is_there_twice() {
+        let t = Tally::of(10, 8, 9);
+        assert_eq!((t.stored, t.lost, t.duplicated), (8, 2, 1));
+        let a = Accounting {
+            declarations: t,
+            ..Default::default()
+        };
+        assert_eq!(
+            a.problems(),
+            vec![
+                "2 of 10 acknowledged declarations lost".to_owned(),
+                "1 declarations stored twice".to_owned()
+            ]
+        );
+        assert!(Accounting::default().clean());
+    }
+}

@@ -1,0 +1,253 @@
+//! Faults under load (`make chaos`): the steady mix at 70 % of the hardened knee, a fault injected a while in and
+//! ended a while later, the run's seconds cut into before, during and after, and the accounting of acknowledged
+//! writes against what is stored once the load is over. Each fault asserts what the design promises of it, so a
+//! broken promise fails the run.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::accounting::{self, Accounting};
+use crate::plan::{Clients, Plan, PlanName, PlanOptions};
+use crate::population::Population;
+use crate::runner::{self, RunArgs};
+use crate::stats::{SecondSummary, failure_rate};
+use crate::suite::Suite;
+
+/// The hardened knee over 3,000 people on half a core (docs/capacity.md); chaos runs at 70 % of it by default.
+pub const HARDENED_KNEE: f64 = 453.0;
+
+/// A fault injected into the running suite.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
+pub enum Fault {
+    /// Redis killed (SIGKILL) and started again empty: every cache, status document and stream gone.
+    RedisEmpty,
+    /// Redis killed and started again from its AOF.
+    RedisAof,
+    KillIdentity,
+    KillDeclaration,
+    KillScoring,
+    KillRendering,
+    KillVerification,
+}
+
+impl Fault {
+    pub const ALL: &[Fault] = <Fault as strum::VariantArray>::VARIANTS;
+
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    /// The service a kill fault kills.
+    fn service(self) -> Option<&'static str> {
+        self.name().strip_prefix("kill-")
+    }
+
+    fn inject(self, suite: &Suite) {
+        match self.service() {
+            Some(service) => suite.kill(service),
+            None => suite.kill_redis(),
+        }
+    }
+
+    async fn end(self, suite: &Suite) -> anyhow::Result<()> {
+        match (self, self.service()) {
+            (_, Some(service)) => suite.restart(service).await,
+            (Fault::RedisEmpty, None) => suite.start_redis(false),
+            (_, None) => suite.start_redis(true),
+        }
+    }
+}
+
+/// Errors, goodput and latency over a stretch of the run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Window {
+    pub from_s: u64,
+    pub to_s: u64,
+    pub offered_per_s: f64,
+    pub goodput_per_s: f64,
+    pub error_rate: f64,
+    /// The worst second's p99 (the recorder keeps percentiles per second).
+    pub p99_ms: f64,
+}
+
+impl Window {
+    fn of(seconds: &[SecondSummary], from_s: u64, to_s: u64) -> Window {
+        let s: Vec<&SecondSummary> = seconds
+            .iter()
+            .filter(|s| s.t >= from_s && s.t < to_s)
+            .collect();
+        let n = s.len().max(1) as f64;
+        let offered: u64 = s.iter().map(|s| s.offered).sum();
+        let ok: u64 = s.iter().map(|s| s.ok).sum();
+        Window {
+            from_s,
+            to_s,
+            offered_per_s: offered as f64 / n,
+            goodput_per_s: s.iter().map(|s| s.goodput).sum::<u64>() as f64 / n,
+            error_rate: failure_rate(offered, ok),
+            p99_ms: s.iter().map(|s| s.p99_us).max().unwrap_or(0) as f64 / 1000.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChaosResult {
+    pub name: String,
+    pub fault: Fault,
+    pub rate: f64,
+    pub fault_at_s: f64,
+    pub fault_for_s: f64,
+    /// When the fault ended and the dependency or service was back (ready), seconds into the run.
+    pub back_at_s: f64,
+    pub before: Window,
+    pub during: Window,
+    pub after: Window,
+    /// Seconds from the fault's end until p99 stays under a second and failures under 1 %.
+    pub recovery_s: Option<f64>,
+    pub accounting: Accounting,
+    /// What the run promised and did not keep (empty: passed).
+    pub broken: Vec<String>,
+    pub run: String,
+}
+
+pub struct ChaosArgs {
+    pub rate: f64,
+    pub duration_s: f64,
+    pub fault_at_s: f64,
+    pub fault_for_s: f64,
+    /// How long the accounting waits for events to settle after the load.
+    pub settle: Duration,
+}
+
+/// One fault under the steady mix; the result is written beside the run's and returned.
+pub async fn scenario(
+    suite: &Suite,
+    population: Arc<Population>,
+    mut run_args: RunArgs,
+    fault: Fault,
+    a: &ChaosArgs,
+) -> anyhow::Result<ChaosResult> {
+    let plan = Plan::new(
+        PlanName::Steady,
+        1.0,
+        &PlanOptions {
+            duration_s: Some(a.duration_s),
+            rate: Some(a.rate),
+            clients: Some(Clients::Page),
+            risk_change: Some(false),
+            ..Default::default()
+        },
+    )
+    .map_err(anyhow::Error::msg)?;
+    let (started_tx, mut started) = tokio::sync::watch::channel(None);
+    run_args.started = Some(started_tx);
+    let faults = async {
+        let start: Instant = loop {
+            if let Some(at) = *started.borrow_and_update() {
+                break at;
+            }
+            started.changed().await?;
+        };
+        tokio::time::sleep_until((start + Duration::from_secs_f64(a.fault_at_s)).into()).await;
+        eprintln!("[chaos] {}: injected", fault.name());
+        fault.inject(suite);
+        tokio::time::sleep_until(
+            (start + Duration::from_secs_f64(a.fault_at_s + a.fault_for_s)).into(),
+        )
+        .await;
+        fault.end(suite).await?;
+        let back = start.elapsed().as_secs_f64();
+        eprintln!("[chaos] {}: back at {back:.1} s", fault.name());
+        anyhow::Ok(back)
+    };
+    let (run, back) = tokio::join!(runner::run(suite, population, plan, &run_args), faults);
+    let (run, back_at_s) = (run?, back?);
+    let accounting = accounting::check(suite, &run.ledger, a.settle).await?;
+    let seconds = &run.summary.seconds;
+    let at = a.fault_at_s as u64;
+    let back_s = back_at_s.ceil() as u64;
+    let end = a.duration_s as u64;
+    let mut result = ChaosResult {
+        name: run_args.name.clone(),
+        fault,
+        rate: a.rate,
+        fault_at_s: a.fault_at_s,
+        fault_for_s: a.fault_for_s,
+        back_at_s,
+        before: Window::of(seconds, 1, at),
+        during: Window::of(seconds, at, back_s),
+        after: Window::of(seconds, back_s, end),
+        recovery_s: run.summary.recovery_s(back_at_s, 1_000_000),
+        accounting,
+        broken: Vec::new(),
+        run: run.name.clone(),
+    };
+    result.broken = promises_broken(&result);
+    let path = run_args.out.join(format!("{}.chaos.json", run_args.name));
+    std::fs::write(&path, serde_json::to_string_pretty(&result)?)?;
+    print(&result);
+    Ok(result)
+}
+
+/// What each fault promises: nothing acknowledged lost or stored twice, and the suite back to p99 under a second and
+/// failures under 1 % within 20 s of the fault's end. A killed Redis or service may fail requests while it is
+/// down, but never all of them: the page keeps its stale-but-signed code, and the rest of the suite answers.
+fn promises_broken(r: &ChaosResult) -> Vec<String> {
+    let mut broken = r.accounting.problems();
+    match r.recovery_s {
+        Some(s) if s <= 20.0 => {}
+        Some(s) => broken.push(format!(
+            "recovered {s:.0} s after the fault ended, not within 20 s"
+        )),
+        None => broken.push("never recovered to p99 < 1 s and failures < 1 %".into()),
+    }
+    if r.before.error_rate >= 0.01 {
+        broken.push(format!(
+            "{:.1} % failures before the fault: the rate is past what the suite holds here",
+            r.before.error_rate * 100.0
+        ));
+    }
+    if r.during.goodput_per_s < r.before.goodput_per_s * 0.3 {
+        broken.push(format!(
+            "goodput fell to {:.0}/s during the fault (from {:.0}/s): a collapse, not a degradation",
+            r.during.goodput_per_s, r.before.goodput_per_s
+        ));
+    }
+    broken
+}
+
+fn print(r: &ChaosResult) {
+    eprintln!(
+        "{}: before {:.0}/s ok, {:.2} % failed, p99 {:.0} ms | during {:.0}/s, {:.2} %, p99 {:.0} ms | after {:.0}/s, {:.2} %, p99 {:.0} ms | recovered in {:?} s",
+        r.name,
+        r.before.goodput_per_s,
+        r.before.error_rate * 100.0,
+        r.before.p99_ms,
+        r.during.goodput_per_s,
+        r.during.error_rate * 100.0,
+        r.during.p99_ms,
+        r.after.goodput_per_s,
+        r.after.error_rate * 100.0,
+        r.after.p99_ms,
+        r.recovery_s
+    );
+    eprintln!("  accounting: {:?}", r.accounting);
+    for b in &r.broken {
+        eprintln!("  BROKEN: {b}");
+    }
+}
