@@ -45,7 +45,7 @@ trap release_cgroups EXIT
 if [ $# -gt 0 ]; then
   cmd="$1"; shift
   case "$cmd" in
-    run|knee|seed|costs) "${generator[@]}" "$cmd" "${confine[@]}" "$@" ;;
+    run|knee|seed|costs|chaos) "${generator[@]}" "$cmd" "${confine[@]}" "$@" ;;
     *) "${generator[@]}" "$cmd" "$@" ;;
   esac
   exit 0

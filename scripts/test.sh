@@ -31,6 +31,11 @@ scripts/deny.sh
 echo "== the load generator: every persona against a small suite, every answer checked (loadtest smoke)"
 cargo build --workspace --bins --locked -q
 target/debug/loadtest smoke
+echo "== faults under load, short: Redis killed and back empty, declaration killed; nothing acknowledged lost (loadtest chaos)"
+chaos_out="$(mktemp -d)"
+target/debug/loadtest chaos --bin-dir target/debug --people 300 --rate 30 --duration 20 --fault-at 6 --fault-for 4 \
+  --settle 30 --fault redis-empty --fault kill-declaration --out "$chaos_out"
+rm -rf "$chaos_out"
 echo "== the container image: built from the debug binaries, run non-root on a read-only root (podman)"
 SKIP_BUILD=1 PROFILE=debug IMAGE=localhost/health-code:test scripts/image.sh build
 IMAGE=localhost/health-code:test scripts/image.sh smoke
