@@ -86,7 +86,7 @@ enum Command {
         load: LoadArgs,
     },
     /// Faults under load: the steady mix at --rate (default 70 % of the hardened knee, 317/s) for --duration
-    /// (default 60 s), each fault in a run of its own over one seeded suite with a Redis of its own, injected at
+    /// (default 60 s), each fault in a run of its own over one seeded suite with a PostgreSQL and a Redis of its own, injected at
     /// --fault-at and ended --fault-for later; then the acknowledged writes are accounted for. Fails when a fault
     /// breaks a promise (docs/reliability.md).
     Chaos {
@@ -94,7 +94,7 @@ enum Command {
         suite: SuiteArgs,
         #[command(flatten)]
         load: LoadArgs,
-        /// redis-empty, redis-aof, kill-identity, kill-declaration, kill-scoring, kill-rendering,
+        /// redis-empty, redis-aof, postgres, kill-identity, kill-declaration, kill-scoring, kill-rendering,
         /// kill-verification (repeatable); none: all of them.
         #[arg(long)]
         fault: Vec<chaos::Fault>,
@@ -102,8 +102,9 @@ enum Command {
         fault_at: f64,
         #[arg(long, default_value_t = 10.0)]
         fault_for: f64,
-        /// How long the accounting waits for the events to settle after the load.
-        #[arg(long, default_value_t = 60.0)]
+        /// How long the accounting waits for the events to settle after the load (it stops as soon as nothing is
+        /// missing; the time taken is reported).
+        #[arg(long, default_value_t = 300.0)]
         settle: f64,
     },
     /// Every persona for a few seconds against a small suite, every answer checked: proves the generator works
@@ -147,9 +148,9 @@ struct SuiteArgs {
     /// As `--target`, one service at its own base URL (NAME=URL; repeatable, e.g. identity=http://127.0.0.1:8081).
     #[arg(long, value_parser = parse_target)]
     target_service: Vec<(String, String)>,
-    /// A Redis of the suite's own (chaos runs kill it).
+    /// A PostgreSQL and a Redis of the suite's own (chaos runs kill them).
     #[arg(skip)]
-    own_redis: bool,
+    own_stores: bool,
 }
 
 /// A further knee sweep over the same seeded suite (`--then naive@8`).
@@ -327,7 +328,7 @@ fn suite_options(s: &SuiteArgs) -> suite::SuiteOptions {
         cpus: s.suite_cpus.clone(),
         cores: s.suite_cores,
         workers: s.workers,
-        own_redis: s.own_redis,
+        own_stores: s.own_stores,
     }
 }
 
@@ -418,7 +419,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 suite.target.is_none() && suite.target_service.is_empty(),
                 "chaos runs start their own suite: it kills its processes"
             );
-            suite.own_redis = true;
+            suite.own_stores = true;
             let (setup, s, population) = seeded(&suite, &cli.generator_cpus).await?;
             let faults = if fault.is_empty() {
                 chaos::Fault::ALL.to_vec()

@@ -31,6 +31,8 @@ const CODE_REFRESH: Duration = Duration::from_secs(120);
 pub struct RunContext {
     pub plan: Plan,
     pub start: Instant,
+    /// `start` on the wall clock (imported test results are dated from it).
+    pub start_utc: chrono::DateTime<chrono::Utc>,
     pub patience: Duration,
     pub schedules: BTreeMap<Persona, Schedule>,
     pub recorder: Recorder,
@@ -86,6 +88,9 @@ impl RunContext {
         RunContext {
             schedules,
             recorder,
+            start_utc: chrono::Utc::now()
+                + chrono::Duration::from_std(start.saturating_duration_since(Instant::now()))
+                    .unwrap_or_default(),
             start,
             patience,
             codes: (0..CODE_POOL.min(population.len()))
@@ -465,15 +470,19 @@ async fn attempt(
         }
         Persona::ImportNat => {
             let rows = crate::accounting::IMPORT_ROWS;
-            let lab = format!("load-lab-{}", uuid::Uuid::new_v4());
-            let now = chrono::Utc::now();
+            // One batch per arrival, the same rows on every try: a try after a failure resumes the batch after its
+            // last committed chunk, as a lab's resend does.
+            let lab = ctx.idempotency_key(persona, ticket);
+            let mut draw = StdRng::seed_from_u64(ticket.seq as u64);
+            let sampled =
+                ctx.start_utc + chrono::Duration::milliseconds((ticket.at_s * 1000.0) as i64);
             let body: String = (0..rows)
                 .map(|r| {
-                    let person = ctx.person();
+                    let person = draw.random_range(0..pop.len());
                     format!(
                         "{}\n",
                         json!({"id_number": population::id_number(person), "result": "negative", "lab": lab,
-                               "sample_time": now - chrono::Duration::seconds(r as i64)})
+                               "sample_time": sampled - chrono::Duration::seconds(r as i64)})
                     )
                 })
                 .collect();
@@ -483,7 +492,13 @@ async fn attempt(
                 .header("Idempotency-Key", lab.clone())
                 .header("Content-Type", "application/x-ndjson")
                 .body(body);
-            let v = expect(user, "import NAT results", GooseMethod::Post, rb, 201).await?;
+            // 200: the batch was complete already (a try whose answer was lost).
+            let (status, ra, answer) =
+                send(user, "import NAT results", GooseMethod::Post, rb).await?;
+            if status != 201 && status != 200 {
+                return Err(unexpected(status, ra, &answer));
+            }
+            let v = json_body(&answer);
             if v["accepted"] == rows && v["rejected"] == 0 && v["state"] == "complete" {
                 ctx.import_rows.fetch_add(rows, Ordering::Relaxed);
                 ctx.acknowledged(|l| l.import_labs.push(lab.clone()));

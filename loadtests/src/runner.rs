@@ -579,7 +579,7 @@ pub async fn smoke(bin_dir: PathBuf) -> anyhow::Result<()> {
         cpus: None,
         cores: None,
         workers: 1,
-        own_redis: false,
+        own_stores: false,
     };
     let people = 300;
     let mut s = Suite::start(options).await?;

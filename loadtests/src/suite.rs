@@ -144,12 +144,13 @@ pub struct SuiteOptions {
     pub cores: Option<f64>,
     /// actix workers per service.
     pub workers: usize,
-    /// A redis-server of the suite's own (AOF fsynced every second, on port [`OWN_REDIS_PORT`]) instead of the shared
-    /// one, so that a chaos run can kill it.
-    pub own_redis: bool,
+    /// A PostgreSQL and a redis-server of the suite's own (on ports [`OWN_POSTGRES_PORT`] and [`OWN_REDIS_PORT`];
+    /// Redis with an AOF synced every second) instead of the shared ones, so that a chaos run can kill them.
+    pub own_stores: bool,
 }
 
-/// The port of the suite's own Redis (chaos runs).
+/// The ports of the suite's own PostgreSQL and Redis (chaos runs).
+const OWN_POSTGRES_PORT: u16 = 19432;
 const OWN_REDIS_PORT: u16 = 19079;
 
 pub struct Suite {
@@ -165,6 +166,8 @@ pub struct Suite {
     children: std::sync::Mutex<Vec<(String, Child)>>,
     /// The suite's own redis-server, when it has one.
     redis: std::sync::Mutex<Option<Child>>,
+    /// The suite's own PostgreSQL cluster, when it has one.
+    postgres: Option<OwnPostgres>,
     pub log_dir: PathBuf,
     confinement: Option<crate::cpu::Confinement>,
     /// A suite running elsewhere (a cluster): nothing to start, stop or drop.
@@ -187,18 +190,25 @@ impl Suite {
                 );
             }
         }
-        let admin_db_url = std::env::var("HC_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into());
-        let redis_url = if options.own_redis {
-            format!("redis://127.0.0.1:{OWN_REDIS_PORT}")
-        } else {
-            std::env::var("HC_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-        };
         let stamp = format!(
             "{}_{}",
             chrono::Utc::now().format("%Y%m%d%H%M%S"),
             std::process::id()
         );
+        let own_postgres = match options.own_stores {
+            true => Some(OwnPostgres::create(&stamp)?),
+            false => None,
+        };
+        let admin_db_url = match &own_postgres {
+            Some(pg) => pg.admin_url(),
+            None => std::env::var("HC_TEST_DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into()),
+        };
+        let redis_url = if options.own_stores {
+            format!("redis://127.0.0.1:{OWN_REDIS_PORT}")
+        } else {
+            std::env::var("HC_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+        };
         let db_name = format!("hc_load_{stamp}");
         let (admin, conn) = tokio_postgres::connect(&admin_db_url, tokio_postgres::NoTls)
             .await
@@ -228,12 +238,13 @@ impl Suite {
             secrets: BTreeMap::new(),
             children: Default::default(),
             redis: Default::default(),
+            postgres: own_postgres,
             log_dir,
             confinement: None,
             attached: false,
         };
         suite.generate_secrets()?;
-        if suite.options.own_redis {
+        if suite.options.own_stores {
             suite.start_redis(true)?;
         }
         if suite.options.cpus.is_some() || suite.options.cores.is_some() {
@@ -352,6 +363,7 @@ impl Suite {
             secrets,
             children: Default::default(),
             redis: Default::default(),
+            postgres: None,
             log_dir: std::env::temp_dir(),
             confinement: None,
             attached: true,
@@ -569,6 +581,25 @@ impl Suite {
         Ok(())
     }
 
+    /// Kills the suite's own PostgreSQL (its postmaster, SIGKILL: the backends follow it).
+    pub fn kill_postgres(&self) {
+        if let Some(pg) = &self.postgres {
+            pg.kill();
+        }
+    }
+
+    /// Starts the suite's own PostgreSQL again (crash recovery replays its WAL) and waits until it answers.
+    pub fn start_postgres(&self) -> anyhow::Result<()> {
+        let Some(pg) = &self.postgres else {
+            bail!("this suite has no PostgreSQL of its own")
+        };
+        pg.start()?;
+        if let Some(c) = &self.confinement {
+            c.adopt_by_name(&["postgres"])?;
+        }
+        Ok(())
+    }
+
     /// Kills the suite's own redis-server (SIGKILL).
     pub fn kill_redis(&self) {
         if let Some(mut child) = self.redis.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -608,6 +639,111 @@ pub async fn scrape_metrics(
         .collect()
 }
 
+/// A PostgreSQL cluster of a suite's own, in a scratch directory (run as `postgres` when we are root: PostgreSQL
+/// refuses root), trusting local connections, with the settings of `scripts/infra.sh`'s.
+struct OwnPostgres {
+    bin: PathBuf,
+    data: PathBuf,
+}
+
+impl OwnPostgres {
+    fn create(stamp: &str) -> anyhow::Result<OwnPostgres> {
+        let bin = fs::read_dir("/usr/lib/postgresql")
+            .context("PostgreSQL's binaries under /usr/lib/postgresql (scripts/infra.sh up installs them)")?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .find(|b| b.join("initdb").exists())
+            .context("initdb")?;
+        let data = std::env::temp_dir().join(format!("hc-load-pg-{stamp}"));
+        fs::create_dir_all(&data)?;
+        if is_root() {
+            run(Command::new("chown").arg("postgres").arg(&data))?;
+        }
+        let pg = OwnPostgres { bin, data };
+        run(pg.tool("initdb").arg("-D").arg(&pg.data).args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        ]))?;
+        pg.start()?;
+        Ok(pg)
+    }
+
+    fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{OWN_POSTGRES_PORT}/postgres")
+    }
+
+    fn tool(&self, name: &str) -> Command {
+        let program = self.bin.join(name);
+        let mut c = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        c.stdout(Stdio::null());
+        c
+    }
+
+    /// Starts the cluster; after a kill, again until the old backends have let go of its shared memory.
+    fn start(&self) -> anyhow::Result<()> {
+        let options = format!(
+            "-h 127.0.0.1 -p {OWN_POSTGRES_PORT} -k /tmp -c max_connections=300 -c shared_buffers=256MB -c autovacuum_naptime=5"
+        );
+        let mut last = Ok(());
+        for _ in 0..40 {
+            last = run(self
+                .tool("pg_ctl")
+                .arg("-D")
+                .arg(&self.data)
+                .arg("-l")
+                .arg(self.data.join("server.log"))
+                .args(["-w", "-t", "60", "-o", &options, "start"]));
+            if last.is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        last
+    }
+
+    fn kill(&self) {
+        let pid = fs::read_to_string(self.data.join("postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().map(str::to_owned));
+        if let Some(pid) = pid {
+            let _ = Command::new("kill").args(["-9", &pid]).status();
+        }
+    }
+
+    fn remove(self) {
+        let _ =
+            run(self
+                .tool("pg_ctl")
+                .arg("-D")
+                .arg(&self.data)
+                .args(["-m", "immediate", "stop"]));
+        let _ = fs::remove_dir_all(&self.data);
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+fn run(command: &mut Command) -> anyhow::Result<()> {
+    let status = command.status().with_context(|| format!("{command:?}"))?;
+    anyhow::ensure!(status.success(), "{command:?} failed ({status})");
+    Ok(())
+}
+
 impl Drop for Suite {
     fn drop(&mut self) {
         if self.attached {
@@ -617,6 +753,9 @@ impl Drop for Suite {
         // Give PostgreSQL and Redis their whole machine back.
         self.confinement.take();
         // The scratch data goes with the run.
+        if let Some(pg) = self.postgres.take() {
+            pg.remove();
+        }
         let _ = Command::new("psql")
             .arg(&self.admin_db_url)
             .args([
@@ -627,7 +766,7 @@ impl Drop for Suite {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        if self.options.own_redis {
+        if self.options.own_stores {
             self.kill_redis();
             let _ = fs::remove_dir_all(self.log_dir.join("redis"));
             return;

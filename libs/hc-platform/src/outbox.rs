@@ -32,9 +32,13 @@ const CLEANUP_BATCH: i64 = 10_000;
 const CLEANUP_ROUNDS: usize = 10;
 /// How often the relay asks which Redis it relays to.
 const RESTART_CHECK_EVERY: Duration = Duration::from_secs(1);
-/// After a Redis restart, events relayed up to this long before it started are published again: the longest a
-/// consumer may have lagged behind and still find its unread events replayed (the consumer-lag alert fires long before).
+/// After a Redis came back empty, events relayed up to this long before it started are published again: the longest
+/// a consumer may have lagged behind and still find its unread events replayed (the consumer-lag alert fires long
+/// before).
 const REPLAY_MARGIN: Duration = Duration::from_secs(600);
+/// After a Redis came back from its AOF, the events relayed in this long before the last one it was sent are
+/// published again: what `appendfsync everysec` may not have synced (a second, two when the disk lags).
+const AOF_WINDOW: Duration = Duration::from_secs(5);
 
 /// The Redis key (without prefix) of an event stream, e.g. `events:facts.imported`.
 pub fn stream_key(stream: &str) -> String {
@@ -145,9 +149,10 @@ impl Relay {
             .key(&format!("outbox:{}:replayed-for", self.source))
     }
 
-    /// Publishes again the events relayed since shortly before the Redis (every node of a cluster) last started, when
-    /// that start is one this relay's outbox has not yet been replayed for; returns how many rows were marked for
-    /// publishing again. The first start ever replays too: a harmless repeat, since consumers are idempotent.
+    /// When the Redis (every node of a cluster) started since this relay's outbox was last replayed for it, publishes
+    /// again what that restart may have lost; returns how many rows were marked for publishing again. A Redis back
+    /// empty gets every event relayed since 10 minutes before it started; one back from its AOF, the last seconds
+    /// before the restart. The first start ever replays too: a harmless repeat, since consumers are idempotent.
     pub async fn replay_if_redis_restarted(&self) -> anyhow::Result<u64> {
         let started = self.store.started().await?;
         let replayed_for: Option<String> = redis::cmd("GET")
@@ -157,7 +162,6 @@ impl Relay {
         if replayed_for.as_deref() == Some(started.run_ids.as_str()) {
             return Ok(0);
         }
-        let window = (started.uptime + REPLAY_MARGIN).as_secs_f64();
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         tx.execute(
@@ -165,13 +169,32 @@ impl Relay {
             &[&self.source],
         )
         .await?;
-        let replayed = tx
-            .execute(
-                "UPDATE outbox SET published_at = NULL
-                 WHERE published_at > now() - make_interval(secs => $1)",
-                &[&window],
-            )
-            .await?;
+        let uptime = started.uptime.as_secs_f64();
+        let replayed = match replayed_for {
+            // The record of the last replay survived, so the Redis came back with its data, from its AOF: only the
+            // writes it had not synced are at risk, those just before the last events relayed to it. (Replaying
+            // more is harmless but costly: every consumer handles each event again.)
+            Some(_) => {
+                tx.execute(
+                    "UPDATE outbox SET published_at = NULL
+                     WHERE published_at < now() - make_interval(secs => $1)
+                       AND published_at >= (SELECT max(published_at) FROM outbox
+                                            WHERE published_at < now() - make_interval(secs => $1))
+                                           - make_interval(secs => $2)",
+                    &[&uptime, &AOF_WINDOW.as_secs_f64()],
+                )
+                .await?
+            }
+            // Back empty (or never replayed for): every event not yet consumed is gone with the streams.
+            None => {
+                tx.execute(
+                    "UPDATE outbox SET published_at = NULL
+                     WHERE published_at > now() - make_interval(secs => $1)",
+                    &[&(uptime + REPLAY_MARGIN.as_secs_f64())],
+                )
+                .await?
+            }
+        };
         tx.commit().await?;
         // Recorded only after the rows are marked: a relay that stops in between replays again, which is harmless.
         redis::cmd("SET")
