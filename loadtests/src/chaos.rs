@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::accounting::{self, Accounting};
 use crate::plan::{Clients, Plan, PlanName, PlanOptions};
 use crate::population::Population;
+use crate::proxy::Condition;
 use crate::runner::{self, RunArgs};
 use crate::stats::{SecondSummary, failure_rate};
 use crate::suite::Suite;
@@ -40,6 +41,10 @@ pub enum Fault {
     RedisAof,
     /// PostgreSQL killed (its postmaster, SIGKILL) and started again: crash recovery from its WAL.
     Postgres,
+    /// The network to Redis 500 ms slower each way (a proxy between the services and Redis).
+    SlowRedis,
+    /// The network to Redis losing 10 % of what it carries: each lost piece costs a 200 ms retransmission timeout.
+    LossyRedis,
     KillIdentity,
     KillDeclaration,
     KillScoring,
@@ -63,6 +68,13 @@ impl Fault {
         match (self, self.service()) {
             (_, Some(service)) => suite.kill(service),
             (Fault::Postgres, None) => suite.kill_postgres(),
+            (Fault::SlowRedis, None) => {
+                suite.redis_network(Condition::Slow(Duration::from_millis(500)))
+            }
+            (Fault::LossyRedis, None) => suite.redis_network(Condition::Lossy {
+                share: 0.1,
+                rto: Duration::from_millis(200),
+            }),
             (_, None) => suite.kill_redis(),
         }
     }
@@ -71,6 +83,10 @@ impl Fault {
         match (self, self.service()) {
             (_, Some(service)) => suite.restart(service).await,
             (Fault::Postgres, None) => suite.start_postgres(),
+            (Fault::SlowRedis | Fault::LossyRedis, None) => {
+                suite.redis_network(Condition::Clear);
+                Ok(())
+            }
             (Fault::RedisEmpty, None) => suite.start_redis(false),
             (_, None) => suite.start_redis(true),
         }
@@ -229,6 +245,13 @@ fn promises_broken(r: &ChaosResult) -> Vec<String> {
         broken.push(format!(
             "{:.1} % failures before the fault: the rate is past what the suite holds here",
             r.before.error_rate * 100.0
+        ));
+    }
+    // A slow or lossy network is ridden out by timeouts and breakers: nobody waits past their patience.
+    if matches!(r.fault, Fault::SlowRedis | Fault::LossyRedis) && r.during.p99_ms > 5_000.0 {
+        broken.push(format!(
+            "p99 {:.0} ms during a slow or lossy network: past a citizen's patience (5 s)",
+            r.during.p99_ms
         ));
     }
     if r.during.goodput_per_s < r.before.goodput_per_s * 0.3 {

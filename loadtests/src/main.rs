@@ -17,6 +17,7 @@ mod cpu;
 mod personas;
 mod plan;
 mod population;
+mod proxy;
 mod report;
 mod runner;
 mod schedule;
@@ -94,7 +95,7 @@ enum Command {
         suite: SuiteArgs,
         #[command(flatten)]
         load: LoadArgs,
-        /// redis-empty, redis-aof, postgres, kill-identity, kill-declaration, kill-scoring, kill-rendering,
+        /// redis-empty, redis-aof, postgres, slow-redis, lossy-redis, kill-identity, kill-declaration, kill-scoring, kill-rendering,
         /// kill-verification (repeatable); none: all of them.
         #[arg(long)]
         fault: Vec<chaos::Fault>,

@@ -452,6 +452,11 @@ async fn attempt(
                     "ID-card verify of person {i} without the masked name"
                 )));
             }
+            // The gate could not judge: no status could be read (Redis back empty, before scoring has written the
+            // documents again). Not a wrong answer but a failed check: the operator asks for the person's code.
+            if v["reason"] == "no_status" {
+                return Ok(Try::ServerError);
+            }
             judge(&v, i, group, changed)
         }
         Persona::CheckIn => {

@@ -149,9 +149,11 @@ pub struct SuiteOptions {
     pub own_stores: bool,
 }
 
-/// The ports of the suite's own PostgreSQL and Redis (chaos runs).
+/// The ports of the suite's own PostgreSQL and Redis (chaos runs). The services reach that Redis through a proxy
+/// (`crate::proxy`) that can slow the network down or make it lossy.
 const OWN_POSTGRES_PORT: u16 = 19432;
 const OWN_REDIS_PORT: u16 = 19079;
+const OWN_REDIS_BEHIND_PROXY_PORT: u16 = 19078;
 
 pub struct Suite {
     pub options: SuiteOptions,
@@ -168,6 +170,8 @@ pub struct Suite {
     redis: std::sync::Mutex<Option<Child>>,
     /// The suite's own PostgreSQL cluster, when it has one.
     postgres: Option<OwnPostgres>,
+    /// The proxy in front of the suite's own Redis.
+    redis_proxy: Option<crate::proxy::Proxy>,
     pub log_dir: PathBuf,
     confinement: Option<crate::cpu::Confinement>,
     /// A suite running elsewhere (a cluster): nothing to start, stop or drop.
@@ -239,6 +243,7 @@ impl Suite {
             children: Default::default(),
             redis: Default::default(),
             postgres: own_postgres,
+            redis_proxy: None,
             log_dir,
             confinement: None,
             attached: false,
@@ -246,6 +251,9 @@ impl Suite {
         suite.generate_secrets()?;
         if suite.options.own_stores {
             suite.start_redis(true)?;
+            suite.redis_proxy = Some(
+                crate::proxy::Proxy::start(OWN_REDIS_PORT, OWN_REDIS_BEHIND_PROXY_PORT).await?,
+            );
         }
         if suite.options.cpus.is_some() || suite.options.cores.is_some() {
             suite.confinement = Some(crate::cpu::Confinement::create(
@@ -364,6 +372,7 @@ impl Suite {
             children: Default::default(),
             redis: Default::default(),
             postgres: None,
+            redis_proxy: None,
             log_dir: std::env::temp_dir(),
             confinement: None,
             attached: true,
@@ -553,7 +562,12 @@ impl Suite {
         }
         fs::create_dir_all(&dir)?;
         let child = Command::new("redis-server")
-            .args(["--port", &OWN_REDIS_PORT.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--port",
+                &OWN_REDIS_BEHIND_PROXY_PORT.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
             .args([
                 "--save",
                 "",
@@ -574,7 +588,7 @@ impl Suite {
         }
         *self.redis.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", OWN_REDIS_PORT)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", OWN_REDIS_BEHIND_PROXY_PORT)).is_err() {
             anyhow::ensure!(Instant::now() < deadline, "redis-server never listened");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -598,6 +612,13 @@ impl Suite {
             c.adopt_by_name(&["postgres"])?;
         }
         Ok(())
+    }
+
+    /// What the network between the services and the suite's own Redis does from now on.
+    pub fn redis_network(&self, condition: crate::proxy::Condition) {
+        if let Some(proxy) = &self.redis_proxy {
+            proxy.set(condition);
+        }
     }
 
     /// Kills the suite's own redis-server (SIGKILL).

@@ -7,6 +7,7 @@ pub mod access_matrix;
 pub mod admission;
 pub mod audit;
 pub mod auth;
+pub mod breaker;
 pub mod db;
 pub mod defences;
 pub mod error;

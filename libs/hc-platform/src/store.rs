@@ -11,6 +11,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 use secrecy::ExposeSecret;
 
+use crate::breaker::Breaker;
 use crate::settings::RedisSettings;
 use crate::tls::Tls;
 
@@ -20,12 +21,26 @@ pub struct Store {
     prefix: Arc<str>,
 }
 
-/// A connection that reconnects by itself: a multiplexed manager on one node, or a cluster connection.
+/// A connection that reconnects by itself (a multiplexed manager on one node, or a cluster connection), behind a
+/// circuit breaker shared by every clone.
 #[derive(Clone)]
-pub enum Conn {
+pub struct Conn {
+    inner: Inner,
+    breaker: Arc<Breaker>,
+}
+
+#[derive(Clone)]
+enum Inner {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
 }
+
+/// Failures in a row (timeouts, refused or dropped connections) that open the breaker in front of Redis, and how long
+/// it stays open. A Redis slower than the response timeout made every command of a request wait it out in turn, and
+/// requests took 5-8 s (make chaos, slow-redis); refused at once instead, they take the fallbacks behind Redis as
+/// they do when it is down.
+const BREAKER_FAILURES: u32 = 5;
+const BREAKER_OPEN: Duration = Duration::from_secs(1);
 
 impl Store {
     /// A `rediss://` URL connects over TLS with the trust store of `tls`.
@@ -49,7 +64,7 @@ impl Store {
                 .set_number_of_retries(1)
                 .set_min_delay(Duration::from_millis(50))
                 .set_max_delay(Duration::from_millis(100));
-            Conn::Single(
+            Inner::Single(
                 ConnectionManager::new_with_config(client, config)
                     .await
                     .context("connecting to Redis")?,
@@ -72,7 +87,7 @@ impl Store {
                 .connection_timeout(timeout)
                 .build()
                 .context("redis.cluster_urls")?;
-            Conn::Cluster(
+            Inner::Cluster(
                 client
                     .get_async_connection()
                     .await
@@ -80,7 +95,15 @@ impl Store {
             )
         };
         Ok(Self {
-            conn,
+            conn: Conn {
+                inner: conn,
+                breaker: Arc::new(Breaker::new(
+                    "redis_breaker_open",
+                    true,
+                    BREAKER_FAILURES,
+                    BREAKER_OPEN,
+                )),
+            },
             prefix: settings.key_prefix.as_str().into(),
         })
     }
@@ -126,12 +149,43 @@ impl Store {
     }
 }
 
+impl Conn {
+    /// Refused at once while the breaker is open.
+    fn admit(&self) -> redis::RedisResult<()> {
+        if self.breaker.allow() {
+            Ok(())
+        } else {
+            metrics::counter!("redis_breaker_refusals_total").increment(1);
+            Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "Redis is not answering in time: the breaker is open",
+            )))
+        }
+    }
+
+    /// An answer (even a server's error) closes the breaker; no answer in time counts against it.
+    fn record<T>(&self, result: &redis::RedisResult<T>) {
+        let unanswered = result.as_ref().err().is_some_and(|e| {
+            e.is_timeout()
+                || e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+        });
+        self.breaker.record(!unanswered);
+    }
+}
+
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Conn::Single(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
-        }
+        Box::pin(async move {
+            self.admit()?;
+            let result = match &mut self.inner {
+                Inner::Single(c) => c.req_packed_command(cmd).await,
+                Inner::Cluster(c) => c.req_packed_command(cmd).await,
+            };
+            self.record(&result);
+            result
+        })
     }
 
     fn req_packed_commands<'a>(
@@ -140,16 +194,21 @@ impl ConnectionLike for Conn {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
-        }
+        Box::pin(async move {
+            self.admit()?;
+            let result = match &mut self.inner {
+                Inner::Single(c) => c.req_packed_commands(cmd, offset, count).await,
+                Inner::Cluster(c) => c.req_packed_commands(cmd, offset, count).await,
+            };
+            self.record(&result);
+            result
+        })
     }
 
     fn get_db(&self) -> i64 {
-        match self {
-            Conn::Single(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
+        match &self.inner {
+            Inner::Single(c) => c.get_db(),
+            Inner::Cluster(c) => c.get_db(),
         }
     }
 }

@@ -181,3 +181,72 @@ async fn a_grouped_batch_that_fails_is_handled_one_event_at_a_time() {
         "{metrics}"
     );
 }
+
+/// A Redis that stops answering (a network slower than the response timeout) opens the store's breaker after a few
+/// timeouts: from then on a command is refused at once instead of waiting out its timeout, so a request with several
+/// commands takes its fallbacks in milliseconds, not seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_stops_answering_is_refused_at_once_after_a_few_timeouts() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let redis = TestRedis::new();
+    let target: std::net::SocketAddr = redis
+        .url
+        .trim_start_matches("redis://")
+        .parse()
+        .expect("host:port");
+    // A proxy whose answers can be withheld.
+    let silent = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let withheld = silent.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = tokio::net::TcpStream::connect(target).await.expect("redis");
+            let (mut cr, mut cw) = client.into_split();
+            let (mut sr, mut sw) = server.into_split();
+            tokio::spawn(async move { tokio::io::copy(&mut cr, &mut sw).await });
+            let withheld = withheld.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                while let Ok(n) = sr.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    if !withheld.load(Ordering::SeqCst) && cw.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let store = Store::connect(
+        &RedisSettings {
+            url: format!("redis://127.0.0.1:{port}").into(),
+            cluster_urls: String::new(),
+            key_prefix: redis.prefix.clone(),
+            response_timeout_ms: 200,
+        },
+        &hc_platform::tls::Tls::system(),
+    )
+    .await
+    .expect("redis");
+    store.ping().await.expect("answers at first");
+    silent.store(true, Ordering::SeqCst);
+    let mut waited = Vec::new();
+    for _ in 0..8 {
+        let started = std::time::Instant::now();
+        assert!(store.ping().await.is_err());
+        waited.push(started.elapsed());
+    }
+    assert!(
+        waited[0] >= Duration::from_millis(150),
+        "the first commands wait out their timeout: {waited:?}"
+    );
+    assert!(
+        waited[6..].iter().all(|w| *w < Duration::from_millis(50)),
+        "then they are refused at once: {waited:?}"
+    );
+}

@@ -2,7 +2,6 @@
 //! last known one flagged stale), rendered as a QR code and cached per status version and time bucket; and the
 //! public keys that verify it. It owns no database.
 
-mod breaker;
 pub mod cache;
 pub mod keys;
 pub mod memory;

@@ -11,8 +11,8 @@ use hc_platform::store::Store;
 use hc_platform::tls::Tls;
 use uuid::Uuid;
 
-use crate::breaker::Breaker;
 use crate::settings::RenderingSettings;
+use hc_platform::breaker::Breaker;
 
 /// The part of scoring's status view a code needs: the status document's fields every reader relies on.
 pub use hc_platform::status_document::CurrentStatus as Status;
@@ -67,6 +67,7 @@ impl StatusSource {
             stale_fallback: s.stale_fallback_enabled,
             stale_max_age: chrono::Duration::seconds(s.stale_max_age_seconds as i64),
             breaker: Breaker::new(
+                "rendering_scoring_breaker_open",
                 s.breaker_enabled,
                 s.breaker_failures,
                 Duration::from_millis(s.breaker_open_ms),

@@ -25,13 +25,34 @@ impl Fact {
     }
 }
 
-/// Applies `events` of one kind in one transaction, then recolours everyone they touch at once.
+/// Applies `events` of one kind in one transaction, then recolours everyone they touch at once; events handled to
+/// the end before (a replay after a Redis restart) are skipped.
 pub async fn handle(
     recolourer: Arc<Recolourer>,
     kind: Fact,
     events: Vec<Delivered>,
 ) -> anyhow::Result<()> {
     let mut client = recolourer.db.get().await?;
+    let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    let handled: std::collections::HashSet<String> = client
+        .query(
+            "SELECT event_id FROM handled_events WHERE event_id = ANY($1)",
+            &[&ids],
+        )
+        .await?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    let events: Vec<Delivered> = events
+        .into_iter()
+        .filter(|e| !handled.contains(&e.event_id))
+        .collect();
+    if !handled.is_empty() {
+        metrics::counter!("scoring_events_already_handled_total").increment(handled.len() as u64);
+    }
+    if events.is_empty() {
+        return Ok(());
+    }
     let tx = client.transaction().await?;
     let touched = match kind {
         Fact::PersonRegistered => projection::people_registered(&tx, &events).await?,
@@ -54,6 +75,17 @@ pub async fn handle(
     tx.commit().await?;
     drop(client);
     let summary = recolourer.recolour(touched).await?;
+    // Only now, with everyone recoloured: an event interrupted before this line is handled again whole.
+    let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    recolourer
+        .db
+        .get()
+        .await?
+        .execute(
+            "INSERT INTO handled_events (event_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+            &[&ids],
+        )
+        .await?;
     tracing::debug!(
         events = events.len(),
         evaluated = summary.evaluated,

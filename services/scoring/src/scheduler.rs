@@ -70,6 +70,16 @@ pub async fn tick(recolourer: &Recolourer) -> anyhow::Result<Summary> {
         return Ok(Summary::default());
     }
     let result = async {
+        // The record of handled events needs to outlast only the publishers' outbox rows (an hour).
+        recolourer
+            .db
+            .get()
+            .await?
+            .execute(
+                "DELETE FROM handled_events WHERE handled_at < now() - interval '2 hours'",
+                &[],
+            )
+            .await?;
         let mut total = apply_due_rules(recolourer).await?;
         total += apply_due_risks(recolourer).await?;
         loop {

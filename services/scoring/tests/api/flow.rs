@@ -377,3 +377,51 @@ async fn status_documents_lost_with_redis_are_written_again() {
     let again = app.wait_colour(&c.person, "green").await;
     assert_eq!(again["version"], green["version"]);
 }
+
+/// After a Redis restart the relays publish again what the restart may have lost, most of it handled already: scoring
+/// skips an event it handled to the end before (by its event id) instead of recolouring its people again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_handled_before_is_skipped_when_it_comes_again() {
+    let app = spawn_app().await;
+    let c = app.citizen("440106", 1).await;
+    app.wait_colour(&c.person, "green").await;
+    let declared = DeclarationSubmitted {
+        declaration_id: uuid::Uuid::new_v4(),
+        person_id: c.person.parse().expect("a person id"),
+        day: date_ago(0).parse().expect("a day"),
+        current_region: "440106".into(),
+        fever: true,
+        symptoms: Vec::new(),
+        contact_with_case: false,
+        contact_date: None,
+        travelled_regions: Vec::new(),
+        supersedes: None,
+    };
+    app.inject_as(
+        DeclarationSubmitted::STREAM,
+        "declaration:7",
+        declared.encode(),
+    )
+    .await;
+    app.wait_colour(&c.person, "yellow").await;
+    let skipped = || async {
+        hc_platform::testing::metric(
+            &app.http,
+            &app.address,
+            "scoring_events_already_handled_total",
+            "",
+        )
+        .await
+    };
+    assert_eq!(skipped().await, 0.0);
+    app.inject_as(
+        DeclarationSubmitted::STREAM,
+        "declaration:7",
+        declared.encode(),
+    )
+    .await;
+    eventually(WAIT, "the replayed event skipped", || async {
+        (skipped().await == 1.0).then_some(())
+    })
+    .await;
+}

@@ -170,17 +170,22 @@ impl TestApp {
 
     /// Publishes an event on a stream as its publisher would (for facts dated in the past).
     pub async fn inject(&self, stream: &str, payload: Value) {
+        self.inject_as(stream, &format!("test:{}", uuid::Uuid::new_v4()), payload)
+            .await;
+    }
+
+    /// As [`Self::inject`], with the publisher's event id `id` (the same id twice: a replay).
+    pub async fn inject_as(&self, stream: &str, id: &str, payload: Value) {
         let key = format!(
             "{}{}",
             self.redis.prefix,
             hc_platform::outbox::stream_key(stream)
         );
-        let id = format!("test:{}", uuid::Uuid::new_v4());
         let _: String = redis::AsyncCommands::xadd(
             &mut self.store.conn(),
             key,
             "*",
-            &[("event_id", id), ("payload", payload.to_string())],
+            &[("event_id", id), ("payload", &payload.to_string())],
         )
         .await
         .expect("xadd");

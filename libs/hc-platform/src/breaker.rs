@@ -1,6 +1,7 @@
-//! A circuit breaker for the calls to scoring: after `failures` failures in a row it opens, and for `open_for`
-//! every call is refused at once (no connection, no timeout to wait out); then one trial call is let through, and
-//! its outcome closes or re-opens it. Small enough that no crate's generality is worth its weight here.
+//! A circuit breaker for the calls to a dependency (rendering's to scoring, every service's to Redis): after `failures`
+//! failures in a row it opens, and for `open_for` every call is refused at once (no connection, no timeout to wait
+//! out); then one trial call is let through, and its outcome closes or re-opens it. Small enough that no crate's
+//! generality is worth its weight here.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -19,6 +20,8 @@ enum State {
 
 #[derive(Debug)]
 pub struct Breaker {
+    /// The gauge that is 1 while the breaker is open.
+    gauge: &'static str,
     enabled: bool,
     failures: u32,
     open_for: Duration,
@@ -26,8 +29,9 @@ pub struct Breaker {
 }
 
 impl Breaker {
-    pub fn new(enabled: bool, failures: u32, open_for: Duration) -> Self {
+    pub fn new(gauge: &'static str, enabled: bool, failures: u32, open_for: Duration) -> Self {
         Self {
+            gauge,
             enabled,
             failures,
             open_for,
@@ -71,7 +75,7 @@ impl Breaker {
         };
         let open = matches!(next, State::Open { .. });
         *state = next;
-        metrics::gauge!("rendering_scoring_breaker_open").set(if open { 1.0 } else { 0.0 });
+        metrics::gauge!(self.gauge).set(if open { 1.0 } else { 0.0 });
     }
 }
 
@@ -81,7 +85,7 @@ mod tests {
 
     #[test]
     fn opens_after_failures_in_a_row_and_closes_after_a_good_trial() {
-        let b = Breaker::new(true, 3, Duration::from_millis(30));
+        let b = Breaker::new("test_breaker_open", true, 3, Duration::from_millis(30));
         for _ in 0..2 {
             assert!(b.allow());
             b.record(false);
@@ -105,7 +109,7 @@ mod tests {
 
     #[test]
     fn a_disabled_breaker_always_lets_calls_through() {
-        let b = Breaker::new(false, 1, Duration::from_secs(60));
+        let b = Breaker::new("test_breaker_open", false, 1, Duration::from_secs(60));
         b.record(false);
         b.record(false);
         assert!(b.allow());
