@@ -14,8 +14,12 @@ enum State {
     Open {
         until: Instant,
     },
-    /// One trial call is out.
-    HalfOpen,
+    /// One trial call is out, since then. A trial whose caller gave up on it (a request timeout dropped its future)
+    /// never reports: after `open_for` another trial goes. Without that, one abandoned trial held the breaker
+    /// half-open for good and refused every call (make chaos, lossy-redis: scoring stopped reading its streams).
+    HalfOpen {
+        since: Instant,
+    },
 }
 
 #[derive(Debug)]
@@ -50,10 +54,18 @@ impl Breaker {
         match *state {
             State::Closed { .. } => true,
             State::Open { until } if Instant::now() >= until => {
-                *state = State::HalfOpen;
+                *state = State::HalfOpen {
+                    since: Instant::now(),
+                };
                 true
             }
-            State::Open { .. } | State::HalfOpen => false,
+            State::HalfOpen { since } if since.elapsed() >= self.open_for => {
+                *state = State::HalfOpen {
+                    since: Instant::now(),
+                };
+                true
+            }
+            State::Open { .. } | State::HalfOpen { .. } => false,
         }
     }
 
@@ -103,6 +115,21 @@ mod tests {
         assert!(!b.allow(), "a failed trial opens it again");
         std::thread::sleep(Duration::from_millis(40));
         assert!(b.allow());
+        b.record(true);
+        assert!(b.allow() && b.allow(), "closed");
+    }
+
+    #[test]
+    fn a_trial_that_never_reports_is_followed_by_another() {
+        let b = Breaker::new("test_breaker_open", true, 1, Duration::from_millis(30));
+        b.record(false);
+        assert!(!b.allow());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(b.allow(), "the trial");
+        assert!(!b.allow(), "while it is out");
+        // Its caller gave up on it: no record.
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(b.allow(), "another trial");
         b.record(true);
         assert!(b.allow() && b.allow(), "closed");
     }

@@ -45,6 +45,12 @@ pub fn stream_key(stream: &str) -> String {
     format!("events:{stream}")
 }
 
+/// The publisher's outbox id in an `event_id` (`{source}:{id}`): one publisher's events come in this order when it
+/// writes them one at a time, as declaration does for one person. `None` for an id of another form.
+pub fn sequence_of(event_id: &str) -> Option<i64> {
+    event_id.rsplit_once(':')?.1.parse().ok()
+}
+
 /// The current span's W3C `traceparent`, carried with the event so the consumer continues the trace.
 fn current_traceparent() -> Option<String> {
     let context = tracing::Span::current().context();

@@ -8,3 +8,8 @@ CREATE TABLE handled_events (
     handled_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX handled_events_at_idx ON handled_events (handled_at);
+
+-- A day's declaration is replaced only by a later one, by the publisher's outbox id (declaration writes one person's
+-- declarations one at a time, so their ids are in order). Replays and redeliveries can bring an older declaration
+-- after a newer one: last-handled-wins let it overwrite the newer (make chaos, redis-aof).
+ALTER TABLE f_declarations ADD COLUMN event_seq bigint;

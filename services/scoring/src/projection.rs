@@ -44,13 +44,18 @@ pub async fn declaration_submitted(
     let Some(index) = crate::db::subjects::index_of(client, d.person_id).await? else {
         anyhow::bail!("person {} is not registered here yet", d.person_id);
     };
+    // Only a later declaration replaces the day's: a replayed or redelivered older one may come after it.
+    let seq = hc_platform::outbox::sequence_of(&event.event_id);
     client
         .execute(
-            "INSERT INTO f_declarations (id_index, day, declaration_id, fever, symptoms, contact_date)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO f_declarations (id_index, day, declaration_id, fever, symptoms, contact_date, event_seq)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (id_index, day) DO UPDATE SET declaration_id = excluded.declaration_id,
-                 fever = excluded.fever, symptoms = excluded.symptoms, contact_date = excluded.contact_date",
-            &[&index, &d.day, &d.declaration_id, &d.fever, &!d.symptoms.is_empty(), &d.contact_date],
+                 fever = excluded.fever, symptoms = excluded.symptoms, contact_date = excluded.contact_date,
+                 event_seq = excluded.event_seq
+             WHERE f_declarations.event_seq IS NULL OR excluded.event_seq IS NULL
+                OR excluded.event_seq > f_declarations.event_seq",
+            &[&index, &d.day, &d.declaration_id, &d.fever, &!d.symptoms.is_empty(), &d.contact_date, &seq],
         )
         .await?;
     let at = start_of(d.day);

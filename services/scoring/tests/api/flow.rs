@@ -425,3 +425,62 @@ async fn an_event_handled_before_is_skipped_when_it_comes_again() {
     })
     .await;
 }
+
+/// A replay or a redelivery can bring a person's older declaration of the day after a newer one: the newer one (by the
+/// publisher's outbox id) stays in force, instead of whichever came last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_declaration_arriving_late_does_not_replace_the_newer() {
+    let app = spawn_app().await;
+    let c = app.citizen("440106", 1).await;
+    app.wait_colour(&c.person, "green").await;
+    let declared = |fever: bool| DeclarationSubmitted {
+        declaration_id: uuid::Uuid::new_v4(),
+        person_id: c.person.parse().expect("a person id"),
+        day: date_ago(0).parse().expect("a day"),
+        current_region: "440106".into(),
+        fever,
+        symptoms: Vec::new(),
+        contact_with_case: false,
+        contact_date: None,
+        travelled_regions: Vec::new(),
+        supersedes: None,
+    };
+    // The newer (outbox id 20) says fever; the older (10), handled after it, said none.
+    let newer = declared(true);
+    app.inject_as(
+        DeclarationSubmitted::STREAM,
+        "declaration:20",
+        newer.encode(),
+    )
+    .await;
+    app.wait_colour(&c.person, "yellow").await;
+    app.inject_as(
+        DeclarationSubmitted::STREAM,
+        "declaration:10",
+        declared(false).encode(),
+    )
+    .await;
+    let db = app.pool.get().await.expect("db");
+    eventually(WAIT, "the older declaration handled", || async {
+        let handled: i64 = db
+            .query_one(
+                "SELECT count(*) FROM handled_events WHERE event_id = 'declaration:10'",
+                &[],
+            )
+            .await
+            .expect("count")
+            .get(0);
+        (handled == 1).then_some(())
+    })
+    .await;
+    let kept: uuid::Uuid = db
+        .query_one("SELECT declaration_id FROM f_declarations", &[])
+        .await
+        .expect("the day's declaration")
+        .get(0);
+    assert_eq!(kept, newer.declaration_id);
+    assert_eq!(
+        app.cached(&c.person).await.expect("status")["colour"],
+        "yellow"
+    );
+}
