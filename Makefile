@@ -60,9 +60,9 @@ image:
 k8s-check:
 	@IMAGE=$${IMAGE:-localhost/health-code:dev} scripts/k8s-check.sh
 
-# Faults under load: Redis killed (back empty, back from its AOF), PostgreSQL killed and each service killed, under the steady mix at
-# 70 % of the hardened knee, with the acknowledged writes accounted for (about 12 minutes; make test runs a short
-# version of Redis back empty and of the declaration service killed).
+# Faults under load: Redis killed (back empty, back from its AOF), PostgreSQL killed, Redis slow or lossy, each
+# service killed, under the steady mix at 70 % of the hardened knee, with the acknowledged writes accounted for (about
+# 25 minutes; make test runs a short version of Redis back empty and of the declaration service killed).
 chaos:
 	@scripts/chaos.sh
 

@@ -2,9 +2,10 @@
 # `make chaos`: faults under load. The steady mix at 70 % of the hardened knee (317/s of the 453/s measured on half a
 # core, docs/capacity.md) against a suite the load generator starts from release builds, the suite on CPU 0 with
 # half a core and the generator on CPU 1, as in `make loadtest`. Each fault runs in its own 60 s run over one seeded
-# population: Redis killed and back empty, Redis killed and back from its AOF, PostgreSQL killed, and each service
-# killed (SIGKILL) and started again; injected at 20 s, ended 10 s later. After each run the writes acknowledged to the clients are
-# accounted for in PostgreSQL and Redis. Fails when a fault breaks a promise (docs/reliability.md). About 12
+# population: Redis killed and back empty, Redis killed and back from its AOF, PostgreSQL killed, the network to
+# Redis slow (500 ms each way) or lossy, and each service killed (SIGKILL) and started again; injected at 20 s, ended
+# 10 s later. After each run the writes acknowledged to the clients are
+# accounted for in PostgreSQL and Redis. Fails when a fault breaks a promise (docs/reliability.md). About 25
 # minutes with the build cached; loopback only, every run bounded in time.
 # Reports: loadtests/results/chaos-*.chaos.json (and each run's own JSON and goose reports).
 #
