@@ -175,7 +175,7 @@ impl Relay {
             &[&self.source],
         )
         .await?;
-        let uptime = started.uptime.as_secs_f64();
+        let uptime = started.up_at_least.as_secs_f64();
         let replayed = match replayed_for {
             // The record of the last replay survived, so the Redis came back with its data, from its AOF: only the
             // writes it had not synced are at risk, those just before the last events relayed to it. (Replaying
