@@ -59,6 +59,10 @@ pub struct Accounting {
     pub status_documents: u64,
     /// How long the events took to settle after the load (the check is repeated until nothing is missing).
     pub settled_after_s: f64,
+    /// Events still in an outbox or a consumer group's backlog at the last check: not lost, late. Anything missing
+    /// while this is above zero may be among them.
+    #[serde(default)]
+    pub pending_events: u64,
 }
 
 impl Accounting {
@@ -69,6 +73,15 @@ impl Accounting {
 
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
+        let missing = if self.pending_events > 0 {
+            out.push(format!(
+                "{} events still pending in an outbox or a consumer group after {:.0} s: the suite had not caught up",
+                self.pending_events, self.settled_after_s
+            ));
+            "not yet stored (pending)"
+        } else {
+            "lost"
+        };
         for (what, t) in [
             ("declarations", &self.declarations),
             ("declarations in scoring", &self.declarations_in_scoring),
@@ -79,7 +92,7 @@ impl Accounting {
         ] {
             if t.lost > 0 {
                 out.push(format!(
-                    "{} of {} acknowledged {what} lost",
+                    "{} of {} acknowledged {what} {missing}",
                     t.lost, t.acknowledged
                 ));
             }
@@ -115,6 +128,7 @@ pub async fn check(suite: &Suite, ledger: &Ledger, settle: Duration) -> anyhow::
     loop {
         let mut a = once(&db, &mut redis, &suite.prefix, ledger).await?;
         a.settled_after_s = started.elapsed().as_secs_f64();
+        a.pending_events = backlog(&db, &mut redis, &suite.prefix).await?;
         if a.clean() || started.elapsed() >= settle {
             return Ok(a);
         }
@@ -175,14 +189,8 @@ async fn once(
     prefix: &str,
     ledger: &Ledger,
 ) -> anyhow::Result<Accounting> {
-    let count = |sql: &'static str, ids: &[Uuid]| {
-        let ids = ids.to_vec();
-        async move {
-            let row = db.query_one(sql, &[&ids]).await?;
-            anyhow::Ok((row.get::<_, i64>(0), row.get::<_, i64>(1)))
-        }
-    };
-    let (d, dr) = count(
+    let (d, dr) = distinct_and_rows(
+        db,
         "SELECT count(DISTINCT id), count(*) FROM declaration.declarations WHERE id = ANY($1)",
         &ledger.declarations,
     )
@@ -197,29 +205,31 @@ async fn once(
         )
         .await?;
     let (current, in_scoring): (i64, i64) = (current.get(0), current.get(1));
-    let (c, cr) = count(
+    let (c, cr) = distinct_and_rows(
+        db,
         "SELECT count(DISTINCT id), count(*) FROM verification.scan_events
          WHERE kind = 'checkin' AND id = ANY($1)",
         &ledger.checkins,
     )
     .await?;
-    let (s, sr) = count(
+    let (s, sr) = distinct_and_rows(
+        db,
         "SELECT count(DISTINCT id), count(*) FROM verification.scan_events
          WHERE kind IN ('scan', 'id_card') AND id = ANY($1)",
         &ledger.scans,
     )
     .await?;
-    let rows = |sql: &'static str| async move {
-        let row = db.query_one(sql, &[&ledger.import_labs]).await?;
-        anyhow::Ok((row.get::<_, i64>(0), row.get::<_, i64>(1)))
-    };
-    let (n, nr) = rows(
+    let (n, nr) = distinct_and_rows(
+        db,
         "SELECT count(DISTINCT (id_index, sample_time, lab)), count(*) FROM declaration.nat_results
          WHERE lab = ANY($1)",
+        &ledger.import_labs,
     )
     .await?;
-    let (f, fr) = rows(
+    let (f, fr) = distinct_and_rows(
+        db,
         "SELECT count(DISTINCT (id_index, sample_time, lab)), count(*) FROM scoring.f_nat WHERE lab = ANY($1)",
+        &ledger.import_labs,
     )
     .await?;
     let imported = ledger.import_labs.len() as u64 * IMPORT_ROWS;
@@ -234,7 +244,18 @@ async fn once(
         stale_status_documents: stale,
         status_documents: compared,
         settled_after_s: 0.0,
+        pending_events: 0,
     })
+}
+
+/// The two counts a tally query answers (distinct rows, all rows) for the acknowledged ids or labs in `$1`.
+async fn distinct_and_rows(
+    db: &tokio_postgres::Client,
+    sql: &str,
+    acknowledged: &(dyn tokio_postgres::types::ToSql + Sync),
+) -> anyhow::Result<(i64, i64)> {
+    let row = db.query_one(sql, &[acknowledged]).await?;
+    Ok((row.get(0), row.get(1)))
 }
 
 /// Every person's status version in PostgreSQL against their document's in Redis: (older in Redis, compared).

@@ -56,6 +56,17 @@ impl Persona {
     pub fn name(self) -> &'static str {
         self.into()
     }
+
+    /// The service its request goes to. (Each also needs the token identity issued, verified from cached keys.)
+    pub fn service(self) -> &'static str {
+        match self {
+            Persona::ShowCode => "rendering",
+            Persona::ReadStatus => "scoring",
+            Persona::SignIn => "identity",
+            Persona::Declare | Persona::ImportNat => "declaration",
+            Persona::VerifyCode | Persona::VerifyIdCard | Persona::CheckIn => "verification",
+        }
+    }
 }
 
 /// How a client treats a timeout, a 5xx or a 503/429 with `Retry-After`.

@@ -106,6 +106,14 @@ impl Recorder {
         if outcome != Outcome::Late {
             second.latency_us.saturating_record(latency);
         }
+        let good = outcome == Outcome::Ok && latency <= GOODPUT_DEADLINE_US;
+        let own = second
+            .counts
+            .personas
+            .entry(persona.name().to_owned())
+            .or_default();
+        own.offered += 1;
+        own.goodput += u64::from(good);
         let s = &mut second.counts;
         s.offered += 1;
         s.attempts += u64::from(attempts);
@@ -233,6 +241,16 @@ pub struct SecondSummary {
     pub failed: u64,
     pub p50_us: u64,
     pub p99_us: u64,
+    /// The offered requests and goodput of each persona in this second: which requests a fault took down, and
+    /// whether the others were spared.
+    #[serde(default)]
+    pub personas: BTreeMap<String, PersonaSecond>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PersonaSecond {
+    pub offered: u64,
+    pub goodput: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -303,6 +321,28 @@ mod tests {
         assert_eq!(show.outcomes["shed"], 9);
         assert_eq!(s.seconds[1].goodput, 990);
         assert_eq!(s.seconds[2].shed, 9);
+        let own = |t: usize, p: &str| s.seconds[t].personas.get(p).cloned().unwrap_or_default();
+        assert_eq!(
+            own(1, "show-code"),
+            PersonaSecond {
+                offered: 990,
+                goodput: 990
+            }
+        );
+        assert_eq!(
+            own(2, "show-code"),
+            PersonaSecond {
+                offered: 9,
+                goodput: 0
+            }
+        );
+        assert_eq!(
+            own(3, "verify-code"),
+            PersonaSecond {
+                offered: 1,
+                goodput: 0
+            }
+        );
         // The timeout answered nothing within the deadline: not goodput.
         assert_eq!(s.seconds[3].goodput, 0);
         assert!(!s.holds());

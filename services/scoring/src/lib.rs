@@ -107,7 +107,7 @@ impl Service for Scoring {
         )?;
         let store_for_refill = store;
         // Registrations and declarations come in bulk (a city registering, a morning's declarations): a batch
-        // is one transaction and one recolouring. An import event carries up to a chunk of rows already.
+        // is one transaction and one recolouring.
         for (fact, batch) in [
             (Fact::PersonRegistered, 200),
             (Fact::DeclarationSubmitted, 200),
@@ -117,9 +117,11 @@ impl Service for Scoring {
                 events::handle(r.clone(), fact, events)
             });
         }
+        // An import event carries up to a chunk of rows already; a consumer behind (after an outage, or labs
+        // finishing together) applies four at once, one transaction and one recolouring of everyone they touch.
         let r = recolourer.clone();
-        running.consume_batched(Fact::FactsImported.stream(), 4, move |event| {
-            events::handle(r.clone(), Fact::FactsImported, vec![event])
+        running.consume_grouped(Fact::FactsImported.stream(), 4, move |events| {
+            events::handle(r.clone(), Fact::FactsImported, events)
         });
         running.spawn_background({
             let (db, store) = (db.clone(), store_for_refill);
