@@ -18,6 +18,8 @@ pub struct Ledger {
     pub scans: Vec<Uuid>,
     /// Import batches by their lab name (each batch is its own lab), 1,000 rows each.
     pub import_labs: Vec<String>,
+    /// When codes came flagged stale, whole seconds into the run (not a write: what a fault showed the citizens).
+    pub stale_codes_at_s: Vec<u64>,
 }
 
 /// Rows of an import batch in the load.

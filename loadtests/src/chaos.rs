@@ -125,6 +125,28 @@ impl Window {
     }
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StaleCodes {
+    pub before: usize,
+    pub during: usize,
+    pub after: usize,
+    pub last_at_s: Option<u64>,
+}
+
+impl StaleCodes {
+    fn of(at_s: &[u64], fault_at_s: u64, back_s: u64) -> Self {
+        StaleCodes {
+            before: at_s.iter().filter(|&&t| t < fault_at_s).count(),
+            during: at_s
+                .iter()
+                .filter(|&&t| (fault_at_s..back_s).contains(&t))
+                .count(),
+            after: at_s.iter().filter(|&&t| t >= back_s).count(),
+            last_at_s: at_s.iter().copied().max(),
+        }
+    }
+}
+
 /// The requests a killed service does not serve: they must not go down with it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Bystanders {
@@ -144,7 +166,7 @@ impl Bystanders {
                 .filter(|(name, _)| {
                     Persona::ALL
                         .iter()
-                        .any(|p| p.name() == *name && p.service() != killed)
+                        .any(|p| p.name() == *name && !p.services().contains(&killed))
                 })
                 .map(|(_, p)| p.goodput)
                 .sum();
@@ -173,6 +195,10 @@ pub struct ChaosResult {
     /// Seconds from the fault's end until the first of 10 healthy seconds in a row: failures under 1 % and p99 no
     /// worse than before the fault (or a second, whichever is more).
     pub recovery_s: Option<f64>,
+    /// Codes shown flagged stale (the status as of a time, because scoring could not vouch for it now), before,
+    /// during and after the fault, and the last second one was.
+    #[serde(default)]
+    pub stale_codes: StaleCodes,
     /// For a killed service: the goodput of the requests that do not go to it, before and during.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bystanders: Option<Bystanders>,
@@ -255,6 +281,7 @@ pub async fn scenario(
         during: Window::of(seconds, during_s.0, during_s.1),
         after: Window::of(seconds, back_s, end),
         recovery_s: recovery_s(seconds, back_at_s, healthy_p99_us),
+        stale_codes: StaleCodes::of(&run.ledger.stale_codes_at_s, at, back_s),
         bystanders: fault
             .service()
             .map(|killed| Bystanders::of(seconds, killed, before_s, during_s)),
@@ -311,6 +338,23 @@ fn promises_broken(r: &ChaosResult) -> Vec<String> {
             r.during.p99_ms
         ));
     }
+    // Scoring down, Redis up: codes still show, from the documents in Redis, flagged stale once scoring has been
+    // silent a while (5 s in a chaos run), and no longer once it is back.
+    if r.fault == Fault::KillScoring {
+        if r.stale_codes.during == 0 {
+            broken.push("no code was flagged stale while scoring was down".into());
+        }
+        if let Some(last) = r
+            .stale_codes
+            .last_at_s
+            .filter(|&t| t as f64 > r.back_at_s + 10.0)
+        {
+            broken.push(format!(
+                "codes still flagged stale {:.0} s after scoring was back",
+                last as f64 - r.back_at_s
+            ));
+        }
+    }
     match &r.bystanders {
         // One replica of a killed service fails its own requests until it is back (in a cluster its other replicas
         // take them); what must hold is everything else: no cascade.
@@ -365,9 +409,9 @@ mod tests {
 
     #[test]
     fn bystanders_are_the_requests_the_killed_service_does_not_serve() {
-        let with = |t, show: u64, verify: u64| {
+        let with = |t, show: u64, status: u64| {
             let mut s = second(t, 100, 0);
-            for (name, goodput) in [("show-code", show), ("verify-code", verify)] {
+            for (name, goodput) in [("show-code", show), ("read-status", status)] {
                 s.personas.insert(
                     name.into(),
                     crate::stats::PersonaSecond {
@@ -389,7 +433,7 @@ mod tests {
             (b.before_goodput_per_s, b.during_goodput_per_s),
             (20.0, 18.0)
         );
-        let b = Bystanders::of(&seconds, "verification", (0, 2), (2, 4));
+        let b = Bystanders::of(&seconds, "scoring", (0, 2), (2, 4));
         assert_eq!(
             (b.before_goodput_per_s, b.during_goodput_per_s),
             (100.0, 0.0)

@@ -379,6 +379,10 @@ async fn attempt(
                     "code without HCQ1: prefix for person {i}"
                 )));
             }
+            if v["stale"] == true {
+                let at = ctx.start.elapsed().as_secs();
+                ctx.acknowledged(|l| l.stale_codes_at_s.push(at));
+            }
             check_colour(v["colour"].as_str().unwrap_or(""))
         }
         Persona::ReadStatus => {

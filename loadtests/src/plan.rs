@@ -57,14 +57,16 @@ impl Persona {
         self.into()
     }
 
-    /// The service its request goes to. (Each also needs the token identity issued, verified from cached keys.)
-    pub fn service(self) -> &'static str {
+    /// The services its requests go to. (Each also needs the token identity issued, verified from cached keys.)
+    pub fn services(self) -> &'static [&'static str] {
         match self {
-            Persona::ShowCode => "rendering",
-            Persona::ReadStatus => "scoring",
-            Persona::SignIn => "identity",
-            Persona::Declare | Persona::ImportNat => "declaration",
-            Persona::VerifyCode | Persona::VerifyIdCard | Persona::CheckIn => "verification",
+            Persona::ShowCode => &["rendering"],
+            Persona::ReadStatus => &["scoring"],
+            Persona::SignIn => &["identity"],
+            Persona::Declare | Persona::ImportNat => &["declaration"],
+            // The code a gate scans was shown by rendering; the load's phones fetch a new one now and then.
+            Persona::VerifyCode => &["verification", "rendering"],
+            Persona::VerifyIdCard | Persona::CheckIn => &["verification"],
         }
     }
 }

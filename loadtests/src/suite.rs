@@ -448,6 +448,15 @@ impl Suite {
             ("HC__DECLARATION__IMPORT_MAX_BYTES", "1000000000".into()),
         ];
         env.extend(common.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        if self.options.own_stores {
+            // A chaos run's faults last 10 s: scoring beats every second and rendering calls it silent after 5 s
+            // (30 s in production), so that a scoring killed under load shows its codes flagged stale.
+            env.push(("HC__SCORING__PULSE_INTERVAL_MS".into(), "1000".into()));
+            env.push((
+                "HC__RENDERING__SCORING_SILENT_AFTER_SECONDS".into(),
+                "5".into(),
+            ));
+        }
         match &self.options.profile {
             Profile::Hardened => {}
             Profile::Naive => env.push(("APP_ENV".into(), "naive".into())),

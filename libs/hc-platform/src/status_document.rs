@@ -139,6 +139,31 @@ pub async fn read_as<T: DeserializeOwned>(
     Ok(doc.map(|d| serde_json::from_str(&d)).transpose()?)
 }
 
+/// The key scoring's replicas beat on (`SET` to the time, Unix milliseconds, every few seconds): while it is recent
+/// the documents are kept current; once it is old, they are the last status known, and rendering flags its codes
+/// stale with that time. (Scoring is up but far behind on its streams: the consumer-lag alert says that.)
+fn pulse_key(store: &Store) -> String {
+    store.key("status:writer-pulse")
+}
+
+/// Records that a writer of the documents is running, as of `at`.
+pub async fn beat(store: &Store, at: DateTime<Utc>) -> redis::RedisResult<()> {
+    redis::cmd("SET")
+        .arg(pulse_key(store))
+        .arg(at.timestamp_millis())
+        .query_async(&mut store.conn())
+        .await
+}
+
+/// When a writer of the documents last beat; `None` if none has since Redis started.
+pub async fn last_beat(store: &Store) -> redis::RedisResult<Option<DateTime<Utc>>> {
+    let ms: Option<i64> = redis::cmd("GET")
+        .arg(pulse_key(store))
+        .query_async(&mut store.conn())
+        .await?;
+    Ok(ms.and_then(DateTime::from_timestamp_millis))
+}
+
 /// A document that does not parse is our own bug: counted and logged (with no personal data), then read as absent,
 /// so that the reader falls back as it would for a person scoring has not reached yet.
 pub fn absent_if_invalid<T>(read: Result<Option<T>, ReadError>) -> redis::RedisResult<Option<T>> {

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod keys;
 pub mod memory;
 mod openapi;
+mod pulse;
 pub mod render;
 mod routes;
 mod settings;
@@ -44,7 +45,15 @@ impl Service for Rendering {
         let tls = Tls::from_settings(&platform.tls)?;
         let keys = Arc::new(keys::Keys::from_settings(&service)?);
         let store = Store::connect(&platform.redis, &tls).await?;
-        let status = Arc::new(status::StatusSource::new(store.clone(), &service, &tls)?);
+        let pulse = Arc::new(pulse::ScoringPulse::new(
+            service.scoring_silent_after_seconds,
+        ));
+        let status = Arc::new(status::StatusSource::new(
+            store.clone(),
+            &service,
+            &tls,
+            pulse.clone(),
+        )?);
         let memory = (service.memory_cache_enabled
             && service.render_cache_enabled
             && service.status_from_redis)
@@ -76,6 +85,8 @@ impl Service for Rendering {
                 cfg.app_data(state.clone()).configure(routes::configure);
             },
         )?;
+        let pulse_store = follower.clone();
+        running.spawn_background(|stop| async move { pulse.follow(pulse_store, stop).await });
         if let Some(memory) = memory {
             let idle = std::time::Duration::from_millis(platform.events.idle_ms);
             running.spawn_background(|stop| memory::follow_changes(follower, memory, stop, idle));

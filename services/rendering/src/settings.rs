@@ -18,6 +18,7 @@ pub struct RenderingSettings {
     pub breaker_open_ms: u64,
     pub stale_fallback_enabled: bool,
     pub stale_max_age_seconds: u64,
+    pub scoring_silent_after_seconds: u64,
     pub last_known_capacity: usize,
     pub qr_module_px: u32,
     pub page_identity_url: String,
@@ -46,6 +47,10 @@ impl RenderingSettings {
         anyhow::ensure!(
             (1..=86_400).contains(&self.stale_max_age_seconds),
             "rendering.stale_max_age_seconds must be 1 to 86400"
+        );
+        anyhow::ensure!(
+            (2..=3600).contains(&self.scoring_silent_after_seconds),
+            "rendering.scoring_silent_after_seconds must be 2 to 3600"
         );
         anyhow::ensure!(
             (1..=32).contains(&self.qr_module_px),

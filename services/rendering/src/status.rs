@@ -49,12 +49,18 @@ pub struct StatusSource {
     stale_fallback: bool,
     stale_max_age: chrono::Duration,
     breaker: Breaker,
+    pulse: std::sync::Arc<crate::pulse::ScoringPulse>,
     /// Each person's last status read here, and when it was read.
     last_known: quick_cache::sync::Cache<Uuid, (Status, DateTime<Utc>)>,
 }
 
 impl StatusSource {
-    pub fn new(store: Store, s: &RenderingSettings, tls: &Tls) -> anyhow::Result<Self> {
+    pub fn new(
+        store: Store,
+        s: &RenderingSettings,
+        tls: &Tls,
+        pulse: std::sync::Arc<crate::pulse::ScoringPulse>,
+    ) -> anyhow::Result<Self> {
         tls.check_https("rendering.scoring_url", &s.scoring_url)?;
         Ok(Self {
             store,
@@ -72,15 +78,36 @@ impl StatusSource {
                 s.breaker_failures,
                 Duration::from_millis(s.breaker_open_ms),
             ),
+            pulse,
             last_known: quick_cache::sync::Cache::new(s.last_known_capacity.max(1)),
         })
+    }
+
+    /// When scoring went silent (its last beat), if it has: the documents in Redis are then as of that time, and
+    /// no render cached while it was beating may be served.
+    pub fn scoring_silent_since(&self) -> Option<DateTime<Utc>> {
+        self.pulse.silent_since().filter(|_| self.stale_fallback)
     }
 
     /// The person's current status. `bearer` is the citizen's own access token, passed on to scoring.
     pub async fn current(&self, person: Uuid, bearer: &str) -> Result<(Status, Source), ApiError> {
         if self.from_redis {
             match self.read_redis(person).await {
-                Ok(Some(status)) => return Ok((self.remember(person, status), Source::Redis)),
+                Ok(Some(status)) => {
+                    return match self.scoring_silent_since() {
+                        None => Ok((self.remember(person, status, Utc::now()), Source::Redis)),
+                        // The document is the last status scoring kept, as of its last beat; past the age a gate
+                        // could trust, no code at all rather than one whose colour may have changed since.
+                        Some(since) if Utc::now() - since <= self.stale_max_age => Ok((
+                            self.remember(person, status, since),
+                            Source::Stale { since },
+                        )),
+                        Some(_) => Err(ApiError::Unavailable {
+                            what: "the status service",
+                            retry_after: 2,
+                        }),
+                    };
+                }
                 Ok(None) => {}
                 Err(err) => {
                     tracing::warn!(error = %err, "reading a status from Redis failed; asking scoring")
@@ -88,7 +115,7 @@ impl StatusSource {
             }
         }
         match self.ask_scoring(bearer).await {
-            Ok(Some(status)) => Ok((self.remember(person, status), Source::Scoring)),
+            Ok(Some(status)) => Ok((self.remember(person, status, Utc::now()), Source::Scoring)),
             Ok(None) => Err(ApiError::NotFound { what: "status" }),
             Err(err) => {
                 tracing::warn!(error = %err, "scoring did not answer");
@@ -107,9 +134,10 @@ impl StatusSource {
         }
     }
 
-    fn remember(&self, person: Uuid, status: Status) -> Status {
+    /// Keeps `status` as the person's last known, current as of `at`.
+    fn remember(&self, person: Uuid, status: Status, at: DateTime<Utc>) -> Status {
         if self.stale_fallback {
-            self.last_known.insert(person, (status.clone(), Utc::now()));
+            self.last_known.insert(person, (status.clone(), at));
         }
         status
     }

@@ -9,6 +9,7 @@ pub mod facts;
 pub mod loader;
 mod openapi;
 pub mod projection;
+mod pulse;
 pub mod recolour;
 pub mod refill;
 mod routes;
@@ -122,6 +123,11 @@ impl Service for Scoring {
         let r = recolourer.clone();
         running.consume_grouped(Fact::FactsImported.stream(), 4, move |events| {
             events::handle(r.clone(), Fact::FactsImported, events)
+        });
+        let pulse_every = Duration::from_millis(settings.pulse_interval_ms);
+        running.spawn_background({
+            let store = store_for_refill.clone();
+            move |stop| pulse::run(store, pulse_every, stop)
         });
         running.spawn_background({
             let (db, store) = (db.clone(), store_for_refill);

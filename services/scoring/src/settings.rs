@@ -9,6 +9,7 @@ pub struct ScoringSettings {
     pub snapshot_refresh_ms: u64,
     pub scheduler_enabled: bool,
     pub scheduler_interval_ms: u64,
+    pub pulse_interval_ms: u64,
     pub appeal_max_override_days: i64,
     pub staff_max: usize,
     pub recompute_on_read: bool,
@@ -31,6 +32,10 @@ impl ScoringSettings {
         anyhow::ensure!(
             self.scheduler_interval_ms >= 100,
             "scoring.scheduler_interval_ms must be at least 100"
+        );
+        anyhow::ensure!(
+            (100..=600_000).contains(&self.pulse_interval_ms),
+            "scoring.pulse_interval_ms must be 100 to 600000"
         );
         anyhow::ensure!(
             (1..=365).contains(&self.appeal_max_override_days),

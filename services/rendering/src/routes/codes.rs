@@ -137,7 +137,7 @@ fn outcome(label: &'static str) {
         (status = 403, description = "The token is not a citizen's", body = hc_platform::error::Problem),
         (status = 422, description = "An unknown format (the problem names the field)", body = hc_platform::error::Problem),
         (status = 404, description = "No status yet for this person", body = hc_platform::error::Problem),
-        (status = 503, description = "No status can be read now and none is known here; retry after Retry-After", body = hc_platform::error::Problem),
+        (status = 503, description = "No status can be read now and none recent enough is known here (scoring silent or unreachable past rendering.stale_max_age_seconds); retry after Retry-After", body = hc_platform::error::Problem),
     ))]
 pub async fn mine(
     state: web::Data<AppState>,
@@ -159,7 +159,10 @@ pub async fn mine(
         bucket: now / bucket_seconds,
         bucket_seconds,
     };
-    if let Some(memory) = &state.memory
+    // While scoring is silent every code is flagged stale, so none cached before may be served.
+    let scoring_silent = state.status.scoring_silent_since().is_some();
+    if !scoring_silent
+        && let Some(memory) = &state.memory
         && let Some(r) = memory.get(person, format, window.bucket)
     {
         let etag = window.etag(r.version, format, false);
@@ -171,7 +174,7 @@ pub async fn mine(
     }
     // A token already signed for this bucket and status version, whose requested render is not cached yet.
     let mut signed: Option<(i64, String)> = None;
-    if settings.render_cache_enabled && settings.status_from_redis {
+    if settings.render_cache_enabled && settings.status_from_redis && !scoring_silent {
         match cache::read(&state.store, person, window.bucket, format).await {
             Ok(found) if found.current() => {
                 let version = found.version.unwrap_or_default();

@@ -2,7 +2,7 @@ use hc_token::Validation;
 
 use hc_platform::settings::Builder;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with_scoring};
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -129,6 +129,62 @@ async fn a_last_known_status_older_than_the_cap_is_not_signed() {
         .await;
     assert!(r.headers().contains_key("retry-after"));
     hc_platform::testing::problem(r, reqwest::StatusCode::SERVICE_UNAVAILABLE).await;
+}
+
+/// Scoring down while Redis still holds the status documents: codes still show, from Redis, but once scoring has
+/// not beaten for `rendering.scoring_silent_after_seconds` they are signed with its last beat's time and flagged
+/// stale, the cached renders of before included; its next beat ends that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codes_from_redis_are_flagged_stale_once_scoring_is_silent() {
+    // This scoring beats once, as it starts, and then (for the test) not again.
+    let app = spawn_app_with_scoring(|b| {
+        b.set_override("scoring.pulse_interval_ms", 600_000)
+            .expect("override")
+    })
+    .await;
+    let replica = app
+        .rendering(|b| {
+            b.set_override("rendering.scoring_silent_after_seconds", 2)
+                .expect("override")
+        })
+        .await;
+    let (person, token) = app.citizen(14).await;
+    let version = app.wait_status(&person).await;
+    let beat = chrono::Utc::now();
+    hc_platform::status_document::beat(&app.prefixed(), beat)
+        .await
+        .expect("beat");
+    // Rendered while scoring beats, and cached (in memory and in Redis) for this time bucket.
+    let fresh = app
+        .payload_until(&replica, &token, |p| p["stale"] == false)
+        .await;
+    assert_eq!(fresh["status_version"], version);
+
+    let stale = app
+        .payload_until(&replica, &token, |p| p["stale"] == true)
+        .await;
+    assert_eq!(stale["status_version"], version, "the document in Redis");
+    let claims = hc_token::decode(
+        stale["code"].as_str().expect("code"),
+        &app.trust().await,
+        Validation::at(now()),
+    )
+    .expect("a stale code is still a signed code");
+    assert!(claims.flags.stale());
+    assert_eq!(
+        claims.status_at,
+        Some(beat.timestamp()),
+        "as of the last beat"
+    );
+    let svg = app.get(&replica, "/v1/codes/me?format=svg", &token).await;
+    assert_eq!(svg.status(), 200);
+    assert_eq!(svg.headers()["x-code-stale"], "true");
+
+    hc_platform::status_document::beat(&app.prefixed(), chrono::Utc::now())
+        .await
+        .expect("beat");
+    app.payload_until(&replica, &token, |p| p["stale"] == false)
+        .await;
 }
 
 /// A rendering replica for which scoring is down (its URL is a port nothing listens on), without the in-process

@@ -40,11 +40,20 @@ pub fn pseudonyms() -> hc_token::Pseudonyms {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with_scoring(|b| b).await
+}
+
+/// As [`spawn_app`], with overrides of scoring's settings.
+pub async fn spawn_app_with_scoring(tweak: impl FnOnce(Builder) -> Builder) -> TestApp {
     let turn = ONE_AT_A_TIME.lock().await;
     hc_platform::testing::quiet_telemetry("rendering-tests");
     let suite = TestSuite::new().await;
     let identity = TestIdentity::start(&suite).await;
-    let scoring = suite.service::<scoring::Scoring>().start().await.address;
+    let scoring = suite
+        .service::<scoring::Scoring>()
+        .start_with(tweak)
+        .await
+        .address;
     let mut app = TestApp {
         _turn: turn,
         suite,

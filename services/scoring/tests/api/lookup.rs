@@ -239,6 +239,8 @@ async fn an_employer_sees_the_colours_only_of_listed_staff_who_accepted_it_and_e
 async fn a_withdrawal_during_a_list_replace_is_kept() {
     let app = spawn_app().await;
     let citizen = app.citizen("440106", 70).await;
+    // Scoring knows the citizen (their registration is projected) before they ask whom they are listed by.
+    app.wait_status(&citizen.person, |_| true).await;
     let employer = app.official(&["staff:read"], Some("440100")).await;
     let list = json!({"employer_name": "广州测试公司", "staff": [{"id_number": citizen.id_number, "label": "E-1"}]});
     assert_eq!(
