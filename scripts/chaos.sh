@@ -3,8 +3,8 @@
 # core, docs/capacity.md) against a suite the load generator starts from release builds, the suite on CPU 0 with
 # half a core and the generator on CPU 1, as in `make loadtest`. Each fault runs in its own 60 s run over one seeded
 # population: Redis killed and back empty, Redis killed and back from its AOF, PostgreSQL killed, the network to
-# Redis slow (500 ms each way) or lossy, and each service killed (SIGKILL) and started again; injected at 20 s, ended
-# 10 s later. After each run the writes acknowledged to the clients are
+# Redis slow (500 ms each way) or lossy, a second rendering replica cut off from Redis in a network namespace, and
+# each service killed (SIGKILL) and started again; injected at 20 s, ended 10 s later. After each run the writes acknowledged to the clients are
 # accounted for in PostgreSQL and Redis. Fails when a fault breaks a promise (docs/reliability.md). About 25
 # minutes with the build cached; loopback only, every run bounded in time.
 # Reports: loadtests/results/chaos-*.chaos.json (and each run's own JSON and goose reports).
@@ -13,6 +13,13 @@
 #   FAULTS="redis-empty kill-scoring" scripts/chaos.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The partition fault puts a replica in a network namespace and drops its packets to Redis: iproute2 and iptables,
+# as root.
+if ! command -v ip >/dev/null || ! command -v iptables >/dev/null; then
+  echo "== installing iproute2 and iptables (the partition fault)"
+  apt-get install -y -qq iproute2 iptables >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y -qq iproute2 iptables >/dev/null; }
+fi
 faults=()
 for f in ${FAULTS:-}; do faults+=(--fault "$f"); done
 exec scripts/loadtest.sh chaos --people "${PEOPLE:-3000}" --duration "${DURATION:-60}" \

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::accounting::{self, Accounting};
+use crate::partition::{PartitionOutcome, Partitioned};
 use crate::plan::{Clients, Persona, Plan, PlanName, PlanOptions};
 use crate::population::Population;
 use crate::proxy::Condition;
@@ -45,6 +46,9 @@ pub enum Fault {
     SlowRedis,
     /// The network to Redis losing 10 % of what it carries: each lost piece costs a 200 ms retransmission timeout.
     LossyRedis,
+    /// A second rendering replica, in a network namespace behind a balancer with the first, cut off from Redis (its
+    /// packets dropped): it must report not ready and the first carry its load (see `crate::partition`).
+    PartitionRendering,
     KillIdentity,
     KillDeclaration,
     KillScoring,
@@ -75,6 +79,8 @@ impl Fault {
                 share: 0.1,
                 rto: Duration::from_millis(200),
             }),
+            // The scenario cuts the namespace it made (`Partitioned::cut`).
+            (Fault::PartitionRendering, None) => {}
             (_, None) => suite.kill_redis(),
         }
     }
@@ -87,6 +93,7 @@ impl Fault {
                 suite.redis_network(Condition::Clear);
                 Ok(())
             }
+            (Fault::PartitionRendering, None) => Ok(()),
             (Fault::RedisEmpty, None) => suite.start_redis(false),
             (_, None) => suite.start_redis(true),
         }
@@ -199,6 +206,9 @@ pub struct ChaosResult {
     /// during and after the fault, and the last second one was.
     #[serde(default)]
     pub stale_codes: StaleCodes,
+    /// For a partition: when the cut-off replica was taken out and put back, and the connections each replica got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<PartitionOutcome>,
     /// For a killed service: the goodput of the requests that do not go to it, before and during.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bystanders: Option<Bystanders>,
@@ -237,6 +247,10 @@ pub async fn scenario(
         },
     )
     .map_err(anyhow::Error::msg)?;
+    let partition = match fault {
+        Fault::PartitionRendering => Some(Partitioned::start(suite).await?),
+        _ => None,
+    };
     let (started_tx, mut started) = tokio::sync::watch::channel(None);
     run_args.started = Some(started_tx);
     let faults = async {
@@ -248,12 +262,18 @@ pub async fn scenario(
         };
         tokio::time::sleep_until((start + Duration::from_secs_f64(a.fault_at_s)).into()).await;
         eprintln!("[chaos] {}: injected", fault.name());
-        fault.inject(suite);
+        match &partition {
+            Some(p) => p.cut()?,
+            None => fault.inject(suite),
+        }
         tokio::time::sleep_until(
             (start + Duration::from_secs_f64(a.fault_at_s + a.fault_for_s)).into(),
         )
         .await;
-        fault.end(suite).await?;
+        match &partition {
+            Some(p) => p.heal()?,
+            None => fault.end(suite).await?,
+        }
         let back = start.elapsed().as_secs_f64();
         eprintln!("[chaos] {}: back at {back:.1} s", fault.name());
         anyhow::Ok(back)
@@ -282,6 +302,7 @@ pub async fn scenario(
         after: Window::of(seconds, back_s, end),
         recovery_s: recovery_s(seconds, back_at_s, healthy_p99_us),
         stale_codes: StaleCodes::of(&run.ledger.stale_codes_at_s, at, back_s),
+        partition: partition.as_ref().map(Partitioned::outcome),
         bystanders: fault
             .service()
             .map(|killed| Bystanders::of(seconds, killed, before_s, during_s)),
@@ -352,6 +373,31 @@ fn promises_broken(r: &ChaosResult) -> Vec<String> {
             broken.push(format!(
                 "codes still flagged stale {:.0} s after scoring was back",
                 last as f64 - r.back_at_s
+            ));
+        }
+    }
+    if let Some(p) = &r.partition {
+        match p.taken_out_after_s {
+            Some(t) if t <= 5.0 => {}
+            Some(t) => broken.push(format!(
+                "the cut-off replica was taken out only {t:.1} s after the cut"
+            )),
+            None => broken.push(
+                "the cut-off replica was never taken out: it did not report not ready".into(),
+            ),
+        }
+        match p.back_in_after_s {
+            Some(t) if t <= 10.0 => {}
+            Some(t) => broken.push(format!(
+                "the replica was back in only {t:.1} s after the heal"
+            )),
+            None => broken.push("the replica never came back in after the heal".into()),
+        }
+        // The other replica carries the load: nearly all of it, not the 30 % that marks a collapse.
+        if r.during.goodput_per_s < r.before.goodput_per_s * 0.7 {
+            broken.push(format!(
+                "goodput fell to {:.0}/s during the partition (from {:.0}/s): the other replica did not carry the load",
+                r.during.goodput_per_s, r.before.goodput_per_s
             ));
         }
     }

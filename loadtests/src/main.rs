@@ -14,6 +14,7 @@
 mod accounting;
 mod chaos;
 mod cpu;
+mod partition;
 mod personas;
 mod plan;
 mod population;

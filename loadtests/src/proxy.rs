@@ -35,7 +35,19 @@ pub struct Proxy {
 impl Proxy {
     /// Listens on 127.0.0.1:`listen` and forwards each connection to 127.0.0.1:`target`.
     pub async fn start(listen: u16, target: u16) -> anyhow::Result<Proxy> {
-        let listener = TcpListener::bind(("127.0.0.1", listen)).await?;
+        Self::start_between(
+            ([127, 0, 0, 1], listen).into(),
+            ([127, 0, 0, 1], target).into(),
+        )
+        .await
+    }
+
+    /// Listens on `listen` and forwards each connection to `target`.
+    pub async fn start_between(
+        listen: std::net::SocketAddr,
+        target: std::net::SocketAddr,
+    ) -> anyhow::Result<Proxy> {
+        let listener = TcpListener::bind(listen).await?;
         let condition = Arc::new(Mutex::new(Condition::Clear));
         let shared = condition.clone();
         let accepting = tokio::spawn(async move {
@@ -43,7 +55,7 @@ impl Proxy {
                 let condition = shared.clone();
                 tokio::spawn(async move {
                     // A target that is down: the client's connection is closed at once, as a refused one would be.
-                    if let Ok(server) = TcpStream::connect(("127.0.0.1", target)).await {
+                    if let Ok(server) = TcpStream::connect(target).await {
                         let _ = client.set_nodelay(true);
                         let _ = server.set_nodelay(true);
                         relay(client, server, condition).await;

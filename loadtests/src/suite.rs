@@ -22,7 +22,33 @@ pub const SERVICES: [(&str, u16); 5] = [
     ("verification", 19085),
 ];
 
+/// Services the generator reaches elsewhere for a while (a balancer in front of replicas, in a partition run).
+static ROUTES: std::sync::RwLock<BTreeMap<String, String>> =
+    std::sync::RwLock::new(BTreeMap::new());
+
+/// Sends the generator's requests for `service` to `url` until [`unroute`].
+pub fn route(service: &str, url: String) {
+    ROUTES
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(service.to_owned(), url);
+}
+
+pub fn unroute(service: &str) {
+    ROUTES
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(service);
+}
+
 pub fn url(service: &str) -> String {
+    if let Some(url) = ROUTES
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(service)
+    {
+        return url.clone();
+    }
     if let Some(targets) = TARGETS.get()
         && let Some(url) = targets.get(service).or_else(|| targets.get("*"))
     {
@@ -152,7 +178,7 @@ pub struct SuiteOptions {
 /// The ports of the suite's own PostgreSQL and Redis (chaos runs). The services reach that Redis through a proxy
 /// (`crate::proxy`) that can slow the network down or make it lossy.
 const OWN_POSTGRES_PORT: u16 = 19432;
-const OWN_REDIS_PORT: u16 = 19079;
+pub const OWN_REDIS_PORT: u16 = 19079;
 const OWN_REDIS_BEHIND_PROXY_PORT: u16 = 19078;
 
 pub struct Suite {
@@ -472,19 +498,35 @@ impl Suite {
     }
 
     fn spawn(&self, name: &str) -> anyhow::Result<()> {
+        self.spawn_as(name, name, None, &[])
+    }
+
+    /// Starts service `service` as process `name` (its log `{name}.log`), in network namespace `namespace` if
+    /// given, with `env` over the suite's.
+    fn spawn_as(
+        &self,
+        service: &str,
+        name: &str,
+        namespace: Option<&str>,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<()> {
         let log = fs::File::create(self.log_dir.join(format!("{name}.log")))?;
-        let mut cmd = match &self.options.cpus {
-            Some(cpus) => {
-                let mut c = Command::new("taskset");
-                c.args(["-c", cpus]).arg(self.bin(name));
-                c
-            }
-            None => Command::new(self.bin(name)),
-        };
-        cmd.current_dir(repo_root())
+        // `ip netns exec` and `taskset` each exec the next: the child's pid is the service's.
+        let mut argv: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(ns) = namespace {
+            argv.extend(["ip", "netns", "exec", ns].map(Into::into));
+        }
+        if let Some(cpus) = &self.options.cpus {
+            argv.extend(["taskset".into(), "-c".into(), cpus.into()]);
+        }
+        argv.push(self.bin(service).into());
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .current_dir(repo_root())
             .env_remove("APP_ENV")
             .envs(self.env())
-            .env("HC__SERVER__PORT", port(name).to_string())
+            .env("HC__SERVER__PORT", port(service).to_string())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -499,13 +541,31 @@ impl Suite {
         Ok(())
     }
 
+    /// Starts another replica of `service`, named `name`, in network namespace `namespace` with `env` over the
+    /// suite's, and waits until `ready_url` answers 200.
+    pub async fn spawn_replica_in_namespace(
+        &self,
+        service: &str,
+        name: &str,
+        namespace: &str,
+        env: &[(&str, String)],
+        ready_url: &str,
+    ) -> anyhow::Result<()> {
+        self.spawn_as(service, name, Some(namespace), env)?;
+        self.wait_ready_at(name, ready_url).await
+    }
+
     async fn wait_ready(&self, name: &str) -> anyhow::Result<()> {
+        self.wait_ready_at(name, &format!("{}/health/ready", url(name)))
+            .await
+    }
+
+    async fn wait_ready_at(&self, name: &str, ready: &str) -> anyhow::Result<()> {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(120);
-        let ready = format!("{}/health/ready", url(name));
         while Instant::now() < deadline {
             if let Ok(r) = client
-                .get(&ready)
+                .get(ready)
                 .timeout(Duration::from_secs(1))
                 .send()
                 .await
