@@ -3,10 +3,11 @@
 # core, docs/capacity.md) against a suite the load generator starts from release builds, the suite on CPU 0 with
 # half a core and the generator on CPU 1, as in `make loadtest`. Each fault runs in its own 60 s run over one seeded
 # population: Redis killed and back empty, Redis killed and back from its AOF, PostgreSQL killed, the network to
-# Redis slow (500 ms each way) or lossy, a second rendering replica cut off from Redis in a network namespace, and
-# each service killed (SIGKILL) and started again; injected at 20 s, ended 10 s later. After each run the writes acknowledged to the clients are
-# accounted for in PostgreSQL and Redis. Fails when a fault breaks a promise (docs/reliability.md). About 25
-# minutes with the build cached; loopback only, every run bounded in time.
+# Redis or to PostgreSQL slow (500 ms each way) or lossy, a second rendering replica cut off from Redis in a network
+# namespace, and each service killed (SIGKILL) and started again; injected at 20 s, ended 10 s later. After each run
+# the writes acknowledged to the clients are accounted for in PostgreSQL and Redis. Fails when a fault breaks a
+# promise (docs/reliability.md). About 40 minutes with the build cached; loopback and the namespace's veth only,
+# every run bounded in time.
 # Reports: loadtests/results/chaos-*.chaos.json (and each run's own JSON and goose reports).
 #
 #   scripts/chaos.sh                          # every fault

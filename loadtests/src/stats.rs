@@ -275,18 +275,28 @@ impl Summary {
     /// The first second after `from_s` from which p99 stays under `p99_us` and failures under 1 % to the end of
     /// the run, counted from `from_s`; `None` if it never settles.
     pub fn recovery_s(&self, from_s: f64, p99_us: u64) -> Option<f64> {
-        let from = from_s.ceil() as usize;
-        let tail = self.seconds.get(from..)?;
-        // The last second of a run is cut short and skipped.
-        let tail = &tail[..tail.len().saturating_sub(1)];
-        let healthy = |s: &SecondSummary| s.p99_us < p99_us && failure_rate(s.offered, s.ok) < 0.01;
-        let last_bad = tail.iter().rposition(|s| !healthy(s));
-        match last_bad {
-            None => Some(0.0),
-            Some(i) if i + 1 < tail.len() => Some((i + 1) as f64),
-            Some(_) => None,
-        }
+        recovery_s(&self.seconds, from_s, usize::MAX, |s| {
+            s.p99_us < p99_us && failure_rate(s.offered, s.ok) < 0.01
+        })
     }
+}
+
+/// Seconds from `from_s` until the first of `run` `healthy` seconds in a row (fewer if the run ends first;
+/// `usize::MAX`: healthy to the end); `None` if that never comes. The run's last second, cut short, is left out.
+pub fn recovery_s(
+    seconds: &[SecondSummary],
+    from_s: f64,
+    run: usize,
+    healthy: impl Fn(&SecondSummary) -> bool,
+) -> Option<f64> {
+    let tail = seconds.get(from_s.ceil() as usize..)?;
+    let tail = &tail[..tail.len().saturating_sub(1)];
+    if tail.is_empty() {
+        return Some(0.0);
+    }
+    (0..tail.len())
+        .find(|&i| tail[i..].iter().take(run).all(&healthy))
+        .map(|i| i as f64)
 }
 
 #[cfg(test)]

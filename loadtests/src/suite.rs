@@ -178,6 +178,7 @@ pub struct SuiteOptions {
 /// The ports of the suite's own PostgreSQL and Redis (chaos runs). The services reach that Redis through a proxy
 /// (`crate::proxy`) that can slow the network down or make it lossy.
 const OWN_POSTGRES_PORT: u16 = 19432;
+const OWN_POSTGRES_BEHIND_PROXY_PORT: u16 = 19433;
 pub const OWN_REDIS_PORT: u16 = 19079;
 const OWN_REDIS_BEHIND_PROXY_PORT: u16 = 19078;
 
@@ -196,8 +197,9 @@ pub struct Suite {
     redis: std::sync::Mutex<Option<Child>>,
     /// The suite's own PostgreSQL cluster, when it has one.
     postgres: Option<OwnPostgres>,
-    /// The proxy in front of the suite's own Redis.
+    /// The proxies in front of the suite's own Redis and PostgreSQL.
     redis_proxy: Option<crate::proxy::Proxy>,
+    postgres_proxy: Option<crate::proxy::Proxy>,
     pub log_dir: PathBuf,
     confinement: Option<crate::cpu::Confinement>,
     /// A suite running elsewhere (a cluster): nothing to start, stop or drop.
@@ -227,6 +229,14 @@ impl Suite {
         );
         let own_postgres = match options.own_stores {
             true => Some(OwnPostgres::create(&stamp)?),
+            false => None,
+        };
+        // Everything reaches the suite's own PostgreSQL through a proxy that can slow its network down.
+        let postgres_proxy = match options.own_stores {
+            true => Some(
+                crate::proxy::Proxy::start(OWN_POSTGRES_PORT, OWN_POSTGRES_BEHIND_PROXY_PORT)
+                    .await?,
+            ),
             false => None,
         };
         let admin_db_url = match &own_postgres {
@@ -270,6 +280,7 @@ impl Suite {
             redis: Default::default(),
             postgres: own_postgres,
             redis_proxy: None,
+            postgres_proxy,
             log_dir,
             confinement: None,
             attached: false,
@@ -399,6 +410,7 @@ impl Suite {
             redis: Default::default(),
             postgres: None,
             redis_proxy: None,
+            postgres_proxy: None,
             log_dir: std::env::temp_dir(),
             confinement: None,
             attached: true,
@@ -690,6 +702,13 @@ impl Suite {
         }
     }
 
+    /// What the network between the services and the suite's own PostgreSQL does from now on.
+    pub fn postgres_network(&self, condition: crate::proxy::Condition) {
+        if let Some(proxy) = &self.postgres_proxy {
+            proxy.set(condition);
+        }
+    }
+
     /// Kills the suite's own redis-server (SIGKILL).
     pub fn kill_redis(&self) {
         if let Some(mut child) = self.redis.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -782,7 +801,7 @@ impl OwnPostgres {
     /// Starts the cluster; after a kill, again until the old backends have let go of its shared memory.
     fn start(&self) -> anyhow::Result<()> {
         let options = format!(
-            "-h 127.0.0.1 -p {OWN_POSTGRES_PORT} -k /tmp -c max_connections=300 -c shared_buffers=256MB -c autovacuum_naptime=5"
+            "-h 127.0.0.1 -p {OWN_POSTGRES_BEHIND_PROXY_PORT} -k /tmp -c max_connections=300 -c shared_buffers=256MB -c autovacuum_naptime=5"
         );
         let mut last = Ok(());
         for _ in 0..40 {

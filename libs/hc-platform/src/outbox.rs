@@ -149,10 +149,9 @@ impl Relay {
         Ok(ids.len())
     }
 
-    /// The Redis key recording which Redis (its run ids) this relay's events were last replayed for.
+    /// The key recording which Redis (its run ids) this relay's events were last replayed for.
     fn replayed_for_key(&self) -> String {
-        self.store
-            .key(&format!("outbox:{}:replayed-for", self.source))
+        format!("outbox:{}:replayed-for", self.source)
     }
 
     /// When the Redis (every node of a cluster) started since this relay's outbox was last replayed for it, publishes
@@ -160,14 +159,13 @@ impl Relay {
     /// empty gets every event relayed since 10 minutes before it started; one back from its AOF, the last seconds
     /// before the restart. The first start ever replays too: a harmless repeat, since consumers are idempotent.
     pub async fn replay_if_redis_restarted(&self) -> anyhow::Result<u64> {
-        let started = self.store.started().await?;
-        let replayed_for: Option<String> = redis::cmd("GET")
-            .arg(self.replayed_for_key())
-            .query_async(&mut self.store.conn())
-            .await?;
-        if replayed_for.as_deref() == Some(started.run_ids.as_str()) {
+        let Some((started, replayed_before)) = self
+            .store
+            .unrecorded_start(&self.replayed_for_key())
+            .await?
+        else {
             return Ok(0);
-        }
+        };
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         tx.execute(
@@ -176,11 +174,11 @@ impl Relay {
         )
         .await?;
         let uptime = started.up_at_least.as_secs_f64();
-        let replayed = match replayed_for {
+        let replayed = match replayed_before {
             // The record of the last replay survived, so the Redis came back with its data, from its AOF: only the
             // writes it had not synced are at risk, those just before the last events relayed to it. (Replaying
             // more is harmless but costly: every consumer handles each event again.)
-            Some(_) => {
+            true => {
                 tx.execute(
                     "UPDATE outbox SET published_at = NULL
                      WHERE published_at < now() - make_interval(secs => $1)
@@ -192,7 +190,7 @@ impl Relay {
                 .await?
             }
             // Back empty (or never replayed for): every event not yet consumed is gone with the streams.
-            None => {
+            false => {
                 tx.execute(
                     "UPDATE outbox SET published_at = NULL
                      WHERE published_at > now() - make_interval(secs => $1)",
@@ -203,10 +201,8 @@ impl Relay {
         };
         tx.commit().await?;
         // Recorded only after the rows are marked: a relay that stops in between replays again, which is harmless.
-        redis::cmd("SET")
-            .arg(self.replayed_for_key())
-            .arg(&started.run_ids)
-            .query_async::<()>(&mut self.store.conn())
+        self.store
+            .record_start(&self.replayed_for_key(), &started)
             .await?;
         metrics::counter!("outbox_replayed_events_total").increment(replayed);
         if replayed > 0 {

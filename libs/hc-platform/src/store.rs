@@ -124,6 +124,33 @@ impl Store {
         RedisStart::of(&info)
     }
 
+    /// The Redis's start when it is not the one recorded under `marker` (a key under the prefix): what was written
+    /// to it before may be gone. Also says whether a record was there at all: it survives a restart from the AOF, not
+    /// one that came back empty. Record the start with [`Self::record_start`] once the loss is made good.
+    pub async fn unrecorded_start(
+        &self,
+        marker: &str,
+    ) -> anyhow::Result<Option<(RedisStart, bool)>> {
+        let started = self.started().await?;
+        let recorded: Option<String> = redis::cmd("GET")
+            .arg(self.key(marker))
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(match recorded {
+            Some(r) if r == started.run_ids => None,
+            r => Some((started, r.is_some())),
+        })
+    }
+
+    /// Records `start` under `marker` (see [`Self::unrecorded_start`]).
+    pub async fn record_start(&self, marker: &str, start: &RedisStart) -> redis::RedisResult<()> {
+        redis::cmd("SET")
+            .arg(self.key(marker))
+            .arg(&start.run_ids)
+            .query_async(&mut self.conn())
+            .await
+    }
+
     /// The same connection under another key prefix: a test seeds a service's keys as that service would.
     pub fn with_prefix(&self, prefix: &str) -> Store {
         Store {

@@ -16,6 +16,8 @@ use crate::status;
 
 /// How often scoring asks which Redis holds the documents.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// The key recording which Redis (its run ids) holds every document.
+const MARKER: &str = "status:documents-written-for";
 /// Statuses read and written per round trip.
 const PAGE: i64 = 2_000;
 
@@ -33,15 +35,9 @@ pub async fn run(db: Pool, store: Store, stop: CancellationToken) {
 
 /// Writes every status document again when the Redis is one they were not yet written to; returns how many.
 pub async fn refill_if_redis_restarted(db: &Pool, store: &Store) -> anyhow::Result<u64> {
-    let marker = store.key("status:documents-written-for");
-    let started = store.started().await?;
-    let written_for: Option<String> = redis::cmd("GET")
-        .arg(&marker)
-        .query_async(&mut store.conn())
-        .await?;
-    if written_for.as_deref() == Some(started.run_ids.as_str()) {
+    let Some((started, _)) = store.unrecorded_start(MARKER).await? else {
         return Ok(0);
-    }
+    };
     let (mut after, mut written) = (Uuid::nil(), 0u64);
     loop {
         let page = status::read_page(&db.get().await?, after, PAGE).await?;
@@ -51,11 +47,7 @@ pub async fn refill_if_redis_restarted(db: &Pool, store: &Store) -> anyhow::Resu
         written += page.len() as u64;
     }
     // Recorded once every document is written: a scoring stopped half-way starts over, which is harmless.
-    redis::cmd("SET")
-        .arg(&marker)
-        .arg(&started.run_ids)
-        .query_async::<()>(&mut store.conn())
-        .await?;
+    store.record_start(MARKER, &started).await?;
     metrics::counter!("scoring_status_documents_refilled_total").increment(written);
     if written > 0 {
         tracing::warn!(

@@ -19,6 +19,11 @@ use crate::state::AppState;
 
 /// How long a check-in's Idempotency-Key is remembered.
 const IDEMPOTENCY_SECONDS: u64 = 86_400;
+/// How long a key stays claimed by a check-in still being recorded. A request cut off by the request timeout never
+/// gets to answer or free it; this frees it for the client's retry (it was a day: under `make chaos`'s slow-postgres a
+/// check-in whose first try timed out answered 409 to every retry). Longer than the request timeout (5 s) and the
+/// scan log's commit behind it.
+const PENDING_SECONDS: u64 = 30;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -56,8 +61,8 @@ pub async fn checkin(
             .await
             .map(|view| HttpResponse::Created().json(view));
     };
-    // The key is claimed in Redis for a day: the first request records and leaves its answer there, a repeat gets
-    // that answer, and one arriving while the first is still in flight is told to retry.
+    // The key is claimed in Redis: the first request records and leaves its answer there for a day, a repeat gets
+    // that answer, and one arriving while the first is still in flight (up to PENDING_SECONDS) is told to retry.
     let idem = state.store.key(&format!("idem:checkin:{person}:{key}"));
     let mut conn = state.store.conn();
     let claimed: Option<String> = redis::cmd("SET")
@@ -66,7 +71,7 @@ pub async fn checkin(
         .arg("NX")
         .arg("GET")
         .arg("EX")
-        .arg(IDEMPOTENCY_SECONDS)
+        .arg(PENDING_SECONDS)
         .query_async(&mut conn)
         .await?;
     match claimed.as_deref() {
