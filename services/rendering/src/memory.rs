@@ -23,6 +23,9 @@ pub struct Rendered {
     pub bucket: i64,
     pub version: i64,
     pub colour: Colour,
+    /// For a code flagged stale, its status time (Unix seconds): served only to requests made while scoring is
+    /// silent since that same time, never as a current code.
+    pub stale_since: Option<i64>,
     pub body: Bytes,
 }
 
@@ -50,10 +53,17 @@ impl Memory {
         }
     }
 
-    pub fn get(&self, person: Uuid, format: Format, bucket: i64) -> Option<Arc<Rendered>> {
+    /// The render for `bucket`, current (`stale_since` none) or flagged stale as of `stale_since`.
+    pub fn get(
+        &self,
+        person: Uuid,
+        format: Format,
+        bucket: i64,
+        stale_since: Option<i64>,
+    ) -> Option<Arc<Rendered>> {
         let entry = self.entries.get(&(person, format))?;
         let newer = self.newest.get(&person).is_some_and(|v| v > entry.version);
-        (entry.bucket == bucket && !newer).then_some(entry)
+        (entry.bucket == bucket && entry.stale_since == stale_since && !newer).then_some(entry)
     }
 
     pub fn put(&self, person: Uuid, format: Format, rendered: Rendered) {
@@ -132,8 +142,37 @@ mod tests {
             bucket,
             version,
             colour: Colour::Green,
+            stale_since: None,
             body: Bytes::from_static(b"code"),
         }
+    }
+
+    #[test]
+    fn a_stale_render_is_served_only_while_scoring_is_silent_since_its_time() {
+        let memory = Memory::new(1 << 20);
+        let person = Uuid::new_v4();
+        memory.put(
+            person,
+            Format::Svg,
+            Rendered {
+                stale_since: Some(1_000),
+                ..rendered(10, 3)
+            },
+        );
+        assert!(memory.get(person, Format::Svg, 10, Some(1_000)).is_some());
+        assert!(
+            memory.get(person, Format::Svg, 10, None).is_none(),
+            "never as a current code"
+        );
+        assert!(
+            memory.get(person, Format::Svg, 10, Some(2_000)).is_none(),
+            "another silence"
+        );
+        memory.put(person, Format::Svg, rendered(10, 3));
+        assert!(
+            memory.get(person, Format::Svg, 10, Some(1_000)).is_none(),
+            "a current code is not served as a stale one"
+        );
     }
 
     #[test]
@@ -141,31 +180,31 @@ mod tests {
         let memory = Memory::new(1 << 20);
         let person = Uuid::new_v4();
         memory.put(person, Format::Svg, rendered(10, 3));
-        assert!(memory.get(person, Format::Svg, 10).is_some());
+        assert!(memory.get(person, Format::Svg, 10, None).is_some());
         memory.changed(person, 3);
         assert!(
-            memory.get(person, Format::Svg, 10).is_some(),
+            memory.get(person, Format::Svg, 10, None).is_some(),
             "its own version announced late"
         );
         assert!(
-            memory.get(person, Format::Png, 10).is_none(),
+            memory.get(person, Format::Png, 10, None).is_none(),
             "another format"
         );
         assert!(
-            memory.get(person, Format::Svg, 11).is_none(),
+            memory.get(person, Format::Svg, 11, None).is_none(),
             "another bucket"
         );
         memory.changed(person, 4);
         assert!(
-            memory.get(person, Format::Svg, 10).is_none(),
+            memory.get(person, Format::Svg, 10, None).is_none(),
             "dropped on the change"
         );
         memory.put(person, Format::Svg, rendered(10, 3));
         assert!(
-            memory.get(person, Format::Svg, 10).is_none(),
+            memory.get(person, Format::Svg, 10, None).is_none(),
             "an older render arriving late is refused"
         );
         memory.put(person, Format::Svg, rendered(10, 4));
-        assert!(memory.get(person, Format::Svg, 10).is_some());
+        assert!(memory.get(person, Format::Svg, 10, None).is_some());
     }
 }

@@ -159,18 +159,20 @@ pub async fn mine(
         bucket: now / bucket_seconds,
         bucket_seconds,
     };
-    // While scoring is silent every code is flagged stale, so none cached before may be served.
-    let scoring_silent = state.status.scoring_silent_since().is_some();
-    if !scoring_silent
-        && let Some(memory) = &state.memory
-        && let Some(r) = memory.get(person, format, window.bucket)
+    // While scoring is silent every code is flagged stale as of its last beat: only renders made so are served from
+    // memory, and the render cache in Redis (current codes only) is skipped.
+    let silent_since = state.status.scoring_silent_since().map(|t| t.timestamp());
+    let scoring_silent = silent_since.is_some();
+    if let Some(memory) = &state.memory
+        && let Some(r) = memory.get(person, format, window.bucket, silent_since)
     {
-        let etag = window.etag(r.version, format, false);
+        let stale = r.stale_since.is_some();
+        let etag = window.etag(r.version, format, stale);
         if let Some(unchanged) = not_modified(&req, &etag) {
             return Ok(unchanged);
         }
         outcome("memory_hit");
-        return Ok(respond(format, r.body.clone(), r.colour, &etag, false));
+        return Ok(respond(format, r.body.clone(), r.colour, &etag, stale));
     }
     // A token already signed for this bucket and status version, whose requested render is not cached yet.
     let mut signed: Option<(i64, String)> = None;
@@ -185,7 +187,12 @@ pub async fn mine(
                 if let (Some(body), Some(colour)) = (found.body, found.colour) {
                     outcome("hit");
                     let body = Bytes::from(body);
-                    remember(&state, person, format, &window, version, colour, &body);
+                    let current = Code {
+                        version,
+                        colour,
+                        stale_since: None,
+                    };
+                    remember(&state, person, format, &window, current, &body);
                     return Ok(respond(format, body, colour, &etag, false));
                 }
                 signed = found.token.map(|t| (version, t));
@@ -231,18 +238,22 @@ pub async fn mine(
     }
     outcome(source.as_str());
     let body = Bytes::from(body);
-    if !stale {
-        remember(
-            &state,
-            person,
-            format,
-            &window,
-            status.version,
-            status.colour,
-            &body,
-        );
-    }
+    // A stale code is kept in memory too (as stale): while scoring is silent, each person's code is signed once a
+    // bucket, not at every request.
+    let code = Code {
+        version: status.version,
+        colour: status.colour,
+        stale_since: stale_since.map(|t| t.timestamp()),
+    };
+    remember(&state, person, format, &window, code, &body);
     Ok(respond(format, body, status.colour, &etag, stale))
+}
+
+/// What a render in memory was made from.
+struct Code {
+    version: i64,
+    colour: Colour,
+    stale_since: Option<i64>,
 }
 
 fn remember(
@@ -250,8 +261,7 @@ fn remember(
     person: Uuid,
     format: Format,
     window: &Window,
-    version: i64,
-    colour: Colour,
+    code: Code,
     body: &Bytes,
 ) {
     if let Some(memory) = &state.memory {
@@ -260,8 +270,9 @@ fn remember(
             format,
             Rendered {
                 bucket: window.bucket,
-                version,
-                colour,
+                version: code.version,
+                colour: code.colour,
+                stale_since: code.stale_since,
                 body: body.clone(),
             },
         );
