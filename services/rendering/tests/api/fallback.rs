@@ -79,13 +79,7 @@ async fn when_scoring_is_down_the_last_known_status_is_signed_and_flagged_stale(
         .expect("status_at")
         .timestamp();
     assert!((read_at..=read_at + 5).contains(&status_at), "{stale}");
-    let claims = hc_token::decode(
-        stale["code"].as_str().expect("code"),
-        &app.trust().await,
-        Validation::at(now()),
-    )
-    .expect("a stale code is still a signed code");
-    assert!(claims.flags.stale());
+    let claims = stale_claims(&app, &stale).await;
     assert_eq!(claims.status_at, Some(status_at));
     let svg = app.get(&replica, "/v1/codes/me?format=svg", &token).await;
     assert_eq!(svg.headers()["x-code-stale"], "true");
@@ -164,13 +158,7 @@ async fn codes_from_redis_are_flagged_stale_once_scoring_is_silent() {
         .payload_until(&replica, &token, |p| p["stale"] == true)
         .await;
     assert_eq!(stale["status_version"], version, "the document in Redis");
-    let claims = hc_token::decode(
-        stale["code"].as_str().expect("code"),
-        &app.trust().await,
-        Validation::at(now()),
-    )
-    .expect("a stale code is still a signed code");
-    assert!(claims.flags.stale());
+    let claims = stale_claims(&app, &stale).await;
     assert_eq!(
         claims.status_at,
         Some(beat.timestamp()),
@@ -185,6 +173,18 @@ async fn codes_from_redis_are_flagged_stale_once_scoring_is_silent() {
         .expect("beat");
     app.payload_until(&replica, &token, |p| p["stale"] == false)
         .await;
+}
+
+/// The claims of the code in `payload`, which must still be a signed code, flagged stale.
+async fn stale_claims(app: &TestApp, payload: &serde_json::Value) -> hc_token::CodeClaims {
+    let claims = hc_token::decode(
+        payload["code"].as_str().expect("code"),
+        &app.trust().await,
+        Validation::at(now()),
+    )
+    .expect("a stale code is still a signed code");
+    assert!(claims.flags.stale());
+    claims
 }
 
 /// A rendering replica for which scoring is down (its URL is a port nothing listens on), without the in-process
