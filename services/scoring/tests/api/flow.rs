@@ -413,7 +413,8 @@ async fn an_event_handled_before_is_skipped_when_it_comes_again() {
         )
         .await
     };
-    assert_eq!(skipped().await, 0.0);
+    // The counter is the process's, shared with the tests running beside this one: count from here.
+    let before = skipped().await;
     app.inject_as(
         DeclarationSubmitted::STREAM,
         "declaration:7",
@@ -421,7 +422,7 @@ async fn an_event_handled_before_is_skipped_when_it_comes_again() {
     )
     .await;
     eventually(WAIT, "the replayed event skipped", || async {
-        (skipped().await == 1.0).then_some(())
+        (skipped().await > before).then_some(())
     })
     .await;
 }
