@@ -37,7 +37,7 @@ pub async fn ensure_day(client: &impl GenericClient, day: NaiveDate) -> anyhow::
 }
 
 /// Yesterday to `ahead` days from today exist afterwards; partitions before today minus `retention_days` are
-/// dropped. Returns the days dropped.
+/// dropped, and check-in keys past their day forgotten. Returns the days dropped.
 pub async fn maintain(
     client: &impl GenericClient,
     ahead: i64,
@@ -73,6 +73,11 @@ pub async fn maintain(
             tracing::info!(%day, "scan records past their retention dropped");
             dropped.push(day);
         }
+    }
+    // Check-in keys are remembered for a day; the same round forgets older ones.
+    let forgotten = crate::db::checkin_keys::sweep(client).await?;
+    if forgotten > 0 {
+        tracing::debug!(forgotten, "check-in keys older than a day forgotten");
     }
     Ok(dropped)
 }

@@ -32,9 +32,20 @@ pub struct ScanRecord {
     pub reason: Option<&'static str>,
     /// For check-ins: the person's blind index and the venue's region, announced as a visit fact.
     pub visit: Option<(Vec<u8>, String)>,
+    /// For check-ins: the client's Idempotency-Key, claimed in the same transaction (with `person_id`).
+    pub idempotency_key: Option<String>,
 }
 
-type Ack = oneshot::Sender<Result<(), Arc<anyhow::Error>>>;
+/// What became of a record once its batch committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Durable now.
+    New,
+    /// Not stored: its person's Idempotency-Key names a check-in recorded before (`db::checkin_keys::first`).
+    Repeat,
+}
+
+type Ack = oneshot::Sender<Result<Recorded, Arc<anyhow::Error>>>;
 
 #[derive(Clone)]
 pub struct ScanLog {
@@ -68,15 +79,15 @@ impl ScanLog {
         (Self { queue: tx }, committer)
     }
 
-    /// Returns once the record is durable in PostgreSQL.
-    pub async fn record(&self, record: ScanRecord) -> Result<(), RecordError> {
+    /// Returns once the record is durable in PostgreSQL, or known to repeat a check-in recorded before.
+    pub async fn record(&self, record: ScanRecord) -> Result<Recorded, RecordError> {
         let (ack, done) = oneshot::channel();
         self.queue
             .send((record, ack))
             .await
             .map_err(|_| RecordError::Closed)?;
         match done.await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(recorded)) => Ok(recorded),
             Ok(Err(err)) => Err(RecordError::Commit(err)),
             Err(_) => Err(RecordError::Closed),
         }
@@ -126,15 +137,26 @@ async fn commit_loop(
             let started = Instant::now();
             let (records, acks): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
             let outcome = commit(&pool, &records).await.map_err(Arc::new);
+            if let Ok(repeats) = &outcome
+                && !repeats.is_empty()
+            {
+                metrics::counter!("verification_checkin_repeats_total")
+                    .increment(repeats.len() as u64);
+            }
             metrics::histogram!("verification_commit_batch_size").record(records.len() as f64);
             metrics::histogram!("verification_commit_duration_seconds")
                 .record(started.elapsed().as_secs_f64());
             if let Err(err) = &outcome {
                 tracing::error!(error = %err, records = records.len(), "a scan batch failed to commit");
             }
-            for ack in acks {
+            for (n, ack) in acks.into_iter().enumerate() {
+                let answer = match &outcome {
+                    Ok(repeats) if repeats.contains(&n) => Ok(Recorded::Repeat),
+                    Ok(_) => Ok(Recorded::New),
+                    Err(err) => Err(err.clone()),
+                };
                 // A request that gave up waiting is no reason to stop answering the others.
-                let _ = ack.send(outcome.clone());
+                let _ = ack.send(answer);
             }
             drop(permit);
         });
@@ -142,8 +164,8 @@ async fn commit_loop(
 }
 
 /// One transaction per batch; a missing day partition (a clock past the maintained range) is created and the
-/// batch tried once more.
-async fn commit(pool: &Pool, records: &[ScanRecord]) -> anyhow::Result<()> {
+/// batch tried once more. Returns the positions of the check-ins not stored because their key was used before.
+async fn commit(pool: &Pool, records: &[ScanRecord]) -> anyhow::Result<Vec<usize>> {
     let mut client = pool.get().await?;
     match insert(&mut client, records).await {
         Err(err) if is_missing_partition(&err) => {
@@ -168,36 +190,140 @@ const INSERT: &str = "INSERT INTO scan_events (at, id, kind, venue_id, client_id
 
 async fn insert(
     client: &mut deadpool_postgres::Object,
-    records: &[ScanRecord],
-) -> anyhow::Result<()> {
-    let at: Vec<_> = records.iter().map(|r| r.at).collect();
-    let id: Vec<_> = records.iter().map(|r| r.id).collect();
-    let kind: Vec<_> = records.iter().map(|r| r.kind).collect();
-    let venue: Vec<_> = records.iter().map(|r| r.venue_id.as_str()).collect();
-    let client_id: Vec<_> = records.iter().map(|r| r.client_id.as_deref()).collect();
-    let person: Vec<_> = records.iter().map(|r| r.person_id).collect();
-    let issuer: Vec<_> = records.iter().map(|r| r.issuer.as_deref()).collect();
-    let colour: Vec<_> = records.iter().map(|r| r.colour).collect();
-    let decision: Vec<_> = records.iter().map(|r| r.decision).collect();
-    let reason: Vec<_> = records.iter().map(|r| r.reason).collect();
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
-        &at, &id, &kind, &venue, &client_id, &person, &issuer, &colour, &decision, &reason,
-    ];
-    // Prepared once per connection: planning the insert for every batch cost more than the rows.
-    let statement = client.prepare_cached(INSERT).await?;
-    if records.iter().all(|r| r.visit.is_none()) {
+    batch: &[ScanRecord],
+) -> anyhow::Result<Vec<usize>> {
+    if batch
+        .iter()
+        .all(|r| r.visit.is_none() && r.idempotency_key.is_none())
+    {
         // One statement is its own transaction: one round trip, durable when it returns (synchronous_commit on).
-        client.execute(&statement, &params).await?;
-        return Ok(());
+        let statement = client.prepare_cached(INSERT).await?;
+        let records: Vec<&ScanRecord> = batch.iter().collect();
+        client
+            .execute(&statement, &columns(&records).params())
+            .await?;
+        return Ok(Vec::new());
     }
     let tx = client.transaction().await?;
-    tx.execute(&statement, &params).await?;
+    let repeats = claim_keys(&tx, batch).await?;
+    let records: Vec<&ScanRecord> = batch
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| !repeats.contains(n))
+        .map(|(_, r)| r)
+        .collect();
+    if !records.is_empty() {
+        let statement = tx.prepare_cached(INSERT).await?;
+        tx.execute(&statement, &columns(&records).params()).await?;
+        announce_visits(&tx, &records).await?;
+    }
+    tx.commit().await?;
+    Ok(repeats)
+}
+
+/// Claims the batch's Idempotency-Keys and returns the positions of the records that repeat a key: used by a check-in
+/// recorded before, or earlier in this same batch.
+async fn claim_keys(
+    tx: &deadpool_postgres::Transaction<'_>,
+    batch: &[ScanRecord],
+) -> anyhow::Result<Vec<usize>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut repeats = Vec::new();
+    let mut claims = Vec::new();
+    for (n, r) in batch.iter().enumerate() {
+        let (Some(key), Some(person)) = (r.idempotency_key.as_deref(), r.person_id) else {
+            continue;
+        };
+        if seen.insert((person, key)) {
+            claims.push((
+                n,
+                crate::db::checkin_keys::Claim {
+                    person,
+                    key,
+                    checkin: r.id,
+                    venue: &r.venue_id,
+                    at: r.at,
+                },
+            ));
+        } else {
+            repeats.push(n);
+        }
+    }
+    if claims.is_empty() {
+        return Ok(repeats);
+    }
+    let (positions, claims): (Vec<usize>, Vec<_>) = claims.into_iter().unzip();
+    let won: std::collections::HashSet<Uuid> = crate::db::checkin_keys::claim(tx, &claims)
+        .await?
+        .into_iter()
+        .collect();
+    repeats.extend(
+        positions
+            .into_iter()
+            .zip(&claims)
+            .filter(|(_, c)| !won.contains(&c.checkin))
+            .map(|(n, _)| n),
+    );
+    Ok(repeats)
+}
+
+/// The scan log's columns of a batch, as arrays for one multi-row insert.
+struct Columns<'a> {
+    at: Vec<DateTime<Utc>>,
+    id: Vec<Uuid>,
+    kind: Vec<&'static str>,
+    venue: Vec<&'a str>,
+    client_id: Vec<Option<&'a str>>,
+    person: Vec<Option<Uuid>>,
+    issuer: Vec<Option<&'a str>>,
+    colour: Vec<Option<&'static str>>,
+    decision: Vec<&'static str>,
+    reason: Vec<Option<&'static str>>,
+}
+
+impl Columns<'_> {
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 10] {
+        [
+            &self.at,
+            &self.id,
+            &self.kind,
+            &self.venue,
+            &self.client_id,
+            &self.person,
+            &self.issuer,
+            &self.colour,
+            &self.decision,
+            &self.reason,
+        ]
+    }
+}
+
+fn columns<'a>(records: &[&'a ScanRecord]) -> Columns<'a> {
+    Columns {
+        at: records.iter().map(|r| r.at).collect(),
+        id: records.iter().map(|r| r.id).collect(),
+        kind: records.iter().map(|r| r.kind).collect(),
+        venue: records.iter().map(|r| r.venue_id.as_str()).collect(),
+        client_id: records.iter().map(|r| r.client_id.as_deref()).collect(),
+        person: records.iter().map(|r| r.person_id).collect(),
+        issuer: records.iter().map(|r| r.issuer.as_deref()).collect(),
+        colour: records.iter().map(|r| r.colour).collect(),
+        decision: records.iter().map(|r| r.decision).collect(),
+        reason: records.iter().map(|r| r.reason).collect(),
+    }
+}
+
+/// A check-in is a visit, announced as declaration announces imported ones, through the outbox in the same
+/// transaction.
+async fn announce_visits(
+    tx: &deadpool_postgres::Transaction<'_>,
+    records: &[&ScanRecord],
+) -> anyhow::Result<()> {
     let visits: Vec<_> = records
         .iter()
         .filter_map(|r| r.visit.as_ref().map(|(index, region)| (r, index, region)))
         .collect();
     if !visits.is_empty() {
-        // A check-in is a visit, announced as declaration announces imported ones.
         let event = FactsImported {
             client_id: "verification".into(),
             batch_id: format!("checkins-{}", visits[0].0.id),
@@ -216,8 +342,7 @@ async fn insert(
                     .collect(),
             ),
         };
-        hc_platform::outbox::enqueue(&tx, FactsImported::STREAM, &event.encode()).await?;
+        hc_platform::outbox::enqueue(tx, FactsImported::STREAM, &event.encode()).await?;
     }
-    tx.commit().await?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! checked into visited by a case within the same hour, without saying who.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use hc_platform::ApiError;
 use hc_platform::auth::Citizen;
 use hc_platform::http::{Json, idempotency_key};
@@ -12,13 +12,12 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db;
+use crate::db::checkin_keys::REMEMBERED_SECONDS;
 use crate::routes::venues::venue_of_code;
 use crate::routes::verify::record_scan;
-use crate::scans::ScanRecord;
+use crate::scans::{Recorded, ScanRecord};
 use crate::state::AppState;
 
-/// How long a check-in's Idempotency-Key is remembered.
-const IDEMPOTENCY_SECONDS: u64 = 86_400;
 /// How long a key stays claimed by a check-in still being recorded. A request cut off by the request timeout never
 /// gets to answer or free it; this frees it for the client's retry (it was a day: under `make chaos`'s slow-postgres a
 /// check-in whose first try timed out answered 409 to every retry). Longer than the request timeout (5 s) and the
@@ -57,15 +56,17 @@ pub async fn checkin(
 ) -> Result<HttpResponse, ApiError> {
     let person = citizen.0.0;
     let Some(key) = idempotency_key(&req)? else {
-        return record_checkin(&state, person, &body)
+        return record_checkin(&state, person, &body, None)
             .await
             .map(|view| HttpResponse::Created().json(view));
     };
-    // The key is claimed in Redis: the first request records and leaves its answer there for a day, a repeat gets
-    // that answer, and one arriving while the first is still in flight (up to PENDING_SECONDS) is told to retry.
+    // The key is claimed twice. In Redis, the fast path: the first request records and leaves its answer there for a
+    // day, a repeat gets that answer, and one arriving while the first is still in flight (up to PENDING_SECONDS) is
+    // told to retry. In PostgreSQL, in the transaction that records the check-in: what makes a repeat of an
+    // acknowledged check-in find it even when Redis has lost the key, or cannot be reached at all.
     let idem = state.store.key(&format!("idem:checkin:{person}:{key}"));
     let mut conn = state.store.conn();
-    let claimed: Option<String> = redis::cmd("SET")
+    let claimed: Result<Option<String>, _> = redis::cmd("SET")
         .arg(&idem)
         .arg("pending")
         .arg("NX")
@@ -73,7 +74,11 @@ pub async fn checkin(
         .arg("EX")
         .arg(PENDING_SECONDS)
         .query_async(&mut conn)
-        .await?;
+        .await;
+    let claimed = claimed.unwrap_or_else(|err| {
+        tracing::warn!(error = %err, "check-in key not claimed in Redis; PostgreSQL's claim alone decides");
+        None
+    });
     match claimed.as_deref() {
         None => {}
         Some("pending") => {
@@ -87,33 +92,40 @@ pub async fn checkin(
             return Ok(HttpResponse::Created().json(view));
         }
     }
-    match record_checkin(&state, person, &body).await {
+    match record_checkin(&state, person, &body, Some(&key)).await {
         Ok(view) => {
+            // The check-in is durable already; Redis failing to remember the answer only costs a repeat the slower
+            // path through PostgreSQL.
             let answer = serde_json::to_string(&view).map_err(anyhow::Error::from)?;
-            redis::cmd("SET")
+            let remembered = redis::cmd("SET")
                 .arg(&idem)
                 .arg(answer)
                 .arg("EX")
-                .arg(IDEMPOTENCY_SECONDS)
+                .arg(REMEMBERED_SECONDS)
                 .query_async::<()>(&mut conn)
-                .await?;
+                .await;
+            if let Err(err) = remembered {
+                tracing::warn!(error = %err, "a check-in's answer not remembered in Redis");
+            }
             Ok(HttpResponse::Created().json(view))
         }
         Err(err) => {
             // Nothing was recorded: the key is free for the retry.
-            redis::cmd("DEL")
+            let _ = redis::cmd("DEL")
                 .arg(&idem)
                 .query_async::<()>(&mut conn)
-                .await?;
+                .await;
             Err(err)
         }
     }
 }
 
+/// Records a check-in, or, when `key` names one recorded before, answers that one.
 async fn record_checkin(
     state: &AppState,
     person: Uuid,
     body: &CheckinRequest,
+    key: Option<&str>,
 ) -> Result<CheckinView, ApiError> {
     let code = body.venue_code.trim();
     let venue_id = (code.len() <= 200)
@@ -132,7 +144,8 @@ async fn record_checkin(
             retry_after: 2,
         });
     };
-    let now = Utc::now();
+    // To the microsecond, as PostgreSQL keeps it: a repeat answered from there says the same time.
+    let now = Utc::now().trunc_subsecs(6);
     let record = ScanRecord {
         at: now,
         id: Uuid::new_v4(),
@@ -145,14 +158,36 @@ async fn record_checkin(
         decision: "recorded",
         reason: None,
         visit: Some((index, venue.region.clone())),
+        idempotency_key: key.map(str::to_owned),
     };
     let id = record.id;
-    record_scan(state, record).await?;
+    if record_scan(state, record).await? == Recorded::Repeat {
+        return first_checkin(state, person, key.unwrap_or_default()).await;
+    }
     Ok(CheckinView {
         id,
         venue: venue.id.clone(),
         venue_name: venue.name.clone(),
         at: now,
+    })
+}
+
+/// The check-in recorded first under a person's key, as it was answered then.
+async fn first_checkin(state: &AppState, person: Uuid, key: &str) -> Result<CheckinView, ApiError> {
+    let (id, venue, at) = db::checkin_keys::first(&state.db.get().await?, person, key)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("a check-in key repeated but not found"))?;
+    let venue_name = state
+        .venues
+        .by_id(&venue)
+        .await?
+        .map(|v| v.name.clone())
+        .unwrap_or_default();
+    Ok(CheckinView {
+        id,
+        venue,
+        venue_name,
+        at,
     })
 }
 

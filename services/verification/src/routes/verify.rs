@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::db;
 use crate::policy::{self, Decision, Subject, Verdict};
-use crate::scans::{RecordError, ScanRecord};
+use crate::scans::{RecordError, Recorded, ScanRecord};
 use crate::state::AppState;
 use crate::status;
 use crate::venues::Venue;
@@ -130,7 +130,10 @@ pub async fn verify(
     Ok(HttpResponse::Ok().json(judged))
 }
 
-pub(crate) async fn record_scan(state: &AppState, record: ScanRecord) -> Result<(), ApiError> {
+pub(crate) async fn record_scan(
+    state: &AppState,
+    record: ScanRecord,
+) -> Result<Recorded, ApiError> {
     state.scans.record(record).await.map_err(|err| {
         tracing::error!(error = %err, "a scan was not recorded; the gate is told to retry");
         match err {
@@ -155,6 +158,7 @@ fn scan(kind: &'static str, venue: &Venue, now: DateTime<Utc>) -> ScanRecord {
         decision: "deny",
         reason: None,
         visit: None,
+        idempotency_key: None,
     }
 }
 

@@ -325,6 +325,104 @@ async fn a_repeated_checkin_with_its_idempotency_key_is_recorded_once() {
             .await,
         2
     );
+
+    // Redis forgets the keys (restarted empty): PostgreSQL's claim still answers the first check-in.
+    let forget = || async {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}idem:checkin:*", app.redis.prefix))
+            .query_async(&mut app.store.conn())
+            .await
+            .expect("keys");
+        assert!(!keys.is_empty(), "the answers remembered in Redis");
+        redis::cmd("DEL")
+            .arg(&keys)
+            .query_async::<()>(&mut app.store.conn())
+            .await
+            .expect("del");
+    };
+    forget().await;
+    let again = send("tap-1").await.expect("checkin");
+    assert_eq!(again.status(), 201);
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(again, first, "the first check-in, from PostgreSQL");
+    assert_eq!(
+        app.count("SELECT count(*) FROM scan_events WHERE kind = 'checkin'")
+            .await,
+        2
+    );
+
+    // A key is remembered for a day: past it, the same key records a new check-in, and the sweep forgets old keys.
+    forget().await;
+    app.count("WITH aged AS (UPDATE checkin_keys SET at = at - interval '25 hours' RETURNING 1) SELECT count(*) FROM aged")
+        .await;
+    let later: Value = send("tap-1")
+        .await
+        .expect("checkin")
+        .json()
+        .await
+        .expect("json");
+    assert_ne!(later["id"], first["id"]);
+    assert_eq!(
+        app.count("SELECT count(*) FROM scan_events WHERE kind = 'checkin'")
+            .await,
+        3
+    );
+    let client = app.pool.get().await.expect("db");
+    verification::partitions::maintain(&client, 1, 28)
+        .await
+        .expect("maintain");
+    assert_eq!(
+        app.count("SELECT count(*) FROM checkin_keys").await,
+        1,
+        "tap-2 (aged) forgotten, tap-1 taken over"
+    );
+}
+
+/// Records of one key committed together (in one batch or in two racing ones) make one check-in: the claim in
+/// PostgreSQL decides, whatever Redis's fast path let through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeats_of_a_key_committed_together_make_one_checkin() {
+    use verification::scans::{Recorded, ScanLog, ScanRecord};
+    let app = spawn_app().await;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (log, committer) = ScanLog::start(app.pool.clone(), &app.settings.service, cancel.clone());
+    let person = uuid::Uuid::new_v4();
+    let record = || ScanRecord {
+        at: chrono::Utc::now(),
+        id: uuid::Uuid::new_v4(),
+        kind: "checkin",
+        venue_id: "cafe-c".into(),
+        client_id: None,
+        person_id: Some(person),
+        issuer: None,
+        colour: None,
+        decision: "recorded",
+        reason: None,
+        visit: None,
+        idempotency_key: Some("race".into()),
+    };
+    let mut racing = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (log, record) = (log.clone(), record());
+        racing.spawn(async move { log.record(record).await.expect("recorded") });
+    }
+    let outcomes: Vec<Recorded> = racing.join_all().await;
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == Recorded::New).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM scan_events WHERE kind = 'checkin'")
+            .await,
+        1
+    );
+    // Without a key, nothing is held back.
+    let mut plain = record();
+    plain.idempotency_key = None;
+    assert_eq!(log.record(plain).await.expect("recorded"), Recorded::New);
+    cancel.cancel();
+    committer.await.expect("drained");
 }
 
 /// A person announced again (identity moved them to the certified holder's phone, with the holder's name) keeps the
