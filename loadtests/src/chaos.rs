@@ -123,6 +123,9 @@ pub struct Window {
     pub error_rate: f64,
     /// The worst second's p99 (the recorder keeps percentiles per second).
     pub p99_ms: f64,
+    /// The worst second's p99 of the requests a person waits on (all but the labs' imports).
+    #[serde(default)]
+    pub people_p99_ms: f64,
 }
 
 impl Window {
@@ -141,6 +144,7 @@ impl Window {
             goodput_per_s: s.iter().map(|s| s.goodput).sum::<u64>() as f64 / n,
             error_rate: failure_rate(offered, ok),
             p99_ms: s.iter().map(|s| s.p99_us).max().unwrap_or(0) as f64 / 1000.0,
+            people_p99_ms: s.iter().map(|s| s.people_p99_us).max().unwrap_or(0) as f64 / 1000.0,
         }
     }
 }
@@ -361,21 +365,21 @@ fn promises_broken(r: &ChaosResult) -> Vec<String> {
             r.before.error_rate * 100.0
         ));
     }
-    // A slow or lossy network is ridden out by timeouts and breakers: nobody waits past their patience.
-    // A slow or lossy network is ridden out by timeouts and breakers. Behind Redis there are fallbacks, so nobody
+    // A slow or lossy network is ridden out by timeouts and breakers. Behind Redis there are fallbacks, so no person
     // waits past their patience (5 s). A write has no fallback from PostgreSQL: a try is cut at the request timeout
-    // (5 s) and answered 503 with Retry-After, and the client's time to a stored write includes its retry.
+    // (5 s) and answered 503 with Retry-After, and the client's time to a stored write includes its retry. A lab's
+    // import of 1,000 rows is nobody's wait: it takes seconds without any fault, and resumes by its batch id.
     let p99_limit_ms = match r.fault {
         Fault::SlowRedis | Fault::LossyRedis => Some(5_000.0),
         Fault::SlowPostgres | Fault::LossyPostgres => Some(10_000.0),
         _ => None,
     };
     if let Some(limit) = p99_limit_ms
-        && r.during.p99_ms > limit
+        && r.during.people_p99_ms > limit
     {
         broken.push(format!(
-            "p99 {:.0} ms during a slow or lossy network: past {:.0} s",
-            r.during.p99_ms,
+            "people's p99 {:.0} ms during a slow or lossy network: past {:.0} s",
+            r.during.people_p99_ms,
             limit / 1000.0
         ));
     }
@@ -440,17 +444,20 @@ fn promises_broken(r: &ChaosResult) -> Vec<String> {
 
 fn print(r: &ChaosResult) {
     eprintln!(
-        "{}: before {:.0}/s ok, {:.2} % failed, p99 {:.0} ms | during {:.0}/s, {:.2} %, p99 {:.0} ms | after {:.0}/s, {:.2} %, p99 {:.0} ms | recovered in {:?} s",
+        "{}: before {:.0}/s ok, {:.2} % failed, p99 {:.0} ms (people's {:.0}) | during {:.0}/s, {:.2} %, p99 {:.0} ms (people's {:.0}) | after {:.0}/s, {:.2} %, p99 {:.0} ms (people's {:.0}) | recovered in {:?} s",
         r.name,
         r.before.goodput_per_s,
         r.before.error_rate * 100.0,
         r.before.p99_ms,
+        r.before.people_p99_ms,
         r.during.goodput_per_s,
         r.during.error_rate * 100.0,
         r.during.p99_ms,
+        r.during.people_p99_ms,
         r.after.goodput_per_s,
         r.after.error_rate * 100.0,
         r.after.p99_ms,
+        r.after.people_p99_ms,
         r.recovery_s
     );
     eprintln!("  accounting: {:?}", r.accounting);

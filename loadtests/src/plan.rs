@@ -57,6 +57,13 @@ impl Persona {
         self.into()
     }
 
+    /// Whether a person waits on the answer (a citizen or a gate's guard), as against a lab's system sending a
+    /// batch of 1,000 rows, which takes seconds in the best of times and resumes by itself. A person's patience
+    /// (5 s) is what the chaos promises hold the first to.
+    pub fn a_person_waits(self) -> bool {
+        self != Persona::ImportNat
+    }
+
     /// The services its requests go to. (Each also needs the token identity issued, verified from cached keys.)
     pub fn services(self) -> &'static [&'static str] {
         match self {

@@ -82,9 +82,15 @@ impl Store {
             if nodes.iter().all(|n| n.starts_with("rediss://")) {
                 builder = builder.certs(tls.redis_certs());
             }
+            // As on one node: with redis-rs's default of 16 retries, from 1.28 s apart, a command for a node that is
+            // down waited out its whole response timeout. One quick retry follows a redirect (MOVED after a failover
+            // or a reshard); past it the command fails and the request takes the fallbacks behind Redis.
             let client = builder
                 .response_timeout(timeout)
                 .connection_timeout(timeout)
+                .retries(1)
+                .min_retry_wait(50)
+                .max_retry_wait(100)
                 .build()
                 .context("redis.cluster_urls")?;
             Inner::Cluster(
