@@ -95,6 +95,9 @@ impl ApiError {
             ApiError::Pool(deadpool_postgres::PoolError::Timeout(_)) => {
                 ("unavailable", "Database busy, retry later")
             }
+            ApiError::Redis(e) if crate::store::is_unanswered(e) => {
+                ("unavailable", "A dependency is unavailable")
+            }
             ApiError::Pool(_)
             | ApiError::Postgres(_)
             | ApiError::Redis(_)
@@ -108,6 +111,7 @@ impl ApiError {
             | ApiError::Overloaded { retry_after }
             | ApiError::Unavailable { retry_after, .. } => Some(*retry_after),
             ApiError::Timeout | ApiError::Pool(deadpool_postgres::PoolError::Timeout(_)) => Some(1),
+            ApiError::Redis(e) if crate::store::is_unanswered(e) => Some(1),
             _ => None,
         }
     }
@@ -147,6 +151,9 @@ impl ResponseError for ApiError {
             ApiError::Pool(deadpool_postgres::PoolError::Timeout(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            // Redis slow or down, for a request with no way around it (a one-time code lives there only): the
+            // client comes back, as from a shed request. A 500 had the pages retry at once, without Retry-After.
+            ApiError::Redis(e) if crate::store::is_unanswered(e) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Pool(_)
             | ApiError::Postgres(_)
             | ApiError::Redis(_)
@@ -167,7 +174,11 @@ impl ResponseError for ApiError {
             kind: format!("/problems/{slug}"),
             title: title.to_owned(),
             status: status.as_u16(),
-            detail: (!internal).then(|| self.to_string()),
+            detail: (!internal).then(|| match self {
+                // Not the client's error text: it names the address that did not answer.
+                ApiError::Redis(_) => "Redis did not answer in time".to_owned(),
+                other => other.to_string(),
+            }),
             field: match self {
                 ApiError::Unprocessable { field, .. } => Some(field.clone()),
                 ApiError::Conflict { field, .. } => field.clone(),
@@ -277,6 +288,30 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!body.to_string().contains("hunter2"));
+    }
+
+    #[actix_web::test]
+    async fn redis_not_answering_is_a_503_to_retry_and_its_other_errors_a_500() {
+        let timed_out: redis::RedisError =
+            std::io::Error::from(std::io::ErrorKind::TimedOut).into();
+        let (status, body, retry) = body_of(ApiError::Redis(timed_out)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert_eq!(body["type"], "/problems/unavailable");
+        let refused: redis::RedisError =
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into();
+        assert_eq!(
+            body_of(ApiError::Redis(refused)).await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let wrong_type: redis::RedisError = (
+            redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError),
+            "WRONGTYPE",
+        )
+            .into();
+        let (status, _, retry) = body_of(ApiError::Redis(wrong_type)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(retry, None);
     }
 
     #[actix_web::test]

@@ -75,6 +75,10 @@ fn document_platform_answers(op: &mut Operation) {
             .entry("422".into())
             .or_insert_with(|| problem("A parameter or field is invalid; `field` names it"));
     }
+    // Any request may be shed (admission), cut at the request timeout, or meet PostgreSQL or Redis unavailable.
+    answers.entry("503".into()).or_insert_with(|| {
+        problem("Overloaded, timed out, or a dependency is unavailable; nothing was done, retry after Retry-After")
+    });
 }
 
 impl Modify for BearerAuth {

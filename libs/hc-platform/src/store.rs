@@ -182,6 +182,12 @@ impl Store {
     }
 }
 
+/// Whether Redis gave no answer (in time, or at all: refused, dropped, or refused by the open breaker), as against a
+/// server's error answer. A request that meets it is told to come back (503), not that something broke (500).
+pub fn is_unanswered(e: &redis::RedisError) -> bool {
+    e.is_timeout() || e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal()
+}
+
 impl Conn {
     /// Refused at once while the breaker is open.
     fn admit(&self) -> redis::RedisResult<()> {
@@ -198,12 +204,7 @@ impl Conn {
 
     /// An answer (even a server's error) closes the breaker; no answer in time counts against it.
     fn record<T>(&self, result: &redis::RedisResult<T>) {
-        let unanswered = result.as_ref().err().is_some_and(|e| {
-            e.is_timeout()
-                || e.is_io_error()
-                || e.is_connection_dropped()
-                || e.is_connection_refusal()
-        });
+        let unanswered = result.as_ref().err().is_some_and(is_unanswered);
         self.breaker.record(!unanswered);
     }
 }
