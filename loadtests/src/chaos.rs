@@ -53,6 +53,9 @@ pub enum Fault {
     /// A second rendering replica, in a network namespace behind a balancer with the first, cut off from Redis (its
     /// packets dropped): it must report not ready and the first carry its load (see `crate::partition`).
     PartitionRendering,
+    /// The same replica cut off from scoring instead (a partition between services): it needs scoring only for a
+    /// status Redis lacks, so it must stay in and keep serving.
+    PartitionRenderingScoring,
     KillIdentity,
     KillDeclaration,
     KillScoring,
@@ -89,7 +92,7 @@ impl Fault {
             (Fault::SlowPostgres, None) => suite.postgres_network(SLOW),
             (Fault::LossyPostgres, None) => suite.postgres_network(LOSSY),
             // The scenario cuts the namespace it made (`Partitioned::cut`).
-            (Fault::PartitionRendering, None) => {}
+            (Fault::PartitionRendering | Fault::PartitionRenderingScoring, None) => {}
             (_, None) => suite.kill_redis(),
         }
     }
@@ -106,7 +109,7 @@ impl Fault {
                 suite.postgres_network(Condition::Clear);
                 Ok(())
             }
-            (Fault::PartitionRendering, None) => Ok(()),
+            (Fault::PartitionRendering | Fault::PartitionRenderingScoring, None) => Ok(()),
             (Fault::RedisEmpty, None) => suite.start_redis(false),
             (_, None) => suite.start_redis(true),
         }
@@ -265,7 +268,12 @@ pub async fn scenario(
     )
     .map_err(anyhow::Error::msg)?;
     let partition = match fault {
-        Fault::PartitionRendering => Some(Partitioned::start(suite).await?),
+        Fault::PartitionRendering => {
+            Some(Partitioned::start(suite, crate::suite::OWN_REDIS_PORT).await?)
+        }
+        Fault::PartitionRenderingScoring => {
+            Some(Partitioned::start(suite, crate::suite::SERVICES[2].1).await?)
+        }
         _ => None,
     };
     let (started_tx, mut started) = tokio::sync::watch::channel(None);
@@ -370,7 +378,7 @@ fn promises_broken(r: &ChaosResult) -> Vec<String> {
     // (5 s) and answered 503 with Retry-After, and the client's time to a stored write includes its retry. A lab's
     // import of 1,000 rows is nobody's wait: it takes seconds without any fault, and resumes by its batch id.
     let p99_limit_ms = match r.fault {
-        Fault::SlowRedis | Fault::LossyRedis => Some(5_000.0),
+        Fault::SlowRedis | Fault::LossyRedis | Fault::PartitionRenderingScoring => Some(5_000.0),
         Fault::SlowPostgres | Fault::LossyPostgres => Some(10_000.0),
         _ => None,
     };
@@ -378,7 +386,7 @@ fn promises_broken(r: &ChaosResult) -> Vec<String> {
         && r.during.people_p99_ms > limit
     {
         broken.push(format!(
-            "people's p99 {:.0} ms during a slow or lossy network: past {:.0} s",
+            "people's p99 {:.0} ms during the fault: past {:.0} s",
             r.during.people_p99_ms,
             limit / 1000.0
         ));
@@ -400,7 +408,22 @@ fn promises_broken(r: &ChaosResult) -> Vec<String> {
             ));
         }
     }
-    if let Some(p) = &r.partition {
+    if let Some(p) = &r.partition
+        && r.fault == Fault::PartitionRenderingScoring
+    {
+        if let Some(t) = p.taken_out_after_s {
+            broken.push(format!(
+                "the replica cut off from scoring was taken out {t:.1} s after the cut: it needs scoring only for a \
+                 status Redis lacks"
+            ));
+        }
+        if r.during.goodput_per_s < r.before.goodput_per_s * 0.7 {
+            broken.push(format!(
+                "goodput fell to {:.0}/s during the cut between services (from {:.0}/s)",
+                r.during.goodput_per_s, r.before.goodput_per_s
+            ));
+        }
+    } else if let Some(p) = &r.partition {
         match p.taken_out_after_s {
             Some(t) if t <= 5.0 => {}
             Some(t) => broken.push(format!(

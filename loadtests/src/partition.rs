@@ -3,7 +3,9 @@
 //! through forwarders on the host's end of the pair; a balancer in front of both replicas sends each new connection
 //! to a ready one, as a Kubernetes Service does, probing `/health/ready` as a readiness probe would. The fault drops
 //! the replica's packets to Redis (iptables in its namespace: a partition, not a refusal); the replica must report
-//! not ready, the balancer take it out, and the other replica carry the load.
+//! not ready, the balancer take it out, and the other replica carry the load. A cut between services drops its packets
+//! to scoring instead: rendering needs scoring only for a status Redis lacks, so the replica must stay in and keep
+//! serving, its breaker on scoring bounding what the cut costs.
 //!
 //! The probe runs every second and takes a replica out after two failures in a row (the manifests probe every 5 s,
 //! so a cluster takes about 10 s where this takes 2-3 s: the fault here lasts 10 s). A backend taken out has its
@@ -32,7 +34,7 @@ const REPLICA_IP: &str = "10.203.0.2";
 const BALANCER_PORT: u16 = 19094;
 /// What the replica in the namespace needs from the host: the suite's Redis (behind its proxy), identity's keys
 /// and scoring.
-const FORWARDED: [u16; 3] = [
+pub const FORWARDED: [u16; 3] = [
     crate::suite::OWN_REDIS_PORT,
     crate::suite::SERVICES[0].1,
     crate::suite::SERVICES[2].1,
@@ -288,6 +290,8 @@ pub struct Partitioned<'a> {
     balancer: Balancer,
     _forwarders: Vec<Proxy>,
     _namespace: Namespace,
+    /// The host's port whose packets the cut drops: Redis's, or a service's.
+    cut_port: u16,
     cut_at: Mutex<Option<Instant>>,
     healed_at: Mutex<Option<Instant>>,
 }
@@ -295,7 +299,13 @@ pub struct Partitioned<'a> {
 pub const REPLICA: &str = "rendering-2";
 
 impl<'a> Partitioned<'a> {
-    pub async fn start(suite: &'a Suite) -> anyhow::Result<Partitioned<'a>> {
+    /// The replica and its balancer; `cut_port` is what [`Partitioned::cut`] will cut it off from (one of
+    /// [`FORWARDED`]).
+    pub async fn start(suite: &'a Suite, cut_port: u16) -> anyhow::Result<Partitioned<'a>> {
+        anyhow::ensure!(
+            FORWARDED.contains(&cut_port),
+            "the replica reaches only ports {FORWARDED:?} of the host"
+        );
         let namespace = Namespace::create()?;
         let host =
             |port: u16| -> SocketAddr { format!("{HOST_IP}:{port}").parse().expect("address") };
@@ -337,21 +347,22 @@ impl<'a> Partitioned<'a> {
             balancer,
             _forwarders: forwarders,
             _namespace: namespace,
+            cut_port,
             cut_at: Mutex::new(None),
             healed_at: Mutex::new(None),
         })
     }
 
-    /// Drops the replica's packets to Redis.
+    /// Drops the replica's packets to what it is cut off from.
     pub fn cut(&self) -> anyhow::Result<()> {
-        Namespace::firewall("-A", crate::suite::OWN_REDIS_PORT)?;
+        Namespace::firewall("-A", self.cut_port)?;
         *self.cut_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         Ok(())
     }
 
     /// Lets them through again.
     pub fn heal(&self) -> anyhow::Result<()> {
-        Namespace::firewall("-D", crate::suite::OWN_REDIS_PORT)?;
+        Namespace::firewall("-D", self.cut_port)?;
         *self.healed_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         Ok(())
     }
