@@ -312,9 +312,11 @@ pub async fn scenario(
     let end = a.duration_s as u64;
     let (before_s, during_s) = ((1, at.saturating_sub(1)), (at, back_s));
     let before = Window::of(seconds, before_s.0, before_s.1);
-    // Back to how it was before: failures under 1 % and p99 no worse than the worst second before the fault (and
-    // never asked to beat a second), every second to the end of the run.
-    let healthy_p99_us = (before.p99_ms * 1000.0).max(1_000_000.0) as u64;
+    // Back to how it was before: failures under 1 % and people's p99 no worse than the worst second before the fault
+    // (and never asked to beat a second). People's, as the patience promise: the labs' batches take a second or more
+    // with no fault at all, and one of them in a second broke a run of healthy seconds (kill-scoring "recovered" 26 s
+    // after the fault on all requests' p99, 11 s on people's, in one run).
+    let healthy_p99_us = (before.people_p99_ms * 1000.0).max(1_000_000.0) as u64;
     let mut result = ChaosResult {
         name: run_args.name.clone(),
         fault,
@@ -346,16 +348,16 @@ pub async fn scenario(
 /// a second now and then with no fault at all; ten healthy seconds in a row do not happen during one.
 const HEALTHY_RUN: usize = 10;
 
-/// Seconds from `from_s` until the first of [`HEALTHY_RUN`] seconds in a row with p99 within `p99_us` and failures
-/// under 1 %; `None` if that never comes.
+/// Seconds from `from_s` until the first of [`HEALTHY_RUN`] seconds in a row with people's p99 within `p99_us` and
+/// failures under 1 %; `None` if that never comes.
 fn recovery_s(seconds: &[SecondSummary], from_s: f64, p99_us: u64) -> Option<f64> {
     crate::stats::recovery_s(seconds, from_s, HEALTHY_RUN, |s| {
-        s.p99_us <= p99_us && failure_rate(s.offered, s.ok) < 0.01
+        s.people_p99_us <= p99_us && failure_rate(s.offered, s.ok) < 0.01
     })
 }
 
 /// What each fault promises: nothing acknowledged lost or stored twice, and the suite back to how it was before
-/// (ten seconds in a row with failures under 1 % and p99 no worse than the worst second before, or a second) within
+/// (ten seconds in a row with failures under 1 % and people's p99 no worse than the worst second before, or a second) within
 /// 20 s of the fault's end. A killed Redis or service may fail requests while it is
 /// down, but never all of them: the page keeps its stale-but-signed code, and the rest of the suite answers.
 fn promises_broken(r: &ChaosResult) -> Vec<String> {
@@ -499,6 +501,7 @@ mod tests {
             offered: 100,
             ok: 100 - failed,
             p99_us: p99_ms * 1000,
+            people_p99_us: p99_ms * 1000,
             ..Default::default()
         }
     }
@@ -551,5 +554,13 @@ mod tests {
         // Never healthy for ten seconds: not recovered.
         let flapping: Vec<_> = (0..60).map(|t| second(t, 200, t % 5)).collect();
         assert_eq!(recovery_s(&flapping, 30.0, 1_000_000), None);
+        // A lab's slow batch in a second sets all requests' p99, not people's.
+        let with_batches: Vec<_> = (0..60)
+            .map(|t| SecondSummary {
+                p99_us: 4_000_000,
+                ..second(t, 200, 0)
+            })
+            .collect();
+        assert_eq!(recovery_s(&with_batches, 30.0, 1_000_000), Some(0.0));
     }
 }
