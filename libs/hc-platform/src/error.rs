@@ -75,6 +75,20 @@ impl ApiError {
         }
     }
 
+    /// Redis cannot serve now (`store::is_unavailable`), met directly or inside an error of our own code (the
+    /// one-time codes' helpers wrap theirs in `anyhow`).
+    fn redis_unavailable(&self) -> bool {
+        match self {
+            ApiError::Redis(e) => crate::store::is_unavailable(e),
+            ApiError::Internal(e) => e.chain().any(|cause| {
+                cause
+                    .downcast_ref::<redis::RedisError>()
+                    .is_some_and(crate::store::is_unavailable)
+            }),
+            _ => false,
+        }
+    }
+
     fn slug_and_title(&self) -> (&'static str, &'static str) {
         match self {
             ApiError::BadRequest { .. } => ("bad-request", "Bad request"),
@@ -95,9 +109,7 @@ impl ApiError {
             ApiError::Pool(deadpool_postgres::PoolError::Timeout(_)) => {
                 ("unavailable", "Database busy, retry later")
             }
-            ApiError::Redis(e) if crate::store::is_unanswered(e) => {
-                ("unavailable", "A dependency is unavailable")
-            }
+            _ if self.redis_unavailable() => ("unavailable", "A dependency is unavailable"),
             ApiError::Pool(_)
             | ApiError::Postgres(_)
             | ApiError::Redis(_)
@@ -111,7 +123,7 @@ impl ApiError {
             | ApiError::Overloaded { retry_after }
             | ApiError::Unavailable { retry_after, .. } => Some(*retry_after),
             ApiError::Timeout | ApiError::Pool(deadpool_postgres::PoolError::Timeout(_)) => Some(1),
-            ApiError::Redis(e) if crate::store::is_unanswered(e) => Some(1),
+            _ if self.redis_unavailable() => Some(1),
             _ => None,
         }
     }
@@ -153,7 +165,7 @@ impl ResponseError for ApiError {
             }
             // Redis slow or down, for a request with no way around it (a one-time code lives there only): the
             // client comes back, as from a shed request. A 500 had the pages retry at once, without Retry-After.
-            ApiError::Redis(e) if crate::store::is_unanswered(e) => StatusCode::SERVICE_UNAVAILABLE,
+            _ if self.redis_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Pool(_)
             | ApiError::Postgres(_)
             | ApiError::Redis(_)
@@ -174,10 +186,13 @@ impl ResponseError for ApiError {
             kind: format!("/problems/{slug}"),
             title: title.to_owned(),
             status: status.as_u16(),
-            detail: (!internal).then(|| match self {
-                // Not the client's error text: it names the address that did not answer.
-                ApiError::Redis(_) => "Redis did not answer in time".to_owned(),
-                other => other.to_string(),
+            detail: (!internal).then(|| {
+                if self.redis_unavailable() {
+                    // Not the client's error text: it names the address that did not answer.
+                    "Redis cannot serve now".to_owned()
+                } else {
+                    self.to_string()
+                }
             }),
             field: match self {
                 ApiError::Unprocessable { field, .. } => Some(field.clone()),
@@ -302,6 +317,26 @@ mod tests {
             std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into();
         assert_eq!(
             body_of(ApiError::Redis(refused)).await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let wrapped = anyhow::Error::from(redis::RedisError::from(std::io::Error::from(
+            std::io::ErrorKind::TimedOut,
+        )))
+        .context("issuing a one-time code");
+        let (status, body, _) = body_of(ApiError::Internal(wrapped)).await;
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "inside our own error too"
+        );
+        assert_eq!(body["detail"], "Redis cannot serve now");
+        let loading: redis::RedisError = (
+            redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading),
+            "LOADING",
+        )
+            .into();
+        assert_eq!(
+            body_of(ApiError::Redis(loading)).await.0,
             StatusCode::SERVICE_UNAVAILABLE
         );
         let wrong_type: redis::RedisError = (

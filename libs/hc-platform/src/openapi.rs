@@ -77,7 +77,10 @@ fn document_platform_answers(op: &mut Operation) {
     }
     // Any request may be shed (admission), cut at the request timeout, or meet PostgreSQL or Redis unavailable.
     answers.entry("503".into()).or_insert_with(|| {
-        problem("Overloaded, timed out, or a dependency is unavailable; nothing was done, retry after Retry-After")
+        problem(
+            "Overloaded, timed out, or a dependency is unavailable: retry after Retry-After. A write cut off by the \
+             request timeout may have been done; retry it with the same Idempotency-Key",
+        )
     });
 }
 

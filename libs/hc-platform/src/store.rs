@@ -183,9 +183,26 @@ impl Store {
 }
 
 /// Whether Redis gave no answer (in time, or at all: refused, dropped, or refused by the open breaker), as against a
-/// server's error answer. A request that meets it is told to come back (503), not that something broke (500).
+/// server's error answer. What the breaker counts.
 pub fn is_unanswered(e: &redis::RedisError) -> bool {
     e.is_timeout() || e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal()
+}
+
+/// Whether Redis cannot serve now: no answer, or an answer saying so (loading its AOF after a restart, a cluster
+/// without a primary for the slot or between failovers). A request that meets it is told to come back (503), not that
+/// something broke (500).
+pub fn is_unavailable(e: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    is_unanswered(e)
+        || matches!(
+            e.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::BusyLoading
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::ClusterDown
+                    | ServerErrorKind::MasterDown
+            )
+        )
 }
 
 impl Conn {

@@ -36,6 +36,18 @@ async fn readiness_names_redis_when_it_becomes_unreachable() {
     let body: Value = ready.json().await.expect("json");
     assert_eq!(body["checks"]["redis"], "unreachable");
     assert_eq!(body["checks"]["postgres"], "ok");
+    // Codes live in Redis only: asking for one, or signing in with one, is "come back", not "broken".
+    for (path, body) in [
+        ("/v1/auth/otp", serde_json::json!({"phone": "13900000001"})),
+        (
+            "/v1/auth/token",
+            serde_json::json!({"grant_type": "otp", "phone": "13900000001", "code": "123456"}),
+        ),
+    ] {
+        let r = app.post_json(path, &body).await;
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert!(r.headers().contains_key("retry-after"), "{path}");
+    }
     let live = app
         .http
         .get(app.url("/health/live"))

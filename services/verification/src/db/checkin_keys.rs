@@ -19,11 +19,14 @@ pub struct Claim<'a> {
 
 /// Claims the keys (each distinct (person, key) once; the caller drops repeats within a batch) and returns the
 /// check-ins whose claim succeeded. A key remembered for less than a day stays with its first check-in; an older one
-/// is taken over.
+/// is taken over. The claims are made in (person, key) order, so that two batches claiming the same keys at once
+/// wait for each other instead of deadlocking.
 pub async fn claim(
     client: &impl GenericClient,
     claims: &[Claim<'_>],
 ) -> Result<Vec<Uuid>, tokio_postgres::Error> {
+    let mut claims: Vec<&Claim<'_>> = claims.iter().collect();
+    claims.sort_by(|a, b| (a.person, a.key).cmp(&(b.person, b.key)));
     let person: Vec<_> = claims.iter().map(|c| c.person).collect();
     let key: Vec<_> = claims.iter().map(|c| c.key).collect();
     let checkin: Vec<_> = claims.iter().map(|c| c.checkin).collect();
@@ -50,7 +53,8 @@ pub async fn claim(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// The check-in recorded first under a person's key within the last day: its id, venue and time.
+/// The check-in a person's key names: its id, venue and time. Asked once the claim has said the key was taken, so
+/// without an age of its own: the claim's clock decided, and a key is swept only a day after that.
 pub async fn first(
     client: &impl GenericClient,
     person: Uuid,
@@ -58,9 +62,8 @@ pub async fn first(
 ) -> Result<Option<(Uuid, String, DateTime<Utc>)>, tokio_postgres::Error> {
     Ok(client
         .query_opt(
-            "SELECT checkin_id, venue_id, at FROM checkin_keys
-             WHERE person_id = $1 AND key = $2 AND at > now() - make_interval(secs => $3)",
-            &[&person, &key, &(REMEMBERED_SECONDS as f64)],
+            "SELECT checkin_id, venue_id, at FROM checkin_keys WHERE person_id = $1 AND key = $2",
+            &[&person, &key],
         )
         .await?
         .map(|r| (r.get(0), r.get(1), r.get(2))))

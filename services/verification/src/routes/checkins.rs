@@ -46,7 +46,7 @@ pub struct CheckinView {
         (status = 201, description = "Recorded (or, for a repeated Idempotency-Key, the first check-in)", body = CheckinView),
         (status = 409, description = "A check-in with this Idempotency-Key is still being recorded", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a venue code of this platform", body = hc_platform::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Not recorded (try again), or the registration has not reached this service yet", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Not recorded, or (cut off by the request timeout) not known to be: retry with the same Idempotency-Key; or the registration has not reached this service yet", body = hc_platform::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn checkin(
     state: web::Data<AppState>,
@@ -75,6 +75,8 @@ pub async fn checkin(
         .arg(PENDING_SECONDS)
         .query_async(&mut conn)
         .await;
+    // Ours to free if recording fails; a claim Redis did not take may be another request's.
+    let ours = matches!(claimed, Ok(None));
     let claimed = claimed.unwrap_or_else(|err| {
         tracing::warn!(error = %err, "check-in key not claimed in Redis; PostgreSQL's claim alone decides");
         None
@@ -111,10 +113,12 @@ pub async fn checkin(
         }
         Err(err) => {
             // Nothing was recorded: the key is free for the retry.
-            let _ = redis::cmd("DEL")
-                .arg(&idem)
-                .query_async::<()>(&mut conn)
-                .await;
+            if ours {
+                let _ = redis::cmd("DEL")
+                    .arg(&idem)
+                    .query_async::<()>(&mut conn)
+                    .await;
+            }
             Err(err)
         }
     }
