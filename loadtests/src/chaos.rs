@@ -410,42 +410,37 @@ fn promises_broken(r: &ChaosResult) -> Vec<String> {
             ));
         }
     }
-    if let Some(p) = &r.partition
-        && r.fault == Fault::PartitionRenderingScoring
-    {
-        if let Some(t) = p.taken_out_after_s {
-            broken.push(format!(
-                "the replica cut off from scoring was taken out {t:.1} s after the cut: it needs scoring only for a \
-                 status Redis lacks"
-            ));
+    if let Some(p) = &r.partition {
+        if r.fault == Fault::PartitionRenderingScoring {
+            // Cut off from scoring, the replica still serves from Redis: it must stay in.
+            if let Some(t) = p.taken_out_after_s {
+                broken.push(format!(
+                    "the replica cut off from scoring was taken out {t:.1} s after the cut: it needs scoring only \
+                     for a status Redis lacks"
+                ));
+            }
+        } else {
+            match p.taken_out_after_s {
+                Some(t) if t <= 5.0 => {}
+                Some(t) => broken.push(format!(
+                    "the cut-off replica was taken out only {t:.1} s after the cut"
+                )),
+                None => broken.push(
+                    "the cut-off replica was never taken out: it did not report not ready".into(),
+                ),
+            }
+            match p.back_in_after_s {
+                Some(t) if t <= 10.0 => {}
+                Some(t) => broken.push(format!(
+                    "the replica was back in only {t:.1} s after the heal"
+                )),
+                None => broken.push("the replica never came back in after the heal".into()),
+            }
         }
+        // The replicas carry the load between them: nearly all of it, not the 30 % that marks a collapse.
         if r.during.goodput_per_s < r.before.goodput_per_s * 0.7 {
             broken.push(format!(
-                "goodput fell to {:.0}/s during the cut between services (from {:.0}/s)",
-                r.during.goodput_per_s, r.before.goodput_per_s
-            ));
-        }
-    } else if let Some(p) = &r.partition {
-        match p.taken_out_after_s {
-            Some(t) if t <= 5.0 => {}
-            Some(t) => broken.push(format!(
-                "the cut-off replica was taken out only {t:.1} s after the cut"
-            )),
-            None => broken.push(
-                "the cut-off replica was never taken out: it did not report not ready".into(),
-            ),
-        }
-        match p.back_in_after_s {
-            Some(t) if t <= 10.0 => {}
-            Some(t) => broken.push(format!(
-                "the replica was back in only {t:.1} s after the heal"
-            )),
-            None => broken.push("the replica never came back in after the heal".into()),
-        }
-        // The other replica carries the load: nearly all of it, not the 30 % that marks a collapse.
-        if r.during.goodput_per_s < r.before.goodput_per_s * 0.7 {
-            broken.push(format!(
-                "goodput fell to {:.0}/s during the partition (from {:.0}/s): the other replica did not carry the load",
+                "goodput fell to {:.0}/s during the partition (from {:.0}/s): the replicas did not carry the load",
                 r.during.goodput_per_s, r.before.goodput_per_s
             ));
         }
