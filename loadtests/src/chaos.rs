@@ -56,6 +56,8 @@ pub enum Fault {
     /// The same replica cut off from scoring instead (a partition between services): it needs scoring only for a
     /// status Redis lacks, so it must stay in and keep serving.
     PartitionRenderingScoring,
+    /// A second verification replica cut off from Redis, as `partition-rendering`: the checkpoints' service.
+    PartitionVerification,
     KillIdentity,
     KillDeclaration,
     KillScoring,
@@ -78,6 +80,17 @@ impl Fault {
         self.into()
     }
 
+    /// A partition fault's replica and what it is cut off from: (service, the host's port).
+    fn partition(self) -> Option<(&'static str, u16)> {
+        use crate::suite::{OWN_REDIS_PORT, port};
+        match self {
+            Fault::PartitionRendering => Some(("rendering", OWN_REDIS_PORT)),
+            Fault::PartitionRenderingScoring => Some(("rendering", port("scoring"))),
+            Fault::PartitionVerification => Some(("verification", OWN_REDIS_PORT)),
+            _ => None,
+        }
+    }
+
     /// The service a kill fault kills.
     fn service(self) -> Option<&'static str> {
         self.name().strip_prefix("kill-")
@@ -92,7 +105,7 @@ impl Fault {
             (Fault::SlowPostgres, None) => suite.postgres_network(SLOW),
             (Fault::LossyPostgres, None) => suite.postgres_network(LOSSY),
             // The scenario cuts the namespace it made (`Partitioned::cut`).
-            (Fault::PartitionRendering | Fault::PartitionRenderingScoring, None) => {}
+            (_, None) if self.partition().is_some() => {}
             (_, None) => suite.kill_redis(),
         }
     }
@@ -109,7 +122,7 @@ impl Fault {
                 suite.postgres_network(Condition::Clear);
                 Ok(())
             }
-            (Fault::PartitionRendering | Fault::PartitionRenderingScoring, None) => Ok(()),
+            (_, None) if self.partition().is_some() => Ok(()),
             (Fault::RedisEmpty, None) => suite.start_redis(false),
             (_, None) => suite.start_redis(true),
         }
@@ -267,14 +280,9 @@ pub async fn scenario(
         },
     )
     .map_err(anyhow::Error::msg)?;
-    let partition = match fault {
-        Fault::PartitionRendering => {
-            Some(Partitioned::start(suite, crate::suite::OWN_REDIS_PORT).await?)
-        }
-        Fault::PartitionRenderingScoring => {
-            Some(Partitioned::start(suite, crate::suite::SERVICES[2].1).await?)
-        }
-        _ => None,
+    let partition = match fault.partition() {
+        Some((service, cut_port)) => Some(Partitioned::start(suite, service, cut_port).await?),
+        None => None,
     };
     let (started_tx, mut started) = tokio::sync::watch::channel(None);
     run_args.started = Some(started_tx);

@@ -1,6 +1,6 @@
-//! Scenario 6 of `make chaos`: a network partition between one replica and Redis. A second rendering replica runs
-//! in a network namespace of its own (`ip netns`, a veth pair to the host), reaching Redis, scoring and identity
-//! through forwarders on the host's end of the pair; a balancer in front of both replicas sends each new connection
+//! Scenario 6 of `make chaos`: a network partition between one replica and Redis. A second replica of a service
+//! (rendering, or verification) runs in a network namespace of its own (`ip netns`, a veth pair to the host), reaching
+//! Redis, PostgreSQL and the other services through forwarders on the host's end of the pair; a balancer in front of both replicas sends each new connection
 //! to a ready one, as a Kubernetes Service does, probing `/health/ready` as a readiness probe would. The fault drops
 //! the replica's packets to Redis (iptables in its namespace: a partition, not a refusal); the replica must report
 //! not ready, the balancer take it out, and the other replica carry the load. A cut between services drops its packets
@@ -32,12 +32,14 @@ const HOST_IP: &str = "10.203.0.1";
 const REPLICA_IP: &str = "10.203.0.2";
 /// Where the generator reaches rendering during a partition run: the balancer.
 const BALANCER_PORT: u16 = 19094;
-/// What the replica in the namespace needs from the host: the suite's Redis (behind its proxy), identity's keys
-/// and scoring.
-pub const FORWARDED: [u16; 3] = [
+/// What a replica in the namespace needs from the host: the suite's Redis and PostgreSQL (behind their proxies),
+/// identity's keys, scoring (rendering's fallback) and rendering's code-signing keys (verification's).
+pub const FORWARDED: [u16; 5] = [
     crate::suite::OWN_REDIS_PORT,
+    crate::suite::OWN_POSTGRES_PORT,
     crate::suite::SERVICES[0].1,
     crate::suite::SERVICES[2].1,
+    crate::suite::SERVICES[3].1,
 ];
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -283,10 +285,13 @@ async fn probe(backend: &Backend) {
     }
 }
 
-/// A second rendering replica in its namespace, behind the balancer with the first; the generator's rendering
-/// requests go to the balancer while this lives.
+/// A second replica of a service in its namespace, behind the balancer with the first; the generator's requests
+/// to that service go to the balancer while this lives.
 pub struct Partitioned<'a> {
     suite: &'a Suite,
+    service: &'static str,
+    /// The replica's process name in the suite (`rendering-2`).
+    replica: String,
     balancer: Balancer,
     _forwarders: Vec<Proxy>,
     _namespace: Namespace,
@@ -296,12 +301,14 @@ pub struct Partitioned<'a> {
     healed_at: Mutex<Option<Instant>>,
 }
 
-pub const REPLICA: &str = "rendering-2";
-
 impl<'a> Partitioned<'a> {
-    /// The replica and its balancer; `cut_port` is what [`Partitioned::cut`] will cut it off from (one of
-    /// [`FORWARDED`]).
-    pub async fn start(suite: &'a Suite, cut_port: u16) -> anyhow::Result<Partitioned<'a>> {
+    /// A second replica of `service` and its balancer; `cut_port` is what [`Partitioned::cut`] will cut it off from
+    /// (one of [`FORWARDED`]).
+    pub async fn start(
+        suite: &'a Suite,
+        service: &'static str,
+        cut_port: u16,
+    ) -> anyhow::Result<Partitioned<'a>> {
         anyhow::ensure!(
             FORWARDED.contains(&cut_port),
             "the replica reaches only ports {FORWARDED:?} of the host"
@@ -313,17 +320,24 @@ impl<'a> Partitioned<'a> {
         for port in FORWARDED {
             forwarders.push(Proxy::start_between(host(port), ([127, 0, 0, 1], port).into()).await?);
         }
-        let rendering_port = crate::suite::SERVICES[3].1;
-        let replica: SocketAddr = format!("{REPLICA_IP}:{rendering_port}").parse()?;
-        let [redis, identity, scoring] = FORWARDED;
+        let port = crate::suite::port(service);
+        let replica: SocketAddr = format!("{REPLICA_IP}:{port}").parse()?;
+        let name = format!("{service}-2");
+        let [redis, postgres, identity, scoring, rendering] = FORWARDED;
+        // The suite's database URL names its PostgreSQL on loopback; the replica reaches it on the host's end.
+        let database = suite.db_url.replace(
+            &format!("127.0.0.1:{postgres}"),
+            &format!("{HOST_IP}:{postgres}"),
+        );
         suite
             .spawn_replica_in_namespace(
-                "rendering",
-                REPLICA,
+                service,
+                &name,
                 NAMESPACE,
                 &[
                     ("HC__SERVER__HOST", REPLICA_IP.to_owned()),
                     ("HC__REDIS__URL", format!("redis://{HOST_IP}:{redis}")),
+                    ("HC__DATABASE__URL", database),
                     (
                         "HC__AUTH__JWKS_URL",
                         format!("http://{HOST_IP}:{identity}/v1/auth/keys"),
@@ -332,18 +346,24 @@ impl<'a> Partitioned<'a> {
                         "HC__RENDERING__SCORING_URL",
                         format!("http://{HOST_IP}:{scoring}"),
                     ),
+                    (
+                        "HC__VERIFICATION__OWN_KEYS_URL",
+                        format!("http://{HOST_IP}:{rendering}/v1/trust/keys"),
+                    ),
                 ],
                 &format!("http://{replica}/health/ready"),
             )
             .await?;
         let balancer = Balancer::start(
             ([127, 0, 0, 1], BALANCER_PORT).into(),
-            &[([127, 0, 0, 1], rendering_port).into(), replica],
+            &[([127, 0, 0, 1], port).into(), replica],
         )
         .await?;
-        crate::suite::route("rendering", format!("http://{}", balancer.local));
+        crate::suite::route(service, format!("http://{}", balancer.local));
         Ok(Partitioned {
             suite,
+            service,
+            replica: name,
             balancer,
             _forwarders: forwarders,
             _namespace: namespace,
@@ -389,8 +409,8 @@ impl<'a> Partitioned<'a> {
 
 impl Drop for Partitioned<'_> {
     fn drop(&mut self) {
-        crate::suite::unroute("rendering");
-        self.suite.kill(REPLICA);
+        crate::suite::unroute(self.service);
+        self.suite.kill(&self.replica);
     }
 }
 

@@ -57,7 +57,7 @@ pub fn url(service: &str) -> String {
     format!("http://127.0.0.1:{}", port(service))
 }
 
-fn port(service: &str) -> u16 {
+pub fn port(service: &str) -> u16 {
     SERVICES
         .iter()
         .find(|(n, _)| *n == service)
@@ -177,7 +177,7 @@ pub struct SuiteOptions {
 
 /// The ports of the suite's own PostgreSQL and Redis (chaos runs). The services reach that Redis through a proxy
 /// (`crate::proxy`) that can slow the network down or make it lossy.
-const OWN_POSTGRES_PORT: u16 = 19432;
+pub const OWN_POSTGRES_PORT: u16 = 19432;
 const OWN_POSTGRES_BEHIND_PROXY_PORT: u16 = 19433;
 pub const OWN_REDIS_PORT: u16 = 19079;
 const OWN_REDIS_BEHIND_PROXY_PORT: u16 = 19078;
