@@ -58,6 +58,11 @@ pub enum Fault {
     PartitionRenderingScoring,
     /// A second verification replica cut off from Redis, as `partition-rendering`: the checkpoints' service.
     PartitionVerification,
+    /// A second identity replica cut off from Redis: the one-time codes and sign-ins.
+    PartitionIdentity,
+    /// A second declaration replica cut off from Redis: the declarations and the labs' imports, whose cut-off
+    /// requests resume on the other replica by their keys and batch ids.
+    PartitionDeclaration,
     KillIdentity,
     KillDeclaration,
     KillScoring,
@@ -87,6 +92,8 @@ impl Fault {
             Fault::PartitionRendering => Some(("rendering", OWN_REDIS_PORT)),
             Fault::PartitionRenderingScoring => Some(("rendering", port("scoring"))),
             Fault::PartitionVerification => Some(("verification", OWN_REDIS_PORT)),
+            Fault::PartitionIdentity => Some(("identity", OWN_REDIS_PORT)),
+            Fault::PartitionDeclaration => Some(("declaration", OWN_REDIS_PORT)),
             _ => None,
         }
     }

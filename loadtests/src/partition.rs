@@ -1,11 +1,12 @@
 //! Scenario 6 of `make chaos`: a network partition between one replica and Redis. A second replica of a service
-//! (rendering, or verification) runs in a network namespace of its own (`ip netns`, a veth pair to the host), reaching
-//! Redis, PostgreSQL and the other services through forwarders on the host's end of the pair; a balancer in front of both replicas sends each new connection
-//! to a ready one, as a Kubernetes Service does, probing `/health/ready` as a readiness probe would. The fault drops
-//! the replica's packets to Redis (iptables in its namespace: a partition, not a refusal); the replica must report
-//! not ready, the balancer take it out, and the other replica carry the load. A cut between services drops its packets
-//! to scoring instead: rendering needs scoring only for a status Redis lacks, so the replica must stay in and keep
-//! serving, its breaker on scoring bounding what the cut costs.
+//! (rendering, verification, identity or declaration) runs in a network namespace of its own (`ip netns`, a veth
+//! pair to the host), reaching Redis, PostgreSQL and the other services through forwarders on the host's end of the
+//! pair; a balancer in front of both replicas sends each new connection to a ready one, as a Kubernetes Service
+//! does, probing `/health/ready` as a readiness probe would. The fault drops the replica's packets to Redis (iptables
+//! in its namespace: a partition, not a refusal); the replica must report not ready, the balancer take it out, and
+//! the other replica carry the load. A cut between services drops a rendering replica's packets to scoring instead:
+//! rendering needs scoring only for a status Redis lacks, so the replica must stay in and keep serving, its breaker
+//! on scoring bounding what the cut costs.
 //!
 //! The probe runs every second and takes a replica out after two failures in a row (the manifests probe every 5 s,
 //! so a cluster takes about 10 s where this takes 2-3 s: the fault here lasts 10 s). A backend taken out has its
@@ -30,7 +31,7 @@ const HOST_VETH: &str = "hc-chaos0";
 const REPLICA_VETH: &str = "hc-chaos1";
 const HOST_IP: &str = "10.203.0.1";
 const REPLICA_IP: &str = "10.203.0.2";
-/// Where the generator reaches rendering during a partition run: the balancer.
+/// Where the generator reaches the replicated service during a partition run: the balancer.
 const BALANCER_PORT: u16 = 19094;
 /// What a replica in the namespace needs from the host: the suite's Redis and PostgreSQL (behind their proxies),
 /// identity's keys, scoring (rendering's fallback) and rendering's code-signing keys (verification's).

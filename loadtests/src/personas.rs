@@ -323,6 +323,9 @@ fn classify(e: &reqwest::Error) -> Try {
 fn unexpected(status: u16, retry_after: Option<f64>, body: &str) -> Try {
     match status {
         429 | 503 => Try::Shed(retry_after),
+        // The same request still being done by an earlier try (a check-in's key, an import's batch): come back
+        // when told, as from a shed request, for the outcome.
+        409 if retry_after.is_some() => Try::Shed(retry_after),
         500..=599 => Try::ServerError,
         _ => Try::ClientError(format!(
             "status {status}: {}",

@@ -30,6 +30,13 @@ pub enum ApiError {
         field: Option<String>,
         detail: String,
     },
+    /// A 409 that passes: the same request (its idempotency key, its batch) is still being done by another try.
+    /// Answered with `Retry-After`, so that a client whose first try was cut off comes back for the outcome.
+    #[error("{detail}")]
+    InProgress {
+        field: Option<String>,
+        detail: String,
+    },
     #[error("{detail}")]
     PayloadTooLarge { detail: String },
     #[error("{detail}")]
@@ -98,6 +105,7 @@ impl ApiError {
             ApiError::NotFound { .. } => ("not-found", "Not found"),
             ApiError::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed"),
             ApiError::Conflict { .. } => ("conflict", "Conflict"),
+            ApiError::InProgress { .. } => ("in-progress", "Still in progress, retry later"),
             ApiError::PayloadTooLarge { .. } => ("payload-too-large", "Payload too large"),
             ApiError::UnsupportedMediaType { .. } => {
                 ("unsupported-media-type", "Unsupported media type")
@@ -122,7 +130,9 @@ impl ApiError {
             ApiError::TooManyRequests { retry_after }
             | ApiError::Overloaded { retry_after }
             | ApiError::Unavailable { retry_after, .. } => Some(*retry_after),
-            ApiError::Timeout | ApiError::Pool(deadpool_postgres::PoolError::Timeout(_)) => Some(1),
+            ApiError::Timeout
+            | ApiError::InProgress { .. }
+            | ApiError::Pool(deadpool_postgres::PoolError::Timeout(_)) => Some(1),
             _ if self.redis_unavailable() => Some(1),
             _ => None,
         }
@@ -153,7 +163,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::InProgress { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -196,7 +206,9 @@ impl ResponseError for ApiError {
             }),
             field: match self {
                 ApiError::Unprocessable { field, .. } => Some(field.clone()),
-                ApiError::Conflict { field, .. } => field.clone(),
+                ApiError::Conflict { field, .. } | ApiError::InProgress { field, .. } => {
+                    field.clone()
+                }
                 _ => None,
             },
         };

@@ -35,7 +35,7 @@ pub async fn import(
     };
     let mut conn = state.db.get().await?;
     if !key.try_lock(&conn).await? {
-        return Err(ApiError::Conflict {
+        return Err(ApiError::InProgress {
             field: None,
             detail: "this batch is being imported by another request".into(),
         });

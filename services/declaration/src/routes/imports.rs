@@ -29,7 +29,7 @@ use crate::state::AppState;
         (status = 201, description = "Imported; counts and the first row errors", body = BatchView),
         (status = 200, description = "This batch was complete already; nothing changed", body = BatchView),
         (status = 403, description = "The client lacks the kind's scope", body = hc_platform::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The batch is being imported by another request, or is of another kind", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The batch is being imported by another request (retry after Retry-After), or is of another kind", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Neither NDJSON nor CSV", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than `declaration.import_max_bytes`", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown kind, missing batch id or CSV header, or a line longer than 64 KiB", body = hc_platform::error::Problem, content_type = "application/problem+json"),

@@ -81,22 +81,8 @@ pub async fn reseal(
     Ok(())
 }
 
-/// The person signed in by a phone, held (`FOR SHARE`) until the transaction ends: a move to another phone, which
-/// updates the row, waits for a sign-in under way, or makes it find nobody.
-pub async fn share_by_phone_index(
-    client: &impl GenericClient,
-    index: &[u8],
-) -> Result<Option<PersonId>, tokio_postgres::Error> {
-    let row = client
-        .query_opt(
-            "SELECT id FROM persons WHERE phone_index = $1 FOR SHARE",
-            &[&index],
-        )
-        .await?;
-    Ok(row.map(|r| PersonId(r.get(0))))
-}
-
-/// Holds the person's row (`FOR SHARE`) until the transaction ends, as [`share_by_phone_index`] does.
+/// Holds the person's row (`FOR SHARE`) until the transaction ends, as a sign-in does
+/// (`refresh_tokens::insert_for_phone`).
 pub async fn share(
     client: &impl GenericClient,
     person: PersonId,
@@ -114,9 +100,11 @@ pub async fn id_by_phone_index(
     client: &impl GenericClient,
     index: &[u8],
 ) -> Result<Option<PersonId>, tokio_postgres::Error> {
-    let row = client
-        .query_opt("SELECT id FROM persons WHERE phone_index = $1", &[&index])
+    // Prepared once per connection: every sign-in code asks, and each preparation is a round trip of its own.
+    let statement = client
+        .prepare_cached("SELECT id FROM persons WHERE phone_index = $1")
         .await?;
+    let row = client.query_opt(&statement, &[&index]).await?;
     Ok(row.map(|r| PersonId(r.get(0))))
 }
 

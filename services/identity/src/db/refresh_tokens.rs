@@ -27,6 +27,33 @@ pub async fn insert(
     Ok(())
 }
 
+/// A new token for the person a phone signs in, in one statement that holds the person's row (`FOR SHARE`) until it
+/// is stored: a move to another phone, which updates the row, waits for the sign-in (and revokes the new token), or
+/// makes it find nobody (`None`). One round trip to PostgreSQL, the statement prepared once per connection: a
+/// transaction around a lock and an insert took six, each its own wait on a slow or distant network.
+pub async fn insert_for_phone(
+    client: &impl GenericClient,
+    phone_index: &[u8],
+    token_hash: &[u8],
+    family_id: Uuid,
+    expires_at: DateTime<Utc>,
+) -> Result<Option<PersonId>, tokio_postgres::Error> {
+    let statement = client
+        .prepare_cached(
+            "WITH person AS (SELECT id FROM persons WHERE phone_index = $1 FOR SHARE) \
+             INSERT INTO refresh_tokens (token_hash, family_id, person_id, expires_at) \
+             SELECT $2, $3, id, $4 FROM person RETURNING person_id",
+        )
+        .await?;
+    let row = client
+        .query_opt(
+            &statement,
+            &[&phone_index, &token_hash, &family_id, &expires_at],
+        )
+        .await?;
+    Ok(row.map(|r| PersonId(r.get(0))))
+}
+
 /// Whose token it is, without locking it (to take the person's lock first: see `routes::auth`).
 pub async fn person_of(
     client: &impl GenericClient,

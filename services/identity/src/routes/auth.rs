@@ -210,13 +210,12 @@ async fn otp_grant(state: &AppState, phone: &Phone, code: &str) -> Result<TokenR
     }
     // The person is held until the refresh token is stored: a move to another phone that commits meanwhile would
     // revoke the person's tokens before this one exists, and leave the old phone signed in.
-    let mut client = state.db.get().await?;
-    let tx = client.transaction().await?;
-    let person = persons::share_by_phone_index(&tx, &phone_index)
-        .await?
-        .ok_or_else(otp::refused)?;
-    let refresh = new_refresh_token(state, &tx, person, Uuid::new_v4()).await?;
-    tx.commit().await?;
+    let client = state.db.get().await?;
+    let (refresh, hash, expires) = refresh_token(state)?;
+    let person =
+        refresh_tokens::insert_for_phone(&client, &phone_index, &hash, Uuid::new_v4(), expires)
+            .await?
+            .ok_or_else(otp::refused)?;
     citizen_tokens(state, person, refresh)
 }
 
@@ -362,15 +361,15 @@ async fn new_refresh_token(
     person: PersonId,
     family: Uuid,
 ) -> Result<String, ApiError> {
-    let token = hc_platform::privacy::random_token(32)?;
-    let expires = Utc::now() + Duration::days(state.settings.refresh_token_ttl_days);
-    refresh_tokens::insert(
-        client,
-        digest(&SHA256, token.as_bytes()).as_ref(),
-        family,
-        person,
-        expires,
-    )
-    .await?;
+    let (token, hash, expires) = refresh_token(state)?;
+    refresh_tokens::insert(client, &hash, family, person, expires).await?;
     Ok(token)
+}
+
+/// A new refresh token: what the client holds, the hash stored of it, and when it expires.
+fn refresh_token(state: &AppState) -> Result<(String, Vec<u8>, chrono::DateTime<Utc>), ApiError> {
+    let token = hc_platform::privacy::random_token(32)?;
+    let hash = digest(&SHA256, token.as_bytes()).as_ref().to_vec();
+    let expires = Utc::now() + Duration::days(state.settings.refresh_token_ttl_days);
+    Ok((token, hash, expires))
 }

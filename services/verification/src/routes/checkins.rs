@@ -44,7 +44,7 @@ pub struct CheckinView {
 #[utoipa::path(post, path = "/v1/checkins", tag = "checkins", request_body = CheckinRequest, security(("bearer" = [])),
     responses(
         (status = 201, description = "Recorded (or, for a repeated Idempotency-Key, the first check-in)", body = CheckinView),
-        (status = 409, description = "A check-in with this Idempotency-Key is still being recorded", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A check-in with this Idempotency-Key is still being recorded: retry after Retry-After", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a venue code of this platform", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Not recorded, or (cut off by the request timeout) not known to be: retry with the same Idempotency-Key; or the registration has not reached this service yet", body = hc_platform::error::Problem, content_type = "application/problem+json"),
     ))]
@@ -84,7 +84,7 @@ pub async fn checkin(
     match claimed.as_deref() {
         None => {}
         Some("pending") => {
-            return Err(ApiError::Conflict {
+            return Err(ApiError::InProgress {
                 field: Some("Idempotency-Key".into()),
                 detail: "a check-in with this key is still being recorded; retry".into(),
             });

@@ -378,6 +378,54 @@ async fn a_repeated_checkin_with_its_idempotency_key_is_recorded_once() {
     );
 }
 
+/// A repeat that arrives while the first try is still being recorded (its key claimed, no answer yet) is told to come
+/// back: 409 with `Retry-After`, recording nothing; once the claim is freed, the same key records the check-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkin_whose_key_is_still_being_recorded_is_told_when_to_retry() {
+    let app = spawn_app().await;
+    app.device_at("cafe-p", open_policy(), &["verify"]).await;
+    let code = venue_code(&app, "cafe-p").await;
+    let (person, token, _) = app.citizen(62).await;
+    app.wait_registered(&person).await;
+    // What the first try's claim leaves in Redis until it answers.
+    let claim = format!("{}idem:checkin:{person}:tap-p", app.redis.prefix);
+    redis::cmd("SET")
+        .arg(&claim)
+        .arg("pending")
+        .query_async::<()>(&mut app.store.conn())
+        .await
+        .expect("claim");
+    let send = || {
+        app.http
+            .post(app.url("/v1/checkins"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "tap-p")
+            .json(&json!({"venue_code": code}))
+            .send()
+    };
+    let busy = send().await.expect("checkin");
+    assert_eq!(busy.status(), 409);
+    assert_eq!(
+        busy.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..]),
+        "told when to come back"
+    );
+    let problem: Value = busy.json().await.expect("json");
+    assert_eq!(problem["type"], "/problems/in-progress");
+    assert_eq!(problem["field"], "Idempotency-Key");
+    assert_eq!(
+        app.count("SELECT count(*) FROM scan_events WHERE kind = 'checkin'")
+            .await,
+        0
+    );
+    redis::cmd("DEL")
+        .arg(&claim)
+        .query_async::<()>(&mut app.store.conn())
+        .await
+        .expect("free");
+    assert_eq!(send().await.expect("checkin").status(), 201);
+}
+
 /// Records of one key committed together (in one batch or in two racing ones) make one check-in: the claim in
 /// PostgreSQL decides, whatever Redis's fast path let through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
