@@ -61,9 +61,9 @@ k8s-check:
 	@IMAGE=$${IMAGE:-localhost/health-code:dev} scripts/k8s-check.sh
 
 # Faults under load: Redis killed (back empty, back from its AOF), PostgreSQL killed, Redis or PostgreSQL slow or
-# lossy, a rendering replica partitioned from Redis, each service killed, under the steady mix at 70 % of the hardened
-# knee, with the acknowledged writes accounted for (about 40 minutes, as root; make test runs a short version of Redis
-# back empty and of the declaration service killed).
+# lossy, a replica of each service partitioned from Redis (and rendering's from scoring), each service killed, under
+# the steady mix at 70 % of the hardened knee, with the acknowledged writes accounted for (about 40 minutes, as root;
+# make test runs a short version of Redis back empty and of the declaration service killed).
 chaos:
 	@scripts/chaos.sh
 

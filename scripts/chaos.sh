@@ -4,10 +4,10 @@
 # half a core and the generator on CPU 1, as in `make loadtest`. Each fault runs in its own 60 s run, on a suite and
 # a seeded population of its own: Redis killed and back empty, Redis killed and back from its AOF, PostgreSQL
 # killed, the network to Redis or to PostgreSQL slow (500 ms each way) or lossy, a second rendering replica cut off
-# from Redis or from scoring and a second replica of verification, identity or declaration cut off from Redis in a
-# network namespace, and each service killed (SIGKILL) and started again; injected at 20 s, ended 10 s later. After
+# from Redis or from scoring and a second replica of verification, identity, declaration or scoring cut off from Redis
+# in a network namespace, and each service killed (SIGKILL) and started again; injected at 20 s, ended 10 s later. After
 # each run the writes acknowledged to the clients are accounted for in PostgreSQL and Redis. Fails when a fault breaks
-# a promise (docs/reliability.md). About 40 minutes with the build cached (17 faults, each about a minute of
+# a promise (docs/reliability.md). About 45 minutes with the build cached (18 faults, each about a minute of
 # seeding, a minute of load and up to five of settling); loopback and the namespace's veth only, every run bounded
 # in time.
 # Reports: loadtests/results/chaos-*.chaos.json (and each run's own JSON and goose reports).

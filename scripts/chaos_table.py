@@ -15,7 +15,7 @@ import sys
 ORDER = [
     "redis-empty", "redis-aof", "postgres", "slow-redis", "lossy-redis", "slow-postgres", "lossy-postgres",
     "partition-rendering", "partition-rendering-scoring", "partition-verification", "partition-identity",
-    "partition-declaration", "kill-identity", "kill-declaration", "kill-scoring", "kill-rendering",
+    "partition-declaration", "partition-scoring", "kill-identity", "kill-declaration", "kill-scoring", "kill-rendering",
     "kill-verification",
 ]
 WRITES = ["declarations", "checkins", "scans", "import_rows"]

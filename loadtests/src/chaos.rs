@@ -63,6 +63,8 @@ pub enum Fault {
     /// A second declaration replica cut off from Redis: the declarations and the labs' imports, whose cut-off
     /// requests resume on the other replica by their keys and batch ids.
     PartitionDeclaration,
+    /// A second scoring replica cut off from Redis: the citizens' status reads, and its events' consumers.
+    PartitionScoring,
     KillIdentity,
     KillDeclaration,
     KillScoring,
@@ -94,6 +96,7 @@ impl Fault {
             Fault::PartitionVerification => Some(("verification", OWN_REDIS_PORT)),
             Fault::PartitionIdentity => Some(("identity", OWN_REDIS_PORT)),
             Fault::PartitionDeclaration => Some(("declaration", OWN_REDIS_PORT)),
+            Fault::PartitionScoring => Some(("scoring", OWN_REDIS_PORT)),
             _ => None,
         }
     }

@@ -98,8 +98,8 @@ enum Command {
         load: LoadArgs,
         /// redis-empty, redis-aof, postgres, slow-redis, lossy-redis, slow-postgres, lossy-postgres,
         /// partition-rendering, partition-rendering-scoring, partition-verification, partition-identity,
-        /// partition-declaration, kill-identity, kill-declaration, kill-scoring, kill-rendering, kill-verification
-        /// (repeatable); none: all of them.
+        /// partition-declaration, partition-scoring, kill-identity, kill-declaration, kill-scoring, kill-rendering,
+        /// kill-verification (repeatable); none: all of them.
         #[arg(long)]
         fault: Vec<chaos::Fault>,
         #[arg(long, default_value_t = 20.0)]

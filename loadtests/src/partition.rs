@@ -1,7 +1,7 @@
 //! Scenario 6 of `make chaos`: a network partition between one replica and Redis. A second replica of a service
-//! (rendering, verification, identity or declaration) runs in a network namespace of its own (`ip netns`, a veth
-//! pair to the host), reaching Redis, PostgreSQL and the other services through forwarders on the host's end of the
-//! pair; a balancer in front of both replicas sends each new connection to a ready one, as a Kubernetes Service
+//! (rendering, verification, identity, declaration or scoring) runs in a network namespace of its own (`ip netns`,
+//! a veth pair to the host), reaching Redis, PostgreSQL and the other services through forwarders on the host's end
+//! of the pair; a balancer in front of both replicas sends each new connection to a ready one, as a Kubernetes Service
 //! does, probing `/health/ready` as a readiness probe would. The fault drops the replica's packets to Redis (iptables
 //! in its namespace: a partition, not a refusal); the replica must report not ready, the balancer take it out, and
 //! the other replica carry the load. A cut between services drops a rendering replica's packets to scoring instead:

@@ -41,6 +41,20 @@ pub fn unroute(service: &str) {
         .remove(service);
 }
 
+/// Where `service`'s metrics are read: its address, or, while a balancer stands in front of its replicas, its first
+/// replica's.
+fn metrics_url(service: &str) -> String {
+    let routed = ROUTES
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains_key(service);
+    if routed {
+        format!("http://127.0.0.1:{}", port(service))
+    } else {
+        url(service)
+    }
+}
+
 pub fn url(service: &str) -> String {
     if let Some(url) = ROUTES
         .read()
@@ -724,7 +738,8 @@ impl Suite {
 }
 
 /// Every service's Prometheus text, by service, scraped at once; a service that does not answer within `timeout`
-/// is left out.
+/// is left out. A service behind a partition run's balancer is scraped on its first replica's own port: through the
+/// balancer two scrapes could reach two replicas, and their difference would mean nothing.
 pub async fn scrape_metrics(
     client: &reqwest::Client,
     timeout: Duration,
@@ -732,7 +747,7 @@ pub async fn scrape_metrics(
     let scrapes = SERVICES.iter().map(|(name, _)| async move {
         let text = async {
             client
-                .get(format!("{}/metrics", url(name)))
+                .get(format!("{}/metrics", metrics_url(name)))
                 .timeout(timeout)
                 .send()
                 .await?

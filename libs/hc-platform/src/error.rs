@@ -36,6 +36,7 @@ pub enum ApiError {
     InProgress {
         field: Option<String>,
         detail: String,
+        retry_after: u64,
     },
     #[error("{detail}")]
     PayloadTooLarge { detail: String },
@@ -129,10 +130,9 @@ impl ApiError {
         match self {
             ApiError::TooManyRequests { retry_after }
             | ApiError::Overloaded { retry_after }
-            | ApiError::Unavailable { retry_after, .. } => Some(*retry_after),
-            ApiError::Timeout
-            | ApiError::InProgress { .. }
-            | ApiError::Pool(deadpool_postgres::PoolError::Timeout(_)) => Some(1),
+            | ApiError::Unavailable { retry_after, .. }
+            | ApiError::InProgress { retry_after, .. } => Some(*retry_after),
+            ApiError::Timeout | ApiError::Pool(deadpool_postgres::PoolError::Timeout(_)) => Some(1),
             _ if self.redis_unavailable() => Some(1),
             _ => None,
         }

@@ -38,6 +38,9 @@ pub async fn import(
         return Err(ApiError::InProgress {
             field: None,
             detail: "this batch is being imported by another request".into(),
+            // The other request may hold the batch for minutes: come back as a refused import does, or read
+            // GET /v1/imports/{batch}.
+            retry_after: state.settings.import_retry_after_seconds.max(1),
         });
     }
     let outcome = async {

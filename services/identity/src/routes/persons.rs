@@ -54,7 +54,7 @@ pub struct PersonCreated {
         (status = 201, description = "Registered", body = PersonCreated),
         (status = 200, description = "Already registered: the existing person, now on this phone", body = PersonCreated),
         (status = 401, description = "`phone_code` is wrong, burnt or expired", body = hc_platform::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The phone is registered to another person (`field`: phone), or another registration of this ID number is under way (`field`: id_number; try again)", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The phone is registered to another person (`field`: phone), or another registration of this ID number is under way (`field`: id_number; retry after Retry-After)", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid, or the ticket does not certify this ID number (which counts against the phone's code like a wrong code); `field` names it", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = hc_platform::error::Problem, content_type = "application/problem+json"),
@@ -120,9 +120,10 @@ pub async fn register(
             persons::insert(&tx, &new, &id_number_index, &region.to_string())
                 .await
                 .conflict_on(PHONE_TAKEN)?
-                .ok_or_else(|| ApiError::Conflict {
+                .ok_or_else(|| ApiError::InProgress {
                     field: Some("id_number".into()),
                     detail: "another registration of this ID number is under way; try again".into(),
+                    retry_after: 1,
                 })?;
             // Other services key facts by this index; the event lets them link facts to the person. The masked
             // name (张*) is what a checkpoint guard compares with an ID card on verification's ID-card path.

@@ -84,9 +84,15 @@ pub async fn checkin(
     match claimed.as_deref() {
         None => {}
         Some("pending") => {
+            // A first try cut off by the request timeout never frees its claim, though its check-in may be durable:
+            // PostgreSQL's claim says so, and then that is the answer.
+            if let Some(first) = recorded_checkin(&state, person, &key).await? {
+                return Ok(HttpResponse::Created().json(first));
+            }
             return Err(ApiError::InProgress {
                 field: Some("Idempotency-Key".into()),
                 detail: "a check-in with this key is still being recorded; retry".into(),
+                retry_after: 1,
             });
         }
         Some(done) => {
@@ -178,21 +184,34 @@ async fn record_checkin(
 
 /// The check-in recorded first under a person's key, as it was answered then.
 async fn first_checkin(state: &AppState, person: Uuid, key: &str) -> Result<CheckinView, ApiError> {
-    let (id, venue, at) = db::checkin_keys::first(&state.db.get().await?, person, key)
+    recorded_checkin(state, person, key)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("a check-in key repeated but not found"))?;
+        .ok_or_else(|| anyhow::anyhow!("a check-in key repeated but not found").into())
+}
+
+/// The check-in a person's key names in PostgreSQL, if one was recorded under it.
+async fn recorded_checkin(
+    state: &AppState,
+    person: Uuid,
+    key: &str,
+) -> Result<Option<CheckinView>, ApiError> {
+    let Some((id, venue, at)) =
+        db::checkin_keys::first(&state.db.get().await?, person, key).await?
+    else {
+        return Ok(None);
+    };
     let venue_name = state
         .venues
         .by_id(&venue)
         .await?
         .map(|v| v.name.clone())
         .unwrap_or_default();
-    Ok(CheckinView {
+    Ok(Some(CheckinView {
         id,
         venue,
         venue_name,
         at,
-    })
+    }))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -379,7 +379,8 @@ async fn a_repeated_checkin_with_its_idempotency_key_is_recorded_once() {
 }
 
 /// A repeat that arrives while the first try is still being recorded (its key claimed, no answer yet) is told to come
-/// back: 409 with `Retry-After`, recording nothing; once the claim is freed, the same key records the check-in.
+/// back: 409 with `Retry-After`, recording nothing; once the claim is freed, the same key records the check-in. A
+/// claim left pending by a try whose check-in is durable answers that check-in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkin_whose_key_is_still_being_recorded_is_told_when_to_retry() {
     let app = spawn_app().await;
@@ -423,7 +424,26 @@ async fn a_checkin_whose_key_is_still_being_recorded_is_told_when_to_retry() {
         .query_async::<()>(&mut app.store.conn())
         .await
         .expect("free");
-    assert_eq!(send().await.expect("checkin").status(), 201);
+    let recorded = send().await.expect("checkin");
+    assert_eq!(recorded.status(), 201);
+    let recorded: Value = recorded.json().await.expect("json");
+
+    // A first try cut off after its check-in was durable leaves its claim pending: a retry gets that check-in.
+    redis::cmd("SET")
+        .arg(&claim)
+        .arg("pending")
+        .query_async::<()>(&mut app.store.conn())
+        .await
+        .expect("claim");
+    let again = send().await.expect("checkin");
+    assert_eq!(again.status(), 201, "the durable check-in, not a 409");
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(again["id"], recorded["id"]);
+    assert_eq!(
+        app.count("SELECT count(*) FROM scan_events WHERE kind = 'checkin'")
+            .await,
+        1
+    );
 }
 
 /// Records of one key committed together (in one batch or in two racing ones) make one check-in: the claim in
