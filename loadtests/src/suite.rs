@@ -41,20 +41,6 @@ pub fn unroute(service: &str) {
         .remove(service);
 }
 
-/// Where `service`'s metrics are read: its address, or, while a balancer stands in front of its replicas, its first
-/// replica's.
-fn metrics_url(service: &str) -> String {
-    let routed = ROUTES
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .contains_key(service);
-    if routed {
-        format!("http://127.0.0.1:{}", port(service))
-    } else {
-        url(service)
-    }
-}
-
 pub fn url(service: &str) -> String {
     if let Some(url) = ROUTES
         .read()
@@ -63,6 +49,12 @@ pub fn url(service: &str) -> String {
     {
         return url.clone();
     }
+    own_url(service)
+}
+
+/// The service's own address, past any balancer a partition run routes it through: where its metrics are read, so
+/// that two scrapes reach the same replica.
+fn own_url(service: &str) -> String {
     if let Some(targets) = TARGETS.get()
         && let Some(url) = targets.get(service).or_else(|| targets.get("*"))
     {
@@ -747,7 +739,7 @@ pub async fn scrape_metrics(
     let scrapes = SERVICES.iter().map(|(name, _)| async move {
         let text = async {
             client
-                .get(format!("{}/metrics", metrics_url(name)))
+                .get(format!("{}/metrics", own_url(name)))
                 .timeout(timeout)
                 .send()
                 .await?

@@ -19,9 +19,21 @@ async fn venue_code(app: &TestApp, venue: &str) -> String {
 }
 
 async fn check_in(app: &TestApp, token: &str, code: &str) -> reqwest::Response {
-    app.http
-        .post(app.url("/v1/checkins"))
-        .bearer_auth(token)
+    check_in_keyed(app, token, code, None).await
+}
+
+/// A check-in with an `Idempotency-Key`, when `key` has one.
+async fn check_in_keyed(
+    app: &TestApp,
+    token: &str,
+    code: &str,
+    key: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app.http.post(app.url("/v1/checkins")).bearer_auth(token);
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    request
         .json(&json!({"venue_code": code}))
         .send()
         .await
@@ -287,21 +299,9 @@ async fn a_repeated_checkin_with_its_idempotency_key_is_recorded_once() {
     let code = venue_code(&app, "cafe-a").await;
     let (person, token, _) = app.citizen(61).await;
     app.wait_registered(&person).await;
-    let send = |key: &'static str| {
-        app.http
-            .post(app.url("/v1/checkins"))
-            .bearer_auth(&token)
-            .header("Idempotency-Key", key)
-            .json(&json!({"venue_code": code}))
-            .send()
-    };
-    let first: Value = send("tap-1")
-        .await
-        .expect("checkin")
-        .json()
-        .await
-        .expect("json");
-    let again = send("tap-1").await.expect("checkin");
+    let send = |key: &'static str| check_in_keyed(&app, &token, &code, Some(key));
+    let first: Value = send("tap-1").await.json().await.expect("json");
+    let again = send("tap-1").await;
     assert_eq!(again.status(), 201);
     let again: Value = again.json().await.expect("json");
     assert_eq!(
@@ -313,12 +313,7 @@ async fn a_repeated_checkin_with_its_idempotency_key_is_recorded_once() {
             .await,
         1
     );
-    let other: Value = send("tap-2")
-        .await
-        .expect("checkin")
-        .json()
-        .await
-        .expect("json");
+    let other: Value = send("tap-2").await.json().await.expect("json");
     assert_ne!(other["id"], first["id"]);
     assert_eq!(
         app.count("SELECT count(*) FROM scan_events WHERE kind = 'checkin'")
@@ -341,7 +336,7 @@ async fn a_repeated_checkin_with_its_idempotency_key_is_recorded_once() {
             .expect("del");
     };
     forget().await;
-    let again = send("tap-1").await.expect("checkin");
+    let again = send("tap-1").await;
     assert_eq!(again.status(), 201);
     let again: Value = again.json().await.expect("json");
     assert_eq!(again, first, "the first check-in, from PostgreSQL");
@@ -355,12 +350,7 @@ async fn a_repeated_checkin_with_its_idempotency_key_is_recorded_once() {
     forget().await;
     app.count("WITH aged AS (UPDATE checkin_keys SET at = at - interval '25 hours' RETURNING 1) SELECT count(*) FROM aged")
         .await;
-    let later: Value = send("tap-1")
-        .await
-        .expect("checkin")
-        .json()
-        .await
-        .expect("json");
+    let later: Value = send("tap-1").await.json().await.expect("json");
     assert_ne!(later["id"], first["id"]);
     assert_eq!(
         app.count("SELECT count(*) FROM scan_events WHERE kind = 'checkin'")
@@ -390,21 +380,17 @@ async fn a_checkin_whose_key_is_still_being_recorded_is_told_when_to_retry() {
     app.wait_registered(&person).await;
     // What the first try's claim leaves in Redis until it answers.
     let claim = format!("{}idem:checkin:{person}:tap-p", app.redis.prefix);
-    redis::cmd("SET")
-        .arg(&claim)
-        .arg("pending")
-        .query_async::<()>(&mut app.store.conn())
-        .await
-        .expect("claim");
-    let send = || {
-        app.http
-            .post(app.url("/v1/checkins"))
-            .bearer_auth(&token)
-            .header("Idempotency-Key", "tap-p")
-            .json(&json!({"venue_code": code}))
-            .send()
+    let claim_pending = || async {
+        redis::cmd("SET")
+            .arg(&claim)
+            .arg("pending")
+            .query_async::<()>(&mut app.store.conn())
+            .await
+            .expect("claim");
     };
-    let busy = send().await.expect("checkin");
+    claim_pending().await;
+    let send = || check_in_keyed(&app, &token, &code, Some("tap-p"));
+    let busy = send().await;
     assert_eq!(busy.status(), 409);
     assert_eq!(
         busy.headers().get("retry-after").map(|v| v.as_bytes()),
@@ -424,18 +410,13 @@ async fn a_checkin_whose_key_is_still_being_recorded_is_told_when_to_retry() {
         .query_async::<()>(&mut app.store.conn())
         .await
         .expect("free");
-    let recorded = send().await.expect("checkin");
+    let recorded = send().await;
     assert_eq!(recorded.status(), 201);
     let recorded: Value = recorded.json().await.expect("json");
 
     // A first try cut off after its check-in was durable leaves its claim pending: a retry gets that check-in.
-    redis::cmd("SET")
-        .arg(&claim)
-        .arg("pending")
-        .query_async::<()>(&mut app.store.conn())
-        .await
-        .expect("claim");
-    let again = send().await.expect("checkin");
+    claim_pending().await;
+    let again = send().await;
     assert_eq!(again.status(), 201, "the durable check-in, not a 409");
     let again: Value = again.json().await.expect("json");
     assert_eq!(again["id"], recorded["id"]);
