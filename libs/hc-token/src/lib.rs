@@ -5,6 +5,7 @@
 
 mod claims;
 mod codec;
+pub mod dcc;
 mod error;
 mod keys;
 mod pseudonym;

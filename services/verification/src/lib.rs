@@ -3,6 +3,7 @@
 //! venue codes; every scan and check-in is group-committed before the answer, kept by day for contact tracing.
 
 mod db;
+pub mod dcc_testcase;
 pub use db::scans::EXPOSURE_VISITS;
 pub mod events;
 mod openapi;

@@ -7,6 +7,13 @@
 //! Prints one JSON line: `{"valid": true, "issuer": …, "colour": …, …}` or `{"valid": false, "reason": …}`.
 //! Exit status: 0 valid, 1 refused, 2 usage or an unusable trust list. The colour is what the code says: offline,
 //! nothing newer is known.
+//!
+//! ```text
+//! hc-verify dcc-testcase FILE...
+//! ```
+//! Runs EU DCC test cases (the dgc-testdata format): one JSON line per file with every step's expected and actual
+//! result. Exit status: 0 when every expected result is reproduced (or is a listed error of the data), 1 when one is
+//! not, 2 when a file cannot be read as a test case.
 
 use std::process::ExitCode;
 
@@ -64,8 +71,37 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     })
 }
 
+fn dcc_testcases(files: impl Iterator<Item = String>) -> ExitCode {
+    let mut status = ExitCode::SUCCESS;
+    let mut any = false;
+    for file in files {
+        any = true;
+        match verification::dcc_testcase::run_file(std::path::Path::new(&file)) {
+            Ok(result) => {
+                if !result.ok && status == ExitCode::SUCCESS {
+                    status = ExitCode::from(1);
+                }
+                println!("{}", serde_json::to_string(&result).unwrap_or_default());
+            }
+            Err(message) => {
+                eprintln!("{message}");
+                status = ExitCode::from(2);
+            }
+        }
+    }
+    if !any {
+        eprintln!("usage: hc-verify dcc-testcase FILE...");
+        return ExitCode::from(2);
+    }
+    status
+}
+
 fn main() -> ExitCode {
-    let args = match parse(std::env::args().skip(1)) {
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("dcc-testcase") {
+        return dcc_testcases(args.skip(1));
+    }
+    let args = match parse(args) {
         Ok(a) => a,
         Err(message) => {
             eprintln!("{message}\n{USAGE}");
