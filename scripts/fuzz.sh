@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-60}"
-targets="${FUZZ_TARGETS:-token_decode trust_list id_number import_rows events venue_code}"
+targets="${FUZZ_TARGETS:-token_decode trust_list id_number import_rows events venue_code dcc_decode}"
 tools="$PWD/.run/tools"
 if [ ! -x "$tools/bin/cargo-fuzz" ]; then
   echo "[fuzz] installing cargo-fuzz 0.13.2 into .run/tools"

@@ -13,13 +13,14 @@ use hc_token::{SignedTrustList, SigningKey, TRUST_LIST_FORMAT, TrustList, TrustS
 pub type Target = fn(&[u8]);
 
 /// The targets by name, as `make fuzz` and the replay test know them.
-pub const TARGETS: [(&str, Target); 6] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("token_decode", token_decode),
     ("trust_list", trust_list),
     ("id_number", id_number),
     ("import_rows", import_rows),
     ("events", events),
     ("venue_code", venue_code),
+    ("dcc_decode", dcc_decode),
 ];
 
 /// A fixed moment, so that a kept input does the same thing on every run.
@@ -117,5 +118,40 @@ pub fn events(data: &[u8]) {
 pub fn venue_code(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = verification::venue_of_code(&index(), text);
+    }
+}
+
+/// An EU DCC: the input as a code, as the bytes behind `HC1:` (base45 of zlib), as the COSE inside, as a document
+/// signer certificate (DER) and as a DCC's JSON, each through every step that reads it, including the verification
+/// of the whole chain against a signer made from the input.
+pub fn dcc_decode(data: &[u8]) {
+    use hc_token::dcc;
+    let clock = now().timestamp_micros();
+    let signer = dcc::Signer::from_der(data).ok();
+    let signers = dcc::Signers::new(signer.clone());
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = dcc::verify(text, &signers, clock);
+    }
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    if std::io::Write::write_all(&mut zlib, data).is_ok()
+        && let Ok(compressed) = zlib.finish()
+    {
+        let code = format!("{}{}", dcc::PREFIX, base45::encode(&compressed));
+        let _ = dcc::verify(&code, &signers, clock);
+    }
+    let _ = dcc::inflate(data);
+    if let Ok(sign1) = dcc::cose(data)
+        && let Ok(claims) = dcc::claims(&sign1)
+    {
+        if let Some(signer) = &signer {
+            let _ = dcc::verify_signature(&sign1, signer);
+            let _ = dcc::check_expiry(&claims, signer, clock);
+        }
+        if let Ok(json) = dcc::to_json(&claims.dgc) {
+            let _ = dcc::Certificate::from_json(json);
+        }
+    }
+    if let Ok(json) = serde_json::from_slice(data) {
+        let _ = dcc::Certificate::from_json(json);
     }
 }

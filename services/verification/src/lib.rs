@@ -2,6 +2,7 @@
 //! regions' through their signed trust lists) and ID cards against their venue's policy; citizens check in with
 //! venue codes; every scan and check-in is group-committed before the answer, kept by day for contact tracing.
 
+pub mod certlogic;
 mod db;
 pub mod dcc_testcase;
 pub use db::scans::EXPOSURE_VISITS;
@@ -70,6 +71,7 @@ impl Service for Verification {
             .context("verification.pseudonym_keys (the same secret as rendering.pseudonym_keys)")?;
         let trust = Arc::new(trust::Trust::from_settings(&service, &tls)?);
         trust.reload_peers(&db.get().await?).await?;
+        trust.reload_dcc_signers(&db.get().await?).await?;
         let settings = Arc::new(service);
         let venues = Arc::new(venues::Venues::new(
             db.clone(),

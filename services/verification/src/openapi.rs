@@ -14,6 +14,7 @@ use crate::routes;
         routes::venues::put, routes::venues::get, routes::venues::code, routes::venues::visits,
         routes::checkins::checkin, routes::checkins::exposure,
         routes::trust::list, routes::trust::root, routes::trust::import_peer,
+        routes::trust::dcc_signers, routes::trust::put_dcc_signers,
     ),
     components(schemas(hc_platform::error::Problem)),
     modifiers(&BearerAuth),

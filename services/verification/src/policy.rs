@@ -2,8 +2,11 @@
 //! never a widening), and the pure function that turns what is known of a person into pass or deny with the rule
 //! that decided. No I/O here, so every deny reason is a unit test.
 
-use chrono::{DateTime, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use hc_domain::Colour;
+use hc_token::dcc::{CertificateType, Verified};
+
+use crate::certlogic;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -25,7 +28,35 @@ pub struct Policy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 1440)]
     pub stale_max_minutes: Option<u32>,
+    /// Whether, and which, EU Digital COVID Certificates (`HC1:`, an arrival's from abroad) are admitted; none: not
+    /// admitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dcc: Option<DccPolicy>,
 }
+
+/// What a venue admits of an EU Digital COVID Certificate, beyond its signature, times and signer's key usage (which
+/// every DCC must pass).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DccPolicy {
+    /// The types admitted: one or more of `test`, `vaccination`, `recovery`.
+    #[schema(value_type = Vec<String>, example = json!(["test", "vaccination"]))]
+    pub accepts: Vec<CertificateType>,
+    /// A test's sample was taken at most this many hours ago, 1 to 720 (none: any age, as rules allow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 720)]
+    pub test_within_hours: Option<u32>,
+    /// A complete vaccination counts from this many days after its last dose, 0 to 365 (none: at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 365)]
+    pub vaccination_after_days: Option<u32>,
+    /// Business rules in CertLogic, the EU's format (at most 100): every rule for the certificate's type must hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<certlogic::Rule>,
+}
+
+/// The most CertLogic rules a venue carries.
+pub const MAX_DCC_RULES: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Hours {
@@ -101,21 +132,8 @@ impl Verdict {
 /// Judges a person (whose code verified) against a venue's policy at `now`, checking in this order: opening
 /// hours, the age of a stale code's status, colour, international variant, negative test.
 pub fn judge(policy: &Policy, who: &Subject, now: DateTime<Utc>) -> Verdict {
-    if let Some(hours) = policy.hours.as_ref().filter(|h| !h.open_at(now)) {
-        return Verdict::deny(
-            "venue_closed",
-            "venue.hours",
-            format!(
-                "场所已关闭（开放时间 {}–{}）",
-                hours.opens.format("%H:%M"),
-                hours.closes.format("%H:%M")
-            ),
-            format!(
-                "the venue is closed (open {}–{})",
-                hours.opens.format("%H:%M"),
-                hours.closes.format("%H:%M")
-            ),
-        );
+    if let Some(closed) = closed(policy, now) {
+        return closed;
     }
     if let (Some(max), Some(since)) = (policy.stale_max_minutes, who.stale_since)
         && now - since > chrono::Duration::minutes(i64::from(max))
@@ -170,6 +188,147 @@ pub fn judge(policy: &Policy, who: &Subject, now: DateTime<Utc>) -> Verdict {
     }
 }
 
+fn closed(policy: &Policy, now: DateTime<Utc>) -> Option<Verdict> {
+    let hours = policy.hours.as_ref().filter(|h| !h.open_at(now))?;
+    let (opens, closes) = (hours.opens.format("%H:%M"), hours.closes.format("%H:%M"));
+    Some(Verdict::deny(
+        "venue_closed",
+        "venue.hours",
+        format!("场所已关闭（开放时间 {opens}–{closes}）"),
+        format!("the venue is closed (open {opens}–{closes})"),
+    ))
+}
+
+/// SNOMED CT "not detected": the one test result that admits.
+const TEST_NOT_DETECTED: &str = "260415000";
+
+/// Judges an EU DCC that verified (signature, times, key usage) against a venue's policy at `now`: opening hours,
+/// whether DCCs and this type are admitted, the type's own conditions, then the venue's CertLogic rules.
+pub fn judge_dcc(policy: &Policy, dcc: &Verified, now: DateTime<Utc>) -> Verdict {
+    if let Some(closed) = closed(policy, now) {
+        return closed;
+    }
+    let Some(admits) = &policy.dcc else {
+        return Verdict::deny(
+            "dcc_not_admitted",
+            "venue.dcc",
+            "此场所不接受欧盟数字新冠证书".into(),
+            "EU Digital COVID Certificates are not admitted here".into(),
+        );
+    };
+    let certificate = &dcc.certificate;
+    let Ok(kind) = certificate.kind() else {
+        return Verdict::deny(
+            "bad_certificate",
+            "code",
+            "证书无效".into(),
+            "the certificate holds no single entry".into(),
+        );
+    };
+    if !admits.accepts.contains(&kind) {
+        return Verdict::deny(
+            "certificate_type_not_admitted",
+            "venue.dcc.accepts",
+            format!("此场所不接受{}证书", zh_kind(kind)),
+            format!("{} certificates are not admitted here", kind.name()),
+        );
+    }
+    let today = hc_domain::china_time::day_of(now);
+    let date =
+        |text: &str| NaiveDate::parse_from_str(text.get(..10).unwrap_or(text), "%Y-%m-%d").ok();
+    if let Some(test) = certificate.t.first() {
+        if test.tr != TEST_NOT_DETECTED {
+            return Verdict::deny(
+                "test_not_negative",
+                "dcc.test",
+                "检测结果不是阴性".into(),
+                "the test result is not negative".into(),
+            );
+        }
+        if let Some(hours) = admits.test_within_hours {
+            let taken = DateTime::parse_from_rfc3339(&test.sc).map(|t| t.with_timezone(&Utc));
+            if !taken
+                .is_ok_and(|t| t <= now && now - t <= chrono::Duration::hours(i64::from(hours)))
+            {
+                return Verdict::deny(
+                    "test_too_old",
+                    "venue.dcc.test_within_hours",
+                    format!("需要 {hours} 小时内采样的阴性检测"),
+                    format!("a negative test sampled within {hours} hours is required"),
+                );
+            }
+        }
+    }
+    if let Some(vaccination) = certificate.v.first() {
+        if vaccination.dn < vaccination.sd {
+            return Verdict::deny(
+                "vaccination_incomplete",
+                "dcc.vaccination",
+                "疫苗接种未完成".into(),
+                "the vaccination series is not complete".into(),
+            );
+        }
+        let after = i64::from(admits.vaccination_after_days.unwrap_or(0));
+        // A date that does not parse counts as too recent: nothing says the dose was long enough ago.
+        let counts_from = date(&vaccination.dt).map(|d| d + chrono::Duration::days(after));
+        if counts_from.is_none_or(|from| today < from) {
+            return Verdict::deny(
+                "vaccination_too_recent",
+                "venue.dcc.vaccination_after_days",
+                format!("最后一剂接种需满 {after} 天"),
+                format!("the last dose must be at least {after} days ago"),
+            );
+        }
+    }
+    if let Some(recovery) = certificate.r.first() {
+        let valid = date(&recovery.df)
+            .zip(date(&recovery.du))
+            .is_some_and(|(from, until)| from <= today && today <= until);
+        if !valid {
+            return Verdict::deny(
+                "recovery_not_valid",
+                "dcc.recovery",
+                "康复证明不在有效期内".into(),
+                "the recovery certificate is not valid today".into(),
+            );
+        }
+    }
+    let rules: Vec<&certlogic::Rule> = admits.rules.iter().filter(|r| r.applies_to(kind)).collect();
+    if !rules.is_empty() {
+        let payload = serde_json::to_value(certificate).unwrap_or_default();
+        let data = certlogic::data(payload, now, dcc.issued_at, dcc.expires_at);
+        for rule in rules {
+            // Compiled when the policy was stored; a rule that no longer compiles is not satisfied.
+            let holds = rule
+                .compile()
+                .is_ok_and(|logic| certlogic::satisfied(&logic, &data));
+            if !holds {
+                return Verdict::deny(
+                    "business_rule",
+                    "venue.dcc.rules",
+                    format!("不符合入境规则 {}：{}", rule.identifier, rule.text("zh")),
+                    format!("rule {} is not met: {}", rule.identifier, rule.text("en")),
+                );
+            }
+        }
+    }
+    Verdict {
+        decision: Decision::Pass,
+        reason: "admitted",
+        rule: "venue.dcc",
+        zh: format!("欧盟{}证书有效，准予通行", zh_kind(kind)),
+        en: format!("valid EU {} certificate, admitted", kind.name()),
+    }
+}
+
+fn zh_kind(kind: CertificateType) -> &'static str {
+    match kind {
+        CertificateType::Test => "检测",
+        CertificateType::Vaccination => "疫苗接种",
+        CertificateType::Recovery => "康复",
+    }
+}
+
 /// Checks a policy against the platform's colour rule: it may admit fewer colours, never more. Names the field.
 pub fn check(policy: &Policy, ceiling: &[Colour]) -> Result<(), (String, String)> {
     if policy.colours.is_empty() {
@@ -206,6 +365,48 @@ pub fn check(policy: &Policy, ceiling: &[Colour]) -> Result<(), (String, String)
     if policy.hours.as_ref().is_some_and(|h| h.opens == h.closes) {
         return Err(("policy.hours".into(), "opens and closes must differ".into()));
     }
+    if let Some(dcc) = &policy.dcc {
+        check_dcc(dcc)?;
+    }
+    Ok(())
+}
+
+fn check_dcc(dcc: &DccPolicy) -> Result<(), (String, String)> {
+    if dcc.accepts.is_empty() {
+        return Err((
+            "policy.dcc.accepts".into(),
+            "must admit at least one type (or leave dcc out)".into(),
+        ));
+    }
+    if dcc
+        .test_within_hours
+        .is_some_and(|h| !(1..=720).contains(&h))
+    {
+        return Err((
+            "policy.dcc.test_within_hours".into(),
+            "must be 1 to 720".into(),
+        ));
+    }
+    if dcc.vaccination_after_days.is_some_and(|d| d > 365) {
+        return Err((
+            "policy.dcc.vaccination_after_days".into(),
+            "must be 0 to 365".into(),
+        ));
+    }
+    if dcc.rules.len() > MAX_DCC_RULES {
+        return Err((
+            "policy.dcc.rules".into(),
+            format!("at most {MAX_DCC_RULES} rules"),
+        ));
+    }
+    for (i, rule) in dcc.rules.iter().enumerate() {
+        rule.compile().map_err(|why| {
+            (
+                format!("policy.dcc.rules[{i}]"),
+                format!("is not CertLogic the engine accepts: {why}"),
+            )
+        })?;
+    }
     Ok(())
 }
 
@@ -224,6 +425,7 @@ mod tests {
                 closes: NaiveTime::from_hms_opt(22, 0, 0).expect("time"),
             }),
             stale_max_minutes: None,
+            dcc: None,
         }
     }
 

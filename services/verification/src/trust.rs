@@ -1,6 +1,7 @@
 //! The issuers this checkpoint trusts, held in memory for the hot path: this platform's own code keys (fetched from
 //! its rendering service's `GET /v1/trust/keys`) and the issuers of other regions' trust lists imported against
-//! their pinned root keys, each with its colour table. Our own signed trust list is made from the same data.
+//! their pinned root keys, each with its colour table. Our own signed trust list is made from the same data. And
+//! the document signers of EU Digital COVID Certificates, as an admin last loaded them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -11,6 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use deadpool_postgres::{GenericClient, Pool};
 use hc_domain::Colour;
+use hc_token::dcc::{Signer, Signers};
 use hc_token::{
     ListedKey, SignedTrustList, SigningKey, TrustList, TrustStore, TrustedIssuer, VerifyingKey,
 };
@@ -39,10 +41,12 @@ pub struct Issuer {
 pub struct Snapshot {
     pub store: TrustStore,
     pub issuers: HashMap<String, Issuer>,
+    /// EU DCC document signers.
+    pub dcc: Arc<Signers>,
 }
 
 impl Snapshot {
-    fn build(own: Option<&Issuer>, peers: &[Issuer]) -> Self {
+    fn build(own: Option<&Issuer>, peers: &[Issuer], dcc: Arc<Signers>) -> Self {
         let mut issuers = HashMap::new();
         let mut keys = Vec::new();
         // Our own keys first: a peer's key with the same id cannot shadow one of ours (imports refuse it too).
@@ -57,6 +61,7 @@ impl Snapshot {
         Self {
             store: TrustStore::new(keys),
             issuers,
+            dcc,
         }
     }
 }
@@ -73,6 +78,7 @@ pub struct Trust {
     current: RwLock<Arc<Snapshot>>,
     own: RwLock<Option<Issuer>>,
     peers: RwLock<Vec<Issuer>>,
+    dcc: RwLock<Arc<Signers>>,
     pub issuer: String,
     root: SigningKey,
     pinned: HashMap<String, VerifyingKey>,
@@ -107,6 +113,7 @@ impl Trust {
             current: RwLock::new(Arc::new(Snapshot::default())),
             own: RwLock::new(None),
             peers: RwLock::new(Vec::new()),
+            dcc: RwLock::default(),
             issuer: s.issuer.clone(),
             root,
             pinned,
@@ -134,7 +141,8 @@ impl Trust {
     fn rebuild(&self) {
         let own = self.own.read().ok().and_then(|o| o.clone());
         let peers = self.peers.read().map(|p| p.clone()).unwrap_or_default();
-        let next = Arc::new(Snapshot::build(own.as_ref(), &peers));
+        let dcc = self.dcc.read().map(|d| d.clone()).unwrap_or_default();
+        let next = Arc::new(Snapshot::build(own.as_ref(), &peers, dcc));
         if let Ok(mut current) = self.current.write() {
             *current = next;
         }
@@ -215,6 +223,25 @@ impl Trust {
         Ok(())
     }
 
+    /// Reloads the EU DCC document signers from PostgreSQL (another replica may have replaced them). A stored
+    /// certificate that no longer parses is left out, and said.
+    pub async fn reload_dcc_signers(&self, client: &impl GenericClient) -> anyhow::Result<()> {
+        let signers = crate::db::dcc_signers::all(client)
+            .await?
+            .iter()
+            .filter_map(|der| {
+                Signer::from_der(der)
+                    .inspect_err(|err| tracing::warn!(error = %err, "a stored DCC signer is unusable; ignored"))
+                    .ok()
+            })
+            .collect::<Vec<_>>();
+        if let Ok(mut current) = self.dcc.write() {
+            *current = Arc::new(Signers::new(signers));
+        }
+        self.rebuild();
+        Ok(())
+    }
+
     /// Our signed trust list: our own issuer and every peer's own issuer (trust is not transitive: a peer's list
     /// may name others, which we do not pass on).
     pub fn signed_list(&self) -> anyhow::Result<SignedTrustList> {
@@ -266,8 +293,13 @@ impl Trust {
                     };
                 }
                 _ = peers_tick.tick() => {
-                    if let Err(err) = async { self.reload_peers(&db.get().await?).await }.await {
-                        tracing::warn!(error = %err, "reloading peer trust lists failed");
+                    let reloaded = async {
+                        let client = db.get().await?;
+                        self.reload_peers(&client).await?;
+                        self.reload_dcc_signers(&client).await
+                    };
+                    if let Err(err) = reloaded.await {
+                        tracing::warn!(error = %err, "reloading peer trust lists or DCC signers failed");
                     }
                 }
             }

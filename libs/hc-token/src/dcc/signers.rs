@@ -137,6 +137,11 @@ impl Signers {
             .map_or(&[], Vec::as_slice)
     }
 
+    /// Every signer.
+    pub fn all(&self) -> Vec<Signer> {
+        self.0.values().flatten().cloned().collect()
+    }
+
     pub fn len(&self) -> usize {
         self.0.values().map(Vec::len).sum()
     }

@@ -18,6 +18,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/checkins/exposure", web::get().to(checkins::exposure))
                 .route("/trust/list", web::get().to(trust::list))
                 .route("/trust/root", web::get().to(trust::root))
-                .route("/trust/peers/{region}", web::put().to(trust::import_peer)),
+                .route("/trust/peers/{region}", web::put().to(trust::import_peer))
+                .service(
+                    web::resource("/trust/dcc-signers")
+                        .app_data(web::PayloadConfig::new(trust::MAX_DCC_SIGNERS_BODY))
+                        .route(web::get().to(trust::dcc_signers))
+                        .route(web::put().to(trust::put_dcc_signers)),
+                ),
         );
 }

@@ -1,6 +1,6 @@
 //! Mutual recognition: our signed trust list (`GET /v1/trust/list`, public), the root key peers pin
 //! (`GET /v1/trust/root`), and importing another region's list against its pinned root (`PUT /v1/trust/peers/{region}`,
-//! admin), with the table that maps its colours to ours.
+//! admin), with the table that maps its colours to ours; the EU DCC document signers (`GET` public, `PUT` admin).
 
 use std::collections::HashMap;
 
@@ -10,6 +10,7 @@ use hc_domain::{Colour, RegionCode};
 use hc_platform::ApiError;
 use hc_platform::auth::{Admin, Official};
 use hc_platform::http::Json;
+use hc_token::dcc::{Signer, SignerKey};
 use hc_token::{ListedKey, SignedTrustList};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -188,4 +189,126 @@ pub async fn import_peer(
         expires_at,
         keys: issuer.keys.iter().map(|k| k.kid.clone()).collect(),
     }))
+}
+
+/// The most document signer certificates one upload carries (the EU gateway held about 3,000 in 2022), and the
+/// body size that allows.
+pub const MAX_DCC_SIGNERS: usize = 3000;
+pub const MAX_DCC_SIGNERS_BODY: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DccSignersUpload {
+    /// Every document signer certificate to trust (X.509, DER, base64), 1 to 3,000: the set replaces the one held.
+    #[schema(min_items = 1, max_items = 3000)]
+    pub certificates: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DccSignerView {
+    /// base64 of the 8-byte key id (the first 8 bytes of the certificate's SHA-256).
+    pub kid: String,
+    /// `ES256 (P-256)`, `ES256 (P-384)` or `PS256 (RSA)`.
+    pub algorithm: String,
+    pub not_before: DateTime<Utc>,
+    pub not_after: DateTime<Utc>,
+    /// The certificate types its extended key usage allows; none: every type.
+    pub allows: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DccSignersView {
+    pub signers: Vec<DccSignerView>,
+}
+
+fn signer_view(signer: &Signer) -> DccSignerView {
+    use base64::Engine as _;
+    let time = |s: i64| DateTime::from_timestamp(s, 0).unwrap_or_default();
+    DccSignerView {
+        kid: base64::engine::general_purpose::STANDARD.encode(signer.kid),
+        algorithm: match signer.key {
+            SignerKey::P256(_) => "ES256 (P-256)",
+            SignerKey::P384(_) => "ES256 (P-384)",
+            SignerKey::Rsa(_) => "PS256 (RSA)",
+        }
+        .into(),
+        not_before: time(signer.not_before),
+        not_after: time(signer.not_after),
+        allows: signer
+            .allows
+            .as_ref()
+            .map(|types| types.iter().map(|t| t.name().to_owned()).collect()),
+    }
+}
+
+fn signers_view(signers: &[Signer]) -> DccSignersView {
+    let mut views: Vec<DccSignerView> = signers.iter().map(signer_view).collect();
+    views.sort_by(|a, b| (&a.kid, a.not_before).cmp(&(&b.kid, b.not_before)));
+    DccSignersView { signers: views }
+}
+
+/// The EU DCC document signers trusted here (public, as the EU publishes its own).
+#[utoipa::path(get, path = "/v1/trust/dcc-signers", tag = "trust",
+    responses((status = 200, description = "Every document signer certificate trusted for EU DCCs", body = DccSignersView)))]
+pub async fn dcc_signers(state: web::Data<AppState>) -> HttpResponse {
+    let snapshot = state.trust.snapshot();
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=60"))
+        .json(signers_view(&snapshot.dcc.all()))
+}
+
+/// Replace the EU DCC document signers this platform's gates trust (for example with the EU gateway's download).
+#[utoipa::path(put, path = "/v1/trust/dcc-signers", tag = "trust", request_body = DccSignersUpload, security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = "Stored; every gate of the platform uses the set within one refresh (verification.peers_refresh_ms), this replica at once", body = DccSignersView),
+        (status = 403, description = "Lacks admin, or the client's region scope does not cover this platform's whole region", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 4 MiB", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No certificates, more than 3,000, or one that is not base64 X.509 with a P-256, P-384 or RSA key (the field names which)", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn put_dcc_signers(
+    state: web::Data<AppState>,
+    official: Official<Admin>,
+    Json(body): Json<DccSignersUpload>,
+) -> Result<HttpResponse, ApiError> {
+    use base64::Engine as _;
+    official.require_region(
+        RegionCode::parse(&state.trust.issuer).map_err(|e| anyhow::anyhow!("trust.issuer: {e}"))?,
+    )?;
+    if body.certificates.is_empty() || body.certificates.len() > MAX_DCC_SIGNERS {
+        return Err(ApiError::unprocessable(
+            "certificates",
+            format!("must hold 1 to {MAX_DCC_SIGNERS} certificates"),
+        ));
+    }
+    let mut signers: Vec<Signer> = Vec::with_capacity(body.certificates.len());
+    for (i, text) in body.certificates.iter().enumerate() {
+        let field = || format!("certificates[{i}]");
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|_| ApiError::unprocessable(field(), "is not base64"))?;
+        let signer =
+            Signer::from_der(&der).map_err(|e| ApiError::unprocessable(field(), e.to_string()))?;
+        if !signers.iter().any(|s| s.der == signer.der) {
+            signers.push(signer);
+        }
+    }
+    let rows: Vec<(Vec<u8>, [u8; 8])> = signers.iter().map(|s| (s.der.clone(), s.kid)).collect();
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    db::dcc_signers::replace(&tx, &rows, &official.client_id).await?;
+    audit::record(
+        &tx,
+        &audit::Entry {
+            actor: &official.client_id,
+            action: "trust.dcc_signers",
+            subject: None,
+            reason: None,
+            outcome: &format!("{} certificates", rows.len()),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    state.trust.reload_dcc_signers(&client).await?;
+    tracing::info!(certificates = rows.len(), "DCC document signers replaced");
+    Ok(HttpResponse::Ok().json(signers_view(&signers)))
 }

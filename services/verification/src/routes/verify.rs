@@ -7,6 +7,7 @@ use hc_domain::{Colour, IdNumber, Scope};
 use hc_platform::ApiError;
 use hc_platform::auth::{AnyScope, Official};
 use hc_platform::http::Json;
+use hc_token::dcc::{self, DccError};
 use hc_token::{DecodeError, Validation};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -20,13 +21,14 @@ use crate::status;
 use crate::venues::Venue;
 use hc_platform::audit;
 
-/// The longest code accepted (a real one is at most 311 characters).
+/// The longest code of ours accepted (a real one is at most 311 characters).
 const MAX_CODE_LEN: usize = 1024;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
-    /// The scanned code (`HCQ1:…`); needs the scope `verify`.
+    /// The scanned code: ours or another region's (`HCQ1:…`, at most 1,024 characters), or an EU Digital COVID
+    /// Certificate (`HC1:…`, at most 4,096); needs the scope `verify`.
     pub code: Option<String>,
     /// Instead of a code: the 18-digit ID number on the card; needs the scope `verify:id`. Audited.
     pub id_number: Option<String>,
@@ -39,7 +41,10 @@ pub struct VerifyAnswer {
     #[schema(value_type = Option<String>, example = "green")]
     pub colour: Option<Colour>,
     /// A stable code: `admitted`, a policy's (`venue_closed`, `colour_not_admitted`, `international_not_admitted`,
-    /// `nat_too_old`, `no_negative_test`) or the code's (`bad_signature`, `expired`, `unknown_issuer`, …).
+    /// `nat_too_old`, `no_negative_test`; for an EU DCC `dcc_not_admitted`, `certificate_type_not_admitted`,
+    /// `test_not_negative`, `test_too_old`, `vaccination_incomplete`, `vaccination_too_recent`,
+    /// `recovery_not_valid`, `business_rule`) or the code's (`bad_signature`, `expired`, `unknown_issuer`; for an EU
+    /// DCC `unknown_kid`, `key_usage`, `signer_not_valid`, `not_yet_valid`, …).
     pub reason: &'static str,
     /// The rule that decided (`venue.policy`, `venue.colours`, …, or `code`).
     pub rule: &'static str,
@@ -50,8 +55,12 @@ pub struct VerifyAnswer {
     /// `current_status`: judged on the person's status now, newer than (or as new as) the code's; `code`: on what
     /// the code says (another issuer's code, or no current status known here).
     pub judged_on: Option<&'static str>,
-    /// On the ID-card path: the name, masked, to compare with the card.
+    /// On the ID-card path: the name, masked, to compare with the card; for an EU DCC, the family name as in the
+    /// passport's machine-readable zone with the given name's initial, to compare with the passport.
     pub masked_name: Option<String>,
+    /// For an EU DCC: `test`, `vaccination` or `recovery`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_type: Option<&'static str>,
     pub venue: String,
     pub scan_id: Uuid,
 }
@@ -72,7 +81,7 @@ enum Target {
     responses(
         (status = 200, description = "Pass or deny (a refused code is a deny, not an error); the scan is recorded", body = VerifyAnswer),
         (status = 403, description = "Lacks verify (or verify:id), or the device is bound to no venue", body = hc_platform::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Neither or both of code and id_number, or an invalid ID number", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Neither or both of code and id_number, an invalid ID number, or a code longer than its format allows (1,024 characters, 4,096 for HC1:)", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The scan could not be recorded; nothing was acknowledged", body = hc_platform::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn verify(
@@ -114,6 +123,9 @@ pub async fn verify(
         })?;
     let now = Utc::now();
     let answer = match target {
+        Target::Code(code) if code.trim().starts_with(dcc::PREFIX) => {
+            by_dcc(&state, &venue, code.trim(), now)?
+        }
         Target::Code(code) => by_code(&state, &venue, code.trim(), now).await?,
         Target::IdCard(id) => by_id_card(&state, &device.client_id, &venue, &id, now).await?,
     };
@@ -186,6 +198,7 @@ fn judged(
         issuer,
         judged_on,
         masked_name: None,
+        certificate_type: None,
         venue: venue.id.clone(),
         scan_id: record.id,
     };
@@ -327,6 +340,63 @@ async fn by_code(
         venue,
         record,
     ))
+}
+
+fn refused_dcc(err: &DccError) -> Verdict {
+    let (zh, en) = match err {
+        DccError::UnknownKid(_) => (
+            "证书签发者不在信任列表中",
+            "the certificate's signer is not on the trust list".to_owned(),
+        ),
+        DccError::Expired => ("证书已过期", "the certificate has expired".to_owned()),
+        DccError::BadSignature => (
+            "证书签名无效",
+            "the certificate's signature does not verify".to_owned(),
+        ),
+        DccError::KeyUsage(_) => ("签发者无权签发此类证书", err.to_string()),
+        other => ("证书无效", other.to_string()),
+    };
+    Verdict::deny(err.code(), "code", zh.into(), en)
+}
+
+/// An EU Digital COVID Certificate: verified against the document signers, then judged on the venue's `dcc` policy.
+/// Nothing of it is kept but the decision (the scan record has no person and no issuer: the DCC's subject is no one
+/// registered here, and its issuer is a country, not a region).
+fn by_dcc(
+    state: &AppState,
+    venue: &Venue,
+    code: &str,
+    now: DateTime<Utc>,
+) -> Result<(VerifyAnswer, ScanRecord), ApiError> {
+    if code.len() > dcc::MAX_CODE_LEN {
+        return Err(ApiError::unprocessable(
+            "code",
+            format!("is longer than {} characters", dcc::MAX_CODE_LEN),
+        ));
+    }
+    let record = scan("scan", venue, now);
+    let trust = state.trust.snapshot();
+    let verified = match dcc::verify(code, &trust.dcc, now.timestamp_micros()) {
+        Ok(verified) => verified,
+        Err(err) => return Ok(judged(refused_dcc(&err), None, None, None, venue, record)),
+    };
+    let verdict = policy::judge_dcc(&venue.policy, &verified, now);
+    let name = &verified.certificate.nam;
+    let initial = name.given_icao.as_deref().and_then(|g| g.chars().next());
+    let (mut answer, record) = judged(
+        verdict,
+        None,
+        verified.issuer.clone(),
+        Some("code"),
+        venue,
+        record,
+    );
+    answer.masked_name = Some(match initial {
+        Some(initial) => format!("{} {initial}*", name.family_icao),
+        None => name.family_icao.clone(),
+    });
+    answer.certificate_type = verified.certificate.kind().ok().map(|k| k.name());
+    Ok((answer, record))
 }
 
 async fn by_id_card(

@@ -1,5 +1,6 @@
 mod access;
 mod checkins;
+mod dcc;
 mod durability;
 mod helpers;
 mod rotation;

@@ -97,8 +97,14 @@ async fn every_way_of_being_refused_is_named() {
         "{answer}"
     );
     deny(
-        &app.verify(&open, json!({"code": "HC1:not ours"})).await.1,
+        &app.verify(&open, json!({"code": "HCX1:not ours"})).await.1,
         "bad_prefix",
+        "code",
+    );
+    // An EU certificate's prefix goes to the DCC path (tests/api/dcc.rs), which names its own failures.
+    deny(
+        &app.verify(&open, json!({"code": "HC1:not base45"})).await.1,
+        "bad_base45",
         "code",
     );
 
@@ -161,7 +167,7 @@ async fn every_way_of_being_refused_is_named() {
     let denied = app
         .count("SELECT count(*) FROM scan_events WHERE decision = 'deny'")
         .await;
-    assert_eq!(denied, 8);
+    assert_eq!(denied, 9);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
