@@ -61,7 +61,7 @@ build() {
   fi
   # Stripped copies: the image needs no symbols (and debug builds would otherwise add 1.5 GB).
   rm -rf target/image && mkdir -p target/image
-  for bin in identity declaration scoring rendering verification hc-verify loadtest; do
+  for bin in identity declaration scoring rendering verification hc-verify hc-hub loadtest; do
     strip -o "target/image/$bin" "target/$profile/$bin"
   done
   say "building $image"

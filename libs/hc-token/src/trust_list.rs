@@ -34,6 +34,10 @@ pub struct TrustedIssuer {
     /// The issuer's six-digit region code: the `iss` of its codes.
     pub region: String,
     pub keys: Vec<ListedKey>,
+    /// How the issuer's colours read on the national scale (`green`, `yellow`, `orange`, `red`), as the national
+    /// trust list carries it; absent: the same colours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub colours: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// A code-signing key, as on `GET /v1/trust/keys` (an OKP JWK's `kid` and `x`, with `signs_until`).
@@ -182,6 +186,7 @@ mod tests {
             issuers: vec![TrustedIssuer {
                 region: key.issuer().into(),
                 keys: vec![ListedKey::of(&key.verifying_key())],
+                colours: None,
             }],
         }
     }

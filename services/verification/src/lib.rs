@@ -7,6 +7,7 @@ mod db;
 pub mod dcc_testcase;
 pub use db::scans::EXPOSURE_VISITS;
 pub mod events;
+pub mod hub;
 mod openapi;
 pub mod partitions;
 pub mod policy;
@@ -116,12 +117,15 @@ impl Service for Verification {
             4,
             move |event| events::facts_imported(d.clone(), event),
         );
-        let (keys_every, peers_every) = (
+        let (keys_every, peers_every, hub_every) = (
             Duration::from_millis(settings.keys_refresh_ms),
             Duration::from_millis(settings.peers_refresh_ms),
+            Duration::from_millis(settings.hub_refresh_ms),
         );
         let d = db.clone();
-        running.spawn_background(|stop| trust.run_refresh(d, keys_every, peers_every, stop));
+        running.spawn_background(|stop| {
+            trust.run_refresh(d, keys_every, peers_every, hub_every, stop)
+        });
         let (days_ahead, retention_days) = (settings.partition_days_ahead, settings.retention_days);
         let every = Duration::from_millis(settings.maintenance_interval_ms);
         running

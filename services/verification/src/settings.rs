@@ -12,6 +12,9 @@ pub struct VerificationSettings {
     pub trust_list_days: i64,
     pub peer_roots: String,
     pub peers_refresh_ms: u64,
+    pub hub_url: String,
+    pub national_root: String,
+    pub hub_refresh_ms: u64,
     pub colour_ceiling: String,
     pub leeway_seconds: i64,
     pub commit_max_batch: usize,
@@ -56,6 +59,10 @@ impl VerificationSettings {
         anyhow::ensure!(
             (1..=365).contains(&self.trust_list_days),
             "verification.trust_list_days must be 1 to 365"
+        );
+        anyhow::ensure!(
+            self.hub_refresh_ms >= 100,
+            "verification.hub_refresh_ms must be at least 100"
         );
         self.ceiling()?;
         Ok(())

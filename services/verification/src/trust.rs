@@ -79,6 +79,9 @@ pub struct Trust {
     own: RwLock<Option<Issuer>>,
     peers: RwLock<Vec<Issuer>>,
     dcc: RwLock<Arc<Signers>>,
+    national: RwLock<National>,
+    national_root: Option<VerifyingKey>,
+    hub_url: String,
     pub issuer: String,
     root: SigningKey,
     pinned: HashMap<String, VerifyingKey>,
@@ -109,11 +112,27 @@ impl Trust {
             })?;
             pinned.insert(key.issuer.clone(), key);
         }
+        let national_root = match s.national_root.trim() {
+            "" => None,
+            spec => Some(hc_token::pinned_root(spec).with_context(|| {
+                format!("verification.national_root: {spec:?} is not region=kid:base64url-key")
+            })?),
+        };
+        anyhow::ensure!(
+            s.hub_url.is_empty() || national_root.is_some(),
+            "verification.hub_url is set, so verification.national_root must pin the national root key"
+        );
+        if !s.hub_url.is_empty() {
+            tls.check_https("verification.hub_url", &s.hub_url)?;
+        }
         Ok(Self {
             current: RwLock::new(Arc::new(Snapshot::default())),
             own: RwLock::new(None),
             peers: RwLock::new(Vec::new()),
             dcc: RwLock::default(),
+            national: RwLock::default(),
+            national_root,
+            hub_url: s.hub_url.trim_end_matches('/').to_owned(),
             issuer: s.issuer.clone(),
             root,
             pinned,
@@ -140,7 +159,17 @@ impl Trust {
 
     fn rebuild(&self) {
         let own = self.own.read().ok().and_then(|o| o.clone());
-        let peers = self.peers.read().map(|p| p.clone()).unwrap_or_default();
+        let mut peers = self.peers.read().map(|p| p.clone()).unwrap_or_default();
+        // Bilateral imports first: a region imported by hand keeps its own colour table.
+        if let Ok(national) = self.national.read() {
+            let now = chrono::Utc::now().timestamp();
+            let national: Vec<Issuer> = national
+                .issuers(&self.issuer, now)
+                .into_iter()
+                .filter(|n| !peers.iter().any(|p| p.region == n.region))
+                .collect();
+            peers.extend(national);
+        }
         let dcc = self.dcc.read().map(|d| d.clone()).unwrap_or_default();
         let next = Arc::new(Snapshot::build(own.as_ref(), &peers, dcc));
         if let Ok(mut current) = self.current.write() {
@@ -242,6 +271,62 @@ impl Trust {
         Ok(())
     }
 
+    /// With a national hub: uploads our own list to it, then fetches the national list and takes it if it verifies
+    /// against the pinned national root and is newer than the one held. A failure of either leaves the held list in
+    /// use.
+    pub async fn sync_hub(&self) -> anyhow::Result<()> {
+        let Some(root) = &self.national_root else {
+            return Ok(());
+        };
+        let pushed = async {
+            let response = self
+                .http
+                .put(format!(
+                    "{}/v1/hub/regions/{}/list",
+                    self.hub_url, self.issuer
+                ))
+                .json(&self.signed_list()?)
+                .send()
+                .await?;
+            // 409: the hub holds a list of ours signed later (another replica's); nothing to do.
+            if !response.status().is_success() && response.status() != reqwest::StatusCode::CONFLICT
+            {
+                anyhow::bail!(
+                    "the hub refused our list: {} {}",
+                    response.status(),
+                    response.text().await.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        .await;
+        let fetched = async {
+            let signed: SignedTrustList = self
+                .http
+                .get(format!("{}/v1/hub/list", self.hub_url))
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            let now = chrono::Utc::now().timestamp();
+            match self.national.write() {
+                Ok(mut national) => national.offer(&signed, root, now),
+                Err(_) => anyhow::bail!("the national list's lock is poisoned"),
+            }
+        }
+        .await;
+        self.rebuild();
+        pushed.context("uploading our trust list to the hub")?;
+        fetched.context("fetching the national trust list")
+    }
+
+    /// Seconds since the national list in use was issued (none held: none).
+    pub fn national_age(&self, now: i64) -> Option<i64> {
+        let national = self.national.read().ok()?;
+        national.list.as_ref().map(|l| now - l.issued_at)
+    }
+
     /// Our signed trust list: our own issuer and every peer's own issuer (trust is not transitive: a peer's list
     /// may name others, which we do not pass on).
     pub fn signed_list(&self) -> anyhow::Result<SignedTrustList> {
@@ -252,6 +337,11 @@ impl Trust {
             .map(|i| TrustedIssuer {
                 region: i.region.clone(),
                 keys: i.keys.iter().map(ListedKey::of).collect(),
+                colours: i.colours.as_ref().map(|map| {
+                    map.iter()
+                        .map(|(theirs, ours)| (theirs.to_string(), ours.to_string()))
+                        .collect()
+                }),
             })
             .collect();
         issuers.sort_by(|a, b| a.region.cmp(&b.region));
@@ -273,8 +363,10 @@ impl Trust {
         db: Pool,
         keys_every: Duration,
         peers_every: Duration,
+        hub_every: Duration,
         cancel: CancellationToken,
     ) {
+        let mut hub_tick = tokio::time::interval(hub_every);
         // Start-up loaded the peers already.
         let mut peers_tick =
             tokio::time::interval_at(tokio::time::Instant::now() + peers_every, peers_every);
@@ -292,6 +384,15 @@ impl Trust {
                         }
                     };
                 }
+                _ = hub_tick.tick(), if !self.hub_url.is_empty() => {
+                    if let Err(err) = self.sync_hub().await {
+                        metrics::counter!("verification_trust_list_refresh_failures_total").increment(1);
+                        tracing::warn!(error = format!("{err:#}"), "syncing with the national hub failed; the list held stays in use");
+                    }
+                    if let Some(age) = self.national_age(chrono::Utc::now().timestamp()) {
+                        metrics::gauge!("verification_trust_list_age_seconds").set(age as f64);
+                    }
+                }
                 _ = peers_tick.tick() => {
                     let reloaded = async {
                         let client = db.get().await?;
@@ -305,6 +406,97 @@ impl Trust {
             }
         }
     }
+}
+
+/// The national trust list in use.
+#[derive(Debug, Default)]
+pub struct National {
+    pub list: Option<TrustList>,
+}
+
+impl National {
+    /// Offers a fetched list: taken only when it verifies against the pinned national root, has not expired, and
+    /// is not older than the one held. Otherwise the held list stays in use: an expired or unverifiable list never
+    /// replaces a good one.
+    pub fn offer(
+        &mut self,
+        signed: &SignedTrustList,
+        root: &VerifyingKey,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        let list = signed.verify(root, now)?;
+        if let Some(held) = &self.list {
+            anyhow::ensure!(
+                list.sequence >= held.sequence,
+                "the national list offered (sequence {}) is older than the one held ({})",
+                list.sequence,
+                held.sequence
+            );
+        }
+        self.list = Some(list);
+        Ok(())
+    }
+
+    /// The issuers on the list, but this platform's own (its keys come from its own rendering service), while the
+    /// list has not expired. An issuer whose colour table does not parse is left out.
+    pub fn issuers(&self, own: &str, now: i64) -> Vec<Issuer> {
+        let Some(list) = self.list.as_ref().filter(|l| l.expires_at > now) else {
+            return Vec::new();
+        };
+        list.issuers
+            .iter()
+            .filter(|entry| entry.region != own)
+            .filter_map(|entry| {
+                let keys = entry
+                    .keys
+                    .iter()
+                    .map(|k| k.verifying_key(&entry.region))
+                    .collect::<Result<Vec<_>, _>>()
+                    .ok()?;
+                let colours = match &entry.colours {
+                    Some(table) => colour_table(|c| table.get(c).map(String::as_str)).ok()?,
+                    None => [Colour::Green, Colour::Yellow, Colour::Orange, Colour::Red]
+                        .map(|c| (c, c))
+                        .into_iter()
+                        .collect(),
+                };
+                Some(Issuer {
+                    region: entry.region.clone(),
+                    keys,
+                    colours: Some(colours),
+                })
+            })
+            .collect()
+    }
+}
+
+/// A colour table: every colour an issuer may issue (green, yellow, orange, red), read through `get`, mapped to ours.
+/// A mapping may read a colour as stricter, never as milder: a peer's red is never our green. The error names the
+/// colour and says why.
+pub fn colour_table<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+) -> Result<ColourMap, (String, String)> {
+    let mut colours = HashMap::new();
+    for theirs in [Colour::Green, Colour::Yellow, Colour::Orange, Colour::Red] {
+        let ours = get(theirs.as_str())
+            .ok_or_else(|| {
+                (
+                    theirs.to_string(),
+                    "is required: every colour the issuer may issue is mapped".to_owned(),
+                )
+            })?
+            .parse::<Colour>()
+            .map_err(|e| (theirs.to_string(), e.reason.to_string()))?;
+        // Orange reads as yellow where a scale has no orange.
+        if ours < theirs && !(theirs == Colour::Orange && ours == Colour::Yellow) {
+            return Err((
+                theirs.to_string(),
+                format!("{ours} is milder than {theirs}"),
+            ));
+        }
+        colours.insert(theirs, ours);
+    }
+    Ok(colours)
 }
 
 /// The peer's own issuer entry on its list.
@@ -328,4 +520,112 @@ pub fn peer_issuer(list: &TrustList, region: &str) -> anyhow::Result<Issuer> {
         keys,
         colours: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn national_root() -> SigningKey {
+        SigningKey::from_seed("100000", "cn-root", &[21; 32]).expect("root")
+    }
+
+    fn list(sequence: u64, issued_at: i64, expires_at: i64, kid: &str) -> TrustList {
+        let key = SigningKey::from_seed("610100", kid, &[22; 32]).expect("key");
+        TrustList {
+            signer: "100000".into(),
+            sequence,
+            issued_at,
+            expires_at,
+            issuers: vec![
+                TrustedIssuer {
+                    region: "610100".into(),
+                    keys: vec![ListedKey::of(&key.verifying_key())],
+                    colours: Some(
+                        [
+                            ("green", "green"),
+                            ("yellow", "yellow"),
+                            ("orange", "red"),
+                            ("red", "red"),
+                        ]
+                        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                        .into(),
+                    ),
+                },
+                TrustedIssuer {
+                    region: "440100".into(),
+                    keys: vec![],
+                    colours: None,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn only_a_newer_verified_unexpired_list_replaces_the_one_held() {
+        let root = national_root();
+        let pinned = root.verifying_key();
+        let mut national = National::default();
+        national
+            .offer(
+                &list(10, 1_000, 2_000, "xa-1").sign(&root).expect("sign"),
+                &pinned,
+                1_500,
+            )
+            .expect("taken");
+
+        // Signed by another key, expired, or older: refused, and the held list stays.
+        let impostor = SigningKey::from_seed("100000", "cn-root", &[23; 32]).expect("key");
+        assert!(
+            national
+                .offer(
+                    &list(11, 1_600, 3_000, "xa-2")
+                        .sign(&impostor)
+                        .expect("sign"),
+                    &pinned,
+                    1_700
+                )
+                .is_err()
+        );
+        assert!(
+            national
+                .offer(
+                    &list(12, 1_000, 1_700, "xa-2").sign(&root).expect("sign"),
+                    &pinned,
+                    1_700
+                )
+                .is_err()
+        );
+        assert!(
+            national
+                .offer(
+                    &list(9, 1_600, 3_000, "xa-2").sign(&root).expect("sign"),
+                    &pinned,
+                    1_700
+                )
+                .is_err()
+        );
+        let held = national.issuers("440100", 1_700);
+        assert_eq!(held.len(), 1, "our own region is not taken from the list");
+        assert_eq!(held[0].keys[0].kid, "xa-1");
+        // The region's colour table is read as the list says: its orange is red here.
+        assert_eq!(
+            held[0]
+                .colours
+                .as_ref()
+                .and_then(|c| c.get(&Colour::Orange)),
+            Some(&Colour::Red)
+        );
+
+        // A newer one is taken; once the held list has expired, nothing on it is trusted.
+        national
+            .offer(
+                &list(13, 1_800, 2_500, "xa-3").sign(&root).expect("sign"),
+                &pinned,
+                1_900,
+            )
+            .expect("taken");
+        assert_eq!(national.issuers("440100", 1_900)[0].keys[0].kid, "xa-3");
+        assert!(national.issuers("440100", 2_500).is_empty());
+    }
 }

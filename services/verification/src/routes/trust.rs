@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use hc_domain::{Colour, RegionCode};
+use hc_domain::RegionCode;
 use hc_platform::ApiError;
 use hc_platform::auth::{Admin, Official};
 use hc_platform::http::Json;
@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use crate::db;
 use crate::state::AppState;
-use crate::trust::peer_issuer;
+use crate::trust::{colour_table, peer_issuer};
 use hc_platform::audit;
 
 /// Our trust list: this platform's code keys and those of every peer imported here, signed with our root key.
@@ -110,28 +110,8 @@ pub async fn import_peer(
         .map_err(|e| ApiError::unprocessable("list", format!("{}: {e}", e.code())))?;
     let issuer =
         peer_issuer(&list, &region).map_err(|e| ApiError::unprocessable("list", e.to_string()))?;
-    let mut colours = HashMap::new();
-    for theirs in [Colour::Green, Colour::Yellow, Colour::Orange, Colour::Red] {
-        let ours = body
-            .colours
-            .get(theirs.as_str())
-            .ok_or_else(|| {
-                ApiError::unprocessable(
-                    format!("colours.{theirs}"),
-                    "is required: every colour the peer may issue is mapped",
-                )
-            })?
-            .parse::<Colour>()
-            .map_err(|e| ApiError::unprocessable(format!("colours.{theirs}"), e.reason))?;
-        // A mapping may read a colour as stricter, never as milder: a peer's red is never our green.
-        if ours < theirs && !(theirs == Colour::Orange && ours == Colour::Yellow) {
-            return Err(ApiError::unprocessable(
-                format!("colours.{theirs}"),
-                format!("{ours} is milder than {theirs}"),
-            ));
-        }
-        colours.insert(theirs, ours);
-    }
+    let colours = colour_table(|c| body.colours.get(c).map(String::as_str))
+        .map_err(|(field, why)| ApiError::unprocessable(format!("colours.{field}"), why))?;
     let snapshot = state.trust.snapshot();
     for key in &issuer.keys {
         if let Some(existing) = hc_token::Keys::find(&snapshot.store, key.kid.as_bytes())

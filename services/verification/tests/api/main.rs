@@ -3,6 +3,7 @@ mod checkins;
 mod dcc;
 mod durability;
 mod helpers;
+mod hub;
 mod rotation;
 mod trust;
 mod venues;

@@ -22,6 +22,7 @@ fn xa_list(signed_by: &SigningKey, sequence: u64) -> hc_token::SignedTrustList {
         issuers: vec![TrustedIssuer {
             region: "610100".into(),
             keys: vec![ListedKey::of(&xa_code_key().verifying_key())],
+            colours: None,
         }],
     }
     .sign(signed_by)
