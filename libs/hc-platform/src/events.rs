@@ -13,7 +13,7 @@ use crate::streams::{Delivered, Malformed};
 /// The schema version every event carries, as `MAJOR.MINOR`. Within a stream only the minor version moves: a
 /// new optional field, which older consumers ignore. A change they could not ignore is a new stream
 /// (`facts.imported.v2`), published beside the old one until every consumer reads it. See docs/events.md.
-pub const SCHEMA_VERSION: &str = "1.1";
+pub const SCHEMA_VERSION: &str = "1.2";
 const SCHEMA_FIELD: &str = "schema_version";
 
 /// Events from before versions were written are 1.0; a major version other than ours is malformed here.
@@ -70,6 +70,41 @@ pub struct PersonRegistered {
     /// The name as a checkpoint guard may see it (张*); absent in events from before identity carried it.
     #[serde(default)]
     pub masked_name: Option<String>,
+    /// The ID number's national blind index (HMAC-SHA256 under the national key, `privacy.national_index_key`), as
+    /// 64 hex digits (since 1.2): the key by which other regions' facts about the person reach this platform
+    /// through the national hub. Absent where no national key is set, and in older events.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "optional_index_hex"
+    )]
+    pub national_index: Option<Vec<u8>>,
+}
+
+mod optional_index_hex {
+    use crate::privacy::{from_hex, to_hex};
+
+    pub fn serialize<S: serde::Serializer>(
+        index: &Option<Vec<u8>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match index {
+            Some(index) => s.serialize_str(&to_hex(index)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
+        let hex: Option<String> = serde::Deserialize::deserialize(d)?;
+        hex.map(|hex| {
+            from_hex(&hex)
+                .filter(|i| i.len() == 32)
+                .ok_or_else(|| serde::de::Error::custom("national_index must be 64 hex digits"))
+        })
+        .transpose()
+    }
 }
 
 mod index_hex {
@@ -200,6 +235,10 @@ pub struct CaseFact {
     pub status: String,
     pub since: NaiveDate,
     pub until: Option<NaiveDate>,
+    /// The region that reported it (since 1.2; absent in older events and for facts imported before regions were
+    /// kept): a fact passed on by the national hub names the region it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 /// A stay in a region: from a carrier's trajectory, a declaration, or a venue check-in (`source`).
@@ -360,6 +399,7 @@ mod tests {
             id_number_index: vec![7; 32],
             home_region: "440100".into(),
             masked_name: Some("张*".into()),
+            national_index: None,
         };
         assert_eq!(
             PersonRegistered::decode(&delivered(event.encode())).expect("decodes"),
@@ -405,11 +445,13 @@ mod tests {
                     status: "confirmed".into(),
                     since: day,
                     until: None,
+                    region: None,
                 },
                 CaseFact {
                     status: "close_contact".into(),
                     since: day,
                     until: Some(day),
+                    region: None,
                 },
             ]),
             ImportedFacts::Visits(vec![
@@ -446,6 +488,7 @@ mod tests {
                 status: "confirmed".into(),
                 since: NaiveDate::from_ymd_opt(2022, 1, 4).expect("day"),
                 until: None,
+                region: None,
             };
             2
         ]))
@@ -579,6 +622,7 @@ mod tests {
             id_number_index: vec![7; 32],
             home_region: "440100".into(),
             masked_name: None,
+            national_index: None,
         };
         let mut newer = event.encode();
         assert_eq!(newer[SCHEMA_FIELD], SCHEMA_VERSION);

@@ -12,6 +12,7 @@ pub mod db;
 pub mod defences;
 pub mod error;
 pub mod events;
+pub mod exchange;
 pub mod health;
 pub mod http;
 pub mod metrics;

@@ -74,6 +74,22 @@ pub struct AuthSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct PrivacySettings {
     pub blind_index_key: SecretString,
+    /// The national blind index's key, the same on every platform (docs/interop.md); empty: no national exchange.
+    #[serde(default)]
+    pub national_index_key: Option<SecretString>,
+}
+
+impl PrivacySettings {
+    /// The national blind index, where its key is set.
+    pub fn national_index(&self) -> anyhow::Result<Option<crate::privacy::BlindIndex>> {
+        use secrecy::ExposeSecret;
+        match &self.national_index_key {
+            Some(key) if !key.expose_secret().trim().is_empty() => {
+                crate::privacy::BlindIndex::from_secret(key).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -471,6 +471,9 @@ impl<S> Started<S> {
 
 /// The overrides every service under test shares: its database and Redis prefix, a free port, two workers, a
 /// small pool, and the platform-wide blind-index key (services under test together must share it).
+/// The national blind index key of every test platform: the one thing all regions share (docs/interop.md).
+pub const NATIONAL_INDEX_KEY: &str = "bmF0aW9uYWwgaW5kZXgga2V5IGZvciB0aGUgdGVzdHM=";
+
 fn shared_overrides(
     b: crate::settings::Builder,
     db: &TestDatabase,
@@ -484,6 +487,7 @@ fn shared_overrides(
         .and_then(|b| b.set_override("server.workers", 2))
         .and_then(|b| b.set_override("database.pool_max_size", 4))
         .and_then(|b| b.set_override("privacy.blind_index_key", blind_index_key))
+        .and_then(|b| b.set_override("privacy.national_index_key", NATIONAL_INDEX_KEY))
         .expect("test overrides")
 }
 

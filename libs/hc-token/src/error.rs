@@ -71,7 +71,7 @@ pub enum KeyError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
 #[strum(serialize_all = "snake_case")]
 pub enum TrustListError {
-    #[error("the format is {0:?}, not hc-trust-list/1")]
+    #[error("the format is {0:?}, not hc-trust-list/1 (a trust list) or hc-signed/1 (a message)")]
     BadFormat(String),
     #[error("`signed` is not base64url")]
     BadEncoding,

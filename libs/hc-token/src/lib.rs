@@ -17,7 +17,8 @@ pub use error::{DecodeError, EncodeError, KeyError, TrustListError};
 pub use keys::{Keys, SigningKey, TrustStore, VerifyingKey};
 pub use pseudonym::{PSEUDONYM_LEN, Pseudonyms};
 pub use trust_list::{
-    ListedKey, SignedTrustList, TRUST_LIST_FORMAT, TrustList, TrustedIssuer, pinned_root,
+    ListedKey, SIGNED_MESSAGE_FORMAT, SignedMessage, SignedTrustList, TRUST_LIST_FORMAT, TrustList,
+    TrustedIssuer, pinned_root,
 };
 
 /// What every code starts with.

@@ -7,6 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use coset::iana;
 use coset::{Algorithm, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EncodeError, TrustListError};
@@ -85,23 +86,9 @@ pub struct SignedTrustList {
 impl TrustList {
     /// Signs the list with the root key.
     pub fn sign(&self, root: &SigningKey) -> Result<SignedTrustList, EncodeError> {
-        let payload = serde_json::to_vec(self).map_err(|e| EncodeError::Claims(e.to_string()))?;
-        let protected = HeaderBuilder::new()
-            .algorithm(iana::Algorithm::EdDSA)
-            .key_id(root.kid().as_bytes().to_vec())
-            .content_type("application/json".into())
-            .build();
-        let sign1 = CoseSign1Builder::new()
-            .protected(protected)
-            .payload(payload)
-            .create_signature(&[], |data| root.sign(data))
-            .build();
-        let bytes = sign1
-            .to_tagged_vec()
-            .map_err(|e| EncodeError::Cose(e.to_string()))?;
         Ok(SignedTrustList {
             format: TRUST_LIST_FORMAT.into(),
-            signed: URL_SAFE_NO_PAD.encode(bytes),
+            signed: sign_json(self, root)?,
         })
     }
 
@@ -132,33 +119,7 @@ impl SignedTrustList {
         if self.format != TRUST_LIST_FORMAT {
             return Err(TrustListError::BadFormat(self.format.clone()));
         }
-        let bytes = URL_SAFE_NO_PAD
-            .decode(self.signed.trim())
-            .map_err(|_| TrustListError::BadEncoding)?;
-        let sign1 = CoseSign1::from_tagged_slice(&bytes)
-            .map_err(|e| TrustListError::BadCbor(e.to_string()))?;
-        let header = &sign1.protected.header;
-        if header.alg != Some(Algorithm::Assigned(iana::Algorithm::EdDSA)) {
-            return Err(TrustListError::WrongAlgorithm);
-        }
-        if header.key_id != root.kid.as_bytes() {
-            return Err(TrustListError::WrongKey {
-                expected: root.kid.clone(),
-                found: String::from_utf8_lossy(&header.key_id).into_owned(),
-            });
-        }
-        sign1.verify_signature(&[], |signature, data| {
-            if root.verifies(data, signature) {
-                Ok(())
-            } else {
-                Err(TrustListError::BadSignature)
-            }
-        })?;
-        let payload = sign1
-            .payload
-            .ok_or_else(|| TrustListError::BadPayload("no payload".into()))?;
-        let list: TrustList = serde_json::from_slice(&payload)
-            .map_err(|e| TrustListError::BadPayload(e.to_string()))?;
+        let list: TrustList = open_json(&self.signed, root)?;
         if list.signer != root.issuer {
             return Err(TrustListError::WrongSigner {
                 expected: root.issuer.clone(),
@@ -170,6 +131,83 @@ impl SignedTrustList {
         }
         list.trust_store()?;
         Ok(list)
+    }
+}
+
+/// Signs a value's JSON with an Ed25519 key (its id in the protected header): base64url of the COSE_Sign1.
+fn sign_json<T: Serialize>(value: &T, key: &SigningKey) -> Result<String, EncodeError> {
+    let payload = serde_json::to_vec(value).map_err(|e| EncodeError::Claims(e.to_string()))?;
+    let protected = HeaderBuilder::new()
+        .algorithm(iana::Algorithm::EdDSA)
+        .key_id(key.kid().as_bytes().to_vec())
+        .content_type("application/json".into())
+        .build();
+    let sign1 = CoseSign1Builder::new()
+        .protected(protected)
+        .payload(payload)
+        .create_signature(&[], |data| key.sign(data))
+        .build();
+    let bytes = sign1
+        .to_tagged_vec()
+        .map_err(|e| EncodeError::Cose(e.to_string()))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Checks, in order: base64url, COSE_Sign1, EdDSA, the key's id, the signature; then reads the JSON payload.
+fn open_json<T: DeserializeOwned>(signed: &str, key: &VerifyingKey) -> Result<T, TrustListError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(signed.trim())
+        .map_err(|_| TrustListError::BadEncoding)?;
+    let sign1 =
+        CoseSign1::from_tagged_slice(&bytes).map_err(|e| TrustListError::BadCbor(e.to_string()))?;
+    let header = &sign1.protected.header;
+    if header.alg != Some(Algorithm::Assigned(iana::Algorithm::EdDSA)) {
+        return Err(TrustListError::WrongAlgorithm);
+    }
+    if header.key_id != key.kid.as_bytes() {
+        return Err(TrustListError::WrongKey {
+            expected: key.kid.clone(),
+            found: String::from_utf8_lossy(&header.key_id).into_owned(),
+        });
+    }
+    sign1.verify_signature(&[], |signature, data| {
+        if key.verifies(data, signature) {
+            Ok(())
+        } else {
+            Err(TrustListError::BadSignature)
+        }
+    })?;
+    let payload = sign1
+        .payload
+        .ok_or_else(|| TrustListError::BadPayload("no payload".into()))?;
+    serde_json::from_slice(&payload).map_err(|e| TrustListError::BadPayload(e.to_string()))
+}
+
+/// What `format` says in a signed message between a platform and the national hub.
+pub const SIGNED_MESSAGE_FORMAT: &str = "hc-signed/1";
+
+/// A message signed by its sender's key, in the trust list's envelope: `{"format": "hc-signed/1", "signed": …}`.
+/// The national hub's exchange is authenticated this way, each region by the key registered for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedMessage {
+    pub format: String,
+    pub signed: String,
+}
+
+impl SignedMessage {
+    pub fn sign<T: Serialize>(value: &T, key: &SigningKey) -> Result<Self, EncodeError> {
+        Ok(Self {
+            format: SIGNED_MESSAGE_FORMAT.into(),
+            signed: sign_json(value, key)?,
+        })
+    }
+
+    /// The message, if `key` signed it.
+    pub fn open<T: DeserializeOwned>(&self, key: &VerifyingKey) -> Result<T, TrustListError> {
+        if self.format != SIGNED_MESSAGE_FORMAT {
+            return Err(TrustListError::BadFormat(self.format.clone()));
+        }
+        open_json(&self.signed, key)
     }
 }
 

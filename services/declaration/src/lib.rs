@@ -3,6 +3,7 @@
 //! through the transactional outbox.
 
 mod db;
+pub mod exchange;
 mod imports;
 mod links;
 mod openapi;
@@ -52,10 +53,21 @@ impl Service for Declaration {
         let index = BlindIndex::from_secret(&platform.privacy.blind_index_key)
             .context("privacy.blind_index_key")?;
         let db_read = hc_platform::db::read_pool(&platform.database, &tls, SCHEMA, &db)?;
+        let hub = exchange::Hub::from_settings(&service, &tls)?;
+        let national = platform
+            .privacy
+            .national_index()
+            .context("privacy.national_index_key")?;
+        anyhow::ensure!(
+            hub.is_none() || national.is_some(),
+            "declaration.hub_url is set, so privacy.national_index_key must be too"
+        );
+        let exchange_every = std::time::Duration::from_millis(service.hub_exchange_ms);
         let state = web::Data::new(AppState {
             db: db.clone(),
             db_read,
             index,
+            national: if hub.is_some() { national } else { None },
             import_permits: (service.import_max_concurrent > 0)
                 .then(|| Arc::new(tokio::sync::Semaphore::new(service.import_max_concurrent))),
             imports_by_client: Default::default(),
@@ -75,11 +87,16 @@ impl Service for Declaration {
             },
         )?;
         // Registrations come in bulk: a batch of them is one insert.
+        let exchanging = hub.is_some();
+        let d = db.clone();
         running.consume_grouped(
             hc_platform::events::PersonRegistered::STREAM,
             200,
-            move |events| link_people(db.clone(), events),
+            move |events| link_people(d.clone(), events, exchanging),
         );
+        if let Some(hub) = hub {
+            running.spawn_background(|stop| exchange::run(hub, db, exchange_every, stop));
+        }
         Ok(running)
     }
 }

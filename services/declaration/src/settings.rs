@@ -13,6 +13,11 @@ pub struct DeclarationSettings {
     pub import_block_max_bytes: usize,
     pub import_max_per_client: usize,
     pub import_max_seconds: u64,
+    /// This platform's region code: who it is to the national hub.
+    pub region: String,
+    pub hub_url: String,
+    pub exchange_key: secrecy::SecretString,
+    pub hub_exchange_ms: u64,
 }
 
 impl DeclarationSettings {
@@ -32,6 +37,10 @@ impl DeclarationSettings {
         anyhow::ensure!(
             self.import_max_seconds > 0,
             "declaration.import_max_seconds must be positive"
+        );
+        anyhow::ensure!(
+            self.hub_exchange_ms >= 50,
+            "declaration.hub_exchange_ms must be at least 50"
         );
         anyhow::ensure!(
             self.import_max_errors >= 0,

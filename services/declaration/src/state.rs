@@ -12,6 +12,8 @@ pub struct AppState {
     /// Reads that tolerate lag (an import's progress): the replica of `database.read_url`, else `db`.
     pub db_read: Pool,
     pub index: BlindIndex,
+    /// The national blind index, where this platform takes part in the national fact exchange.
+    pub national: Option<BlindIndex>,
     pub settings: Arc<DeclarationSettings>,
     /// Permits for imports in flight (`import_max_concurrent`); None: no cap.
     pub import_permits: Option<Arc<tokio::sync::Semaphore>>,

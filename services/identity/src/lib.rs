@@ -69,6 +69,10 @@ impl Service for Identity {
             keys: Arc::new(keys),
             cipher: Arc::new(cipher),
             index,
+            national: platform
+                .privacy
+                .national_index()
+                .context("privacy.national_index_key")?,
             sms: Arc::new(providers::Sms::new(&service.sms, store.clone(), &tls)?),
             real_name: Arc::new(providers::RealName::new(&service.real_name, &tls)?),
             auth: platform.auth.clone(),

@@ -17,6 +17,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     pub cipher: Arc<FieldCipher>,
     pub index: BlindIndex,
+    /// The national blind index (docs/interop.md), where the platform takes part in the national exchange.
+    pub national: Option<BlindIndex>,
     pub sms: Arc<Sms>,
     pub real_name: Arc<RealName>,
     pub auth: AuthSettings,

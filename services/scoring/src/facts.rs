@@ -41,8 +41,10 @@ pub static KNOWN_FACTS: std::sync::LazyLock<BTreeSet<String>> = std::sync::LazyL
     .into_iter()
     .map(str::to_owned)
     .collect();
-    // Every case-list status gets its own `{status}.days_ago`, `.date` and `.active` facts.
+    // Every case-list status gets its own `{status}.days_ago`, `.date`, `.active` and `.region` (who reported the
+    // latest listing) facts.
     for status in CaseStatus::ALL {
+        known.insert(format!("{status}.region"));
         known.insert(format!("{status}.days_ago"));
         known.insert(format!("{status}.date"));
         known.insert(format!("{status}.active"));
@@ -162,6 +164,9 @@ pub struct Listed {
     pub since: NaiveDate,
     #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
     pub until: Option<NaiveDate>,
+    /// The region that reported it, where known.
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -243,10 +248,15 @@ pub fn document(raw: &RawFacts, home_region: &str, now: DateTime<Utc>, risk: &Ri
     for status in CaseStatus::ALL.iter().map(|s| s.as_str()) {
         let mut active = false;
         let mut latest: Option<NaiveDate> = None;
+        let mut region: Option<&str> = None;
         for c in raw.cases.iter().filter(|c| c.status == *status) {
             active |= c.since <= today && c.until.is_none_or(|u| u >= today);
-            if c.since <= today && c.until.is_none_or(|u| u >= c.since) {
-                latest = latest.max(Some(c.since));
+            if c.since <= today && c.until.is_none_or(|u| u >= c.since) && Some(c.since) >= latest {
+                // Of listings on the same day, the one whose region is known.
+                if Some(c.since) > latest || region.is_none() {
+                    region = c.region.as_deref();
+                }
+                latest = Some(c.since);
             }
         }
         let (days, date) = latest_day(latest.into_iter(), today);
@@ -256,6 +266,7 @@ pub fn document(raw: &RawFacts, home_region: &str, now: DateTime<Utc>, risk: &Ri
                 ("days_ago", json!(days)),
                 ("date", date),
                 ("active", json!(active)),
+                ("region", json!(region)),
             ]),
         );
     }
@@ -421,6 +432,7 @@ mod tests {
                 status: "confirmed".into(),
                 since: day("2021-12-01"),
                 until: None,
+                region: None,
             }],
             tests: vec![
                 Tested {

@@ -255,7 +255,7 @@ const FACT_TABLES: [FactTable; 4] = [
     },
     FactTable {
         name: "f_cases",
-        columns: "f.status, f.since, f.until",
+        columns: "f.status, f.since, f.until, f.region",
         since: Since::All,
     },
     FactTable {
@@ -353,6 +353,7 @@ fn assemble(
             status: r.get(1),
             since: r.get(2),
             until: r.get(3),
+            region: r.get::<_, Option<String>>(4).map(|r| r.trim().to_owned()),
         });
     }
     for r in tests {

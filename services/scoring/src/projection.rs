@@ -112,12 +112,13 @@ pub async fn facts_imported(
             let status: Vec<_> = rows.iter().map(|r| r.status.as_str()).collect();
             let since: Vec<_> = rows.iter().map(|r| r.since).collect();
             let until: Vec<_> = rows.iter().map(|r| r.until).collect();
+            let region: Vec<_> = rows.iter().map(|r| r.region.as_deref()).collect();
             let conflict = on_conflict("f_cases_key DO UPDATE SET until = excluded.until");
             client
                 .execute(
-                    &format!("INSERT INTO f_cases (id_index, status, since, until)
-                     SELECT * FROM unnest($1::bytea[], $2::text[], $3::date[], $4::date[]) {conflict}"),
-                    &[&people, &status, &since, &until],
+                    &format!("INSERT INTO f_cases (id_index, status, since, until, region)
+                     SELECT * FROM unnest($1::bytea[], $2::text[], $3::date[], $4::date[], $5::text[]) {conflict}"),
+                    &[&people, &status, &since, &until, &region],
                 )
                 .await?;
         }

@@ -298,7 +298,8 @@ pub fn judge_dcc(policy: &Policy, dcc: &Verified, now: DateTime<Utc>) -> Verdict
         let payload = serde_json::to_value(certificate).unwrap_or_default();
         let data = certlogic::data(payload, now, dcc.issued_at, dcc.expires_at);
         for rule in rules {
-            // Compiled when the policy was stored; a rule that no longer compiles is not satisfied.
+            // Checked when the policy was stored and compiled again here (an arrival's certificate is rare beside
+            // codes); a rule that no longer compiles is not satisfied.
             let holds = rule
                 .compile()
                 .is_ok_and(|logic| certlogic::satisfied(&logic, &data));

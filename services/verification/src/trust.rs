@@ -82,6 +82,8 @@ pub struct Trust {
     national: RwLock<National>,
     national_root: Option<VerifyingKey>,
     hub_url: String,
+    /// Unix seconds.
+    started_at: i64,
     pub issuer: String,
     root: SigningKey,
     pinned: HashMap<String, VerifyingKey>,
@@ -133,6 +135,7 @@ impl Trust {
             national: RwLock::default(),
             national_root,
             hub_url: s.hub_url.trim_end_matches('/').to_owned(),
+            started_at: chrono::Utc::now().timestamp(),
             issuer: s.issuer.clone(),
             root,
             pinned,
@@ -285,7 +288,7 @@ impl Trust {
                     "{}/v1/hub/regions/{}/list",
                     self.hub_url, self.issuer
                 ))
-                .json(&self.signed_list()?)
+                .json(&self.signed_own_list()?)
                 .send()
                 .await?;
             // 409: the hub holds a list of ours signed later (another replica's); nothing to do.
@@ -321,10 +324,31 @@ impl Trust {
         fetched.context("fetching the national trust list")
     }
 
-    /// Seconds since the national list in use was issued (none held: none).
-    pub fn national_age(&self, now: i64) -> Option<i64> {
-        let national = self.national.read().ok()?;
-        national.list.as_ref().map(|l| now - l.issued_at)
+    /// Seconds since the national list in use was issued; while none has been taken, seconds since this replica
+    /// started, so that a platform that never gets one is alerted on as one whose list stopped refreshing.
+    pub fn national_age(&self, now: i64) -> i64 {
+        let issued = self
+            .national
+            .read()
+            .ok()
+            .and_then(|n| n.list.as_ref().map(|l| l.issued_at));
+        now - issued.unwrap_or(self.started_at)
+    }
+
+    /// Our signed list with our own issuer only: what the hub takes from it (the hub passes on no other issuer, and a
+    /// list naming every region would grow with the country).
+    fn signed_own_list(&self) -> anyhow::Result<SignedTrustList> {
+        let own = self
+            .own
+            .read()
+            .ok()
+            .and_then(|o| o.clone())
+            .context("this platform's own keys are not known yet")?;
+        self.sign_list(vec![TrustedIssuer {
+            region: own.region.clone(),
+            keys: own.keys.iter().map(ListedKey::of).collect(),
+            colours: None,
+        }])
     }
 
     /// Our signed trust list: our own issuer and every peer's own issuer (trust is not transitive: a peer's list
@@ -345,6 +369,10 @@ impl Trust {
             })
             .collect();
         issuers.sort_by(|a, b| a.region.cmp(&b.region));
+        self.sign_list(issuers)
+    }
+
+    fn sign_list(&self, issuers: Vec<TrustedIssuer>) -> anyhow::Result<SignedTrustList> {
         let now = chrono::Utc::now().timestamp();
         let list = TrustList {
             signer: self.issuer.clone(),
@@ -389,9 +417,8 @@ impl Trust {
                         metrics::counter!("verification_trust_list_refresh_failures_total").increment(1);
                         tracing::warn!(error = format!("{err:#}"), "syncing with the national hub failed; the list held stays in use");
                     }
-                    if let Some(age) = self.national_age(chrono::Utc::now().timestamp()) {
-                        metrics::gauge!("verification_trust_list_age_seconds").set(age as f64);
-                    }
+                    let age = self.national_age(chrono::Utc::now().timestamp());
+                    metrics::gauge!("verification_trust_list_age_seconds").set(age as f64);
                 }
                 _ = peers_tick.tick() => {
                     let reloaded = async {

@@ -1,5 +1,6 @@
 //! The DCC itself (the JSON schema's `DGC`), typed: what its schema requires is required here, so a payload that
-//! parses is one of a known shape, and a checkpoint's policy reads fields, not JSON. Versions 1.0.0 to 1.3.x.
+//! parses is one of a known shape, and a checkpoint's policy reads fields, not JSON. The fields are those every
+//! schema version from 1.0.0 to 1.3.x requires; `ver` is checked only for its form.
 
 use serde::{Deserialize, Serialize};
 

@@ -16,7 +16,9 @@ pub enum DccError {
     BadCompression,
     #[error("the code is not a COSE_Sign1 structure: {0}")]
     BadCose(String),
-    #[error("the code is signed with {0}; only ES256 and PS256 are accepted")]
+    #[error(
+        "the code is signed with {0} (ES256 on a P-256 or P-384 key, and PS256 on an RSA key, are accepted)"
+    )]
     WrongAlgorithm(String),
     #[error("no trusted document signer has the key id {0}")]
     UnknownKid(String),

@@ -69,7 +69,21 @@ pub fn verify_signature(sign1: &CoseSign1, signer: &Signer) -> Result<(), DccErr
         (Some(&PS256), SignerKey::Rsa(spki)) => {
             check(&RSA_PSS_2048_8192_SHA256, spki, &sign1.signature)
         }
-        (Some(other), _) => Err(DccError::WrongAlgorithm(format!("{other:?}"))),
+        (Some(other), key) => {
+            let name = match other {
+                Algorithm::Assigned(a) => format!("{a:?}"),
+                Algorithm::PrivateUse(n) => n.to_string(),
+                Algorithm::Text(t) => t.clone(),
+            };
+            let key = match key {
+                SignerKey::P256(_) => "a P-256",
+                SignerKey::P384(_) => "a P-384",
+                SignerKey::Rsa(_) => "an RSA",
+            };
+            Err(DccError::WrongAlgorithm(format!(
+                "{name}, which {key} signer key does not verify"
+            )))
+        }
         (None, _) => Err(DccError::WrongAlgorithm("no algorithm".into())),
     }
 }

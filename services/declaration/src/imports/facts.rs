@@ -94,6 +94,8 @@ struct RawVisit {
 #[derive(Default)]
 pub struct Columns {
     pub index: Vec<Vec<u8>>,
+    /// The national blind index of each row's person, where the platform takes part in the national exchange.
+    pub national: Vec<Option<Vec<u8>>>,
     times_a: Vec<DateTime<Utc>>,
     times_b: Vec<DateTime<Utc>>,
     dates_a: Vec<NaiveDate>,
@@ -106,6 +108,34 @@ pub struct Columns {
 }
 
 impl Columns {
+    /// Facts delivered by the national hub, all of one kind, each for a person registered here (their local index)
+    /// with the region that reported it: a case entry keeps the region it names, a test result takes the source's.
+    pub fn delivered(rows: &[(Vec<u8>, &hc_platform::exchange::Fact, &str)]) -> Self {
+        use hc_platform::exchange::Fact;
+        let mut cols = Self::default();
+        for (index, fact, source) in rows {
+            cols.index.push(index.clone());
+            cols.national.push(None);
+            match fact {
+                Fact::Cases(case) => {
+                    cols.regions.push(Some(
+                        case.region.clone().unwrap_or_else(|| (*source).to_owned()),
+                    ));
+                    cols.text_a.push(case.status.clone());
+                    cols.dates_a.push(case.since);
+                    cols.dates_b.push(case.until);
+                }
+                Fact::NatResults(nat) => {
+                    cols.regions.push(Some((*source).to_owned()));
+                    cols.times_a.push(nat.sample_time);
+                    cols.flags.push(nat.positive);
+                    cols.text_a.push(nat.lab.clone());
+                }
+            }
+        }
+        cols
+    }
+
     pub fn len(&self) -> usize {
         self.index.len()
     }
@@ -128,6 +158,7 @@ impl Columns {
                     status: self.text_a[i].clone(),
                     since: self.dates_a[i],
                     until: self.dates_b[i],
+                    region: self.regions[i].clone(),
                 })
                 .collect(),
             ),
@@ -148,6 +179,7 @@ impl Columns {
 /// (none: nationwide).
 pub struct RowContext<'a> {
     pub index: &'a BlindIndex,
+    pub national: Option<&'a BlindIndex>,
     pub now: DateTime<Utc>,
     pub client_region: Option<RegionCode>,
 }
@@ -169,10 +201,14 @@ impl RowContext<'_> {
         }
     }
 
-    fn person(&self, raw: &str) -> Result<Vec<u8>, RowError> {
+    /// The person's blind index, and their national one where the platform exchanges facts.
+    fn person(&self, raw: &str) -> Result<(Vec<u8>, Option<Vec<u8>>), RowError> {
         let id = IdNumber::parse(raw, hc_domain::china_time::day_of(self.now))
             .map_err(|e| reject("id_number", e.reason))?;
-        Ok(self.index.id_number(&id))
+        Ok((
+            self.index.id_number(&id),
+            self.national.map(|n| n.id_number(&id)),
+        ))
     }
 
     fn instant(&self, field: &str, raw: &str) -> Result<DateTime<Utc>, RowError> {
@@ -210,10 +246,11 @@ impl RowContext<'_> {
                 if lab.is_empty() || lab.chars().count() > 100 {
                     return Err(reject("lab", "must be 1 to 100 characters"));
                 }
-                let index = self.person(&raw.id_number)?;
+                let (index, national) = self.person(&raw.id_number)?;
                 let sampled = self.instant("sample_time", &raw.sample_time)?;
                 let region = self.arose_in(raw.region.as_deref())?;
                 cols.index.push(index);
+                cols.national.push(national);
                 cols.regions.push(region.map(|r| r.to_string()));
                 cols.times_a.push(sampled);
                 cols.flags.push(positive);
@@ -226,7 +263,7 @@ impl RowContext<'_> {
                     .trim()
                     .parse()
                     .map_err(|e: hc_domain::InvalidValue| reject("status", e.reason))?;
-                let index = self.person(&raw.id_number)?;
+                let (index, national) = self.person(&raw.id_number)?;
                 let since = self.date("since", &raw.since)?;
                 let until = match raw
                     .until
@@ -246,6 +283,7 @@ impl RowContext<'_> {
                 };
                 let region = self.arose_in(raw.region.as_deref())?;
                 cols.index.push(index);
+                cols.national.push(national);
                 cols.regions.push(region.map(|r| r.to_string()));
                 cols.text_a.push(status.as_str().to_owned());
                 cols.dates_a.push(since);
@@ -260,13 +298,14 @@ impl RowContext<'_> {
                 if !matches!(source, "carrier" | "venue") {
                     return Err(reject("source", "must be carrier or venue"));
                 }
-                let index = self.person(&raw.id_number)?;
+                let (index, national) = self.person(&raw.id_number)?;
                 let first = self.instant("first_seen", &raw.first_seen)?;
                 let last = self.instant("last_seen", &raw.last_seen)?;
                 if last < first {
                     return Err(reject("last_seen", "is before first_seen"));
                 }
                 cols.index.push(index);
+                cols.national.push(national);
                 cols.text_a.push(region.to_string());
                 cols.times_a.push(first);
                 cols.times_b.push(last);

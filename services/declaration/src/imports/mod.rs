@@ -2,7 +2,7 @@
 //! chunk per transaction with the batch's progress and a `facts.imported` event, resumable after a crash.
 
 mod batches;
-mod facts;
+pub(crate) mod facts;
 mod framing;
 mod runner;
 

@@ -100,6 +100,7 @@ struct Parser {
     format: Format,
     headers: Option<Arc<csv::StringRecord>>,
     index: hc_platform::privacy::BlindIndex,
+    national: Option<hc_platform::privacy::BlindIndex>,
     now: DateTime<Utc>,
     client_region: Option<RegionCode>,
     resume_after: i64,
@@ -109,6 +110,7 @@ impl Parser {
     fn parse(&self, block: Block) -> Parsed {
         let context = RowContext {
             index: &self.index,
+            national: self.national.as_ref(),
             now: self.now,
             client_region: self.client_region,
         };
@@ -173,6 +175,7 @@ pub fn check_upload(
         format,
         headers: framer.headers(),
         index: index.clone(),
+        national: None,
         now,
         client_region,
         resume_after: 0,
@@ -202,6 +205,7 @@ impl Job<'_> {
             format,
             headers: None,
             index: self.state.index.clone(),
+            national: self.state.national.clone(),
             now: Utc::now(),
             client_region: self.client_region,
             resume_after: self.progress.committed_through,
@@ -301,6 +305,10 @@ impl Job<'_> {
                 facts: cols.event_facts(self.kind),
             };
             hc_platform::outbox::enqueue(&tx, FactsImported::STREAM, &event.encode()).await?;
+            if self.state.national.is_some() {
+                // People not registered here: their facts go to their home region, durably with the chunk.
+                crate::exchange::queue_outbound(&tx, self.kind, &cols).await?;
+            }
         }
         tx.commit().await?;
         Ok(())

@@ -125,6 +125,7 @@ pub async fn correct(
                 status: status.to_owned(),
                 since: *since,
                 until: *until,
+                region: None,
             }]);
             (
                 json!({"until": stored.value}),

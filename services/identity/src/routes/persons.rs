@@ -132,6 +132,7 @@ pub async fn register(
                 id_number_index: id_number_index.clone(),
                 home_region: region.to_string(),
                 masked_name: Some(name.masked()),
+                national_index: state.national.as_ref().map(|n| n.id_number(&id_number)),
             };
             hc_platform::outbox::enqueue(&tx, PersonRegistered::STREAM, &event.encode()).await?;
             Registered::New(id)
@@ -232,6 +233,7 @@ async fn rebind(
         id_number_index: state.index.id_number(id_number),
         home_region: stored.home_region.clone(),
         masked_name: Some(name.masked()),
+        national_index: state.national.as_ref().map(|n| n.id_number(id_number)),
     };
     hc_platform::outbox::enqueue(tx, PersonRegistered::STREAM, &announced.encode()).await?;
     audit::record(

@@ -58,6 +58,7 @@ fn listed(status: &str, since: i64) -> RawFacts {
             status: status.into(),
             since: days_ago(since),
             until: None,
+            region: None,
         }],
         ..RawFacts::default()
     }
@@ -418,6 +419,7 @@ fn arb_facts() -> impl Strategy<Value = RawFacts> {
                     status: s.to_owned(),
                     since: days_ago(since),
                     until: until.map(|u| days_ago(since) + Duration::days(u)),
+                    region: None,
                 })
                 .collect(),
             tests: tests

@@ -1,5 +1,6 @@
 mod access;
 mod appeals;
+mod exchange;
 mod flow;
 mod helpers;
 mod lookup;

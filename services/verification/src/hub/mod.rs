@@ -9,6 +9,7 @@
 //! people.
 
 mod db;
+mod exchange;
 mod routes;
 
 use std::collections::HashMap;
@@ -38,6 +39,7 @@ pub struct HubSettings {
     pub region: String,
     pub root_key: secrecy::SecretString,
     pub region_roots: String,
+    pub exchange_keys: String,
     pub list_hours: i64,
 }
 
@@ -47,6 +49,8 @@ pub struct HubState {
     pub region: String,
     pub root: SigningKey,
     pub roots: HashMap<String, VerifyingKey>,
+    /// Each region's key for the fact exchange.
+    pub exchange_keys: HashMap<String, VerifyingKey>,
     pub list_hours: i64,
 }
 
@@ -66,26 +70,26 @@ impl HubState {
             .decode(seed)
             .context("hub.root_key: the seed is not base64")?;
         let root = SigningKey::from_seed(&s.region, kid, &seed).context("hub.root_key")?;
-        let mut roots = HashMap::new();
-        for entry in s
-            .region_roots
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-        {
-            let key = hc_token::pinned_root(entry).with_context(|| {
-                format!("hub.region_roots: {entry:?} is not region=kid:base64url-key")
-            })?;
-            roots.insert(key.issuer.clone(), key);
-        }
         Ok(Self {
             db,
             region: s.region.clone(),
             root,
-            roots,
+            roots: keys_by_region(&s.region_roots, "hub.region_roots")?,
+            exchange_keys: keys_by_region(&s.exchange_keys, "hub.exchange_keys")?,
             list_hours: s.list_hours,
         })
     }
+}
+
+/// `region=kid:base64url-key`, comma-separated.
+fn keys_by_region(spec: &str, setting: &str) -> anyhow::Result<HashMap<String, VerifyingKey>> {
+    let mut keys = HashMap::new();
+    for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let key = hc_token::pinned_root(entry)
+            .with_context(|| format!("{setting}: {entry:?} is not region=kid:base64url-key"))?;
+        keys.insert(key.issuer.clone(), key);
+    }
+    Ok(keys)
 }
 
 pub struct Hub;

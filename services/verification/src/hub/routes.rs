@@ -19,7 +19,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::scope("/v1/hub")
                 .route("/list", web::get().to(list))
                 .route("/root", web::get().to(root))
-                .route("/regions/{region}/list", web::put().to(upload)),
+                .route("/regions/{region}/list", web::put().to(upload))
+                .route(
+                    "/regions/{region}/exchange",
+                    web::post().to(super::exchange::exchange),
+                ),
         );
 }
 
@@ -29,7 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         title = "Health-code platform: national trust hub",
         description = "Regions upload their signed trust lists; the hub publishes one national list signed by the national root (docs/interop.md). A region's upload is authenticated by its registered root key's signature. Errors are application/problem+json (RFC 9457)."
     ),
-    paths(list, root, upload),
+    paths(list, root, upload, super::exchange::exchange),
     components(schemas(hc_platform::error::Problem))
 )]
 pub struct HubApi;

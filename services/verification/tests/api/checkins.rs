@@ -159,6 +159,7 @@ async fn the_cotraveller_check_finds_a_case_in_the_same_hour_without_saying_who(
             status: "confirmed".into(),
             since: today,
             until: None,
+            region: None,
         }]),
     }
     .encode();
@@ -487,6 +488,7 @@ async fn a_person_announced_again_takes_the_new_masked_name() {
             id_number_index: vec![7; 32],
             home_region: "440106".into(),
             masked_name: Some(name.into()),
+            national_index: None,
         }
         .encode(),
         traceparent: None,

@@ -1,0 +1,294 @@
+//! This platform's side of the national fact exchange (docs/interop.md): it tells the hub who is registered here,
+//! passes on the case-list entries and positive tests of people who are not, and imports the facts other regions
+//! report about its own residents, as facts with their source region. Everything is keyed by the national blind
+//! index; the ID number never leaves.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine;
+use deadpool_postgres::{GenericClient, Pool};
+use hc_platform::events::{FactsImported, ImportedFacts};
+use hc_platform::exchange::{Envelope, Exchanged, Fact, Fetched, MAX_ENTRIES, Message};
+use hc_platform::privacy::{from_hex, to_hex};
+use hc_token::{SignedMessage, SigningKey};
+use secrecy::ExposeSecret;
+use tokio_util::sync::CancellationToken;
+
+use crate::imports::facts::{self, Columns, Kind};
+use crate::settings::DeclarationSettings;
+
+/// Where and as whom this platform talks to the hub.
+pub struct Hub {
+    url: String,
+    region: String,
+    key: SigningKey,
+    http: reqwest::Client,
+}
+
+impl Hub {
+    /// None where `declaration.hub_url` is empty.
+    pub fn from_settings(
+        s: &DeclarationSettings,
+        tls: &hc_platform::tls::Tls,
+    ) -> anyhow::Result<Option<Self>> {
+        if s.hub_url.trim().is_empty() {
+            return Ok(None);
+        }
+        tls.check_https("declaration.hub_url", &s.hub_url)?;
+        let (kid, seed) = s
+            .exchange_key
+            .expose_secret()
+            .trim()
+            .split_once(':')
+            .context("declaration.exchange_key is not kid:base64-seed")?;
+        let seed = base64::engine::general_purpose::STANDARD
+            .decode(seed)
+            .context("declaration.exchange_key: the seed is not base64")?;
+        Ok(Some(Self {
+            url: s.hub_url.trim_end_matches('/').to_owned(),
+            region: s.region.clone(),
+            key: SigningKey::from_seed(&s.region, kid, &seed)
+                .context("declaration.exchange_key")?,
+            http: tls.http_client().timeout(Duration::from_secs(10)).build()?,
+        }))
+    }
+
+    async fn send(&self, message: Message) -> anyhow::Result<reqwest::Response> {
+        let envelope = Envelope {
+            region: self.region.clone(),
+            at: chrono::Utc::now().timestamp(),
+            message,
+        };
+        let response = self
+            .http
+            .post(format!(
+                "{}/v1/hub/regions/{}/exchange",
+                self.url, self.region
+            ))
+            .json(&SignedMessage::sign(&envelope, &self.key)?)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            anyhow::bail!(
+                "the hub answered {}: {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            );
+        }
+        Ok(response)
+    }
+}
+
+/// Queues a message for the hub in the caller's transaction.
+async fn queue(client: &impl GenericClient, message: &Message) -> anyhow::Result<()> {
+    client
+        .execute(
+            "INSERT INTO hub_outbox (message) VALUES ($1)",
+            &[&serde_json::to_value(message)?],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Residents to announce: people registered here with a national index.
+pub async fn queue_residents(
+    client: &impl GenericClient,
+    indexes: &[Vec<u8>],
+) -> anyhow::Result<()> {
+    for chunk in indexes.chunks(MAX_ENTRIES) {
+        queue(
+            client,
+            &Message::Residents {
+                indexes: chunk.iter().map(|i| to_hex(i)).collect(),
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// From an import's chunk, in its transaction: the case-list entries and positive tests of people not registered
+/// here, for their home regions.
+pub async fn queue_outbound(
+    client: &impl GenericClient,
+    kind: Kind,
+    cols: &Columns,
+) -> anyhow::Result<()> {
+    let local: Vec<Vec<u8>> = client
+        .query(
+            "SELECT id_index FROM person_links WHERE id_index = ANY($1)",
+            &[&cols.index],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let facts: Vec<Exchanged> = match cols.event_facts(kind) {
+        ImportedFacts::Cases(rows) => rows.into_iter().map(Fact::Cases).collect::<Vec<_>>(),
+        ImportedFacts::NatResults(rows) => rows.into_iter().map(Fact::NatResults).collect(),
+        ImportedFacts::Visits(_) => return Ok(()),
+    }
+    .into_iter()
+    .zip(&cols.index)
+    .zip(&cols.national)
+    .filter(|((fact, index), _)| {
+        !local.contains(index) && !matches!(fact, Fact::NatResults(n) if !n.positive)
+    })
+    .filter_map(|((fact, _), national)| {
+        national.as_ref().map(|n| Exchanged {
+            index: to_hex(n),
+            fact,
+        })
+    })
+    .collect();
+    for chunk in facts.chunks(MAX_ENTRIES) {
+        queue(
+            client,
+            &Message::Facts {
+                facts: chunk.to_vec(),
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Sends what is queued, then fetches and imports the facts for this platform's residents, every `every`, until
+/// cancelled.
+pub async fn run(hub: Hub, db: Pool, every: Duration, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {
+                if let Err(err) = send_queued(&hub, &db).await {
+                    tracing::warn!(error = format!("{err:#}"), "sending to the national hub failed; kept for the next try");
+                }
+                if let Err(err) = fetch_and_import(&hub, &db).await {
+                    tracing::warn!(error = format!("{err:#}"), "fetching facts from the national hub failed");
+                }
+            }
+        }
+    }
+}
+
+async fn send_queued(hub: &Hub, db: &Pool) -> anyhow::Result<()> {
+    let mut client = db.get().await?;
+    loop {
+        let tx = client.transaction().await?;
+        // One replica sends a message at a time; the row stays until the hub has answered.
+        let Some(row) = tx
+            .query_opt(
+                "SELECT id, message FROM hub_outbox ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+                &[],
+            )
+            .await?
+        else {
+            return Ok(());
+        };
+        let (id, message): (i64, serde_json::Value) = (row.get(0), row.get(1));
+        hub.send(serde_json::from_value(message)?).await?;
+        tx.execute("DELETE FROM hub_outbox WHERE id = $1", &[&id])
+            .await?;
+        tx.commit().await?;
+    }
+}
+
+async fn fetch_and_import(hub: &Hub, db: &Pool) -> anyhow::Result<()> {
+    let mut client = db.get().await?;
+    loop {
+        let tx = client.transaction().await?;
+        let after: i64 = tx
+            .query_opt("SELECT after FROM hub_cursor FOR UPDATE", &[])
+            .await?
+            .map_or(0, |row| row.get(0));
+        let fetched: Fetched = hub
+            .send(Message::Fetch { after, limit: 1000 })
+            .await?
+            .json()
+            .await?;
+        if fetched.facts.is_empty() {
+            return Ok(());
+        }
+        let imported = import(&tx, &fetched).await?;
+        tx.execute(
+            "INSERT INTO hub_cursor (only_row, after) VALUES (true, $1)
+             ON CONFLICT (only_row) DO UPDATE SET after = excluded.after",
+            &[&fetched.next],
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(
+            received = fetched.facts.len(),
+            imported,
+            "facts from other regions imported"
+        );
+    }
+}
+
+/// Stores the delivered facts of people registered here (by kind, as an import's chunk is stored) and announces
+/// them to scoring, each case entry with the region that reported it.
+async fn import(
+    tx: &deadpool_postgres::Transaction<'_>,
+    fetched: &Fetched,
+) -> anyhow::Result<usize> {
+    let national: Vec<Vec<u8>> = fetched
+        .facts
+        .iter()
+        .filter_map(|d| from_hex(&d.index))
+        .collect();
+    let links: std::collections::HashMap<Vec<u8>, Vec<u8>> = tx
+        .query(
+            "SELECT national_index, id_index FROM person_links WHERE national_index = ANY($1)",
+            &[&national],
+        )
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let mut imported = 0;
+    for kind in [Kind::Cases, Kind::NatResults] {
+        let rows: Vec<(Vec<u8>, &Fact, &str)> = fetched
+            .facts
+            .iter()
+            .filter(|d| {
+                matches!(
+                    (&d.fact, kind),
+                    (Fact::Cases(_), Kind::Cases) | (Fact::NatResults(_), Kind::NatResults)
+                )
+            })
+            .filter_map(|d| {
+                let local = links.get(&from_hex(&d.index)?)?;
+                Some((local.clone(), &d.fact, d.source.as_str()))
+            })
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let cols = Columns::delivered(&rows);
+        let batch = format!("hub-{}", fetched.next);
+        facts::insert(
+            tx,
+            kind,
+            &cols,
+            facts::Sender {
+                client_id: "hub",
+                batch_id: &batch,
+            },
+        )
+        .await?;
+        let event = FactsImported {
+            client_id: "hub".into(),
+            batch_id: batch,
+            through_row: None,
+            correction: false,
+            people: cols.index.clone(),
+            facts: cols.event_facts(kind),
+        };
+        hc_platform::outbox::enqueue(tx, FactsImported::STREAM, &event.encode()).await?;
+        imported += rows.len();
+    }
+    Ok(imported)
+}

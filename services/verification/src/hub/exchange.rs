@@ -1,0 +1,194 @@
+//! The fact exchange: regions say who lives with them (by national blind index), send facts about people they do
+//! not have, and fetch the facts about their own residents. Every message is signed by the region's exchange key
+//! (hub.exchange_keys). The hub keeps no name, no ID number and no phone: an index, a region and a fact.
+
+use actix_web::{HttpResponse, web};
+use chrono::Utc;
+use deadpool_postgres::GenericClient;
+use hc_domain::RegionCode;
+use hc_platform::ApiError;
+use hc_platform::exchange::{
+    Delivery, Envelope, Fact, Fetched, MAX_AGE_SECONDS, MAX_ENTRIES, Message,
+};
+use hc_platform::http::Json;
+use hc_platform::privacy::{from_hex, to_hex};
+use hc_token::SignedMessage;
+use serde_json::json;
+
+use super::HubState;
+
+fn index(hex: &str, field: &str) -> Result<Vec<u8>, ApiError> {
+    from_hex(hex)
+        .filter(|i| i.len() == 32)
+        .ok_or_else(|| ApiError::unprocessable(field, "is not a national index (64 hex digits)"))
+}
+
+/// A region's signed message to the exchange.
+#[utoipa::path(post, path = "/v1/hub/regions/{region}/exchange", tag = "hub",
+    request_body(content = Object, description = "{format: hc-signed/1, signed}: an Envelope {region, at, message} signed by the region's exchange key; message is {kind: residents, indexes} | {kind: facts, facts: [{index, fact}]} | {kind: fetch, after, limit}"),
+    params(("region" = String, Path, description = "The sending region's six-digit code")),
+    responses(
+        (status = 200, description = "residents: {stored}; fetch: {facts: [{id, index, source, fact}], next}"),
+        (status = 202, description = "facts: {accepted}, whatever became of them (the sender learns nothing of whom the hub knows)"),
+        (status = 404, description = "No exchange key is registered for the region", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A message that does not verify against the region's key (with its reason), another region's envelope, older or newer than 300 s, more than 5,000 entries, or an index that is not 64 hex digits", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "PostgreSQL cannot be reached; nothing was stored", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn exchange(
+    state: web::Data<HubState>,
+    path: web::Path<String>,
+    Json(signed): Json<SignedMessage>,
+) -> Result<HttpResponse, ApiError> {
+    let region = path.into_inner();
+    let key = state.exchange_keys.get(&region).ok_or(ApiError::NotFound {
+        what: "a region with an exchange key",
+    })?;
+    let envelope: Envelope = signed
+        .open(key)
+        .map_err(|e| ApiError::unprocessable("signed", format!("{}: {e}", e.code())))?;
+    if envelope.region != region {
+        return Err(ApiError::unprocessable(
+            "region",
+            "is not the region the message is from",
+        ));
+    }
+    if (Utc::now().timestamp() - envelope.at).abs() > MAX_AGE_SECONDS {
+        return Err(ApiError::unprocessable(
+            "at",
+            format!("is more than {MAX_AGE_SECONDS} s from the hub's clock"),
+        ));
+    }
+    let client = state.db.get().await?;
+    match envelope.message {
+        Message::Residents { indexes } => {
+            if indexes.len() > MAX_ENTRIES {
+                return Err(ApiError::unprocessable(
+                    "indexes",
+                    format!("at most {MAX_ENTRIES}"),
+                ));
+            }
+            let indexes = indexes
+                .iter()
+                .enumerate()
+                .map(|(i, hex)| index(hex, &format!("indexes[{i}]")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let stored = store_residents(&client, &region, &indexes).await?;
+            Ok(HttpResponse::Ok().json(json!({"stored": stored})))
+        }
+        Message::Facts { facts } => {
+            if facts.len() > MAX_ENTRIES {
+                return Err(ApiError::unprocessable(
+                    "facts",
+                    format!("at most {MAX_ENTRIES}"),
+                ));
+            }
+            let sender = RegionCode::parse(&region)
+                .map_err(|e| ApiError::unprocessable("region", e.reason))?;
+            let mut indexes = Vec::with_capacity(facts.len());
+            let mut bodies = Vec::with_capacity(facts.len());
+            for (i, exchanged) in facts.into_iter().enumerate() {
+                indexes.push(index(&exchanged.index, &format!("facts[{i}].index"))?);
+                let fact = within(exchanged.fact, sender).map_err(|why| {
+                    ApiError::unprocessable(format!("facts[{i}].fact.region"), why)
+                })?;
+                bodies.push(serde_json::to_value(&fact).map_err(anyhow::Error::from)?);
+            }
+            let routed = route(&client, &region, &indexes, &bodies).await?;
+            tracing::info!(
+                region,
+                received = indexes.len(),
+                routed,
+                "facts received for other regions"
+            );
+            Ok(HttpResponse::Accepted().json(json!({"accepted": indexes.len()})))
+        }
+        Message::Fetch { after, limit } => {
+            let limit = limit.clamp(1, MAX_ENTRIES);
+            let facts = fetch(&client, &region, after, limit).await?;
+            let next = facts.last().map_or(after, |d| d.id);
+            Ok(HttpResponse::Ok().json(Fetched { facts, next }))
+        }
+    }
+}
+
+/// A region reports facts that arose within it: a case entry names a region inside the sender's, or takes the
+/// sender's.
+fn within(fact: Fact, sender: RegionCode) -> Result<Fact, String> {
+    match fact {
+        Fact::Cases(mut case) => {
+            let region = match case.region.as_deref() {
+                Some(r) => RegionCode::parse(r).map_err(|e| e.reason.to_string())?,
+                None => sender,
+            };
+            if !sender.contains(region) {
+                return Err("is outside the sending region".into());
+            }
+            case.region = Some(region.to_string());
+            Ok(Fact::Cases(case))
+        }
+        nat @ Fact::NatResults(_) => Ok(nat),
+    }
+}
+
+async fn store_residents(
+    client: &impl GenericClient,
+    region: &str,
+    indexes: &[Vec<u8>],
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            "INSERT INTO residents (national_index, region) SELECT i, $2 FROM unnest($1::bytea[]) AS i
+             ON CONFLICT (national_index) DO UPDATE SET region = excluded.region, updated_at = now()",
+            &[&indexes, &region],
+        )
+        .await
+}
+
+/// Queues each fact for its person's home region, if the hub knows one other than the sender's.
+async fn route(
+    client: &impl GenericClient,
+    source: &str,
+    indexes: &[Vec<u8>],
+    facts: &[serde_json::Value],
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            "INSERT INTO inbox (home, national_index, source, fact)
+             SELECT r.region, x.i, $3, x.f FROM unnest($1::bytea[], $2::jsonb[]) AS x (i, f)
+             JOIN residents r ON r.national_index = x.i WHERE r.region <> $3",
+            &[&indexes, &facts, &source],
+        )
+        .await
+}
+
+/// Acknowledges (deletes) the region's facts up to `after`, and returns the next ones.
+async fn fetch(
+    client: &impl GenericClient,
+    home: &str,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<Delivery>, ApiError> {
+    client
+        .execute(
+            "DELETE FROM inbox WHERE home = $1 AND id <= $2",
+            &[&home, &after],
+        )
+        .await?;
+    let rows = client
+        .query(
+            "SELECT id, national_index, source, fact FROM inbox WHERE home = $1 AND id > $2 ORDER BY id LIMIT $3",
+            &[&home, &after, &(limit as i64)],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let fact: Fact = serde_json::from_value(row.get(3)).map_err(anyhow::Error::from)?;
+            Ok(Delivery {
+                id: row.get(0),
+                index: to_hex(row.get::<_, &[u8]>(1)),
+                source: row.get::<_, String>(2).trim().to_owned(),
+                fact,
+            })
+        })
+        .collect()
+}
