@@ -28,8 +28,10 @@ pub enum Message {
     Residents { indexes: Vec<String> },
     /// Facts about people this region does not have, for their home regions. The sender learns nothing back.
     Facts { facts: Vec<Exchanged> },
-    /// Facts for this region's residents after `after` (which also acknowledges everything up to it).
-    Fetch { after: i64, limit: usize },
+    /// Acknowledges the deliveries `ack` (stored by the home region since it received them), and asks for the
+    /// oldest ones still waiting. Acknowledging exact ids, not a high-water mark: two senders' facts may commit at
+    /// the hub out of id order.
+    Fetch { ack: Vec<i64>, limit: usize },
 }
 
 /// One fact and whom it is about (the national index, 64 hex digits).
@@ -56,10 +58,33 @@ pub struct Delivery {
     pub fact: Fact,
 }
 
-/// The answer to a [`Message::Fetch`].
+/// The answer to a [`Message::Fetch`]: the oldest facts still waiting for the region.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fetched {
     pub facts: Vec<Delivery>,
-    /// The id to send as `after` next.
-    pub next: i64,
+}
+
+impl Fact {
+    /// The checks an import makes of a row, for a fact from another region: the hub refuses a message with a fact
+    /// that fails them, and a home platform skips one.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            Fact::Cases(case) => {
+                case.status
+                    .parse::<hc_domain::CaseStatus>()
+                    .map_err(|e| format!("status: {}", e.reason))?;
+                if case.until.is_some_and(|until| until < case.since) {
+                    return Err("until: is before since".into());
+                }
+                Ok(())
+            }
+            Fact::NatResults(nat) => {
+                let lab = nat.lab.trim();
+                if lab.is_empty() || lab.chars().count() > 100 {
+                    return Err("lab: must be 1 to 100 characters".into());
+                }
+                Ok(())
+            }
+        }
+    }
 }

@@ -11,8 +11,19 @@ CREATE TABLE hub_outbox (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
--- How far this platform has fetched its residents' facts from the hub.
-CREATE TABLE hub_cursor (
-    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
-    after    bigint NOT NULL
+-- A message the hub refused for good (a 4xx other than 408 and 429): kept with the reason for an operator, so that
+-- it does not block the ones behind it.
+CREATE TABLE hub_refused (
+    id         bigint PRIMARY KEY,
+    message    jsonb NOT NULL,
+    reason     text NOT NULL,
+    refused_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- The deliveries from the hub this platform has stored and not yet acknowledged: sent with the next fetch, in the
+-- transaction that stores the next ones. One row, locked by the replica fetching.
+CREATE TABLE hub_acks (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    pending  bigint[] NOT NULL
+);
+INSERT INTO hub_acks (pending) VALUES ('{}');

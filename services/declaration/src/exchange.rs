@@ -54,30 +54,49 @@ impl Hub {
         }))
     }
 
-    async fn send(&self, message: Message) -> anyhow::Result<reqwest::Response> {
+    async fn send(&self, message: Message) -> Result<reqwest::Response, SendError> {
         let envelope = Envelope {
             region: self.region.clone(),
             at: chrono::Utc::now().timestamp(),
             message,
         };
+        let signed =
+            SignedMessage::sign(&envelope, &self.key).map_err(|e| SendError::Failed(e.into()))?;
         let response = self
             .http
             .post(format!(
                 "{}/v1/hub/regions/{}/exchange",
                 self.url, self.region
             ))
-            .json(&SignedMessage::sign(&envelope, &self.key)?)
+            .json(&signed)
             .send()
-            .await?;
-        if !response.status().is_success() {
-            anyhow::bail!(
-                "the hub answered {}: {}",
-                response.status(),
-                response.text().await.unwrap_or_default()
-            );
+            .await
+            .map_err(|e| SendError::Failed(e.into()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
         }
-        Ok(response)
+        let body = response.text().await.unwrap_or_default();
+        // A refusal that sending again cannot change; a timeout, a rate limit or the hub's own failure can.
+        if status.is_client_error()
+            && status != reqwest::StatusCode::REQUEST_TIMEOUT
+            && status != reqwest::StatusCode::TOO_MANY_REQUESTS
+        {
+            Err(SendError::Refused(format!("{status}: {body}")))
+        } else {
+            Err(SendError::Failed(anyhow::anyhow!(
+                "the hub answered {status}: {body}"
+            )))
+        }
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error("the hub refused the message for good: {0}")]
+    Refused(String),
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
 }
 
 /// Queues a message for the hub in the caller's transaction.
@@ -109,12 +128,24 @@ pub async fn queue_residents(
 }
 
 /// From an import's chunk, in its transaction: the case-list entries and positive tests of people not registered
-/// here, for their home regions.
+/// here, for their home regions. A case entry that arose outside this platform's region (`region`) is not ours to
+/// report: it stays here.
 pub async fn queue_outbound(
     client: &impl GenericClient,
+    region: &str,
     kind: Kind,
     cols: &Columns,
 ) -> anyhow::Result<()> {
+    let ours = hc_domain::RegionCode::parse(region)
+        .map_err(|e| anyhow::anyhow!("declaration.region: {}", e.reason))?;
+    let arose_here = |fact: &Fact| match fact {
+        Fact::Cases(case) => case
+            .region
+            .as_deref()
+            .and_then(|r| hc_domain::RegionCode::parse(r).ok())
+            .is_some_and(|r| ours.contains(r)),
+        Fact::NatResults(nat) => nat.positive,
+    };
     let local: Vec<Vec<u8>> = client
         .query(
             "SELECT id_index FROM person_links WHERE id_index = ANY($1)",
@@ -132,9 +163,7 @@ pub async fn queue_outbound(
     .into_iter()
     .zip(&cols.index)
     .zip(&cols.national)
-    .filter(|((fact, index), _)| {
-        !local.contains(index) && !matches!(fact, Fact::NatResults(n) if !n.positive)
-    })
+    .filter(|((fact, index), _)| !local.contains(index) && arose_here(fact))
     .filter_map(|((fact, _), national)| {
         national.as_ref().map(|n| Exchanged {
             index: to_hex(n),
@@ -189,39 +218,55 @@ async fn send_queued(hub: &Hub, db: &Pool) -> anyhow::Result<()> {
             return Ok(());
         };
         let (id, message): (i64, serde_json::Value) = (row.get(0), row.get(1));
-        hub.send(serde_json::from_value(message)?).await?;
+        match hub.send(serde_json::from_value(message.clone())?).await {
+            Ok(_) => {}
+            Err(SendError::Refused(reason)) => {
+                metrics::counter!("declaration_hub_messages_refused_total").increment(1);
+                tracing::error!(
+                    id,
+                    reason,
+                    "the hub refused a message for good; kept in hub_refused"
+                );
+                tx.execute(
+                    "INSERT INTO hub_refused (id, message, reason) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    &[&id, &message, &reason],
+                )
+                .await?;
+            }
+            Err(SendError::Failed(err)) => return Err(err),
+        }
         tx.execute("DELETE FROM hub_outbox WHERE id = $1", &[&id])
             .await?;
         tx.commit().await?;
     }
 }
 
+/// Fetches the oldest facts waiting for this platform, acknowledging those stored last time, and stores them, in
+/// one transaction with the ids to acknowledge next: a fact is deleted at the hub only after it is stored here.
 async fn fetch_and_import(hub: &Hub, db: &Pool) -> anyhow::Result<()> {
     let mut client = db.get().await?;
     loop {
         let tx = client.transaction().await?;
-        let after: i64 = tx
-            .query_opt("SELECT after FROM hub_cursor FOR UPDATE", &[])
+        let ack: Vec<i64> = tx
+            .query_one("SELECT pending FROM hub_acks FOR UPDATE", &[])
             .await?
-            .map_or(0, |row| row.get(0));
+            .get(0);
         let fetched: Fetched = hub
-            .send(Message::Fetch { after, limit: 1000 })
-            .await?
+            .send(Message::Fetch { ack, limit: 1000 })
+            .await
+            .map_err(anyhow::Error::from)?
             .json()
             .await?;
-        if fetched.facts.is_empty() {
+        let delivered: Vec<i64> = fetched.facts.iter().map(|d| d.id).collect();
+        let imported = import(&tx, &fetched).await?;
+        tx.execute("UPDATE hub_acks SET pending = $1", &[&delivered])
+            .await?;
+        tx.commit().await?;
+        if delivered.is_empty() {
             return Ok(());
         }
-        let imported = import(&tx, &fetched).await?;
-        tx.execute(
-            "INSERT INTO hub_cursor (only_row, after) VALUES (true, $1)
-             ON CONFLICT (only_row) DO UPDATE SET after = excluded.after",
-            &[&fetched.next],
-        )
-        .await?;
-        tx.commit().await?;
         tracing::info!(
-            received = fetched.facts.len(),
+            received = delivered.len(),
             imported,
             "facts from other regions imported"
         );
@@ -259,6 +304,17 @@ async fn import(
                     (Fact::Cases(_), Kind::Cases) | (Fact::NatResults(_), Kind::NatResults)
                 )
             })
+            .filter(|d| match d.fact.check() {
+                Ok(()) => true,
+                Err(why) => {
+                    tracing::warn!(
+                        source = d.source,
+                        why,
+                        "a delivered fact fails an import's checks; skipped"
+                    );
+                    false
+                }
+            })
             .filter_map(|d| {
                 let local = links.get(&from_hex(&d.index)?)?;
                 Some((local.clone(), &d.fact, d.source.as_str()))
@@ -268,7 +324,7 @@ async fn import(
             continue;
         }
         let cols = Columns::delivered(&rows);
-        let batch = format!("hub-{}", fetched.next);
+        let batch = format!("hub-{}", fetched.facts.first().map_or(0, |d| d.id));
         facts::insert(
             tx,
             kind,

@@ -17,3 +17,15 @@ CREATE TABLE inbox (
     received_at    timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX inbox_home_idx ON inbox (home, id);
+
+-- Facts about someone no region has claimed yet (their home platform has not announced them, or joins later), kept
+-- hub.unrouted_days and routed when a region claims the index.
+CREATE TABLE unrouted (
+    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    national_index bytea NOT NULL,
+    source         char(6) NOT NULL,
+    fact           jsonb NOT NULL,
+    received_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX unrouted_index_idx ON unrouted (national_index);
+CREATE INDEX unrouted_received_idx ON unrouted (received_at);

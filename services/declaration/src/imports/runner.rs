@@ -307,7 +307,8 @@ impl Job<'_> {
             hc_platform::outbox::enqueue(&tx, FactsImported::STREAM, &event.encode()).await?;
             if self.state.national.is_some() {
                 // People not registered here: their facts go to their home region, durably with the chunk.
-                crate::exchange::queue_outbound(&tx, self.kind, &cols).await?;
+                crate::exchange::queue_outbound(&tx, &self.state.settings.region, self.kind, &cols)
+                    .await?;
             }
         }
         tx.commit().await?;

@@ -28,10 +28,13 @@ fn index(hex: &str, field: &str) -> Result<Vec<u8>, ApiError> {
     request_body(content = Object, description = "{format: hc-signed/1, signed}: an Envelope {region, at, message} signed by the region's exchange key; message is {kind: residents, indexes} | {kind: facts, facts: [{index, fact}]} | {kind: fetch, after, limit}"),
     params(("region" = String, Path, description = "The sending region's six-digit code")),
     responses(
-        (status = 200, description = "residents: {stored}; fetch: {facts: [{id, index, source, fact}], next}"),
+        (status = 200, description = "residents: {received} (a claim for an index another region holds is refused, unsaid); fetch: {facts: [{id, index, source, fact}]}, the oldest waiting after the acknowledged ones are deleted"),
         (status = 202, description = "facts: {accepted}, whatever became of them (the sender learns nothing of whom the hub knows)"),
+        (status = 400, description = "Malformed JSON", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No exchange key is registered for the region", body = hc_platform::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A message that does not verify against the region's key (with its reason), another region's envelope, older or newer than 300 s, more than 5,000 entries, or an index that is not 64 hex digits", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 4 MiB", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A message that does not verify against the region's key (with its reason), another region's envelope, older or newer than 300 s, more than 5,000 entries, an index that is not 64 hex digits, or a fact that fails an import's checks (case status, until before since, lab 1 to 100 characters) or arose outside the sending region", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "PostgreSQL cannot be reached; nothing was stored", body = hc_platform::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn exchange(
@@ -52,7 +55,7 @@ pub async fn exchange(
             "is not the region the message is from",
         ));
     }
-    if (Utc::now().timestamp() - envelope.at).abs() > MAX_AGE_SECONDS {
+    if Utc::now().timestamp().abs_diff(envelope.at) > MAX_AGE_SECONDS.unsigned_abs() {
         return Err(ApiError::unprocessable(
             "at",
             format!("is more than {MAX_AGE_SECONDS} s from the hub's clock"),
@@ -72,8 +75,19 @@ pub async fn exchange(
                 .enumerate()
                 .map(|(i, hex)| index(hex, &format!("indexes[{i}]")))
                 .collect::<Result<Vec<_>, _>>()?;
-            let stored = store_residents(&client, &region, &indexes).await?;
-            Ok(HttpResponse::Ok().json(json!({"stored": stored})))
+            let refused = claim_residents(&client, &region, &indexes, state.unrouted_days).await?;
+            if refused > 0 {
+                // An index another region holds: the first claim stands (a region cannot take over someone's facts
+                // by claiming them). The claimant is not told which, or that any were.
+                metrics::counter!("hub_resident_claims_refused_total", "region" => region.clone())
+                    .increment(refused);
+                tracing::warn!(
+                    region,
+                    refused,
+                    "claims for residents of another region refused"
+                );
+            }
+            Ok(HttpResponse::Ok().json(json!({"received": indexes.len()})))
         }
         Message::Facts { facts } => {
             if facts.len() > MAX_ENTRIES {
@@ -88,12 +102,16 @@ pub async fn exchange(
             let mut bodies = Vec::with_capacity(facts.len());
             for (i, exchanged) in facts.into_iter().enumerate() {
                 indexes.push(index(&exchanged.index, &format!("facts[{i}].index"))?);
+                exchanged
+                    .fact
+                    .check()
+                    .map_err(|why| ApiError::unprocessable(format!("facts[{i}].fact"), why))?;
                 let fact = within(exchanged.fact, sender).map_err(|why| {
                     ApiError::unprocessable(format!("facts[{i}].fact.region"), why)
                 })?;
                 bodies.push(serde_json::to_value(&fact).map_err(anyhow::Error::from)?);
             }
-            let routed = route(&client, &region, &indexes, &bodies).await?;
+            let routed = route(&client, &region, &indexes, &bodies, state.unrouted_days).await?;
             tracing::info!(
                 region,
                 received = indexes.len(),
@@ -102,11 +120,15 @@ pub async fn exchange(
             );
             Ok(HttpResponse::Accepted().json(json!({"accepted": indexes.len()})))
         }
-        Message::Fetch { after, limit } => {
-            let limit = limit.clamp(1, MAX_ENTRIES);
-            let facts = fetch(&client, &region, after, limit).await?;
-            let next = facts.last().map_or(after, |d| d.id);
-            Ok(HttpResponse::Ok().json(Fetched { facts, next }))
+        Message::Fetch { ack, limit } => {
+            if ack.len() > MAX_ENTRIES {
+                return Err(ApiError::unprocessable(
+                    "ack",
+                    format!("at most {MAX_ENTRIES}"),
+                ));
+            }
+            let facts = fetch(&client, &region, &ack, limit.clamp(1, MAX_ENTRIES)).await?;
+            Ok(HttpResponse::Ok().json(Fetched { facts }))
         }
     }
 }
@@ -130,54 +152,93 @@ fn within(fact: Fact, sender: RegionCode) -> Result<Fact, String> {
     }
 }
 
-async fn store_residents(
+/// Claims the indexes for `region`, the first claim standing, and routes to it the facts kept for them; returns how
+/// many were already another region's.
+async fn claim_residents(
     client: &impl GenericClient,
     region: &str,
     indexes: &[Vec<u8>],
+    unrouted_days: i32,
 ) -> Result<u64, tokio_postgres::Error> {
+    let held = client
+        .query_one(
+            "SELECT count(*) FROM residents WHERE national_index = ANY($1) AND region <> $2",
+            &[&indexes, &region],
+        )
+        .await?
+        .get::<_, i64>(0);
     client
         .execute(
             "INSERT INTO residents (national_index, region) SELECT i, $2 FROM unnest($1::bytea[]) AS i
-             ON CONFLICT (national_index) DO UPDATE SET region = excluded.region, updated_at = now()",
+             ON CONFLICT (national_index) DO NOTHING",
             &[&indexes, &region],
         )
-        .await
+        .await?;
+    client
+        .execute(
+            "WITH moved AS (
+                 DELETE FROM unrouted u USING residents r
+                 WHERE u.national_index = r.national_index AND r.region = $1 AND u.national_index = ANY($2)
+                   AND u.source <> $1 AND u.received_at > now() - make_interval(days => $3)
+                 RETURNING u.national_index, u.source, u.fact)
+             INSERT INTO inbox (home, national_index, source, fact) SELECT $1, national_index, source, fact FROM moved",
+            &[&region, &indexes, &unrouted_days],
+        )
+        .await?;
+    Ok(u64::try_from(held).unwrap_or_default())
 }
 
-/// Queues each fact for its person's home region, if the hub knows one other than the sender's.
+/// Queues each fact for its person's home region, if the hub knows one other than the sender's; keeps one for an
+/// index no region has claimed yet (for `unrouted_days`, swept here). Returns how many were routed.
 async fn route(
     client: &impl GenericClient,
     source: &str,
     indexes: &[Vec<u8>],
     facts: &[serde_json::Value],
+    unrouted_days: i32,
 ) -> Result<u64, tokio_postgres::Error> {
-    client
+    let routed = client
         .execute(
             "INSERT INTO inbox (home, national_index, source, fact)
              SELECT r.region, x.i, $3, x.f FROM unnest($1::bytea[], $2::jsonb[]) AS x (i, f)
              JOIN residents r ON r.national_index = x.i WHERE r.region <> $3",
             &[&indexes, &facts, &source],
         )
-        .await
+        .await?;
+    client
+        .execute(
+            "INSERT INTO unrouted (national_index, source, fact)
+             SELECT x.i, $3, x.f FROM unnest($1::bytea[], $2::jsonb[]) AS x (i, f)
+             WHERE NOT EXISTS (SELECT 1 FROM residents r WHERE r.national_index = x.i)",
+            &[&indexes, &facts, &source],
+        )
+        .await?;
+    client
+        .execute(
+            "DELETE FROM unrouted WHERE received_at < now() - make_interval(days => $1)",
+            &[&unrouted_days],
+        )
+        .await?;
+    Ok(routed)
 }
 
-/// Acknowledges (deletes) the region's facts up to `after`, and returns the next ones.
+/// Deletes the region's acknowledged deliveries, and returns the oldest still waiting.
 async fn fetch(
     client: &impl GenericClient,
     home: &str,
-    after: i64,
+    ack: &[i64],
     limit: usize,
 ) -> Result<Vec<Delivery>, ApiError> {
     client
         .execute(
-            "DELETE FROM inbox WHERE home = $1 AND id <= $2",
-            &[&home, &after],
+            "DELETE FROM inbox WHERE home = $1 AND id = ANY($2)",
+            &[&home, &ack],
         )
         .await?;
     let rows = client
         .query(
-            "SELECT id, national_index, source, fact FROM inbox WHERE home = $1 AND id > $2 ORDER BY id LIMIT $3",
-            &[&home, &after, &(limit as i64)],
+            "SELECT id, national_index, source, fact FROM inbox WHERE home = $1 ORDER BY id LIMIT $2",
+            &[&home, &(limit as i64)],
         )
         .await?;
     rows.iter()

@@ -40,6 +40,7 @@ pub struct HubSettings {
     pub root_key: secrecy::SecretString,
     pub region_roots: String,
     pub exchange_keys: String,
+    pub unrouted_days: i32,
     pub list_hours: i64,
 }
 
@@ -51,11 +52,16 @@ pub struct HubState {
     pub roots: HashMap<String, VerifyingKey>,
     /// Each region's key for the fact exchange.
     pub exchange_keys: HashMap<String, VerifyingKey>,
+    pub unrouted_days: i32,
     pub list_hours: i64,
 }
 
 impl HubState {
     fn from_settings(s: &HubSettings, db: deadpool_postgres::Pool) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            (1..=60).contains(&s.unrouted_days),
+            "hub.unrouted_days must be 1 to 60"
+        );
         anyhow::ensure!(
             (1..=720).contains(&s.list_hours),
             "hub.list_hours must be 1 to 720"
@@ -76,6 +82,7 @@ impl HubState {
             root,
             roots: keys_by_region(&s.region_roots, "hub.region_roots")?,
             exchange_keys: keys_by_region(&s.exchange_keys, "hub.exchange_keys")?,
+            unrouted_days: s.unrouted_days,
             list_hours: s.list_hours,
         })
     }

@@ -209,7 +209,8 @@ pub async fn upload(
     }
     let sequence = i64::try_from(list.sequence)
         .map_err(|_| ApiError::unprocessable("list", "sequence is too large"))?;
-    let expires_at = DateTime::from_timestamp(list.expires_at, 0).unwrap_or_default();
+    let expires_at = DateTime::from_timestamp(list.expires_at, 0)
+        .ok_or_else(|| ApiError::unprocessable("list", "expires_at is out of range"))?;
     let client = state.db.get().await?;
     if !db::store(&client, &region, &signed.signed, sequence, expires_at).await? {
         return Err(ApiError::Conflict {

@@ -244,6 +244,7 @@ pub async fn dcc_signers(state: web::Data<AppState>) -> HttpResponse {
         (status = 403, description = "Lacks admin, or the client's region scope does not cover this platform's whole region", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than 4 MiB", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "No certificates, more than 3,000, or one that is not base64 X.509 with a P-256, P-384 or RSA key (the field names which)", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "PostgreSQL cannot be reached; nothing was stored", body = hc_platform::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn put_dcc_signers(
     state: web::Data<AppState>,
@@ -288,7 +289,11 @@ pub async fn put_dcc_signers(
     )
     .await?;
     tx.commit().await?;
-    state.trust.reload_dcc_signers(&client).await?;
+    // Stored: the answer says so even if this replica's reload fails; it and the others reload within
+    // peers_refresh_ms.
+    if let Err(err) = state.trust.reload_dcc_signers(&client).await {
+        tracing::warn!(error = %err, "reloading the DCC signers after an upload failed; the refresh will");
+    }
     tracing::info!(certificates = rows.len(), "DCC document signers replaced");
     Ok(HttpResponse::Ok().json(signers_view(&signers)))
 }

@@ -194,3 +194,171 @@ async fn a_region_joins_and_withdraws_a_key_through_the_national_hub() {
     .await;
     assert!((0.0..60.0).contains(&age), "age {age}");
 }
+
+fn exchange_key(region: &str, seed: u8) -> SigningKey {
+    SigningKey::from_seed(region, &format!("x{region}"), &[seed; 32]).expect("key")
+}
+
+fn registered(region: &str, seed: u8) -> String {
+    let key = exchange_key(region, seed).verifying_key();
+    format!(
+        "{region}={}:{}",
+        key.kid,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.public)
+    )
+}
+
+/// The fact exchange on the hub alone, each region's messages signed here: a fact reaches only its person's home
+/// region (kept until a region claims the person), the first claim stands, and what a region may not say is
+/// refused naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exchange_routes_a_fact_only_to_its_home_and_refuses_what_a_region_may_not_say() {
+    use hc_platform::exchange::{Envelope, Fact, Fetched, Message};
+    hc_platform::testing::quiet_telemetry("verification-tests");
+    let suite = TestSuite::new().await;
+    let hub = suite
+        .service::<verification::hub::Hub>()
+        .set(
+            "hub.root_key",
+            format!("cn-root:{}", STANDARD.encode(NATIONAL_SEED)),
+        )
+        .set(
+            "hub.exchange_keys",
+            format!(
+                "{},{},{}",
+                registered("440100", 51),
+                registered("610100", 52),
+                registered("310100", 53)
+            ),
+        )
+        .start()
+        .await;
+    let send = |region: &'static str, seed: u8, message: Message| {
+        let envelope = Envelope {
+            region: region.into(),
+            at: now(),
+            message,
+        };
+        let signed =
+            hc_token::SignedMessage::sign(&envelope, &exchange_key(region, seed)).expect("sign");
+        suite
+            .http
+            .post(format!("{}/v1/hub/regions/{region}/exchange", hub.address))
+            .json(&signed)
+            .send()
+    };
+    let index = hc_platform::privacy::to_hex(&[7; 32]);
+    let contact = |region: Option<&str>, status: &str| {
+        Fact::Cases(hc_platform::events::CaseFact {
+            status: status.into(),
+            since: chrono::Utc::now().date_naive(),
+            until: None,
+            region: region.map(str::to_owned),
+        })
+    };
+    let facts = |fact: Fact| Message::Facts {
+        facts: vec![hc_platform::exchange::Exchanged {
+            index: index.clone(),
+            fact,
+        }],
+    };
+    let fetch = |region: &'static str, seed: u8, ack: Vec<i64>| {
+        let send = &send;
+        async move {
+            let r = send(region, seed, Message::Fetch { ack, limit: 100 })
+                .await
+                .expect("fetch");
+            assert_eq!(r.status(), 200);
+            r.json::<Fetched>().await.expect("json").facts
+        }
+    };
+
+    // Xi'an reports a close contact nobody has claimed yet: accepted, kept.
+    let r = send(
+        "610100",
+        52,
+        facts(contact(Some("610113"), "close_contact")),
+    )
+    .await
+    .expect("facts");
+    assert_eq!(r.status(), 202);
+    // Guangzhou claims the person; Shanghai's later claim does not take them over.
+    for (region, seed) in [("440100", 51), ("310100", 53)] {
+        let r = send(
+            region,
+            seed,
+            Message::Residents {
+                indexes: vec![index.clone()],
+            },
+        )
+        .await
+        .expect("residents");
+        assert_eq!(r.status(), 200);
+    }
+    let delivered = fetch("440100", 51, vec![]).await;
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+    assert_eq!(delivered[0].source, "610100");
+    assert!(
+        fetch("310100", 53, vec![]).await.is_empty(),
+        "the second claimant gets nothing"
+    );
+    assert!(
+        fetch("610100", 52, vec![]).await.is_empty(),
+        "the sender gets nothing back"
+    );
+    // Delivered again until acknowledged, then gone.
+    assert_eq!(fetch("440100", 51, vec![]).await.len(), 1);
+    assert!(fetch("440100", 51, vec![delivered[0].id]).await.is_empty());
+
+    // A case that arose outside the sender's region, a status no import takes, a stale or foreign envelope.
+    let r = send(
+        "610100",
+        52,
+        facts(contact(Some("440106"), "close_contact")),
+    )
+    .await
+    .expect("facts");
+    hc_platform::testing::problem(r, reqwest::StatusCode::UNPROCESSABLE_ENTITY).await;
+    let r = send("610100", 52, facts(contact(None, "suspected-ish")))
+        .await
+        .expect("facts");
+    let body = hc_platform::testing::problem(r, reqwest::StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(body["field"], "facts[0].fact", "{body}");
+    let stale = Envelope {
+        region: "610100".into(),
+        at: now() - 3600,
+        message: Message::Residents { indexes: vec![] },
+    };
+    let signed = hc_token::SignedMessage::sign(&stale, &exchange_key("610100", 52)).expect("sign");
+    let r = suite
+        .http
+        .post(format!("{}/v1/hub/regions/610100/exchange", hub.address))
+        .json(&signed)
+        .send()
+        .await
+        .expect("send");
+    let body = hc_platform::testing::problem(r, reqwest::StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(body["field"], "at", "{body}");
+    // Xi'an's key cannot speak for Guangzhou.
+    let envelope = Envelope {
+        region: "440100".into(),
+        at: now(),
+        message: Message::Residents { indexes: vec![] },
+    };
+    let signed =
+        hc_token::SignedMessage::sign(&envelope, &exchange_key("610100", 52)).expect("sign");
+    let r = suite
+        .http
+        .post(format!("{}/v1/hub/regions/440100/exchange", hub.address))
+        .json(&signed)
+        .send()
+        .await
+        .expect("send");
+    let body = hc_platform::testing::problem(r, reqwest::StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("wrong_key") || d.contains("bad_signature")),
+        "{body}"
+    );
+}
