@@ -1,4 +1,5 @@
-//! Key rotation tools (docs/deploy.md, "Rotate keys"), run as `identity reencrypt` and `identity reindex`.
+//! Key rotation tools (docs/deploy.md, "Rotate keys"), run as `identity reencrypt` and `identity reindex`; and
+//! `identity announce-national`, run once when the platform joins the national fact exchange (docs/interop.md).
 //!
 //! - `reencrypt` seals every person again under the active data key (the first of `identity.data_keys`), a batch at
 //!   a time while the service runs, so that an old key can leave the ring once no row names it.
@@ -67,6 +68,63 @@ pub async fn reencrypt(db: &deadpool_postgres::Pool, cipher: &FieldCipher) -> an
             tx.execute(
                 "UPDATE persons SET name_ct = $2, id_number_ct = $3, phone_ct = $4, data_key_id = $5 WHERE id = $1",
                 &[&id.0, &sealed[0], &sealed[1], &sealed[2], &active],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        done += rows.len() as u64;
+    }
+}
+
+/// Announces every registered person again on `person.registered`, now with their national index (the HMAC of
+/// their ID number under `privacy.national_index_key`), a batch at a time while the service runs: people registered
+/// before the platform joined the national exchange are otherwise unknown to the hub, and facts other regions report
+/// about them never reach them. Consumers are idempotent; running it twice announces everyone twice, harmlessly.
+pub async fn announce_national(
+    db: &deadpool_postgres::Pool,
+    cipher: &FieldCipher,
+    national: &BlindIndex,
+) -> anyhow::Result<u64> {
+    let mut after = Uuid::nil();
+    let mut done = 0;
+    loop {
+        let mut client = db.get().await?;
+        let tx = client.transaction().await?;
+        let rows = tx
+            .query(
+                "SELECT id, name_ct, id_number_ct, data_key_id, id_number_index, home_region FROM persons
+                 WHERE id > $1 ORDER BY id LIMIT $2",
+                &[&after, &BATCH],
+            )
+            .await?;
+        let Some(last) = rows.last() else {
+            return Ok(done);
+        };
+        after = last.get(0);
+        for row in &rows {
+            let id = PersonId(row.get::<_, Uuid>(0));
+            let key: String = row.get(3);
+            let open = |column, field| {
+                vault::open(cipher, id, &key, field, row.get(column))
+                    .with_context(|| format!("opening person {id} (key {key})"))
+            };
+            let id_number = IdNumber::parse(&open(2, Field::IdNumber)?, chrono::NaiveDate::MAX)
+                .map_err(|_| {
+                    anyhow::anyhow!("the stored ID number of person {id} does not parse")
+                })?;
+            let name = hc_domain::PersonName::parse(&open(1, Field::Name)?)
+                .map_err(|_| anyhow::anyhow!("the stored name of person {id} does not parse"))?;
+            let event = hc_platform::events::PersonRegistered {
+                person_id: id.0,
+                id_number_index: row.get(4),
+                home_region: row.get(5),
+                masked_name: Some(name.masked()),
+                national_index: Some(national.id_number(&id_number)),
+            };
+            hc_platform::outbox::enqueue(
+                &tx,
+                hc_platform::events::PersonRegistered::STREAM,
+                &event.encode(),
             )
             .await?;
         }
@@ -165,7 +223,7 @@ pub async fn reindex(
 /// `identity reencrypt` and `identity reindex`: `None` for any other command line (the service's own).
 pub async fn command() -> Option<anyhow::Result<()>> {
     let name = std::env::args().nth(1)?;
-    if name != "reencrypt" && name != "reindex" {
+    if !["reencrypt", "reindex", "announce-national"].contains(&name.as_str()) {
         return None;
     }
     Some(run(&name).await)
@@ -179,6 +237,18 @@ async fn run(name: &str) -> anyhow::Result<()> {
         FieldCipher::from_spec(&settings.service.data_keys).context("identity.data_keys")?;
     let old = BlindIndex::from_secret(&settings.platform.privacy.blind_index_key)
         .context("privacy.blind_index_key")?;
+    if name == "announce-national" {
+        let national = settings
+            .platform
+            .privacy
+            .national_index()
+            .context("privacy.national_index_key")?
+            .context("privacy.national_index_key is not set: this platform takes no part in the national exchange")?;
+        let db = hc_platform::db::pool(&settings.platform.database, &tls, crate::SCHEMA)?;
+        let done = announce_national(&db, &cipher, &national).await?;
+        println!("announced {done} persons with their national index");
+        return Ok(());
+    }
     if name == "reencrypt" {
         let db = hc_platform::db::pool(&settings.platform.database, &tls, crate::SCHEMA)?;
         let done = reencrypt(&db, &cipher).await?;

@@ -52,3 +52,56 @@ async fn reencrypting_seals_every_person_under_the_new_key_alone() {
         }
     }
 }
+
+/// `identity announce-national`: people registered before the platform joined the national exchange are announced
+/// again, each with the national index of their ID number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announcing_gives_every_registered_person_their_national_index() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for name in ["甲一", "乙二", "丙三"] {
+        let (id, phone) = unique_person();
+        app.register(name, &id, &phone).await;
+        ids.push(id);
+    }
+    let national = hc_platform::privacy::BlindIndex::from_secret(&SecretString::from(
+        hc_platform::testing::NATIONAL_INDEX_KEY,
+    ))
+    .expect("key");
+    let cipher = FieldCipher::from_spec(&app.settings.service.data_keys).expect("ring");
+    let client = app.pool.get().await.expect("db");
+    let outbox = "SELECT count(*) FROM outbox WHERE stream = 'person.registered'";
+    let before: i64 = client.query_one(outbox, &[]).await.expect("count").get(0);
+    assert_eq!(
+        identity::rotation::announce_national(&app.pool, &cipher, &national)
+            .await
+            .expect("announce"),
+        3
+    );
+    let rows = client
+        .query(
+            "SELECT payload FROM outbox WHERE stream = 'person.registered' ORDER BY id OFFSET $1",
+            &[&before],
+        )
+        .await
+        .expect("events");
+    let mut announced: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            r.get::<_, serde_json::Value>(0)["national_index"]
+                .as_str()
+                .expect("a national index")
+                .to_owned()
+        })
+        .collect();
+    let mut expected: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            let id = hc_domain::IdNumber::parse(id, chrono::NaiveDate::MAX).expect("an ID number");
+            hc_platform::privacy::to_hex(&national.id_number(&id))
+        })
+        .collect();
+    announced.sort();
+    expected.sort();
+    assert_eq!(announced, expected);
+}
