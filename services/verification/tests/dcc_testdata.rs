@@ -152,7 +152,7 @@ fn the_whole_chain_agrees_with_the_cases_steps() {
             .expect("base64");
         let signers = Signers::new([Signer::from_der(&der).expect("a usable signer")]);
         let clock = dcc_testcase::parse_clock(clock).expect("a clock");
-        let outcome = dcc::verify(prefix, &signers, clock);
+        let outcome = dcc::verify(prefix, &signers, clock, 0);
         if steps.iter().all(|s| *s == Some(true)) {
             let verified = outcome.unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             assert!(verified.issued_at <= clock && clock <= verified.expires_at);

@@ -17,7 +17,9 @@ pub use codec::{
 };
 pub use error::DccError;
 pub use signers::{Signer, SignerKey, Signers, kid_of_certificate};
-pub use verify::{Verified, check_expiry, check_key_usage, kid, verify, verify_signature};
+pub use verify::{
+    Verified, check_expiry, check_expiry_within, check_key_usage, kid, verify, verify_signature,
+};
 
 /// What every EU DCC code starts with (hcert §3.3: the context identifier).
 pub const PREFIX: &str = "HC1:";

@@ -376,7 +376,12 @@ fn by_dcc(
     }
     let record = scan("scan", venue, now);
     let trust = state.trust.snapshot();
-    let verified = match dcc::verify(code, &trust.dcc, now.timestamp_micros()) {
+    let verified = match dcc::verify(
+        code,
+        &trust.dcc,
+        now.timestamp_micros(),
+        state.settings.leeway_seconds.saturating_mul(1_000_000),
+    ) {
         Ok(verified) => verified,
         Err(err) => return Ok(judged(refused_dcc(&err), None, None, None, venue, record)),
     };

@@ -42,13 +42,18 @@ fn signer(usages: &[u64]) -> TestSigner {
 impl TestSigner {
     /// `HC1:` of `dgc`, issued a minute ago and valid for `valid_for` seconds.
     fn code(&self, dgc: &Value, valid_for: i64) -> String {
+        self.code_issued(dgc, -60, valid_for)
+    }
+
+    /// `HC1:` of `dgc`, issued `issued` seconds from now (negative: ago), valid until `valid_for` seconds from now.
+    fn code_issued(&self, dgc: &Value, issued: i64, valid_for: i64) -> String {
         let hcert = ciborium::Value::Map(vec![(
             ciborium::Value::Integer(1.into()),
             ciborium::Value::serialized(dgc).expect("CBOR"),
         )]);
         let claims = ClaimsSetBuilder::new()
             .issuer("AT".into())
-            .issued_at(Timestamp::WholeSeconds(now() - 60))
+            .issued_at(Timestamp::WholeSeconds(now() + issued))
             .expiration_time(Timestamp::WholeSeconds(now() + valid_for))
             .claim(iana::CwtClaimName::Hcert, hcert)
             .build();
@@ -273,7 +278,7 @@ async fn an_eu_certificate_passes_a_venue_that_admits_it_once_its_signer_is_trus
             "key_usage",
             "code",
         ),
-        (vaccinator.code(&vaccination(30, 2), -1), "expired", "code"),
+        (vaccinator.code(&vaccination(30, 2), -31), "expired", "code"),
     ];
     for (code, expected, rule) in cases {
         let (_, deny) = app.verify(&device, json!({"code": code})).await;
@@ -299,6 +304,26 @@ async fn an_eu_certificate_passes_a_venue_that_admits_it_once_its_signer_is_trus
             .is_some_and(|t| t.contains("VR-CN-0001")),
         "{deny}"
     );
+    // Clocks differ: issued 10 s ahead of the gate, or expired 10 s ago, is within verification.leeway_seconds (30);
+    // a minute is not.
+    for (issued, valid_for, expected) in [
+        (10, 86_400, "admitted"),
+        (-600, -10, "admitted"),
+        (60, 86_400, "not_yet_valid"),
+        (-600, -60, "expired"),
+    ] {
+        let (_, answer) = app
+            .verify(
+                &device,
+                json!({"code": vaccinator.code_issued(&vaccination(30, 2), issued, valid_for)}),
+            )
+            .await;
+        assert_eq!(
+            reason(&answer),
+            expected,
+            "issued {issued}, valid for {valid_for}: {answer}"
+        );
+    }
     // A tampered code: one character of the base45 changed.
     let mut tampered = vaccinator.code(&vaccination(30, 2), 86_400);
     let at = tampered.len() - 20;
@@ -323,7 +348,7 @@ async fn an_eu_certificate_passes_a_venue_that_admits_it_once_its_signer_is_trus
     assert_eq!(
         app.count("SELECT count(*) FROM scan_events WHERE venue_id = 'pudong-arrivals'")
             .await,
-        12
+        16
     );
     // Too long a code is refused as input, naming the field.
     let (status, body) = app
