@@ -72,16 +72,16 @@ pub fn decode(code: &str, keys: &impl Keys, at: Validation) -> Result<CodeClaims
         None => return Err(DecodeError::WrongAlgorithm("no algorithm".into())),
     }
     let kid = String::from_utf8_lossy(&header.key_id).into_owned();
-    let key = keys
-        .find(&header.key_id)
-        .ok_or_else(|| DecodeError::UnknownKeyId(kid.clone()))?;
-    sign1.verify_signature(&[], |signature, data| {
-        if key.verifies(data, signature) {
-            Ok(())
-        } else {
-            Err(DecodeError::BadSignature)
-        }
-    })?;
+    let candidates = keys.find(&header.key_id);
+    if candidates.is_empty() {
+        return Err(DecodeError::UnknownKeyId(kid));
+    }
+    // Usually one key; several issuers may use the same id, and the one whose key verifies the signature signed it.
+    let data = sign1.tbs_data(&[]);
+    let key = candidates
+        .iter()
+        .find(|key| key.verifies(&data, &sign1.signature))
+        .ok_or(DecodeError::BadSignature)?;
     let claims = claims_of(sign1)?;
     if claims.issuer != key.issuer {
         return Err(DecodeError::IssuerMismatch {

@@ -121,34 +121,38 @@ impl VerifyingKey {
     }
 }
 
-/// Where a verifier finds a key by its id.
+/// Where a verifier finds the keys that go by an id. Key ids are unique per issuer, not across issuers: two regions may
+/// use the same one, and a verifier tries each key under it (the signature tells which one signed).
 pub trait Keys {
-    fn find(&self, kid: &[u8]) -> Option<&VerifyingKey>;
+    fn find(&self, kid: &[u8]) -> &[VerifyingKey];
 }
 
 /// The keys a verifier trusts, by key id.
 #[derive(Debug, Clone, Default)]
 pub struct TrustStore {
-    keys: HashMap<Vec<u8>, VerifyingKey>,
+    keys: HashMap<Vec<u8>, Vec<VerifyingKey>>,
 }
 
 impl TrustStore {
+    /// The keys; a second key of the same issuer and id is left out (the first stands).
     pub fn new(keys: impl IntoIterator<Item = VerifyingKey>) -> Self {
-        Self {
-            keys: keys
-                .into_iter()
-                .map(|k| (k.kid.as_bytes().to_vec(), k))
-                .collect(),
+        let mut by_kid: HashMap<Vec<u8>, Vec<VerifyingKey>> = HashMap::new();
+        for key in keys {
+            let same = by_kid.entry(key.kid.as_bytes().to_vec()).or_default();
+            if !same.iter().any(|k| k.issuer == key.issuer) {
+                same.push(key);
+            }
         }
+        Self { keys: by_kid }
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &VerifyingKey> {
-        self.keys.values()
+        self.keys.values().flatten()
     }
 }
 
 impl Keys for TrustStore {
-    fn find(&self, kid: &[u8]) -> Option<&VerifyingKey> {
-        self.keys.get(kid)
+    fn find(&self, kid: &[u8]) -> &[VerifyingKey] {
+        self.keys.get(kid).map_or(&[], Vec::as_slice)
     }
 }

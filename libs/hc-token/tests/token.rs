@@ -386,3 +386,38 @@ proptest! {
         }
     }
 }
+
+/// Key ids are unique per issuer only: two regions may both use `k-1`. Each region's code verifies as its own (the
+/// key whose signature verifies is the one meant), and a third key under the id cannot sign for either.
+#[test]
+fn two_issuers_may_share_a_key_id() {
+    let gz = key("440100", "k-1", 1);
+    let xa = key("610100", "k-1", 2);
+    let store = trust(&[&gz, &xa]);
+    let at = Validation::at(NOW + 10);
+    for (k, issuer) in [(&gz, "440100"), (&xa, "610100")] {
+        let code = encode(
+            &CodeClaims {
+                issuer: issuer.into(),
+                ..claims()
+            },
+            k,
+        )
+        .expect("encode");
+        assert_eq!(decode(&code, &store, at).expect("valid").issuer, issuer);
+    }
+    // Xi'an's key claiming Guangzhou's issuer, and an unknown key under the id.
+    let claims_gz = CodeClaims {
+        issuer: "440100".into(),
+        ..claims()
+    };
+    assert!(matches!(
+        decode(&encode(&claims_gz, &xa).expect("encode"), &store, at),
+        Err(DecodeError::IssuerMismatch { .. })
+    ));
+    let stranger = key("440100", "k-1", 3);
+    assert_eq!(
+        decode(&encode(&claims_gz, &stranger).expect("encode"), &store, at).expect_err("forged"),
+        DecodeError::BadSignature
+    );
+}

@@ -49,13 +49,13 @@ impl Snapshot {
     fn build(own: Option<&Issuer>, peers: &[Issuer], dcc: Arc<Signers>) -> Self {
         let mut issuers = HashMap::new();
         let mut keys = Vec::new();
-        // Our own keys first: a peer's key with the same id cannot shadow one of ours (imports refuse it too).
+        // Our own issuer first: another list naming our region cannot add keys to it (the first entry of an issuer
+        // stands). Key ids may repeat across issuers: a verifier tries each key under an id.
         for issuer in own.into_iter().chain(peers) {
-            for key in &issuer.keys {
-                if !keys.iter().any(|k: &VerifyingKey| k.kid == key.kid) {
-                    keys.push(key.clone());
-                }
+            if issuers.contains_key(&issuer.region) {
+                continue;
             }
+            keys.extend(issuer.keys.iter().cloned());
             issuers.insert(issuer.region.clone(), issuer.clone());
         }
         Self {

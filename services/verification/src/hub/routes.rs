@@ -176,7 +176,7 @@ pub async fn root(state: web::Data<HubState>) -> HttpResponse {
         (status = 200, description = "Stored; the national list carries these keys from now on", body = RegionView),
         (status = 404, description = "No root key is registered for the region", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Older than the list held for the region", body = hc_platform::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A list that does not verify against the region's root (with its reason), has no keys of its own, maps a colour as milder, or uses another region's key id", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A list that does not verify against the region's root (with its reason), has no keys of its own, or maps a colour as milder", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "PostgreSQL cannot be reached; nothing was stored", body = hc_platform::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn upload(
@@ -192,21 +192,6 @@ pub async fn upload(
         .verify(root, Utc::now().timestamp())
         .map_err(|e| ApiError::unprocessable("list", format!("{}: {e}", e.code())))?;
     let entry = own_entry(&list, &region)?;
-    for other in entries(&state).await?.iter().filter(|e| e.region != region) {
-        if let Some(key) = entry
-            .keys
-            .iter()
-            .find(|k| other.keys.iter().any(|o| o.kid == k.kid))
-        {
-            return Err(ApiError::unprocessable(
-                "list",
-                format!(
-                    "key id {} is already used by region {}",
-                    key.kid, other.region
-                ),
-            ));
-        }
-    }
     let sequence = i64::try_from(list.sequence)
         .map_err(|_| ApiError::unprocessable("list", "sequence is too large"))?;
     let expires_at = DateTime::from_timestamp(list.expires_at, 0)

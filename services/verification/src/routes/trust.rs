@@ -112,20 +112,6 @@ pub async fn import_peer(
         peer_issuer(&list, &region).map_err(|e| ApiError::unprocessable("list", e.to_string()))?;
     let colours = colour_table(|c| body.colours.get(c).map(String::as_str))
         .map_err(|(field, why)| ApiError::unprocessable(format!("colours.{field}"), why))?;
-    let snapshot = state.trust.snapshot();
-    for key in &issuer.keys {
-        if let Some(existing) = hc_token::Keys::find(&snapshot.store, key.kid.as_bytes())
-            && existing.issuer != region
-        {
-            return Err(ApiError::unprocessable(
-                "list",
-                format!(
-                    "key id {} is already used by issuer {}",
-                    key.kid, existing.issuer
-                ),
-            ));
-        }
-    }
     let expires_at = DateTime::from_timestamp(list.expires_at, 0).unwrap_or_default();
     let sequence = i64::try_from(list.sequence)
         .map_err(|_| ApiError::unprocessable("list", "sequence is too large"))?;
