@@ -38,6 +38,10 @@ impl DeclarationSettings {
             self.import_max_seconds > 0,
             "declaration.import_max_seconds must be positive"
         );
+        // Checked here, not when an import's chunk is first passed on to the hub.
+        hc_domain::RegionCode::parse(&self.region).map_err(|e| {
+            anyhow::anyhow!("declaration.region is not a region code: {}", e.reason)
+        })?;
         anyhow::ensure!(
             self.hub_exchange_ms >= 50,
             "declaration.hub_exchange_ms must be at least 50"

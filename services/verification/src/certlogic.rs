@@ -158,27 +158,28 @@ fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// A CertLogic date-time: RFC 3339, or without an offset (UTC), or a date alone (its midnight, UTC).
-fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+/// A date and time as the EU's DCC data writes them: RFC 3339, or with an offset without a colon (`+0000`), or with
+/// no offset at all (taken as UTC, as the reference validators do). The test cases' clocks are read the same way.
+pub fn parse_date_time(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
+        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
         .map(|t| t.with_timezone(&Utc))
         .ok()
-        .or_else(|| {
-            DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z")
-                .ok()
-                .map(|t| t.with_timezone(&Utc))
-        })
         .or_else(|| {
             NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
                 .ok()
                 .map(|t| t.and_utc())
         })
-        .or_else(|| {
-            NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .map(|t| t.and_utc())
-        })
+}
+
+/// A CertLogic date-time: a date and time as above, or a date alone (its midnight, UTC).
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    parse_date_time(text).or_else(|| {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc())
+    })
 }
 
 fn time_arg(value: &DataValue<'_>, operator: &str) -> Result<DateTime<Utc>, Error> {

@@ -418,17 +418,11 @@ fn key_usage(case: &TestCase) -> Outcome {
     }))
 }
 
-/// A VALIDATIONCLOCK, as Unix microseconds: RFC 3339, or with an offset without a colon (`+0000`), or with no
-/// offset at all (taken as UTC, as the reference tests do).
+/// A VALIDATIONCLOCK, as Unix microseconds (`certlogic::parse_date_time`: a clock without an offset is UTC).
 pub fn parse_clock(text: &str) -> Result<i64, String> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
+    crate::certlogic::parse_date_time(text)
         .map(|t| t.timestamp_micros())
-        .or_else(|_| {
-            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
-                .map(|t| t.and_utc().timestamp_micros())
-        })
-        .map_err(|_| format!("VALIDATIONCLOCK {text:?} is not a date and time"))
+        .ok_or_else(|| format!("VALIDATIONCLOCK {text:?} is not a date and time"))
 }
 
 #[cfg(test)]

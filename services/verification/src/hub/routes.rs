@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use hc_platform::ApiError;
 use hc_platform::http::Json;
-use hc_token::{ListedKey, SignedTrustList, TrustList, TrustedIssuer};
+use hc_token::{SignedTrustList, TrustList, TrustedIssuer};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
@@ -156,15 +156,7 @@ pub async fn list(state: web::Data<HubState>) -> Result<HttpResponse, ApiError> 
 /// The national root key's public half, which every platform pins (and compares with this, out of band).
 #[utoipa::path(get, path = "/v1/hub/root", tag = "hub", responses((status = 200, body = RootKey)))]
 pub async fn root(state: web::Data<HubState>) -> HttpResponse {
-    let key = state.root.verifying_key();
-    let listed = ListedKey::of(&key);
-    HttpResponse::Ok()
-        .insert_header(("Cache-Control", "public, max-age=3600"))
-        .json(RootKey {
-            region: key.issuer,
-            kid: listed.kid,
-            x: listed.x,
-        })
+    crate::routes::trust::root_answer(state.root.verifying_key())
 }
 
 /// A region's upload of its own signed trust list (as its `GET /v1/trust/list` serves it). No token: the list must

@@ -11,7 +11,7 @@ use hc_platform::ApiError;
 use hc_platform::auth::{Admin, Official};
 use hc_platform::http::Json;
 use hc_token::dcc::{Signer, SignerKey};
-use hc_token::{ListedKey, SignedTrustList};
+use hc_token::{ListedKey, SignedTrustList, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -41,7 +41,11 @@ pub struct RootKey {
 /// The public half of the root key that signs our trust list. Peers pin it out of band (and compare it with this).
 #[utoipa::path(get, path = "/v1/trust/root", tag = "trust", responses((status = 200, body = RootKey)))]
 pub async fn root(state: web::Data<AppState>) -> HttpResponse {
-    let key = state.trust.root();
+    root_answer(state.trust.root())
+}
+
+/// A root key's public half as `GET …/root` serves it (this platform's, and the national hub's).
+pub(crate) fn root_answer(key: VerifyingKey) -> HttpResponse {
     let listed = ListedKey::of(&key);
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=3600"))
