@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The citizen's page end to end (e2e/citizen_page.mjs): identity, declaration, scoring and rendering started from the
-# debug build on ports 18281-18284 over a scratch database and key prefix, one citizen registered, then headless
-# Chromium (Debian's) driven by playwright-core. Installs what it lacks; removes its scratch data when it ends.
+# The citizen's page (e2e/citizen_page.mjs) and the public county map (e2e/county_map.mjs) end to end: identity,
+# declaration, scoring and rendering started from the debug build on ports 18281-18284 over a scratch database and
+# key prefix, one citizen registered, then a Zhejiang seeded (scripts/seed_map.py), in headless Chromium (Debian's)
+# driven by playwright-core. Installs what it lacks; removes its scratch data when it ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
@@ -61,3 +62,19 @@ mkdir -p docs/screenshots
 PAGE_URL="http://127.0.0.1:18284/" REDIS_URL="$HC_TEST_REDIS_URL" PREFIX="$prefix" PHONE="$phone" \
   SCREENSHOT="$root/docs/screenshots/citizen-page.png" timeout 180 node e2e/citizen_page.mjs \
   || { echo "e2e: failed; service logs:" >&2; tail -n 20 "$work"/*.log >&2; exit 1; }
+
+# The public county map (e2e/county_map.mjs): a Zhejiang seeded through the API, then the page at rendering's /map
+# once scoring's map shows what the seed implies (it recomputes within a second of each import).
+python3 scripts/seed_map.py http://127.0.0.1:18281 http://127.0.0.1:18282 || { echo "e2e: seeding the map failed" >&2; exit 1; }
+seeded='import json,sys
+m = {c["region"]: c for c in json.load(sys.stdin)["counties"]}
+sys.exit(0 if m["330106"]["level"] == "red" and m["330402"]["level"] == "blue" and len(m["330106"]["indices"]) >= 10
+         and m["330782"]["indices"][-1]["flow"] is not None else 1)'
+for _ in $(seq 150); do
+  curl -sf "http://127.0.0.1:18283/v1/map?province=330000" | python3 -c "$seeded" 2>/dev/null && break
+  sleep 0.2
+done
+curl -sf "http://127.0.0.1:18283/v1/map?province=330000" | python3 -c "$seeded" \
+  || { echo "e2e: the map never showed the seeded levels and indices" >&2; tail -n 20 "$work/scoring.log" >&2; exit 1; }
+MAP_URL="http://127.0.0.1:18284/map" SCREENSHOT="$root/docs/screenshots/county-map.png" timeout 180 node e2e/county_map.mjs \
+  || { echo "e2e: the map failed; service logs:" >&2; tail -n 20 "$work"/*.log >&2; exit 1; }

@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 
-RUN = sys.argv[1]
+RUN = sys.argv[1] if len(sys.argv) > 1 else ""
 IDENTITY = "http://127.0.0.1:8081"
 DECLARATION = "http://127.0.0.1:8082"
 SCORING = "http://127.0.0.1:8083"

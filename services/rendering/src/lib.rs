@@ -62,6 +62,7 @@ impl Service for Rendering {
             &service.page_identity_url,
             &service.page_scoring_url,
             &service.page_declaration_url,
+            service.map_province,
         ));
         let state = web::Data::new(AppState {
             page,

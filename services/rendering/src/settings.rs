@@ -24,10 +24,16 @@ pub struct RenderingSettings {
     pub page_identity_url: String,
     pub page_scoring_url: String,
     pub page_declaration_url: String,
+    /// The province whose county map `/map` shows.
+    pub map_province: hc_domain::RegionCode,
 }
 
 impl RenderingSettings {
     pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.map_province.level() == hc_domain::RegionLevel::Province,
+            "rendering.map_province must be a province's code"
+        );
         anyhow::ensure!(
             self.issuer.len() == 6 && self.issuer.bytes().all(|b| b.is_ascii_digit()),
             "rendering.issuer must be a six-digit region code"

@@ -74,6 +74,9 @@ pub async fn handle(
     };
     tx.commit().await?;
     drop(client);
+    if matches!(kind, Fact::FactsImported) {
+        recolourer.facts_arrived.notify_one();
+    }
     let summary = recolourer.recolour(touched).await?;
     // Only now, with everyone recoloured: an event interrupted before this line is handled again whole.
     let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();

@@ -3,6 +3,7 @@
 //! alone changes it.
 
 mod audit;
+pub mod county_map;
 mod db;
 mod events;
 pub mod facts;
@@ -85,7 +86,13 @@ impl Service for Scoring {
             .context("privacy.blind_index_key")?;
         let settings = Arc::new(service);
         let recolourer = Arc::new(Recolourer::new(db.clone(), store.clone(), settings.clone()));
+        let county_map = Arc::new(county_map::CountyMap::new(
+            db.clone(),
+            settings.county_map.clone(),
+            recolourer.clone(),
+        ));
         let state = web::Data::new(AppState {
+            county_map: county_map.clone(),
             db: db.clone(),
             store: store.clone(),
             index,
@@ -133,6 +140,7 @@ impl Service for Scoring {
             let (db, store) = (db.clone(), store_for_refill);
             |stop| refill::run(db, store, stop)
         });
+        running.spawn_background(|stop| county_map::run(county_map, stop));
         if settings.scheduler_enabled {
             let interval = Duration::from_millis(settings.scheduler_interval_ms);
             running.spawn_background(|stop| scheduler::run(recolourer, interval, stop));

@@ -13,6 +13,7 @@ use crate::routes;
         routes::rules::put, routes::rules::get, routes::rules::dry_run,
         routes::status::mine, routes::status::lookup, routes::staff::put, routes::staff::colours, routes::staff::mine, routes::staff::accept,
         routes::risk::put, routes::risk::map,
+        routes::county_map::map, routes::county_map::rules, routes::county_map::county, routes::county_map::set_override, routes::county_map::lift_override,
         routes::appeals::file, routes::appeals::mine, routes::appeals::open, routes::appeals::resolve,
     ),
     components(schemas(hc_platform::error::Problem)),

@@ -14,6 +14,7 @@ pub struct AppState {
     pub index: BlindIndex,
     pub settings: Arc<ScoringSettings>,
     pub recolourer: Arc<Recolourer>,
+    pub county_map: Arc<crate::county_map::CountyMap>,
     /// The public risk map as last rendered, with the risk generation it shows.
     pub risk_map: Arc<std::sync::Mutex<Option<(i64, actix_web::web::Bytes)>>>,
 }

@@ -9,6 +9,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/", web::get().to(page::index))
         .route("/app.js", web::get().to(page::script))
         .route("/app.css", web::get().to(page::style))
+        .route("/map", web::get().to(page::map))
+        .route("/map.js", web::get().to(page::map_script))
+        .route("/map.css", web::get().to(page::map_style))
         // Browsers ask for it; the page has none.
         .route(
             "/favicon.ico",

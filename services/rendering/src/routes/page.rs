@@ -2,17 +2,24 @@
 //! from settings at start, and a content security policy that lets the page talk to those APIs and nothing else.
 
 use actix_web::{HttpResponse, web};
+use hc_domain::RegionCode;
 
 use crate::state::AppState;
 
 const HTML: &str = include_str!("../../page/index.html");
 const SCRIPT: &str = include_str!("../../page/app.js");
 const STYLE: &str = include_str!("../../page/app.css");
+const MAP_HTML: &str = include_str!("../../page/map.html");
+const MAP_SCRIPT: &str = include_str!("../../page/map.js");
+const MAP_STYLE: &str = include_str!("../../page/map.css");
 
-/// The page with the API addresses in place, and its content security policy.
+/// The citizen's page and the public county map with the API addresses in place, and their content security
+/// policies.
 pub struct Page {
     html: String,
     policy: String,
+    map_html: String,
+    map_policy: String,
 }
 
 /// An origin for an HTML attribute and a CSP source: only scheme, host and port characters pass.
@@ -24,7 +31,7 @@ fn origin(url: &str) -> String {
 }
 
 impl Page {
-    pub fn new(identity: &str, scoring: &str, declaration: &str) -> Self {
+    pub fn new(identity: &str, scoring: &str, declaration: &str, province: RegionCode) -> Self {
         let (identity, scoring, declaration) =
             (origin(identity), origin(scoring), origin(declaration));
         let html = HTML
@@ -36,7 +43,25 @@ impl Page {
              connect-src 'self' {identity} {scoring} {declaration}; base-uri 'none'; form-action 'none'; \
              frame-ancestors 'none'"
         );
-        Self { html, policy }
+        let map_html = MAP_HTML
+            .replace("__SCORING_URL__", &scoring)
+            .replace("__PROVINCE__", &province.to_string());
+        // The map reads scoring's public map and nothing else, and draws its grid with SVG in the page.
+        let map_policy = format!(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src {scoring_or_self}; \
+             base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            scoring_or_self = if scoring.is_empty() {
+                "'self'"
+            } else {
+                scoring.as_str()
+            }
+        );
+        Self {
+            html,
+            policy,
+            map_html,
+            map_policy,
+        }
     }
 }
 
@@ -60,4 +85,27 @@ pub async fn style() -> HttpResponse {
         .content_type("text/css; charset=utf-8")
         .insert_header(("Cache-Control", "no-cache"))
         .body(STYLE)
+}
+
+/// The public county map at `/map`.
+pub async fn map(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Content-Security-Policy", state.page.map_policy.as_str()))
+        .insert_header(("Cache-Control", "no-cache"))
+        .body(state.page.map_html.clone())
+}
+
+pub async fn map_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "no-cache"))
+        .body(MAP_SCRIPT)
+}
+
+pub async fn map_style() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("Cache-Control", "no-cache"))
+        .body(MAP_STYLE)
 }

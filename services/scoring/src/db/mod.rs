@@ -2,6 +2,7 @@
 //! the recolouring keep theirs beside the logic they serve).
 
 pub mod appeals;
+pub mod county_map;
 pub mod region_risk;
 pub mod rule_sets;
 pub mod staff;

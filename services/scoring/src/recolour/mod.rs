@@ -52,6 +52,8 @@ pub struct Recolourer {
     pub store: Store,
     pub settings: Arc<ScoringSettings>,
     snapshots: SnapshotCache,
+    /// Wakes whoever follows the facts as a whole (the county map) once imported facts are stored.
+    pub facts_arrived: tokio::sync::Notify,
 }
 
 impl Recolourer {
@@ -61,6 +63,7 @@ impl Recolourer {
             store,
             settings,
             snapshots: SnapshotCache::default(),
+            facts_arrived: tokio::sync::Notify::new(),
         }
     }
 

@@ -1,6 +1,5 @@
 //! Region risk levels: officials set them, everyone reads the five-colour county map.
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use hc_domain::RegionCode;
@@ -153,17 +152,8 @@ pub async fn map(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
     let snapshot = state.recolourer.snapshot_within(MAP_REFRESH).await?;
     let generation = snapshot.risk_generation;
     let etag = format!("\"risk-{generation}\"");
-    let cache = (header::CACHE_CONTROL, "public, max-age=30");
-    if req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
-    {
-        return Ok(HttpResponse::NotModified()
-            .insert_header((header::ETAG, etag))
-            .insert_header(cache)
-            .finish());
+    if let Some(unchanged) = super::cached::unchanged(&req, &etag) {
+        return Ok(unchanged);
     }
     let rendered = state.risk_map.lock().ok().and_then(|m| {
         m.as_ref()
@@ -183,11 +173,7 @@ pub async fn map(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
             body
         }
     };
-    Ok(HttpResponse::Ok()
-        .insert_header((header::ETAG, etag))
-        .insert_header(cache)
-        .content_type("application/json")
-        .body(body))
+    Ok(super::cached::json(&etag, body))
 }
 
 /// How long a replica serves the map without checking the levels in effect; the replica that sets a level sees it

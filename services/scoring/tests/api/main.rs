@@ -1,5 +1,6 @@
 mod access;
 mod appeals;
+mod county_map;
 mod exchange;
 mod flow;
 mod helpers;

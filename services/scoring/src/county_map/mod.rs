@@ -1,0 +1,266 @@
+//! The five-colour county map and the control and flow indices (Zhejiang's "one map, one code, one index";
+//! docs/indices.md): recomputed from the facts on a schedule and soon after every import, one replica at a time;
+//! a level that changes the three-level risk is written as a region risk, so the colour rules and the recolouring
+//! follow it; the public map is served from each replica's memory.
+
+pub mod indices;
+pub mod rules;
+mod view;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, Utc};
+use deadpool_postgres::Pool;
+use hc_domain::{RegionCode, RegionLevel, china_time};
+use hc_platform::events::RegionRiskChanged;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::county_map as db;
+use crate::recolour::Recolourer;
+use crate::settings::CountyMapSettings;
+use rules::{CountyLevel, MapReason};
+pub use view::{CountyDetail, CountyMapView};
+
+/// The advisory lock of a recomputation ("county" in ASCII).
+const LOCK: i64 = 0x636f756e7479;
+/// Who the region risks the map writes are set by.
+pub const SET_BY: &str = "county-map";
+/// Days of indices the public map carries per county (its small charts).
+pub const SERIES_DAYS: i64 = 14;
+/// How long a replica serves its copy of the map without checking the generation.
+const REFRESH: Duration = Duration::from_secs(1);
+
+pub struct CountyMap {
+    db: Pool,
+    settings: CountyMapSettings,
+    recolourer: Arc<Recolourer>,
+    copy: Mutex<Option<view::Copy>>,
+}
+
+/// What one recomputation changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Recomputed {
+    pub levels: usize,
+    pub risks: usize,
+    pub indices: usize,
+}
+
+fn is_county(code: &str) -> bool {
+    RegionCode::parse(code).is_ok_and(|c| c.level() == RegionLevel::County)
+}
+
+impl CountyMap {
+    pub fn new(db: Pool, settings: CountyMapSettings, recolourer: Arc<Recolourer>) -> Self {
+        Self {
+            db,
+            settings,
+            recolourer,
+            copy: Mutex::new(None),
+        }
+    }
+
+    pub fn settings(&self) -> &CountyMapSettings {
+        &self.settings
+    }
+
+    /// Recomputes every county's level and the indices of today and yesterday, or of the 14 days to today with
+    /// `every_day` (after an import: trajectories and case lists arrive days late), unless another replica is at it;
+    /// records what changed, and recolours under the risks that changed.
+    pub async fn recompute(&self, every_day: bool) -> anyhow::Result<Recomputed> {
+        let mut client = self.db.get().await?;
+        let tx = client.transaction().await?;
+        let held: bool = tx
+            .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&LOCK])
+            .await?
+            .get(0);
+        if !held {
+            return Ok(Recomputed::default());
+        }
+        let now = Utc::now();
+        let today = china_time::day_of(now);
+        let mut done = Recomputed::default();
+
+        let facts = db::county_facts(&tx, today, now).await?;
+        let latest = db::latest_levels(&tx).await?;
+        let overrides = db::overrides_in_force(&tx).await?;
+        let regions: BTreeSet<&String> = (facts.keys())
+            .chain(latest.keys())
+            .chain(overrides.keys())
+            .filter(|r| is_county(r))
+            .collect();
+        for region in regions {
+            let inputs = facts.get(region).cloned().unwrap_or_default();
+            let (derived, mut reasons) = rules::judge(&inputs, &self.settings);
+            let over = overrides.get(region.as_str());
+            let level = match over {
+                Some(o) => {
+                    let level: CountyLevel = o.level.parse()?;
+                    reasons.insert(0, overridden(level, o));
+                    level
+                }
+                None => derived,
+            };
+            let reasons = serde_json::to_value(&reasons)?;
+            let before = latest.get(region.as_str());
+            let unchanged = match before {
+                Some(b) => {
+                    b.level == level.as_str()
+                        && b.derived == derived.as_str()
+                        && b.override_id == over.map(|o| o.id)
+                        && b.reasons == reasons
+                }
+                None => level == CountyLevel::Green && derived == CountyLevel::Green,
+            };
+            if unchanged {
+                continue;
+            }
+            db::insert_level(
+                &tx,
+                region,
+                level.as_str(),
+                derived.as_str(),
+                over.map(|o| o.id),
+                &reasons,
+                &serde_json::to_value(&inputs)?,
+            )
+            .await?;
+            done.levels += 1;
+            let was = (before.and_then(|b| b.level.parse::<CountyLevel>().ok()))
+                .unwrap_or(CountyLevel::Green);
+            if was.risk() != level.risk() {
+                let risk = level.risk();
+                crate::db::region_risk::insert(&tx, region, risk.as_str(), now, SET_BY).await?;
+                let event = RegionRiskChanged {
+                    region: region.clone(),
+                    level: risk.as_str().into(),
+                    effective_from: now,
+                };
+                hc_platform::outbox::enqueue(&tx, RegionRiskChanged::STREAM, &event.encode())
+                    .await?;
+                done.risks += 1;
+            }
+        }
+
+        done.indices = self.store_indices(&tx, today, every_day).await?;
+        if done.levels + done.indices > 0 {
+            db::bump_generation(&tx).await?;
+        }
+        tx.commit().await?;
+        drop(client);
+        if done.risks > 0 {
+            self.recolourer.invalidate();
+            crate::scheduler::apply_due_risks(&self.recolourer).await?;
+        }
+        Ok(done)
+    }
+
+    /// The indices of today and yesterday, or of every day of the series; a past day keeps the green share it was
+    /// computed with while it was today.
+    async fn store_indices(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        today: NaiveDate,
+        every_day: bool,
+    ) -> anyhow::Result<usize> {
+        let first = today - chrono::Days::new(SERIES_DAYS as u64 - 1);
+        let days: Vec<NaiveDate> = if every_day {
+            first.iter_days().take(SERIES_DAYS as usize).collect()
+        } else {
+            vec![today - chrono::Days::new(1), today]
+        };
+        let green_now = db::green_shares(tx).await?;
+        let kept: HashMap<(String, NaiveDate), indices::IndexInputs> =
+            db::indices_since(tx, days[0], None)
+                .await?
+                .into_iter()
+                .filter_map(|r| Some(((r.region, r.day), serde_json::from_value(r.inputs).ok()?)))
+                .collect();
+        let mut changed = 0;
+        for day in days {
+            let start = china_time::start_of(day);
+            let end = china_time::start_of(day + chrono::Days::new(1));
+            let counts = db::index_inputs(tx, day, start, end).await?;
+            for (region, mut inputs) in counts {
+                if !is_county(&region) {
+                    continue;
+                }
+                if day == today {
+                    let (with_status, green) = green_now.get(&region).copied().unwrap_or_default();
+                    inputs.with_status = Some(with_status);
+                    inputs.green = Some(green);
+                } else if let Some(k) = kept.get(&(region.clone(), day)) {
+                    inputs.with_status = k.with_status;
+                    inputs.green = k.green;
+                }
+                if inputs == indices::IndexInputs::default() {
+                    continue;
+                }
+                let i = indices::compute(&inputs, &self.settings);
+                if db::upsert_indices(
+                    tx,
+                    &region,
+                    day,
+                    i.control,
+                    i.flow,
+                    &serde_json::to_value(&inputs)?,
+                )
+                .await?
+                {
+                    changed += 1;
+                }
+            }
+        }
+        Ok(changed)
+    }
+}
+
+/// The reason an override puts first. The official's own words stay in the audit log: the map is public.
+fn overridden(level: CountyLevel, o: &db::OverrideRow) -> MapReason {
+    let until = china_time::day_of(o.until);
+    MapReason {
+        rule: "override".into(),
+        zh: format!("经审核人工调整为{}，至{until}", level.zh()),
+        en: format!("set to {level} by an official, until {until}"),
+    }
+}
+
+/// Recomputes every `interval_ms`, and `after_import_ms` after the projection stored imported facts (then every
+/// day of the series); the first run at once, over every day.
+pub async fn run(map: Arc<CountyMap>, stop: CancellationToken) {
+    let every = Duration::from_millis(map.settings.interval_ms);
+    let settle = Duration::from_millis(map.settings.after_import_ms);
+    let mut every_day = true;
+    loop {
+        let started = Instant::now();
+        match map.recompute(every_day).await {
+            Ok(done) => {
+                metrics::histogram!("scoring_county_map_recompute_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                if done != Recomputed::default() {
+                    tracing::info!(
+                        levels = done.levels,
+                        risks = done.risks,
+                        indices = done.indices,
+                        "county map recomputed"
+                    );
+                }
+            }
+            Err(err) => {
+                metrics::counter!("scoring_county_map_failures_total").increment(1);
+                tracing::warn!(error = %err, "recomputing the county map failed; the next round retries");
+            }
+        }
+        every_day = tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => false,
+            () = map.recolourer.facts_arrived.notified() => {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(settle) => true,
+                }
+            }
+        };
+    }
+}

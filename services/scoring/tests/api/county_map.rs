@@ -1,0 +1,300 @@
+//! The five-colour county map: derived from imported facts by the published rules, followed by the risk and the
+//! colours, overridden only by an audited official action; the indices computed from counts served beside them.
+
+use hc_platform::testing::{WAIT, eventually};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, date_ago, days_ago, nth_id, problem, spawn_app_with};
+
+async fn county_map_app() -> TestApp {
+    spawn_app_with(|b| {
+        b.set_override("scoring.county_map.after_import_ms", 50)
+            .and_then(|b| b.set_override("scoring.county_map.interval_ms", 60_000))
+            .expect("settings")
+    })
+    .await
+}
+
+impl TestApp {
+    /// The map of Zhejiang with its ETag.
+    async fn zhejiang(&self) -> (Value, String) {
+        let r = (self.http.get(self.url("/v1/map?province=330000")).send())
+            .await
+            .expect("map");
+        assert_eq!(r.status(), StatusCode::OK);
+        let etag = r.headers()["etag"].to_str().expect("etag").to_owned();
+        (r.json().await.expect("json"), etag)
+    }
+
+    /// Waits until Zhejiang's map shows `county` as `ok` accepts, and returns the county.
+    async fn wait_county(&self, county: &str, ok: impl Fn(&Value) -> bool) -> Value {
+        let ok = &ok;
+        eventually(WAIT, format!("{county} never matched"), || async move {
+            let (map, _) = self.zhejiang().await;
+            let c = map["counties"]
+                .as_array()
+                .expect("counties")
+                .iter()
+                .find(|c| c["region"] == county)
+                .expect("the county is on the map")
+                .clone();
+            ok(&c).then_some(c)
+        })
+        .await
+    }
+
+    async fn detail(&self, county: &str) -> Value {
+        let r = (self
+            .http
+            .get(self.url(&format!("/v1/map/counties/{county}")))
+            .send())
+        .await
+        .expect("county");
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.expect("json")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cases_in_a_county_turn_it_orange_its_visitors_red_and_only_an_audited_override_changes_that()
+ {
+    let app = county_map_app().await;
+    let visitor = app.citizen("440106", 1).await;
+    app.wait_colour(&visitor.person, "green").await;
+    let carrier = app.official(&["import:visits"], None).await;
+    app.import(
+        &carrier,
+        "visits",
+        &[json!({"id_number": visitor.id_number, "region": "330106", "first_seen": days_ago(3), "last_seen": days_ago(2), "source": "carrier"})],
+    )
+    .await;
+    let (before, _) = app.zhejiang().await;
+    assert_eq!(before["counties"].as_array().expect("counties").len(), 90);
+    assert!(
+        before["counties"]
+            .as_array()
+            .expect("counties")
+            .iter()
+            .all(|c| c["level"] == "green")
+    );
+
+    // Ten cases reported in 西湖区 ten days ago, of people not registered here: steady, so orange, not red.
+    let health = app.official(&["import:cases"], None).await;
+    let cases: Vec<Value> = (0..10)
+        .map(|i| json!({"id_number": nth_id("330106", 100 + i), "status": "confirmed", "since": date_ago(10), "region": "330106"}))
+        .collect();
+    app.import(&health, "cases", &cases).await;
+    let county = app.wait_county("330106", |c| c["level"] == "orange").await;
+    assert_eq!(county["risk"], "high");
+    assert_eq!(county["derived"], "orange");
+    assert_eq!(county["reasons"][0]["rule"], "orange-cases");
+    assert_eq!(
+        county["reasons"][0]["en"],
+        "10 cases in the last 14 days (at least 10)"
+    );
+    assert_eq!(county["name"], "西湖区");
+    assert_eq!(county["prefecture_name"], "杭州市");
+    // The level is the risk the colour rules read: whoever was there in the window turns red.
+    let red = app.wait_colour(&visitor.person, "red").await;
+    assert_eq!(red["reasons"][0]["rule"], "visit-high");
+    let set_by: String = (app.pool.get().await.expect("db"))
+        .query_one(
+            "SELECT updated_by FROM region_risk WHERE region = '330106' ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .expect("risk row")
+        .get(0);
+    assert_eq!(set_by, "county-map");
+
+    // Cached: the same ETag answers 304.
+    let (_, etag) = app.zhejiang().await;
+    let r = (app
+        .http
+        .get(app.url("/v1/map?province=330000"))
+        .header("if-none-match", &etag)
+        .send())
+    .await
+    .expect("map");
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+
+    // An override: only with risk:write over the county, with a reason, audited; the colours follow.
+    let hangzhou = app.official(&["risk:write"], Some("330100")).await;
+    let xian = app.official(&["risk:write"], Some("610000")).await;
+    let path = "/v1/map/counties/330106/override";
+    let body =
+        json!({"level": "green", "reason": "cluster closed: every contact tested negative twice"});
+    problem(
+        app.put_json(path, &xian, &body).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    let short = json!({"level": "green", "reason": "ok"});
+    let p = problem(
+        app.put_json(path, &hangzhou, &short).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(p["field"], "reason");
+    let far = json!({"level": "green", "reason": "cluster closed: every contact tested", "until": "2099-01-01T00:00:00Z"});
+    let p = problem(
+        app.put_json(path, &hangzhou, &far).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(p["field"], "until");
+    let p = problem(
+        app.put_json(
+            path,
+            &hangzhou,
+            &json!({"level": "purple", "reason": "cluster closed: every contact tested"}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(p["field"], "level");
+    let r = app.put_json(path, &hangzhou, &body).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let county = app.wait_county("330106", |c| c["level"] == "green").await;
+    assert_eq!(county["derived"], "orange");
+    assert_eq!(county["overridden"], true);
+    assert_eq!(county["reasons"][0]["rule"], "override");
+    assert!(
+        !county.to_string().contains("twice"),
+        "the official's words are not public: {county}"
+    );
+    app.wait_colour(&visitor.person, "green").await;
+    let audited: i64 = (app.pool.get().await.expect("db"))
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE action = 'county_map.override' AND reason LIKE '330106 green: cluster closed%'",
+            &[],
+        )
+        .await
+        .expect("audit")
+        .get(0);
+    assert_eq!(audited, 1);
+
+    // Lifted: the rules' level again; a second lift finds nothing.
+    let lift = "/v1/map/counties/330106/override/lift";
+    let reason = json!({"reason": "new cases found in the cluster"});
+    assert_eq!(
+        app.post_json(lift, &hangzhou, &reason).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    app.wait_county("330106", |c| {
+        c["level"] == "orange" && c["overridden"] == false
+    })
+    .await;
+    problem(
+        app.post_json(lift, &hangzhou, &reason).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    app.wait_colour(&visitor.person, "red").await;
+
+    // The county's history, newest first, with what the rules read.
+    let detail = app.detail("330106").await;
+    let levels: Vec<&str> = detail["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|h| h["level"].as_str().expect("level"))
+        .collect();
+    assert_eq!(levels, ["orange", "green", "orange"]);
+    assert_eq!(detail["history"][2]["inputs"]["cases_14d"], 10);
+    assert_eq!(detail["history"][2]["inputs"]["cases_prior_7d"], 10);
+
+    // Only a county and a province are accepted where they are meant.
+    let r = (app.http.get(app.url("/v1/map/counties/330100")).send())
+        .await
+        .expect("get");
+    assert_eq!(
+        problem(r, StatusCode::UNPROCESSABLE_ENTITY).await["field"],
+        "code"
+    );
+    let r = (app.http.get(app.url("/v1/map?province=330100")).send())
+        .await
+        .expect("get");
+    assert_eq!(
+        problem(r, StatusCode::UNPROCESSABLE_ENTITY).await["field"],
+        "province"
+    );
+    let rules: Value = (app.http.get(app.url("/v1/map/rules")).send())
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(rules["orange_cases"], 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_indices_are_computed_from_the_counts_served_beside_them() {
+    let app = county_map_app().await;
+    // Two residents of 西湖区 and a visitor from Guangzhou.
+    let quarantined = app.citizen("330106", 1).await;
+    let traveller = app.citizen("330106", 2).await;
+    let visitor = app.citizen("440106", 3).await;
+    for c in [&quarantined, &traveller, &visitor] {
+        app.wait_colour(&c.person, "green").await;
+    }
+    let now = chrono::Utc::now();
+    let (from, to) = (
+        days_ago(0),
+        (now - chrono::Duration::seconds(30)).to_rfc3339(),
+    );
+    let visit = |c: &crate::helpers::Citizen, region: &str, source: &str| json!({"id_number": c.id_number, "region": region, "first_seen": from, "last_seen": to, "source": source});
+    let carrier = app.official(&["import:visits"], None).await;
+    app.import(
+        &carrier,
+        "visits",
+        &[
+            visit(&visitor, "330106", "carrier"),
+            visit(&visitor, "330106", "venue"),
+            visit(&traveller, "440106", "carrier"),
+        ],
+    )
+    .await;
+    let lab = app.official(&["import:nat"], None).await;
+    app.import(&lab, "nat-results", &[json!({"id_number": quarantined.id_number, "sample_time": to, "result": "negative", "lab": "lab-1"})]).await;
+    let health = app.official(&["import:cases"], None).await;
+    app.import(&health, "cases", &[json!({"id_number": quarantined.id_number, "status": "close_contact", "since": date_ago(1)})]).await;
+    // Hangzhou's rules make a close contact red.
+    app.wait_colour(&quarantined.person, "red").await;
+
+    let today = date_ago(0);
+    let expected = json!({
+        "residents": 2, "carrier_seen": 1, "carrier_checked": 1, "quarantined": 1, "quarantined_declared": 0,
+        "contacts": 1, "contacts_tested": 1, "checkins": 1, "visitors_in": 1, "residents_out": 1,
+        "with_status": 2, "green": 1,
+    });
+    let day = eventually(WAIT, "the indices never showed the day's counts", || {
+        let (app, today, expected) = (&app, &today, &expected);
+        async move {
+            let detail = app.detail("330106").await;
+            detail["indices"]
+                .as_array()
+                .expect("indices")
+                .iter()
+                .find(|d| d["day"] == *today && d["inputs"] == *expected)
+                .cloned()
+        }
+    })
+    .await;
+    // Control: (1/1 checked + 0/1 declared + 1/1 tested) / 3. Flow: (1 check-in / 2 residents / 1.0 + min(1,
+    // 2 travellers / 2 / 0.2) + 1/2 green) / 3.
+    assert_eq!(day["control"], 66.7);
+    assert_eq!(day["flow"], 66.7);
+    // The map carries the day too, for its small charts; a contact listed makes the county blue.
+    let county = app
+        .wait_county("330106", |c| {
+            c["indices"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|d| d["day"] == *today && d["control"] == 66.7))
+        })
+        .await;
+    assert_eq!(county["level"], "blue");
+    assert_eq!(county["reasons"][0]["rule"], "blue-contacts");
+}
