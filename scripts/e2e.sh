@@ -35,6 +35,8 @@ HC__RENDERING__PAGE_SCORING_URL="http://127.0.0.1:18283"
 HC__RENDERING__SCORING_URL="http://127.0.0.1:18283"
 HC__TELEMETRY__LOG_FILTER="warn"
 HC__EVENTS__IDLE_MS=20
+# The county map's indices every second (a minute by default), so the map's page shows the seeded days at once.
+HC__SCORING__COUNTY_MAP__INTERVAL_MS=1000
 HC__IDENTITY__SMS__KIND=dev
 HC__IDENTITY__REAL_NAME__KIND=dev
 set +a

@@ -22,6 +22,8 @@ use crate::suite::{Suite, url};
 
 /// Home of the population (Guangzhou, Tianhe); the venue's county.
 pub const HOME: &str = "440106";
+/// HOME's province, whose county map the map's viewers open.
+pub const PROVINCE: &str = "440000";
 /// The region that turns high risk in a run (Guangzhou, Baiyun): 5 % of the people were seen there.
 pub const RISK_REGION: &str = "440111";
 pub const VENUE: &str = "load-gate";

@@ -506,7 +506,7 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
                 );
             }
             w!(
-                "\nCPU-seconds per million requests of the mix: **{:.0}** (the mix is 70 % code displays; see the analysis for displays alone).\n",
+                "\nCPU-seconds per million requests of the mix: **{:.0}** (the mix is 68 % code displays; see the analysis for displays alone).\n",
                 suite_us
             );
         }

@@ -108,7 +108,7 @@ mod tests {
     fn a_steady_schedule_offers_the_rate_and_is_sorted_and_within_the_run() {
         let plan = steady(10_000.0, 20.0);
         let s = Schedule::draw(&plan, Persona::ShowCode, 7);
-        let expected = 10_000.0 * 0.7 * 20.0;
+        let expected = 10_000.0 * Persona::ShowCode.share() * 20.0;
         let n = s.len() as f64;
         // Poisson: the standard deviation is sqrt(n) = 374; allow 4 of them.
         assert!(

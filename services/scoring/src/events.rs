@@ -2,6 +2,7 @@
 //! leaves the event pending, and the redelivery recolours).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use hc_platform::streams::Delivered;
 
@@ -54,6 +55,7 @@ pub async fn handle(
         return Ok(());
     }
     let tx = client.transaction().await?;
+    let mut past_days = false;
     let touched = match kind {
         Fact::PersonRegistered => projection::people_registered(&tx, &events).await?,
         Fact::DeclarationSubmitted | Fact::FactsImported => {
@@ -63,7 +65,11 @@ pub async fn handle(
                     Fact::DeclarationSubmitted => {
                         projection::declaration_submitted(&tx, event).await?
                     }
-                    _ => projection::facts_imported(&tx, event).await?,
+                    _ => {
+                        let (people, dated_back) = projection::facts_imported(&tx, event).await?;
+                        past_days |= dated_back;
+                        people
+                    }
                 });
             }
             touched.sort();
@@ -75,6 +81,9 @@ pub async fn handle(
     tx.commit().await?;
     drop(client);
     if matches!(kind, Fact::FactsImported) {
+        if past_days {
+            recolourer.past_days_changed.store(true, Ordering::Relaxed);
+        }
         recolourer.facts_arrived.notify_one();
     }
     let summary = recolourer.recolour(touched).await?;

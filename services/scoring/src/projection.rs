@@ -74,11 +74,12 @@ pub async fn declaration_submitted(
 }
 
 /// `facts.imported`: a chunk of official facts, row `i` belonging to `people[i]`. The caller marks the digests out
-/// of date ([`facts_changed`]).
+/// of date ([`facts_changed`]). Also says whether the facts were trajectories or case lists, which arrive dated
+/// days back.
 pub async fn facts_imported(
     client: &impl GenericClient,
     event: &Delivered,
-) -> anyhow::Result<Vec<Index>> {
+) -> anyhow::Result<(Vec<Index>, bool)> {
     let FactsImported {
         people,
         facts,
@@ -137,7 +138,8 @@ pub async fn facts_imported(
                 .await?;
         }
     }
-    Ok(people)
+    let dated_back = !matches!(facts, ImportedFacts::NatResults(_));
+    Ok((people, dated_back))
 }
 
 /// Marks the digests of `indexes` (sorted, without duplicates) out of date, in the transaction that stored their

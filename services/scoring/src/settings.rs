@@ -32,6 +32,10 @@ pub struct CountyMapSettings {
     pub orange_rising_cases: i64,
     /// Longest override an official may set.
     pub override_max_days: i64,
+    /// Where a county's level sets its three-level risk (the regions that adopted the five-colour map; elsewhere
+    /// the map is published only and officials set the risk).
+    #[schema(value_type = Vec<String>)]
+    pub sets_risk_in: Vec<hc_domain::RegionCode>,
     /// Check-ins per resident and day, and travellers per resident and day, that count as full flow.
     pub full_checkins_per_resident: f64,
     pub full_travel_per_resident: f64,

@@ -8,6 +8,7 @@ pub mod rules;
 mod view;
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use hc_platform::events::RegionRiskChanged;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::county_map as db;
+use crate::facts::RiskLevel;
 use crate::recolour::Recolourer;
 use crate::settings::CountyMapSettings;
 use rules::{CountyLevel, MapReason};
@@ -37,6 +39,17 @@ pub struct CountyMap {
     settings: CountyMapSettings,
     recolourer: Arc<Recolourer>,
     copy: Mutex<Option<view::Copy>>,
+}
+
+/// Which days' indices a recomputation computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexDays {
+    /// None: the levels only (right after an import, so that colours follow at once).
+    None,
+    /// Today and yesterday (every scheduled round).
+    Recent,
+    /// Every day of the series (at start, and in the scheduled round after trajectories or case lists arrived).
+    Series,
 }
 
 /// What one recomputation changed.
@@ -65,10 +78,16 @@ impl CountyMap {
         &self.settings
     }
 
-    /// Recomputes every county's level and the indices of today and yesterday, or of the 14 days to today with
-    /// `every_day` (after an import: trajectories and case lists arrive days late), unless another replica is at it;
-    /// records what changed, and recolours under the risks that changed.
-    pub async fn recompute(&self, every_day: bool) -> anyhow::Result<Recomputed> {
+    /// Whether the county map sets `county`'s three-level risk: in the regions that adopted it
+    /// (`sets_risk_in`); elsewhere it is published only, and officials set the risk.
+    fn sets_risk(&self, county: &str) -> bool {
+        RegionCode::parse(county)
+            .is_ok_and(|c| self.settings.sets_risk_in.iter().any(|r| r.contains(c)))
+    }
+
+    /// Recomputes every county's level and the indices of `days`, unless another replica is at it; records what
+    /// changed, and recolours under the risks that changed.
+    pub async fn recompute(&self, days: IndexDays) -> anyhow::Result<Recomputed> {
         let mut client = self.db.get().await?;
         let tx = client.transaction().await?;
         let held: bool = tx
@@ -84,6 +103,7 @@ impl CountyMap {
 
         let facts = db::county_facts(&tx, today, now).await?;
         let latest = db::latest_levels(&tx).await?;
+        let risks_set = db::risks_set_by(&tx, SET_BY).await?;
         let overrides = db::overrides_in_force(&tx).await?;
         let regions: BTreeSet<&String> = (facts.keys())
             .chain(latest.keys())
@@ -113,6 +133,23 @@ impl CountyMap {
                 }
                 None => level == CountyLevel::Green && derived == CountyLevel::Green,
             };
+            if self.sets_risk(region) {
+                let was = (risks_set.get(region.as_str()))
+                    .and_then(|r| r.parse().ok())
+                    .unwrap_or(RiskLevel::Low);
+                let risk = level.risk();
+                if was != risk {
+                    crate::db::region_risk::insert(&tx, region, risk.as_str(), now, SET_BY).await?;
+                    let event = RegionRiskChanged {
+                        region: region.clone(),
+                        level: risk.as_str().into(),
+                        effective_from: now,
+                    };
+                    hc_platform::outbox::enqueue(&tx, RegionRiskChanged::STREAM, &event.encode())
+                        .await?;
+                    done.risks += 1;
+                }
+            }
             if unchanged {
                 continue;
             }
@@ -127,23 +164,9 @@ impl CountyMap {
             )
             .await?;
             done.levels += 1;
-            let was = (before.and_then(|b| b.level.parse::<CountyLevel>().ok()))
-                .unwrap_or(CountyLevel::Green);
-            if was.risk() != level.risk() {
-                let risk = level.risk();
-                crate::db::region_risk::insert(&tx, region, risk.as_str(), now, SET_BY).await?;
-                let event = RegionRiskChanged {
-                    region: region.clone(),
-                    level: risk.as_str().into(),
-                    effective_from: now,
-                };
-                hc_platform::outbox::enqueue(&tx, RegionRiskChanged::STREAM, &event.encode())
-                    .await?;
-                done.risks += 1;
-            }
         }
 
-        done.indices = self.store_indices(&tx, today, every_day).await?;
+        done.indices = self.store_indices(&tx, today, days).await?;
         if done.levels + done.indices > 0 {
             db::bump_generation(&tx).await?;
         }
@@ -156,19 +179,18 @@ impl CountyMap {
         Ok(done)
     }
 
-    /// The indices of today and yesterday, or of every day of the series; a past day keeps the green share it was
-    /// computed with while it was today.
+    /// The indices of `days`; a past day keeps the green share it was computed with while it was today.
     async fn store_indices(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
         today: NaiveDate,
-        every_day: bool,
+        days: IndexDays,
     ) -> anyhow::Result<usize> {
         let first = today - chrono::Days::new(SERIES_DAYS as u64 - 1);
-        let days: Vec<NaiveDate> = if every_day {
-            first.iter_days().take(SERIES_DAYS as usize).collect()
-        } else {
-            vec![today - chrono::Days::new(1), today]
+        let days: Vec<NaiveDate> = match days {
+            IndexDays::None => return Ok(0),
+            IndexDays::Recent => vec![today - chrono::Days::new(1), today],
+            IndexDays::Series => first.iter_days().take(SERIES_DAYS as usize).collect(),
         };
         let green_now = db::green_shares(tx).await?;
         let kept: HashMap<(String, NaiveDate), indices::IndexInputs> =
@@ -226,15 +248,16 @@ fn overridden(level: CountyLevel, o: &db::OverrideRow) -> MapReason {
     }
 }
 
-/// Recomputes every `interval_ms`, and `after_import_ms` after the projection stored imported facts (then every
-/// day of the series); the first run at once, over every day.
+/// Recomputes at once (every day of the indices), then every `interval_ms` (today's and yesterday's indices, or every
+/// day's after trajectories or case lists arrived), and the levels alone `after_import_ms` after the projection
+/// stored imported facts. The indices read every visit of their days, which is why an import does not wait on them.
 pub async fn run(map: Arc<CountyMap>, stop: CancellationToken) {
     let every = Duration::from_millis(map.settings.interval_ms);
     let settle = Duration::from_millis(map.settings.after_import_ms);
-    let mut every_day = true;
+    let mut days = IndexDays::Series;
     loop {
         let started = Instant::now();
-        match map.recompute(every_day).await {
+        match map.recompute(days).await {
             Ok(done) => {
                 metrics::histogram!("scoring_county_map_recompute_seconds")
                     .record(started.elapsed().as_secs_f64());
@@ -252,13 +275,19 @@ pub async fn run(map: Arc<CountyMap>, stop: CancellationToken) {
                 tracing::warn!(error = %err, "recomputing the county map failed; the next round retries");
             }
         }
-        every_day = tokio::select! {
+        days = tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(every) => false,
+            () = tokio::time::sleep(every) => {
+                if map.recolourer.past_days_changed.swap(false, Ordering::Relaxed) {
+                    IndexDays::Series
+                } else {
+                    IndexDays::Recent
+                }
+            }
             () = map.recolourer.facts_arrived.notified() => {
                 tokio::select! {
                     () = stop.cancelled() => return,
-                    () = tokio::time::sleep(settle) => true,
+                    () = tokio::time::sleep(settle) => IndexDays::None,
                 }
             }
         };

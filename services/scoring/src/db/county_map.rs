@@ -141,6 +141,23 @@ pub async fn overrides_in_force(
         .collect())
 }
 
+/// The latest risk level `set_by` wrote for each region.
+pub async fn risks_set_by(
+    client: &impl GenericClient,
+    set_by: &str,
+) -> Result<HashMap<String, String>, Db> {
+    Ok(client
+        .query(
+            "SELECT DISTINCT ON (region) region, level FROM region_risk WHERE updated_by = $1
+             ORDER BY region, id DESC",
+            &[&set_by],
+        )
+        .await?
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
 pub async fn insert_level(
     client: &impl GenericClient,
     region: &str,

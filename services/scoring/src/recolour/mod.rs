@@ -54,6 +54,9 @@ pub struct Recolourer {
     snapshots: SnapshotCache,
     /// Wakes whoever follows the facts as a whole (the county map) once imported facts are stored.
     pub facts_arrived: tokio::sync::Notify,
+    /// Set when trajectories or case lists were stored: they arrive dated days back, so the county map's next
+    /// scheduled round recomputes every day of its indices.
+    pub past_days_changed: std::sync::atomic::AtomicBool,
 }
 
 impl Recolourer {
@@ -64,6 +67,7 @@ impl Recolourer {
             settings,
             snapshots: SnapshotCache::default(),
             facts_arrived: tokio::sync::Notify::new(),
+            past_days_changed: Default::default(),
         }
     }
 

@@ -231,7 +231,11 @@ pub async fn lift_override(
 
 /// Recomputes the map now; if another replica is at it or it fails, the scheduled round applies the change.
 async fn apply_now(state: &AppState) {
-    match state.county_map.recompute(false).await {
+    match state
+        .county_map
+        .recompute(crate::county_map::IndexDays::None)
+        .await
+    {
         Ok(done) if done != Default::default() => {}
         Ok(_) => state.recolourer.facts_arrived.notify_one(),
         Err(err) => {

@@ -7,10 +7,11 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, date_ago, days_ago, nth_id, problem, spawn_app_with};
 
-async fn county_map_app() -> TestApp {
+/// Levels recomputed 50 ms after an import, indices every `interval_ms`.
+async fn county_map_app(interval_ms: i64) -> TestApp {
     spawn_app_with(|b| {
         b.set_override("scoring.county_map.after_import_ms", 50)
-            .and_then(|b| b.set_override("scoring.county_map.interval_ms", 60_000))
+            .and_then(|b| b.set_override("scoring.county_map.interval_ms", interval_ms))
             .expect("settings")
     })
     .await
@@ -19,9 +20,16 @@ async fn county_map_app() -> TestApp {
 impl TestApp {
     /// The map of Zhejiang with its ETag.
     async fn zhejiang(&self) -> (Value, String) {
-        let r = (self.http.get(self.url("/v1/map?province=330000")).send())
-            .await
-            .expect("map");
+        self.province("330000").await
+    }
+
+    async fn province(&self, code: &str) -> (Value, String) {
+        let r = (self
+            .http
+            .get(self.url(&format!("/v1/map?province={code}")))
+            .send())
+        .await
+        .expect("map");
         assert_eq!(r.status(), StatusCode::OK);
         let etag = r.headers()["etag"].to_str().expect("etag").to_owned();
         (r.json().await.expect("json"), etag)
@@ -59,7 +67,7 @@ impl TestApp {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cases_in_a_county_turn_it_orange_its_visitors_red_and_only_an_audited_override_changes_that()
  {
-    let app = county_map_app().await;
+    let app = county_map_app(60_000).await;
     let visitor = app.citizen("440106", 1).await;
     app.wait_colour(&visitor.person, "green").await;
     let carrier = app.official(&["import:visits"], None).await;
@@ -228,11 +236,38 @@ async fn cases_in_a_county_turn_it_orange_its_visitors_red_and_only_an_audited_o
         .await
         .expect("json");
     assert_eq!(rules["orange_cases"], 10);
+    assert_eq!(rules["sets_risk_in"], json!(["330000"]));
+
+    // Guangdong has not adopted the map: a case there colours the county on the map and sets no risk.
+    app.import(&health, "cases", &[json!({"id_number": nth_id("440106", 100), "status": "confirmed", "since": date_ago(1), "region": "440106"})]).await;
+    eventually(
+        WAIT,
+        "440106 never turned yellow on Guangdong's map",
+        || async {
+            let (map, _) = app.province("440000").await;
+            map["counties"]
+                .as_array()
+                .expect("counties")
+                .iter()
+                .any(|c| c["region"] == "440106" && c["level"] == "yellow")
+                .then_some(())
+        },
+    )
+    .await;
+    let risks: i64 = (app.pool.get().await.expect("db"))
+        .query_one(
+            "SELECT count(*) FROM region_risk WHERE region = '440106'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(risks, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_indices_are_computed_from_the_counts_served_beside_them() {
-    let app = county_map_app().await;
+    let app = county_map_app(300).await;
     // Two residents of 西湖区 and a visitor from Guangzhou.
     let quarantined = app.citizen("330106", 1).await;
     let traveller = app.citizen("330106", 2).await;
