@@ -126,6 +126,9 @@ def main():
             break
         time.sleep(0.2)
     assert coloured, ("张伟 did not turn yellow", status, body)
+    # A Zhejiang with cases, contacts and 14 days of trajectories and check-ins: the public county map at /map.
+    import seed_map  # here, not at the top: it imports this file's helpers
+    zhejiang = seed_map.seed(IDENTITY, DECLARATION, admin, SECRETS_TAG, os.path.join(RUN, "demo-zhejiang.json"))
     status, body = call("GET", f"{RENDERING}/v1/trust/keys")
     assert status == 200 and body["keys"], (status, body)
 
@@ -157,10 +160,13 @@ The health-code platform is up.
   scoring       {SCORING}
                   OpenAPI  {SCORING}/openapi.json     health {SCORING}/health/ready
                   public risk map  {SCORING}/v1/regions/risk
+                  five-colour county map  {SCORING}/v1/map?province=330000   rules {SCORING}/v1/map/rules
+                  one county, its history and its indices' inputs  {SCORING}/v1/map/counties/330106
   rendering     {RENDERING}
                   OpenAPI  {RENDERING}/openapi.json     health {RENDERING}/health/ready
                   public keys of the codes  {RENDERING}/v1/trust/keys
                   the citizen's page  {RENDERING}/
+                  the public county map (Zhejiang, seeded; indices within a minute)  {RENDERING}/map
   verification  {VERIFICATION}
                   OpenAPI  {VERIFICATION}/openapi.json     health {VERIFICATION}/health/ready
                   signed trust list  {VERIFICATION}/v1/trust/list     root key {VERIFICATION}/v1/trust/root
@@ -182,6 +188,12 @@ Official client (Guangzhou: person:read import:nat import:cases import:visits ri
   client_id {creds['client_id']}   client_secret {creds['client_secret']}
   curl -s -XPOST {IDENTITY}/v1/auth/token -H 'content-type: application/json' \\
        -d '{{"grant_type":"client_credentials","client_id":"{creds['client_id']}","client_secret":"{creds['client_secret']}"}}'
+
+Zhejiang's health commission (import:nat import:cases import:visits risk:write over 330000) overrides a county's
+level on the map (audited; lift with POST .../override/lift and a reason):
+  client_id {zhejiang['client_id']}   client_secret {zhejiang['client_secret']}
+  curl -s -XPUT {SCORING}/v1/map/counties/330782/override -H "authorization: Bearer $ZHEJIANG_TOKEN" \\
+       -H 'content-type: application/json' -d '{{"level":"yellow","reason":"cluster traced and closed"}}'
 
 A citizen's declaration and their test results (the demo lab batch demo-nat-1 is imported):
   curl -s -XPOST {DECLARATION}/v1/declarations -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\

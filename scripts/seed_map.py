@@ -59,14 +59,21 @@ def register(identity, admin, idn, phone, region):
     assert status in (200, 201), (status, body)
 
 
-def seed(identity, declaration, admin, tag):
-    status, body = call("POST", f"{identity}/v1/clients",
-                        {"name": "Demo Zhejiang health commission", "region": "330000",
-                         "scopes": ["import:nat", "import:cases", "import:visits", "risk:write"]},
-                        token=admin, headers={"Idempotency-Key": f"demo-zhejiang-{os.urandom(6).hex()}"})
-    assert status == 201, (status, body)
-    creds = {"client_id": body["client_id"], "client_secret": body["client_secret"]}
-    official = call("POST", f"{identity}/v1/auth/token", {"grant_type": "client_credentials", **creds})[1]["access_token"]
+def seed(identity, declaration, admin, tag, creds_file=None):
+    """Seeds the map; returns the Zhejiang client's credentials (kept in `creds_file` across runs when given)."""
+    creds = json.load(open(creds_file)) if creds_file and os.path.exists(creds_file) else None
+    token = lambda: call("POST", f"{identity}/v1/auth/token", {"grant_type": "client_credentials", **creds})
+    if creds is None or token()[0] != 200:
+        status, body = call("POST", f"{identity}/v1/clients",
+                            {"name": "Demo Zhejiang health commission", "region": "330000",
+                             "scopes": ["import:nat", "import:cases", "import:visits", "risk:write"]},
+                            token=admin, headers={"Idempotency-Key": f"demo-zhejiang-{os.urandom(6).hex()}"})
+        assert status == 201, (status, body)
+        creds = {"client_id": body["client_id"], "client_secret": body["client_secret"]}
+        if creds_file:
+            with open(os.open(creds_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+                json.dump(creds, f)
+    official = token()[1]["access_token"]
 
     now = datetime.datetime.now(CHINA)
     today = now.date()
@@ -118,6 +125,7 @@ def seed(identity, declaration, admin, tag):
             if rng.random() < 0.3:
                 visits.append({"id_number": idn, "region": BUSY[(k + ago) % len(BUSY)], "source": "carrier", **span(2)})
     post_ndjson(f"{declaration}/v1/imports/visits", official, visits, f"demo-zj-visits-{today}-{tag}")
+    return creds
 
 
 if __name__ == "__main__":

@@ -137,6 +137,7 @@ function draw() {
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
   document.querySelectorAll("[data-t]").forEach((e) => { e.textContent = t(e.dataset.t); });
   $("lang").textContent = t("switch");
+  $("lang").setAttribute("lang", lang === "zh" ? "en" : "zh-CN");
   document.title = t("title");
   if (!map) return;
   $("province").textContent = map.name;
@@ -149,8 +150,11 @@ async function load() {
   try {
     const response = await fetch(`${api.scoring}/v1/map?province=${encodeURIComponent(api.province)}`);
     if (!response.ok) throw new Error(String(response.status));
-    map = await response.json();
+    const fresh = await response.json();
     $("message").textContent = "";
+    // Unchanged: keep the page as it is (a redraw would lose the reader's place and focus).
+    if (map && fresh.generation === map.generation) return;
+    map = fresh;
     draw();
   } catch (err) {
     $("message").textContent = t("failed");

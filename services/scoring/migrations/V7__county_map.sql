@@ -28,8 +28,11 @@ CREATE TABLE county_levels (
 );
 CREATE INDEX county_levels_region_idx ON county_levels (region, id DESC);
 
--- The indices read who was seen in each county on a day: visits ending on or after its start.
+-- What the map and the indices read by time: visits ending on or after a day's start, positive samples and case
+-- entries of the last weeks.
 CREATE INDEX f_visits_last_seen_idx ON f_visits (last_seen);
+CREATE INDEX f_nat_positive_idx ON f_nat (sample_time) WHERE positive;
+CREATE INDEX f_cases_since_idx ON f_cases (since);
 
 -- The indices of each county and day (China time), with every input, so anyone can recompute them. Null when no
 -- component had data.

@@ -80,13 +80,14 @@ pub async fn handle(
     };
     tx.commit().await?;
     drop(client);
+    let summary = recolourer.recolour(touched).await?;
+    // After the recolouring: the county map's indices read the colours.
     if matches!(kind, Fact::FactsImported) {
         if past_days {
             recolourer.past_days_changed.store(true, Ordering::Relaxed);
         }
         recolourer.facts_arrived.notify_one();
     }
-    let summary = recolourer.recolour(touched).await?;
     // Only now, with everyone recoloured: an event interrupted before this line is handled again whole.
     let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
     recolourer

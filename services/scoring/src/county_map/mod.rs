@@ -80,14 +80,18 @@ impl CountyMap {
 
     /// Whether the county map sets `county`'s three-level risk: in the regions that adopted it
     /// (`sets_risk_in`); elsewhere it is published only, and officials set the risk.
-    fn sets_risk(&self, county: &str) -> bool {
-        RegionCode::parse(county)
-            .is_ok_and(|c| self.settings.sets_risk_in.iter().any(|r| r.contains(c)))
+    pub fn sets_risk(&self, county: RegionCode) -> bool {
+        self.settings
+            .sets_risk_in
+            .iter()
+            .any(|r| r.contains(county))
     }
 
-    /// Recomputes every county's level and the indices of `days`, unless another replica is at it; records what
-    /// changed, and recolours under the risks that changed.
-    pub async fn recompute(&self, days: IndexDays) -> anyhow::Result<Recomputed> {
+    /// Recomputes every county's level and the indices of `days`, and records what changed; `None` when another
+    /// replica is at it (the caller tries again: that replica may have read the facts before the latest import).
+    /// Where the map sets the risk, a county whose own risk in effect differs from its level's is given its
+    /// level's; the caller recolours ([`Self::recolour`]).
+    pub async fn recompute(&self, days: IndexDays) -> anyhow::Result<Option<Recomputed>> {
         let mut client = self.db.get().await?;
         let tx = client.transaction().await?;
         let held: bool = tx
@@ -95,7 +99,7 @@ impl CountyMap {
             .await?
             .get(0);
         if !held {
-            return Ok(Recomputed::default());
+            return Ok(None);
         }
         let now = Utc::now();
         let today = china_time::day_of(now);
@@ -103,7 +107,7 @@ impl CountyMap {
 
         let facts = db::county_facts(&tx, today, now).await?;
         let latest = db::latest_levels(&tx).await?;
-        let risks_set = db::risks_set_by(&tx, SET_BY).await?;
+        let risks = crate::recolour::load_risk(&tx).await?;
         let overrides = db::overrides_in_force(&tx).await?;
         let regions: BTreeSet<&String> = (facts.keys())
             .chain(latest.keys())
@@ -131,12 +135,10 @@ impl CountyMap {
                         && b.override_id == over.map(|o| o.id)
                         && b.reasons == reasons
                 }
-                None => level == CountyLevel::Green && derived == CountyLevel::Green,
+                None => over.is_none() && derived == CountyLevel::Green,
             };
-            if self.sets_risk(region) {
-                let was = (risks_set.get(region.as_str()))
-                    .and_then(|r| r.parse().ok())
-                    .unwrap_or(RiskLevel::Low);
+            if RegionCode::parse(region).is_ok_and(|c| self.sets_risk(c)) {
+                let was = risks.own(region).unwrap_or(RiskLevel::Low);
                 let risk = level.risk();
                 if was != risk {
                     crate::db::region_risk::insert(&tx, region, risk.as_str(), now, SET_BY).await?;
@@ -171,12 +173,14 @@ impl CountyMap {
             db::bump_generation(&tx).await?;
         }
         tx.commit().await?;
-        drop(client);
-        if done.risks > 0 {
-            self.recolourer.invalidate();
-            crate::scheduler::apply_due_risks(&self.recolourer).await?;
-        }
-        Ok(done)
+        Ok(Some(done))
+    }
+
+    /// Recolours everyone seen where the map changed a risk (as the scheduler would within its interval).
+    pub async fn recolour(&self) -> anyhow::Result<()> {
+        self.recolourer.invalidate();
+        crate::scheduler::apply_due_risks(&self.recolourer).await?;
+        Ok(())
     }
 
     /// The indices of `days`; a past day keeps the green share it was computed with while it was today.
@@ -193,6 +197,7 @@ impl CountyMap {
             IndexDays::Series => first.iter_days().take(SERIES_DAYS as usize).collect(),
         };
         let green_now = db::green_shares(tx).await?;
+        let residents = db::residents(tx).await?;
         let kept: HashMap<(String, NaiveDate), indices::IndexInputs> =
             db::indices_since(tx, days[0], None)
                 .await?
@@ -203,7 +208,10 @@ impl CountyMap {
         for day in days {
             let start = china_time::start_of(day);
             let end = china_time::start_of(day + chrono::Days::new(1));
-            let counts = db::index_inputs(tx, day, start, end).await?;
+            let mut counts = db::index_inputs(tx, day, start, end).await?;
+            for (region, n) in &residents {
+                counts.entry(region.clone()).or_default().residents = *n;
+            }
             for (region, mut inputs) in counts {
                 if !is_county(&region) {
                     continue;
@@ -257,8 +265,12 @@ pub async fn run(map: Arc<CountyMap>, stop: CancellationToken) {
     let mut days = IndexDays::Series;
     loop {
         let started = Instant::now();
-        match map.recompute(days).await {
-            Ok(done) => {
+        let outcome = match map.recompute(days).await {
+            Ok(Some(done)) if done.risks > 0 => map.recolour().await.map(|()| Some(done)),
+            other => other,
+        };
+        let retry = match outcome {
+            Ok(Some(done)) => {
                 metrics::histogram!("scoring_county_map_recompute_seconds")
                     .record(started.elapsed().as_secs_f64());
                 if done != Recomputed::default() {
@@ -269,10 +281,20 @@ pub async fn run(map: Arc<CountyMap>, stop: CancellationToken) {
                         "county map recomputed"
                     );
                 }
+                false
             }
+            // Another replica is at it: once it is done, this round's facts may still be unseen.
+            Ok(None) => true,
             Err(err) => {
                 metrics::counter!("scoring_county_map_failures_total").increment(1);
-                tracing::warn!(error = %err, "recomputing the county map failed; the next round retries");
+                tracing::warn!(error = %err, "recomputing the county map failed; retrying");
+                true
+            }
+        };
+        if retry {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(settle.max(Duration::from_millis(100))) => continue,
             }
         }
         days = tokio::select! {

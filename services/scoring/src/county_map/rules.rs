@@ -95,6 +95,15 @@ pub struct MapReason {
     pub en: String,
 }
 
+/// "1 case", "2 cases".
+fn count(n: i64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn reason(rule: &str, zh: String, en: String) -> MapReason {
     MapReason {
         rule: rule.into(),
@@ -115,8 +124,9 @@ pub fn judge(f: &CountyFacts, t: &CountyMapSettings) -> (CountyLevel, Vec<MapRea
                 f.cases_last_7d, f.cases_prior_7d
             ),
             format!(
-                "{} cases in the last 7 days against {} the 7 days before",
-                f.cases_last_7d, f.cases_prior_7d
+                "{} in the last 7 days against {} the 7 days before",
+                count(f.cases_last_7d, "case"),
+                f.cases_prior_7d
             ),
         )
     };
@@ -124,7 +134,10 @@ pub fn judge(f: &CountyFacts, t: &CountyMapSettings) -> (CountyLevel, Vec<MapRea
         reason(
             rule,
             format!("近14天病例{cases}例（不少于{at_least}例）"),
-            format!("{cases} cases in the last 14 days (at least {at_least})"),
+            format!(
+                "{} in the last 14 days (at least {at_least})",
+                count(cases, "case")
+            ),
         )
     };
     if cases >= t.red_cases {
@@ -157,8 +170,8 @@ pub fn judge(f: &CountyFacts, t: &CountyMapSettings) -> (CountyLevel, Vec<MapRea
             "yellow-positive",
             format!("近14天核酸阳性{}人", f.positives_14d),
             format!(
-                "{} residents tested positive in the last 14 days",
-                f.positives_14d
+                "{} tested positive in the last 14 days",
+                count(f.positives_14d, "resident")
             ),
         ));
     }
@@ -171,8 +184,8 @@ pub fn judge(f: &CountyFacts, t: &CountyMapSettings) -> (CountyLevel, Vec<MapRea
             "blue-contacts",
             format!("近14天密切接触者{}人", f.contacts_14d),
             format!(
-                "{} close contacts listed in the last 14 days",
-                f.contacts_14d
+                "{} listed in the last 14 days",
+                count(f.contacts_14d, "close contact")
             ),
         ));
     }
@@ -180,7 +193,7 @@ pub fn judge(f: &CountyFacts, t: &CountyMapSettings) -> (CountyLevel, Vec<MapRea
         blue.push(reason(
             "blue-recent",
             format!("15至28天前病例{}例", f.cases_15_to_28d),
-            format!("{} cases 15 to 28 days ago", f.cases_15_to_28d),
+            format!("{} 15 to 28 days ago", count(f.cases_15_to_28d, "case")),
         ));
     }
     if !blue.is_empty() {

@@ -19,7 +19,8 @@ const QUARANTINE: &str = "('close_contact', 'secondary_contact', 'inbound')";
 
 /// The facts the rules read, per region code (any level: the caller keeps the counties), for the 14 days to `today`
 /// (and the 14 before, for cases). A person counts in their home county, or, if not registered here, in the region
-/// that reported the entry.
+/// that reported the entry; a case once, on the first day any of their case entries of the 28 days begins (an
+/// asymptomatic case confirmed later is one case, not a rising trend).
 pub async fn county_facts(
     client: &impl GenericClient,
     today: NaiveDate,
@@ -32,15 +33,15 @@ pub async fn county_facts(
                    SELECT COALESCE(s.home_region, f.region) AS region, f.id_index, f.status, f.since
                    FROM f_cases f LEFT JOIN subjects s USING (id_index)
                    WHERE f.since > $1::date - 28 AND f.since <= $1::date
+                 ), first_case AS (
+                   SELECT region, id_index, min(since) AS since FROM c WHERE status IN {CASES} GROUP BY 1, 2
                  )
                  SELECT region,
-                   count(DISTINCT id_index) FILTER (WHERE status IN {CASES} AND since > $1::date - 14),
-                   count(DISTINCT id_index) FILTER (WHERE status IN {CASES} AND since > $1::date - 7),
-                   count(DISTINCT id_index) FILTER (WHERE status IN {CASES} AND since > $1::date - 14
-                                                     AND since <= $1::date - 7),
-                   count(DISTINCT id_index) FILTER (WHERE status IN {CASES} AND since <= $1::date - 14),
-                   count(DISTINCT id_index) FILTER (WHERE status = 'close_contact' AND since > $1::date - 14)
-                 FROM c WHERE region IS NOT NULL GROUP BY region"
+                   count(*) FILTER (WHERE since > $1::date - 14),
+                   count(*) FILTER (WHERE since > $1::date - 7),
+                   count(*) FILTER (WHERE since > $1::date - 14 AND since <= $1::date - 7),
+                   count(*) FILTER (WHERE since <= $1::date - 14)
+                 FROM first_case WHERE region IS NOT NULL GROUP BY region"
             ),
             &[&today],
         )
@@ -55,12 +56,26 @@ pub async fn county_facts(
                     cases_last_7d: r.get(2),
                     cases_prior_7d: r.get(3),
                     cases_15_to_28d: r.get(4),
-                    contacts_14d: r.get(5),
+                    contacts_14d: 0,
                     positives_14d: 0,
                 },
             )
         })
         .collect();
+    let contacts = client
+        .query(
+            "SELECT COALESCE(s.home_region, f.region), count(DISTINCT f.id_index)
+             FROM f_cases f LEFT JOIN subjects s USING (id_index)
+             WHERE f.status = 'close_contact' AND f.since > $1::date - 14 AND f.since <= $1::date
+             GROUP BY 1",
+            &[&today],
+        )
+        .await?;
+    for r in contacts {
+        if let Some(region) = r.get::<_, Option<String>>(0) {
+            facts.entry(region).or_default().contacts_14d = r.get(1);
+        }
+    }
     let positives = client
         .query(
             "SELECT s.home_region, count(DISTINCT n.id_index) FROM f_nat n JOIN subjects s USING (id_index)
@@ -141,23 +156,6 @@ pub async fn overrides_in_force(
         .collect())
 }
 
-/// The latest risk level `set_by` wrote for each region.
-pub async fn risks_set_by(
-    client: &impl GenericClient,
-    set_by: &str,
-) -> Result<HashMap<String, String>, Db> {
-    Ok(client
-        .query(
-            "SELECT DISTINCT ON (region) region, level FROM region_risk WHERE updated_by = $1
-             ORDER BY region, id DESC",
-            &[&set_by],
-        )
-        .await?
-        .into_iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
-}
-
 pub async fn insert_level(
     client: &impl GenericClient,
     region: &str,
@@ -204,15 +202,27 @@ pub async fn lift_override(
     Ok(client
         .execute(
             "UPDATE county_overrides SET lifted_by = $2, lifted_at = now()
-             WHERE region = $1 AND lifted_at IS NULL AND until > now()",
+             WHERE id = (SELECT max(id) FROM county_overrides WHERE region = $1)
+               AND lifted_at IS NULL AND until > now()",
             &[&region, &lifted_by],
         )
         .await?
         > 0)
 }
 
-/// The counts of the indices for `day`, whose China-time bounds are `[start, end)`, per region code. Green shares
-/// are the caller's (they are only known for the day being lived).
+/// People registered per home region.
+pub async fn residents(client: &impl GenericClient) -> Result<HashMap<String, i64>, Db> {
+    Ok(client
+        .query("SELECT home_region, count(*) FROM subjects GROUP BY 1", &[])
+        .await?
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
+/// The counts of the indices for `day`, whose China-time bounds are `[start, end)`, per region code. Residents and
+/// green shares are the caller's (read once per round; the green share is only known for the day being lived).
+/// Travel is what carriers and venues saw: a declared region is the person's word, dated when they declared.
 pub async fn index_inputs(
     client: &impl GenericClient,
     day: NaiveDate,
@@ -220,12 +230,6 @@ pub async fn index_inputs(
     end: DateTime<Utc>,
 ) -> Result<HashMap<String, IndexInputs>, Db> {
     let mut all: HashMap<String, IndexInputs> = HashMap::new();
-    for r in client
-        .query("SELECT home_region, count(*) FROM subjects GROUP BY 1", &[])
-        .await?
-    {
-        all.entry(r.get(0)).or_default().residents = r.get(1);
-    }
     for r in client
         .query(
             "WITH seen AS (
@@ -235,7 +239,8 @@ pub async fn index_inputs(
                count(DISTINCT seen.id_index) FILTER (WHERE seen.source = 'carrier'),
                count(DISTINCT seen.id_index) FILTER (WHERE seen.source = 'carrier' AND venue.id_index IS NOT NULL),
                count(*) FILTER (WHERE seen.source = 'venue' AND seen.first_seen >= $1),
-               count(DISTINCT seen.id_index) FILTER (WHERE s.home_region <> seen.region)
+               count(DISTINCT seen.id_index) FILTER (WHERE seen.source IN ('carrier', 'venue')
+                                                       AND s.home_region IS DISTINCT FROM seen.region)
              FROM seen
              LEFT JOIN venue ON venue.id_index = seen.id_index AND venue.region = seen.region
              LEFT JOIN subjects s ON s.id_index = seen.id_index
@@ -253,7 +258,9 @@ pub async fn index_inputs(
     for r in client
         .query(
             "SELECT s.home_region, count(DISTINCT v.id_index) FROM f_visits v JOIN subjects s USING (id_index)
-             WHERE v.first_seen < $2 AND v.last_seen >= $1 AND v.region <> s.home_region GROUP BY 1",
+             WHERE v.first_seen < $2 AND v.last_seen >= $1 AND v.region <> s.home_region
+               AND v.source IN ('carrier', 'venue')
+             GROUP BY 1",
             &[&start, &end],
         )
         .await?

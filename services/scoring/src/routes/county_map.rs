@@ -44,8 +44,7 @@ fn region_of_level(raw: &str, field: &str, want: RegionLevel) -> Result<RegionCo
         (status = 200, description = "Every county of the province", body = CountyMapView,
             headers(("ETag" = String, description = "Changes with the map"))),
         (status = 304, description = "Unchanged since the ETag sent"),
-        (status = 400, description = "The query is malformed", body = hc_platform::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`province` is not a province", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`province` is missing or not a province's code", body = hc_platform::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn map(
     state: web::Data<AppState>,
@@ -229,18 +228,28 @@ pub async fn lift_override(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Recomputes the map now; if another replica is at it or it fails, the scheduled round applies the change.
+/// Recomputes the levels now and recolours in the background (the answer does not wait for everyone seen in the
+/// county); if another replica is at it or it fails, this replica's loop recomputes shortly.
 async fn apply_now(state: &AppState) {
     match state
         .county_map
         .recompute(crate::county_map::IndexDays::None)
         .await
     {
-        Ok(done) if done != Default::default() => {}
-        Ok(_) => state.recolourer.facts_arrived.notify_one(),
+        Ok(Some(done)) => {
+            if done.risks > 0 {
+                let map = state.county_map.clone();
+                tokio::spawn(async move {
+                    if let Err(err) = map.recolour().await {
+                        tracing::warn!(error = %err, "recolouring after an override failed; the scheduler retries");
+                    }
+                });
+            }
+        }
+        Ok(None) => state.recolourer.facts_arrived.notify_one(),
         Err(err) => {
             state.recolourer.facts_arrived.notify_one();
-            tracing::warn!(error = %err, "recomputing the county map after an override failed; the next round retries");
+            tracing::warn!(error = %err, "recomputing the county map after an override failed; retrying");
         }
     }
 }

@@ -38,6 +38,7 @@ pub struct RiskSet {
     responses(
         (status = 202, description = "Stored; recolouring started or scheduled", body = RiskSet),
         (status = 403, description = "Lacks risk:write or the region", body = hc_platform::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A county whose risk follows the five-colour county map (scoring.county_map.sets_risk_in): override its level instead", body = hc_platform::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid", body = hc_platform::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn put(
@@ -51,6 +52,15 @@ pub async fn put(
         return Err(ApiError::forbidden(format!(
             "region {region} is outside this client's region scope"
         )));
+    }
+    if region.level() == hc_domain::RegionLevel::County && state.county_map.sets_risk(region) {
+        return Err(ApiError::Conflict {
+            field: Some("code".into()),
+            detail: format!(
+                "{region}'s risk follows the five-colour county map here: override its level with PUT \
+                 /v1/map/counties/{region}/override"
+            ),
+        });
     }
     let level = (body.level.trim().parse::<RiskLevel>())
         .map_err(|_| ApiError::unprocessable("level", "must be low, medium or high"))?;
@@ -139,8 +149,9 @@ fn map_colour(region: &str, risk: &RiskMap) -> &'static str {
     }
 }
 
-/// The public five-colour county map. Cached: an `ETag` follows every change, and a client's `If-None-Match`
-/// gets a 304.
+/// The officials' three-level risk levels in force, drawn county by county in five colours (not Zhejiang's county
+/// map computed from the facts: that is `GET /v1/map`). Cached: an `ETag` follows every change, and a client's
+/// `If-None-Match` gets a 304.
 #[utoipa::path(get, path = "/v1/regions/risk", tag = "regions",
     responses(
         (status = 200, description = "Every county that is not green", body = RiskMapView),

@@ -115,6 +115,16 @@ async fn cases_in_a_county_turn_it_orange_its_visitors_red_and_only_an_audited_o
         .expect("risk row")
         .get(0);
     assert_eq!(set_by, "county-map");
+    // Where the map sets the risk, an official changes a county's level through an override only.
+    let official = app.official(&["risk:write"], Some("330100")).await;
+    let r = app
+        .put_json(
+            "/v1/regions/330106/risk",
+            &official,
+            &json!({"level": "low"}),
+        )
+        .await;
+    assert_eq!(problem(r, StatusCode::CONFLICT).await["field"], "code");
 
     // Cached: the same ETag answers 304.
     let (_, etag) = app.zhejiang().await;
