@@ -67,6 +67,7 @@ impl TestApp {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cases_in_a_county_turn_it_orange_its_visitors_red_and_only_an_audited_override_changes_that()
  {
+    let _turn = crate::risk::MAP_RENDERS.lock().await;
     let app = county_map_app(60_000).await;
     let visitor = app.citizen("440106", 1).await;
     app.wait_colour(&visitor.person, "green").await;
@@ -277,6 +278,7 @@ async fn cases_in_a_county_turn_it_orange_its_visitors_red_and_only_an_audited_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_indices_are_computed_from_the_counts_served_beside_them() {
+    let _turn = crate::risk::MAP_RENDERS.lock().await;
     let app = county_map_app(300).await;
     // Two residents of 西湖区 and a visitor from Guangzhou.
     let quarantined = app.citizen("330106", 1).await;
@@ -342,4 +344,55 @@ async fn the_indices_are_computed_from_the_counts_served_beside_them() {
         .await;
     assert_eq!(county["level"], "blue");
     assert_eq!(county["reasons"][0]["rule"], "blue-contacts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_map_is_rendered_once_per_change_and_served_from_memory() {
+    let _turn = crate::risk::MAP_RENDERS.lock().await;
+    let app = county_map_app(60_000).await;
+    let renders = || {
+        hc_platform::testing::metric(
+            &app.http,
+            &app.address,
+            "scoring_county_map_renders_total",
+            "",
+        )
+    };
+    let before = renders().await;
+    let (first, etag) = app.zhejiang().await;
+    for _ in 0..20 {
+        let (again, same) = app.zhejiang().await;
+        assert_eq!((&again, &same), (&first, &etag));
+    }
+    assert_eq!(
+        renders().await - before,
+        1.0,
+        "twenty-one reads, one render"
+    );
+
+    // A change moves the ETag and costs one render per generation served.
+    let health = app.official(&["import:cases"], None).await;
+    app.import(&health, "cases", &[json!({"id_number": nth_id("330782", 1), "status": "confirmed", "since": date_ago(1), "region": "330782"})]).await;
+    let served = std::sync::Mutex::new(std::collections::BTreeSet::from([etag.clone()]));
+    eventually(WAIT, "330782 never turned yellow", || {
+        let (app, served) = (&app, &served);
+        async move {
+            let (map, etag) = app.zhejiang().await;
+            served.lock().expect("etags").insert(etag);
+            map["counties"]
+                .as_array()
+                .expect("counties")
+                .iter()
+                .any(|c| c["region"] == "330782" && c["level"] == "yellow")
+                .then_some(())
+        }
+    })
+    .await;
+    let served = served.into_inner().expect("etags");
+    assert!(served.len() >= 2, "the ETag did not move");
+    assert_eq!(
+        renders().await - before,
+        served.len() as f64,
+        "one render per generation served"
+    );
 }

@@ -113,7 +113,7 @@ async fn a_region_turning_high_recolours_exactly_its_recent_visitors() {
 
 /// The tests that fetch the public map take turns: the count of map renders is a counter of the metrics recorder,
 /// which is one per process, so another test's render would be counted as this one's.
-static MAP_RENDERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static MAP_RENDERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_public_map_is_cached_with_an_etag() {
