@@ -109,14 +109,31 @@ fn reasons(raw: &serde_json::Value) -> Vec<MapReason> {
 impl CountyMap {
     /// The province's map as JSON and its generation, from memory unless the generation moved.
     pub async fn view(&self, province: RegionCode) -> anyhow::Result<(i64, Bytes)> {
-        let fresh = |c: &Copy| c.checked.elapsed() < REFRESH;
-        if let Ok(guard) = self.copy.lock()
-            && let Some(c) = guard.as_ref()
-            && fresh(c)
+        if let Ok(mut guard) = self.copy.lock()
+            && let Some(c) = guard.as_mut()
             && let Some(body) = c.rendered.get(&province)
         {
-            return Ok((c.generation, body.clone()));
+            if c.checked.elapsed() < REFRESH {
+                return Ok((c.generation, body.clone()));
+            }
+            // Due for a check: this request makes it, and the others meanwhile are served the copy (one small read a
+            // second per replica, however many requests come).
+            c.checked = Instant::now();
+            let held = (c.generation, body.clone());
+            drop(guard);
+            return match self.refresh(province).await {
+                Ok(fresh) => Ok(fresh),
+                Err(err) => {
+                    tracing::warn!(error = %err, "checking the county map's generation failed; serving the copy held");
+                    Ok(held)
+                }
+            };
         }
+        self.refresh(province).await
+    }
+
+    /// The province's map after checking the generation (and reloading the copy if it moved).
+    async fn refresh(&self, province: RegionCode) -> anyhow::Result<(i64, Bytes)> {
         let client = self.db.get().await?;
         let generation = db::generation(&client).await?;
         let known = (self.copy.lock().ok())
