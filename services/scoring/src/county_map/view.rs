@@ -109,27 +109,34 @@ fn reasons(raw: &serde_json::Value) -> Vec<MapReason> {
 impl CountyMap {
     /// The province's map as JSON and its generation, from memory unless the generation moved.
     pub async fn view(&self, province: RegionCode) -> anyhow::Result<(i64, Bytes)> {
-        if let Ok(mut guard) = self.copy.lock()
-            && let Some(c) = guard.as_mut()
-            && let Some(body) = c.rendered.get(&province)
-        {
-            if c.checked.elapsed() < REFRESH {
-                return Ok((c.generation, body.clone()));
-            }
-            // Due for a check: this request makes it, and the others meanwhile are served the copy (one small read a
-            // second per replica, however many requests come).
-            c.checked = Instant::now();
-            let held = (c.generation, body.clone());
-            drop(guard);
-            return match self.refresh(province).await {
-                Ok(fresh) => Ok(fresh),
-                Err(err) => {
-                    tracing::warn!(error = %err, "checking the county map's generation failed; serving the copy held");
-                    Ok(held)
-                }
+        // Due for a check: this request makes it, and the others meanwhile are served the copy (one small read a
+        // second per replica, however many requests come).
+        let held = {
+            let Ok(mut guard) = self.copy.lock() else {
+                anyhow::bail!("map copy poisoned");
             };
+            match guard.as_mut() {
+                Some(c) => match c.rendered.get(&province) {
+                    Some(body) if c.checked.elapsed() < REFRESH => {
+                        return Ok((c.generation, body.clone()));
+                    }
+                    Some(body) => {
+                        c.checked = Instant::now();
+                        Some((c.generation, body.clone()))
+                    }
+                    None => None,
+                },
+                None => None,
+            }
+        };
+        match (self.refresh(province).await, held) {
+            (Ok(fresh), _) => Ok(fresh),
+            (Err(err), Some(held)) => {
+                tracing::warn!(error = %err, "checking the county map's generation failed; serving the copy held");
+                Ok(held)
+            }
+            (Err(err), None) => Err(err),
         }
-        self.refresh(province).await
     }
 
     /// The province's map after checking the generation (and reloading the copy if it moved).
