@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::Pool;
 use hc_domain::{RegionCode, RegionLevel, china_time};
 use hc_platform::events::RegionRiskChanged;
@@ -25,8 +25,10 @@ use crate::settings::CountyMapSettings;
 use rules::{CountyLevel, MapReason};
 pub use view::{CountyDetail, CountyMapView};
 
-/// The advisory lock of a recomputation ("county" in ASCII).
-const LOCK: i64 = 0x636f756e7479;
+/// The advisory locks of the levels' and the indices' recomputations ("county" and "countyi" in ASCII): separate, so
+/// that an import's levels never wait on another replica's scan of a day's visits.
+const LEVELS_LOCK: i64 = 0x636f756e7479;
+const INDICES_LOCK: i64 = 0x636f756e747969;
 /// Who the region risks the map writes are set by.
 pub const SET_BY: &str = "county-map";
 /// Days of indices the public map carries per county (its small charts).
@@ -41,23 +43,33 @@ pub struct CountyMap {
     copy: Mutex<Option<view::Copy>>,
 }
 
-/// Which days' indices a recomputation computes.
+/// Which days' indices a round computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IndexDays {
-    /// None: the levels only (right after an import, so that colours follow at once).
-    None,
     /// Today and yesterday (every scheduled round).
     Recent,
     /// Every day of the series (at start, and in the scheduled round after trajectories or case lists arrived).
     Series,
 }
 
-/// What one recomputation changed.
+/// What one recomputation of the levels changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Recomputed {
     pub levels: usize,
     pub risks: usize,
-    pub indices: usize,
+}
+
+/// Takes `lock` for the transaction, or says another replica holds it.
+async fn try_lock(tx: &deadpool_postgres::Transaction<'_>, lock: i64) -> anyhow::Result<bool> {
+    Ok(tx
+        .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&lock])
+        .await?
+        .get(0))
+}
+
+/// The database's clock: the rows written and the rows read in effect agree on what "now" is.
+async fn db_now(tx: &deadpool_postgres::Transaction<'_>) -> anyhow::Result<DateTime<Utc>> {
+    Ok(tx.query_one("SELECT now()", &[]).await?.get(0))
 }
 
 fn is_county(code: &str) -> bool {
@@ -87,21 +99,17 @@ impl CountyMap {
             .any(|r| r.contains(county))
     }
 
-    /// Recomputes every county's level and the indices of `days`, and records what changed; `None` when another
-    /// replica is at it (the caller tries again: that replica may have read the facts before the latest import).
-    /// Where the map sets the risk, a county whose own risk in effect differs from its level's is given its
-    /// level's; the caller recolours ([`Self::recolour`]).
-    pub async fn recompute(&self, days: IndexDays) -> anyhow::Result<Option<Recomputed>> {
+    /// Recomputes every county's level and records what changed; `None` when another replica is at it (the caller
+    /// tries again: that replica may have read the facts before the latest import). Where the map sets the risk, a
+    /// county whose own risk in effect differs from its level's is given its level's; the caller recolours
+    /// ([`Self::recolour`]).
+    pub async fn levels(&self) -> anyhow::Result<Option<Recomputed>> {
         let mut client = self.db.get().await?;
         let tx = client.transaction().await?;
-        let held: bool = tx
-            .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&LOCK])
-            .await?
-            .get(0);
-        if !held {
+        if !try_lock(&tx, LEVELS_LOCK).await? {
             return Ok(None);
         }
-        let now = Utc::now();
+        let now = db_now(&tx).await?;
         let today = china_time::day_of(now);
         let mut done = Recomputed::default();
 
@@ -109,12 +117,17 @@ impl CountyMap {
         let latest = db::latest_levels(&tx).await?;
         let risks = crate::recolour::load_risk(&tx).await?;
         let overrides = db::overrides_in_force(&tx).await?;
-        let regions: BTreeSet<&String> = (facts.keys())
-            .chain(latest.keys())
-            .chain(overrides.keys())
+        // Every county with facts, a level, an override, or a risk of its own the map may have to set right.
+        let at_risk = risks.entries().filter(|(r, level)| {
+            *level != RiskLevel::Low && RegionCode::parse(r).is_ok_and(|c| self.sets_risk(c))
+        });
+        let regions: BTreeSet<String> = (facts.keys().cloned())
+            .chain(latest.keys().cloned())
+            .chain(overrides.keys().cloned())
+            .chain(at_risk.map(|(r, _)| r))
             .filter(|r| is_county(r))
             .collect();
-        for region in regions {
+        for region in &regions {
             let inputs = facts.get(region).cloned().unwrap_or_default();
             let (derived, mut reasons) = rules::judge(&inputs, &self.settings);
             let over = overrides.get(region.as_str());
@@ -143,7 +156,7 @@ impl CountyMap {
                 if was != risk {
                     crate::db::region_risk::insert(&tx, region, risk.as_str(), now, SET_BY).await?;
                     let event = RegionRiskChanged {
-                        region: region.clone(),
+                        region: region.to_owned(),
                         level: risk.as_str().into(),
                         effective_from: now,
                     };
@@ -168,12 +181,28 @@ impl CountyMap {
             done.levels += 1;
         }
 
-        done.indices = self.store_indices(&tx, today, days).await?;
-        if done.levels + done.indices > 0 {
+        if done.levels > 0 {
             db::bump_generation(&tx).await?;
         }
         tx.commit().await?;
         Ok(Some(done))
+    }
+
+    /// Recomputes the indices of `days` and says how many county-days changed; `None` when another replica is at it
+    /// (it computes the same).
+    pub async fn indices(&self, days: IndexDays) -> anyhow::Result<Option<usize>> {
+        let mut client = self.db.get().await?;
+        let tx = client.transaction().await?;
+        if !try_lock(&tx, INDICES_LOCK).await? {
+            return Ok(None);
+        }
+        let today = china_time::day_of(db_now(&tx).await?);
+        let changed = self.store_indices(&tx, today, days).await?;
+        if changed > 0 {
+            db::bump_generation(&tx).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(changed))
     }
 
     /// Recolours everyone seen where the map changed a risk (as the scheduler would within its interval).
@@ -192,7 +221,6 @@ impl CountyMap {
     ) -> anyhow::Result<usize> {
         let first = today - chrono::Days::new(SERIES_DAYS as u64 - 1);
         let days: Vec<NaiveDate> = match days {
-            IndexDays::None => return Ok(0),
             IndexDays::Recent => vec![today - chrono::Days::new(1), today],
             IndexDays::Series => first.iter_days().take(SERIES_DAYS as usize).collect(),
         };
@@ -256,62 +284,91 @@ fn overridden(level: CountyLevel, o: &db::OverrideRow) -> MapReason {
     }
 }
 
-/// Recomputes at once (every day of the indices), then every `interval_ms` (today's and yesterday's indices, or every
-/// day's after trajectories or case lists arrived), and the levels alone `after_import_ms` after the projection
-/// stored imported facts. The indices read every visit of their days, which is why an import does not wait on them.
+/// Recomputes the levels `after_import_ms` after the projection stored imported facts (so that colours follow an
+/// import within about a second), and the levels and the indices every `interval_ms` from start: today's and
+/// yesterday's indices, or every day's at start and after trajectories or case lists arrived. The indices read
+/// every visit of their days, which is why an import does not wait on them. The schedule keeps its own deadline,
+/// so a steady stream of imports never starves it.
 pub async fn run(map: Arc<CountyMap>, stop: CancellationToken) {
     let every = Duration::from_millis(map.settings.interval_ms);
     let settle = Duration::from_millis(map.settings.after_import_ms);
-    let mut days = IndexDays::Series;
+    let flag = &map.recolourer.past_days_changed;
+    flag.store(true, Ordering::Relaxed);
+    let mut due = tokio::time::Instant::now();
+    let mut failures = 0u32;
     loop {
-        let started = Instant::now();
-        let outcome = match map.recompute(days).await {
-            Ok(Some(done)) if done.risks > 0 => map.recolour().await.map(|()| Some(done)),
-            other => other,
-        };
-        let retry = match outcome {
-            Ok(Some(done)) => {
-                metrics::histogram!("scoring_county_map_recompute_seconds")
-                    .record(started.elapsed().as_secs_f64());
-                if done != Recomputed::default() {
-                    tracing::info!(
-                        levels = done.levels,
-                        risks = done.risks,
-                        indices = done.indices,
-                        "county map recomputed"
-                    );
-                }
-                false
-            }
-            // Another replica is at it: once it is done, this round's facts may still be unseen.
-            Ok(None) => true,
-            Err(err) => {
-                metrics::counter!("scoring_county_map_failures_total").increment(1);
-                tracing::warn!(error = %err, "recomputing the county map failed; retrying");
-                true
-            }
-        };
-        if retry {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(settle.max(Duration::from_millis(100))) => continue,
-            }
-        }
-        days = tokio::select! {
+        let scheduled = tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(every) => {
-                if map.recolourer.past_days_changed.swap(false, Ordering::Relaxed) {
-                    IndexDays::Series
-                } else {
-                    IndexDays::Recent
-                }
-            }
+            () = tokio::time::sleep_until(due) => true,
             () = map.recolourer.facts_arrived.notified() => {
                 tokio::select! {
                     () = stop.cancelled() => return,
-                    () = tokio::time::sleep(settle) => IndexDays::None,
+                    () = tokio::time::sleep(settle) => {}
                 }
+                tokio::time::Instant::now() >= due
             }
         };
+        let started = Instant::now();
+        let levels = match map.levels().await {
+            Ok(Some(done)) if done.risks > 0 => map.recolour().await.map(|()| Some(done)),
+            other => other,
+        };
+        let indices = match (&levels, scheduled) {
+            (Ok(_), true) => {
+                let days = if flag.swap(false, Ordering::Relaxed) {
+                    IndexDays::Series
+                } else {
+                    IndexDays::Recent
+                };
+                let indices = map.indices(days).await;
+                if days == IndexDays::Series && !matches!(indices, Ok(Some(_))) {
+                    flag.store(true, Ordering::Relaxed);
+                }
+                indices
+            }
+            _ => Ok(Some(0)),
+        };
+        let failed = match (&levels, &indices) {
+            (Err(err), _) | (_, Err(err)) => Some(err.to_string()),
+            _ => None,
+        };
+        if let Some(err) = failed {
+            // Backing off up to the interval: a fault that lasts (a bad row, PostgreSQL away) is not hammered.
+            metrics::counter!("scoring_county_map_failures_total").increment(1);
+            tracing::warn!(error = %err, "recomputing the county map failed; retrying");
+            failures = (failures + 1).min(16);
+            let wait =
+                (settle.max(Duration::from_millis(100)) * 2u32.pow(failures.min(10))).min(every);
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+            if !scheduled {
+                map.recolourer.facts_arrived.notify_one();
+            }
+            continue;
+        }
+        failures = 0;
+        metrics::histogram!("scoring_county_map_recompute_seconds")
+            .record(started.elapsed().as_secs_f64());
+        if scheduled {
+            due = tokio::time::Instant::now() + every;
+        }
+        match levels {
+            // Another replica holds the levels: it may have read the facts before this import; again shortly.
+            Ok(None) => map.recolourer.facts_arrived.notify_one(),
+            Ok(Some(done)) => {
+                let indices = indices.ok().flatten().unwrap_or(0);
+                if done != Recomputed::default() || indices > 0 {
+                    tracing::info!(
+                        levels = done.levels,
+                        risks = done.risks,
+                        indices,
+                        "county map recomputed"
+                    );
+                }
+            }
+            Err(_) => {}
+        }
     }
 }

@@ -28,8 +28,9 @@ pub struct CountyView {
     /// The level the published rules give (differs from `level` under an override).
     pub derived: CountyLevel,
     pub overridden: bool,
-    /// The three-level risk the level means for the colour rules: low, medium or high.
-    pub risk: String,
+    /// The three-level risk the level sets for the colour rules (low, medium or high) where the map sets risks
+    /// (`scoring.county_map.sets_risk_in`); null elsewhere, where officials set them.
+    pub risk: Option<String>,
     pub reasons: Vec<MapReason>,
     /// When the county last changed (null: green since the map began).
     pub since: Option<DateTime<Utc>>,
@@ -183,7 +184,11 @@ impl CountyMap {
             (c.levels.clone(), c.series.clone())
         };
         let body = Bytes::from(serde_json::to_vec(&render(
-            province, generation, &levels, &series,
+            province,
+            generation,
+            &levels,
+            &series,
+            |c| self.sets_risk(c),
         ))?);
         metrics::counter!("scoring_county_map_renders_total").increment(1);
         if let Ok(mut guard) = self.copy.lock()
@@ -239,6 +244,7 @@ fn render(
     generation: i64,
     levels: &HashMap<String, db::MapRow>,
     series: &HashMap<String, Vec<DayIndices>>,
+    sets_risk: impl Fn(RegionCode) -> bool,
 ) -> CountyMapView {
     let counties = RegionCode::counties()
         .into_iter()
@@ -255,7 +261,7 @@ fn render(
                 level: shown,
                 derived: row.map_or(CountyLevel::Green, |r| level(&r.derived)),
                 overridden: row.is_some_and(|r| r.overridden),
-                risk: shown.risk().as_str().into(),
+                risk: sets_risk(county).then(|| shown.risk().as_str().to_owned()),
                 reasons: row.map(|r| reasons(&r.reasons)).unwrap_or_default(),
                 since: row.map(|r| r.since),
                 indices: series.get(&code).cloned().unwrap_or_default(),

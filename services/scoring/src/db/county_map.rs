@@ -19,8 +19,8 @@ const QUARANTINE: &str = "('close_contact', 'secondary_contact', 'inbound')";
 
 /// The facts the rules read, per region code (any level: the caller keeps the counties), for the 14 days to `today`
 /// (and the 14 before, for cases). A person counts in their home county, or, if not registered here, in the region
-/// that reported the entry; a case once, on the first day any of their case entries of the 28 days begins (an
-/// asymptomatic case confirmed later is one case, not a rising trend).
+/// that reported the entry; a case once, on the first day any of their case entries of the 28 days begins and in
+/// that entry's region (an asymptomatic case confirmed later is one case, not a rising trend).
 pub async fn county_facts(
     client: &impl GenericClient,
     today: NaiveDate,
@@ -34,7 +34,8 @@ pub async fn county_facts(
                    FROM f_cases f LEFT JOIN subjects s USING (id_index)
                    WHERE f.since > $1::date - 28 AND f.since <= $1::date
                  ), first_case AS (
-                   SELECT region, id_index, min(since) AS since FROM c WHERE status IN {CASES} GROUP BY 1, 2
+                   SELECT DISTINCT ON (id_index) region, since FROM c WHERE status IN {CASES}
+                   ORDER BY id_index, since
                  )
                  SELECT region,
                    count(*) FILTER (WHERE since > $1::date - 14),

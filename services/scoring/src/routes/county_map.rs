@@ -231,11 +231,7 @@ pub async fn lift_override(
 /// Recomputes the levels now and recolours in the background (the answer does not wait for everyone seen in the
 /// county); if another replica is at it or it fails, this replica's loop recomputes shortly.
 async fn apply_now(state: &AppState) {
-    match state
-        .county_map
-        .recompute(crate::county_map::IndexDays::None)
-        .await
-    {
+    match state.county_map.levels().await {
         Ok(Some(done)) => {
             if done.risks > 0 {
                 let map = state.county_map.clone();

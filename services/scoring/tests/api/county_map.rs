@@ -7,6 +7,24 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, date_ago, days_ago, nth_id, problem, spawn_app_with};
 
+/// Days counted in China time move at its midnight (16:00 UTC): a test that counts one day waits out the two
+/// minutes around it.
+async fn away_from_china_midnight() {
+    let now = chrono::Utc::now();
+    let midnight = hc_domain::china_time::next_midnight(now);
+    let to_midnight = midnight - now;
+    if to_midnight < chrono::Duration::minutes(1) {
+        tokio::time::sleep(
+            (to_midnight + chrono::Duration::minutes(1))
+                .to_std()
+                .expect("positive"),
+        )
+        .await;
+    } else if to_midnight > chrono::Duration::hours(24) - chrono::Duration::minutes(1) {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    }
+}
+
 /// Levels recomputed 50 ms after an import, indices every `interval_ms`.
 async fn county_map_app(interval_ms: i64) -> TestApp {
     spawn_app_with(|b| {
@@ -279,6 +297,7 @@ async fn cases_in_a_county_turn_it_orange_its_visitors_red_and_only_an_audited_o
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_indices_are_computed_from_the_counts_served_beside_them() {
     let _turn = crate::risk::MAP_RENDERS.lock().await;
+    away_from_china_midnight().await;
     let app = county_map_app(300).await;
     // Two residents of 西湖区 and a visitor from Guangzhou.
     let quarantined = app.citizen("330106", 1).await;
@@ -395,4 +414,66 @@ async fn the_map_is_rendered_once_per_change_and_served_from_memory() {
         served.len() as f64,
         "one render per generation served"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_keeps_its_time_under_a_stream_of_imports_and_sets_right_a_risk_it_did_not_write()
+ {
+    let _turn = crate::risk::MAP_RENDERS.lock().await;
+    away_from_china_midnight().await;
+    let app = county_map_app(500).await;
+    // A county of Zhejiang at high risk by a row the map did not write (an official's, from before the map).
+    (app.pool.get().await.expect("db"))
+        .execute(
+            "INSERT INTO region_risk (region, level, effective_from, updated_by) VALUES ('330102', 'high', now(), 'official')",
+            &[],
+        )
+        .await
+        .expect("risk row");
+    let visitor = app.citizen("440106", 5).await;
+    let carrier = app.official(&["import:visits"], None).await;
+    // An import every 200 ms, each waking the levels' round: the indices' rounds (every 500 ms) must still come.
+    let importer = async {
+        for n in 0..100i64 {
+            let seen = (chrono::Utc::now() - chrono::Duration::seconds(30 + n)).to_rfc3339();
+            app.import(
+                &carrier,
+                "visits",
+                &[json!({"id_number": visitor.id_number, "region": "330106", "first_seen": seen, "last_seen": seen, "source": "carrier"})],
+            )
+            .await;
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    let today = date_ago(0);
+    let indexed = eventually(
+        WAIT,
+        "no index was computed while imports kept coming",
+        || {
+            let (app, today) = (&app, &today);
+            async move {
+                let detail = app.detail("330106").await;
+                (detail["indices"].as_array().expect("indices").iter())
+                    .any(|d| d["day"] == *today && d["inputs"]["carrier_seen"] == 1)
+                    .then_some(())
+            }
+        },
+    );
+    tokio::select! {
+        () = importer => panic!("the imports ended before any index was computed"),
+        () = indexed => {}
+    }
+    let (level, by): (String, String) = eventually(WAIT, "330102's risk was never set right", || async {
+        let row = (app.pool.get().await.expect("db"))
+            .query_one(
+                "SELECT level, updated_by FROM region_risk WHERE region = '330102' ORDER BY id DESC LIMIT 1",
+                &[],
+            )
+            .await
+            .expect("risk");
+        let (level, by): (String, String) = (row.get(0), row.get(1));
+        (by == "county-map").then_some((level, by))
+    })
+    .await;
+    assert_eq!((level.as_str(), by.as_str()), ("low", "county-map"));
 }
