@@ -296,6 +296,9 @@ pub async fn run(map: Arc<CountyMap>, stop: CancellationToken) {
     flag.store(true, Ordering::Relaxed);
     let mut due = tokio::time::Instant::now();
     let mut failures = 0u32;
+    // From start: a replica whose rounds never succeed is stale 10 minutes after it started.
+    metrics::gauge!("scoring_county_map_last_round_timestamp_seconds")
+        .set(Utc::now().timestamp() as f64);
     loop {
         let scheduled = tokio::select! {
             () = stop.cancelled() => return,
@@ -351,6 +354,9 @@ pub async fn run(map: Arc<CountyMap>, stop: CancellationToken) {
         failures = 0;
         metrics::histogram!("scoring_county_map_recompute_seconds")
             .record(started.elapsed().as_secs_f64());
+        // The alert CountyMapStale watches this (another replica's round counts: this one found it done).
+        metrics::gauge!("scoring_county_map_last_round_timestamp_seconds")
+            .set(Utc::now().timestamp() as f64);
         if scheduled {
             due = tokio::time::Instant::now() + every;
         }
