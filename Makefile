@@ -1,6 +1,6 @@
 # The two commands: `make up` starts the whole suite with demo data, `make test` runs every check.
 # Both bring up PostgreSQL and Redis themselves (scripts/infra.sh) or use the ones already answering.
-.PHONY: up down test fmt lint image k8s-check loadtest capacity-report bench bench-declaration bench-scoring bench-rendering bench-verification infra-up infra-down advisories api-check fuzz chaos
+.PHONY: up down test fmt lint image k8s-check loadtest capacity-report bench bench-declaration bench-scoring bench-county-map bench-rendering bench-verification infra-up infra-down advisories api-check fuzz chaos
 
 up:
 	@scripts/up.sh
@@ -42,6 +42,11 @@ bench-declaration:
 bench-scoring:
 	@scripts/infra.sh up
 	@eval "$$(scripts/infra.sh env)" && cargo run --release -p scoring --example bench_recolour -- $${PEOPLE:-1000000} $${AFFECTED:-200000}
+
+# The county map's rounds (levels, today's indices, 14 days' indices) over a million people, and a map view.
+bench-county-map:
+	@scripts/infra.sh up
+	@eval "$$(scripts/infra.sh env)" && cargo run --release -p scoring --example bench_county_map -- $${PEOPLE:-1000000}
 
 # Show-code throughput on cache hits against a plaintext endpoint, and the naive profile, in one run.
 bench-rendering:
