@@ -128,7 +128,8 @@ def main():
     assert coloured, ("张伟 did not turn yellow", status, body)
     # A Zhejiang with cases, contacts and 14 days of trajectories and check-ins: the public county map at /map.
     import seed_map  # here, not at the top: it imports this file's helpers
-    zhejiang = seed_map.seed(IDENTITY, DECLARATION, admin, SECRETS_TAG, os.path.join(RUN, "demo-zhejiang.json"))
+    zhejiang = seed_map.seed(IDENTITY, DECLARATION, admin, SECRETS_TAG, os.path.join(RUN, "demo-zhejiang.json"),
+                             SCORING)
     status, body = call("GET", f"{RENDERING}/v1/trust/keys")
     assert status == 200 and body["keys"], (status, body)
 

@@ -10,6 +10,7 @@ import json
 import os
 import random
 import sys
+import time
 import urllib.request
 
 from seed_demo import call, id_number, sent_code
@@ -59,8 +60,9 @@ def register(identity, admin, idn, phone, region):
     assert status in (200, 201), (status, body)
 
 
-def seed(identity, declaration, admin, tag, creds_file=None):
-    """Seeds the map; returns the Zhejiang client's credentials (kept in `creds_file` across runs when given)."""
+def seed(identity, declaration, admin, tag, creds_file=None, scoring=None):
+    """Seeds the map; returns the Zhejiang client's credentials (kept in `creds_file` across runs when given). With
+    `scoring`, waits (up to 30 s) until its map shows what the seed implies."""
     creds = json.load(open(creds_file)) if creds_file and os.path.exists(creds_file) else None
     token = lambda: call("POST", f"{identity}/v1/auth/token", {"grant_type": "client_credentials", **creds})
     if creds is None or token()[0] != 200:
@@ -125,6 +127,13 @@ def seed(identity, declaration, admin, tag, creds_file=None):
             if rng.random() < 0.3:
                 visits.append({"id_number": idn, "region": BUSY[(k + ago) % len(BUSY)], "source": "carrier", **span(2)})
     post_ndjson(f"{declaration}/v1/imports/visits", official, visits, f"demo-zj-visits-{today}-{tag}")
+    for _ in range(150 if scoring else 0):
+        status, body = call("GET", f"{scoring}/v1/map?province=330000")
+        if status == 200 and any(c["region"] == "330106" and c["level"] == "red" for c in body["counties"]):
+            break
+        time.sleep(0.2)
+    else:
+        assert not scoring, "scoring's county map never showed the seeded levels"
     return creds
 
 
