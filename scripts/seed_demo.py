@@ -57,15 +57,15 @@ def sent_code(phone):
                           check=True, capture_output=True, text=True).stdout.strip()
 
 
-def register(name, idn, phone, region, admin):
+def register(name, idn, phone, region, admin, identity=IDENTITY):
     """Registers a demo citizen as the page would: a code to the phone, then the development verifier's ticket.
     A citizen registered by an earlier run is looked up (audited) instead, which costs none of the phone's codes."""
-    status, _ = call("GET", f"{IDENTITY}/v1/persons/by-id-number/{idn}?reason=demo%20seeding", token=admin)
+    status, _ = call("GET", f"{identity}/v1/persons/by-id-number/{idn}?reason=demo%20seeding", token=admin)
     if status == 200:
         return
-    status, body = call("POST", f"{IDENTITY}/v1/auth/otp", {"phone": phone, "purpose": "register"})
+    status, body = call("POST", f"{identity}/v1/auth/otp", {"phone": phone, "purpose": "register"})
     assert status == 202, (status, body)
-    status, body = call("POST", f"{IDENTITY}/v1/persons",
+    status, body = call("POST", f"{identity}/v1/persons",
                         {"name": name, "id_number": idn, "phone": phone, "home_region": region,
                          "phone_code": sent_code(phone), "real_name_ticket": f"dev:{idn}"})
     assert status in (200, 201), (status, body)

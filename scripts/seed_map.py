@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.request
 
-from seed_demo import call, id_number, sent_code
+from seed_demo import call, id_number, register
 
 CHINA = datetime.timezone(datetime.timedelta(hours=8))
 # County: (cases in the last 7 days, cases 8-13 days ago, cases 15-20 days ago, close contacts).
@@ -49,17 +49,6 @@ def post_ndjson(url, token, rows, key):
         assert body.get("rejected", 0) == 0, body
 
 
-def register(identity, admin, idn, phone, region):
-    if call("GET", f"{identity}/v1/persons/by-id-number/{idn}?reason=demo%20seeding", token=admin)[0] == 200:
-        return
-    status, body = call("POST", f"{identity}/v1/auth/otp", {"phone": phone, "purpose": "register"})
-    assert status == 202, (status, body)
-    status, body = call("POST", f"{identity}/v1/persons",
-                        {"name": "示例居民", "id_number": idn, "phone": phone, "home_region": region,
-                         "phone_code": sent_code(phone), "real_name_ticket": f"dev:{idn}"})
-    assert status in (200, 201), (status, body)
-
-
 def seed(identity, declaration, admin, tag, creds_file=None, scoring=None):
     """Seeds the map; returns the Zhejiang client's credentials (kept in `creds_file` across runs when given). With
     `scoring`, waits (up to 30 s) until its map shows what the seed implies."""
@@ -83,7 +72,7 @@ def seed(identity, declaration, admin, tag, creds_file=None, scoring=None):
     for i, county in enumerate(RESIDENTS):
         for k in range(2):
             idn = person(county, 900 + k)
-            register(identity, admin, idn, f"1380013{8100 + 2 * i + k}", county)
+            register("示例居民", idn, f"1380013{8100 + 2 * i + k}", county, admin, identity)
             residents.append((county, idn))
 
     day = lambda ago: (today - datetime.timedelta(days=ago)).isoformat()

@@ -88,6 +88,14 @@ impl RegionCode {
         RegionCode(self.0 / 10_000 * 10_000)
     }
 
+    /// The prefecture-level division this region belongs to (`440106` -> `440100`; a prefecture is its own), if the
+    /// table has one (a province has none, nor have the counties of Beijing, Shanghai, Tianjin and Chongqing).
+    pub fn prefecture(self) -> Option<RegionCode> {
+        let [_, prefecture, _] = enclosing_codes(self.0);
+        (self.level() != RegionLevel::Province && REGIONS.contains_key(&prefecture))
+            .then_some(RegionCode(prefecture))
+    }
+
     /// Whether `other` lies inside this region (a province contains its cities and counties, a prefecture its
     /// counties, every region itself). Used for an official client's region scope.
     pub fn contains(self, other: RegionCode) -> bool {
@@ -204,5 +212,12 @@ mod tests {
         assert_eq!(guangzhou.span(), ("440100".into(), "440199".into()));
         assert_eq!(tianhe.span(), ("440106".into(), "440106".into()));
         assert_eq!(enclosing_codes(440106), [440106, 440100, 440000]);
+        assert_eq!(tianhe.prefecture(), Some(guangzhou));
+        assert_eq!(guangzhou.prefecture(), Some(guangzhou));
+        assert_eq!(guangdong.prefecture(), None);
+        assert_eq!(
+            RegionCode::parse("110101").expect("county").prefecture(),
+            None
+        );
     }
 }

@@ -5,7 +5,7 @@
 //!     make bench-county-map                   # 1,000,000 people
 //!     cargo run --release -p scoring --example bench_county_map -- 100000
 //!
-//! It uses a scratch database next to `HC_TEST_DATABASE_URL` and drops it.
+//! It uses a scratch database next to `HC_TEST_DATABASE_URL` (`hc_platform::testing::TestDatabase`) and drops it.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,9 +14,9 @@ use anyhow::Context;
 use hc_domain::RegionCode;
 use hc_platform::settings::{Settings, load_with};
 use hc_platform::store::Store;
+use hc_platform::testing::TestDatabase;
 use scoring::county_map::{CountyMap, IndexDays};
 use scoring::recolour::Recolourer;
-use tokio_postgres::NoTls;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -24,23 +24,9 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
-    let admin_url = hc_platform::testing::admin_database_url();
-    let name = format!("hc_bench_county_map_{}", std::process::id());
-    let (admin, conn) = tokio_postgres::connect(&admin_url, NoTls)
-        .await
-        .context("admin connection")?;
-    tokio::spawn(conn);
-    admin
-        .execute(&format!("CREATE DATABASE {name}"), &[])
-        .await?;
-    let base = admin_url
-        .rsplit_once('/')
-        .map_or(admin_url.as_str(), |(b, _)| b);
-    let outcome = run(&format!("{base}/{name}"), people).await;
-    admin
-        .execute(&format!("DROP DATABASE {name} WITH (FORCE)"), &[])
-        .await?;
-    outcome
+    // Dropped with its connections when it goes out of scope, after the run.
+    let scratch = TestDatabase::create().await.context("scratch database")?;
+    run(&scratch.url, people).await
 }
 
 async fn run(url: &str, people: i64) -> anyhow::Result<()> {

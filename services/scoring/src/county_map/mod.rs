@@ -40,7 +40,7 @@ pub struct CountyMap {
     db: Pool,
     settings: CountyMapSettings,
     recolourer: Arc<Recolourer>,
-    copy: Mutex<Option<view::Copy>>,
+    copy: Mutex<Option<view::Held>>,
 }
 
 /// Which days' indices a round computes.
@@ -72,8 +72,11 @@ async fn db_now(tx: &deadpool_postgres::Transaction<'_>) -> anyhow::Result<DateT
     Ok(tx.query_one("SELECT now()", &[]).await?.get(0))
 }
 
-fn is_county(code: &str) -> bool {
-    RegionCode::parse(code).is_ok_and(|c| c.level() == RegionLevel::County)
+/// The county a stored code names, if it names one.
+fn county_of(code: &str) -> Option<RegionCode> {
+    RegionCode::parse(code)
+        .ok()
+        .filter(|c| c.level() == RegionLevel::County)
 }
 
 impl CountyMap {
@@ -118,16 +121,18 @@ impl CountyMap {
         let risks = crate::recolour::load_risk(&tx).await?;
         let overrides = db::overrides_in_force(&tx).await?;
         // Every county with facts, a level, an override, or a risk of its own the map may have to set right.
-        let at_risk = risks.entries().filter(|(r, level)| {
-            *level != RiskLevel::Low && RegionCode::parse(r).is_ok_and(|c| self.sets_risk(c))
-        });
-        let regions: BTreeSet<String> = (facts.keys().cloned())
-            .chain(latest.keys().cloned())
-            .chain(overrides.keys().cloned())
-            .chain(at_risk.map(|(r, _)| r))
-            .filter(|r| is_county(r))
+        let at_risk = (risks.entries())
+            .filter(|(_, level)| *level != RiskLevel::Low)
+            .filter_map(|(r, _)| county_of(&r))
+            .filter(|c| self.sets_risk(*c));
+        let counties: BTreeSet<RegionCode> = (facts.keys())
+            .chain(latest.keys())
+            .chain(overrides.keys())
+            .filter_map(|r| county_of(r))
+            .chain(at_risk)
             .collect();
-        for region in &regions {
+        for county in counties {
+            let region = &county.to_string();
             let inputs = facts.get(region).cloned().unwrap_or_default();
             let (derived, mut reasons) = rules::judge(&inputs, &self.settings);
             let over = overrides.get(region.as_str());
@@ -150,7 +155,7 @@ impl CountyMap {
                 }
                 None => over.is_none() && derived == CountyLevel::Green,
             };
-            if RegionCode::parse(region).is_ok_and(|c| self.sets_risk(c)) {
+            if self.sets_risk(county) {
                 let was = risks.own(region).unwrap_or(RiskLevel::Low);
                 let risk = level.risk();
                 if was != risk {
@@ -224,7 +229,6 @@ impl CountyMap {
             IndexDays::Recent => vec![today - chrono::Days::new(1), today],
             IndexDays::Series => first.iter_days().take(SERIES_DAYS as usize).collect(),
         };
-        let green_now = db::green_shares(tx).await?;
         let residents = db::residents(tx).await?;
         let kept: HashMap<(String, NaiveDate), indices::IndexInputs> =
             db::indices_since(tx, days[0], None)
@@ -237,17 +241,17 @@ impl CountyMap {
             let start = china_time::start_of(day);
             let end = china_time::start_of(day + chrono::Days::new(1));
             let mut counts = db::index_inputs(tx, day, start, end).await?;
-            for (region, n) in &residents {
-                counts.entry(region.clone()).or_default().residents = *n;
+            for (region, r) in &residents {
+                counts.entry(region.clone()).or_default().residents = r.count;
             }
             for (region, mut inputs) in counts {
-                if !is_county(&region) {
+                if county_of(&region).is_none() {
                     continue;
                 }
                 if day == today {
-                    let (with_status, green) = green_now.get(&region).copied().unwrap_or_default();
-                    inputs.with_status = Some(with_status);
-                    inputs.green = Some(green);
+                    let now = residents.get(&region).copied().unwrap_or_default();
+                    inputs.with_status = Some(now.with_status);
+                    inputs.green = Some(now.green);
                 } else if let Some(k) = kept.get(&(region.clone(), day)) {
                     inputs.with_status = k.with_status;
                     inputs.green = k.green;

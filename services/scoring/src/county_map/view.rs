@@ -91,7 +91,7 @@ pub struct DayIndicesWithInputs {
 }
 
 /// A replica's copy of the map at one generation.
-pub(super) struct Copy {
+pub(super) struct Held {
     generation: i64,
     checked: Instant,
     levels: Arc<HashMap<String, db::MapRow>>,
@@ -159,7 +159,7 @@ impl CountyMap {
                 });
             }
             if let Ok(mut guard) = self.copy.lock() {
-                *guard = Some(Copy {
+                *guard = Some(Held {
                     generation,
                     checked: Instant::now(),
                     levels: Arc::new(levels.into_iter().map(|l| (l.region.clone(), l)).collect()),
@@ -251,7 +251,7 @@ fn render(
         .filter(|c| province.contains(*c))
         .map(|county| {
             let code = county.to_string();
-            let prefecture = RegionCode::parse(&format!("{}00", &code[..4])).ok();
+            let prefecture = county.prefecture();
             let row = levels.get(&code);
             let shown = row.map_or(CountyLevel::Green, |r| level(&r.level));
             CountyView {

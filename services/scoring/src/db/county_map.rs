@@ -211,13 +211,32 @@ pub async fn lift_override(
         > 0)
 }
 
-/// People registered per home region.
-pub async fn residents(client: &impl GenericClient) -> Result<HashMap<String, i64>, Db> {
+/// The people registered in a home region now: how many, how many have a status, and how many are green.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Residents {
+    pub count: i64,
+    pub with_status: i64,
+    pub green: i64,
+}
+
+/// The residents of every home region, in one pass over the registered people.
+pub async fn residents(client: &impl GenericClient) -> Result<HashMap<String, Residents>, Db> {
     Ok(client
-        .query("SELECT home_region, count(*) FROM subjects GROUP BY 1", &[])
+        .query(
+            "SELECT s.home_region, count(*), count(st.person_id), count(*) FILTER (WHERE st.colour = 'green')
+             FROM subjects s LEFT JOIN status st USING (person_id) GROUP BY 1",
+            &[],
+        )
         .await?
         .into_iter()
-        .map(|r| (r.get(0), r.get(1)))
+        .map(|r| {
+            let residents = Residents {
+                count: r.get(1),
+                with_status: r.get(2),
+                green: r.get(3),
+            };
+            (r.get(0), residents)
+        })
         .collect())
 }
 
@@ -302,20 +321,6 @@ pub async fn index_inputs(
         i.contacts_tested = r.get(2);
     }
     Ok(all)
-}
-
-/// Residents with a status, and of them those green, per home region, now.
-pub async fn green_shares(client: &impl GenericClient) -> Result<HashMap<String, (i64, i64)>, Db> {
-    Ok(client
-        .query(
-            "SELECT s.home_region, count(*), count(*) FILTER (WHERE st.colour = 'green')
-             FROM status st JOIN subjects s USING (person_id) GROUP BY 1",
-            &[],
-        )
-        .await?
-        .into_iter()
-        .map(|r| (r.get(0), (r.get(1), r.get(2))))
-        .collect())
 }
 
 /// Stores one county's indices of a day; false when they were already stored as they are.

@@ -113,11 +113,7 @@ fn county_in_scope(
     raw: &str,
 ) -> Result<(RegionCode, String), ApiError> {
     let county = region_of_level(raw, "code", RegionLevel::County)?;
-    if !official.covers(county) {
-        return Err(ApiError::forbidden(format!(
-            "region {county} is outside this client's region scope"
-        )));
-    }
+    official.require_region(county)?;
     Ok((county, county.to_string()))
 }
 

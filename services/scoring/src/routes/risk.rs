@@ -48,11 +48,7 @@ pub async fn put(
     Json(body): Json<RiskRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let region = RegionCode::parse(&path).map_err(|e| ApiError::unprocessable("code", e.reason))?;
-    if !official.covers(region) {
-        return Err(ApiError::forbidden(format!(
-            "region {region} is outside this client's region scope"
-        )));
-    }
+    official.require_region(region)?;
     if region.level() == hc_domain::RegionLevel::County && state.county_map.sets_risk(region) {
         return Err(ApiError::Conflict {
             field: Some("code".into()),
