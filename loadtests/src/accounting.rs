@@ -78,19 +78,17 @@ impl Accounting {
 
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
-        let anything_missing = [
-            &self.declarations,
-            &self.declarations_in_scoring,
-            &self.checkins,
-            &self.scans,
-            &self.import_rows,
-            &self.import_rows_in_scoring,
-        ]
-        .iter()
-        .any(|t| t.lost > 0);
+        let tallies = [
+            ("declarations", &self.declarations),
+            ("declarations in scoring", &self.declarations_in_scoring),
+            ("check-ins", &self.checkins),
+            ("scans", &self.scans),
+            ("imported rows", &self.import_rows),
+            ("imported rows in scoring", &self.import_rows_in_scoring),
+        ];
         // Events still pending while every write is where it belongs are not the ledger's business (a consumer
         // group's lag, say, that counts entries it will skip); with writes missing, those may be among them.
-        let missing = if self.pending_events > 0 && anything_missing {
+        let missing = if self.pending_events > 0 && tallies.iter().any(|(_, t)| t.lost > 0) {
             out.push(format!(
                 "{} events still pending after {:.0} s ({}): the suite had not caught up",
                 self.pending_events,
@@ -101,14 +99,7 @@ impl Accounting {
         } else {
             "lost"
         };
-        for (what, t) in [
-            ("declarations", &self.declarations),
-            ("declarations in scoring", &self.declarations_in_scoring),
-            ("check-ins", &self.checkins),
-            ("scans", &self.scans),
-            ("imported rows", &self.import_rows),
-            ("imported rows in scoring", &self.import_rows_in_scoring),
-        ] {
+        for (what, t) in tallies {
             if t.lost > 0 {
                 out.push(format!(
                     "{} of {} acknowledged {what} {missing}",
@@ -304,9 +295,7 @@ async fn once(
         import_rows_in_scoring: Tally::of(imported, f, fr),
         stale_status_documents: stale,
         status_documents: compared,
-        settled_after_s: 0.0,
-        pending_events: 0,
-        pending_where: Vec::new(),
+        ..Default::default()
     })
 }
 

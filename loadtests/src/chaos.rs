@@ -29,6 +29,7 @@ pub const HARDENED_KNEE: f64 = 453.0;
     Eq,
     Serialize,
     Deserialize,
+    strum::Display,
     strum::EnumString,
     strum::IntoStaticStr,
     strum::VariantArray,
@@ -83,10 +84,6 @@ const LOSSY: Condition = Condition::Lossy {
 impl Fault {
     pub const ALL: &[Fault] = <Fault as strum::VariantArray>::VARIANTS;
 
-    pub fn name(self) -> &'static str {
-        self.into()
-    }
-
     /// A partition fault's replica and what it is cut off from: (service, the host's port).
     fn partition(self) -> Option<(&'static str, u16)> {
         use crate::suite::{OWN_REDIS_PORT, port};
@@ -103,7 +100,7 @@ impl Fault {
 
     /// The service a kill fault kills.
     fn service(self) -> Option<&'static str> {
-        self.name().strip_prefix("kill-")
+        <&str>::from(self).strip_prefix("kill-")
     }
 
     fn inject(self, suite: &Suite) {
@@ -261,13 +258,24 @@ pub struct ChaosResult {
     pub run: String,
 }
 
+#[derive(clap::Args, Clone)]
 pub struct ChaosArgs {
+    /// The faults, each in a run of its own (repeatable); by default all of them.
+    #[arg(long, default_values_t = Fault::ALL.to_vec())]
+    pub fault: Vec<Fault>,
+    #[arg(long, default_value_t = 20.0)]
+    pub fault_at: f64,
+    #[arg(long, default_value_t = 10.0)]
+    pub fault_for: f64,
+    /// How long the accounting waits for the events to settle after the load (it stops as soon as nothing is
+    /// missing; the time taken is reported).
+    #[arg(long, default_value_t = 300.0)]
+    pub settle: f64,
+    /// --rate (default 70 % of the hardened knee) and --duration (default 60 s).
+    #[arg(skip)]
     pub rate: f64,
+    #[arg(skip)]
     pub duration_s: f64,
-    pub fault_at_s: f64,
-    pub fault_for_s: f64,
-    /// How long the accounting waits for events to settle after the load.
-    pub settle: Duration,
 }
 
 /// One fault under the steady mix; the result is written beside the run's and returned.
@@ -303,14 +311,14 @@ pub async fn scenario(
             }
             started.changed().await?;
         };
-        tokio::time::sleep_until((start + Duration::from_secs_f64(a.fault_at_s)).into()).await;
-        eprintln!("[chaos] {}: injected", fault.name());
+        tokio::time::sleep_until((start + Duration::from_secs_f64(a.fault_at)).into()).await;
+        eprintln!("[chaos] {fault}: injected");
         match &partition {
             Some(p) => p.cut()?,
             None => fault.inject(suite),
         }
         tokio::time::sleep_until(
-            (start + Duration::from_secs_f64(a.fault_at_s + a.fault_for_s)).into(),
+            (start + Duration::from_secs_f64(a.fault_at + a.fault_for)).into(),
         )
         .await;
         match &partition {
@@ -318,14 +326,15 @@ pub async fn scenario(
             None => fault.end(suite).await?,
         }
         let back = start.elapsed().as_secs_f64();
-        eprintln!("[chaos] {}: back at {back:.1} s", fault.name());
+        eprintln!("[chaos] {fault}: back at {back:.1} s");
         anyhow::Ok(back)
     };
     let (run, back) = tokio::join!(runner::run(suite, population, plan, &run_args), faults);
     let (run, back_at_s) = (run?, back?);
-    let accounting = accounting::check(suite, &run.ledger, a.settle).await?;
+    let accounting =
+        accounting::check(suite, &run.ledger, Duration::from_secs_f64(a.settle)).await?;
     let seconds = &run.summary.seconds;
-    let at = a.fault_at_s as u64;
+    let at = a.fault_at as u64;
     let back_s = back_at_s.ceil() as u64;
     let end = a.duration_s as u64;
     let (before_s, during_s) = ((1, at.saturating_sub(1)), (at, back_s));
@@ -339,8 +348,8 @@ pub async fn scenario(
         name: run_args.name.clone(),
         fault,
         rate: a.rate,
-        fault_at_s: a.fault_at_s,
-        fault_for_s: a.fault_for_s,
+        fault_at_s: a.fault_at,
+        fault_for_s: a.fault_for,
         back_at_s,
         before,
         during: Window::of(seconds, during_s.0, during_s.1),

@@ -26,6 +26,7 @@ mod stats;
 mod suite;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -50,12 +51,12 @@ enum Command {
     /// Start a suite, seed the population, print how long each step took, and remove it again.
     Seed {
         #[command(flatten)]
-        suite: SuiteArgs,
+        suite: suite::SuiteOptions,
     },
     /// One plan against a suite in one profile.
     Run {
         #[command(flatten)]
-        suite: SuiteArgs,
+        suite: suite::SuiteOptions,
         #[command(flatten)]
         load: LoadArgs,
         #[arg(long)]
@@ -64,7 +65,7 @@ enum Command {
     /// Steady runs at rising rates: the knee (p99 < 200 ms, failures < 0.1 %) and goodput up to 3x it.
     Knee {
         #[command(flatten)]
-        suite: SuiteArgs,
+        suite: suite::SuiteOptions,
         #[command(flatten)]
         load: LoadArgs,
         /// Full-scale rate of the first step (times --scale).
@@ -76,14 +77,14 @@ enum Command {
         steps: usize,
         /// After the sweep, the same sweep in another profile over the same seeded population: PROFILE@FROM, e.g.
         /// `naive@8` (repeatable). Its result is named as the first with the profile's name swapped.
-        #[arg(long)]
-        then: Vec<ThenSweep>,
+        #[arg(long, value_parser = parse_then)]
+        then: Vec<(Profile, f64)>,
     },
     /// The suite idle, then each persona alone at a steady rate (`--rate`, 100/s; imports a fiftieth, sign-ins a
     /// quarter): CPU per request of each request type, by program.
     Costs {
         #[command(flatten)]
-        suite: SuiteArgs,
+        suite: suite::SuiteOptions,
         #[command(flatten)]
         load: LoadArgs,
     },
@@ -93,23 +94,11 @@ enum Command {
     /// breaks a promise (docs/reliability.md).
     Chaos {
         #[command(flatten)]
-        suite: SuiteArgs,
+        suite: suite::SuiteOptions,
         #[command(flatten)]
         load: LoadArgs,
-        /// redis-empty, redis-aof, postgres, slow-redis, lossy-redis, slow-postgres, lossy-postgres,
-        /// partition-rendering, partition-rendering-scoring, partition-verification, partition-identity,
-        /// partition-declaration, partition-scoring, kill-identity, kill-declaration, kill-scoring, kill-rendering,
-        /// kill-verification (repeatable); none: all of them.
-        #[arg(long)]
-        fault: Vec<chaos::Fault>,
-        #[arg(long, default_value_t = 20.0)]
-        fault_at: f64,
-        #[arg(long, default_value_t = 10.0)]
-        fault_for: f64,
-        /// How long the accounting waits for the events to settle after the load (it stops as soon as nothing is
-        /// missing; the time taken is reported).
-        #[arg(long, default_value_t = 300.0)]
-        settle: f64,
+        #[command(flatten)]
+        chaos: chaos::ChaosArgs,
     },
     /// Every persona for a few seconds against a small suite, every answer checked: proves the generator works
     /// (make test); measures nothing.
@@ -126,56 +115,13 @@ enum Command {
     },
 }
 
-#[derive(Args, Clone)]
-struct SuiteArgs {
-    /// hardened, naive, or without-DEFENCE (render-cache, in-process-caches, admission, request-timeouts,
-    /// pool-wait-limit, circuit-breaker, stale-fallback, import-cap).
-    #[arg(long, default_value = "hardened")]
-    profile: Profile,
-    #[arg(long, default_value_t = 20_000)]
-    people: usize,
-    #[arg(long, default_value = "target/release")]
-    bin_dir: PathBuf,
-    /// CPUs of the suite (services, PostgreSQL, Redis), e.g. "0".
-    #[arg(long)]
-    suite_cpus: Option<String>,
-    /// The suite's CPU capacity in cores (cgroup v1 quota), e.g. 0.5.
-    #[arg(long)]
-    suite_cores: Option<f64>,
-    /// actix workers per service.
-    #[arg(long, default_value_t = 1)]
-    workers: usize,
-    /// Drive a suite that is already running instead of starting one: the base URL every service answers under
-    /// (an Ingress host). Its keys and addresses come from the environment (see `Suite::attach`).
-    #[arg(long)]
-    target: Option<String>,
-    /// As `--target`, one service at its own base URL (NAME=URL; repeatable, e.g. identity=http://127.0.0.1:8081).
-    #[arg(long, value_parser = parse_target)]
-    target_service: Vec<(String, String)>,
-    /// A PostgreSQL and a Redis of the suite's own (chaos runs kill them).
-    #[arg(skip)]
-    own_stores: bool,
-}
-
-/// A further knee sweep over the same seeded suite (`--then naive@8`).
-#[derive(Clone)]
-struct ThenSweep {
-    profile: suite::Profile,
-    from: f64,
-}
-
-impl std::str::FromStr for ThenSweep {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (profile, from) = s.split_once('@').ok_or("expected PROFILE@FROM")?;
-        let from: f64 = from
-            .parse()
-            .map_err(|_| format!("{from:?} is not a rate"))?;
-        Ok(ThenSweep {
-            profile: profile.parse()?,
-            from,
-        })
-    }
+/// A further knee sweep over the same seeded suite (`--then naive@8`): its profile and first rate.
+fn parse_then(s: &str) -> Result<(Profile, f64), String> {
+    let (profile, from) = s.split_once('@').ok_or("expected PROFILE@FROM")?;
+    let from = from
+        .parse()
+        .map_err(|_| format!("{from:?} is not a rate"))?;
+    Ok((profile.parse()?, from))
 }
 
 /// The result name of a `--then` sweep: the first sweep's with the profile's name swapped, or the profile appended
@@ -189,25 +135,17 @@ fn then_name(first: &str, first_profile: &suite::Profile, profile: &suite::Profi
     }
 }
 
-fn parse_target(s: &str) -> Result<(String, String), String> {
-    let (name, url) = s.split_once('=').ok_or("expected NAME=URL")?;
-    if !suite::SERVICES.iter().any(|(n, _)| *n == name) {
-        return Err(format!("unknown service {name}"));
-    }
-    Ok((name.to_owned(), url.trim_end_matches('/').to_owned()))
-}
-
 /// A suite of the run's own, or the running one named by --target / --target-service.
-async fn suite_for(s: &SuiteArgs) -> anyhow::Result<suite::Suite> {
+async fn suite_for(o: &suite::SuiteOptions) -> anyhow::Result<suite::Suite> {
     let mut targets: std::collections::BTreeMap<String, String> =
-        s.target_service.iter().cloned().collect();
-    if let Some(base) = &s.target {
+        o.target_service.iter().cloned().collect();
+    if let Some(base) = &o.target {
         targets.insert("*".into(), base.trim_end_matches('/').to_owned());
     }
     if targets.is_empty() {
-        suite::Suite::start(suite_options(s)).await
+        suite::Suite::start(o.clone()).await
     } else {
-        suite::Suite::attach(suite_options(s), targets)
+        suite::Suite::attach(o.clone(), targets)
     }
 }
 
@@ -215,19 +153,8 @@ async fn suite_for(s: &SuiteArgs) -> anyhow::Result<suite::Suite> {
 struct LoadArgs {
     #[arg(long, default_value_t = 0.01)]
     scale: f64,
-    #[arg(long)]
-    duration: Option<f64>,
-    /// Full-scale rate of a steady run or of the baseline.
-    #[arg(long)]
-    rate: Option<f64>,
-    #[arg(long)]
-    surge_factor: Option<f64>,
-    #[arg(long)]
-    surge_hold: Option<f64>,
-    /// page (the hardened page: Retry-After with jittered backoff) or immediate (retries at once, 3 times).
-    /// Default: the plan's (retry-storm: immediate), else page for hardened and immediate for naive.
-    #[arg(long)]
-    clients: Option<Clients>,
+    #[command(flatten)]
+    plan: PlanOptions,
     /// A citizen's patience: the client timeout, in seconds.
     #[arg(long, default_value_t = 5.0)]
     patience: f64,
@@ -252,18 +179,16 @@ struct LoadArgs {
 }
 
 impl LoadArgs {
+    /// `--name`, or `default`.
+    fn name_or(&self, default: String) -> String {
+        self.name.clone().unwrap_or(default)
+    }
+
     fn plan_options(&self, profile: &Profile) -> PlanOptions {
+        let naive = (*profile == Profile::Naive).then_some(Clients::Immediate);
         PlanOptions {
-            duration_s: self.duration,
-            rate: self.rate,
-            surge_factor: self.surge_factor,
-            surge_hold_s: self.surge_hold,
-            clients: self.clients.or(match profile {
-                Profile::Naive => Some(Clients::Immediate),
-                _ => None,
-            }),
-            risk_change: None,
-            only: None,
+            clients: self.plan.clients.or(naive),
+            ..self.plan.clone()
         }
     }
 }
@@ -303,37 +228,22 @@ async fn stop_signal() -> &'static str {
 
 /// A load run's setup, its suite (started or attached), and the population seeded into it.
 async fn seeded(
-    s: &SuiteArgs,
+    o: &suite::SuiteOptions,
     generator_cpus: &Option<String>,
-) -> anyhow::Result<(
-    runner::Setup,
-    suite::Suite,
-    std::sync::Arc<population::Population>,
-)> {
-    let setup = runner::Setup::new(&suite_options(s), s.people, generator_cpus.clone());
-    let suite = suite_for(s).await?;
+) -> anyhow::Result<(runner::Setup, suite::Suite, Arc<population::Population>)> {
+    let setup = runner::Setup::new(o, generator_cpus.clone());
+    let suite = suite_for(o).await?;
     suite.unconfined_for_seeding()?;
     let seeding = async {
-        let seeded = population::seed(&suite, s.people).await?;
+        let seeded = population::seed(&suite, o.people).await?;
         suite.settle().await?;
         Ok::<_, anyhow::Error>(seeded)
     }
     .await;
     suite.confined_for_the_run()?;
     let (population, times) = seeding?;
-    eprintln!("seeded {} people: {times:?}", s.people);
-    Ok((setup, suite, std::sync::Arc::new(population)))
-}
-
-fn suite_options(s: &SuiteArgs) -> suite::SuiteOptions {
-    suite::SuiteOptions {
-        profile: s.profile.clone(),
-        bin_dir: s.bin_dir.clone(),
-        cpus: s.suite_cpus.clone(),
-        cores: s.suite_cores,
-        workers: s.workers,
-        own_stores: s.own_stores,
-    }
+    eprintln!("seeded {} people: {times:?}", o.people);
+    Ok((setup, suite, Arc::new(population)))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -348,17 +258,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let options = load.plan_options(&suite.profile);
             let plan = plan::Plan::new(plan, load.scale, &options).map_err(anyhow::Error::msg)?;
             let (setup, s, population) = seeded(&suite, &cli.generator_cpus).await?;
-            let name = load
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("{}-{}", plan.name.as_str(), suite.profile.name()));
-            let result = runner::run(
-                &s,
-                population,
-                plan,
-                &runner::RunArgs::from(&load, &setup, &name),
-            )
-            .await?;
+            let name = load.name_or(format!("{}-{}", plan.name, suite.profile.name()));
+            let args = runner::RunArgs::from(&load, &setup, &name);
+            let result = runner::run(&s, population, plan, &args).await?;
             runner::enforce(&result, load.require_recovery)
         }
         Command::Knee {
@@ -369,33 +271,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             steps,
             then,
         } => {
-            let (setup, mut s, population) = seeded(&suite, &cli.generator_cpus).await?;
-            let name = load
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("knee-{}", suite.profile.name()));
-            let first = ThenSweep {
-                profile: suite.profile.clone(),
-                from,
-            };
-            for (i, sweep) in std::iter::once(first).chain(then).enumerate() {
-                let (setup, name) = if i == 0 {
-                    (setup.clone(), name.clone())
+            let (_, mut s, population) = seeded(&suite, &cli.generator_cpus).await?;
+            let first = load.name_or(format!("knee-{}", suite.profile.name()));
+            for (i, (profile, from)) in std::iter::once((suite.profile.clone(), from))
+                .chain(then)
+                .enumerate()
+            {
+                let name = if i == 0 {
+                    first.clone()
                 } else {
-                    s.restart_as(sweep.profile.clone()).await?;
-                    (
-                        runner::Setup::new(&s.options, suite.people, cli.generator_cpus.clone()),
-                        then_name(&name, &suite.profile, &sweep.profile),
-                    )
+                    s.restart_as(profile.clone()).await?;
+                    then_name(&first, &suite.profile, &profile)
                 };
+                let setup = runner::Setup::new(&s.options, cli.generator_cpus.clone());
                 runner::knee(
                     &s,
                     population.clone(),
                     &load,
-                    &sweep.profile,
+                    &profile,
                     &setup,
                     &name,
-                    sweep.from,
+                    from,
                     factor,
                     steps,
                 )
@@ -405,52 +301,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Costs { suite, load } => {
             let (setup, s, population) = seeded(&suite, &cli.generator_cpus).await?;
-            let name = load
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("costs-{}", suite.profile.name()));
+            let name = load.name_or(format!("costs-{}", suite.profile.name()));
             runner::costs(&s, population, &load, &setup, &name).await
         }
         Command::Chaos {
             mut suite,
             load,
-            fault,
-            fault_at,
-            fault_for,
-            settle,
+            mut chaos,
         } => {
             anyhow::ensure!(
                 suite.target.is_none() && suite.target_service.is_empty(),
                 "chaos runs start their own suite: it kills its processes"
             );
             suite.own_stores = true;
-            let faults = if fault.is_empty() {
-                chaos::Fault::ALL.to_vec()
-            } else {
-                fault
-            };
-            let args = chaos::ChaosArgs {
-                rate: load.rate.unwrap_or(0.7 * chaos::HARDENED_KNEE),
-                duration_s: load.duration.unwrap_or(60.0),
-                fault_at_s: fault_at,
-                fault_for_s: fault_for,
-                settle: std::time::Duration::from_secs_f64(settle),
-            };
+            chaos.rate = load.plan.rate.unwrap_or(0.7 * chaos::HARDENED_KNEE);
+            chaos.duration_s = load.plan.duration_s.unwrap_or(60.0);
             let mut broken = Vec::new();
-            for f in faults {
+            for &f in &chaos.fault {
                 // Each fault gets a suite and a population of its own: on one suite every run left 195,000 more test
                 // results with the same 3,000 people, and the later runs' settling measured that (22 s after the
                 // first run of a list, 310 s after the sixth) rather than their fault.
                 let (setup, s, population) = seeded(&suite, &cli.generator_cpus).await?;
-                let name = format!("{}-{}", load.name.as_deref().unwrap_or("chaos"), f.name());
-                let r = chaos::scenario(
-                    &s,
-                    population.clone(),
-                    runner::RunArgs::from(&load, &setup, &name),
-                    f,
-                    &args,
-                )
-                .await?;
+                let name = format!("{}-{f}", load.name.as_deref().unwrap_or("chaos"));
+                let args = runner::RunArgs::from(&load, &setup, &name);
+                let r = chaos::scenario(&s, population, args, f, &chaos).await?;
                 broken.extend(r.broken.iter().map(|b| format!("{name}: {b}")));
             }
             anyhow::ensure!(broken.is_empty(), "promises broken:\n{}", broken.join("\n"));

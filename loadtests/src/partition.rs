@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::proxy::Proxy;
-use crate::suite::Suite;
+use crate::suite::{Suite, lock};
 
 const NAMESPACE: &str = "hc-chaos";
 const HOST_VETH: &str = "hc-chaos0";
@@ -60,16 +60,16 @@ pub struct PartitionOutcome {
 /// The namespace, its veth pair and the firewall rule of a cut. Deleted on drop (the host's end goes with it).
 struct Namespace;
 
-fn ip(args: &[&str]) -> anyhow::Result<()> {
+/// Runs `ip` with `args` (space-separated).
+fn ip(args: &str) -> anyhow::Result<()> {
     let out = Command::new("ip")
-        .args(args)
+        .args(args.split(' '))
         .stdin(Stdio::null())
         .output()
         .context("running ip (iproute2)")?;
     anyhow::ensure!(
         out.status.success(),
-        "ip {}: {} (a partition run needs root and iproute2)",
-        args.join(" "),
+        "ip {args}: {} (a partition run needs root and iproute2)",
         String::from_utf8_lossy(&out.stderr).trim()
     );
     Ok(())
@@ -78,69 +78,35 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
 impl Namespace {
     fn create() -> anyhow::Result<Namespace> {
         // What an interrupted run left behind goes first.
-        let _ = ip(&["netns", "del", NAMESPACE]);
-        let _ = ip(&["link", "del", HOST_VETH]);
-        ip(&["netns", "add", NAMESPACE])?;
+        drop(Namespace);
+        ip(&format!("netns add {NAMESPACE}"))?;
         let ns = Namespace;
-        ip(&[
-            "link",
-            "add",
-            HOST_VETH,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            REPLICA_VETH,
-        ])?;
-        ip(&["link", "set", REPLICA_VETH, "netns", NAMESPACE])?;
-        ip(&["addr", "add", &format!("{HOST_IP}/30"), "dev", HOST_VETH])?;
-        ip(&["link", "set", HOST_VETH, "up"])?;
-        let inside = |args: &[&str]| {
-            let mut all = vec!["netns", "exec", NAMESPACE, "ip"];
-            all.extend_from_slice(args);
-            ip(&all)
-        };
-        inside(&[
-            "addr",
-            "add",
-            &format!("{REPLICA_IP}/30"),
-            "dev",
-            REPLICA_VETH,
-        ])?;
-        inside(&["link", "set", REPLICA_VETH, "up"])?;
-        inside(&["link", "set", "lo", "up"])?;
+        for args in [
+            format!("link add {HOST_VETH} type veth peer name {REPLICA_VETH}"),
+            format!("link set {REPLICA_VETH} netns {NAMESPACE}"),
+            format!("addr add {HOST_IP}/30 dev {HOST_VETH}"),
+            format!("link set {HOST_VETH} up"),
+            format!("netns exec {NAMESPACE} ip addr add {REPLICA_IP}/30 dev {REPLICA_VETH}"),
+            format!("netns exec {NAMESPACE} ip link set {REPLICA_VETH} up"),
+            format!("netns exec {NAMESPACE} ip link set lo up"),
+        ] {
+            ip(&args)?;
+        }
         Ok(ns)
     }
 
     /// Drops (`-A`) or stops dropping (`-D`) the namespace's packets to the host's `port`.
     fn firewall(action: &str, port: u16) -> anyhow::Result<()> {
-        let out = Command::new("ip")
-            .args(["netns", "exec", NAMESPACE, "iptables", action, "OUTPUT"])
-            .args([
-                "-d",
-                HOST_IP,
-                "-p",
-                "tcp",
-                "--dport",
-                &port.to_string(),
-                "-j",
-                "DROP",
-            ])
-            .output()
-            .context("running iptables")?;
-        anyhow::ensure!(
-            out.status.success(),
-            "iptables {action}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        Ok(())
+        ip(&format!(
+            "netns exec {NAMESPACE} iptables {action} OUTPUT -d {HOST_IP} -p tcp --dport {port} -j DROP"
+        ))
     }
 }
 
 impl Drop for Namespace {
     fn drop(&mut self) {
-        let _ = ip(&["netns", "del", NAMESPACE]);
-        let _ = ip(&["link", "del", HOST_VETH]);
+        let _ = ip(&format!("netns del {NAMESPACE}"));
+        let _ = ip(&format!("link del {HOST_VETH}"));
     }
 }
 
@@ -211,10 +177,7 @@ impl Balancer {
 
     /// Whether backend `i` is in, and the changes of that since `since`: (seconds after `since`, in).
     fn changes_since(&self, i: usize, since: Instant) -> Vec<(f64, bool)> {
-        self.backends[i]
-            .changes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        lock(&self.backends[i].changes)
             .iter()
             .filter(|(at, _)| *at >= since)
             .map(|(at, ready)| ((*at - since).as_secs_f64(), *ready))
@@ -276,11 +239,7 @@ async fn probe(backend: &Backend) {
             if !now {
                 backend.drained.send_modify(|g| *g += 1);
             }
-            backend
-                .changes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((Instant::now(), now));
+            lock(&backend.changes).push((Instant::now(), now));
         }
         tokio::time::sleep(PROBE_EVERY).await;
     }
@@ -330,30 +289,30 @@ impl<'a> Partitioned<'a> {
             &format!("127.0.0.1:{postgres}"),
             &format!("{HOST_IP}:{postgres}"),
         );
+        suite.spawn_as(
+            service,
+            &name,
+            Some(NAMESPACE),
+            &[
+                ("HC__SERVER__HOST", REPLICA_IP.to_owned()),
+                ("HC__REDIS__URL", format!("redis://{HOST_IP}:{redis}")),
+                ("HC__DATABASE__URL", database),
+                (
+                    "HC__AUTH__JWKS_URL",
+                    format!("http://{HOST_IP}:{identity}/v1/auth/keys"),
+                ),
+                (
+                    "HC__RENDERING__SCORING_URL",
+                    format!("http://{HOST_IP}:{scoring}"),
+                ),
+                (
+                    "HC__VERIFICATION__OWN_KEYS_URL",
+                    format!("http://{HOST_IP}:{rendering}/v1/trust/keys"),
+                ),
+            ],
+        )?;
         suite
-            .spawn_replica_in_namespace(
-                service,
-                &name,
-                NAMESPACE,
-                &[
-                    ("HC__SERVER__HOST", REPLICA_IP.to_owned()),
-                    ("HC__REDIS__URL", format!("redis://{HOST_IP}:{redis}")),
-                    ("HC__DATABASE__URL", database),
-                    (
-                        "HC__AUTH__JWKS_URL",
-                        format!("http://{HOST_IP}:{identity}/v1/auth/keys"),
-                    ),
-                    (
-                        "HC__RENDERING__SCORING_URL",
-                        format!("http://{HOST_IP}:{scoring}"),
-                    ),
-                    (
-                        "HC__VERIFICATION__OWN_KEYS_URL",
-                        format!("http://{HOST_IP}:{rendering}/v1/trust/keys"),
-                    ),
-                ],
-                &format!("http://{replica}/health/ready"),
-            )
+            .wait_ready_at(&name, &format!("http://{replica}/health/ready"))
             .await?;
         let balancer = Balancer::start(
             ([127, 0, 0, 1], BALANCER_PORT).into(),
@@ -377,20 +336,20 @@ impl<'a> Partitioned<'a> {
     /// Drops the replica's packets to what it is cut off from.
     pub fn cut(&self) -> anyhow::Result<()> {
         Namespace::firewall("-A", self.cut_port)?;
-        *self.cut_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        *lock(&self.cut_at) = Some(Instant::now());
         Ok(())
     }
 
     /// Lets them through again.
     pub fn heal(&self) -> anyhow::Result<()> {
         Namespace::firewall("-D", self.cut_port)?;
-        *self.healed_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        *lock(&self.healed_at) = Some(Instant::now());
         Ok(())
     }
 
     pub fn outcome(&self) -> PartitionOutcome {
-        let cut = *self.cut_at.lock().unwrap_or_else(|p| p.into_inner());
-        let healed = *self.healed_at.lock().unwrap_or_else(|p| p.into_inner());
+        let cut = *lock(&self.cut_at);
+        let healed = *lock(&self.healed_at);
         let first = |since: Option<Instant>, ready: bool| {
             since.and_then(|s| {
                 self.balancer

@@ -423,48 +423,40 @@ async fn attempt(
                 .header("Idempotency-Key", ctx.idempotency_key(persona, ticket))
                 .json(&population::declaration());
             let v = expect(user, "declare", GooseMethod::Post, rb, 201).await?;
-            if let Some(id) = uuid_in(&v, "id") {
-                ctx.acknowledged(|l| l.declarations.push(id));
-            }
+            ctx.acknowledged(|l| l.declarations.extend(uuid_in(&v, "id")));
             right_if(
                 v["id"].as_str().is_some() && v["current_region"] == population::HOME,
                 || "declaration answer without its id and region".into(),
             )
         }
-        Persona::VerifyCode => {
-            let slot = i % ctx.codes.len().max(1);
-            let (code, holder) = fresh_code(user, ctx, slot).await?;
-            let holder_group = Group::of(holder);
+        Persona::VerifyCode | Persona::VerifyIdCard => {
+            let (name, body, holder) = if persona == Persona::VerifyCode {
+                let (code, holder) = fresh_code(user, ctx, i % ctx.codes.len().max(1)).await?;
+                ("verify code", json!({"code": code}), holder)
+            } else {
+                let id_number = population::id_number(i);
+                ("verify id card", json!({"id_number": id_number}), i)
+            };
             let rb = client
                 .post(format!("{}/v1/verify", url("verification")))
                 .bearer_auth(&ctx.device_token)
-                .json(&json!({"code": code}));
-            let v = expect(user, "verify code", GooseMethod::Post, rb, 200).await?;
-            if let Some(id) = uuid_in(&v, "scan_id") {
-                ctx.acknowledged(|l| l.scans.push(id));
+                .json(&body);
+            let v = expect(user, name, GooseMethod::Post, rb, 200).await?;
+            ctx.acknowledged(|l| l.scans.extend(uuid_in(&v, "scan_id")));
+            if persona == Persona::VerifyIdCard {
+                if v["masked_name"].as_str() != Some("压*") {
+                    return Ok(Try::Wrong(format!(
+                        "ID-card verify of person {i} without the masked name"
+                    )));
+                }
+                // The gate could not judge: no status could be read (Redis back empty, before scoring has written
+                // the documents again). Not a wrong answer but a failed check: the operator asks for the person's
+                // code.
+                if v["reason"] == "no_status" {
+                    return Ok(Try::ServerError);
+                }
             }
-            judge(&v, holder, holder_group, changed)
-        }
-        Persona::VerifyIdCard => {
-            let rb = client
-                .post(format!("{}/v1/verify", url("verification")))
-                .bearer_auth(&ctx.device_token)
-                .json(&json!({"id_number": population::id_number(i)}));
-            let v = expect(user, "verify id card", GooseMethod::Post, rb, 200).await?;
-            if let Some(id) = uuid_in(&v, "scan_id") {
-                ctx.acknowledged(|l| l.scans.push(id));
-            }
-            if v["masked_name"].as_str() != Some("压*") {
-                return Ok(Try::Wrong(format!(
-                    "ID-card verify of person {i} without the masked name"
-                )));
-            }
-            // The gate could not judge: no status could be read (Redis back empty, before scoring has written the
-            // documents again). Not a wrong answer but a failed check: the operator asks for the person's code.
-            if v["reason"] == "no_status" {
-                return Ok(Try::ServerError);
-            }
-            judge(&v, i, group, changed)
+            judge(&v, holder, Group::of(holder), changed)
         }
         Persona::ViewMap => {
             let rb = client.get(format!(
@@ -486,9 +478,7 @@ async fn attempt(
                 .header("Idempotency-Key", ctx.idempotency_key(persona, ticket))
                 .json(&json!({"venue_code": pop.venue_code}));
             let v = expect(user, "check in", GooseMethod::Post, rb, 201).await?;
-            if let Some(id) = uuid_in(&v, "id") {
-                ctx.acknowledged(|l| l.checkins.push(id));
-            }
+            ctx.acknowledged(|l| l.checkins.extend(uuid_in(&v, "id")));
             right_if(v["venue"] == population::VENUE, || {
                 "check-in answer names another venue".into()
             })

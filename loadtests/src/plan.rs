@@ -109,7 +109,7 @@ fn unknown_clients(other: &str) -> String {
     serde::Serialize,
     serde::Deserialize,
     strum::EnumString,
-    strum::IntoStaticStr,
+    strum::Display,
 )]
 #[serde(rename_all = "kebab-case")]
 #[strum(serialize_all = "kebab-case", parse_err_ty = String, parse_err_fn = unknown_plan)]
@@ -126,12 +126,6 @@ fn unknown_plan(other: &str) -> String {
     format!(
         "unknown plan {other:?} (launch-day, mass-testing, retry-storm, recolour-under-load, steady)"
     )
-}
-
-impl PlanName {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
 }
 
 /// Guangzhou's launch day: 170 million visits in 24 h, 1,970/s on average.
@@ -237,17 +231,26 @@ impl Surge {
     }
 }
 
-/// What a run may set besides the plan's name and scale.
-#[derive(Debug, Clone, Default)]
+/// What a run may set besides the plan's name and scale (options of `loadtest run` and the others).
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct PlanOptions {
+    #[arg(long = "duration", value_name = "DURATION")]
     pub duration_s: Option<f64>,
     /// Full-scale rate of a steady run or of the baseline (overrides the plan's).
+    #[arg(long)]
     pub rate: Option<f64>,
+    #[arg(long)]
     pub surge_factor: Option<f64>,
+    #[arg(long = "surge-hold", value_name = "SURGE_HOLD")]
     pub surge_hold_s: Option<f64>,
+    /// page (the hardened page: Retry-After with jittered backoff) or immediate (retries at once, 3 times).
+    /// Default: the plan's (retry-storm: immediate), else page for hardened and immediate for naive.
+    #[arg(long)]
     pub clients: Option<Clients>,
+    #[arg(skip)]
     pub risk_change: Option<bool>,
     /// Only this persona, at the whole rate (the cost of one request type).
+    #[arg(skip)]
     pub only: Option<Persona>,
 }
 

@@ -149,17 +149,10 @@ pub async fn client_token(
     id: &str,
     secret: &str,
 ) -> anyhow::Result<String> {
-    let r: Value = http
-        .post(format!("{}/v1/auth/token", url("identity")))
-        .json(
-            &json!({"grant_type": "client_credentials", "client_id": id, "client_secret": secret}),
-        )
-        .send()
-        .await?
-        .error_for_status()
-        .context("client token")?
-        .json()
-        .await?;
+    let body =
+        json!({"grant_type": "client_credentials", "client_id": id, "client_secret": secret});
+    let r = http.post(format!("{}/v1/auth/token", url("identity")));
+    let r = json_of(r.json(&body).send().await?, "client token").await?;
     r["access_token"]
         .as_str()
         .map(str::to_owned)
@@ -172,16 +165,11 @@ async fn create_client(
     name: &str,
     scopes: &[&str],
 ) -> anyhow::Result<Client> {
-    let r: Value = http
+    let r = http
         .post(format!("{}/v1/clients", url("identity")))
         .bearer_auth(admin)
-        .json(&json!({"name": name, "scopes": scopes, "region": "440100"}))
-        .send()
-        .await?
-        .error_for_status()
-        .with_context(|| format!("creating client {name}"))?
-        .json()
-        .await?;
+        .json(&json!({"name": name, "scopes": scopes, "region": "440100"}));
+    let r = json_of(r.send().await?, &format!("creating client {name}")).await?;
     Ok(Client {
         id: r["client_id"].as_str().context("client_id")?.to_owned(),
         secret: r["client_secret"]
@@ -189,6 +177,14 @@ async fn create_client(
             .context("client_secret")?
             .to_owned(),
     })
+}
+
+/// A response's JSON body, or an error naming `what` for an error status.
+async fn json_of(r: reqwest::Response, what: &str) -> anyhow::Result<Value> {
+    Ok(r.error_for_status()
+        .with_context(|| what.to_owned())?
+        .json()
+        .await?)
 }
 
 /// The last one-time code the development SMS gateway sent to `phone` (the suites under load run it).
@@ -281,18 +277,13 @@ pub async fn seed(suite: &Suite, people: usize) -> anyhow::Result<(Population, S
     )
     .await?;
     let risk = create_client(&http, &admin, "load health commission", &["risk:write"]).await?;
-    let venue: Value = http
+    let venue = http
         .put(format!("{}/v1/venues/{VENUE}", url("verification")))
         .bearer_auth(&admin)
         .json(&json!({"name": "压测闸机", "region": HOME, "devices": [device.id],
                       "policy": {"colours": ["green"], "nat_within_hours": null, "international_admitted": true,
-                                 "hours": null}}))
-        .send()
-        .await?
-        .error_for_status()
-        .context("venue")?
-        .json()
-        .await?;
+                                 "hours": null}}));
+    let venue = json_of(venue.send().await?, "venue").await?;
     let venue_code = venue["venue_code"]
         .as_str()
         .context("venue_code")?
@@ -401,18 +392,15 @@ pub async fn seed(suite: &Suite, people: usize) -> anyhow::Result<(Population, S
     for (kind, rows) in [("cases", cases), ("visits", visits), ("nat-results", nat)] {
         for (k, chunk) in rows.chunks(20_000).enumerate() {
             let body: String = chunk.iter().map(|r| format!("{r}\n")).collect();
-            let r: Value = send_unless_shed(|| {
+            let r = send_unless_shed(|| {
                 http.post(format!("{}/v1/imports/{kind}", url("declaration")))
                     .bearer_auth(&lab)
                     .header("Idempotency-Key", format!("seed-{kind}-{k}"))
                     .header("Content-Type", "application/x-ndjson")
                     .body(body.clone())
             })
-            .await?
-            .error_for_status()
-            .with_context(|| format!("seed import of {kind}"))?
-            .json()
             .await?;
+            let r = json_of(r, &format!("seed import of {kind}")).await?;
             // A suite seeded before (an attached run again) has these rows already: duplicates, not errors.
             let stored =
                 r["accepted"].as_u64().unwrap_or(0) + r["duplicates"].as_u64().unwrap_or(0);

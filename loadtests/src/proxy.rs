@@ -70,7 +70,7 @@ impl Proxy {
     }
 
     pub fn set(&self, condition: Condition) {
-        *self.condition.lock().unwrap_or_else(|p| p.into_inner()) = condition;
+        *crate::suite::lock(&self.condition) = condition;
     }
 }
 
@@ -112,7 +112,7 @@ async fn one_way(
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
-            let delay = match *condition.lock().unwrap_or_else(|p| p.into_inner()) {
+            let delay = match *crate::suite::lock(&condition) {
                 Condition::Clear => Duration::ZERO,
                 Condition::Slow(by) => by,
                 Condition::Lossy { share, rto } => {

@@ -32,12 +32,12 @@ pub struct Setup {
 }
 
 impl Setup {
-    pub fn new(o: &suite::SuiteOptions, people: usize, generator_cpus: Option<String>) -> Setup {
+    pub fn new(o: &suite::SuiteOptions, generator_cpus: Option<String>) -> Setup {
         Setup {
             profile: o.profile.name(),
-            people,
-            suite_cpus: o.cpus.clone(),
-            suite_cores: o.cores,
+            people: o.people,
+            suite_cpus: o.suite_cpus.clone(),
+            suite_cores: o.suite_cores,
             generator_cpus,
             workers: o.workers,
             build: o.bin_dir.display().to_string(),
@@ -517,7 +517,7 @@ pub async fn knee(
         let options = PlanOptions {
             rate: Some(rate),
             risk_change: Some(false),
-            duration_s: Some(load.duration.unwrap_or(20.0)),
+            duration_s: Some(load.plan.duration_s.unwrap_or(20.0)),
             ..load.plan_options(profile)
         };
         let plan = Plan::new(PlanName::Steady, load.scale, &options).map_err(anyhow::Error::msg)?;
@@ -573,15 +573,18 @@ pub async fn knee(
 /// low rate with the risk change in the middle, every answer right, every persona answered (after a short run in the
 /// naive profile and a restart).
 pub async fn smoke(bin_dir: PathBuf) -> anyhow::Result<()> {
+    let people = 300;
     let options = suite::SuiteOptions {
         profile: Profile::Naive,
+        people,
         bin_dir,
-        cpus: None,
-        cores: None,
+        suite_cpus: None,
+        suite_cores: None,
         workers: 1,
+        target: None,
+        target_service: Vec::new(),
         own_stores: false,
     };
-    let people = 300;
     let mut s = Suite::start(options).await?;
     let (population, _) = population::seed(&s, people).await?;
     let population = Arc::new(population);
@@ -594,7 +597,7 @@ pub async fn smoke(bin_dir: PathBuf) -> anyhow::Result<()> {
         out: out.clone(),
         name: name.into(),
         seed: 1,
-        setup: Setup::new(&s.options, people, None),
+        setup: Setup::new(&s.options, None),
         started: None,
     };
     // First a few seconds in the naive profile at 20/s, then the same seeded suite restarted in the hardened one
@@ -703,12 +706,12 @@ pub async fn costs(
     let before = CpuSample::take(&pids);
     tokio::time::sleep(Duration::from_secs(10)).await;
     let idle = CpuSample::take(&pids).cores_since(&before);
-    let base = load.rate.unwrap_or(100.0);
+    let base = load.plan.rate.unwrap_or(100.0);
     let mut personas = BTreeMap::new();
     for &p in Persona::ALL {
         let options = PlanOptions {
             rate: Some(cost_rate(p, base)),
-            duration_s: Some(load.duration.unwrap_or(15.0)),
+            duration_s: Some(load.plan.duration_s.unwrap_or(15.0)),
             risk_change: Some(false),
             only: Some(p),
             ..Default::default()

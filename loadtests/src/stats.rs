@@ -123,19 +123,10 @@ impl Recorder {
         let s = &mut second.counts;
         s.offered += 1;
         s.attempts += u64::from(attempts);
-        match outcome {
-            Outcome::Ok => {
-                s.ok += 1;
-                if latency <= GOODPUT_DEADLINE_US {
-                    s.goodput += 1;
-                }
-            }
-            Outcome::Shed => {
-                s.shed += 1;
-                s.failed += 1;
-            }
-            _ => s.failed += 1,
-        }
+        s.ok += u64::from(outcome == Outcome::Ok);
+        s.goodput += u64::from(good);
+        s.shed += u64::from(outcome == Outcome::Shed);
+        s.failed += u64::from(outcome != Outcome::Ok);
     }
 
     pub fn summary(&self, duration_s: f64) -> Summary {

@@ -6,9 +6,12 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+
+use crate::proxy::Proxy;
 
 /// An attached run's addresses: service name (or `*` for every service, as behind one Ingress) to base URL.
 static TARGETS: std::sync::OnceLock<BTreeMap<String, String>> = std::sync::OnceLock::new();
@@ -23,33 +26,34 @@ pub const SERVICES: [(&str, u16); 5] = [
 ];
 
 /// Services the generator reaches elsewhere for a while (a balancer in front of replicas, in a partition run).
-static ROUTES: std::sync::RwLock<BTreeMap<String, String>> =
-    std::sync::RwLock::new(BTreeMap::new());
+static ROUTES: RwLock<BTreeMap<String, String>> = RwLock::new(BTreeMap::new());
+
+/// A mutex's value, also after a panic while it was held.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Sends the generator's requests for `service` to `url` until [`unroute`].
 pub fn route(service: &str, url: String) {
-    ROUTES
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(service.to_owned(), url);
+    let mut routes = ROUTES.write().unwrap_or_else(PoisonError::into_inner);
+    routes.insert(service.to_owned(), url);
 }
 
 pub fn unroute(service: &str) {
     ROUTES
         .write()
-        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(PoisonError::into_inner)
         .remove(service);
 }
 
 pub fn url(service: &str) -> String {
-    if let Some(url) = ROUTES
+    // Read on every request of every user: a read lock, which they share.
+    let routed = ROUTES
         .read()
-        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(PoisonError::into_inner)
         .get(service)
-    {
-        return url.clone();
-    }
-    own_url(service)
+        .cloned();
+    routed.unwrap_or_else(|| own_url(service))
 }
 
 /// The service's own address, past any balancer a partition run routes it through: where its metrics are read, so
@@ -72,20 +76,8 @@ pub fn port(service: &str) -> u16 {
 }
 
 /// A defence the ablation turns off, one at a time (docs/architecture.md §4).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "kebab-case")]
-#[strum(serialize_all = "kebab-case", parse_err_ty = String, parse_err_fn = unknown_defence)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Defence {
     RenderCache,
     InProcessCaches,
@@ -95,10 +87,6 @@ pub enum Defence {
     CircuitBreaker,
     StaleFallback,
     ImportCap,
-}
-
-fn unknown_defence(s: &str) -> String {
-    format!("unknown defence {s:?}")
 }
 
 impl Defence {
@@ -129,8 +117,7 @@ impl Defence {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Profile {
     Hardened,
     Naive,
@@ -151,34 +138,52 @@ impl Profile {
 impl std::str::FromStr for Profile {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "hardened" => Ok(Profile::Hardened),
-            "naive" => Ok(Profile::Naive),
-            other => match other.strip_prefix("without-") {
-                Some(d) => Ok(Profile::Without(d.parse()?)),
-                None => Err(format!(
-                    "unknown profile {other:?} (hardened, naive, without-DEFENCE)"
-                )),
-            },
-        }
+        let all = [Profile::Hardened, Profile::Naive].into_iter();
+        all.chain(Defence::ALL.iter().map(|&d| Profile::Without(d)))
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("unknown profile {s:?} (hardened, naive, without-DEFENCE)"))
     }
 }
 
-/// Where the suite runs and how much of the machine it gets.
-#[derive(Debug, Clone)]
+/// Where the suite runs and how much of the machine it gets (the options of every command that drives one).
+#[derive(clap::Args, Debug, Clone)]
 pub struct SuiteOptions {
+    /// hardened, naive, or without-DEFENCE (render-cache, in-process-caches, admission, request-timeouts,
+    /// pool-wait-limit, circuit-breaker, stale-fallback, import-cap).
+    #[arg(long, default_value = "hardened")]
     pub profile: Profile,
-    /// `target/release` or `target/debug`.
+    #[arg(long, default_value_t = 20_000)]
+    pub people: usize,
+    #[arg(long, default_value = "target/release")]
     pub bin_dir: PathBuf,
-    /// CPUs the suite (services, PostgreSQL, Redis) is pinned to, e.g. "0"; `None` leaves them unpinned.
-    pub cpus: Option<String>,
-    /// CPU capacity of the suite in cores (cgroup v1 CFS quota), e.g. 0.5; `None` for no quota.
-    pub cores: Option<f64>,
+    /// CPUs of the suite (services, PostgreSQL, Redis), e.g. "0".
+    #[arg(long)]
+    pub suite_cpus: Option<String>,
+    /// The suite's CPU capacity in cores (cgroup v1 quota), e.g. 0.5.
+    #[arg(long)]
+    pub suite_cores: Option<f64>,
     /// actix workers per service.
+    #[arg(long, default_value_t = 1)]
     pub workers: usize,
+    /// Drive a suite that is already running instead of starting one: the base URL every service answers under
+    /// (an Ingress host). Its keys and addresses come from the environment (see `Suite::attach`).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// As `--target`, one service at its own base URL (NAME=URL; repeatable, e.g. identity=http://127.0.0.1:8081).
+    #[arg(long, value_parser = parse_target)]
+    pub target_service: Vec<(String, String)>,
     /// A PostgreSQL and a redis-server of the suite's own (on ports [`OWN_POSTGRES_PORT`] and [`OWN_REDIS_PORT`];
     /// Redis with an AOF synced every second) instead of the shared ones, so that a chaos run can kill them.
+    #[arg(skip)]
     pub own_stores: bool,
+}
+
+fn parse_target(s: &str) -> Result<(String, String), String> {
+    let (name, url) = s.split_once('=').ok_or("expected NAME=URL")?;
+    if !SERVICES.iter().any(|(n, _)| *n == name) {
+        return Err(format!("unknown service {name}"));
+    }
+    Ok((name.to_owned(), url.trim_end_matches('/').to_owned()))
 }
 
 /// The ports of the suite's own PostgreSQL and Redis (chaos runs). The services reach that Redis through a proxy
@@ -187,6 +192,8 @@ pub const OWN_POSTGRES_PORT: u16 = 19432;
 const OWN_POSTGRES_BEHIND_PROXY_PORT: u16 = 19433;
 pub const OWN_REDIS_PORT: u16 = 19079;
 const OWN_REDIS_BEHIND_PROXY_PORT: u16 = 19078;
+/// The shared PostgreSQL of `scripts/infra.sh up` (unless HC_TEST_DATABASE_URL names another).
+const SHARED_POSTGRES: &str = "postgres://postgres:postgres@127.0.0.1:5432/postgres";
 
 pub struct Suite {
     pub options: SuiteOptions,
@@ -198,14 +205,14 @@ pub struct Suite {
     /// The run's secrets (development ones, generated for this run only).
     pub secrets: BTreeMap<String, String>,
     /// The services' processes (behind a lock: a chaos run kills and restarts them while the load runs).
-    children: std::sync::Mutex<Vec<(String, Child)>>,
+    children: Mutex<Vec<(String, Child)>>,
     /// The suite's own redis-server, when it has one.
-    redis: std::sync::Mutex<Option<Child>>,
+    redis: Mutex<Option<Child>>,
     /// The suite's own PostgreSQL cluster, when it has one.
     postgres: Option<OwnPostgres>,
     /// The proxies in front of the suite's own Redis and PostgreSQL.
-    redis_proxy: Option<crate::proxy::Proxy>,
-    postgres_proxy: Option<crate::proxy::Proxy>,
+    redis_proxy: Option<Proxy>,
+    postgres_proxy: Option<Proxy>,
     pub log_dir: PathBuf,
     confinement: Option<crate::cpu::Confinement>,
     /// A suite running elsewhere (a cluster): nothing to start, stop or drop.
@@ -233,27 +240,22 @@ impl Suite {
             chrono::Utc::now().format("%Y%m%d%H%M%S"),
             std::process::id()
         );
-        let own_postgres = match options.own_stores {
-            true => Some(OwnPostgres::create(&stamp)?),
-            false => None,
-        };
-        // Everything reaches the suite's own PostgreSQL through a proxy that can slow its network down.
-        let postgres_proxy = match options.own_stores {
-            true => Some(
-                crate::proxy::Proxy::start(OWN_POSTGRES_PORT, OWN_POSTGRES_BEHIND_PROXY_PORT)
-                    .await?,
-            ),
-            false => None,
-        };
-        let admin_db_url = match &own_postgres {
-            Some(pg) => pg.admin_url(),
-            None => std::env::var("HC_TEST_DATABASE_URL")
-                .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into()),
-        };
-        let redis_url = if options.own_stores {
-            format!("redis://127.0.0.1:{OWN_REDIS_PORT}")
+        let (own_postgres, postgres_proxy, admin_db_url, redis_url) = if options.own_stores {
+            let pg = OwnPostgres::create(&stamp)?;
+            // Everything reaches the suite's own PostgreSQL through a proxy that can slow its network down.
+            let proxy = Proxy::start(OWN_POSTGRES_PORT, OWN_POSTGRES_BEHIND_PROXY_PORT).await?;
+            let admin = format!("postgres://postgres@127.0.0.1:{OWN_POSTGRES_PORT}/postgres");
+            let redis = format!("redis://127.0.0.1:{OWN_REDIS_PORT}");
+            (Some(pg), Some(proxy), admin, redis)
         } else {
-            std::env::var("HC_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+            let var = |k, default: &str| std::env::var(k).unwrap_or_else(|_| default.into());
+            let admin = var("HC_TEST_DATABASE_URL", SHARED_POSTGRES);
+            (
+                None,
+                None,
+                admin,
+                var("HC_TEST_REDIS_URL", "redis://127.0.0.1:6379"),
+            )
         };
         let db_name = format!("hc_load_{stamp}");
         let (admin, conn) = tokio_postgres::connect(&admin_db_url, tokio_postgres::NoTls)
@@ -294,14 +296,13 @@ impl Suite {
         suite.generate_secrets()?;
         if suite.options.own_stores {
             suite.start_redis(true)?;
-            suite.redis_proxy = Some(
-                crate::proxy::Proxy::start(OWN_REDIS_PORT, OWN_REDIS_BEHIND_PROXY_PORT).await?,
-            );
+            suite.redis_proxy =
+                Some(Proxy::start(OWN_REDIS_PORT, OWN_REDIS_BEHIND_PROXY_PORT).await?);
         }
-        if suite.options.cpus.is_some() || suite.options.cores.is_some() {
+        if suite.options.suite_cpus.is_some() || suite.options.suite_cores.is_some() {
             suite.confinement = Some(crate::cpu::Confinement::create(
-                suite.options.cpus.as_deref(),
-                suite.options.cores,
+                suite.options.suite_cpus.as_deref(),
+                suite.options.suite_cores,
             )?);
         }
         suite.start_services().await?;
@@ -456,13 +457,8 @@ impl Suite {
     }
 
     /// The environment of every service in this run's profile.
-    fn env(&self) -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> = self
-            .secrets
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let common = [
+    fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![
             ("HC__DATABASE__URL", self.db_url.clone()),
             ("HC__REDIS__URL", self.redis_url.clone()),
             ("HC__REDIS__KEY_PREFIX", self.prefix.clone()),
@@ -491,26 +487,16 @@ impl Suite {
             // Imports of the seed are larger than the default body limit of a batch.
             ("HC__DECLARATION__IMPORT_MAX_BYTES", "1000000000".into()),
         ];
-        env.extend(common.into_iter().map(|(k, v)| (k.to_owned(), v)));
         if self.options.own_stores {
             // A chaos run's faults last 10 s: scoring beats every second and rendering calls it silent after 5 s
             // (30 s in production), so that a scoring killed under load shows its codes flagged stale.
-            env.push(("HC__SCORING__PULSE_INTERVAL_MS".into(), "1000".into()));
-            env.push((
-                "HC__RENDERING__SCORING_SILENT_AFTER_SECONDS".into(),
-                "5".into(),
-            ));
+            env.push(("HC__SCORING__PULSE_INTERVAL_MS", "1000".into()));
+            env.push(("HC__RENDERING__SCORING_SILENT_AFTER_SECONDS", "5".into()));
         }
         match &self.options.profile {
             Profile::Hardened => {}
-            Profile::Naive => env.push(("APP_ENV".into(), "naive".into())),
-            Profile::Without(d) => {
-                env.extend(
-                    d.off()
-                        .iter()
-                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-                );
-            }
+            Profile::Naive => env.push(("APP_ENV", "naive".into())),
+            Profile::Without(d) => env.extend(d.off().iter().map(|&(k, v)| (k, v.to_owned()))),
         }
         env
     }
@@ -521,7 +507,7 @@ impl Suite {
 
     /// Starts service `service` as process `name` (its log `{name}.log`), in network namespace `namespace` if
     /// given, with `env` over the suite's.
-    fn spawn_as(
+    pub fn spawn_as(
         &self,
         service: &str,
         name: &str,
@@ -534,7 +520,7 @@ impl Suite {
         if let Some(ns) = namespace {
             argv.extend(["ip", "netns", "exec", ns].map(Into::into));
         }
-        if let Some(cpus) = &self.options.cpus {
+        if let Some(cpus) = &self.options.suite_cpus {
             argv.extend(["taskset".into(), "-c".into(), cpus.into()]);
         }
         argv.push(self.bin(service).into());
@@ -542,6 +528,7 @@ impl Suite {
         cmd.args(&argv[1..])
             .current_dir(repo_root())
             .env_remove("APP_ENV")
+            .envs(&self.secrets)
             .envs(self.env())
             .env("HC__SERVER__PORT", port(service).to_string())
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -552,25 +539,8 @@ impl Suite {
         if let Some(c) = &self.confinement {
             c.adopt(child.id())?;
         }
-        self.children
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((name.to_owned(), child));
+        lock(&self.children).push((name.to_owned(), child));
         Ok(())
-    }
-
-    /// Starts another replica of `service`, named `name`, in network namespace `namespace` with `env` over the
-    /// suite's, and waits until `ready_url` answers 200.
-    pub async fn spawn_replica_in_namespace(
-        &self,
-        service: &str,
-        name: &str,
-        namespace: &str,
-        env: &[(&str, String)],
-        ready_url: &str,
-    ) -> anyhow::Result<()> {
-        self.spawn_as(service, name, Some(namespace), env)?;
-        self.wait_ready_at(name, ready_url).await
     }
 
     async fn wait_ready(&self, name: &str) -> anyhow::Result<()> {
@@ -578,7 +548,7 @@ impl Suite {
             .await
     }
 
-    async fn wait_ready_at(&self, name: &str, ready: &str) -> anyhow::Result<()> {
+    pub async fn wait_ready_at(&self, name: &str, ready: &str) -> anyhow::Result<()> {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(120);
         while Instant::now() < deadline {
@@ -591,10 +561,7 @@ impl Suite {
             {
                 return Ok(());
             }
-            let exited = self
-                .children
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
+            let exited = lock(&self.children)
                 .iter_mut()
                 .find(|(n, _)| n == name)
                 .and_then(|(_, child)| child.try_wait().ok().flatten());
@@ -617,9 +584,7 @@ impl Suite {
 
     /// The service processes' ids by name (CPU accounting).
     pub fn pids(&self) -> Vec<(String, u32)> {
-        self.children
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        lock(&self.children)
             .iter()
             .map(|(n, c)| (n.clone(), c.id()))
             .collect()
@@ -627,7 +592,7 @@ impl Suite {
 
     /// Kills a service at once (SIGKILL), as a crash of its machine would.
     pub fn kill(&self, name: &str) {
-        let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
+        let mut children = lock(&self.children);
         if let Some(i) = children.iter().position(|(n, _)| n == name) {
             let (_, mut child) = children.remove(i);
             let _ = child.kill();
@@ -648,21 +613,12 @@ impl Suite {
             let _ = fs::remove_dir_all(&dir);
         }
         fs::create_dir_all(&dir)?;
+        let options = format!(
+            "--port {OWN_REDIS_BEHIND_PROXY_PORT} --bind 127.0.0.1 --appendonly yes --appendfsync everysec"
+        );
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &OWN_REDIS_BEHIND_PROXY_PORT.to_string(),
-                "--bind",
-                "127.0.0.1",
-            ])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-            ])
+            .args(options.split(' '))
+            .args(["--save", ""])
             .arg("--dir")
             .arg(&dir)
             .arg("--logfile")
@@ -673,7 +629,7 @@ impl Suite {
         if let Some(c) = &self.confinement {
             c.adopt(child.id())?;
         }
-        *self.redis.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
+        *lock(&self.redis) = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", OWN_REDIS_BEHIND_PROXY_PORT)).is_err() {
             anyhow::ensure!(Instant::now() < deadline, "redis-server never listened");
@@ -717,7 +673,7 @@ impl Suite {
 
     /// Kills the suite's own redis-server (SIGKILL).
     pub fn kill_redis(&self) {
-        if let Some(mut child) = self.redis.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(mut child) = lock(&self.redis).take() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -775,21 +731,10 @@ impl OwnPostgres {
             run(Command::new("chown").arg("postgres").arg(&data))?;
         }
         let pg = OwnPostgres { bin, data };
-        run(pg.tool("initdb").arg("-D").arg(&pg.data).args([
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--locale=C.UTF-8",
-        ]))?;
+        let initdb = "-U postgres -A trust -E UTF8 --locale=C.UTF-8".split(' ');
+        run(pg.tool("initdb").arg("-D").arg(&pg.data).args(initdb))?;
         pg.start()?;
         Ok(pg)
-    }
-
-    fn admin_url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{OWN_POSTGRES_PORT}/postgres")
     }
 
     fn tool(&self, name: &str) -> Command {
@@ -887,28 +832,20 @@ impl Drop for Suite {
             let _ = fs::remove_dir_all(self.log_dir.join("redis"));
             return;
         }
-        let _ = Command::new("redis-cli")
-            .args([
-                "-u",
-                &self.redis_url,
-                "--scan",
-                "--pattern",
-                &format!("{}*", self.prefix),
-            ])
-            .output()
-            .map(|out| {
-                let keys: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                    .lines()
-                    .map(str::to_owned)
-                    .collect();
-                for chunk in keys.chunks(500) {
-                    let _ = Command::new("redis-cli")
-                        .args(["-u", &self.redis_url, "DEL"])
-                        .args(chunk)
-                        .stdout(Stdio::null())
-                        .status();
-                }
-            });
+        // The run's keys in the shared Redis.
+        let Ok(mut redis) =
+            redis::Client::open(self.redis_url.as_str()).and_then(|c| c.get_connection())
+        else {
+            return;
+        };
+        let keys: Vec<String> =
+            redis::Commands::scan_match(&mut redis, format!("{}*", self.prefix))
+                // A failed page ends the scan (retrying it could spin for good in a drop).
+                .map(|keys| keys.map_while(Result::ok).collect())
+                .unwrap_or_default();
+        for chunk in keys.chunks(500) {
+            let _: redis::RedisResult<()> = redis::Commands::del(&mut redis, chunk);
+        }
     }
 }
 

@@ -109,15 +109,8 @@ impl FromIterator<Scope> for Scopes {
 
 impl fmt::Display for Scopes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        for scope in self.iter() {
-            if !first {
-                f.write_str(" ")?;
-            }
-            f.write_str(scope.as_str())?;
-            first = false;
-        }
-        Ok(())
+        let names: Vec<&str> = self.iter().map(Scope::as_str).collect();
+        f.write_str(&names.join(" "))
     }
 }
 

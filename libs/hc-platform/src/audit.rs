@@ -13,15 +13,14 @@ pub struct Entry<'a> {
     pub outcome: &'a str,
 }
 
-pub async fn record(
-    client: &impl GenericClient,
-    e: &Entry<'_>,
-) -> Result<(), tokio_postgres::Error> {
-    client
-        .execute(
-            "INSERT INTO audit_log (actor, action, subject, reason, outcome) VALUES ($1, $2, $3, $4, $5)",
-            &[&e.actor, &e.action, &e.subject, &e.reason, &e.outcome],
-        )
-        .await?;
-    Ok(())
+impl Entry<'_> {
+    pub async fn record(&self, client: &impl GenericClient) -> Result<(), tokio_postgres::Error> {
+        client
+            .execute(
+                "INSERT INTO audit_log (actor, action, subject, reason, outcome) VALUES ($1, $2, $3, $4, $5)",
+                &[&self.actor, &self.action, &self.subject, &self.reason, &self.outcome],
+            )
+            .await?;
+        Ok(())
+    }
 }

@@ -66,12 +66,7 @@ impl KeyRing {
     /// `spec` is `kid:base64-pkcs8[,kid:base64-pkcs8…]`; the first key signs.
     pub fn from_spec(spec: &SecretString) -> anyhow::Result<Self> {
         let mut keys = Vec::new();
-        for entry in spec
-            .expose_secret()
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-        {
+        for entry in crate::settings::list(spec.expose_secret()) {
             let (kid, der) = entry
                 .split_once(':')
                 .ok_or_else(|| anyhow!("a signing key must be kid:base64-pkcs8"))?;
@@ -195,10 +190,7 @@ impl TokenVerifier {
 
     /// Refuses from now on every token of `subject` issued before `not_before`.
     pub fn revoke(&self, subject: &str, not_before: i64) {
-        let mut revoked = self
-            .revoked
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut revoked = self.revoked.write().unwrap_or_else(|p| p.into_inner());
         let at = revoked.entry(subject.to_owned()).or_insert(not_before);
         *at = (*at).max(not_before);
         // Once every token issued before it has expired, a revocation refuses nothing more.
@@ -210,10 +202,7 @@ impl TokenVerifier {
     }
 
     fn check_revoked(&self, claims: &AccessClaims) -> Result<(), AuthError> {
-        let revoked = self
-            .revoked
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let revoked = self.revoked.read().unwrap_or_else(|p| p.into_inner());
         match revoked.get(&claims.sub) {
             Some(not_before) if claims.iat < *not_before => Err(AuthError::Revoked),
             _ => Ok(()),
@@ -236,10 +225,7 @@ impl TokenVerifier {
     pub fn verify_cached(&self, token: &str) -> Result<AccessClaims, AuthError> {
         let header = jsonwebtoken::decode_header(token)?;
         let kid = header.kid.unwrap_or_default();
-        let keys = self
-            .keys
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
         let key = keys.get(&kid).ok_or(AuthError::UnknownKey)?;
         Ok(jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)?.claims)
     }
@@ -303,10 +289,7 @@ impl TokenVerifier {
                 fresh.insert(kid.clone(), DecodingKey::from_jwk(jwk)?);
             }
         }
-        *self
-            .keys
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = fresh;
         Ok(())
     }
 }
@@ -428,6 +411,13 @@ impl<S: Needs> Official<S> {
     /// Whether `region` lies inside this client's region scope (a nationwide client sees everything).
     pub fn covers(&self, region: RegionCode) -> bool {
         self.region.is_none_or(|own| own.contains(region))
+    }
+
+    /// Whether a region as stored (text, perhaps absent) lies inside this client's region scope: one that is absent
+    /// or does not parse, only a nationwide client's.
+    pub fn covers_stored(&self, region: Option<&str>) -> bool {
+        let parsed = region.and_then(|r| RegionCode::parse(r.trim()).ok());
+        self.region.is_none() || parsed.is_some_and(|r| self.covers(r))
     }
 
     /// Every scope the client holds.
@@ -580,7 +570,7 @@ mod tests {
         verifier
             .keys
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|p| p.into_inner())
             .clear();
         assert!(verifier.verify(&token).await.is_ok(), "remembered");
         let mut tampered = token.clone();

@@ -34,10 +34,7 @@ pub struct TrustedProxies(Vec<ipnet::IpNet>);
 impl TrustedProxies {
     /// Reads "10.0.0.0/8, 192.168.1.7": ranges, or single addresses.
     pub fn parse(list: &str) -> anyhow::Result<Self> {
-        let nets = list
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
+        let nets = crate::settings::list(list)
             .map(|s| {
                 s.parse::<ipnet::IpNet>()
                     .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
@@ -108,12 +105,7 @@ impl Defences {
             retry_after: settings.admission.retry_after_seconds.max(1),
             timeout: (settings.timeouts.request_ms > 0)
                 .then(|| Duration::from_millis(settings.timeouts.request_ms)),
-            timeout_exempt: settings
-                .timeouts
-                .exempt_prefixes
-                .split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
+            timeout_exempt: crate::settings::list(&settings.timeouts.exempt_prefixes)
                 .map(str::to_owned)
                 .collect(),
             ip_limiter: limiter(

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, Server, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{CONTENT_TYPE, HeaderMap};
+use actix_web::http::header::{CONTENT_TYPE, ContentType, HeaderMap};
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{App, FromRequest, HttpRequest, HttpServer, web};
+use actix_web::{App, FromRequest, HttpRequest, HttpResponse, HttpServer, web};
 use futures_util::future::LocalBoxFuture;
 use opentelemetry::propagation::Extractor;
 use serde::de::DeserializeOwned;
@@ -53,6 +53,13 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
         ])
         .expose_headers(["etag", "retry-after", "x-code-colour", "x-code-stale"])
         .max_age(600)
+}
+
+/// `GET /openapi.json`: the service's OpenAPI document, generated from its handlers' annotations.
+async fn openapi_json(routes: web::Data<crate::openapi::Routes>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(routes.document.clone())
 }
 
 /// Runs the service's routes (`configure`) behind the platform's middleware on an already bound listener.
@@ -103,6 +110,7 @@ where
                 };
                 ApiError::unprocessable(field, "is not of the documented form").into()
             }))
+            .route("/openapi.json", web::get().to(openapi_json))
             .configure(health::routes)
             .configure(metrics::routes)
             .configure(configure.clone())
@@ -369,6 +377,30 @@ pub fn text(
         field,
         format!("must be {min} to {max} characters"),
     ))
+}
+
+/// A page's size: `given`, or `default`, within 1 to `max`; otherwise a 422 naming `limit`.
+pub fn page_limit(given: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+    let limit = given.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::unprocessable(
+            "limit",
+            format!("must be 1 to {max}"),
+        ));
+    }
+    Ok(limit)
+}
+
+/// A page from the `limit + 1` rows read: the first `limit`, and the cursor of the last when there were more.
+pub fn page<T, C>(
+    mut rows: Vec<T>,
+    limit: i64,
+    cursor: impl FnOnce(&T) -> C,
+) -> (Vec<T>, Option<C>) {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next = rows.last().filter(|_| more).map(cursor);
+    (rows, next)
 }
 
 /// Keyset pagination over `(time, id)`: the cursor is `{micros}_{uuid}` of the last item of the previous page.

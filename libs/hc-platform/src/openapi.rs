@@ -122,11 +122,16 @@ pub struct Routes {
     pub allow: std::collections::HashMap<String, String>,
     /// The operations (method, path) that need no token.
     pub public: std::collections::HashSet<(String, String)>,
+    /// The document itself, served at `GET /openapi.json`.
+    pub document: String,
 }
 
 impl Routes {
     pub fn of(doc: &utoipa::openapi::OpenApi) -> Self {
-        let mut routes = Routes::default();
+        let mut routes = Routes {
+            document: serde_json::to_string(doc).expect("an OpenAPI document serializes"),
+            ..Routes::default()
+        };
         for (path, item) in &doc.paths.paths {
             let mut answered = Vec::new();
             for (name, op) in [

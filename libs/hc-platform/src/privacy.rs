@@ -107,12 +107,7 @@ impl FieldCipher {
     /// `spec` is `kid:base64key[,kid:base64key…]`, each key 32 bytes; the first one encrypts.
     pub fn from_spec(spec: &SecretString) -> anyhow::Result<Self> {
         let mut keys = Vec::new();
-        for entry in spec
-            .expose_secret()
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-        {
+        for entry in crate::settings::list(spec.expose_secret()) {
             let (kid, key) = entry
                 .split_once(':')
                 .ok_or_else(|| anyhow!("a data key must be kid:base64"))?;

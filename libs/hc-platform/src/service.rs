@@ -153,12 +153,7 @@ where
         }),
         json_body_bytes: platform.limits.json_body_bytes,
         workers: platform.server.workers,
-        cors_origins: platform
-            .server
-            .cors_allowed_origins
-            .split(',')
-            .map(str::trim)
-            .filter(|o| !o.is_empty())
+        cors_origins: crate::settings::list(&platform.server.cors_allowed_origins)
             .map(str::to_owned)
             .collect(),
         tls: crate::tls::server_config(&platform.tls)?,

@@ -1,6 +1,8 @@
 //! Typed settings: embedded platform defaults, the service's embedded defaults, `config/{APP_ENV}.toml`,
 //! then environment variables `HC__SECTION__KEY`.
 
+use std::fmt::Display;
+use std::ops::{RangeFrom, RangeInclusive};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -80,6 +82,12 @@ pub struct PrivacySettings {
 }
 
 impl PrivacySettings {
+    /// The platform's blind index.
+    pub fn blind_index(&self) -> anyhow::Result<crate::privacy::BlindIndex> {
+        crate::privacy::BlindIndex::from_secret(&self.blind_index_key)
+            .context("privacy.blind_index_key")
+    }
+
     /// The national blind index, where its key is set.
     pub fn national_index(&self) -> anyhow::Result<Option<crate::privacy::BlindIndex>> {
         use secrecy::ExposeSecret;
@@ -89,6 +97,7 @@ impl PrivacySettings {
             }
             _ => Ok(None),
         }
+        .context("privacy.national_index_key")
     }
 }
 
@@ -133,6 +142,50 @@ pub struct TlsSettings {
     pub cert_file: String,
     pub key_file: String,
     pub required: bool,
+}
+
+/// The entries of a comma-separated setting, trimmed, the empty ones skipped.
+pub fn list(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|e| !e.is_empty())
+}
+
+/// Settings checked against their bounds at start, one line each:
+/// `check_bounds!("scoring.lookback_days": self.lookback_days => 14..=365, "x.y": self.y => 100..)` fails with
+/// "scoring.lookback_days must be 14 to 365" or "x.y must be at least 100".
+#[macro_export]
+macro_rules! check_bounds {
+    ($($name:literal: $value:expr => $bound:expr),+ $(,)?) => {
+        $($crate::settings::check_bound($name, $value, $bound)?;)+
+    };
+}
+
+/// A bound a setting must keep: a closed range or a floor.
+pub trait Bound<T> {
+    fn holds(&self, value: &T) -> bool;
+    fn describe(&self) -> String;
+}
+
+impl<T: PartialOrd + Display> Bound<T> for RangeInclusive<T> {
+    fn holds(&self, value: &T) -> bool {
+        self.contains(value)
+    }
+    fn describe(&self) -> String {
+        format!("{} to {}", self.start(), self.end())
+    }
+}
+
+impl<T: PartialOrd + Display> Bound<T> for RangeFrom<T> {
+    fn holds(&self, value: &T) -> bool {
+        self.contains(value)
+    }
+    fn describe(&self) -> String {
+        format!("at least {}", self.start)
+    }
+}
+
+pub fn check_bound<T>(name: &str, value: T, bound: impl Bound<T>) -> anyhow::Result<()> {
+    anyhow::ensure!(bound.holds(&value), "{name} must be {}", bound.describe());
+    Ok(())
 }
 
 /// A service's settings: the platform sections, and the service's own section (`[identity]`, …).
@@ -234,6 +287,22 @@ mod tests {
         })
         .expect_err("bad port");
         assert!(format!("{err:#}").contains("server.port"), "{err:#}");
+    }
+
+    #[test]
+    fn a_setting_out_of_its_bounds_is_named_with_them() {
+        let check = |days: i64, ms: u64| -> anyhow::Result<()> {
+            crate::check_bounds!("x.days": days => 14..=365, "x.ms": ms => 100..);
+            Ok(())
+        };
+        check(14, 100).expect("at the bounds");
+        check(365, u64::MAX).expect("at the top");
+        let err = check(13, 100).expect_err("below the range");
+        assert_eq!(err.to_string(), "x.days must be 14 to 365");
+        let err = check(366, 100).expect_err("above the range");
+        assert_eq!(err.to_string(), "x.days must be 14 to 365");
+        let err = check(14, 99).expect_err("below the floor");
+        assert_eq!(err.to_string(), "x.ms must be at least 100");
     }
 
     #[test]

@@ -112,31 +112,31 @@ pub async fn write_status(
     .await
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    #[error(transparent)]
-    Redis(#[from] redis::RedisError),
-    /// The document is there but is not what the writer writes: a bug, or a writer of another layout.
-    #[error("the status document does not parse: {0}")]
-    Invalid(#[from] serde_json::Error),
-}
-
 /// A person's status as every reader needs it; `None` when scoring has none for them in Redis.
-pub async fn read(store: &Store, person: Uuid) -> Result<Option<CurrentStatus>, ReadError> {
+pub async fn read(store: &Store, person: Uuid) -> redis::RedisResult<Option<CurrentStatus>> {
     read_as(store, person).await
 }
 
-/// The document as `T` (scoring reads its whole view back).
+/// The document as `T` (scoring reads its whole view back). A document that does not parse is our own bug (or a
+/// writer of another layout): counted and logged (with no personal data), then read as absent, so that the reader
+/// falls back as it would for a person scoring has not reached yet.
 pub async fn read_as<T: DeserializeOwned>(
     store: &Store,
     person: Uuid,
-) -> Result<Option<T>, ReadError> {
+) -> redis::RedisResult<Option<T>> {
     let doc: Option<String> = redis::cmd("HGET")
         .arg(key(store, person))
         .arg(DOC_FIELD)
         .query_async(&mut store.conn())
         .await?;
-    Ok(doc.map(|d| serde_json::from_str(&d)).transpose()?)
+    Ok(doc.and_then(|d| {
+        serde_json::from_str(&d)
+            .inspect_err(|err| {
+                metrics::counter!("status_documents_invalid_total").increment(1);
+                tracing::error!(error = %err, "a status document in Redis does not parse");
+            })
+            .ok()
+    }))
 }
 
 /// The key scoring's replicas beat on (`SET` to the time, Unix milliseconds, every few seconds): while it is recent
@@ -162,18 +162,4 @@ pub async fn last_beat(store: &Store) -> redis::RedisResult<Option<DateTime<Utc>
         .query_async(&mut store.conn())
         .await?;
     Ok(ms.and_then(DateTime::from_timestamp_millis))
-}
-
-/// A document that does not parse is our own bug: counted and logged (with no personal data), then read as absent,
-/// so that the reader falls back as it would for a person scoring has not reached yet.
-pub fn absent_if_invalid<T>(read: Result<Option<T>, ReadError>) -> redis::RedisResult<Option<T>> {
-    match read {
-        Ok(found) => Ok(found),
-        Err(ReadError::Redis(err)) => Err(err),
-        Err(ReadError::Invalid(err)) => {
-            metrics::counter!("status_documents_invalid_total").increment(1);
-            tracing::error!(error = %err, "a status document in Redis does not parse");
-            Ok(None)
-        }
-    }
 }

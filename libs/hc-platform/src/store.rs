@@ -165,10 +165,6 @@ impl Store {
         }
     }
 
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
     /// A connection for one or more commands (cheap: clones share the underlying connection).
     pub fn conn(&self) -> Conn {
         self.conn.clone()

@@ -178,10 +178,7 @@ impl Consumer {
     /// Runs at most every half `claim_idle`.
     async fn claim_abandoned(&self) -> anyhow::Result<()> {
         {
-            let mut last = self
-                .last_claim
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut last = self.last_claim.lock().unwrap_or_else(|p| p.into_inner());
             if last.is_some_and(|at| at.elapsed() < self.claim_idle / 2) {
                 return Ok(());
             }

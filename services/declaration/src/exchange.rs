@@ -99,14 +99,20 @@ enum SendError {
     Failed(#[from] anyhow::Error),
 }
 
-/// Queues a message for the hub in the caller's transaction.
-async fn queue(client: &impl GenericClient, message: &Message) -> anyhow::Result<()> {
-    client
-        .execute(
-            "INSERT INTO hub_outbox (message) VALUES ($1)",
-            &[&serde_json::to_value(message)?],
-        )
-        .await?;
+/// Queues `entries` for the hub in the caller's transaction, `MAX_ENTRIES` to a message.
+async fn queue<T: Clone>(
+    client: &impl GenericClient,
+    entries: &[T],
+    message: impl Fn(Vec<T>) -> Message,
+) -> anyhow::Result<()> {
+    for chunk in entries.chunks(MAX_ENTRIES) {
+        client
+            .execute(
+                "INSERT INTO hub_outbox (message) VALUES ($1)",
+                &[&serde_json::to_value(message(chunk.to_vec()))?],
+            )
+            .await?;
+    }
     Ok(())
 }
 
@@ -115,16 +121,8 @@ pub async fn queue_residents(
     client: &impl GenericClient,
     indexes: &[Vec<u8>],
 ) -> anyhow::Result<()> {
-    for chunk in indexes.chunks(MAX_ENTRIES) {
-        queue(
-            client,
-            &Message::Residents {
-                indexes: chunk.iter().map(|i| to_hex(i)).collect(),
-            },
-        )
-        .await?;
-    }
-    Ok(())
+    let indexes: Vec<String> = indexes.iter().map(|i| to_hex(i)).collect();
+    queue(client, &indexes, |indexes| Message::Residents { indexes }).await
 }
 
 /// From an import's chunk, in its transaction: the case-list entries and positive tests of people not registered
@@ -171,16 +169,7 @@ pub async fn queue_outbound(
         })
     })
     .collect();
-    for chunk in facts.chunks(MAX_ENTRIES) {
-        queue(
-            client,
-            &Message::Facts {
-                facts: chunk.to_vec(),
-            },
-        )
-        .await?;
-    }
-    Ok(())
+    queue(client, &facts, |facts| Message::Facts { facts }).await
 }
 
 /// Sends what is queued, then fetches and imports the facts for this platform's residents, every `every`, until

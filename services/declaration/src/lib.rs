@@ -14,9 +14,7 @@ mod state;
 use std::sync::Arc;
 
 use actix_web::web;
-use anyhow::Context;
 use hc_platform::auth::TokenVerifier;
-use hc_platform::privacy::BlindIndex;
 use hc_platform::service::{Launch, Running, Service, launch};
 use hc_platform::settings::Settings;
 use hc_platform::store::Store;
@@ -50,14 +48,10 @@ impl Service for Declaration {
         let db = hc_platform::db::pool(&platform.database, &tls, SCHEMA)?;
         hc_platform::db::migrate(&db, SCHEMA, embedded::migrations::runner()).await?;
         let store = Store::connect(&platform.redis, &tls).await?;
-        let index = BlindIndex::from_secret(&platform.privacy.blind_index_key)
-            .context("privacy.blind_index_key")?;
+        let index = platform.privacy.blind_index()?;
         let db_read = hc_platform::db::read_pool(&platform.database, &tls, SCHEMA, &db)?;
         let hub = exchange::Hub::from_settings(&service, &tls)?;
-        let national = platform
-            .privacy
-            .national_index()
-            .context("privacy.national_index_key")?;
+        let national = platform.privacy.national_index()?;
         anyhow::ensure!(
             hub.is_none() || national.is_some(),
             "declaration.hub_url is set, so privacy.national_index_key must be too"

@@ -22,34 +22,21 @@ pub struct DeclarationSettings {
 
 impl DeclarationSettings {
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            (1..=100_000).contains(&self.import_chunk_rows),
-            "declaration.import_chunk_rows must be 1 to 100000"
-        );
-        anyhow::ensure!(
-            self.import_max_bytes > 0,
-            "declaration.import_max_bytes must be positive"
+        hc_platform::check_bounds!(
+            "declaration.import_chunk_rows": self.import_chunk_rows => 1..=100_000,
+            "declaration.import_max_bytes": self.import_max_bytes => 1..,
+            "declaration.import_max_seconds": self.import_max_seconds => 1..,
+            "declaration.hub_exchange_ms": self.hub_exchange_ms => 50..,
+            "declaration.import_max_errors": self.import_max_errors => 0..,
         );
         anyhow::ensure!(
             self.import_block_max_bytes >= 64 * 1024,
             "declaration.import_block_max_bytes must be at least 65536 (one line's limit)"
         );
-        anyhow::ensure!(
-            self.import_max_seconds > 0,
-            "declaration.import_max_seconds must be positive"
-        );
         // Checked here, not when an import's chunk is first passed on to the hub.
         hc_domain::RegionCode::parse(&self.region).map_err(|e| {
             anyhow::anyhow!("declaration.region is not a region code: {}", e.reason)
         })?;
-        anyhow::ensure!(
-            self.hub_exchange_ms >= 50,
-            "declaration.hub_exchange_ms must be at least 50"
-        );
-        anyhow::ensure!(
-            self.import_max_errors >= 0,
-            "declaration.import_max_errors must not be negative"
-        );
         Ok(())
     }
 }

@@ -58,8 +58,7 @@ impl Service for Identity {
         hc_platform::db::migrate(&db, SCHEMA, embedded::migrations::runner()).await?;
         let store = Store::connect(&platform.redis, &tls).await?;
         let cipher = FieldCipher::from_spec(&service.data_keys).context("identity.data_keys")?;
-        let index = BlindIndex::from_secret(&platform.privacy.blind_index_key)
-            .context("privacy.blind_index_key")?;
+        let index = platform.privacy.blind_index()?;
         index_key_check(&db, &cipher, &index).await?;
         let keys = KeyRing::from_spec(&service.signing_keys).context("identity.signing_keys")?;
         let verifier = keys.verifier(&platform.auth)?;
@@ -69,10 +68,7 @@ impl Service for Identity {
             keys: Arc::new(keys),
             cipher: Arc::new(cipher),
             index,
-            national: platform
-                .privacy
-                .national_index()
-                .context("privacy.national_index_key")?,
+            national: platform.privacy.national_index()?,
             sms: Arc::new(providers::Sms::new(&service.sms, store.clone(), &tls)?),
             real_name: Arc::new(providers::RealName::new(&service.real_name, &tls)?),
             auth: platform.auth.clone(),

@@ -5,9 +5,10 @@ use std::sync::LazyLock;
 
 use anyhow::anyhow;
 use hc_platform::privacy::BlindIndex;
-use hc_platform::store::Store;
 use serde::Deserialize;
 use utoipa::ToSchema;
+
+use crate::state::AppState;
 
 /// What a code is for. A code sent for one purpose never serves the other.
 #[derive(
@@ -57,21 +58,19 @@ fn mac(index: &BlindIndex, purpose: Purpose, phone_index: &[u8], code: &str) -> 
 
 /// Creates a fresh six-digit code for the purpose and phone, replacing any earlier one.
 pub async fn issue(
-    store: &Store,
-    index: &BlindIndex,
+    state: &AppState,
     purpose: Purpose,
     phone_index: &[u8],
-    ttl_seconds: u64,
 ) -> anyhow::Result<String> {
     let code = random_code()?;
-    let key = store.key(&otp_key(purpose, phone_index));
-    let mut conn = store.conn();
+    let key = state.store.key(&otp_key(purpose, phone_index));
+    let mut conn = state.store.conn();
     redis::pipe()
         .atomic()
         .del(&key)
-        .hset(&key, "mac", mac(index, purpose, phone_index, &code))
+        .hset(&key, "mac", mac(&state.index, purpose, phone_index, &code))
         .hset(&key, "tries", 0)
-        .expire(&key, ttl_seconds as i64)
+        .expire(&key, state.settings.otp.ttl_seconds as i64)
         .query_async::<()>(&mut conn)
         .await?;
     Ok(code)
@@ -81,19 +80,17 @@ pub async fn issue(
 /// code, and the last one allowed burns it. The caller learns nothing else: not whether a code was sent, nor how many tries are
 /// left, since either would tell an attacker whether the phone is registered.
 pub async fn check(
-    store: &Store,
-    index: &BlindIndex,
+    state: &AppState,
     purpose: Purpose,
     phone_index: &[u8],
     code: &str,
-    max_attempts: u32,
 ) -> anyhow::Result<bool> {
     let accepted: i64 = CHECK_SCRIPT
-        .key(store.key(&otp_key(purpose, phone_index)))
-        .arg(mac(index, purpose, phone_index, code))
-        .arg(max_attempts)
+        .key(state.store.key(&otp_key(purpose, phone_index)))
+        .arg(mac(&state.index, purpose, phone_index, code))
+        .arg(state.settings.otp.max_attempts)
         .arg(if purpose == Purpose::SignIn { "1" } else { "0" })
-        .invoke_async(&mut store.conn())
+        .invoke_async(&mut state.store.conn())
         .await?;
     Ok(accepted == 1)
 }
@@ -102,17 +99,16 @@ pub async fn check(
 /// verifier refused) against the phone's code, as a wrong code counts: one code buys at most `max_attempts` calls
 /// to the verifier. It is the check's own wrong-code path, with a MAC no code has.
 pub async fn count_failure(
-    store: &Store,
+    state: &AppState,
     purpose: Purpose,
     phone_index: &[u8],
-    max_attempts: u32,
 ) -> anyhow::Result<()> {
     CHECK_SCRIPT
-        .key(store.key(&otp_key(purpose, phone_index)))
+        .key(state.store.key(&otp_key(purpose, phone_index)))
         .arg("")
-        .arg(max_attempts)
+        .arg(state.settings.otp.max_attempts)
         .arg("0")
-        .invoke_async::<i64>(&mut store.conn())
+        .invoke_async::<i64>(&mut state.store.conn())
         .await?;
     Ok(())
 }

@@ -126,49 +126,39 @@ impl Sms {
     /// (`identity_sms_failures_total`); the citizen asks again. The development gateway only writes to Redis, and does
     /// so before returning, so that tests and the demo find the message at once.
     pub async fn send_detached(self: &Arc<Self>, phone: &Phone, message: Message) {
-        if let Kind::Dev = self.kind {
-            if let Err(err) = self.send(phone, &message).await {
-                failed(&err);
-            }
-            return;
-        }
         let (sms, phone) = (self.clone(), phone.clone());
-        tokio::spawn(async move {
+        let sending = async move {
             if let Err(err) = sms.send(&phone, &message).await {
                 failed(&err);
             }
-        });
+        };
+        match self.kind {
+            Kind::Dev => sending.await,
+            Kind::Http(_) => drop(tokio::spawn(sending)),
+        }
     }
 
     pub async fn send(&self, phone: &Phone, message: &Message) -> anyhow::Result<()> {
-        match (&self.kind, message) {
-            (Kind::Dev, Message::Code { code, ttl_seconds }) => {
-                let key = self.store.key(&dev_sms_key(phone.expose()));
-                self.store
-                    .conn()
-                    .set_ex::<_, _, ()>(key, code, *ttl_seconds)
-                    .await?;
+        let phone = phone.expose();
+        match &self.kind {
+            Kind::Dev => {
+                let (key, text, ttl) = match message {
+                    Message::Code { code, ttl_seconds } => {
+                        (dev_sms_key(phone), code.as_str(), *ttl_seconds)
+                    }
+                    Message::PersonMoved => (dev_notice_key(phone), "person_moved", 86_400),
+                };
+                let key = self.store.key(&key);
+                self.store.conn().set_ex::<_, _, ()>(key, text, ttl).await?;
             }
-            (Kind::Dev, Message::PersonMoved) => {
-                let key = self.store.key(&dev_notice_key(phone.expose()));
-                self.store
-                    .conn()
-                    .set_ex::<_, _, ()>(key, "person_moved", 86_400)
-                    .await?;
-            }
-            (Kind::Http(provider), Message::Code { code, ttl_seconds }) => {
-                provider
-                    .post::<serde::de::IgnoredAny>(
-                        &json!({"phone": phone.expose(), "code": code, "ttl_seconds": ttl_seconds}),
-                    )
-                    .await?;
-            }
-            (Kind::Http(provider), Message::PersonMoved) => {
-                provider
-                    .post::<serde::de::IgnoredAny>(
-                        &json!({"phone": phone.expose(), "template": "person_moved"}),
-                    )
-                    .await?;
+            Kind::Http(provider) => {
+                let body = match message {
+                    Message::Code { code, ttl_seconds } => {
+                        json!({"phone": phone, "code": code, "ttl_seconds": ttl_seconds})
+                    }
+                    Message::PersonMoved => json!({"phone": phone, "template": "person_moved"}),
+                };
+                provider.post::<serde::de::IgnoredAny>(&body).await?;
             }
         }
         Ok(())

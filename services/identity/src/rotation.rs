@@ -235,14 +235,10 @@ async fn run(name: &str) -> anyhow::Result<()> {
     let tls = hc_platform::tls::Tls::from_settings(&settings.platform.tls)?;
     let cipher =
         FieldCipher::from_spec(&settings.service.data_keys).context("identity.data_keys")?;
-    let old = BlindIndex::from_secret(&settings.platform.privacy.blind_index_key)
-        .context("privacy.blind_index_key")?;
+    let old = settings.platform.privacy.blind_index()?;
     if name == "announce-national" {
         let national = settings
-            .platform
-            .privacy
-            .national_index()
-            .context("privacy.national_index_key")?
+            .platform.privacy.national_index()?
             .context("privacy.national_index_key is not set: this platform takes no part in the national exchange")?;
         let db = hc_platform::db::pool(&settings.platform.database, &tls, crate::SCHEMA)?;
         let done = announce_national(&db, &cipher, &national).await?;

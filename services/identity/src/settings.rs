@@ -34,25 +34,12 @@ impl IdentitySettings {
             self.otp.per_phone_all_addresses_per_hour >= self.otp.per_phone_per_hour,
             "identity.otp.per_phone_all_addresses_per_hour must be at least identity.otp.per_phone_per_hour"
         );
-        anyhow::ensure!(
-            self.citizen_token_ttl_seconds > 0,
-            "identity.citizen_token_ttl_seconds must be positive"
-        );
-        anyhow::ensure!(
-            self.client_token_ttl_seconds > 0,
-            "identity.client_token_ttl_seconds must be positive"
-        );
-        anyhow::ensure!(
-            self.refresh_token_ttl_days > 0,
-            "identity.refresh_token_ttl_days must be positive"
-        );
-        anyhow::ensure!(
-            self.otp.max_attempts > 0,
-            "identity.otp.max_attempts must be positive"
-        );
-        anyhow::ensure!(
-            (60..=3600).contains(&self.otp.ttl_seconds),
-            "identity.otp.ttl_seconds must be 60 to 3600"
+        hc_platform::check_bounds!(
+            "identity.citizen_token_ttl_seconds": self.citizen_token_ttl_seconds => 1..,
+            "identity.client_token_ttl_seconds": self.client_token_ttl_seconds => 1..,
+            "identity.refresh_token_ttl_days": self.refresh_token_ttl_days => 1..,
+            "identity.otp.max_attempts": self.otp.max_attempts => 1..,
+            "identity.otp.ttl_seconds": self.otp.ttl_seconds => 60..=3600,
         );
         let admin = self.admin_key.expose_secret();
         anyhow::ensure!(

@@ -30,7 +30,7 @@ impl Keys {
     pub fn from_settings(s: &RenderingSettings) -> anyhow::Result<Self> {
         let mut signer = None;
         let mut published = Vec::new();
-        for (i, spec) in entries(s.signing_keys.expose_secret()).enumerate() {
+        for (i, spec) in hc_platform::settings::list(s.signing_keys.expose_secret()).enumerate() {
             let mut parts = spec.split(':');
             let (Some(kid), Some(seed)) = (parts.next(), parts.next()) else {
                 anyhow::bail!("rendering.signing_keys: entry {} is not kid:seed", i + 1);
@@ -66,10 +66,6 @@ impl Keys {
             pseudonyms,
         })
     }
-}
-
-fn entries(list: &str) -> impl Iterator<Item = &str> {
-    list.split(',').map(str::trim).filter(|e| !e.is_empty())
 }
 
 /// A published key, as a JWK (RFC 8037 OKP) with the issuer and retirement added.

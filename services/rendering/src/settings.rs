@@ -38,29 +38,13 @@ impl RenderingSettings {
             self.issuer.len() == 6 && self.issuer.bytes().all(|b| b.is_ascii_digit()),
             "rendering.issuer must be a six-digit region code"
         );
-        anyhow::ensure!(
-            (60..=3600).contains(&self.token_seconds),
-            "rendering.token_seconds must be 60 to 3600"
-        );
-        anyhow::ensure!(
-            (1..=60_000).contains(&self.scoring_timeout_ms),
-            "rendering.scoring_timeout_ms must be 1 to 60000"
-        );
-        anyhow::ensure!(
-            self.breaker_failures >= 1,
-            "rendering.breaker_failures must be at least 1"
-        );
-        anyhow::ensure!(
-            (1..=86_400).contains(&self.stale_max_age_seconds),
-            "rendering.stale_max_age_seconds must be 1 to 86400"
-        );
-        anyhow::ensure!(
-            (2..=3600).contains(&self.scoring_silent_after_seconds),
-            "rendering.scoring_silent_after_seconds must be 2 to 3600"
-        );
-        anyhow::ensure!(
-            (1..=32).contains(&self.qr_module_px),
-            "rendering.qr_module_px must be 1 to 32"
+        hc_platform::check_bounds!(
+            "rendering.token_seconds": self.token_seconds => 60..=3600,
+            "rendering.scoring_timeout_ms": self.scoring_timeout_ms => 1..=60_000,
+            "rendering.breaker_failures": self.breaker_failures => 1..,
+            "rendering.stale_max_age_seconds": self.stale_max_age_seconds => 1..=86_400,
+            "rendering.scoring_silent_after_seconds": self.scoring_silent_after_seconds => 2..=3600,
+            "rendering.qr_module_px": self.qr_module_px => 1..=32,
         );
         Ok(())
     }

@@ -92,7 +92,7 @@ impl StatusSource {
     /// The person's current status. `bearer` is the citizen's own access token, passed on to scoring.
     pub async fn current(&self, person: Uuid, bearer: &str) -> Result<(Status, Source), ApiError> {
         if self.from_redis {
-            match self.read_redis(person).await {
+            match status_document::read(&self.store, person).await {
                 Ok(Some(status)) => {
                     return match self.scoring_silent_since() {
                         None => Ok((self.remember(person, status, Utc::now()), Source::Redis)),
@@ -140,10 +140,6 @@ impl StatusSource {
             self.last_known.insert(person, (status.clone(), at));
         }
         status
-    }
-
-    async fn read_redis(&self, person: Uuid) -> redis::RedisResult<Option<Status>> {
-        status_document::absent_if_invalid(status_document::read(&self.store, person).await)
     }
 
     async fn ask_scoring(&self, bearer: &str) -> anyhow::Result<Option<Status>> {

@@ -5,6 +5,7 @@
 //! colour deterministic. A fact that does not exist reads as a `days_ago` of [`NEVER`] (and a `null` date), so
 //! that `{"<=": [{"var": "close_contact.days_ago"}, 14]}` is simply false for someone never listed.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -333,18 +334,8 @@ pub fn document(raw: &RawFacts, home_region: &str, now: DateTime<Utc>, risk: &Ri
             })
         };
         // The most recent visit; ties broken by region, then arrival, so the choice never depends on row order.
-        let latest = at_level().max_by(|a, b| {
-            (
-                a.last_seen,
-                std::cmp::Reverse(&a.region),
-                std::cmp::Reverse(a.first_seen),
-            )
-                .cmp(&(
-                    b.last_seen,
-                    std::cmp::Reverse(&b.region),
-                    std::cmp::Reverse(b.first_seen),
-                ))
-        });
+        let latest =
+            at_level().max_by_key(|&v| (v.last_seen, Reverse(&v.region), Reverse(v.first_seen)));
         visit.insert(
             name.to_owned(),
             object([
@@ -369,15 +360,11 @@ pub fn document(raw: &RawFacts, home_region: &str, now: DateTime<Utc>, risk: &Ri
 /// Consecutive days, ending today (or yesterday, if today is not declared yet), with a declaration of no fever, no
 /// symptoms and no contact. Hangzhou's rule: so many clean days in a row turn a code green.
 pub fn clean_streak(declarations: &[Declared], today: NaiveDate) -> i64 {
-    let by_day: HashMap<NaiveDate, bool> = declarations.iter().map(|d| (d.day, d.clean())).fold(
-        HashMap::new(),
-        |mut m, (day, clean)| {
-            // Two rows for one day (never after supersession, but be safe): unclean wins.
-            let e = m.entry(day).or_insert(true);
-            *e &= clean;
-            m
-        },
-    );
+    let mut by_day: HashMap<NaiveDate, bool> = HashMap::new();
+    for d in declarations {
+        // Two rows for one day (never after supersession, but be safe): unclean wins.
+        *by_day.entry(d.day).or_insert(true) &= d.clean();
+    }
     let mut day = if by_day.contains_key(&today) {
         today
     } else {

@@ -27,7 +27,6 @@ use actix_web::web;
 use anyhow::Context;
 use deadpool_postgres::GenericClient;
 use hc_platform::auth::TokenVerifier;
-use hc_platform::privacy::BlindIndex;
 use hc_platform::service::{Launch, Running, Service, launch};
 use hc_platform::settings::Settings;
 use hc_platform::store::Store;
@@ -82,8 +81,7 @@ impl Service for Scoring {
         let db = hc_platform::db::pool(&platform.database, &tls, SCHEMA)?;
         prepare(&db).await?;
         let store = Store::connect(&platform.redis, &tls).await?;
-        let index = BlindIndex::from_secret(&platform.privacy.blind_index_key)
-            .context("privacy.blind_index_key")?;
+        let index = platform.privacy.blind_index()?;
         let settings = Arc::new(service);
         let recolourer = Arc::new(Recolourer::new(db.clone(), store.clone(), settings.clone()));
         let county_map = Arc::new(county_map::CountyMap::new(

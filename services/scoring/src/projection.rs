@@ -14,15 +14,10 @@ pub async fn people_registered(
     client: &impl GenericClient,
     events: &[Delivered],
 ) -> anyhow::Result<Vec<Index>> {
-    let mut people = Vec::with_capacity(events.len());
-    let mut indexes = Vec::with_capacity(events.len());
-    let mut homes = Vec::with_capacity(events.len());
-    for event in events {
-        let e = PersonRegistered::decode(event)?;
-        people.push(e.person_id);
-        indexes.push(e.id_number_index);
-        homes.push(e.home_region);
-    }
+    let decoded = (events.iter().map(PersonRegistered::decode)).collect::<Result<Vec<_>, _>>()?;
+    let people: Vec<_> = decoded.iter().map(|e| e.person_id).collect();
+    let homes: Vec<_> = decoded.iter().map(|e| &e.home_region).collect();
+    let indexes: Vec<Index> = decoded.iter().map(|e| e.id_number_index.clone()).collect();
     client
         .execute(
             "INSERT INTO subjects (id_index, person_id, home_region)

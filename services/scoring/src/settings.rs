@@ -43,29 +43,14 @@ pub struct CountyMapSettings {
 
 impl ScoringSettings {
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            (1..=50_000).contains(&self.recolour_chunk),
-            "scoring.recolour_chunk must be 1 to 50000"
-        );
-        anyhow::ensure!(
-            (1..=64).contains(&self.recolour_parallelism),
-            "scoring.recolour_parallelism must be 1 to 64"
-        );
-        anyhow::ensure!(
-            (14..=365).contains(&self.lookback_days),
-            "scoring.lookback_days must be 14 to 365"
-        );
-        anyhow::ensure!(
-            self.scheduler_interval_ms >= 100,
-            "scoring.scheduler_interval_ms must be at least 100"
-        );
-        anyhow::ensure!(
-            (100..=600_000).contains(&self.pulse_interval_ms),
-            "scoring.pulse_interval_ms must be 100 to 600000"
-        );
-        anyhow::ensure!(
-            (1..=365).contains(&self.appeal_max_override_days),
-            "scoring.appeal_max_override_days must be 1 to 365"
+        hc_platform::check_bounds!(
+            "scoring.recolour_chunk": self.recolour_chunk => 1..=50_000,
+            "scoring.recolour_parallelism": self.recolour_parallelism => 1..=64,
+            "scoring.lookback_days": self.lookback_days => 14..=365,
+            "scoring.scheduler_interval_ms": self.scheduler_interval_ms => 100..,
+            "scoring.pulse_interval_ms": self.pulse_interval_ms => 100..=600_000,
+            "scoring.appeal_max_override_days": self.appeal_max_override_days => 1..=365,
+            "scoring.county_map.override_max_days": self.county_map.override_max_days => 1..=365,
         );
         let m = &self.county_map;
         anyhow::ensure!(
@@ -79,10 +64,6 @@ impl ScoringSettings {
                 && m.orange_cases <= m.red_cases
                 && m.red_rising_cases <= m.red_cases,
             "scoring.county_map thresholds must grow from orange to red, rising below steady, all at least 1"
-        );
-        anyhow::ensure!(
-            (1..=365).contains(&m.override_max_days),
-            "scoring.county_map.override_max_days must be 1 to 365"
         );
         anyhow::ensure!(
             m.full_checkins_per_resident > 0.0 && m.full_travel_per_resident > 0.0,

@@ -186,7 +186,7 @@ pub async fn publish(store: &Store, stored: &[Stored]) -> redis::RedisResult<()>
 
 /// Reads a status back from its document in Redis.
 pub async fn read_cached(store: &Store, person: Uuid) -> redis::RedisResult<Option<StatusView>> {
-    status_document::absent_if_invalid(status_document::read_as(store, person).await)
+    status_document::read_as(store, person).await
 }
 
 /// The columns a status view is read from, in the order [`view_of`] takes them.

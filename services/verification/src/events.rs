@@ -8,23 +8,16 @@ use hc_platform::events::{FactsImported, ImportedFacts, PersonRegistered};
 use hc_platform::streams::Delivered;
 
 pub async fn people_registered(db: Pool, events: Vec<Delivered>) -> anyhow::Result<()> {
-    let mut people = Vec::with_capacity(events.len());
-    let mut indexes = Vec::with_capacity(events.len());
-    let mut masked = Vec::with_capacity(events.len());
+    let mut decoded =
+        (events.iter().map(PersonRegistered::decode)).collect::<Result<Vec<_>, _>>()?;
     // The last announcement of a person in the batch wins (one row may be changed once per statement).
-    let mut decoded = Vec::with_capacity(events.len());
-    for event in &events {
-        decoded.push(PersonRegistered::decode(event)?);
-    }
     let mut seen = std::collections::HashSet::new();
     decoded.reverse();
     decoded.retain(|e| seen.insert(e.person_id));
-    for e in decoded {
-        people.push(e.person_id);
-        indexes.push(e.id_number_index);
-        // Registrations announced before identity carried it have none: the guard is told the name is unknown.
-        masked.push(e.masked_name);
-    }
+    let people: Vec<_> = decoded.iter().map(|e| e.person_id).collect();
+    let indexes: Vec<_> = decoded.iter().map(|e| &e.id_number_index).collect();
+    // Registrations announced before identity carried it have none: the guard is told the name is unknown.
+    let masked: Vec<_> = decoded.iter().map(|e| e.masked_name.as_deref()).collect();
     db.get()
         .await?
         .execute(

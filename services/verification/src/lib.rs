@@ -25,7 +25,6 @@ use std::time::Duration;
 use actix_web::web;
 use anyhow::Context;
 use hc_platform::auth::TokenVerifier;
-use hc_platform::privacy::BlindIndex;
 use hc_platform::service::{Launch, Running, Service, launch};
 use hc_platform::settings::Settings;
 use hc_platform::store::Store;
@@ -66,8 +65,7 @@ impl Service for Verification {
         .await
         .context("creating the scan partitions")?;
         let store = Store::connect(&platform.redis, &tls).await?;
-        let index = BlindIndex::from_secret(&platform.privacy.blind_index_key)
-            .context("privacy.blind_index_key")?;
+        let index = platform.privacy.blind_index()?;
         let pseudonyms = hc_token::Pseudonyms::from_spec(service.pseudonym_keys.expose_secret())
             .context("verification.pseudonym_keys (the same secret as rendering.pseudonym_keys)")?;
         let trust = Arc::new(trust::Trust::from_settings(&service, &tls)?);

@@ -1,6 +1,5 @@
-//! `GET /openapi.json`, generated from the handlers' annotations.
+//! The OpenAPI document, generated from the handlers' annotations (the platform serves it at `GET /openapi.json`).
 
-use actix_web::HttpResponse;
 use hc_platform::openapi::BearerAuth;
 use utoipa::OpenApi;
 
@@ -20,7 +19,3 @@ use crate::routes;
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;
-
-pub async fn serve() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
-}

@@ -333,82 +333,67 @@ fn zh_kind(kind: CertificateType) -> &'static str {
 /// Checks a policy against the platform's colour rule: it may admit fewer colours, never more. Names the field.
 pub fn check(policy: &Policy, ceiling: &[Colour]) -> Result<(), (String, String)> {
     if policy.colours.is_empty() {
-        return Err((
-            "policy.colours".into(),
-            "must admit at least one colour".into(),
-        ));
+        return invalid("policy.colours", "must admit at least one colour");
     }
-    for (i, c) in policy.colours.iter().enumerate() {
-        if !ceiling.contains(c) {
-            return Err((
-                format!("policy.colours[{i}]"),
-                format!(
-                    "{c} is not admitted by the platform's colour rule; a venue can only narrow it"
-                ),
-            ));
-        }
+    let beyond = policy
+        .colours
+        .iter()
+        .enumerate()
+        .find(|(_, c)| !ceiling.contains(c));
+    if let Some((i, c)) = beyond {
+        let why = format!(
+            "{c} is not admitted by the platform's colour rule; a venue can only narrow it"
+        );
+        return invalid(format!("policy.colours[{i}]"), why);
     }
     if policy
         .nat_within_hours
         .is_some_and(|h| !(1..=720).contains(&h))
     {
-        return Err(("policy.nat_within_hours".into(), "must be 1 to 720".into()));
+        return invalid("policy.nat_within_hours", "must be 1 to 720");
     }
     if policy
         .stale_max_minutes
         .is_some_and(|m| !(1..=1440).contains(&m))
     {
-        return Err((
-            "policy.stale_max_minutes".into(),
-            "must be 1 to 1440".into(),
-        ));
+        return invalid("policy.stale_max_minutes", "must be 1 to 1440");
     }
     if policy.hours.as_ref().is_some_and(|h| h.opens == h.closes) {
-        return Err(("policy.hours".into(), "opens and closes must differ".into()));
+        return invalid("policy.hours", "opens and closes must differ");
     }
-    if let Some(dcc) = &policy.dcc {
-        check_dcc(dcc)?;
-    }
-    Ok(())
-}
-
-fn check_dcc(dcc: &DccPolicy) -> Result<(), (String, String)> {
+    let Some(dcc) = &policy.dcc else {
+        return Ok(());
+    };
     if dcc.accepts.is_empty() {
-        return Err((
-            "policy.dcc.accepts".into(),
-            "must admit at least one type (or leave dcc out)".into(),
-        ));
+        return invalid(
+            "policy.dcc.accepts",
+            "must admit at least one type (or leave dcc out)",
+        );
     }
     if dcc
         .test_within_hours
         .is_some_and(|h| !(1..=720).contains(&h))
     {
-        return Err((
-            "policy.dcc.test_within_hours".into(),
-            "must be 1 to 720".into(),
-        ));
+        return invalid("policy.dcc.test_within_hours", "must be 1 to 720");
     }
     if dcc.vaccination_after_days.is_some_and(|d| d > 365) {
-        return Err((
-            "policy.dcc.vaccination_after_days".into(),
-            "must be 0 to 365".into(),
-        ));
+        return invalid("policy.dcc.vaccination_after_days", "must be 0 to 365");
     }
     if dcc.rules.len() > MAX_DCC_RULES {
-        return Err((
-            "policy.dcc.rules".into(),
-            format!("at most {MAX_DCC_RULES} rules"),
-        ));
+        return invalid("policy.dcc.rules", format!("at most {MAX_DCC_RULES} rules"));
     }
     for (i, rule) in dcc.rules.iter().enumerate() {
-        rule.compile().map_err(|why| {
-            (
-                format!("policy.dcc.rules[{i}]"),
-                format!("is not CertLogic the engine accepts: {why}"),
-            )
-        })?;
+        if let Err(why) = rule.compile() {
+            let why = format!("is not CertLogic the engine accepts: {why}");
+            return invalid(format!("policy.dcc.rules[{i}]"), why);
+        }
     }
     Ok(())
+}
+
+/// A policy's fault: the field and what is wrong with it.
+fn invalid(field: impl Into<String>, why: impl Into<String>) -> Result<(), (String, String)> {
+    Err((field.into(), why.into()))
 }
 
 #[cfg(test)]

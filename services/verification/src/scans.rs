@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Pool;
+use deadpool_postgres::{GenericClient, Pool};
 use hc_platform::events::{FactsImported, ImportedFacts, VisitFact};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -17,7 +17,7 @@ use crate::partitions;
 use crate::settings::VerificationSettings;
 
 /// One record of who was where, and what the gate said.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ScanRecord {
     pub at: DateTime<Utc>,
     pub id: Uuid,
@@ -34,6 +34,20 @@ pub struct ScanRecord {
     pub visit: Option<(Vec<u8>, String)>,
     /// For check-ins: the client's Idempotency-Key, claimed in the same transaction (with `person_id`).
     pub idempotency_key: Option<String>,
+}
+
+impl ScanRecord {
+    /// A record of `kind` at the venue, denied until judged otherwise.
+    pub fn new(kind: &'static str, venue_id: &str, at: DateTime<Utc>) -> Self {
+        ScanRecord {
+            at,
+            id: Uuid::new_v4(),
+            kind,
+            venue_id: venue_id.to_owned(),
+            decision: "deny",
+            ..Self::default()
+        }
+    }
 }
 
 /// What became of a record once its batch committed.
@@ -197,11 +211,7 @@ async fn insert(
         .all(|r| r.visit.is_none() && r.idempotency_key.is_none())
     {
         // One statement is its own transaction: one round trip, durable when it returns (synchronous_commit on).
-        let statement = client.prepare_cached(INSERT).await?;
-        let records: Vec<&ScanRecord> = batch.iter().collect();
-        client
-            .execute(&statement, &columns(&records).params())
-            .await?;
+        insert_rows(&*client, &batch.iter().collect::<Vec<_>>()).await?;
         return Ok(Vec::new());
     }
     let tx = client.transaction().await?;
@@ -213,8 +223,7 @@ async fn insert(
         .map(|(_, r)| r)
         .collect();
     if !records.is_empty() {
-        let statement = tx.prepare_cached(INSERT).await?;
-        tx.execute(&statement, &columns(&records).params()).await?;
+        insert_rows(&tx, &records).await?;
         announce_visits(&tx, &records).await?;
     }
     tx.commit().await?;
@@ -267,50 +276,29 @@ async fn claim_keys(
     Ok(repeats)
 }
 
-/// The scan log's columns of a batch, as arrays for one multi-row insert.
-struct Columns<'a> {
-    at: Vec<DateTime<Utc>>,
-    id: Vec<Uuid>,
-    kind: Vec<&'static str>,
-    venue: Vec<&'a str>,
-    client_id: Vec<Option<&'a str>>,
-    person: Vec<Option<Uuid>>,
-    issuer: Vec<Option<&'a str>>,
-    colour: Vec<Option<&'static str>>,
-    decision: Vec<&'static str>,
-    reason: Vec<Option<&'static str>>,
-}
-
-impl Columns<'_> {
-    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 10] {
-        [
-            &self.at,
-            &self.id,
-            &self.kind,
-            &self.venue,
-            &self.client_id,
-            &self.person,
-            &self.issuer,
-            &self.colour,
-            &self.decision,
-            &self.reason,
-        ]
-    }
-}
-
-fn columns<'a>(records: &[&'a ScanRecord]) -> Columns<'a> {
-    Columns {
-        at: records.iter().map(|r| r.at).collect(),
-        id: records.iter().map(|r| r.id).collect(),
-        kind: records.iter().map(|r| r.kind).collect(),
-        venue: records.iter().map(|r| r.venue_id.as_str()).collect(),
-        client_id: records.iter().map(|r| r.client_id.as_deref()).collect(),
-        person: records.iter().map(|r| r.person_id).collect(),
-        issuer: records.iter().map(|r| r.issuer.as_deref()).collect(),
-        colour: records.iter().map(|r| r.colour).collect(),
-        decision: records.iter().map(|r| r.decision).collect(),
-        reason: records.iter().map(|r| r.reason).collect(),
-    }
+/// Inserts the records with one multi-row statement, a column array each.
+async fn insert_rows(
+    client: &impl GenericClient,
+    r: &[&ScanRecord],
+) -> Result<u64, tokio_postgres::Error> {
+    let statement = client.prepare_cached(INSERT).await?;
+    client
+        .execute(
+            &statement,
+            &[
+                &r.iter().map(|r| r.at).collect::<Vec<_>>(),
+                &r.iter().map(|r| r.id).collect::<Vec<_>>(),
+                &r.iter().map(|r| r.kind).collect::<Vec<_>>(),
+                &r.iter().map(|r| r.venue_id.as_str()).collect::<Vec<_>>(),
+                &r.iter().map(|r| r.client_id.as_deref()).collect::<Vec<_>>(),
+                &r.iter().map(|r| r.person_id).collect::<Vec<_>>(),
+                &r.iter().map(|r| r.issuer.as_deref()).collect::<Vec<_>>(),
+                &r.iter().map(|r| r.colour).collect::<Vec<_>>(),
+                &r.iter().map(|r| r.decision).collect::<Vec<_>>(),
+                &r.iter().map(|r| r.reason).collect::<Vec<_>>(),
+            ],
+        )
+        .await
 }
 
 /// A check-in is a visit, announced as declaration announces imported ones, through the outbox in the same

@@ -36,33 +36,19 @@ impl VerificationSettings {
             self.issuer.len() == 6 && self.issuer.bytes().all(|b| b.is_ascii_digit()),
             "verification.issuer must be a six-digit region code"
         );
-        anyhow::ensure!(
-            (1..=10_000).contains(&self.commit_max_batch),
-            "verification.commit_max_batch must be 1 to 10000"
-        );
-        anyhow::ensure!(
-            (1..=64).contains(&self.commit_writers),
-            "verification.commit_writers must be 1 to 64"
+        hc_platform::check_bounds!(
+            "verification.commit_max_batch": self.commit_max_batch => 1..=10_000,
+            "verification.commit_writers": self.commit_writers => 1..=64,
         );
         anyhow::ensure!(
             self.commit_queue >= self.commit_max_batch,
             "verification.commit_queue must hold at least one batch"
         );
-        anyhow::ensure!(
-            (1..=3650).contains(&self.retention_days),
-            "verification.retention_days must be 1 to 3650"
-        );
-        anyhow::ensure!(
-            (1..=30).contains(&self.partition_days_ahead),
-            "verification.partition_days_ahead must be 1 to 30"
-        );
-        anyhow::ensure!(
-            (1..=365).contains(&self.trust_list_days),
-            "verification.trust_list_days must be 1 to 365"
-        );
-        anyhow::ensure!(
-            self.hub_refresh_ms >= 100,
-            "verification.hub_refresh_ms must be at least 100"
+        hc_platform::check_bounds!(
+            "verification.retention_days": self.retention_days => 1..=3650,
+            "verification.partition_days_ahead": self.partition_days_ahead => 1..=30,
+            "verification.trust_list_days": self.trust_list_days => 1..=365,
+            "verification.hub_refresh_ms": self.hub_refresh_ms => 100..,
         );
         self.ceiling()?;
         Ok(())
@@ -70,10 +56,7 @@ impl VerificationSettings {
 
     /// The colours any venue may admit at most.
     pub fn ceiling(&self) -> anyhow::Result<Vec<Colour>> {
-        self.colour_ceiling
-            .split(',')
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
+        hc_platform::settings::list(&self.colour_ceiling)
             .map(|c| {
                 c.parse::<Colour>().map_err(|_| {
                     anyhow::anyhow!("verification.colour_ceiling: {c:?} is not a colour")

@@ -1,9 +1,7 @@
 //! A person's current status, from the status document scoring keeps in Redis for the hot paths
 //! (`hc_platform::status_document`; only the fields a gate needs are read).
 
-use hc_platform::status_document::{self, CurrentStatus};
-use hc_platform::store::Store;
-use uuid::Uuid;
+use hc_platform::status_document::CurrentStatus;
 
 use crate::policy::Subject;
 
@@ -15,8 +13,4 @@ pub fn subject(status: &CurrentStatus) -> Subject {
         negative_test_at: status.negative_test_at,
         stale_since: None,
     }
-}
-
-pub async fn current(store: &Store, person: Uuid) -> redis::RedisResult<Option<CurrentStatus>> {
-    status_document::absent_if_invalid(status_document::read(store, person).await)
 }

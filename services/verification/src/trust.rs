@@ -102,18 +102,7 @@ impl Trust {
             .decode(seed)
             .context("verification.root_key: the seed is not base64")?;
         let root = SigningKey::from_seed(&s.issuer, kid, &seed).context("verification.root_key")?;
-        let mut pinned = HashMap::new();
-        for entry in s
-            .peer_roots
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-        {
-            let key = hc_token::pinned_root(entry).with_context(|| {
-                format!("verification.peer_roots: {entry:?} is not region=kid:base64url-key")
-            })?;
-            pinned.insert(key.issuer.clone(), key);
-        }
+        let pinned = crate::hub::keys_by_region(&s.peer_roots, "verification.peer_roots")?;
         let national_root = match s.national_root.trim() {
             "" => None,
             spec => Some(hc_token::pinned_root(spec).with_context(|| {

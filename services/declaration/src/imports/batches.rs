@@ -205,21 +205,13 @@ impl BatchKey<'_> {
                 &[&self.client_id, &self.batch_id, &errors_after, &(limit + 1)],
             )
             .await?;
-        let more = rows.len() as i64 > limit;
-        let errors: Vec<RowErrorView> = rows
-            .iter()
-            .take(limit as usize)
-            .map(|r| RowErrorView {
-                row: r.get(0),
-                field: r.get(1),
-                reason: r.get(2),
-            })
-            .collect();
-        let next_errors_after = if more {
-            errors.last().map(|e| e.row)
-        } else {
-            None
-        };
+        let errors = rows.iter().map(|r| RowErrorView {
+            row: r.get(0),
+            field: r.get(1),
+            reason: r.get(2),
+        });
+        let (errors, next_errors_after) =
+            hc_platform::http::page(errors.collect(), limit, |e: &RowErrorView| e.row);
         Ok(Some(BatchView {
             batch_id: self.batch_id.to_owned(),
             kind: b.get(0),

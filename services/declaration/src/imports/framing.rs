@@ -37,11 +37,13 @@ impl Block {
 }
 
 /// Why a body cannot be framed into lines.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FramingError {
     /// A CSV body whose first line is not a CSV record.
+    #[error("the CSV header line is missing")]
     MissingCsvHeader,
     /// The line numbered here is longer than [`MAX_LINE_BYTES`].
+    #[error("line {0} is longer than {MAX_LINE_BYTES} bytes")]
     LineTooLong(i64),
 }
 

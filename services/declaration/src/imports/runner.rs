@@ -14,7 +14,7 @@ use hc_platform::events::FactsImported;
 
 use super::batches::{BatchKey, BatchView, Opened, Progress};
 use super::facts::{self, Columns, Kind, Row, RowContext, RowError};
-use super::framing::{Block, Format, Framer, FramingError, MAX_LINE_BYTES, csv_record};
+use super::framing::{Block, Format, Framer, FramingError, csv_record};
 use crate::state::AppState;
 
 /// Imports the body as batch `batch_id` of `client_id`, whose rows must arise within `client_region` (none:
@@ -239,7 +239,7 @@ impl Job<'_> {
                     }
                     None => framer.finish(),
                 }
-                .map_err(framing_error)?;
+                .map_err(|e| ApiError::unprocessable("body", e.to_string()))?;
                 if parser.headers.is_none() {
                     parser.headers = framer.headers();
                 }
@@ -320,16 +320,4 @@ async fn joined(parsing: tokio::task::JoinHandle<Parsed>) -> Result<Parsed, ApiE
     Ok(parsing
         .await
         .map_err(|e| anyhow::anyhow!("parser task: {e}"))?)
-}
-
-fn framing_error(err: FramingError) -> ApiError {
-    match err {
-        FramingError::MissingCsvHeader => {
-            ApiError::unprocessable("body", "the CSV header line is missing")
-        }
-        FramingError::LineTooLong(line) => ApiError::unprocessable(
-            "body",
-            format!("line {line} is longer than {MAX_LINE_BYTES} bytes"),
-        ),
-    }
 }

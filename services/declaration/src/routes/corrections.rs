@@ -4,7 +4,7 @@
 
 use actix_web::web;
 use chrono::{DateTime, NaiveDate, Utc};
-use hc_domain::{CaseStatus, IdNumber, RegionCode};
+use hc_domain::{CaseStatus, IdNumber};
 use hc_platform::ApiError;
 use hc_platform::auth::{AnyImport, Official};
 use hc_platform::events::{CaseFact, FactsImported, ImportedFacts, NatResultFact};
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::db::corrections::{self, NewCorrection, Stored};
+use crate::db::corrections::{self, NewCorrection};
 use crate::imports::{Kind, nat_result};
 use crate::state::AppState;
 
@@ -115,7 +115,7 @@ pub async fn correct(
             let status = status.as_str();
             let stored = corrections::lock_case(&tx, &index, status, *since)
                 .await?
-                .filter(|s| covers(&official, s))
+                .filter(|s| official.covers_stored(s.region.as_deref()))
                 .ok_or_else(not_found)?;
             if stored.value == *until {
                 return Ok(unchanged());
@@ -142,7 +142,7 @@ pub async fn correct(
             let positive = nat_result(result).map_err(|e| ApiError::unprocessable("result", e))?;
             let stored = corrections::lock_nat(&tx, &index, *sample_time, lab)
                 .await?
-                .filter(|s| covers(&official, s))
+                .filter(|s| official.covers_stored(s.region.as_deref()))
                 .ok_or_else(not_found)?;
             if stored.value == positive {
                 return Ok(unchanged());
@@ -191,17 +191,4 @@ pub async fn correct(
         changed: true,
         correction_id: Some(correction_id),
     }))
-}
-
-/// Whether the stored fact arose within the official's region (a fact without a region, imported before regions
-/// were kept, only a nationwide official may correct).
-fn covers<T>(official: &Official<AnyImport>, stored: &Stored<T>) -> bool {
-    match stored
-        .region
-        .as_deref()
-        .map(|r| RegionCode::parse(r.trim()))
-    {
-        Some(Ok(region)) => official.covers(region),
-        _ => official.region.is_none(),
-    }
 }

@@ -199,20 +199,14 @@ pub async fn history(
     Citizen(person): Citizen,
     query: web::Query<HistoryQuery>,
 ) -> Result<web::Json<DeclarationPage>, ApiError> {
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::unprocessable("limit", "must be 1 to 100"));
-    }
+    let limit = hc_platform::http::page_limit(query.limit, 20, 100)?;
     let before = (query.cursor.as_deref())
         .map(|c| cursor::parse(Some(c)))
         .transpose()
         .map_err(|_| ApiError::unprocessable("cursor", "is not a cursor this endpoint returned"))?;
     let client = state.db.get().await?;
     let rows = db::history(&client, person.0, before, limit + 1).await?;
-    let more = rows.len() as i64 > limit;
-    let items: Vec<DeclarationView> = rows.into_iter().take(limit as usize).collect();
-    let next_cursor = (items.last())
-        .filter(|_| more)
-        .map(|d| cursor::format(d.submitted_at, d.id));
+    let (items, next_cursor) =
+        hc_platform::http::page(rows, limit, |d| cursor::format(d.submitted_at, d.id));
     Ok(web::Json(DeclarationPage { items, next_cursor }))
 }

@@ -141,10 +141,7 @@ pub async fn status(
     path: web::Path<String>,
     query: web::Query<StatusQuery>,
 ) -> Result<web::Json<BatchView>, ApiError> {
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::unprocessable("limit", "must be 1 to 1000"));
-    }
+    let limit = hc_platform::http::page_limit(query.limit, 100, 1000)?;
     // Polled while the import runs: a replica's view, a moment behind, is what the poll is for.
     let client = state.db_read.get().await?;
     imports::BatchKey {

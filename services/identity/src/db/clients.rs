@@ -1,28 +1,30 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub struct ClientRow {
-    pub id: Uuid,
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ClientView {
+    pub client_id: Uuid,
     pub name: String,
-    pub secret_hash: Vec<u8>,
     pub scopes: Vec<String>,
     pub region: Option<String>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "id, name, secret_hash, scopes, region, created_at, revoked_at";
+/// The view's columns, then the secret's hash (only `by_id` returns it).
+const COLUMNS: &str = "id, name, scopes, region, created_at, revoked_at, secret_hash";
 
-fn client_row(row: &tokio_postgres::Row) -> ClientRow {
-    ClientRow {
-        id: row.get(0),
+fn client_view(row: &tokio_postgres::Row) -> ClientView {
+    ClientView {
+        client_id: row.get(0),
         name: row.get(1),
-        secret_hash: row.get(2),
-        scopes: row.get(3),
-        region: row.get(4),
-        created_at: row.get(5),
-        revoked_at: row.get(6),
+        scopes: row.get(2),
+        region: row.get(3),
+        created_at: row.get(4),
+        revoked_at: row.get(5),
     }
 }
 
@@ -41,7 +43,7 @@ pub struct NewClient<'a> {
 pub async fn insert(
     client: &impl GenericClient,
     c: &NewClient<'_>,
-) -> Result<(ClientRow, bool), tokio_postgres::Error> {
+) -> Result<(ClientView, bool), tokio_postgres::Error> {
     let inserted = client
         .query_opt(
             &format!(
@@ -62,7 +64,7 @@ pub async fn insert(
         )
         .await?;
     if let Some(row) = inserted {
-        return Ok((client_row(&row), true));
+        return Ok((client_view(&row), true));
     }
     let row = client
         .query_one(
@@ -72,20 +74,21 @@ pub async fn insert(
             &[&c.created_by, &c.idempotency_key],
         )
         .await?;
-    Ok((client_row(&row), false))
+    Ok((client_view(&row), false))
 }
 
+/// The client and its secret's hash.
 pub async fn by_id(
     client: &impl GenericClient,
     id: Uuid,
-) -> Result<Option<ClientRow>, tokio_postgres::Error> {
+) -> Result<Option<(ClientView, Vec<u8>)>, tokio_postgres::Error> {
     let row = client
         .query_opt(
             &format!("SELECT {COLUMNS} FROM api_clients WHERE id = $1"),
             &[&id],
         )
         .await?;
-    Ok(row.as_ref().map(client_row))
+    Ok(row.map(|r| (client_view(&r), r.get(6))))
 }
 
 /// One page in id order, starting after `after`; only clients limited to a region within `span` when given.
@@ -94,7 +97,7 @@ pub async fn page(
     span: Option<(String, String)>,
     after: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<ClientRow>, tokio_postgres::Error> {
+) -> Result<Vec<ClientView>, tokio_postgres::Error> {
     let (first, last) = span.unzip();
     let rows = client
         .query(
@@ -106,7 +109,7 @@ pub async fn page(
             &[&after, &limit, &first, &last],
         )
         .await?;
-    Ok(rows.iter().map(client_row).collect())
+    Ok(rows.iter().map(client_view).collect())
 }
 
 /// Marks the client revoked; `false` when there is no such client.

@@ -82,14 +82,7 @@ pub async fn request_otp(
     // used: a sign-in also needs a registered phone), and a sign-in code leaves without the answer waiting for the
     // gateway, so neither the answer nor its time tells whether the phone is registered. A registration code goes
     // to any phone, so its answer may wait for the gateway and report a failure.
-    let code = otp::issue(
-        &state.store,
-        &state.index,
-        body.purpose,
-        &phone_index,
-        limits.ttl_seconds,
-    )
-    .await?;
+    let code = otp::issue(&state, body.purpose, &phone_index).await?;
     let message = Message::Code {
         code,
         ttl_seconds: limits.ttl_seconds,
@@ -195,17 +188,7 @@ pub async fn token(
 
 async fn otp_grant(state: &AppState, phone: &Phone, code: &str) -> Result<TokenResponse, ApiError> {
     let phone_index = state.index.phone(phone);
-    let max = state.settings.otp.max_attempts;
-    if !otp::check(
-        &state.store,
-        &state.index,
-        Purpose::SignIn,
-        &phone_index,
-        code,
-        max,
-    )
-    .await?
-    {
+    if !otp::check(state, Purpose::SignIn, &phone_index, code).await? {
         return Err(otp::refused());
     }
     // The person is held until the refresh token is stored: a move to another phone that commits meanwhile would
@@ -255,7 +238,8 @@ async fn refresh_grant(state: &AppState, presented: &str) -> Result<TokenRespons
         ));
     }
     refresh_tokens::mark_rotated(&tx, &hash).await?;
-    let refresh = new_refresh_token(state, &tx, row.person_id, row.family_id).await?;
+    let (refresh, new_hash, expires) = refresh_token(state)?;
+    refresh_tokens::insert(&tx, &new_hash, row.family_id, row.person_id, expires).await?;
     tx.commit().await?;
     citizen_tokens(state, row.person_id, refresh)
 }
@@ -285,8 +269,8 @@ async fn client_grant(
     } else {
         let id: Uuid = client_id.parse().map_err(|_| refused())?;
         let db = state.db.get().await?;
-        let row = clients::by_id(&db, id).await?.ok_or_else(refused)?;
-        if row.revoked_at.is_some() || row.secret_hash != presented.as_ref() {
+        let (row, secret_hash) = clients::by_id(&db, id).await?.ok_or_else(refused)?;
+        if row.revoked_at.is_some() || secret_hash != presented.as_ref() {
             return Err(refused());
         }
         (Scopes::parse(&row.scopes.join(" ")), row.region)
@@ -353,17 +337,6 @@ fn sign(
         region: region.map(|r| r.trim().to_owned()),
     };
     Ok(state.keys.sign(&claims)?)
-}
-
-async fn new_refresh_token(
-    state: &AppState,
-    client: &impl deadpool_postgres::GenericClient,
-    person: PersonId,
-    family: Uuid,
-) -> Result<String, ApiError> {
-    let (token, hash, expires) = refresh_token(state)?;
-    refresh_tokens::insert(client, &hash, family, person, expires).await?;
-    Ok(token)
 }
 
 /// A new refresh token: what the client holds, the hash stored of it, and when it expires.

@@ -1,6 +1,5 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use aws_lc_rs::digest::{SHA256, digest};
-use chrono::{DateTime, Utc};
 use hc_domain::{RegionCode, Scope};
 use hc_platform::auth::{Admin, Official};
 use hc_platform::events::AuthRevoked;
@@ -11,7 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::invalid;
-use crate::db::clients::{self, ClientRow, NewClient};
+pub use crate::db::clients::ClientView;
+use crate::db::clients::{self, NewClient};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -26,34 +26,11 @@ pub struct NewClientRequest {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ClientView {
-    pub client_id: Uuid,
-    pub name: String,
-    pub scopes: Vec<String>,
-    pub region: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ClientCreated {
     #[serde(flatten)]
     pub client: ClientView,
     /// Shown once, at creation. A replay with the same Idempotency-Key returns the client without it.
     pub client_secret: Option<String>,
-}
-
-impl From<ClientRow> for ClientView {
-    fn from(row: ClientRow) -> Self {
-        ClientView {
-            client_id: row.id,
-            name: row.name,
-            scopes: row.scopes,
-            region: row.region,
-            created_at: row.created_at,
-            revoked_at: row.revoked_at,
-        }
-    }
 }
 
 /// Create an official API client (scope `admin`). `Idempotency-Key` makes a retry return the same client.
@@ -134,25 +111,23 @@ pub async fn create(
         // Who handed out which powers: the audit log has it beside every read of personal data.
         let what = format!(
             "client {} ({}) in {}",
-            row.id,
+            row.client_id,
             scopes.join(" "),
             region_text.as_deref().unwrap_or("all regions")
         );
-        audit::record(
-            &tx,
-            &audit::Entry {
-                actor: &admin.client_id,
-                action: "client.create",
-                subject: None,
-                reason: Some(&what),
-                outcome: "created",
-            },
-        )
+        audit::Entry {
+            actor: &admin.client_id,
+            action: "client.create",
+            subject: None,
+            reason: Some(&what),
+            outcome: "created",
+        }
+        .record(&tx)
         .await?;
     }
     tx.commit().await?;
     let body = ClientCreated {
-        client: row.into(),
+        client: row,
         client_secret: created.then_some(secret),
     };
     Ok(if created {
@@ -191,10 +166,7 @@ pub async fn list(
     admin: Official<Admin>,
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<ClientPage>, ApiError> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::unprocessable("limit", "must be 1 to 200"));
-    }
+    let limit = hc_platform::http::page_limit(query.limit, 50, 200)?;
     let after = query
         .cursor
         .as_deref()
@@ -203,15 +175,7 @@ pub async fn list(
         .map_err(|_| ApiError::unprocessable("cursor", "is not a cursor this endpoint returned"))?;
     let db = state.db.get().await?;
     let rows = clients::page(&db, admin.region.map(RegionCode::span), after, limit + 1).await?;
-    let more = rows.len() as i64 > limit;
-    let items: Vec<ClientView> = rows
-        .into_iter()
-        .take(limit as usize)
-        .map(ClientView::from)
-        .collect();
-    let next_cursor = more
-        .then(|| items.last().map(|c| c.client_id.to_string()))
-        .flatten();
+    let (items, next_cursor) = hc_platform::http::page(rows, limit, |c| c.client_id.to_string());
     Ok(web::Json(ClientPage { items, next_cursor }))
 }
 
@@ -234,13 +198,8 @@ pub async fn revoke(
     let mut db = state.db.get().await?;
     let tx = db.transaction().await?;
     // A client outside the admin's region is, to this admin, no client at all.
-    let inside = clients::by_id(&tx, id).await?.is_some_and(|c| {
-        admin.region.is_none()
-            || c.region
-                .as_deref()
-                .and_then(|r| RegionCode::parse(r).ok())
-                .is_some_and(|r| admin.covers(r))
-    });
+    let inside = clients::by_id(&tx, id).await?;
+    let inside = inside.is_some_and(|(c, _)| admin.covers_stored(c.region.as_deref()));
     if !inside || !clients::revoke(&tx, id).await? {
         return Err(ApiError::NotFound { what: "client" });
     }
@@ -248,16 +207,14 @@ pub async fn revoke(
     let revoked = AuthRevoked::from_now(id);
     hc_platform::outbox::enqueue(&tx, AuthRevoked::STREAM, &revoked.encode()).await?;
     let what = format!("client {id}");
-    audit::record(
-        &tx,
-        &audit::Entry {
-            actor: &admin.client_id,
-            action: "client.revoke",
-            subject: None,
-            reason: Some(&what),
-            outcome: "revoked",
-        },
-    )
+    audit::Entry {
+        actor: &admin.client_id,
+        action: "client.revoke",
+        subject: None,
+        reason: Some(&what),
+        outcome: "revoked",
+    }
+    .record(&tx)
     .await?;
     tx.commit().await?;
     tracing::info!(client = %id, by = %admin.client_id, "API client revoked");

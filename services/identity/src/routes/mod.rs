@@ -8,22 +8,21 @@ use hc_domain::InvalidValue;
 use hc_platform::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/openapi.json", web::get().to(crate::openapi::serve))
-        .service(
-            web::scope("/v1")
-                .route("/persons", web::post().to(persons::register))
-                .route("/persons/me", web::get().to(persons::me))
-                .route(
-                    "/persons/by-id-number/{id_number}",
-                    web::get().to(persons::by_id_number),
-                )
-                .route("/auth/otp", web::post().to(auth::request_otp))
-                .route("/auth/token", web::post().to(auth::token))
-                .route("/auth/keys", web::get().to(keys::jwks))
-                .route("/clients", web::post().to(clients::create))
-                .route("/clients", web::get().to(clients::list))
-                .route("/clients/{id}", web::delete().to(clients::revoke)),
-        );
+    cfg.service(
+        web::scope("/v1")
+            .route("/persons", web::post().to(persons::register))
+            .route("/persons/me", web::get().to(persons::me))
+            .route(
+                "/persons/by-id-number/{id_number}",
+                web::get().to(persons::by_id_number),
+            )
+            .route("/auth/otp", web::post().to(auth::request_otp))
+            .route("/auth/token", web::post().to(auth::token))
+            .route("/auth/keys", web::get().to(keys::jwks))
+            .route("/clients", web::post().to(clients::create))
+            .route("/clients", web::get().to(clients::list))
+            .route("/clients/{id}", web::delete().to(clients::revoke)),
+    );
 }
 
 /// Turns a domain parse error into a 422 naming the request field.

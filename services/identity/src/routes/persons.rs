@@ -79,16 +79,7 @@ pub async fn register(
     let phone_index = state.index.phone(&phone);
 
     // The phone first, so that nobody without one can use the verifier to learn whether a name fits an ID number.
-    let proven = otp::check(
-        &state.store,
-        &state.index,
-        Purpose::Register,
-        &phone_index,
-        &body.phone_code,
-        state.settings.otp.max_attempts,
-    )
-    .await?;
-    if !proven {
+    if !otp::check(&state, Purpose::Register, &phone_index, &body.phone_code).await? {
         return Err(otp::refused());
     }
     let certified = state
@@ -97,13 +88,7 @@ pub async fn register(
         .await
         .map_err(provider_down("the real-name verifier"))?;
     if !certified {
-        otp::count_failure(
-            &state.store,
-            Purpose::Register,
-            &phone_index,
-            state.settings.otp.max_attempts,
-        )
-        .await?;
+        otp::count_failure(&state, Purpose::Register, &phone_index).await?;
         return Err(ApiError::unprocessable(
             "real_name_ticket",
             "does not certify the holder of this ID number; verify again",
@@ -236,16 +221,14 @@ async fn rebind(
         national_index: state.national.as_ref().map(|n| n.id_number(id_number)),
     };
     hc_platform::outbox::enqueue(tx, PersonRegistered::STREAM, &announced.encode()).await?;
-    audit::record(
-        tx,
-        &audit::Entry {
-            actor: "real-name-verifier",
-            action: "person.rebind_phone",
-            subject: Some(id.0),
-            reason: Some("registered again from another phone with a certified real-name ticket"),
-            outcome: "rebound",
-        },
-    )
+    audit::Entry {
+        actor: "real-name-verifier",
+        action: "person.rebind_phone",
+        subject: Some(id.0),
+        reason: Some("registered again from another phone with a certified real-name ticket"),
+        outcome: "rebound",
+    }
+    .record(tx)
     .await?;
     tracing::warn!(person = %id, revoked, "person moved to another phone by its certified holder");
     Ok(old_phone)
@@ -366,16 +349,14 @@ pub async fn by_id_number(
         (None, _) => "not_found",
     };
     // The audit row is written before any personal data leaves; if it cannot be written, nothing is shown.
-    audit::record(
-        &client,
-        &audit::Entry {
-            actor: &official.client_id,
-            action: "person.read_by_id_number",
-            subject: found.as_ref().map(|p| p.id.0),
-            reason: Some(reason),
-            outcome,
-        },
-    )
+    audit::Entry {
+        actor: &official.client_id,
+        action: "person.read_by_id_number",
+        subject: found.as_ref().map(|p| p.id.0),
+        reason: Some(reason),
+        outcome,
+    }
+    .record(&client)
     .await?;
     let stored = found
         .filter(|_| covered)

@@ -187,12 +187,14 @@ pub async fn mine(
                 if let (Some(body), Some(colour)) = (found.body, found.colour) {
                     outcome("hit");
                     let body = Bytes::from(body);
-                    let current = Code {
+                    let current = Rendered {
+                        bucket: window.bucket,
                         version,
                         colour,
                         stale_since: None,
+                        body: body.clone(),
                     };
-                    remember(&state, person, format, &window, current, &body);
+                    remember(&state, person, format, current);
                     return Ok(respond(format, body, colour, &etag, false));
                 }
                 signed = found.token.map(|t| (version, t));
@@ -240,42 +242,20 @@ pub async fn mine(
     let body = Bytes::from(body);
     // A stale code is kept in memory too (as stale): while scoring is silent, each person's code is signed once a
     // bucket, not at every request.
-    let code = Code {
+    let code = Rendered {
+        bucket: window.bucket,
         version: status.version,
         colour: status.colour,
         stale_since: stale_since.map(|t| t.timestamp()),
+        body: body.clone(),
     };
-    remember(&state, person, format, &window, code, &body);
+    remember(&state, person, format, code);
     Ok(respond(format, body, status.colour, &etag, stale))
 }
 
-/// What a render in memory was made from.
-struct Code {
-    version: i64,
-    colour: Colour,
-    stale_since: Option<i64>,
-}
-
-fn remember(
-    state: &AppState,
-    person: Uuid,
-    format: Format,
-    window: &Window,
-    code: Code,
-    body: &Bytes,
-) {
+fn remember(state: &AppState, person: Uuid, format: Format, rendered: Rendered) {
     if let Some(memory) = &state.memory {
-        memory.put(
-            person,
-            format,
-            Rendered {
-                bucket: window.bucket,
-                version: code.version,
-                colour: code.colour,
-                stale_since: code.stale_since,
-                body: body.clone(),
-            },
-        );
+        memory.put(person, format, rendered);
     }
 }
 

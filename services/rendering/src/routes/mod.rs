@@ -5,13 +5,14 @@ pub(crate) mod trust;
 use actix_web::web;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/openapi.json", web::get().to(crate::openapi::serve))
-        .route("/", web::get().to(page::index))
-        .route("/app.js", web::get().to(page::script))
-        .route("/app.css", web::get().to(page::style))
+    for (path, content_type, body) in page::ASSETS {
+        cfg.route(
+            path,
+            web::get().to(move || async move { page::asset(content_type, body) }),
+        );
+    }
+    cfg.route("/", web::get().to(page::index))
         .route("/map", web::get().to(page::map))
-        .route("/map.js", web::get().to(page::map_script))
-        .route("/map.css", web::get().to(page::map_style))
         // Browsers ask for it; the page has none.
         .route(
             "/favicon.ico",

@@ -7,11 +7,17 @@ use hc_domain::RegionCode;
 use crate::state::AppState;
 
 const HTML: &str = include_str!("../../page/index.html");
-const SCRIPT: &str = include_str!("../../page/app.js");
-const STYLE: &str = include_str!("../../page/app.css");
 const MAP_HTML: &str = include_str!("../../page/map.html");
-const MAP_SCRIPT: &str = include_str!("../../page/map.js");
-const MAP_STYLE: &str = include_str!("../../page/map.css");
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// The pages' scripts and styles, served as compiled in: (path, content type, body).
+pub const ASSETS: [(&str, &str, &str); 4] = [
+    ("/app.js", JS, include_str!("../../page/app.js")),
+    ("/app.css", CSS, include_str!("../../page/app.css")),
+    ("/map.js", JS, include_str!("../../page/map.js")),
+    ("/map.css", CSS, include_str!("../../page/map.css")),
+];
 
 /// The citizen's page and the public county map with the API addresses in place, and their content security
 /// policies.
@@ -66,46 +72,25 @@ impl Page {
 }
 
 pub async fn index(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header(("Content-Security-Policy", state.page.policy.as_str()))
-        .insert_header(("Cache-Control", "no-cache"))
-        .body(state.page.html.clone())
-}
-
-pub async fn script() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .insert_header(("Cache-Control", "no-cache"))
-        .body(SCRIPT)
-}
-
-pub async fn style() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/css; charset=utf-8")
-        .insert_header(("Cache-Control", "no-cache"))
-        .body(STYLE)
+    html(&state.page.policy, &state.page.html)
 }
 
 /// The public county map at `/map`.
 pub async fn map(state: web::Data<AppState>) -> HttpResponse {
+    html(&state.page.map_policy, &state.page.map_html)
+}
+
+fn html(policy: &str, body: &str) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .insert_header(("Content-Security-Policy", state.page.map_policy.as_str()))
+        .insert_header(("Content-Security-Policy", policy))
         .insert_header(("Cache-Control", "no-cache"))
-        .body(state.page.map_html.clone())
+        .body(body.to_owned())
 }
 
-pub async fn map_script() -> HttpResponse {
+pub fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
     HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
+        .content_type(content_type)
         .insert_header(("Cache-Control", "no-cache"))
-        .body(MAP_SCRIPT)
-}
-
-pub async fn map_style() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/css; charset=utf-8")
-        .insert_header(("Cache-Control", "no-cache"))
-        .body(MAP_STYLE)
+        .body(body)
 }

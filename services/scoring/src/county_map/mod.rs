@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::Pool;
 use hc_domain::{RegionCode, RegionLevel, china_time};
-use hc_platform::events::RegionRiskChanged;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::county_map as db;
@@ -159,14 +158,7 @@ impl CountyMap {
                 let was = risks.own(region).unwrap_or(RiskLevel::Low);
                 let risk = level.risk();
                 if was != risk {
-                    crate::db::region_risk::insert(&tx, region, risk.as_str(), now, SET_BY).await?;
-                    let event = RegionRiskChanged {
-                        region: region.to_owned(),
-                        level: risk.as_str().into(),
-                        effective_from: now,
-                    };
-                    hc_platform::outbox::enqueue(&tx, RegionRiskChanged::STREAM, &event.encode())
-                        .await?;
+                    crate::db::region_risk::set(&tx, region, risk, now, SET_BY).await?;
                     done.risks += 1;
                 }
             }

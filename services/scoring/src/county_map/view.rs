@@ -94,7 +94,7 @@ pub struct DayIndicesWithInputs {
 pub(super) struct Held {
     generation: i64,
     checked: Instant,
-    levels: Arc<HashMap<String, db::MapRow>>,
+    levels: Arc<HashMap<String, db::LevelRow>>,
     series: Arc<HashMap<String, Vec<DayIndices>>>,
     rendered: HashMap<RegionCode, Bytes>,
 }
@@ -148,7 +148,7 @@ impl CountyMap {
             .and_then(|g| g.as_ref().map(|c| c.generation == generation))
             .unwrap_or(false);
         if !known {
-            let levels = db::current_levels(&client).await?;
+            let levels = db::latest_levels(&client).await?;
             let first = china_time::day_of(Utc::now()) - chrono::Days::new(SERIES_DAYS as u64 - 1);
             let mut series: HashMap<String, Vec<DayIndices>> = HashMap::new();
             for r in db::indices_since(&client, first, None).await? {
@@ -162,7 +162,7 @@ impl CountyMap {
                 *guard = Some(Held {
                     generation,
                     checked: Instant::now(),
-                    levels: Arc::new(levels.into_iter().map(|l| (l.region.clone(), l)).collect()),
+                    levels: Arc::new(levels),
                     series: Arc::new(series),
                     rendered: HashMap::new(),
                 });
@@ -242,7 +242,7 @@ impl CountyMap {
 fn render(
     province: RegionCode,
     generation: i64,
-    levels: &HashMap<String, db::MapRow>,
+    levels: &HashMap<String, db::LevelRow>,
     series: &HashMap<String, Vec<DayIndices>>,
     sets_risk: impl Fn(RegionCode) -> bool,
 ) -> CountyMapView {
@@ -260,7 +260,7 @@ fn render(
                 prefecture_name: prefecture.map(|p| p.name().to_owned()).unwrap_or_default(),
                 level: shown,
                 derived: row.map_or(CountyLevel::Green, |r| level(&r.derived)),
-                overridden: row.is_some_and(|r| r.overridden),
+                overridden: row.is_some_and(|r| r.override_id.is_some()),
                 risk: sets_risk(county).then(|| shown.risk().as_str().to_owned()),
                 reasons: row.map(|r| reasons(&r.reasons)).unwrap_or_default(),
                 since: row.map(|r| r.since),

@@ -91,18 +91,20 @@ pub async fn county_facts(
     Ok(facts)
 }
 
-/// A county's level as last recorded.
+/// A county's level as last recorded: the level, the one its rules gave, why, and since when.
 pub struct LevelRow {
     pub level: String,
     pub derived: String,
     pub override_id: Option<i64>,
     pub reasons: Value,
+    pub since: DateTime<Utc>,
 }
 
+/// Every county's latest level, by county.
 pub async fn latest_levels(client: &impl GenericClient) -> Result<HashMap<String, LevelRow>, Db> {
     let rows = client
         .query(
-            "SELECT DISTINCT ON (region) region, level, derived, override_id, reasons FROM county_levels
+            "SELECT DISTINCT ON (region) region, level, derived, override_id, reasons, at FROM county_levels
              ORDER BY region, id DESC",
             &[],
         )
@@ -117,6 +119,7 @@ pub async fn latest_levels(client: &impl GenericClient) -> Result<HashMap<String
                     derived: r.get(2),
                     override_id: r.get(3),
                     reasons: r.get(4),
+                    since: r.get(5),
                 },
             )
         })
@@ -360,36 +363,6 @@ pub async fn bump_generation(client: &impl GenericClient) -> Result<(), Db> {
         )
         .await?;
     Ok(())
-}
-
-/// A county as the map shows it: its level, why, and since when.
-pub struct MapRow {
-    pub region: String,
-    pub level: String,
-    pub derived: String,
-    pub overridden: bool,
-    pub reasons: Value,
-    pub since: DateTime<Utc>,
-}
-
-pub async fn current_levels(client: &impl GenericClient) -> Result<Vec<MapRow>, Db> {
-    Ok(client
-        .query(
-            "SELECT DISTINCT ON (region) region, level, derived, override_id IS NOT NULL, reasons, at
-             FROM county_levels ORDER BY region, id DESC",
-            &[],
-        )
-        .await?
-        .into_iter()
-        .map(|r| MapRow {
-            region: r.get(0),
-            level: r.get(1),
-            derived: r.get(2),
-            overridden: r.get(3),
-            reasons: r.get(4),
-            since: r.get(5),
-        })
-        .collect())
 }
 
 /// One county's indices of one day.

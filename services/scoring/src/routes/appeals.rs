@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::audit::{self, Entry};
+use crate::audit::Entry;
 use crate::db::{self, appeals};
 use crate::state::AppState;
 pub use appeals::AppealView;
@@ -100,10 +100,7 @@ pub async fn open(
     official: Official<AppealsResolve>,
     query: web::Query<OpenQuery>,
 ) -> Result<web::Json<AppealPage>, ApiError> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::unprocessable("limit", "must be 1 to 100"));
-    }
+    let limit = hc_platform::http::page_limit(query.limit, 50, 100)?;
     let after = hc_platform::http::cursor::parse(query.cursor.as_deref())?;
     // A regional client sees the appeals of people living in its region.
     let (lo, hi) = match official.region {
@@ -111,15 +108,10 @@ pub async fn open(
         None => crate::recolour::span(crate::rules::NATIONAL),
     };
     let client = state.db.get().await?;
-    let mut appeals = appeals::open_in(&client, (&lo, &hi), after, limit + 1).await?;
-    let next_cursor = if appeals.len() as i64 > limit {
-        appeals.truncate(limit as usize);
-        appeals
-            .last()
-            .map(|a| hc_platform::http::cursor::format(a.filed_at, a.id))
-    } else {
-        None
-    };
+    let appeals = appeals::open_in(&client, (&lo, &hi), after, limit + 1).await?;
+    let (appeals, next_cursor) = hc_platform::http::page(appeals, limit, |a| {
+        hc_platform::http::cursor::format(a.filed_at, a.id)
+    });
     Ok(web::Json(AppealPage {
         appeals,
         next_cursor,
@@ -226,16 +218,14 @@ pub async fn resolve(
         ),
         None => "rejected".to_owned(),
     };
-    audit::record(
-        &tx,
-        &Entry {
-            actor: &official.client_id,
-            action: "appeal.resolve",
-            subject: Some(person),
-            reason: Some(resolution),
-            outcome: &outcome,
-        },
-    )
+    Entry {
+        actor: &official.client_id,
+        action: "appeal.resolve",
+        subject: Some(person),
+        reason: Some(resolution),
+        outcome: &outcome,
+    }
+    .record(&tx)
     .await?;
     let index = db::subjects::index_of(&tx, person).await?;
     tx.commit().await?;

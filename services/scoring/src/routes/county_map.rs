@@ -10,7 +10,7 @@ use hc_platform::http::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::audit::{self, Entry};
+use crate::audit::Entry;
 use crate::county_map::rules::CountyLevel;
 use crate::county_map::{CountyDetail, CountyMapView};
 use crate::settings::CountyMapSettings;
@@ -159,16 +159,14 @@ pub async fn set_override(
         until,
     )
     .await?;
-    audit::record(
-        &tx,
-        &Entry {
-            actor: &official.client_id,
-            action: "county_map.override",
-            subject: None,
-            reason: Some(&format!("{code} {}: {reason}", body.level)),
-            outcome: "set",
-        },
-    )
+    Entry {
+        actor: &official.client_id,
+        action: "county_map.override",
+        subject: None,
+        reason: Some(&format!("{code} {}: {reason}", body.level)),
+        outcome: "set",
+    }
+    .record(&tx)
     .await?;
     tx.commit().await?;
     drop(client);
@@ -207,16 +205,14 @@ pub async fn lift_override(
             what: "override in force",
         });
     }
-    audit::record(
-        &tx,
-        &Entry {
-            actor: &official.client_id,
-            action: "county_map.lift",
-            subject: None,
-            reason: Some(&format!("{code}: {reason}")),
-            outcome: "lifted",
-        },
-    )
+    Entry {
+        actor: &official.client_id,
+        action: "county_map.lift",
+        subject: None,
+        reason: Some(&format!("{code}: {reason}")),
+        outcome: "lifted",
+    }
+    .record(&tx)
     .await?;
     tx.commit().await?;
     drop(client);

@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 use hc_domain::RegionCode;
 use hc_platform::ApiError;
 use hc_platform::auth::{Official, RiskWrite};
-use hc_platform::events::RegionRiskChanged;
 use hc_platform::http::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -71,20 +70,7 @@ pub async fn put(
     let code = region.to_string();
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
-    crate::db::region_risk::insert(
-        &tx,
-        &code,
-        level.as_str(),
-        effective_from,
-        &official.client_id,
-    )
-    .await?;
-    let event = RegionRiskChanged {
-        region: code.clone(),
-        level: level.as_str().into(),
-        effective_from,
-    };
-    hc_platform::outbox::enqueue(&tx, RegionRiskChanged::STREAM, &event.encode()).await?;
+    crate::db::region_risk::set(&tx, &code, level, effective_from, &official.client_id).await?;
     tx.commit().await?;
     // This replica's map and recolouring see the level at once; the others within their snapshot refresh.
     state.recolourer.invalidate();

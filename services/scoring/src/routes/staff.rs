@@ -10,7 +10,7 @@ use hc_platform::http::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::audit::{self, Entry};
+use crate::audit::Entry;
 use crate::db;
 use crate::db::staff::Employer;
 pub use crate::db::staff::MyEmployer;
@@ -131,31 +131,21 @@ pub async fn colours(
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<StaffColours>, ApiError> {
     employer_region(&official)?;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::unprocessable("limit", "must be 1 to 1000"));
-    }
+    let limit = hc_platform::http::page_limit(query.limit, 100, 1000)?;
     let after = query.cursor.clone().unwrap_or_default();
     let client = state.db.get().await?;
-    let mut listed = db::staff::colours(&client, &official.client_id, &after, limit + 1).await?;
-    let next_cursor = if listed.len() as i64 > limit {
-        listed.truncate(limit as usize);
-        listed.last().map(|s| s.label.clone())
-    } else {
-        None
-    };
+    let listed = db::staff::colours(&client, &official.client_id, &after, limit + 1).await?;
+    let (listed, next_cursor) = hc_platform::http::page(listed, limit, |s| s.label.clone());
     for (person, colour) in listed.iter().filter_map(|l| l.shown.as_ref()) {
         if colour.is_some() {
-            audit::record(
-                &client,
-                &Entry {
-                    actor: &official.client_id,
-                    action: "staff.colour",
-                    subject: Some(*person),
-                    reason: Some("return-to-work check"),
-                    outcome: "shown",
-                },
-            )
+            Entry {
+                actor: &official.client_id,
+                action: "staff.colour",
+                subject: Some(*person),
+                reason: Some("return-to-work check"),
+                outcome: "shown",
+            }
+            .record(&client)
             .await?;
         }
     }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::audit::{self, Entry};
+use crate::audit::Entry;
 use crate::db;
 use crate::state::AppState;
 use crate::status::{self, StatusView};
@@ -100,16 +100,14 @@ pub async fn lookup(
         (Some(_), true) => "read",
     };
     // The audit row is written before anything is answered; if it cannot be written, nothing is shown.
-    audit::record(
-        &client,
-        &Entry {
-            actor: &official.client_id,
-            action: "status.lookup",
-            subject: subject.as_ref().map(|(person, _)| *person),
-            reason: Some(reason),
-            outcome,
-        },
-    )
+    Entry {
+        actor: &official.client_id,
+        action: "status.lookup",
+        subject: subject.as_ref().map(|(person, _)| *person),
+        reason: Some(reason),
+        outcome,
+    }
+    .record(&client)
     .await?;
     // A person outside the client's region is, to this client, nobody: a 403 would say that they exist.
     let Some((person, home)) = subject.filter(|_| inside) else {

@@ -147,7 +147,7 @@ async fn a_close_contact_listed_in_xian_reaches_the_guangzhou_residents_status_w
                     person.parse().expect("a person id"),
                 )
                 .await
-                .expect("a status document that parses")?;
+                .expect("Redis answers")?;
                 (doc["reasons"]
                     .as_array()?
                     .iter()

@@ -103,14 +103,14 @@ impl TestApp {
     pub async fn cached(&self, person: &str) -> Option<Value> {
         status_document::read_as(&self.prefixed(), person.parse().expect("a person id"))
             .await
-            .expect("a status document that parses")
+            .expect("Redis answers")
     }
 
     /// The status document in Redis as rendering and verification read it.
     pub async fn as_readers_see_it(&self, person: &str) -> Option<status_document::CurrentStatus> {
         status_document::read(&self.prefixed(), person.parse().expect("a person id"))
             .await
-            .expect("a status document that parses")
+            .expect("Redis answers")
     }
 
     /// Waits (up to `WAIT`) for the Redis status of `person` to satisfy `ok`, and returns it.

@@ -64,12 +64,7 @@ pub async fn exchange(
     let client = state.db.get().await?;
     match envelope.message {
         Message::Residents { indexes } => {
-            if indexes.len() > MAX_ENTRIES {
-                return Err(ApiError::unprocessable(
-                    "indexes",
-                    format!("at most {MAX_ENTRIES}"),
-                ));
-            }
+            at_most_entries("indexes", indexes.len())?;
             let indexes = indexes
                 .iter()
                 .enumerate()
@@ -90,12 +85,7 @@ pub async fn exchange(
             Ok(HttpResponse::Ok().json(json!({"received": indexes.len()})))
         }
         Message::Facts { facts } => {
-            if facts.len() > MAX_ENTRIES {
-                return Err(ApiError::unprocessable(
-                    "facts",
-                    format!("at most {MAX_ENTRIES}"),
-                ));
-            }
+            at_most_entries("facts", facts.len())?;
             let sender = RegionCode::parse(&region)
                 .map_err(|e| ApiError::unprocessable("region", e.reason))?;
             let mut indexes = Vec::with_capacity(facts.len());
@@ -121,12 +111,7 @@ pub async fn exchange(
             Ok(HttpResponse::Accepted().json(json!({"accepted": indexes.len()})))
         }
         Message::Fetch { ack, limit } => {
-            if ack.len() > MAX_ENTRIES {
-                return Err(ApiError::unprocessable(
-                    "ack",
-                    format!("at most {MAX_ENTRIES}"),
-                ));
-            }
+            at_most_entries("ack", ack.len())?;
             let facts = fetch(&client, &region, &ack, limit.clamp(1, MAX_ENTRIES)).await?;
             Ok(HttpResponse::Ok().json(Fetched { facts }))
         }
@@ -252,4 +237,15 @@ async fn fetch(
             })
         })
         .collect()
+}
+
+/// 422 on a list of more than `MAX_ENTRIES`, naming it.
+fn at_most_entries(field: &str, len: usize) -> Result<(), ApiError> {
+    if len > MAX_ENTRIES {
+        return Err(ApiError::unprocessable(
+            field,
+            format!("at most {MAX_ENTRIES}"),
+        ));
+    }
+    Ok(())
 }

@@ -58,13 +58,9 @@ pub struct HubState {
 
 impl HubState {
     fn from_settings(s: &HubSettings, db: deadpool_postgres::Pool) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            (1..=60).contains(&s.unrouted_days),
-            "hub.unrouted_days must be 1 to 60"
-        );
-        anyhow::ensure!(
-            (1..=720).contains(&s.list_hours),
-            "hub.list_hours must be 1 to 720"
+        hc_platform::check_bounds!(
+            "hub.unrouted_days": s.unrouted_days => 1..=60,
+            "hub.list_hours": s.list_hours => 1..=720,
         );
         let (kid, seed) = s
             .root_key
@@ -89,9 +85,12 @@ impl HubState {
 }
 
 /// `region=kid:base64url-key`, comma-separated.
-fn keys_by_region(spec: &str, setting: &str) -> anyhow::Result<HashMap<String, VerifyingKey>> {
+pub(crate) fn keys_by_region(
+    spec: &str,
+    setting: &str,
+) -> anyhow::Result<HashMap<String, VerifyingKey>> {
     let mut keys = HashMap::new();
-    for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+    for entry in hc_platform::settings::list(spec) {
         let key = hc_token::pinned_root(entry)
             .with_context(|| format!("{setting}: {entry:?} is not region=kid:base64url-key"))?;
         keys.insert(key.issuer.clone(), key);

@@ -3,6 +3,7 @@
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
+use hc_domain::Colour;
 use hc_platform::ApiError;
 use hc_platform::http::Json;
 use hc_token::{SignedTrustList, TrustList, TrustedIssuer};
@@ -14,17 +15,16 @@ use crate::routes::trust::RootKey;
 use crate::trust::colour_table;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/openapi.json", web::get().to(serve_openapi))
-        .service(
-            web::scope("/v1/hub")
-                .route("/list", web::get().to(list))
-                .route("/root", web::get().to(root))
-                .route("/regions/{region}/list", web::put().to(upload))
-                .route(
-                    "/regions/{region}/exchange",
-                    web::post().to(super::exchange::exchange),
-                ),
-        );
+    cfg.service(
+        web::scope("/v1/hub")
+            .route("/list", web::get().to(list))
+            .route("/root", web::get().to(root))
+            .route("/regions/{region}/list", web::put().to(upload))
+            .route(
+                "/regions/{region}/exchange",
+                web::post().to(super::exchange::exchange),
+            ),
+    );
 }
 
 #[derive(OpenApi)]
@@ -37,10 +37,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     components(schemas(hc_platform::error::Problem))
 )]
 pub struct HubApi;
-
-async fn serve_openapi() -> HttpResponse {
-    HttpResponse::Ok().json(HubApi::openapi())
-}
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RegionView {
@@ -70,24 +66,21 @@ fn own_entry(list: &TrustList, region: &str) -> Result<TrustedIssuer, ApiError> 
             format!("the list has no keys for {region}"),
         ));
     }
+    // A list without a table maps each colour to itself.
     let colours = match &entry.colours {
-        None => None,
-        Some(table) => Some(colour_table(|c| table.get(c).map(String::as_str)).map_err(
-            |(field, why)| ApiError::unprocessable(format!("list.colours.{field}"), why),
-        )?),
+        None => [Colour::Green, Colour::Yellow, Colour::Orange, Colour::Red]
+            .map(|c| (c, c))
+            .into_iter()
+            .collect(),
+        Some(table) => {
+            colour_table(|c| table.get(c).map(String::as_str)).map_err(|(field, why)| {
+                ApiError::unprocessable(format!("list.colours.{field}"), why)
+            })?
+        }
     };
-    let table = colours
-        .map(|map| {
-            map.into_iter()
-                .map(|(theirs, ours)| (theirs.to_string(), ours.to_string()))
-                .collect()
-        })
-        .unwrap_or_else(|| {
-            ["green", "yellow", "orange", "red"]
-                .into_iter()
-                .map(|c| (c.to_owned(), c.to_owned()))
-                .collect()
-        });
+    let table = (colours.into_iter())
+        .map(|(theirs, ours)| (theirs.to_string(), ours.to_string()))
+        .collect();
     Ok(TrustedIssuer {
         region: region.to_owned(),
         keys: entry.keys.clone(),

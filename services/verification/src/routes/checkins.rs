@@ -157,18 +157,11 @@ async fn record_checkin(
     // To the microsecond, as PostgreSQL keeps it: a repeat answered from there says the same time.
     let now = Utc::now().trunc_subsecs(6);
     let record = ScanRecord {
-        at: now,
-        id: Uuid::new_v4(),
-        kind: "checkin",
-        venue_id: venue.id.clone(),
-        client_id: None,
         person_id: Some(person),
-        issuer: None,
-        colour: None,
         decision: "recorded",
-        reason: None,
         visit: Some((index, venue.region.clone())),
         idempotency_key: key.map(str::to_owned),
+        ..ScanRecord::new("checkin", &venue.id, now)
     };
     let id = record.id;
     if record_scan(state, record).await? == Recorded::Repeat {

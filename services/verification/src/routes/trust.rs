@@ -139,16 +139,14 @@ pub async fn import_peer(
             detail: format!("the list held for {region} is newer than sequence {sequence}"),
         });
     }
-    audit::record(
-        &tx,
-        &audit::Entry {
-            actor: &official.client_id,
-            action: "trust.import_peer",
-            subject: None,
-            reason: Some(&region),
-            outcome: &format!("sequence {sequence}"),
-        },
-    )
+    audit::Entry {
+        actor: &official.client_id,
+        action: "trust.import_peer",
+        subject: None,
+        reason: Some(&region),
+        outcome: &format!("sequence {sequence}"),
+    }
+    .record(&tx)
     .await?;
     tx.commit().await?;
     state.trust.reload_peers(&client).await?;
@@ -267,16 +265,14 @@ pub async fn put_dcc_signers(
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
     db::dcc_signers::replace(&tx, &rows, &official.client_id).await?;
-    audit::record(
-        &tx,
-        &audit::Entry {
-            actor: &official.client_id,
-            action: "trust.dcc_signers",
-            subject: None,
-            reason: None,
-            outcome: &format!("{} certificates", rows.len()),
-        },
-    )
+    audit::Entry {
+        actor: &official.client_id,
+        action: "trust.dcc_signers",
+        subject: None,
+        reason: None,
+        outcome: &format!("{} certificates", rows.len()),
+    }
+    .record(&tx)
     .await?;
     tx.commit().await?;
     // Stored: the answer says so even if this replica's reload fails; it and the others reload within

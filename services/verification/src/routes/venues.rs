@@ -260,10 +260,7 @@ pub async fn visits(
     path: web::Path<String>,
     query: web::Query<VisitsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = query.limit.unwrap_or(200);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::unprocessable("limit", "must be 1 to 1000"));
-    }
+    let limit = hc_platform::http::page_limit(query.limit, 200, 1000)?;
     if query.to <= query.from || query.to - query.from > chrono::Duration::days(31) {
         return Err(ApiError::unprocessable(
             "to",
@@ -277,7 +274,7 @@ pub async fn visits(
         .await?
         .ok_or(ApiError::NotFound { what: "venue" })?;
     in_scope(&official, &venue.region)?;
-    let mut visits: Vec<VisitRecord> = db::scans::at_venue(
+    let visits: Vec<VisitRecord> = db::scans::at_venue(
         &client,
         &venue.id,
         (query.from, query.to),
@@ -285,28 +282,22 @@ pub async fn visits(
         limit + 1,
     )
     .await?;
-    let next_cursor = if visits.len() as i64 > limit {
-        visits.truncate(limit as usize);
-        visits.last().map(|v| cursor::format(v.at, v.id))
-    } else {
-        None
-    };
-    audit::record(
-        &client,
-        &audit::Entry {
-            actor: &official.client_id,
-            action: "trace.venue_visits",
-            subject: None,
-            reason: Some(reason),
-            outcome: &format!(
-                "venue {} {}..{}: {} records",
-                venue.id,
-                query.from,
-                query.to,
-                visits.len()
-            ),
-        },
-    )
+    let (visits, next_cursor) =
+        hc_platform::http::page(visits, limit, |v| cursor::format(v.at, v.id));
+    audit::Entry {
+        actor: &official.client_id,
+        action: "trace.venue_visits",
+        subject: None,
+        reason: Some(reason),
+        outcome: &format!(
+            "venue {} {}..{}: {} records",
+            venue.id,
+            query.from,
+            query.to,
+            visits.len()
+        ),
+    }
+    .record(&client)
     .await?;
     Ok(HttpResponse::Ok().json(VisitPage {
         visits,

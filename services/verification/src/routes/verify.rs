@@ -157,23 +157,6 @@ pub(crate) async fn record_scan(
     })
 }
 
-fn scan(kind: &'static str, venue: &Venue, now: DateTime<Utc>) -> ScanRecord {
-    ScanRecord {
-        at: now,
-        id: Uuid::new_v4(),
-        kind,
-        venue_id: venue.id.clone(),
-        client_id: None,
-        person_id: None,
-        issuer: None,
-        colour: None,
-        decision: "deny",
-        reason: None,
-        visit: None,
-        idempotency_key: None,
-    }
-}
-
 /// The answer to the gate and the scan record of one judgement, which say the same.
 fn judged(
     verdict: Verdict,
@@ -239,7 +222,7 @@ async fn by_code(
             format!("is longer than {MAX_CODE_LEN} characters"),
         ));
     }
-    let mut record = scan("scan", venue, now);
+    let mut record = ScanRecord::new("scan", &venue.id, now);
     let trust = state.trust.snapshot();
     let at = Validation {
         now: now.timestamp(),
@@ -314,7 +297,7 @@ async fn by_code(
                 return Ok(judged(verdict, None, issuer, None, venue, record));
             };
             record.person_id = Some(person);
-            let current = match status::current(&state.store, person).await {
+            let current = match hc_platform::status_document::read(&state.store, person).await {
                 Ok(c) => c,
                 Err(err) => {
                     tracing::warn!(error = %err, "reading the current status failed; judging on the code");
@@ -374,7 +357,7 @@ fn by_dcc(
             format!("is longer than {} characters", dcc::MAX_CODE_LEN),
         ));
     }
-    let record = scan("scan", venue, now);
+    let record = ScanRecord::new("scan", &venue.id, now);
     let trust = state.trust.snapshot();
     let verified = match dcc::verify(
         code,
@@ -416,7 +399,7 @@ async fn by_id_card(
     let index = state.index.id_number(&id);
     let client = state.db.get().await?;
     let row = db::persons::by_index(&client, &index).await?;
-    let mut record = scan("id_card", venue, now);
+    let mut record = ScanRecord::new("id_card", &venue.id, now);
     record.issuer = Some(state.settings.issuer.clone());
     let (verdict, colour, person, masked) = match row {
         None => (
@@ -430,37 +413,37 @@ async fn by_id_card(
             None,
             None,
         ),
-        Some((person, masked)) => match status::current(&state.store, person).await? {
-            None => (
-                Verdict::deny(
-                    "no_status",
-                    "id_card",
-                    "暂无健康码状态".into(),
-                    "no status is known for this person yet".into(),
+        Some((person, masked)) => {
+            match hc_platform::status_document::read(&state.store, person).await? {
+                None => (
+                    Verdict::deny(
+                        "no_status",
+                        "id_card",
+                        "暂无健康码状态".into(),
+                        "no status is known for this person yet".into(),
+                    ),
+                    None,
+                    Some(person),
+                    masked,
                 ),
-                None,
-                Some(person),
-                masked,
-            ),
-            Some(c) => (
-                policy::judge(&venue.policy, &status::subject(&c), now),
-                Some(c.colour),
-                Some(person),
-                masked,
-            ),
-        },
+                Some(c) => (
+                    policy::judge(&venue.policy, &status::subject(&c), now),
+                    Some(c.colour),
+                    Some(person),
+                    masked,
+                ),
+            }
+        }
     };
     // The read of a person's status by ID number is audited before anything is answered.
-    audit::record(
-        &client,
-        &audit::Entry {
-            actor: device,
-            action: "verify.id_card",
-            subject: person,
-            reason: Some(&venue.id),
-            outcome: verdict.decision.as_str(),
-        },
-    )
+    audit::Entry {
+        actor: device,
+        action: "verify.id_card",
+        subject: person,
+        reason: Some(&venue.id),
+        outcome: verdict.decision.as_str(),
+    }
+    .record(&client)
     .await?;
     record.person_id = person;
     let (mut a, record) = judged(
