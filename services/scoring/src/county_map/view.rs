@@ -220,7 +220,7 @@ impl CountyMap {
                 .map(|h| LevelChange {
                     level: level(&h.level),
                     derived: level(&h.derived),
-                    overridden: h.override_reason.is_some(),
+                    overridden: h.overridden,
                     reasons: reasons(&h.reasons),
                     inputs: h.inputs,
                     at: h.at,

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
+use hc_domain::CaseStatus;
 use serde_json::Value;
 
 use crate::county_map::indices::IndexInputs;
@@ -12,8 +13,11 @@ use crate::county_map::rules::CountyFacts;
 
 type Db = tokio_postgres::Error;
 
-/// Case statuses that count as cases on the map.
-const CASES: &str = "('confirmed', 'asymptomatic')";
+/// Case statuses that count as cases on the map: those that carry the virus.
+fn cases() -> Vec<&'static str> {
+    let infectious = CaseStatus::ALL.iter().filter(|s| s.is_infectious());
+    infectious.map(|s| s.as_str()).collect()
+}
 /// Case statuses under which a person is in quarantine.
 const QUARANTINE: &str = "('close_contact', 'secondary_contact', 'inbound')";
 
@@ -28,23 +32,21 @@ pub async fn county_facts(
 ) -> Result<HashMap<String, CountyFacts>, Db> {
     let rows = client
         .query(
-            &format!(
-                "WITH c AS (
-                   SELECT COALESCE(s.home_region, f.region) AS region, f.id_index, f.status, f.since
-                   FROM f_cases f LEFT JOIN subjects s USING (id_index)
-                   WHERE f.since > $1::date - 28 AND f.since <= $1::date
-                 ), first_case AS (
-                   SELECT DISTINCT ON (id_index) region, since FROM c WHERE status IN {CASES}
-                   ORDER BY id_index, since
-                 )
-                 SELECT region,
-                   count(*) FILTER (WHERE since > $1::date - 14),
-                   count(*) FILTER (WHERE since > $1::date - 7),
-                   count(*) FILTER (WHERE since > $1::date - 14 AND since <= $1::date - 7),
-                   count(*) FILTER (WHERE since <= $1::date - 14)
-                 FROM first_case WHERE region IS NOT NULL GROUP BY region"
-            ),
-            &[&today],
+            "WITH c AS (
+               SELECT COALESCE(s.home_region, f.region) AS region, f.id_index, f.status, f.since
+               FROM f_cases f LEFT JOIN subjects s USING (id_index)
+               WHERE f.since > $1::date - 28 AND f.since <= $1::date
+             ), first_case AS (
+               SELECT DISTINCT ON (id_index) region, since FROM c WHERE status = ANY($2)
+               ORDER BY id_index, since
+             )
+             SELECT region,
+               count(*) FILTER (WHERE since > $1::date - 14),
+               count(*) FILTER (WHERE since > $1::date - 7),
+               count(*) FILTER (WHERE since > $1::date - 14 AND since <= $1::date - 7),
+               count(*) FILTER (WHERE since <= $1::date - 14)
+             FROM first_case WHERE region IS NOT NULL GROUP BY region",
+            &[&today, &cases()],
         )
         .await?;
     let mut facts: HashMap<String, CountyFacts> = rows
@@ -402,7 +404,7 @@ pub async fn indices_since(
 pub struct HistoryRow {
     pub level: String,
     pub derived: String,
-    pub override_reason: Option<String>,
+    pub overridden: bool,
     pub reasons: Value,
     pub inputs: Value,
     pub at: DateTime<Utc>,
@@ -415,9 +417,8 @@ pub async fn history(
 ) -> Result<Vec<HistoryRow>, Db> {
     Ok(client
         .query(
-            "SELECT l.level, l.derived, o.reason, l.reasons, l.inputs, l.at
-             FROM county_levels l LEFT JOIN county_overrides o ON o.id = l.override_id
-             WHERE l.region = $1 ORDER BY l.id DESC LIMIT $2",
+            "SELECT level, derived, override_id IS NOT NULL, reasons, inputs, at FROM county_levels
+             WHERE region = $1 ORDER BY id DESC LIMIT $2",
             &[&region, &limit],
         )
         .await?
@@ -425,7 +426,7 @@ pub async fn history(
         .map(|r| HistoryRow {
             level: r.get(0),
             derived: r.get(1),
-            override_reason: r.get(2),
+            overridden: r.get(2),
             reasons: r.get(3),
             inputs: r.get(4),
             at: r.get(5),

@@ -108,13 +108,11 @@ pub struct LiftRequest {
     pub reason: String,
 }
 
-fn county_in_scope(
-    official: &Official<RiskWrite>,
-    raw: &str,
-) -> Result<(RegionCode, String), ApiError> {
+/// The county's code, if it is a county inside the official's region scope.
+fn county_in_scope(official: &Official<RiskWrite>, raw: &str) -> Result<String, ApiError> {
     let county = region_of_level(raw, "code", RegionLevel::County)?;
     official.require_region(county)?;
-    Ok((county, county.to_string()))
+    Ok(county.to_string())
 }
 
 /// Sets a county's level by hand, overriding the published rules until `until`: audited with the reason, and the
@@ -135,7 +133,7 @@ pub async fn set_override(
     path: web::Path<String>,
     Json(body): Json<OverrideRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, code) = county_in_scope(&official, &path)?;
+    let code = county_in_scope(&official, &path)?;
     let reason = hc_platform::http::text("reason", &body.reason, 10..=500)?;
     let now = Utc::now();
     let max_days = state.county_map.settings().override_max_days;
@@ -196,7 +194,7 @@ pub async fn lift_override(
     path: web::Path<String>,
     Json(body): Json<LiftRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, code) = county_in_scope(&official, &path)?;
+    let code = county_in_scope(&official, &path)?;
     let reason = hc_platform::http::text("reason", &body.reason, 10..=500)?;
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;

@@ -240,6 +240,14 @@ async fn cases_in_a_county_turn_it_orange_its_visitors_red_and_only_an_audited_o
         .map(|h| h["level"].as_str().expect("level"))
         .collect();
     assert_eq!(levels, ["orange", "green", "orange"]);
+    let overridden: Vec<&Value> = (detail["history"].as_array().expect("history").iter())
+        .map(|h| &h["overridden"])
+        .collect();
+    assert_eq!(
+        overridden,
+        [false, true, false],
+        "only the override's row is marked"
+    );
     assert_eq!(detail["history"][2]["inputs"]["cases_14d"], 10);
     assert_eq!(detail["history"][2]["inputs"]["cases_prior_7d"], 10);
 
