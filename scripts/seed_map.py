@@ -4,7 +4,8 @@ health commission's client, a few residents, case lists (cases rising in 西湖�
 close contacts, and 14 days of carrier trajectories and venue check-ins, so every level of the five-colour map and
 both indices have data. Idempotent: batch keys carry `tag`.
 
-Usage: seed_map.py IDENTITY DECLARATION (the admin key and Redis from the environment, as seed_demo.py)."""
+Usage: seed_map.py IDENTITY DECLARATION [SCORING [--indices]] (the admin key and Redis from the environment, as
+seed_demo.py). With SCORING, waits until its map shows the seed (see `shows_seed`)."""
 import datetime
 import json
 import os
@@ -49,9 +50,18 @@ def post_ndjson(url, token, rows, key):
         assert body.get("rejected", 0) == 0, body
 
 
-def seed(identity, declaration, admin, tag, creds_file=None, scoring=None):
+def shows_seed(body, indices=False):
+    """Whether a `GET /v1/map?province=330000` answer shows the seed's levels (西湖区 red, 南湖区 blue), and with
+    `indices` also its indices (ten days of 西湖区's, today's flow in 义乌市), which scoring's scheduled round computes."""
+    m = {c["region"]: c for c in body["counties"]}
+    levels = m["330106"]["level"] == "red" and m["330402"]["level"] == "blue"
+    yiwu = m["330782"]["indices"]
+    return levels and (not indices or (len(m["330106"]["indices"]) >= 10 and bool(yiwu) and yiwu[-1]["flow"] is not None))
+
+
+def seed(identity, declaration, admin, tag, creds_file=None, scoring=None, indices=False):
     """Seeds the map; returns the Zhejiang client's credentials (kept in `creds_file` across runs when given). With
-    `scoring`, waits (up to 30 s) until its map shows what the seed implies."""
+    `scoring`, waits (up to 30 s) until its map shows what the seed implies (`shows_seed`)."""
     creds = json.load(open(creds_file)) if creds_file and os.path.exists(creds_file) else None
     token = lambda: call("POST", f"{identity}/v1/auth/token", {"grant_type": "client_credentials", **creds})
     if creds is None or token()[0] != 200:
@@ -118,7 +128,7 @@ def seed(identity, declaration, admin, tag, creds_file=None, scoring=None):
     post_ndjson(f"{declaration}/v1/imports/visits", official, visits, f"demo-zj-visits-{today}-{tag}")
     for _ in range(150 if scoring else 0):
         status, body = call("GET", f"{scoring}/v1/map?province=330000")
-        if status == 200 and any(c["region"] == "330106" and c["level"] == "red" for c in body["counties"]):
+        if status == 200 and shows_seed(body, indices):
             break
         time.sleep(0.2)
     else:
@@ -128,8 +138,10 @@ def seed(identity, declaration, admin, tag, creds_file=None, scoring=None):
 
 if __name__ == "__main__":
     IDENTITY, DECLARATION = sys.argv[1], sys.argv[2]
+    SCORING = sys.argv[3] if len(sys.argv) > 3 else None
     status, body = call("POST", f"{IDENTITY}/v1/auth/token",
                         {"grant_type": "client_credentials", "client_id": "admin",
                          "client_secret": os.environ["HC__IDENTITY__ADMIN_KEY"]})
     assert status == 200, (status, body)
-    seed(IDENTITY, DECLARATION, body["access_token"], os.environ.get("SEED_TAG", "e2e"))
+    seed(IDENTITY, DECLARATION, body["access_token"], os.environ.get("SEED_TAG", "e2e"), scoring=SCORING,
+         indices="--indices" in sys.argv[4:])
