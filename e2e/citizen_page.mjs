@@ -7,18 +7,14 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const { PAGE_URL, REDIS_URL, PREFIX, PHONE, SCREENSHOT } = process.env;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const fail = (why) => { throw new Error(why); };
 const step = (what) => console.log(`e2e: ${what}`);
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 const scratch = mkdtempSync(join(tmpdir(), "hc-e2e-"));
 try {
   const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, locale: "zh-CN" });

@@ -5,18 +5,14 @@
 // and passes MAP_URL and SCREENSHOT.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const { MAP_URL, SCREENSHOT } = process.env;
 const fail = (why) => { throw new Error(why); };
 const step = (what) => console.log(`e2e map: ${what}`);
 const axe = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   step("under the page's own content security policy: it loads and draws with no violation");
   const strict = await browser.newContext({ locale: "zh-CN" });
